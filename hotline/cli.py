@@ -1,0 +1,101 @@
+"""The ``hotline`` command: one entry point, one sub-command per job.
+
+Sub-commands import their feature lazily so that ``hotline --help`` stays fast and a
+missing optional dependency only affects the command that needs it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from pathlib import Path
+from typing import Callable
+
+from hotline.privacy import configure_logging
+from hotline.settings import SettingsError, load_settings
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from hotline.app import run_serve
+
+    settings = load_settings(args.config)
+    configure_logging(settings.log_level)
+    return asyncio.run(run_serve(settings))
+
+
+def _cmd_pbx_sim(args: argparse.Namespace) -> int:
+    from hotline.pbx_sim.__main__ import main as pbx_main
+
+    configure_logging("INFO")
+    return pbx_main(args.rest)
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from hotline.demo import run_demo
+
+    settings = load_settings(args.config, profile="demo")
+    configure_logging(settings.log_level)
+    return asyncio.run(run_demo(settings, calls=args.calls, open_browser=not args.no_browser))
+
+
+def _cmd_prompts(args: argparse.Namespace) -> int:
+    from ivr.prompts.build import main as prompts_main
+
+    configure_logging("INFO")
+    return prompts_main(args.rest)
+
+
+def _cmd_platform_sim(args: argparse.Namespace) -> int:
+    from national.sim import main as platform_main
+
+    configure_logging("INFO")
+    return platform_main(args.rest)
+
+
+def _cmd_models(args: argparse.Namespace) -> int:
+    from ivr.speech.models import main as models_main
+
+    configure_logging("INFO")
+    return models_main(args.rest)
+
+
+COMMANDS: dict[str, tuple[str, Callable[[argparse.Namespace], int], bool]] = {
+    # name: (help, handler, passes the remaining arguments through)
+    "serve": ("run the ARI application against Asterisk", _cmd_serve, False),
+    "demo": ("start the whole system on embedded defaults with simulated calls", _cmd_demo, False),
+    "pbx-sim": ("run the Asterisk 22 ARI stand-in", _cmd_pbx_sim, True),
+    "prompts": ("build the IVR prompt sound files", _cmd_prompts, True),
+    "platform-sim": ("run the national 12315 platform stand-in", _cmd_platform_sim, True),
+    "models": ("download and verify speech models", _cmd_models, True),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="hotline", description=__doc__.splitlines()[0])
+    parser.add_argument("--config", type=Path, help="TOML settings file (or HOTLINE_CONFIG)")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, (help_text, _handler, passthrough) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_text, add_help=not passthrough)
+        if passthrough:
+            p.add_argument("rest", nargs=argparse.REMAINDER)
+        if name == "demo":
+            p.add_argument("--calls", type=int, default=20, help="simulated calls to place")
+            p.add_argument("--no-browser", action="store_true", help="do not open a browser")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    _help, handler, _ = COMMANDS[args.command]
+    try:
+        return handler(args)
+    except SettingsError as exc:
+        print(f"hotline: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

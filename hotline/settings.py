@@ -1,0 +1,129 @@
+"""One typed settings object for the whole application.
+
+Precedence, lowest to highest: defaults in this file, the ``test`` profile (when
+``HOTLINE_PROFILE=test``), a TOML file (``HOTLINE_CONFIG`` or ``--config``), then
+environment variables ``HOTLINE_<SECTION>__<FIELD>`` (for example
+``HOTLINE_ARI__URL=http://pbx:8088``).
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, SecretStr
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+#: Where runtime data (SQLite file, sounds, recordings, redis dump) lives by default.
+DEFAULT_VAR_DIR = Path("var")
+
+
+class AriSettings(BaseModel):
+    url: str = "http://127.0.0.1:8088"
+    username: str = "hotline"
+    password: SecretStr = SecretStr("hotline")
+    app: str = "hotline"
+    #: Reconnect backoff of the events WebSocket: first delay, cap (seconds).
+    reconnect_initial_s: float = 0.5
+    reconnect_max_s: float = 10.0
+    request_timeout_s: float = 5.0
+
+
+class DatabaseSettings(BaseModel):
+    #: SQLAlchemy async URL. SQLite is the embedded default; PostgreSQL via
+    #: ``postgresql+asyncpg://user:pass@host/db``.
+    url: str = f"sqlite+aiosqlite:///{DEFAULT_VAR_DIR}/hotline.db"
+
+
+class RedisSettings(BaseModel):
+    url: str = "redis://127.0.0.1:6379/0"
+    #: Prefix of every key, so that several deployments (or tests) share a server.
+    prefix: str = "hotline"
+
+
+class IvrSettings(BaseModel):
+    language: str = "zh-CN"
+    #: Seconds of silence after a menu prompt before the caller is reprompted.
+    no_input_timeout_s: float = 5.0
+    #: Attempts at a menu (first prompt included) before the caller goes to an operator.
+    max_attempts: int = Field(3, ge=1, le=10)
+    #: Where ``hotline prompts build`` writes Asterisk sound files (``<dir>/<lang>/hotline/*.wav``).
+    sounds_dir: Path = DEFAULT_VAR_DIR / "sounds"
+
+
+class HttpSettings(BaseModel):
+    host: str = "127.0.0.1"
+    port: int = 8080
+
+
+class Settings(BaseSettings):
+    """Everything configurable, grouped by concern."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="HOTLINE_", env_nested_delimiter="__", extra="forbid"
+    )
+
+    profile: Literal["production", "test", "demo"] = "production"
+    log_level: str = "INFO"
+    var_dir: Path = DEFAULT_VAR_DIR
+    ari: AriSettings = AriSettings()
+    database: DatabaseSettings = DatabaseSettings()
+    redis: RedisSettings = RedisSettings()
+    ivr: IvrSettings = IvrSettings()
+    http: HttpSettings = HttpSettings()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Environment beats explicit init values (which carry the TOML file and profile).
+        return (env_settings, init_settings)
+
+
+#: Values the ``test`` profile changes: short timeouts so that tests run fast.
+TEST_PROFILE: dict[str, Any] = {
+    "profile": "test",
+    "log_level": "DEBUG",
+    "ivr": {"no_input_timeout_s": 0.3},
+    "ari": {"reconnect_initial_s": 0.05, "reconnect_max_s": 0.5},
+}
+
+
+def _deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+class SettingsError(ValueError):
+    """A settings file that cannot be read or does not fit the schema."""
+
+
+def load_settings(config: Path | str | None = None, **overrides: Any) -> Settings:
+    """Build the settings: defaults, profile, TOML file, overrides, environment."""
+    values: dict[str, Any] = {}
+    profile = os.environ.get("HOTLINE_PROFILE", overrides.get("profile"))
+    if profile == "test":
+        values = _deep_merge(values, TEST_PROFILE)
+    path = config or os.environ.get("HOTLINE_CONFIG")
+    if path:
+        path = Path(path)
+        try:
+            values = _deep_merge(values, tomllib.loads(path.read_text(encoding="utf-8")))
+        except FileNotFoundError as exc:
+            raise SettingsError(f"settings file {path} does not exist") from exc
+        except tomllib.TOMLDecodeError as exc:
+            raise SettingsError(f"settings file {path} is not valid TOML: {exc}") from exc
+    values = _deep_merge(values, overrides)
+    return Settings(**values)
