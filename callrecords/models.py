@@ -1,0 +1,44 @@
+"""The call record table."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, Float, Index, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from hotline.db import Base, UtcDateTime
+
+
+class CallRecord(Base):
+    __tablename__ = "call_records"
+
+    #: Our own id of the call (a UUID), also the platform's ``call_id``.
+    call_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    channel_id: Mapped[str] = mapped_column(String(64), index=True)
+    hotline_number: Mapped[str] = mapped_column(String(8))
+    business_line: Mapped[str] = mapped_column(String(32))
+    area_code: Mapped[str | None] = mapped_column(String(8))
+    #: Personal data: stored for the platform and callbacks, never logged unmasked.
+    caller_phone: Mapped[str | None] = mapped_column(String(32))
+    started_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    queued_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    answered_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    ended_at: Mapped[datetime | None] = mapped_column(UtcDateTime, index=True)
+    menu_path: Mapped[list[str]] = mapped_column(JSON, default=list)
+    #: The branch the IVR chose: complaint / report / consultation / operator.
+    choice: Mapped[str | None] = mapped_column(String(32))
+    recognized_by: Mapped[str] = mapped_column(String(8), default="none")
+    transcript: Mapped[str | None] = mapped_column(String(2000))
+    confidence: Mapped[float | None] = mapped_column(Float)
+    #: Platform outcome once ended (answered, abandoned_in_menu, ...); the flow state while live.
+    outcome: Mapped[str | None] = mapped_column(String(32))
+    state: Mapped[str] = mapped_column(String(32))
+    agent_id: Mapped[str | None] = mapped_column(String(32))
+    hangup_cause: Mapped[str | None] = mapped_column(String(64))
+
+    __table_args__ = (Index("ix_call_records_started", "started_at"),)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {c.name: getattr(self, c.name) for c in self.__table__.columns}

@@ -1,0 +1,124 @@
+"""Writing and reading call records.
+
+The call path never waits for SQL: flows hand the writer a full snapshot of the
+record (an upsert, so writing it twice is harmless) and a background task commits
+the latest snapshot of each call in batches. If the process dies before a batch is
+committed, the live call state in Redis still holds the snapshot and the
+resynchronization after restart writes it again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any, Sequence
+
+from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
+
+from callrecords.models import CallRecord
+
+log = logging.getLogger(__name__)
+
+
+def _upsert(dialect: str, rows: Sequence[dict[str, Any]]) -> Any:
+    table = CallRecord.__table__
+    insert = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}.get(dialect)
+    if insert is None:
+        raise RuntimeError(f"unsupported database dialect {dialect!r}: use SQLite or PostgreSQL")
+    stmt = insert(table).values(list(rows))
+    updates = {c.name: stmt.excluded[c.name] for c in table.columns if c.name != "call_id"}
+    return stmt.on_conflict_do_update(index_elements=["call_id"], set_=updates)
+
+
+class CallRecordWriter:
+    """Write-behind of call-record snapshots, coalesced per call and committed in batches."""
+
+    def __init__(self, engine: AsyncEngine, *, batch_delay_s: float = 0.05, max_batch: int = 500) -> None:
+        self._engine = engine
+        self._delay = batch_delay_s
+        self._max_batch = max_batch
+        self._pending: dict[str, dict[str, Any]] = {}
+        self._wakeup = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._task: asyncio.Task[None] | None = None
+        self.batches_written = 0
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run(), name="call-record-writer")
+
+    def save(self, snapshot: dict[str, Any]) -> None:
+        """Queue the full record of one call; a later snapshot of the same call replaces it."""
+        self._pending[snapshot["call_id"]] = snapshot
+        self._idle.clear()
+        self._wakeup.set()
+
+    async def _run(self) -> None:
+        while True:
+            await self._wakeup.wait()
+            self._wakeup.clear()
+            # A short pause gathers the snapshots of many calls into one transaction.
+            await asyncio.sleep(self._delay)
+            await self._flush_pending()
+
+    async def _flush_pending(self) -> None:
+        while self._pending:
+            batch_ids = list(self._pending)[: self._max_batch]
+            rows = [self._pending.pop(cid) for cid in batch_ids]
+            try:
+                async with self._engine.begin() as conn:
+                    await conn.execute(_upsert(self._engine.dialect.name, rows))
+                self.batches_written += 1
+            except Exception:
+                # Keep the rows (unless newer snapshots arrived meanwhile) and retry later:
+                # a database hiccup must not lose call records.
+                log.exception("writing %d call record(s) failed; will retry", len(rows))
+                for row in rows:
+                    self._pending.setdefault(row["call_id"], row)
+                await asyncio.sleep(1.0)
+        self._idle.set()
+
+    async def flush(self, timeout: float = 10.0) -> None:
+        """Wait until everything saved so far is committed."""
+        if self._pending:
+            self._wakeup.set()
+        await asyncio.wait_for(self._idle.wait(), timeout)
+
+    async def close(self) -> None:
+        try:
+            await self.flush()
+        finally:
+            if self._task is not None:
+                self._task.cancel()
+                await asyncio.gather(self._task, return_exceptions=True)
+
+
+class CallRecordRepository:
+    """Queries on call records (used by resync, tests, the desktop and the delivery)."""
+
+    def __init__(self, sessions: async_sessionmaker) -> None:
+        self._sessions = sessions
+
+    async def get(self, call_id: str) -> CallRecord | None:
+        async with self._sessions() as session:
+            return await session.get(CallRecord, call_id)
+
+    async def by_channel(self, channel_id: str) -> CallRecord | None:
+        async with self._sessions() as session:
+            result = await session.execute(
+                select(CallRecord).where(CallRecord.channel_id == channel_id).order_by(CallRecord.started_at.desc())
+            )
+            return result.scalars().first()
+
+    async def open_records(self) -> list[CallRecord]:
+        """Records of calls that have not ended (for sweeping after a crash)."""
+        async with self._sessions() as session:
+            result = await session.execute(select(CallRecord).where(CallRecord.ended_at.is_(None)))
+            return list(result.scalars())
+
+    async def all(self) -> list[CallRecord]:
+        async with self._sessions() as session:
+            result = await session.execute(select(CallRecord).order_by(CallRecord.started_at))
+            return list(result.scalars())

@@ -1,0 +1,117 @@
+"""Composition root: builds every component from the settings, by constructor injection.
+
+``hotline serve`` runs exactly this against a real Asterisk; the demo and the tests run
+it against the stand-in. Nothing here holds module-level state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from contextlib import suppress
+
+import aiohttp
+from redis.asyncio import Redis
+
+from callrecords.services import CallRecordRepository, CallRecordWriter
+from hotline.ari.dispatcher import Dispatcher, Timers, make_sink_table
+from hotline.ari.events import EventStream
+from hotline.ari.rest import AriRest
+from hotline.db import create_schema, make_engine, sessionmaker
+from hotline.settings import Settings
+from ivr.prompts.catalogue import PromptCatalogue, asterisk_language
+from ivr.services import CallServices, HoldRouter, IvrService, Router
+from ivr.stasis import IvrStasis
+from ivr.store import CallStateStore
+
+log = logging.getLogger(__name__)
+
+
+class Application:
+    def __init__(self, settings: Settings, *, router: Router | None = None) -> None:
+        self.settings = settings
+        self._router = router
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def start(self) -> None:
+        s = self.settings
+        self.http = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=200), raise_for_status=False
+        )
+        self.ari = AriRest(
+            self.http, s.ari.url, s.ari.username, s.ari.password.get_secret_value(),
+            timeout_s=s.ari.request_timeout_s,
+        )
+        self.redis = Redis.from_url(s.redis.url)
+        await self.redis.ping()
+        self.engine = make_engine(s.database.url)
+        await create_schema(self.engine)
+        self.records = CallRecordWriter(self.engine)
+        self.records.start()
+        self.call_records = CallRecordRepository(sessionmaker(self.engine))
+
+        prompts = PromptCatalogue.load(s.ivr.language)
+        self.dispatcher = Dispatcher(self._sink)
+        self.timers = Timers(self.dispatcher, s.ari.app)
+        self.ivr = IvrService(
+            CallServices(
+                ari=self.ari,
+                prompts=prompts,
+                timers=self.timers,
+                router=self._router or HoldRouter(),
+                store=CallStateStore(self.redis, s.redis.prefix),
+                records=self.records,
+                language=asterisk_language(s.ivr.language),
+                no_input_timeout_s=s.ivr.no_input_timeout_s,
+                max_attempts=s.ivr.max_attempts,
+            ),
+            self.dispatcher,
+            s.ari.app,
+        )
+        self._table = IvrStasis(self.ivr).table()
+        self._handle = make_sink_table(self._table)
+        self.events = EventStream(
+            s.ari.url,
+            s.ari.app,
+            s.ari.username,
+            s.ari.password.get_secret_value(),
+            self.dispatcher,
+            on_connect=self.ivr.resync,
+            initial_backoff_s=s.ari.reconnect_initial_s,
+            max_backoff_s=s.ari.reconnect_max_s,
+        )
+        self._tasks.append(asyncio.create_task(self.events.run(), name="ari-events"))
+
+    async def _sink(self, key: str, event) -> None:  # type: ignore[no-untyped-def]
+        await self._handle(key, event)
+
+    async def wait_connected(self, timeout: float = 10.0) -> None:
+        await asyncio.wait_for(self.events.connected.wait(), timeout)
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
+        with suppress(TimeoutError):
+            await self.dispatcher.drain(timeout=2.0)
+        await self.dispatcher.close()
+        await self.records.close()
+        await self.engine.dispose()
+        await self.redis.aclose()
+        await self.http.close()
+
+
+async def run_serve(settings: Settings) -> int:
+    """Run until SIGINT/SIGTERM; calls in progress stay in Asterisk and are resumed on restart."""
+    app = Application(settings)
+    await app.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    log.info("hotline serving ARI app %r at %s", settings.ari.app, settings.ari.url)
+    await stop.wait()
+    await app.stop()
+    return 0

@@ -1,0 +1,321 @@
+"""Typed views of the ARI models and events this application uses.
+
+Only the fields we read are typed; the full JSON stays in ``raw`` so that nothing
+Asterisk sends is lost. Unknown event types parse to :class:`UnknownEvent`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+
+@dataclass(frozen=True, slots=True)
+class Dialplan:
+    context: str
+    exten: str
+    priority: int
+    app_name: str = ""
+    app_data: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Channel:
+    id: str
+    name: str
+    state: str
+    caller_number: str
+    caller_name: str
+    dialplan: Dialplan
+    language: str
+    raw: dict[str, Any] = field(repr=False, compare=False)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "Channel":
+        caller = data.get("caller") or {}
+        plan = data.get("dialplan") or {}
+        return cls(
+            id=data["id"],
+            name=data.get("name", ""),
+            state=data.get("state", "Unknown"),
+            caller_number=caller.get("number", ""),
+            caller_name=caller.get("name", ""),
+            dialplan=Dialplan(
+                context=plan.get("context", ""),
+                exten=plan.get("exten", ""),
+                priority=int(plan.get("priority", 0)),
+                app_name=plan.get("app_name", ""),
+                app_data=plan.get("app_data", ""),
+            ),
+            language=data.get("language", ""),
+            raw=data,
+        )
+
+    def in_stasis_app(self, app: str) -> bool:
+        """True when the channel currently sits in ``Stasis(app,...)``."""
+        if self.dialplan.app_name.lower() != "stasis":
+            return False
+        return self.dialplan.app_data.split(",", 1)[0] == app
+
+    def stasis_args(self) -> list[str]:
+        """The Stasis() arguments as the dialplan gave them (for resynchronization)."""
+        parts = self.dialplan.app_data.split(",")
+        return parts[1:]
+
+
+@dataclass(frozen=True, slots=True)
+class Bridge:
+    id: str
+    name: str
+    bridge_type: str
+    channels: tuple[str, ...]
+    raw: dict[str, Any] = field(repr=False, compare=False)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "Bridge":
+        return cls(
+            id=data["id"],
+            name=data.get("name", ""),
+            bridge_type=data.get("bridge_type", ""),
+            channels=tuple(data.get("channels", [])),
+            raw=data,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Playback:
+    id: str
+    media_uri: str
+    target_uri: str
+    state: str
+    raw: dict[str, Any] = field(repr=False, compare=False)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "Playback":
+        return cls(
+            id=data["id"],
+            media_uri=data.get("media_uri", ""),
+            target_uri=data.get("target_uri", ""),
+            state=data.get("state", ""),
+            raw=data,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class LiveRecording:
+    name: str
+    format: str
+    state: str
+    target_uri: str
+    duration: int | None
+    cause: str | None
+    raw: dict[str, Any] = field(repr=False, compare=False)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "LiveRecording":
+        return cls(
+            name=data["name"],
+            format=data.get("format", ""),
+            state=data.get("state", ""),
+            target_uri=data.get("target_uri", ""),
+            duration=data.get("duration"),
+            cause=data.get("cause"),
+            raw=data,
+        )
+
+
+# --- events -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    type: str
+    application: str
+    timestamp: str
+
+    def route_key(self) -> str | None:
+        """The key that orders this event: a channel id or ``bridge:<id>``."""
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelEvent(Event):
+    channel: Channel
+
+    def route_key(self) -> str | None:
+        return self.channel.id
+
+
+@dataclass(frozen=True, slots=True)
+class StasisStart(ChannelEvent):
+    args: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class StasisEnd(ChannelEvent):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelDtmfReceived(ChannelEvent):
+    digit: str
+    duration_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelHangupRequest(ChannelEvent):
+    cause: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelDestroyed(ChannelEvent):
+    cause: int
+    cause_txt: str
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelStateChange(ChannelEvent):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelEnteredBridge(ChannelEvent):
+    bridge: Bridge
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelLeftBridge(ChannelEvent):
+    bridge: Bridge
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelVarset(Event):
+    variable: str
+    value: str
+    channel_id: str | None
+
+    def route_key(self) -> str | None:
+        return self.channel_id
+
+
+def _target_key(target_uri: str) -> str | None:
+    kind, _, ident = target_uri.partition(":")
+    if kind == "channel":
+        return ident
+    if kind == "bridge":
+        return f"bridge:{ident}"
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class PlaybackEvent(Event):
+    playback: Playback
+
+    def route_key(self) -> str | None:
+        return _target_key(self.playback.target_uri)
+
+
+@dataclass(frozen=True, slots=True)
+class PlaybackStarted(PlaybackEvent):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class PlaybackContinuing(PlaybackEvent):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class PlaybackFinished(PlaybackEvent):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class RecordingEvent(Event):
+    recording: LiveRecording
+
+    def route_key(self) -> str | None:
+        return _target_key(self.recording.target_uri)
+
+
+@dataclass(frozen=True, slots=True)
+class RecordingStarted(RecordingEvent):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class RecordingFinished(RecordingEvent):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class RecordingFailed(RecordingEvent):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class BridgeDestroyed(Event):
+    bridge: Bridge
+
+    def route_key(self) -> str | None:
+        return f"bridge:{self.bridge.id}"
+
+
+@dataclass(frozen=True, slots=True)
+class UnknownEvent(Event):
+    raw: dict[str, Any] = field(repr=False)
+
+
+def _base(d: dict[str, Any]) -> dict[str, Any]:
+    return {"type": d["type"], "application": d.get("application", ""), "timestamp": d.get("timestamp", "")}
+
+
+def _chan(d: dict[str, Any]) -> dict[str, Any]:
+    return {**_base(d), "channel": Channel.from_json(d["channel"])}
+
+
+_PARSERS: dict[str, Callable[[dict[str, Any]], Event]] = {
+    "StasisStart": lambda d: StasisStart(**_chan(d), args=tuple(d.get("args", []))),
+    "StasisEnd": lambda d: StasisEnd(**_chan(d)),
+    "ChannelDtmfReceived": lambda d: ChannelDtmfReceived(
+        **_chan(d), digit=d["digit"], duration_ms=int(d.get("duration_ms", 0))
+    ),
+    "ChannelHangupRequest": lambda d: ChannelHangupRequest(**_chan(d), cause=d.get("cause")),
+    "ChannelDestroyed": lambda d: ChannelDestroyed(
+        **_chan(d), cause=int(d.get("cause", 0)), cause_txt=d.get("cause_txt", "")
+    ),
+    "ChannelStateChange": lambda d: ChannelStateChange(**_chan(d)),
+    "ChannelEnteredBridge": lambda d: ChannelEnteredBridge(**_chan(d), bridge=Bridge.from_json(d["bridge"])),
+    "ChannelLeftBridge": lambda d: ChannelLeftBridge(**_chan(d), bridge=Bridge.from_json(d["bridge"])),
+    "ChannelVarset": lambda d: ChannelVarset(
+        **_base(d),
+        variable=d.get("variable", ""),
+        value=d.get("value", ""),
+        channel_id=(d.get("channel") or {}).get("id"),
+    ),
+    "PlaybackStarted": lambda d: PlaybackStarted(**_base(d), playback=Playback.from_json(d["playback"])),
+    "PlaybackContinuing": lambda d: PlaybackContinuing(**_base(d), playback=Playback.from_json(d["playback"])),
+    "PlaybackFinished": lambda d: PlaybackFinished(**_base(d), playback=Playback.from_json(d["playback"])),
+    "RecordingStarted": lambda d: RecordingStarted(**_base(d), recording=LiveRecording.from_json(d["recording"])),
+    "RecordingFinished": lambda d: RecordingFinished(**_base(d), recording=LiveRecording.from_json(d["recording"])),
+    "RecordingFailed": lambda d: RecordingFailed(**_base(d), recording=LiveRecording.from_json(d["recording"])),
+    "BridgeDestroyed": lambda d: BridgeDestroyed(**_base(d), bridge=Bridge.from_json(d["bridge"])),
+}
+
+
+class EventParseError(ValueError):
+    """An event whose JSON lacks what its declaration requires."""
+
+
+def parse_event(data: dict[str, Any]) -> Event:
+    """Turn one decoded ``/ari/events`` message into a typed event."""
+    kind = data.get("type")
+    if not isinstance(kind, str):
+        raise EventParseError(f"event without a type: {sorted(data)}")
+    parser = _PARSERS.get(kind)
+    if parser is None:
+        return UnknownEvent(**_base(data), raw=data)
+    try:
+        return parser(data)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise EventParseError(f"malformed {kind} event: {exc!r}") from exc

@@ -1,0 +1,149 @@
+"""``hotline demo``: the whole system on embedded defaults, with simulated callers.
+
+Everything real runs: the dialplan in ``dialplans/`` (interpreted by the Asterisk
+stand-in), the ARI application exactly as ``hotline serve`` runs it, a real
+redis-server and SQLite. Only the callers are scripted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from hotline.app import Application
+from hotline.embedded import RedisProcess, redis_answers
+from hotline.privacy import mask_phone
+from hotline.settings import Settings
+
+log = logging.getLogger(__name__)
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+NUMBERS = ["12315", "12365", "12331", "12358", "12330"]
+AREA_CODES = ["", "", "0571", "010", "0755"]
+
+
+@dataclass
+class Script:
+    """What one simulated caller does."""
+
+    number: str
+    caller_id: str
+    behaviour: str  # "press", "wrong-then-press", "silent", "hang-up-early"
+    digit: str
+
+
+def make_scripts(count: int, seed: int = 12315) -> list[Script]:
+    rng = random.Random(seed)
+    behaviours = ["press"] * 6 + ["wrong-then-press"] * 2 + ["silent", "hang-up-early"]
+    return [
+        Script(
+            number=rng.choice(AREA_CODES) + rng.choice(NUMBERS),
+            caller_id=f"1{rng.choice('35789')}{rng.randrange(10**9):09d}",
+            behaviour=rng.choice(behaviours),
+            digit=rng.choice("1230"),
+        )
+        for _ in range(count)
+    ]
+
+
+async def play_caller(sim, prompts, script: Script, hold_s: float) -> str:  # type: ignore[no-untyped-def]
+    call = await sim.place_call(script.number, caller_id=script.caller_id)
+    menu, queued = prompts.media("main_menu"), prompts.media("queued")
+    try:
+        if script.behaviour == "hang-up-early":
+            await call.wait_for_playback(prefix="sound:hotline/welcome", timeout=60)
+            await asyncio.sleep(1.0)
+        else:
+            await call.wait_for_playback(prefix=menu, timeout=60)
+            if script.behaviour == "wrong-then-press":
+                call.send_dtmf("9")
+                await call.wait_for_playback(prefix=prompts.media("no_match"), timeout=60)
+            if script.behaviour != "silent":
+                call.send_dtmf(script.digit)
+            await call.wait_for_playback(prefix="sound:hotline/", timeout=120)
+            await call.wait_for_playback(prefix=(queued if script.digit != "0" and script.behaviour != "silent"
+                                                 else prompts.media("transfer_operator")), timeout=120)
+            await asyncio.sleep(hold_s)
+    finally:
+        if not call.ended:
+            await call.hangup()
+    return script.behaviour
+
+
+async def run_demo(
+    settings: Settings, *, calls: int = 20, open_browser: bool = True, linger: bool = True
+) -> int:
+    from hotline.pbx_sim.server import PbxSim
+    from ivr.prompts.build import build_prompts
+    from ivr.prompts.catalogue import PromptCatalogue
+
+    var = settings.var_dir
+    print(f"[demo] building prompts ({settings.ivr.language}) into {settings.ivr.sounds_dir} ...", flush=True)
+    await asyncio.to_thread(build_prompts, settings.ivr.language, settings.ivr.sounds_dir)
+
+    redis_proc = None
+    port = urlsplit(settings.redis.url).port or 6379
+    if not redis_answers(port):
+        print(f"[demo] starting redis-server on port {port} (data in {var / 'redis'})", flush=True)
+        redis_proc = RedisProcess(var / "redis", port=port)
+        redis_proc.start()
+
+    ari = urlsplit(settings.ari.url)
+    sim = PbxSim(
+        username=settings.ari.username,
+        password=settings.ari.password.get_secret_value(),
+        dialplan_path=PROJECT_ROOT / "dialplans" / "extensions.conf",
+        sounds_dir=settings.ivr.sounds_dir,
+        recordings_dir=var / "recordings",
+    )
+    await sim.start(host=ari.hostname or "127.0.0.1", port=ari.port or 8088)
+    print(f"[demo] Asterisk stand-in serving ARI at {sim.url}/ari", flush=True)
+
+    app = Application(settings)
+    await app.start()
+    await app.wait_connected()
+    print(f"[demo] hotline app connected as ARI application {settings.ari.app!r}", flush=True)
+
+    prompts = PromptCatalogue.load(settings.ivr.language)
+    scripts = make_scripts(calls)
+    done = 0
+
+    async def one(i: int, script: Script) -> None:
+        nonlocal done
+        await asyncio.sleep(i * 0.7)
+        print(f"[demo] call {i + 1:>3}: {mask_phone(script.caller_id)} dials {script.number} ({script.behaviour})", flush=True)
+        try:
+            await play_caller(sim, prompts, script, hold_s=2.0)
+        except Exception as exc:  # a demo caller's script failing must not stop the others
+            print(f"[demo] call {i + 1:>3}: script stopped: {exc}", flush=True)
+        done += 1
+        print(f"[demo] progress: {done}/{len(scripts)} calls finished", flush=True)
+
+    try:
+        await asyncio.gather(*(one(i, s) for i, s in enumerate(scripts)))
+        await app.dispatcher.drain(timeout=10)
+        await app.records.flush()
+        print_summary(await app.call_records.all())
+        if linger:
+            print("[demo] still serving; press Ctrl-C to stop", flush=True)
+            await asyncio.Event().wait()
+    finally:
+        await app.stop()
+        await sim.stop()
+        if redis_proc is not None:
+            redis_proc.stop()
+    return 0
+
+
+def print_summary(records) -> None:  # type: ignore[no-untyped-def]
+    print(f"\n{'call':<38} {'line':<22} {'caller':<13} {'choice':<13} {'outcome':<20} path")
+    for r in records:
+        print(
+            f"{r.call_id:<38} {r.hotline_number + ' ' + r.business_line:<22} {mask_phone(r.caller_phone):<13} "
+            f"{r.choice or '-':<13} {r.outcome or r.state:<20} {' > '.join(r.menu_path)}"
+        )
+    print(f"{len(records)} call record(s) in the database\n", flush=True)

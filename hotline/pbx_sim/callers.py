@@ -1,0 +1,249 @@
+"""Scripted callers: a simulated phone on the carrier trunk, and the dialplan host of its channel.
+
+A test (or the demo) places a call, waits for prompts, keys DTMF, speaks a WAV file
+(sent as RTP to any externalMedia channel that hears this caller) and hangs up at any
+point. The same object runs our real ``extensions.conf`` for its channel through
+:mod:`hotline.pbx_sim.dialplan`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import wave
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable
+
+from hotline.pbx_sim.dialplan import ChannelHungUp
+from hotline.pbx_sim.state import SimChannel, SimError
+
+if TYPE_CHECKING:
+    from hotline.pbx_sim.engine import Engine
+
+log = logging.getLogger(__name__)
+
+#: 20 ms of 16 kHz mono audio: the frame the stand-in's media clock moves by.
+FRAME_SAMPLES_16K = 320
+
+
+class SimCall:
+    def __init__(self, engine: "Engine", channel: SimChannel, dialled: str) -> None:
+        self._engine = engine
+        self.channel = channel
+        self.dialled = dialled
+        channel.call = self
+        #: Media URIs the caller heard start, in order (``sound:hotline/main-menu``).
+        self.played: list[str] = []
+        #: Media URIs whose playback finished (or was stopped).
+        self.finished: list[str] = []
+        #: DTMF the application sent towards the caller.
+        self.dtmf_heard: list[str] = []
+        self.stasis_status: str | None = None
+        self.hangup_cause: int | None = None
+        self._cursor = 0
+        self._finished_cursor = 0
+        self._changed = asyncio.Event()
+        self._speech = bytearray()  # 16 kHz little-endian PCM still to be "spoken"
+        self._frame_tick = -1
+        self._frame = b""
+
+    # --- what tests read --------------------------------------------------------------
+
+    @property
+    def channel_id(self) -> str:
+        return self.channel.id
+
+    @property
+    def caller_number(self) -> str:
+        return self.channel.caller_number
+
+    @property
+    def ended(self) -> bool:
+        return self.channel.destroyed
+
+    @property
+    def on_hold_music(self) -> bool:
+        return self.channel.moh_class is not None
+
+    def _notify(self) -> None:
+        self._changed.set()
+
+    async def _until(self, check: Callable[[], object], timeout: float, what: str) -> object:
+        async def loop() -> object:
+            while True:
+                result = check()
+                if result is not None and result is not False:
+                    return result
+                self._changed.clear()
+                await self._changed.wait()
+
+        try:
+            return await asyncio.wait_for(loop(), timeout)
+        except TimeoutError:
+            raise AssertionError(
+                f"call {self.channel_id} ({self.dialled}): timed out after {timeout}s waiting for {what}; "
+                f"heard so far: {self.played}"
+            ) from None
+
+    async def wait_for_playback(self, prefix: str, timeout: float = 5.0) -> str:
+        """Wait until a media starting with ``prefix`` starts playing to this caller.
+
+        Consumes what it found: the next wait looks only at what was heard after it.
+        """
+
+        def find() -> str | None:
+            for i in range(self._cursor, len(self.played)):
+                if self.played[i].startswith(prefix):
+                    self._cursor = i + 1
+                    return self.played[i]
+            return None
+
+        return str(await self._until(find, timeout, f"a playback of {prefix!r}"))
+
+    async def wait_for_playback_finished(self, prefix: str, timeout: float = 5.0) -> str:
+        def find() -> str | None:
+            for i in range(self._finished_cursor, len(self.finished)):
+                if self.finished[i].startswith(prefix):
+                    self._finished_cursor = i + 1
+                    return self.finished[i]
+            return None
+
+        return str(await self._until(find, timeout, f"the end of a playback of {prefix!r}"))
+
+    async def wait_ended(self, timeout: float = 5.0) -> None:
+        await self._until(lambda: self.ended, timeout, "the call to end")
+
+    async def wait_for(self, check: Callable[[], object], timeout: float = 5.0, what: str = "a condition") -> object:
+        return await self._until(check, timeout, what)
+
+    # --- what the caller does ---------------------------------------------------------
+
+    def send_dtmf(self, digits: str, duration_ms: int = 120) -> None:
+        """Key digits (RFC 2833): each becomes a ``ChannelDtmfReceived`` while in Stasis."""
+        for digit in digits:
+            if digit not in "0123456789*#ABCD":
+                raise ValueError(f"{digit!r} is not a DTMF digit")
+            if self.channel.stasis_app is not None and not self.channel.hangup_requested:
+                self._engine.emit_channel(self.channel, "ChannelDtmfReceived", digit=digit, duration_ms=duration_ms)
+
+    def say(self, audio: Path | bytes) -> float:
+        """Queue speech: a WAV file (8 or 16 kHz mono 16-bit) or raw 16 kHz LE PCM. Returns seconds."""
+        pcm = audio if isinstance(audio, bytes) else read_wav_16k(audio)
+        self._speech.extend(pcm)
+        return len(pcm) / 2 / 16000
+
+    @property
+    def speaking(self) -> bool:
+        return bool(self._speech)
+
+    def frame(self, tick: int) -> bytes:
+        """This caller's 20 ms of voice at media tick ``tick`` (silence when not speaking).
+
+        Cached per tick, so several listeners (a bridge and a snoop) hear the same audio.
+        """
+        if tick != self._frame_tick:
+            self._frame_tick = tick
+            chunk = bytes(self._speech[: FRAME_SAMPLES_16K * 2])
+            del self._speech[: FRAME_SAMPLES_16K * 2]
+            self._frame = chunk.ljust(FRAME_SAMPLES_16K * 2, b"\0")
+        return self._frame
+
+    async def hangup(self, cause: int = 16) -> None:
+        if not self.channel.hangup_requested:
+            self._engine.hangup(self.channel, cause)
+
+    # --- called by the engine ---------------------------------------------------------
+
+    def heard(self, media: str) -> None:
+        self.played.append(media)
+        self._notify()
+
+    def playback_finished(self, media: list[str]) -> None:
+        self.finished.extend(media)
+        self._notify()
+
+    def on_destroyed(self, cause: int) -> None:
+        self.hangup_cause = cause
+        self._notify()
+
+    # --- the dialplan host (see hotline.pbx_sim.dialplan.DialplanHost) ----------------
+
+    # hangup() above serves the dialplan's Hangup() as well: either way the line drops.
+
+    def _check_alive(self) -> None:
+        if self.channel.hangup_requested:
+            raise ChannelHungUp
+
+    async def answer(self) -> None:
+        self._check_alive()
+        self.channel.state = "Up"
+
+    async def stasis(self, app: str, args: list[str], *, context: str, exten: str, priority: int,
+                     app_data: str) -> str:
+        self._check_alive()
+        ch = self.channel
+        ch.context, ch.exten, ch.priority, ch.app_name, ch.app_data = context, exten, priority, "Stasis", app_data
+        try:
+            self._engine.enter_stasis(ch, app, args)
+        except SimError:
+            # The application is not connected: Stasis() fails at once (FIELD-NOTES).
+            self.stasis_status = "FAILED"
+            self._notify()
+            return "FAILED"
+        assert ch.stasis_exit is not None
+        how = await ch.stasis_exit
+        ch.app_name = ch.app_data = ""
+        if how == "hangup":
+            self.stasis_status = "KILLED"
+            raise ChannelHungUp
+        self.stasis_status = "SUCCESS"
+        return "SUCCESS"
+
+    async def playback(self, sound: str) -> None:
+        self._check_alive()
+        media = f"sound:{sound}"
+        seconds = self._engine.sounds.duration(media, self.channel.language)
+        if seconds is None:
+            log.warning("dialplan Playback(%s): file not found", sound)
+            return
+        self.heard(media)
+        ended = asyncio.ensure_future(self.channel.ended.wait())
+        try:
+            await asyncio.wait([ended], timeout=seconds)
+        finally:
+            ended.cancel()
+        self._check_alive()
+        self.playback_finished([media])
+
+    async def set_variable(self, name: str, value: str) -> None:
+        if name.strip().upper() == "CHANNEL(LANGUAGE)":
+            self.channel.language = value
+        else:
+            self.channel.variables[name] = value
+
+    async def other_app(self, name: str, data: str) -> None:
+        self._check_alive()
+        app = name.lower()
+        if app == "queue":
+            # The stand-in has no registered phones, so every queue member is unavailable:
+            # with joinempty=unavailable (queues.conf) the caller cannot join.
+            self.channel.variables["QUEUESTATUS"] = "JOINEMPTY"
+        elif app in ("wait", "musiconhold", "echo", "dial"):
+            await asyncio.sleep(0)
+        else:
+            log.info("dialplan application %s(%s) is not simulated: skipped", name, data)
+
+
+def read_wav_16k(path: Path) -> bytes:
+    """A mono 16-bit WAV as 16 kHz little-endian PCM (8 kHz files are upsampled)."""
+    with wave.open(str(path), "rb") as w:
+        if w.getnchannels() != 1 or w.getsampwidth() != 2:
+            raise ValueError(f"{path}: expected mono 16-bit PCM, got {w.getnchannels()} ch, {w.getsampwidth() * 8} bit")
+        rate, frames = w.getframerate(), w.readframes(w.getnframes())
+    if rate == 16000:
+        return frames
+    if rate == 8000:
+        from ivr.speech.codec import pcm_from_bytes, pcm_to_bytes, upsample_8k_to_16k
+
+        return pcm_to_bytes(upsample_8k_to_16k(pcm_from_bytes(frames)))
+    raise ValueError(f"{path}: sample rate {rate} Hz; use 8000 or 16000")

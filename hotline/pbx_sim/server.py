@@ -1,0 +1,204 @@
+"""``PbxSim``: a stand-in for Asterisk 22 that speaks ARI and runs our real dialplan.
+
+It serves ``/ari/...`` (REST) and ``/ari/events`` (WebSocket) with Asterisk's
+authentication (HTTP Basic or ``api_key=user:pass``), places scripted callers on the
+carrier trunk, runs each one through ``dialplans/extensions.conf`` and sends RTP to
+externalMedia hosts. An ``on_traffic`` hook sees every request, response and event,
+which the tests use to check all of them against Asterisk's own declarations.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+from aiohttp import WSMsgType, web
+
+from hotline.pbx_sim.apps import AppConnection, Applications, TrafficHook
+from hotline.pbx_sim.callers import SimCall
+from hotline.pbx_sim.dialplan import Dialplan
+from hotline.pbx_sim.engine import Endpoint, Engine
+from hotline.pbx_sim.media import RtpStreamer
+from hotline.pbx_sim.rest import AriViews, error
+from hotline.pbx_sim.state import SimChannel, SimError
+
+log = logging.getLogger(__name__)
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_DIALPLAN = PROJECT_ROOT / "dialplans" / "extensions.conf"
+#: The context of calls from the carrier trunk (pjsip.conf endpoint "carrier").
+INBOUND_CONTEXT = "from-pstn"
+
+
+class PbxSim:
+    def __init__(
+        self,
+        *,
+        username: str = "hotline",
+        password: str = "hotline",
+        dialplan_path: Path = DEFAULT_DIALPLAN,
+        sounds_dir: Path | None = None,
+        recordings_dir: Path = Path("var/recordings"),
+        default_playback_s: float = 0.05,
+        time_scale: float = 1.0,
+        on_traffic: TrafficHook | None = None,
+    ) -> None:
+        self._credentials = (username, password)
+        self.dialplan = Dialplan.load(dialplan_path)
+        self._on_traffic = on_traffic
+        self.apps = Applications(on_traffic)
+        self.engine = Engine(self.apps, sounds_dir=sounds_dir, recordings_dir=recordings_dir,
+                             default_playback_s=default_playback_s, time_scale=time_scale)
+        self.rtp = RtpStreamer(self.engine)
+        self.calls: list[SimCall] = []
+        self._runner: web.AppRunner | None = None
+        self._sockets: set[web.WebSocketResponse] = set()
+        self.url = ""
+
+    # --- life cycle -----------------------------------------------------------------------
+
+    async def start(self, host: str = "127.0.0.1", port: int = 0) -> None:
+        app = web.Application(middlewares=[self._traffic, self._errors, self._auth])
+        app.router.add_get("/ari/events", self._events)
+        for method, path, view in AriViews(self.engine).routes():
+            app.router.add_route(method, path, view)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, host, port)
+        await site.start()
+        bound = site._server.sockets[0].getsockname()  # type: ignore[union-attr]
+        self.url = f"http://{bound[0]}:{bound[1]}"
+        await self.rtp.start()
+        log.info("Asterisk stand-in serving ARI at %s/ari", self.url)
+
+    async def stop(self) -> None:
+        await self.engine.close()
+        await self.rtp.close()
+        await self.apps.close()
+        for ws in list(self._sockets):
+            await ws.close()
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    # --- what tests and the demo drive ----------------------------------------------------
+
+    def app_connected(self, name: str) -> bool:
+        return self.apps.connected(name)
+
+    async def place_call(self, dialled: str, *, caller_id: str = "", context: str = INBOUND_CONTEXT) -> SimCall:
+        """A caller on the carrier trunk dials ``dialled``; the dialplan takes it from there."""
+        if not dialled or not all(c.isdigit() or c in "*#" for c in dialled):
+            raise ValueError(f"cannot dial {dialled!r}: digits, * and # only")
+        ch = self.engine.new_channel(f"PJSIP/carrier-{self.engine.ids.suffix()}", caller_number=caller_id,
+                                     context=context, exten=dialled, state="Ring")
+        call = SimCall(self.engine, ch, dialled)
+        self.calls.append(call)
+        self.engine.spawn(self.dialplan.run(context, dialled, call), f"dialplan:{ch.id}")
+        await asyncio.sleep(0)
+        return call
+
+    def endpoint(self, name: str, *, answer_after_s: float = 0.0, mode: str = "answer") -> Endpoint:
+        """Set how a device (``PJSIP/1001``) answers when the application calls it."""
+        device = self.engine.endpoints[name] = Endpoint(answer_after_s, mode)
+        return device
+
+    def channel(self, channel_id: str) -> SimChannel | None:
+        return self.engine.channels.get(channel_id)
+
+    async def wait_idle(self, timeout: float = 5.0) -> None:
+        """Wait until no channel and no bridge is left (nothing leaked)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while self.engine.channels or self.engine.bridges:
+            if loop.time() > deadline:
+                raise AssertionError(
+                    f"still {len(self.engine.channels)} channel(s) {sorted(self.engine.channels)} and "
+                    f"{len(self.engine.bridges)} bridge(s) {sorted(self.engine.bridges)}"
+                )
+            await asyncio.sleep(0.02)
+
+    # --- the events WebSocket ---------------------------------------------------------------
+
+    async def _events(self, request: web.Request) -> web.StreamResponse:
+        names = [n for n in request.query.get("app", "").split(",") if n]
+        if not names:
+            raise SimError(400, "app: Missing required field")
+        ws = web.WebSocketResponse(heartbeat=None)
+        await ws.prepare(request)
+        self._sockets.add(ws)
+        subscribe_all = request.query.get("subscribeAll", "false") == "true"
+        conns = [AppConnection(name, ws, subscribe_all) for name in names]
+        for conn in conns:
+            self.apps.register(conn)
+        try:
+            async for msg in ws:
+                if msg.type == WSMsgType.ERROR:
+                    break
+        finally:
+            for conn in conns:
+                self.apps.unregister(conn)
+            self._sockets.discard(ws)
+        return ws
+
+    # --- middlewares ----------------------------------------------------------------------
+
+    @web.middleware
+    async def _auth(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        if not self._authorized(request):
+            return error(401, "Authentication required")
+        return await handler(request)
+
+    def _authorized(self, request: web.Request) -> bool:
+        user, password = self._credentials
+        api_key = request.query.get("api_key")
+        if api_key is not None:
+            return api_key == f"{user}:{password}"
+        header = request.headers.get("Authorization", "")
+        if not header.startswith("Basic "):
+            return False
+        try:
+            given = base64.b64decode(header[6:]).decode()
+        except (ValueError, UnicodeDecodeError):
+            return False
+        return given == f"{user}:{password}"
+
+    @web.middleware
+    async def _errors(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except SimError as exc:
+            return error(exc.status, exc.message)
+        except web.HTTPNotFound:
+            return error(404, "Resource not found")
+        except web.HTTPMethodNotAllowed:
+            return error(405, "Invalid method")
+
+    @web.middleware
+    async def _traffic(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        hook = self._on_traffic
+        if hook is None or request.path == "/ari/events":
+            return await handler(request)
+        body = None
+        if request.can_read_body:
+            text = await request.text()
+            body = json.loads(text) if text.strip().startswith("{") else text or None
+        hook("request", {"method": request.method, "path": request.path, "query": list(request.query.items()),
+                         "body": body})
+        response = await handler(request)
+        hook("response", {"method": request.method, "path": request.path, "status": response.status,
+                          "body": _response_body(response)})
+        return response
+
+
+def _response_body(response: web.StreamResponse) -> Any:
+    raw = getattr(response, "body", None)
+    if not raw:
+        return None
+    if response.content_type == "application/json":
+        return json.loads(bytes(raw))
+    return bytes(raw)

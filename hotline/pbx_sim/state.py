@@ -1,0 +1,180 @@
+"""The stand-in's objects — channels, bridges, playbacks, recordings — and their ARI JSON.
+
+Each ``to_json`` produces exactly the model Asterisk 22 declares (``Channel``,
+``Bridge``, ``Playback``, ``LiveRecording``): the tests check every one of them
+against ``../shared/asterisk-ari``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from hotline.pbx_sim.callers import SimCall
+
+
+def ari_time(ts: float | None = None) -> str:
+    """Asterisk's timestamp format: ``2026-11-24T10:00:00.123+0000``."""
+    moment = datetime.fromtimestamp(ts if ts is not None else time.time(), timezone.utc)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}+0000"
+
+
+class SimError(Exception):
+    """An ARI error answer: HTTP ``status`` with Asterisk's ``{"message": ...}`` body."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(f"{status} {message}")
+        self.status, self.message = status, message
+
+
+class Ids:
+    """Channel ids as Asterisk makes them (``<epoch>.<sequence>``), names with hex counters."""
+
+    def __init__(self) -> None:
+        self._epoch = int(time.time())
+        self._seq = itertools.count(1)
+        self._names = itertools.count(1)
+
+    def channel_id(self) -> str:
+        return f"{self._epoch}.{next(self._seq)}"
+
+    def suffix(self) -> str:
+        return f"{next(self._names):08x}"
+
+
+@dataclass
+class SimChannel:
+    id: str
+    name: str
+    caller_number: str = ""
+    caller_name: str = ""
+    state: str = "Ring"
+    context: str = ""
+    exten: str = ""
+    priority: int = 1
+    app_name: str = ""
+    app_data: str = ""
+    language: str = "en"
+    #: "caller" (dialled in), "originated" (agent leg), "external_media", "snoop".
+    kind: str = "caller"
+    created: float = field(default_factory=time.time)
+    variables: dict[str, str] = field(default_factory=dict)
+    #: The Stasis application this channel is in (None: in the dialplan or not yet in Stasis).
+    stasis_app: str | None = None
+    #: The application subscribed to this channel's events (stays until it is destroyed).
+    subscribed_app: str | None = None
+    bridge_id: str | None = None
+    moh_class: str | None = None
+    hangup_requested: bool = False
+    destroyed: bool = False
+    #: Resolved when the channel leaves Stasis: "continue" or "hangup".
+    stasis_exit: asyncio.Future[str] | None = None
+    call: "SimCall | None" = None
+    #: For external media: where RTP goes, and its payload format.
+    external_host: tuple[str, int] | None = None
+    media_format: str = ""
+    #: For snoop channels: the channel spied on and the direction.
+    snoop_target: str | None = None
+    snoop_spy: str = "none"
+    ended: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "protocol_id": "",
+            "name": self.name,
+            "state": self.state,
+            "caller": {"name": self.caller_name, "number": self.caller_number},
+            "connected": {"name": "", "number": ""},
+            "accountcode": "",
+            "dialplan": {
+                "context": self.context,
+                "exten": self.exten,
+                "priority": self.priority,
+                "app_name": self.app_name,
+                "app_data": self.app_data,
+            },
+            "creationtime": ari_time(self.created),
+            "language": self.language,
+        }
+
+
+@dataclass
+class SimBridge:
+    id: str
+    name: str
+    bridge_type: str = "mixing"
+    creator: str = "Stasis"
+    app: str | None = None
+    created: float = field(default_factory=time.time)
+    channels: list[str] = field(default_factory=list)
+    moh_class: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "technology": "simple_bridge" if len(self.channels) <= 2 else "softmix",
+            "bridge_type": self.bridge_type,
+            "bridge_class": "stasis",
+            "creator": self.creator,
+            "name": self.name,
+            "channels": list(self.channels),
+            "creationtime": ari_time(self.created),
+            "video_mode": "none",
+        }
+
+
+@dataclass
+class SimPlayback:
+    id: str
+    media: list[str]
+    target_uri: str
+    language: str
+    state: str = "queued"
+    index: int = 0
+    task: asyncio.Task[None] | None = None
+
+    @property
+    def media_uri(self) -> str:
+        return self.media[min(self.index, len(self.media) - 1)]
+
+    def to_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "id": self.id,
+            "media_uri": self.media_uri,
+            "target_uri": self.target_uri,
+            "language": self.language,
+            "state": self.state,
+        }
+        if self.index + 1 < len(self.media):
+            data["next_media_uri"] = self.media[self.index + 1]
+        return data
+
+
+@dataclass
+class SimRecording:
+    name: str
+    format: str
+    target_uri: str
+    state: str = "queued"
+    started: float = field(default_factory=time.monotonic)
+    duration: int = 0
+    cause: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "name": self.name,
+            "format": self.format,
+            "target_uri": self.target_uri,
+            "state": self.state,
+        }
+        if self.state in ("done", "failed", "canceled"):
+            data["duration"] = self.duration
+        if self.cause:
+            data["cause"] = self.cause
+        return data

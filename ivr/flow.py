@@ -1,0 +1,287 @@
+"""A call's journey through the IVR as explicit state classes.
+
+Each state reacts to one kind of input (a digit, the end of a prompt, a timer) and
+returns the next state; returning ``self`` means "stay". :class:`CallFlow` runs the
+transitions, persists the call state after each one and calls ``enter`` on every new
+state, which may itself move on (e.g. a menu whose attempts are used up).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, ClassVar, Protocol
+
+from hotline.ari.errors import CALL_GONE, AriError
+from ivr.store import CallState, utcnow
+
+if TYPE_CHECKING:
+    from ivr.services import CallServices
+
+log = logging.getLogger(__name__)
+
+#: DTMF key -> menu choice of the main menu.
+MAIN_MENU: dict[str, str] = {"1": "complaint", "2": "report", "3": "consultation", "0": "operator"}
+NO_INPUT_TIMER = "no_input"
+
+
+class Call:
+    """Everything a state needs about one call: its stored state and the services."""
+
+    def __init__(self, state: CallState, services: "CallServices") -> None:
+        self.data = state
+        self.svc = services
+        self.playback_id: str | None = None
+        self.timer_token: int | None = None
+        #: Prompts to say before the next state's own (e.g. "too many attempts").
+        self.announce: list[str] = []
+
+    @property
+    def key(self) -> str:
+        return self.data.channel_id
+
+    async def play(self, *prompt_keys: str) -> str | None:
+        """Play prompts as one playback; ``None`` when the caller is already gone."""
+        media = [self.svc.prompts.media(k) for k in prompt_keys]
+        try:
+            playback = await self.svc.ari.play(
+                self.key, media, playback_id=self.svc.new_id(), lang=self.svc.language
+            )
+        except CALL_GONE:
+            return None
+        self.playback_id = playback.id
+        return playback.id
+
+    async def stop_prompt(self) -> None:
+        """Barge-in: the caller acted, so the prompt stops at once."""
+        playback_id, self.playback_id = self.playback_id, None
+        if playback_id is None:
+            return
+        try:
+            await self.svc.ari.stop_playback(playback_id)
+        except CALL_GONE:
+            pass  # already finished: nothing to stop
+
+    def start_timer(self, name: str, seconds: float) -> None:
+        self.timer_token = self.svc.timers.start(self.key, name, seconds)
+
+    def cancel_timer(self, name: str) -> None:
+        self.svc.timers.cancel(self.key, name)
+        self.timer_token = None
+
+
+class State(Protocol):
+    name: ClassVar[str]
+
+    async def enter(self, call: Call) -> "State": ...
+    async def resume(self, call: Call) -> "State": ...
+    async def on_dtmf(self, call: Call, digit: str) -> "State": ...
+    async def on_playback_finished(self, call: Call, playback_id: str) -> "State": ...
+    async def on_timer(self, call: Call, name: str, token: int) -> "State": ...
+
+
+class BaseState:
+    """Defaults: ignore inputs that mean nothing in this state."""
+
+    name: ClassVar[str] = "base"
+    #: Platform outcome when the caller hangs up in this state.
+    outcome_on_hangup: ClassVar[str] = "abandoned_in_menu"
+
+    async def enter(self, call: Call) -> State:
+        return self
+
+    async def resume(self, call: Call) -> State:
+        """After an application restart: pick the call up again from this state."""
+        return await self.enter(call)
+
+    async def on_dtmf(self, call: Call, digit: str) -> State:
+        return self
+
+    async def on_playback_finished(self, call: Call, playback_id: str) -> State:
+        return self
+
+    async def on_timer(self, call: Call, name: str, token: int) -> State:
+        return self
+
+
+@dataclass
+class Answering(BaseState):
+    name: ClassVar[str] = "answering"
+
+    async def enter(self, call: Call) -> State:
+        try:
+            await call.svc.ari.answer(call.key)
+        except CALL_GONE:
+            return Ended()
+        return Welcome()
+
+
+@dataclass
+class Welcome(BaseState):
+    name: ClassVar[str] = "welcome"
+
+    async def enter(self, call: Call) -> State:
+        await call.play(f"welcome_{call.data.business_line}", "recording_notice")
+        return self
+
+    async def resume(self, call: Call) -> State:
+        # The caller heard (part of) the welcome before the restart: go on to the menu.
+        return MainMenu()
+
+    async def on_playback_finished(self, call: Call, playback_id: str) -> State:
+        return MainMenu() if playback_id == call.playback_id else self
+
+    async def on_dtmf(self, call: Call, digit: str) -> State:
+        # Callers who know the menu may key their choice during the welcome.
+        await call.stop_prompt()
+        return await MainMenu().on_dtmf(call, digit)
+
+
+@dataclass
+class MainMenu(BaseState):
+    name: ClassVar[str] = "main_menu"
+    #: Why the menu is (re)played: "" the first time, else "no_input" / "no_match".
+    reason: str = ""
+
+    async def enter(self, call: Call) -> State:
+        if call.data.attempt > call.svc.max_attempts:
+            return Routed(choice="operator", reason="too_many_attempts")
+        prompts = [self.reason, "main_menu"] if self.reason else ["main_menu"]
+        await call.play(*prompts)
+        return self
+
+    async def on_playback_finished(self, call: Call, playback_id: str) -> State:
+        if playback_id == call.playback_id:
+            call.playback_id = None
+            call.start_timer(NO_INPUT_TIMER, call.svc.no_input_timeout_s)
+        return self
+
+    async def on_timer(self, call: Call, name: str, token: int) -> State:
+        if name != NO_INPUT_TIMER or token != call.timer_token:
+            return self  # a stale timer from an earlier prompt
+        call.data.menu_path.append("main_menu:timeout")
+        return self._retry(call, "no_input")
+
+    async def on_dtmf(self, call: Call, digit: str) -> State:
+        call.cancel_timer(NO_INPUT_TIMER)
+        await call.stop_prompt()
+        choice = MAIN_MENU.get(digit)
+        if choice is None:
+            call.data.menu_path.append(f"main_menu:{digit}:no_match")
+            return self._retry(call, "no_match")
+        call.data.menu_path.append(f"main_menu:{digit}:{choice}")
+        call.data.recognized_by = "dtmf"
+        return Routed(choice=choice)
+
+    def _retry(self, call: Call, reason: str) -> State:
+        call.data.attempt += 1
+        return MainMenu(reason=reason)
+
+
+@dataclass
+class Routed(BaseState):
+    """The IVR has decided; the call goes to the queue for its line and choice."""
+
+    name: ClassVar[str] = "routed"
+    outcome_on_hangup: ClassVar[str] = "abandoned_in_queue"
+    choice: str = "operator"
+    reason: str = ""
+
+    async def enter(self, call: Call) -> State:
+        call.data.choice = call.data.choice or self.choice
+        call.data.queued_at = call.data.queued_at or utcnow()
+        if self.reason:
+            call.data.menu_path.append(f"main_menu:{self.reason}")
+            call.announce.append(self.reason)
+        return await call.svc.router.route(call)
+
+    async def resume(self, call: Call) -> State:
+        return await call.svc.router.route(call)
+
+
+@dataclass
+class Waiting(BaseState):
+    """Told that they are queued, then held with music until an agent is connected."""
+
+    name: ClassVar[str] = "waiting"
+    outcome_on_hangup: ClassVar[str] = "abandoned_in_queue"
+
+    async def enter(self, call: Call) -> State:
+        notice = "transfer_operator" if call.data.choice == "operator" else "queued"
+        prompts, call.announce = [*call.announce, notice], []
+        if await call.play(*prompts) is None:
+            return Ended()
+        return self
+
+    async def resume(self, call: Call) -> State:
+        await self._hold(call)
+        return self
+
+    async def on_playback_finished(self, call: Call, playback_id: str) -> State:
+        if playback_id == call.playback_id:
+            call.playback_id = None
+            await self._hold(call)
+        return self
+
+    async def _hold(self, call: Call) -> None:
+        try:
+            await call.svc.ari.start_moh(call.key)
+        except CALL_GONE:
+            pass  # the caller left; the hang-up events end the call
+        except AriError as exc:
+            log.warning("music on hold failed for call %s: %s", call.data.call_id, exc)
+
+
+@dataclass
+class Ended(BaseState):
+    name: ClassVar[str] = "ended"
+
+
+STATES: dict[str, type[BaseState]] = {
+    cls.name: cls for cls in (Answering, Welcome, MainMenu, Routed, Waiting, Ended)
+}
+
+
+def restore_state(call: Call) -> BaseState:
+    """Rebuild the state object a stored call was in."""
+    cls = STATES.get(call.data.state, Answering)
+    if cls is Routed:
+        return Routed(choice=call.data.choice or "operator")
+    return cls()
+
+
+class CallFlow:
+    """Runs one call's state machine; all calls into it come from that call's event FIFO."""
+
+    def __init__(self, call: Call, state: BaseState) -> None:
+        self.call = call
+        self.state: BaseState = state
+
+    async def begin(self) -> None:
+        await self._persist()
+        await self._move(await self.state.enter(self.call))
+
+    async def resume(self) -> None:
+        await self._move(await self.state.resume(self.call))
+
+    async def dtmf(self, digit: str) -> None:
+        await self._move(await self.state.on_dtmf(self.call, digit))
+
+    async def playback_finished(self, playback_id: str) -> None:
+        await self._move(await self.state.on_playback_finished(self.call, playback_id))
+
+    async def timer(self, name: str, token: int) -> None:
+        await self._move(await self.state.on_timer(self.call, name, token))
+
+    async def _move(self, nxt: State) -> None:
+        while nxt is not self.state:
+            log.debug("call %s: %s -> %s", self.call.data.call_id, self.state.name, nxt.name)
+            self.state = nxt  # type: ignore[assignment]
+            self.call.data.state = nxt.name
+            await self._persist()
+            if isinstance(nxt, Ended):
+                return
+            nxt = await nxt.enter(self.call)
+
+    async def _persist(self) -> None:
+        await self.call.svc.persist(self.call.data)

@@ -1,0 +1,192 @@
+"""IVR logic: start, drive, resume and end call flows.
+
+The handlers in :mod:`ivr.stasis` call into :class:`IvrService`; every method runs
+inside the caller's event FIFO (see :mod:`hotline.ari.dispatcher`), so no two of them
+ever run at once for the same call.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import uuid
+from dataclasses import dataclass
+from typing import Protocol
+
+from callrecords.services import CallRecordWriter
+from hotline.ari.dispatcher import Dispatcher, Resynchronized, Timers
+from hotline.ari.models import Channel
+from hotline.ari.rest import AriRest
+from hotline.privacy import mask_phone
+from ivr.flow import Answering, BaseState, Call, CallFlow, Ended, Waiting, restore_state
+from ivr.prompts.catalogue import PromptCatalogue
+from ivr.stasis_args import InboundArgs
+from ivr.store import CallState, CallStateStore, utcnow
+
+log = logging.getLogger(__name__)
+
+
+class Router(Protocol):
+    """Where a call goes once the IVR has decided (the queue engine implements this)."""
+
+    async def route(self, call: Call) -> BaseState: ...
+
+
+class HoldRouter:
+    """Until a queue engine is plugged in: tell the caller they are queued and hold them."""
+
+    async def route(self, call: Call) -> BaseState:
+        return Waiting()
+
+
+@dataclass
+class CallServices:
+    """What call states may use; built once by the composition root."""
+
+    ari: AriRest
+    prompts: PromptCatalogue
+    timers: Timers
+    router: Router
+    store: CallStateStore
+    records: CallRecordWriter
+    language: str
+    no_input_timeout_s: float
+    max_attempts: int
+
+    def __post_init__(self) -> None:
+        # Playback ids: unique per process start, cheap to make (no uuid4 on the hot path).
+        self._ids = itertools.count(1)
+        self._run = uuid.uuid4().hex[:8]
+
+    def new_id(self) -> str:
+        return f"pb-{self._run}-{next(self._ids)}"
+
+    async def persist(self, state: CallState) -> None:
+        await self.store.save(state)
+        self.records.save(state.to_record())
+
+
+class IvrService:
+    def __init__(self, services: CallServices, dispatcher: Dispatcher, app_name: str) -> None:
+        self.svc = services
+        self._dispatcher = dispatcher
+        self._app = app_name
+        self.flows: dict[str, CallFlow] = {}
+        self.calls_started = 0
+
+    # --- new and resumed calls ---------------------------------------------------
+
+    async def start_call(self, channel: Channel, args: InboundArgs) -> None:
+        if channel.id in self.flows:
+            return  # a duplicate StasisStart (e.g. after a resync raced the event)
+        state = CallState(
+            call_id=str(uuid.uuid4()),
+            channel_id=channel.id,
+            hotline_number=args.hotline_number,
+            business_line=args.business_line,
+            area_code=args.area_code,
+            caller_phone=channel.caller_number,
+            language=self.svc.language,
+            started_at=utcnow(),
+        )
+        flow = CallFlow(Call(state, self.svc), Answering())
+        self.flows[channel.id] = flow
+        self.calls_started += 1
+        log.info(
+            "call %s from %s on %s (%s)",
+            state.call_id,
+            mask_phone(channel.caller_number),
+            args.hotline_number,
+            args.business_line,
+        )
+        # Answer and first prompt go out before any storage round trip (latency target);
+        # begin() persists the new call, then enter() answers.
+        await flow.begin()
+
+    async def resume_call(self, channel: Channel) -> None:
+        """A channel ARI says is in our application, but no flow in memory: after a restart."""
+        if channel.id in self.flows:
+            return
+        stored = await self.svc.store.load(channel.id)
+        if stored is None:
+            # Its StasisStart was lost (we died just after Asterisk sent it): start afresh.
+            try:
+                args = InboundArgs.parse(channel.stasis_args())
+            except ValueError:
+                return  # not an inbound hotline call (a media or agent leg): not ours here
+            log.info("resync: picking up call on channel %s that we never saw start", channel.id)
+            await self.start_call(channel, args)
+            return
+        call = Call(stored, self.svc)
+        flow = CallFlow(call, restore_state(call))
+        self.flows[channel.id] = flow
+        log.info("resync: resuming call %s in state %s", stored.call_id, stored.state)
+        await flow.resume()
+
+    # --- inputs -------------------------------------------------------------------
+
+    async def dtmf(self, channel_id: str, digit: str) -> None:
+        flow = self.flows.get(channel_id)
+        if flow is not None:
+            await flow.dtmf(digit)
+
+    async def playback_finished(self, channel_id: str, playback_id: str) -> None:
+        flow = self.flows.get(channel_id)
+        if flow is not None:
+            await flow.playback_finished(playback_id)
+
+    async def timer(self, channel_id: str, name: str, token: int) -> None:
+        flow = self.flows.get(channel_id)
+        if flow is not None:
+            await flow.timer(name, token)
+
+    # --- the end of a call --------------------------------------------------------
+
+    async def end_call(self, channel_id: str, cause: str) -> None:
+        """The caller's channel left us (hang-up, StasisEnd or destroyed): close the record."""
+        flow = self.flows.pop(channel_id, None)
+        self.svc.timers.cancel_all(channel_id)
+        if flow is None:
+            return
+        data = flow.call.data
+        outcome = flow.state.outcome_on_hangup
+        await self._finish(data, outcome=data.outcome or outcome, cause=cause)
+        flow.state = Ended()
+
+    async def _finish(self, data: CallState, *, outcome: str, cause: str) -> None:
+        data.ended_at = data.ended_at or utcnow()
+        data.outcome = outcome
+        data.hangup_cause = data.hangup_cause or cause
+        data.state = Ended.name
+        self.svc.records.save(data.to_record())
+        await self.svc.store.delete(data.channel_id)
+        log.info("call %s ended: %s (%s), path %s", data.call_id, outcome, cause, data.menu_path)
+
+    # --- resynchronization ----------------------------------------------------------
+
+    async def resync(self) -> None:
+        """After every (re)connect: reconcile our calls with what ARI says is live."""
+        channels = await self.svc.ari.list_channels()
+        ours = {c.id: c for c in channels if c.in_stasis_app(self._app)}
+        live_ids = {c.id for c in channels}
+        # Flows in memory whose channel vanished while we were not listening.
+        for channel_id in [cid for cid in self.flows if cid not in live_ids]:
+            await self.end_call(channel_id, "gone while disconnected")
+        # Calls stored in Redis whose channel is gone (we were down when they hung up).
+        for channel_id in await self.svc.store.live_channel_ids() - live_ids:
+            stored = await self.svc.store.load(channel_id)
+            if stored is None:
+                await self.svc.store.delete(channel_id)
+                continue
+            outcome = restore_state(Call(stored, self.svc)).outcome_on_hangup
+            await self._finish(stored, outcome=outcome, cause="gone while disconnected")
+        # Live channels: resume each in its own FIFO, in order with its later events.
+        for channel in ours.values():
+            self._dispatcher.post(
+                Resynchronized(type="Resynchronized", application=self._app, timestamp="", channel=channel)
+            )
+        log.info("resync: %d channel(s) in %s, %d flow(s) live", len(ours), self._app, len(self.flows))
+
+    async def close(self) -> None:
+        self.flows.clear()
+

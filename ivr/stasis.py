@@ -1,0 +1,74 @@
+"""ARI event handlers of the IVR, in one table named after the events.
+
+Handlers are thin: they pick the fields out of the typed event and call the service.
+``key`` is the route key the dispatcher ordered the event under (the caller's
+channel id for everything about one call).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Awaitable, Callable
+
+from hotline.ari import models as ari
+from hotline.ari.dispatcher import Resynchronized, TimerFired
+from hotline.privacy import mask_phone
+from ivr.services import IvrService
+from ivr.stasis_args import InboundArgs
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[str, Any], Awaitable[None]]
+
+
+class IvrStasis:
+    def __init__(self, service: IvrService) -> None:
+        self._ivr = service
+
+    def table(self) -> dict[str, Handler]:
+        return {
+            "StasisStart": self.on_stasis_start,
+            "ChannelDtmfReceived": self.on_channel_dtmf_received,
+            "PlaybackFinished": self.on_playback_finished,
+            "TimerFired": self.on_timer_fired,
+            "ChannelHangupRequest": self.on_channel_hangup_request,
+            "StasisEnd": self.on_stasis_end,
+            "ChannelDestroyed": self.on_channel_destroyed,
+            "Resynchronized": self.on_resynchronized,
+        }
+
+    async def on_stasis_start(self, key: str, event: ari.StasisStart) -> None:
+        if event.channel.id != key:
+            return  # a helper channel of a call (media, agent leg): its owner handles it
+        try:
+            args = InboundArgs.parse(list(event.args))
+        except ValueError as exc:
+            # Not an inbound hotline call; other features register their own Stasis args.
+            log.debug("StasisStart on %s not for the IVR: %s", event.channel.id, exc)
+            return
+        await self._ivr.start_call(event.channel, args)
+
+    async def on_channel_dtmf_received(self, key: str, event: ari.ChannelDtmfReceived) -> None:
+        await self._ivr.dtmf(key, event.digit)
+
+    async def on_playback_finished(self, key: str, event: ari.PlaybackFinished) -> None:
+        await self._ivr.playback_finished(key, event.playback.id)
+
+    async def on_timer_fired(self, key: str, event: TimerFired) -> None:
+        await self._ivr.timer(key, event.name, event.token)
+
+    async def on_channel_hangup_request(self, key: str, event: ari.ChannelHangupRequest) -> None:
+        if event.channel.id == key:
+            await self._ivr.end_call(key, f"hangup request (cause {event.cause})")
+
+    async def on_stasis_end(self, key: str, event: ari.StasisEnd) -> None:
+        if event.channel.id == key:
+            await self._ivr.end_call(key, "left the application")
+
+    async def on_channel_destroyed(self, key: str, event: ari.ChannelDestroyed) -> None:
+        if event.channel.id == key:
+            log.debug("channel of %s destroyed: %s", mask_phone(event.channel.caller_number), event.cause_txt)
+            await self._ivr.end_call(key, f"{event.cause_txt or 'destroyed'} ({event.cause})")
+
+    async def on_resynchronized(self, key: str, event: Resynchronized) -> None:
+        await self._ivr.resume_call(event.channel)

@@ -1,0 +1,113 @@
+"""Live IVR call state in Redis: what must survive an application restart.
+
+One JSON value per call (keyed by the caller's channel id) plus a set of the live
+channel ids, written on every state transition. After a restart the resync reads
+these back for the channels that ARI says are still in our application.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields
+from datetime import datetime, timezone
+from typing import Any
+
+from redis.asyncio import Redis
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+@dataclass(slots=True)
+class CallState:
+    call_id: str
+    channel_id: str
+    hotline_number: str
+    business_line: str
+    area_code: str | None
+    caller_phone: str
+    language: str
+    started_at: datetime
+    state: str = "answering"
+    attempt: int = 1
+    menu_path: list[str] = field(default_factory=list)
+    choice: str | None = None
+    recognized_by: str = "none"
+    transcript: str | None = None
+    confidence: float | None = None
+    queued_at: datetime | None = None
+    answered_at: datetime | None = None
+    ended_at: datetime | None = None
+    outcome: str | None = None
+    agent_id: str | None = None
+    hangup_cause: str | None = None
+
+    _TIMES = ("started_at", "queued_at", "answered_at", "ended_at")
+
+    def to_json(self) -> str:
+        data = asdict(self)
+        for key in self._TIMES:
+            if data[key] is not None:
+                data[key] = data[key].isoformat()
+        return json.dumps(data, ensure_ascii=False)
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> "CallState":
+        data: dict[str, Any] = json.loads(text)
+        known = {f.name for f in fields(cls)}
+        data = {k: v for k, v in data.items() if k in known}
+        for key in cls._TIMES:
+            if data.get(key):
+                data[key] = datetime.fromisoformat(data[key])
+        return cls(**data)
+
+    def to_record(self) -> dict[str, Any]:
+        """The call-record row for this state (see :mod:`callrecords.models`)."""
+        return {
+            "call_id": self.call_id,
+            "channel_id": self.channel_id,
+            "hotline_number": self.hotline_number,
+            "business_line": self.business_line,
+            "area_code": self.area_code,
+            "caller_phone": self.caller_phone or None,
+            "started_at": self.started_at,
+            "queued_at": self.queued_at,
+            "answered_at": self.answered_at,
+            "ended_at": self.ended_at,
+            "menu_path": list(self.menu_path),
+            "choice": self.choice,
+            "recognized_by": self.recognized_by,
+            "transcript": self.transcript,
+            "confidence": self.confidence,
+            "outcome": self.outcome,
+            "state": self.state,
+            "agent_id": self.agent_id,
+            "hangup_cause": self.hangup_cause,
+        }
+
+
+class CallStateStore:
+    def __init__(self, redis: Redis, prefix: str) -> None:
+        self._redis = redis
+        self._live = f"{prefix}:ivr:live"
+        self._prefix = f"{prefix}:ivr:call:"
+
+    async def save(self, state: CallState) -> None:
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.set(self._prefix + state.channel_id, state.to_json())
+            pipe.sadd(self._live, state.channel_id)
+            await pipe.execute()
+
+    async def load(self, channel_id: str) -> CallState | None:
+        raw = await self._redis.get(self._prefix + channel_id)
+        return CallState.from_json(raw) if raw else None
+
+    async def delete(self, channel_id: str) -> None:
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.delete(self._prefix + channel_id)
+            pipe.srem(self._live, channel_id)
+            await pipe.execute()
+
+    async def live_channel_ids(self) -> set[str]:
+        return {m.decode() if isinstance(m, bytes) else m for m in await self._redis.smembers(self._live)}

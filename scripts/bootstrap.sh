@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Installs everything the project needs on a fresh Debian machine, idempotently:
+# system packages (redis-server, espeak-ng, sox, PostgreSQL, Chromium), the Python
+# virtual environment with the project and its test/speech extras.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_apt=()
+have() { command -v "$1" >/dev/null 2>&1; }
+have redis-server || need_apt+=(redis-server)
+have espeak-ng    || need_apt+=(espeak-ng)
+have sox          || need_apt+=(sox libsox-fmt-all)
+if [ "${HOTLINE_SKIP_POSTGRES:-0}" != 1 ]; then
+  { have pg_ctl || ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1; } || need_apt+=(postgresql)
+fi
+if [ "${HOTLINE_SKIP_BROWSER:-0}" != 1 ]; then
+  have chromium || need_apt+=(chromium)
+fi
+
+if [ ${#need_apt[@]} -gt 0 ]; then
+  echo "bootstrap: installing system packages: ${need_apt[*]}"
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
+fi
+
+PY=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  echo "bootstrap: creating .venv"
+  "$PY" -m venv .venv
+fi
+# Reinstall only when the dependency declaration changed.
+stamp=.venv/.hotline-deps
+want=$(sha256sum pyproject.toml | cut -c1-64)
+if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+  echo "bootstrap: installing Python dependencies"
+  .venv/bin/python -m pip install -q --upgrade pip >/dev/null
+  .venv/bin/python -m pip install -q -e ".[speech,test]"
+  echo "$want" > "$stamp"
+fi

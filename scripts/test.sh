@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Runs every test. pytest's exit 5 ("no tests collected") is a failure here, never a pass.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/bootstrap.sh || exit 1
+mkdir -p test-artifacts
+.venv/bin/python -m pytest "$@"
+rc=$?
+if [ "$rc" -eq 5 ]; then
+  echo "scripts/test.sh: pytest collected no tests — treating that as a failure" >&2
+  exit 1
+fi
+exit "$rc"

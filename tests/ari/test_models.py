@@ -1,0 +1,62 @@
+"""Typed events and errors: what our client makes of what Asterisk sends."""
+
+from __future__ import annotations
+
+import pytest
+
+from hotline.ari.errors import AriNotFound, AriNotInStasis, AriUnavailable, AriUnprocessable, error_for
+from hotline.ari.events import events_url
+from hotline.ari.models import (
+    EventParseError, PlaybackFinished, StasisStart, UnknownEvent, parse_event,
+)
+
+CHANNEL = {
+    "id": "1732440000.1", "name": "PJSIP/trunk-00000001", "state": "Ring", "protocol_id": "abc",
+    "caller": {"name": "", "number": "13800138000"}, "connected": {"name": "", "number": ""},
+    "accountcode": "", "creationtime": "2026-11-24T10:00:00.000+0000", "language": "zh_CN",
+    "dialplan": {"context": "from-pstn", "exten": "12365", "priority": 3,
+                 "app_name": "Stasis", "app_data": "hotline,12365,quality,"},
+}
+
+
+def test_stasis_start_carries_args_and_the_dialplan_location() -> None:
+    event = parse_event({"type": "StasisStart", "application": "hotline", "timestamp": "t",
+                         "args": ["12365", "quality", ""], "channel": CHANNEL})
+    assert isinstance(event, StasisStart)
+    assert event.args == ("12365", "quality", "")
+    assert event.channel.caller_number == "13800138000"
+    assert event.channel.in_stasis_app("hotline")
+    assert not event.channel.in_stasis_app("other")
+    assert event.channel.stasis_args() == ["12365", "quality", ""]
+    assert event.route_key() == "1732440000.1"
+
+
+def test_playback_events_route_to_their_target_channel_or_bridge() -> None:
+    pb = {"id": "p1", "media_uri": "sound:hotline/main_menu", "target_uri": "channel:c9", "state": "done", "language": "zh_CN"}
+    event = parse_event({"type": "PlaybackFinished", "application": "hotline", "timestamp": "t", "playback": pb})
+    assert isinstance(event, PlaybackFinished) and event.route_key() == "c9"
+    pb["target_uri"] = "bridge:b1"
+    assert parse_event({"type": "PlaybackFinished", "application": "hotline", "timestamp": "t", "playback": pb}).route_key() == "bridge:b1"
+
+
+def test_unknown_events_are_kept_not_dropped_and_malformed_ones_are_named() -> None:
+    assert isinstance(parse_event({"type": "DeviceStateChanged", "application": "a", "timestamp": "t"}), UnknownEvent)
+    with pytest.raises(EventParseError, match="StasisStart"):
+        parse_event({"type": "StasisStart", "application": "a", "timestamp": "t"})
+    with pytest.raises(EventParseError, match="without a type"):
+        parse_event({"application": "a"})
+
+
+@pytest.mark.parametrize(
+    ("status", "cls"),
+    [(404, AriNotFound), (409, AriNotInStasis), (422, AriUnprocessable), (503, AriUnavailable), (0, AriUnavailable)],
+)
+def test_ari_errors_are_classified_by_what_they_mean_for_a_call(status: int, cls: type) -> None:
+    err = error_for("POST", "/channels/x/answer", status, "Channel not found")
+    assert isinstance(err, cls)
+    assert "POST /channels/x/answer" in str(err)
+
+
+def test_the_events_url_follows_the_ari_base_url() -> None:
+    assert events_url("http://pbx:8088", "hotline") == "ws://pbx:8088/ari/events?app=hotline&subscribeAll=false"
+    assert events_url("https://pbx:8089/", "hotline").startswith("wss://pbx:8089/ari/events?")

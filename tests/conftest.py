@@ -1,0 +1,3 @@
+"""Shared fixtures: real servers (redis), the Asterisk stand-in with contract checks."""
+
+pytest_plugins = ["tests.fixtures.servers", "tests.fixtures.pbx", "tests.fixtures.app"]

@@ -1,0 +1,62 @@
+"""Settings come from code defaults, a profile, a TOML file and the environment;
+personal data never reaches the logs unmasked."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pytest
+
+from hotline.privacy import MaskingFilter, mask_name, mask_phone, mask_text
+from hotline.settings import SettingsError, load_settings
+
+
+def test_defaults_are_usable_without_any_file(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("HOTLINE_PROFILE", raising=False)
+    s = load_settings()
+    assert s.ari.app == "hotline"
+    assert s.database.url.startswith("sqlite+aiosqlite:///")
+    assert s.ivr.language == "zh-CN"
+
+
+def test_a_toml_file_overrides_defaults_and_the_environment_overrides_the_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cfg = tmp_path / "hotline.toml"
+    cfg.write_text('[ari]\nurl = "http://pbx.example:8088"\napp = "hl"\n[ivr]\nmax_attempts = 4\n')
+    monkeypatch.setenv("HOTLINE_ARI__APP", "from-env")
+    s = load_settings(cfg)
+    assert s.ari.url == "http://pbx.example:8088"
+    assert s.ari.app == "from-env"
+    assert s.ivr.max_attempts == 4
+
+
+def test_the_test_profile_shortens_timeouts(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HOTLINE_PROFILE", "test")
+    assert load_settings().ivr.no_input_timeout_s < 1
+
+
+def test_a_broken_settings_file_gets_a_clear_error(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[ari\nurl=")
+    with pytest.raises(SettingsError, match="not valid TOML"):
+        load_settings(bad)
+    with pytest.raises(SettingsError, match="does not exist"):
+        load_settings(tmp_path / "missing.toml")
+
+
+def test_phone_numbers_and_names_are_masked() -> None:
+    assert mask_phone("13812345678") == "138****5678"
+    assert mask_phone("") == "-"
+    assert mask_name("张三丰") == "张**"
+    assert mask_text("caller 13812345678 dialled 12315") == "caller 138****5678 dialled 12315"
+
+
+def test_log_records_are_masked_even_when_a_caller_forgot(caplog: pytest.LogCaptureFixture) -> None:
+    logger = logging.getLogger("test.masking")
+    logger.addFilter(MaskingFilter())
+    with caplog.at_level(logging.INFO, logger="test.masking"):
+        logger.info("callback to %s", "+8613812345678")
+    assert "13812345678" not in caplog.text
+    assert "+86*******5678" in caplog.text
