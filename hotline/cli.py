@@ -46,28 +46,12 @@ def _cmd_prompts(args: argparse.Namespace) -> int:
     return prompts_main(args.rest)
 
 
-def _cmd_platform_sim(args: argparse.Namespace) -> int:
-    from national.sim import main as platform_main
-
-    configure_logging("INFO")
-    return platform_main(args.rest)
-
-
-def _cmd_models(args: argparse.Namespace) -> int:
-    from ivr.speech.models import main as models_main
-
-    configure_logging("INFO")
-    return models_main(args.rest)
-
-
 COMMANDS: dict[str, tuple[str, Callable[[argparse.Namespace], int], bool]] = {
     # name: (help, handler, passes the remaining arguments through)
     "serve": ("run the ARI application against Asterisk", _cmd_serve, False),
     "demo": ("start the whole system on embedded defaults with simulated calls", _cmd_demo, False),
     "pbx-sim": ("run the Asterisk 22 ARI stand-in", _cmd_pbx_sim, True),
     "prompts": ("build the IVR prompt sound files", _cmd_prompts, True),
-    "platform-sim": ("run the national 12315 platform stand-in", _cmd_platform_sim, True),
-    "models": ("download and verify speech models", _cmd_models, True),
 }
 
 
@@ -86,8 +70,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    _help, handler, _ = COMMANDS[args.command]
+    parser = build_parser()
+    # Pass-through commands take their own options, which argparse's REMAINDER does not
+    # capture when they come first: collect the unknown ones here instead.
+    args, extra = parser.parse_known_args(argv)
+    _help, handler, passthrough = COMMANDS[args.command]
+    if passthrough:
+        args.rest = extra + list(args.rest)
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         return handler(args)
     except SettingsError as exc:

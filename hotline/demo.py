@@ -64,9 +64,9 @@ async def play_caller(sim, prompts, script: Script, hold_s: float) -> str:  # ty
                 await call.wait_for_playback(prefix=prompts.media("no_match"), timeout=60)
             if script.behaviour != "silent":
                 call.send_dtmf(script.digit)
-            await call.wait_for_playback(prefix="sound:hotline/", timeout=120)
-            await call.wait_for_playback(prefix=(queued if script.digit != "0" and script.behaviour != "silent"
-                                                 else prompts.media("transfer_operator")), timeout=120)
+            to_operator = script.digit == "0" or script.behaviour == "silent"
+            await call.wait_for_playback(prefix=prompts.media("transfer_operator") if to_operator else queued,
+                                         timeout=120)
             await asyncio.sleep(hold_s)
     finally:
         if not call.ended:
@@ -75,8 +75,10 @@ async def play_caller(sim, prompts, script: Script, hold_s: float) -> str:  # ty
 
 
 async def run_demo(
-    settings: Settings, *, calls: int = 20, open_browser: bool = True, linger: bool = True
+    settings: Settings, *, calls: int = 20, open_browser: bool = True, linger: bool = True,
+    time_scale: float = 1.0,
 ) -> int:
+    """Run the demo; ``time_scale`` < 1 plays every prompt faster (tests use it)."""
     from hotline.pbx_sim.server import PbxSim
     from ivr.prompts.build import build_prompts
     from ivr.prompts.catalogue import PromptCatalogue
@@ -99,6 +101,7 @@ async def run_demo(
         dialplan_path=PROJECT_ROOT / "dialplans" / "extensions.conf",
         sounds_dir=settings.ivr.sounds_dir,
         recordings_dir=var / "recordings",
+        time_scale=time_scale,
     )
     await sim.start(host=ari.hostname or "127.0.0.1", port=ari.port or 8088)
     print(f"[demo] Asterisk stand-in serving ARI at {sim.url}/ari", flush=True)
@@ -125,6 +128,7 @@ async def run_demo(
 
     try:
         await asyncio.gather(*(one(i, s) for i, s in enumerate(scripts)))
+        await wait_calls_closed(app, timeout=10)
         await app.dispatcher.drain(timeout=10)
         await app.records.flush()
         print_summary(await app.call_records.all())
@@ -137,6 +141,14 @@ async def run_demo(
         if redis_proc is not None:
             redis_proc.stop()
     return 0
+
+
+async def wait_calls_closed(app: Application, timeout: float) -> None:
+    """The callers have hung up; wait until the app has seen every hang-up arrive."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while app.ivr.flows and loop.time() < deadline:
+        await asyncio.sleep(0.05)
 
 
 def print_summary(records) -> None:  # type: ignore[no-untyped-def]

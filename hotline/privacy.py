@@ -6,8 +6,11 @@ import logging
 import re
 
 # Runs of 7+ digits (optionally with a leading +) are phone-number-like; shorter runs
-# (hotline numbers such as 12315, DTMF digits, counts) stay readable.
-_PHONE_RE = re.compile(r"\+?\d{7,}")
+# (hotline numbers such as 12315, DTMF digits, counts) stay readable. Runs that are part
+# of an identifier stay readable too, since they are needed to follow a call in the logs:
+# digits inside a UUID or word (joined by letters, "_" or "-") and Asterisk channel ids
+# ("1795524998.12").
+_PHONE_RE = re.compile(r"(?<![\w-])\+?\d{7,}(?![\w-]|\.\d)")
 
 
 def mask_phone(number: str | None) -> str:

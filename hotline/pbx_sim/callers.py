@@ -9,6 +9,7 @@ point. The same object runs our real ``extensions.conf`` for its channel through
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import wave
 from pathlib import Path
@@ -75,7 +76,10 @@ class SimCall:
                 if result is not None and result is not False:
                     return result
                 self._changed.clear()
-                await self._changed.wait()
+                # Also look again now and then: a condition may depend on things outside
+                # this call (RTP received by the test, the application's state).
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._changed.wait(), 0.05)
 
         try:
             return await asyncio.wait_for(loop(), timeout)
@@ -188,6 +192,7 @@ class SimCall:
         except SimError:
             # The application is not connected: Stasis() fails at once (FIELD-NOTES).
             self.stasis_status = "FAILED"
+            ch.app_name = ch.app_data = ""
             self._notify()
             return "FAILED"
         assert ch.stasis_exit is not None

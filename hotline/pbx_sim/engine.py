@@ -66,6 +66,8 @@ class Engine:
         self.sounds = SoundLibrary(sounds_dir, recordings_dir, default_s=default_playback_s, time_scale=time_scale)
         self.player = Player(self.sounds, self._emit_playback, self._heard)
         self.recorder = Recorder(recordings_dir, self._emit_recording)
+        #: How long an externalMedia channel takes to enter Stasis after it is created.
+        self.media_setup_s = 0.02
         #: externalMedia channels, which the RTP streamer feeds every 20 ms.
         self.media_channel_ids: set[str] = set()
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -267,9 +269,9 @@ class Engine:
         ch.external_host, ch.media_format = (host, int(port)), fmt
         self.media_channel_ids.add(ch.id)
         ch.variables.update({"UNICASTRTP_LOCAL_ADDRESS": "127.0.0.1", "UNICASTRTP_LOCAL_PORT": "0"})
-        # Its StasisStart comes after the answer to this request (FIELD-NOTES): until then
-        # the channel cannot join a bridge.
-        asyncio.get_running_loop().call_soon(self._media_enters_stasis, ch, app)
+        # Its StasisStart comes after the answer to this request, once the media path is
+        # set up (FIELD-NOTES): until then the channel cannot join a bridge (422).
+        asyncio.get_running_loop().call_later(self.media_setup_s, self._media_enters_stasis, ch, app)
         return ch
 
     def _media_enters_stasis(self, ch: SimChannel, app: str) -> None:

@@ -20,6 +20,7 @@ from aiohttp import WSMsgType, web
 
 from hotline.pbx_sim.apps import AppConnection, Applications, TrafficHook
 from hotline.pbx_sim.callers import SimCall
+from hotline.pbx_sim.control import ControlViews
 from hotline.pbx_sim.dialplan import Dialplan
 from hotline.pbx_sim.engine import Endpoint, Engine
 from hotline.pbx_sim.media import RtpStreamer
@@ -64,7 +65,7 @@ class PbxSim:
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> None:
         app = web.Application(middlewares=[self._traffic, self._errors, self._auth])
         app.router.add_get("/ari/events", self._events)
-        for method, path, view in AriViews(self.engine).routes():
+        for method, path, view in [*AriViews(self.engine).routes(), *ControlViews(self).routes()]:
             app.router.add_route(method, path, view)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
@@ -181,7 +182,7 @@ class PbxSim:
     @web.middleware
     async def _traffic(self, request: web.Request, handler: Any) -> web.StreamResponse:
         hook = self._on_traffic
-        if hook is None or request.path == "/ari/events":
+        if hook is None or not request.path.startswith("/ari/") or request.path == "/ari/events":
             return await handler(request)
         body = None
         if request.can_read_body:

@@ -60,3 +60,10 @@ def test_log_records_are_masked_even_when_a_caller_forgot(caplog: pytest.LogCapt
         logger.info("callback to %s", "+8613812345678")
     assert "13812345678" not in caplog.text
     assert "+86*******5678" in caplog.text
+
+
+def test_identifiers_with_long_digit_runs_stay_readable_in_logs_but_phones_next_to_them_do_not() -> None:
+    from hotline.privacy import mask_text
+
+    text = "call b5e3b0e3-3947-4676-bfe9-098296845297 on channel 1795524998.12 from 13800138000."
+    assert mask_text(text) == "call b5e3b0e3-3947-4676-bfe9-098296845297 on channel 1795524998.12 from 138****8000."

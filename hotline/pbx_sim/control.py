@@ -1,0 +1,76 @@
+"""The stand-in's own control API (not ARI): place and drive scripted callers over HTTP.
+
+So that someone running ``hotline pbx-sim`` next to ``hotline serve`` can make calls
+by hand::
+
+    curl -u hotline:hotline -X POST 'http://127.0.0.1:8088/sim/calls?number=12315&caller_id=13800138000'
+    curl -u hotline:hotline -X POST 'http://127.0.0.1:8088/sim/calls/<channel id>/dtmf?digits=1'
+    curl -u hotline:hotline 'http://127.0.0.1:8088/sim/calls'
+    curl -u hotline:hotline -X DELETE 'http://127.0.0.1:8088/sim/calls/<channel id>'
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+
+from hotline.pbx_sim.callers import SimCall
+from hotline.pbx_sim.state import SimError
+
+if TYPE_CHECKING:
+    from hotline.pbx_sim.server import PbxSim
+
+
+def describe(call: SimCall) -> dict[str, Any]:
+    return {
+        "channel_id": call.channel_id,
+        "dialled": call.dialled,
+        "caller_id": call.caller_number,
+        "heard": call.played,
+        "stasis_status": call.stasis_status,
+        "ended": call.ended,
+        "hangup_cause": call.hangup_cause,
+    }
+
+
+class ControlViews:
+    def __init__(self, sim: "PbxSim") -> None:
+        self._sim = sim
+
+    def routes(self) -> list[tuple[str, str, Any]]:
+        return [
+            ("GET", "/sim/calls", self.list_calls),
+            ("POST", "/sim/calls", self.place_call),
+            ("POST", "/sim/calls/{channelId}/dtmf", self.dtmf),
+            ("DELETE", "/sim/calls/{channelId}", self.hangup),
+        ]
+
+    def _call(self, request: web.Request) -> SimCall:
+        channel_id = request.match_info["channelId"]
+        for call in self._sim.calls:
+            if call.channel_id == channel_id:
+                return call
+        raise SimError(404, f"no simulated call on channel {channel_id}")
+
+    async def list_calls(self, request: web.Request) -> web.Response:
+        return web.json_response([describe(c) for c in self._sim.calls])
+
+    async def place_call(self, request: web.Request) -> web.Response:
+        number = request.query.get("number", "")
+        try:
+            call = await self._sim.place_call(number, caller_id=request.query.get("caller_id", ""))
+        except ValueError as exc:
+            raise SimError(400, str(exc)) from None
+        return web.json_response(describe(call), status=201)
+
+    async def dtmf(self, request: web.Request) -> web.Response:
+        try:
+            self._call(request).send_dtmf(request.query.get("digits", ""))
+        except ValueError as exc:
+            raise SimError(400, str(exc)) from None
+        return web.Response(status=204)
+
+    async def hangup(self, request: web.Request) -> web.Response:
+        await self._call(request).hangup()
+        return web.Response(status=204)

@@ -1,0 +1,259 @@
+"""The stand-in does what a real Asterisk 22 was seen doing (../shared/asterisk-ari/FIELD-NOTES.md).
+
+These tests talk raw HTTP and WebSocket, not through our client, so that they pin down
+the stand-in itself; the ``pbx_sim`` fixture also checks every message against
+Asterisk's declarations.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import struct
+import wave
+from pathlib import Path
+from typing import Any, AsyncIterator
+
+import aiohttp
+import pytest
+
+from hotline.pbx_sim.server import PbxSim
+
+AUTH = aiohttp.BasicAuth("hotline", "hotline")  # noqa: the deprecation is aiohttp 4 only
+
+
+class RawAri:
+    """An ARI client with no smarts: the requests and the event stream as they are."""
+
+    def __init__(self, sim: PbxSim, http: aiohttp.ClientSession) -> None:
+        self.sim, self.http = sim, http
+        self.events: list[dict[str, Any]] = []
+        self._changed = asyncio.Event()
+        self.ws: aiohttp.ClientWebSocketResponse | None = None
+        self._reader: asyncio.Task[None] | None = None
+
+    async def connect(self, app: str = "hotline") -> None:
+        self.ws = await self.http.ws_connect(f"{self.sim.url}/ari/events?app={app}", auth=AUTH)
+        self._reader = asyncio.create_task(self._read())
+
+    async def _read(self) -> None:
+        assert self.ws is not None
+        async for msg in self.ws:
+            self.events.append(json.loads(msg.data))
+            self._changed.set()
+
+    async def call(self, method: str, path: str, **params: Any) -> tuple[int, Any]:
+        async with self.http.request(method, f"{self.sim.url}/ari{path}", params=params, auth=AUTH) as resp:
+            text = await resp.text()
+            return resp.status, (json.loads(text) if text and resp.content_type == "application/json" else None)
+
+    async def event(self, kind: str, timeout: float = 3.0, **match: Any) -> dict[str, Any]:
+        async def find() -> dict[str, Any]:
+            while True:
+                for e in self.events:
+                    if e["type"] == kind and all(_get(e, k) == v for k, v in match.items()):
+                        return e
+                self._changed.clear()
+                await self._changed.wait()
+        return await asyncio.wait_for(find(), timeout)
+
+    def types_for(self, channel_id: str) -> list[str]:
+        return [e["type"] for e in self.events if e.get("channel", {}).get("id") == channel_id]
+
+    async def close(self) -> None:
+        if self.ws is not None:
+            await self.ws.close()
+        if self._reader is not None:
+            await asyncio.gather(self._reader, return_exceptions=True)
+
+
+def _get(event: dict[str, Any], dotted: str) -> Any:
+    value: Any = event
+    for part in dotted.split("__"):
+        value = value.get(part) if isinstance(value, dict) else None
+    return value
+
+
+@pytest.fixture
+async def ari(pbx_sim: PbxSim) -> AsyncIterator[RawAri]:
+    async with aiohttp.ClientSession() as http:
+        client = RawAri(pbx_sim, http)
+        await client.connect()
+        yield client
+        await client.close()
+
+
+async def test_a_call_enters_stasis_with_its_args_dialplan_location_and_caller_id(pbx_sim: PbxSim, ari: RawAri) -> None:
+    call = await pbx_sim.place_call("12365", caller_id="13800138000")
+    start = await ari.event("StasisStart")
+    assert start["args"] == ["12365", "quality", ""]
+    channel = start["channel"]
+    assert channel["id"] == call.channel_id and channel["state"] == "Ring"
+    assert channel["caller"]["number"] == "13800138000"
+    assert channel["dialplan"]["app_name"] == "Stasis"
+    assert channel["dialplan"]["app_data"] == "hotline,12365,quality,"
+    assert channel["dialplan"]["exten"] == "12365"
+
+
+@pytest.mark.parametrize("who", ["caller", "application"])
+async def test_a_hang_up_gives_hangup_request_stasis_end_and_destroyed_in_that_order(
+    pbx_sim: PbxSim, ari: RawAri, who: str
+) -> None:
+    call = await pbx_sim.place_call("12315", caller_id="13800138000")
+    await ari.event("StasisStart")
+    assert (await ari.call("POST", f"/channels/{call.channel_id}/answer"))[0] == 204
+    if who == "caller":
+        await call.hangup()
+    else:
+        assert (await ari.call("DELETE", f"/channels/{call.channel_id}"))[0] == 204
+    destroyed = await ari.event("ChannelDestroyed")
+    assert destroyed["cause"] == 16 and destroyed["cause_txt"] == "Normal Clearing"
+    assert ari.types_for(call.channel_id) == [
+        "StasisStart", "ChannelStateChange", "ChannelHangupRequest", "StasisEnd", "ChannelDestroyed"]
+    assert (await ari.call("POST", f"/channels/{call.channel_id}/answer"))[0] == 404
+
+
+async def test_a_playback_answers_201_then_starts_and_finishes_done(pbx_sim: PbxSim, ari: RawAri) -> None:
+    call = await pbx_sim.place_call("12315", caller_id="13800138000")
+    await ari.event("StasisStart")
+    status, playback = await ari.call("POST", f"/channels/{call.channel_id}/play", media="sound:hello-world")
+    assert status == 201 and playback["state"] == "queued"
+    assert playback["target_uri"] == f"channel:{call.channel_id}"
+    await ari.event("PlaybackStarted", playback__id=playback["id"])
+    finished = await ari.event("PlaybackFinished", playback__id=playback["id"])
+    assert finished["playback"]["state"] == "done"
+    assert call.played == ["sound:hello-world"]
+
+
+async def test_a_missing_sound_file_fails_the_playback(ari_contract, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from tests.fixtures.ari_contract import TrafficChecker
+
+    sounds = tmp_path / "sounds" / "en"
+    sounds.mkdir(parents=True)
+    write_tone(sounds / "hello-world.wav", seconds=0.1, rate=8000)
+    checker = TrafficChecker(ari_contract)
+    sim = PbxSim(sounds_dir=tmp_path / "sounds", recordings_dir=tmp_path / "rec", on_traffic=checker)
+    await sim.start()
+    try:
+        async with aiohttp.ClientSession() as http:
+            client = RawAri(sim, http)
+            await client.connect()
+            call = await sim.place_call("12315")
+            await client.event("StasisStart")
+            _, ok = await client.call("POST", f"/channels/{call.channel_id}/play", media="sound:hello-world")
+            _, bad = await client.call("POST", f"/channels/{call.channel_id}/play", media="sound:no-such-file")
+            assert (await client.event("PlaybackFinished", playback__id=ok["id"]))["playback"]["state"] == "done"
+            assert (await client.event("PlaybackFinished", playback__id=bad["id"]))["playback"]["state"] == "failed"
+            await client.close()
+    finally:
+        await sim.stop()
+    checker.assert_clean()
+
+
+async def test_playbacks_on_one_channel_play_one_after_another(pbx_sim: PbxSim, ari: RawAri) -> None:
+    call = await pbx_sim.place_call("12315")
+    await ari.event("StasisStart")
+    _, first = await ari.call("POST", f"/channels/{call.channel_id}/play", media="sound:one")
+    _, second = await ari.call("POST", f"/channels/{call.channel_id}/play", media="sound:two")
+    await ari.event("PlaybackFinished", playback__id=second["id"])
+    order = [(e["type"], e["playback"]["id"]) for e in ari.events if e["type"].startswith("Playback")]
+    assert order == [("PlaybackStarted", first["id"]), ("PlaybackFinished", first["id"]),
+                     ("PlaybackStarted", second["id"]), ("PlaybackFinished", second["id"])]
+
+
+async def test_external_media_joins_a_bridge_only_after_its_own_stasis_start_and_sends_slin16_rtp(
+    pbx_sim: PbxSim, ari: RawAri, tmp_path: Path
+) -> None:
+    received: list[bytes] = []
+    loop = asyncio.get_running_loop()
+    transport, _ = await loop.create_datagram_endpoint(lambda: _Collect(received), local_addr=("127.0.0.1", 0))
+    port = transport.get_extra_info("sockname")[1]
+    try:
+        call = await pbx_sim.place_call("12315")
+        await ari.event("StasisStart")
+        _, bridge = await ari.call("POST", "/bridges", type="mixing")
+        assert (await ari.call("POST", f"/bridges/{bridge['id']}/addChannel", channel=call.channel_id))[0] == 204
+        status, media = await ari.call("POST", "/channels/externalMedia", app="hotline",
+                                       external_host=f"127.0.0.1:{port}", format="slin16")
+        assert status == 200 and media["name"].startswith("UnicastRTP/")
+        status, body = await ari.call("POST", f"/bridges/{bridge['id']}/addChannel", channel=media["id"])
+        assert (status, body["message"]) == (422, "Channel not in Stasis application")
+        await ari.event("StasisStart", channel__id=media["id"])
+        assert (await ari.call("POST", f"/bridges/{bridge['id']}/addChannel", channel=media["id"]))[0] == 204
+
+        wav = tmp_path / "voice.wav"
+        write_tone(wav, seconds=0.2, rate=16000)
+        call.say(wav)
+        await call.wait_for(lambda: len(received) >= 15 and not call.speaking, timeout=3, what="RTP")
+    finally:
+        transport.close()
+    packets = [parse_rtp(p) for p in received]
+    assert {p["pt"] for p in packets} == {118}
+    assert {len(p["payload"]) for p in packets} == {640}
+    seqs = [p["seq"] for p in packets]
+    assert all((b - a) % 65536 == 1 for a, b in zip(seqs, seqs[1:]))
+    voiced = [p for p in packets if any(p["payload"])]
+    assert voiced, "the caller's voice never reached the external media host"
+    # Network byte order: the tone's first samples decode as big-endian, not little-endian.
+    samples = struct.unpack(">320h", voiced[0]["payload"])
+    assert max(abs(s) for s in samples) > 1000
+
+
+async def test_stasis_fails_at_once_when_the_application_is_not_connected(pbx_sim: PbxSim) -> None:
+    call = await pbx_sim.place_call("12331")
+    await call.wait_for(lambda: call.stasis_status, timeout=2, what="Stasis() to return")
+    assert call.stasis_status == "FAILED"
+    await call.wait_for_playback("sound:hotline/fallback-unavailable")
+
+
+async def test_a_second_connection_for_the_same_application_replaces_the_first(pbx_sim: PbxSim, ari: RawAri) -> None:
+    async with aiohttp.ClientSession() as http:
+        second = RawAri(pbx_sim, http)
+        await second.connect()
+        await ari.event("ApplicationReplaced")
+        call = await pbx_sim.place_call("12315")
+        await second.event("StasisStart", channel__id=call.channel_id)
+        assert not any(e["type"] == "StasisStart" for e in ari.events)
+        await second.close()
+
+
+async def test_the_events_socket_refuses_wrong_credentials(pbx_sim: PbxSim) -> None:
+    async with aiohttp.ClientSession() as http:
+        with pytest.raises(aiohttp.WSServerHandshakeError) as info:
+            await http.ws_connect(f"{pbx_sim.url}/ari/events?app=hotline", auth=aiohttp.BasicAuth("hotline", "x"))
+        assert info.value.status == 401
+
+
+async def test_channels_stay_in_stasis_when_the_application_goes_away(pbx_sim: PbxSim, ari: RawAri) -> None:
+    call = await pbx_sim.place_call("12315")
+    await ari.event("StasisStart")
+    await ari.close()
+    await call.wait_for(lambda: not pbx_sim.app_connected("hotline"), timeout=2, what="the app to be gone")
+    await asyncio.sleep(0.1)
+    assert not call.ended and pbx_sim.channel(call.channel_id).stasis_app == "hotline"
+
+
+class _Collect(asyncio.DatagramProtocol):
+    def __init__(self, into: list[bytes]) -> None:
+        self.into = into
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        self.into.append(data)
+
+
+def parse_rtp(packet: bytes) -> dict[str, Any]:
+    first, second, seq, timestamp, ssrc = struct.unpack("!BBHII", packet[:12])
+    assert first >> 6 == 2, "RTP version 2"
+    return {"pt": second & 0x7F, "seq": seq, "ts": timestamp, "ssrc": ssrc, "payload": packet[12:]}
+
+
+def write_tone(path: Path, *, seconds: float, rate: int, hz: float = 440.0) -> None:
+    frames = b"".join(
+        struct.pack("<h", int(12000 * math.sin(2 * math.pi * hz * i / rate))) for i in range(int(seconds * rate))
+    )
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(frames)
