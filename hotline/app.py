@@ -12,20 +12,29 @@ import signal
 from contextlib import suppress
 
 import aiohttp
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 
 from callrecords.services import CallRecordRepository, CallRecordWriter
 from hotline.ari.dispatcher import Dispatcher, Timers, make_sink_table
 from hotline.ari.events import EventStream
 from hotline.ari.rest import AriRest
 from hotline.db import create_schema, make_engine, sessionmaker
-from hotline.settings import Settings
+from hotline.settings import RedisSettings, Settings
 from ivr.prompts.catalogue import PromptCatalogue, asterisk_language
 from ivr.services import CallServices, HoldRouter, IvrService, Router
 from ivr.stasis import IvrStasis
 from ivr.store import CallStateStore
 
 log = logging.getLogger(__name__)
+
+
+def connect_redis(settings: RedisSettings) -> Redis:
+    """A client whose commands wait for a free connection instead of failing: a burst of
+    calls must queue for Redis, never be dropped with "Too many connections"."""
+    pool = BlockingConnectionPool.from_url(
+        settings.url, max_connections=settings.max_connections, timeout=settings.pool_timeout_s
+    )
+    return Redis.from_pool(pool)  # owns the pool: aclose() closes its connections
 
 
 class Application:
@@ -43,7 +52,7 @@ class Application:
             self.http, s.ari.url, s.ari.username, s.ari.password.get_secret_value(),
             timeout_s=s.ari.request_timeout_s,
         )
-        self.redis = Redis.from_url(s.redis.url)
+        self.redis = connect_redis(s.redis)
         await self.redis.ping()
         self.engine = make_engine(s.database.url)
         await create_schema(self.engine)

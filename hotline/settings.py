@@ -41,6 +41,10 @@ class RedisSettings(BaseModel):
     url: str = "redis://127.0.0.1:6379/0"
     #: Prefix of every key, so that several deployments (or tests) share a server.
     prefix: str = "hotline"
+    #: Connections per process. Redis runs commands one at a time, so more connections
+    #: buy nothing; when all are busy, a command waits for one (up to the timeout).
+    max_connections: int = Field(32, ge=1, le=10_000)
+    pool_timeout_s: float = Field(5.0, gt=0)
 
 
 class IvrSettings(BaseModel):

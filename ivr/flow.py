@@ -258,8 +258,9 @@ class CallFlow:
         self.state: BaseState = state
 
     async def begin(self) -> None:
-        await self._persist()
-        await self._move(await self.state.enter(self.call))
+        # Latency: the answer and the first prompt go out before any storage round trip.
+        # Safe, because a call whose state was never stored is started afresh by the resync.
+        await self._move(await self.state.enter(self.call), store_first=False)
 
     async def resume(self) -> None:
         await self._move(await self.state.resume(self.call))
@@ -273,15 +274,20 @@ class CallFlow:
     async def timer(self, name: str, token: int) -> None:
         await self._move(await self.state.on_timer(self.call, name, token))
 
-    async def _move(self, nxt: State) -> None:
+    async def _move(self, nxt: State, *, store_first: bool = True) -> None:
         while nxt is not self.state:
             log.debug("call %s: %s -> %s", self.call.data.call_id, self.state.name, nxt.name)
             self.state = nxt  # type: ignore[assignment]
             self.call.data.state = nxt.name
-            await self._persist()
+            if store_first or isinstance(nxt, Ended):
+                # Stored before the state's commands go out: whatever the caller hears
+                # next (a choice confirmed, "you are queued") survives a crash of ours.
+                await self._persist()
             if isinstance(nxt, Ended):
                 return
             nxt = await nxt.enter(self.call)
+        if not store_first:
+            await self._persist()
 
     async def _persist(self) -> None:
         await self.call.svc.persist(self.call.data)

@@ -41,8 +41,8 @@ class SimCall:
         self.dtmf_heard: list[str] = []
         self.stasis_status: str | None = None
         self.hangup_cause: int | None = None
-        self._cursor = 0
-        self._finished_cursor = 0
+        #: How far wait_for_playback(_finished) have read ``played`` / ``finished``.
+        self._cursors = {"started": 0, "finished": 0}
         self._changed = asyncio.Event()
         self._speech = bytearray()  # 16 kHz little-endian PCM still to be "spoken"
         self._frame_tick = -1
@@ -94,25 +94,21 @@ class SimCall:
 
         Consumes what it found: the next wait looks only at what was heard after it.
         """
-
-        def find() -> str | None:
-            for i in range(self._cursor, len(self.played)):
-                if self.played[i].startswith(prefix):
-                    self._cursor = i + 1
-                    return self.played[i]
-            return None
-
-        return str(await self._until(find, timeout, f"a playback of {prefix!r}"))
+        return await self._wait_consuming(self.played, "started", prefix, timeout)
 
     async def wait_for_playback_finished(self, prefix: str, timeout: float = 5.0) -> str:
+        """Like :meth:`wait_for_playback`, for the end of a media (finished or stopped)."""
+        return await self._wait_consuming(self.finished, "finished", prefix, timeout)
+
+    async def _wait_consuming(self, media: list[str], cursor: str, prefix: str, timeout: float) -> str:
         def find() -> str | None:
-            for i in range(self._finished_cursor, len(self.finished)):
-                if self.finished[i].startswith(prefix):
-                    self._finished_cursor = i + 1
-                    return self.finished[i]
+            for i in range(self._cursors[cursor], len(media)):
+                if media[i].startswith(prefix):
+                    self._cursors[cursor] = i + 1
+                    return media[i]
             return None
 
-        return str(await self._until(find, timeout, f"the end of a playback of {prefix!r}"))
+        return str(await self._until(find, timeout, f"{prefix!r} to have {cursor}"))
 
     async def wait_ended(self, timeout: float = 5.0) -> None:
         await self._until(lambda: self.ended, timeout, "the call to end")

@@ -205,3 +205,19 @@ async def test_without_the_app_the_dialplan_still_serves_the_caller(pbx_sim, pro
     await call.wait_ended(timeout=10)
     assert call.stasis_status == "FAILED"
     assert any("fallback" in m for m in call.played), call.played
+
+
+async def test_a_burst_of_calls_larger_than_the_redis_pool_is_served_not_dropped(
+    pbx_sim, settings_with_two_redis_connections, prompts: PromptCatalogue
+) -> None:
+    app = Application(settings_with_two_redis_connections)
+    await app.start()
+    try:
+        await app.wait_connected()
+        calls = [await pbx_sim.place_call("12365", caller_id=f"1390000{i:04d}") for i in range(60)]
+        await asyncio.gather(*(c.wait_for_playback(prompts.media("main_menu"), timeout=20) for c in calls))
+        await settle(app)
+        assert len(app.ivr.flows) == 60
+        assert await app.ivr.svc.store.live_channel_ids() == {c.channel_id for c in calls}
+    finally:
+        await app.stop()
