@@ -97,7 +97,9 @@ async def run(calls: int, rate: float, burst: int) -> list[tuple[str, str]]:
         "HOTLINE_REDIS__URL": redis.url, "HOTLINE_DATABASE__URL": f"sqlite+aiosqlite:///{tmp / 'b.db'}",
         "HOTLINE_IVR__NO_INPUT_TIMEOUT_S": "3600",
     }
-    app = subprocess.Popen([sys.executable, "-m", "hotline.cli", "serve"], env=env)
+    # BENCH_PROFILE=<file>: run the app under cProfile to see where its CPU goes.
+    profile = ["-m", "cProfile", "-o", os.environ["BENCH_PROFILE"]] if os.environ.get("BENCH_PROFILE") else []
+    app = subprocess.Popen([sys.executable, *profile, "-m", "hotline.cli", "serve"], env=env)
     rows: list[tuple[str, str]] = []
     try:
         await wait_until(lambda: sim.app_connected("hotline"), 30)

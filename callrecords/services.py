@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any, Sequence
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
@@ -22,12 +22,14 @@ from callrecords.models import CallRecord
 log = logging.getLogger(__name__)
 
 
-def _upsert(dialect: str, rows: Sequence[dict[str, Any]]) -> Any:
+def upsert_statement(dialect: str) -> Any:
+    """One upsert of a full call record, built once and run with many rows (executemany):
+    SQLAlchemy compiles it once, where a multi-row VALUES would be compiled per batch."""
     table = CallRecord.__table__
     insert = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}.get(dialect)
     if insert is None:
         raise RuntimeError(f"unsupported database dialect {dialect!r}: use SQLite or PostgreSQL")
-    stmt = insert(table).values(list(rows))
+    stmt = insert(table)
     updates = {c.name: stmt.excluded[c.name] for c in table.columns if c.name != "call_id"}
     return stmt.on_conflict_do_update(index_elements=["call_id"], set_=updates)
 
@@ -37,6 +39,7 @@ class CallRecordWriter:
 
     def __init__(self, engine: AsyncEngine, *, batch_delay_s: float = 0.05, max_batch: int = 500) -> None:
         self._engine = engine
+        self._upsert = upsert_statement(engine.dialect.name)
         self._delay = batch_delay_s
         self._max_batch = max_batch
         self._pending: dict[str, dict[str, Any]] = {}
@@ -69,7 +72,7 @@ class CallRecordWriter:
             rows = [self._pending.pop(cid) for cid in batch_ids]
             try:
                 async with self._engine.begin() as conn:
-                    await conn.execute(_upsert(self._engine.dialect.name, rows))
+                    await conn.execute(self._upsert, rows)
                 self.batches_written += 1
             except Exception:
                 # Keep the rows (unless newer snapshots arrived meanwhile) and retry later:

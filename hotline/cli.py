@@ -10,10 +10,19 @@ import argparse
 import asyncio
 import sys
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable, Coroutine
 
 from hotline.privacy import configure_logging
 from hotline.settings import SettingsError, load_settings
+
+
+def _run(main: Coroutine[Any, Any, int]) -> int:
+    """Run on uvloop where it is installed: the same code, a faster event loop (libuv)."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(main)
+    return uvloop.run(main)
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
@@ -21,7 +30,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
     settings = load_settings(args.config)
     configure_logging(settings.log_level)
-    return asyncio.run(run_serve(settings))
+    return _run(run_serve(settings))
 
 
 def _cmd_pbx_sim(args: argparse.Namespace) -> int:
@@ -36,7 +45,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
     settings = load_settings(args.config, profile="demo")
     configure_logging(settings.log_level)
-    return asyncio.run(run_demo(settings, calls=args.calls, open_browser=not args.no_browser))
+    return _run(run_demo(settings, calls=args.calls, open_browser=not args.no_browser))
 
 
 def _cmd_prompts(args: argparse.Namespace) -> int:
