@@ -10,6 +10,7 @@ import asyncio
 import logging
 import signal
 from contextlib import suppress
+from typing import TYPE_CHECKING
 
 import aiohttp
 from redis.asyncio import BlockingConnectionPool, Redis
@@ -25,6 +26,9 @@ from ivr.services import CallServices, HoldRouter, IvrService, Router
 from ivr.stasis import IvrStasis
 from ivr.store import CallStateStore
 
+if TYPE_CHECKING:
+    from ivr.speech.engine import SpeechEngine
+
 log = logging.getLogger(__name__)
 
 
@@ -37,10 +41,41 @@ def connect_redis(settings: RedisSettings) -> Redis:
     return Redis.from_pool(pool)  # owns the pool: aclose() closes its connections
 
 
+async def load_speech(settings: Settings) -> "SpeechEngine | None":
+    """The speech engine for the IVR's locale, or None (DTMF only) with the reason logged.
+
+    A missing model must not keep callers from being served: the menus still take keys.
+    """
+    if not settings.speech.enabled:
+        return None
+    try:
+        from ivr.speech.engine import SpeechEngine
+        from ivr.speech.locale import load_speech_pack
+        from ivr.speech.models import ModelNotInstalled, find_model
+    except ImportError as exc:
+        log.error("speech menus off, DTMF only: %s (install the 'speech' extra)", exc)
+        return None
+    try:
+        pack = load_speech_pack(settings.ivr.language)
+        model_dir = find_model(pack.model, settings.speech.models_dir)
+    except (ModelNotInstalled, ValueError) as exc:
+        log.error("speech menus off, DTMF only: %s", exc)
+        return None
+    engine = await SpeechEngine.load(
+        model_dir, pack, max_streams=settings.speech.max_streams, threads=settings.speech.threads
+    )
+    log.info("speech menus on: %s, model %s, %d recognizer(s)", pack.locale, model_dir.name, engine.capacity)
+    return engine
+
+
 class Application:
-    def __init__(self, settings: Settings, *, router: Router | None = None) -> None:
+    def __init__(
+        self, settings: Settings, *, router: Router | None = None, speech: "SpeechEngine | None" = None
+    ) -> None:
         self.settings = settings
         self._router = router
+        #: A speech engine given from outside (tests share one loaded model) is not ours to close.
+        self._given_speech = speech
         self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
@@ -63,6 +98,15 @@ class Application:
         prompts = PromptCatalogue.load(s.ivr.language)
         self.dispatcher = Dispatcher(self._sink)
         self.timers = Timers(self.dispatcher, s.ari.app)
+        self.speech = self._given_speech or await load_speech(s)
+        self.listeners = None
+        if self.speech is not None:
+            from ivr.speech.listener import Listeners
+
+            self.listeners = Listeners(
+                self.ari, self.dispatcher, self.speech, s.ari.app, fmt=s.speech.format,
+                bind_host=s.speech.rtp_bind_host, advertise_host=s.speech.rtp_advertise_host,
+            )
         self.ivr = IvrService(
             CallServices(
                 ari=self.ari,
@@ -74,6 +118,7 @@ class Application:
                 language=asterisk_language(s.ivr.language),
                 no_input_timeout_s=s.ivr.no_input_timeout_s,
                 max_attempts=s.ivr.max_attempts,
+                listeners=self.listeners,
             ),
             self.dispatcher,
             s.ari.app,
@@ -106,6 +151,10 @@ class Application:
         with suppress(TimeoutError):
             await self.dispatcher.drain(timeout=2.0)
         await self.dispatcher.close()
+        if self.listeners is not None:
+            await self.listeners.close()
+        if self.speech is not None and self.speech is not self._given_speech:
+            await self.speech.close()
         await self.records.close()
         await self.engine.dispose()
         await self.redis.aclose()

@@ -55,12 +55,19 @@ def _cmd_prompts(args: argparse.Namespace) -> int:
     return prompts_main(args.rest)
 
 
+def _cmd_models(args: argparse.Namespace) -> int:
+    from ivr.speech.models import main as models_main
+
+    return models_main(args.rest)
+
+
 COMMANDS: dict[str, tuple[str, Callable[[argparse.Namespace], int], bool]] = {
     # name: (help, handler, passes the remaining arguments through)
     "serve": ("run the ARI application against Asterisk", _cmd_serve, False),
     "demo": ("start the whole system on embedded defaults with simulated calls", _cmd_demo, False),
     "pbx-sim": ("run the Asterisk 22 ARI stand-in", _cmd_pbx_sim, True),
     "prompts": ("build the IVR prompt sound files", _cmd_prompts, True),
+    "models": ("download and verify speech models", _cmd_models, True),
 }
 
 

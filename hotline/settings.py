@@ -57,6 +57,25 @@ class IvrSettings(BaseModel):
     sounds_dir: Path = DEFAULT_VAR_DIR / "sounds"
 
 
+class SpeechSettings(BaseModel):
+    """Speech menus: callers may say their choice (Vosk), DTMF always works too."""
+
+    #: Listen to callers in menus. Without an installed model the IVR logs how to install
+    #: one and serves DTMF only: callers are never turned away for want of speech.
+    enabled: bool = True
+    #: Where ``hotline models download`` puts models; the model name comes from the locale pack.
+    models_dir: Path = DEFAULT_VAR_DIR / "models"
+    #: Recognizers at once per process; a caller beyond that is served by DTMF alone.
+    max_streams: int = Field(16, ge=1, le=1000)
+    #: Threads running Vosk (it releases the GIL, so one per core is the useful most).
+    threads: int = Field(2, ge=1, le=64)
+    #: Where we receive the callers' audio (RTP), and the address Asterisk must send it to.
+    rtp_bind_host: str = "127.0.0.1"
+    rtp_advertise_host: str | None = None
+    #: externalMedia format: slin16 (16 kHz, best for recognition) or ulaw (8 kHz).
+    format: Literal["slin16", "ulaw"] = "slin16"
+
+
 class HttpSettings(BaseModel):
     host: str = "127.0.0.1"
     port: int = 8080
@@ -76,6 +95,7 @@ class Settings(BaseSettings):
     database: DatabaseSettings = DatabaseSettings()
     redis: RedisSettings = RedisSettings()
     ivr: IvrSettings = IvrSettings()
+    speech: SpeechSettings = SpeechSettings()
     http: HttpSettings = HttpSettings()
 
     @classmethod
@@ -96,6 +116,8 @@ TEST_PROFILE: dict[str, Any] = {
     "profile": "test",
     "log_level": "DEBUG",
     "ivr": {"no_input_timeout_s": 0.3},
+    # Loading a speech model takes seconds: tests that test speech turn it on themselves.
+    "speech": {"enabled": False},
     "ari": {"reconnect_initial_s": 0.05, "reconnect_max_s": 0.5},
 }
 

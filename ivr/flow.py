@@ -1,6 +1,6 @@
 """A call's journey through the IVR as explicit state classes.
 
-Each state reacts to one kind of input (a digit, the end of a prompt, a timer) and
+Each state reacts to one kind of input (a digit, speech, the end of a prompt, a timer) and
 returns the next state; returning ``self`` means "stay". :class:`CallFlow` runs the
 transitions, persists the call state after each one and calls ``enter`` on every new
 state, which may itself move on (e.g. a menu whose attempts are used up).
@@ -13,10 +13,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar, Protocol
 
 from hotline.ari.errors import CALL_GONE, AriError
+from ivr.speech.events import Recognized, SpeechEvent, SpeechStarted
 from ivr.store import CallState, utcnow
 
 if TYPE_CHECKING:
     from ivr.services import CallServices
+    from ivr.speech.listener import Listener
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +37,11 @@ class Call:
         self.timer_token: int | None = None
         #: Prompts to say before the next state's own (e.g. "too many attempts").
         self.announce: list[str] = []
+        #: The call's speech pipeline, from the first listening menu on (not stored: a
+        #: restarted process builds a new one).
+        self.listener: "Listener | None" = None
+        #: The caller is talking (voice activity seen, no result yet).
+        self.speaking = False
 
     @property
     def key(self) -> str:
@@ -62,6 +69,29 @@ class Call:
         except CALL_GONE:
             pass  # already finished: nothing to stop
 
+    async def listen(self, menu: str) -> bool:
+        """Let the caller say their choice in ``menu``; False means DTMF only this time."""
+        self.speaking = False
+        listeners = self.svc.listeners
+        if listeners is None:
+            return False
+        if self.listener is None or self.listener.closed:
+            self.listener = await listeners.open(self.key)
+            if self.listener is None:
+                return False
+        return self.listener.listen(menu)
+
+    def stop_listening(self) -> None:
+        self.speaking = False
+        if self.listener is not None:
+            self.listener.stop_listening()
+
+    async def close_listener(self) -> None:
+        """The call leaves the menus: give back the recognizer and the helper channels now."""
+        self.speaking = False
+        if self.listener is not None:
+            await self.listener.close()
+
     def start_timer(self, name: str, seconds: float) -> None:
         self.timer_token = self.svc.timers.start(self.key, name, seconds)
 
@@ -78,6 +108,7 @@ class State(Protocol):
     async def on_dtmf(self, call: Call, digit: str) -> "State": ...
     async def on_playback_finished(self, call: Call, playback_id: str) -> "State": ...
     async def on_timer(self, call: Call, name: str, token: int) -> "State": ...
+    async def on_speech(self, call: Call, event: SpeechEvent) -> "State": ...
 
 
 class BaseState:
@@ -101,6 +132,9 @@ class BaseState:
         return self
 
     async def on_timer(self, call: Call, name: str, token: int) -> State:
+        return self
+
+    async def on_speech(self, call: Call, event: SpeechEvent) -> State:
         return self
 
 
@@ -146,6 +180,9 @@ class MainMenu(BaseState):
     async def enter(self, call: Call) -> State:
         if call.data.attempt > call.svc.max_attempts:
             return Routed(choice="operator", reason="too_many_attempts")
+        # Listening starts before the prompt, so that a caller who knows what to say can
+        # say it over the prompt (barge-in).
+        await call.listen(self.name)
         prompts = [self.reason, "main_menu"] if self.reason else ["main_menu"]
         await call.play(*prompts)
         return self
@@ -159,10 +196,31 @@ class MainMenu(BaseState):
     async def on_timer(self, call: Call, name: str, token: int) -> State:
         if name != NO_INPUT_TIMER or token != call.timer_token:
             return self  # a stale timer from an earlier prompt
+        if call.speaking:
+            return self  # mid-sentence: the recognizer decides (its detector caps an utterance)
+        call.stop_listening()
         call.data.menu_path.append("main_menu:timeout")
         return self._retry(call, "no_input")
 
+    async def on_speech(self, call: Call, event: SpeechEvent) -> State:
+        if isinstance(event, SpeechStarted):
+            call.speaking = True
+            call.cancel_timer(NO_INPUT_TIMER)
+            await call.stop_prompt()  # barge-in
+            return self
+        assert isinstance(event, Recognized)
+        call.speaking = False
+        call.data.transcript, call.data.confidence = event.transcript or None, event.confidence
+        if event.choice is None:
+            call.data.menu_path.append(f"main_menu:speech:{event.reason}")
+            return self._retry(call, "no_input" if event.reason == "timeout" else "no_match")
+        call.data.menu_path.append(f"main_menu:speech:{event.choice}")
+        call.data.recognized_by = "speech"
+        return Routed(choice=event.choice)
+
     async def on_dtmf(self, call: Call, digit: str) -> State:
+        # A key pressed at any moment wins over speech, even mid-sentence.
+        call.stop_listening()
         call.cancel_timer(NO_INPUT_TIMER)
         await call.stop_prompt()
         choice = MAIN_MENU.get(digit)
@@ -188,6 +246,7 @@ class Routed(BaseState):
     reason: str = ""
 
     async def enter(self, call: Call) -> State:
+        await call.close_listener()
         call.data.choice = call.data.choice or self.choice
         call.data.queued_at = call.data.queued_at or utcnow()
         if self.reason:
@@ -273,6 +332,9 @@ class CallFlow:
 
     async def timer(self, name: str, token: int) -> None:
         await self._move(await self.state.on_timer(self.call, name, token))
+
+    async def speech(self, event: SpeechEvent) -> None:
+        await self._move(await self.state.on_speech(self.call, event))
 
     async def _move(self, nxt: State, *, store_first: bool = True) -> None:
         while nxt is not self.state:

@@ -11,17 +11,22 @@ import itertools
 import logging
 import uuid
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from callrecords.services import CallRecordWriter
 from hotline.ari.dispatcher import Dispatcher, Resynchronized, Timers
+from hotline.ari.errors import AriError
 from hotline.ari.models import Channel
 from hotline.ari.rest import AriRest
 from hotline.privacy import mask_phone
 from ivr.flow import Answering, BaseState, Call, CallFlow, Ended, Waiting, restore_state
 from ivr.prompts.catalogue import PromptCatalogue
-from ivr.stasis_args import InboundArgs
+from ivr.speech.events import SpeechEvent
+from ivr.stasis_args import InboundArgs, is_helper_id
 from ivr.store import CallState, CallStateStore, utcnow
+
+if TYPE_CHECKING:
+    from ivr.speech.listener import Listeners
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +57,8 @@ class CallServices:
     language: str
     no_input_timeout_s: float
     max_attempts: int
+    #: Speech menus; None where no model is installed (DTMF only).
+    listeners: "Listeners | None" = None
 
     def __post_init__(self) -> None:
         # Playback ids: unique per process start, cheap to make (no uuid4 on the hot path).
@@ -140,6 +147,27 @@ class IvrService:
         if flow is not None:
             await flow.timer(name, token)
 
+    async def speech(self, channel_id: str, event: SpeechEvent) -> None:
+        flow = self.flows.get(channel_id)
+        if flow is not None:
+            await flow.speech(event)
+
+    async def helper_entered(self, channel_id: str, helper_id: str) -> None:
+        """A channel we made for a call (its listener) entered Stasis."""
+        flow = self.flows.get(channel_id)
+        listener = flow.call.listener if flow is not None else None
+        if listener is not None and not listener.closed:
+            await listener.helper_entered(helper_id)
+            return
+        # The call ended or moved on while Asterisk was making the channel: drop it.
+        await self._hangup_quietly(helper_id)
+
+    async def _hangup_quietly(self, channel_id: str) -> None:
+        try:
+            await self.svc.ari.hangup(channel_id)
+        except AriError:
+            pass  # already gone
+
     # --- the end of a call --------------------------------------------------------
 
     async def end_call(self, channel_id: str, cause: str) -> None:
@@ -148,6 +176,9 @@ class IvrService:
         self.svc.timers.cancel_all(channel_id)
         if flow is None:
             return
+        await flow.call.close_listener()
+        if self.svc.listeners is not None:
+            self.svc.listeners.forget(channel_id)
         data = flow.call.data
         outcome = flow.state.outcome_on_hangup
         await self._finish(data, outcome=data.outcome or outcome, cause=cause)
@@ -167,7 +198,8 @@ class IvrService:
     async def resync(self) -> None:
         """After every (re)connect: reconcile our calls with what ARI says is live."""
         channels = await self.svc.ari.list_channels()
-        ours = {c.id: c for c in channels if c.in_stasis_app(self._app)}
+        await self._sweep_helpers(channels)
+        ours = {c.id: c for c in channels if c.in_stasis_app(self._app) and not is_helper_id(c.id)}
         live_ids = {c.id for c in channels}
         # Flows in memory whose channel vanished while we were not listening.
         for channel_id in [cid for cid in self.flows if cid not in live_ids]:
@@ -186,6 +218,21 @@ class IvrService:
                 Resynchronized(type="Resynchronized", application=self._app, timestamp="", channel=channel)
             )
         log.info("resync: %d channel(s) in %s, %d flow(s) live", len(ours), self._app, len(self.flows))
+
+    async def _sweep_helpers(self, channels: list[Channel]) -> None:
+        """Hang up listener channels and bridges that no live call owns (left by a dead process)."""
+        owned = self.svc.listeners.owned_ids() if self.svc.listeners is not None else set()
+        stale = [c.id for c in channels if is_helper_id(c.id) and c.id not in owned]
+        for channel_id in stale:
+            await self._hangup_quietly(channel_id)
+        for bridge in await self.svc.ari.list_bridges():
+            if is_helper_id(bridge.id) and bridge.id not in owned:
+                try:
+                    await self.svc.ari.destroy_bridge(bridge.id)
+                except AriError:
+                    pass
+        if stale:
+            log.info("resync: hung up %d listener channel(s) no call owns any more", len(stale))
 
     async def close(self) -> None:
         self.flows.clear()

@@ -8,13 +8,16 @@ channel id for everything about one call).
 from __future__ import annotations
 
 import logging
-from typing import Any, Awaitable, Callable
+from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
 from hotline.ari import models as ari
 from hotline.ari.dispatcher import Resynchronized, TimerFired
 from hotline.privacy import mask_phone
 from ivr.services import IvrService
 from ivr.stasis_args import InboundArgs
+
+if TYPE_CHECKING:
+    from ivr.speech.listener import SpeechDetected
 
 log = logging.getLogger(__name__)
 
@@ -35,11 +38,14 @@ class IvrStasis:
             "StasisEnd": self.on_stasis_end,
             "ChannelDestroyed": self.on_channel_destroyed,
             "Resynchronized": self.on_resynchronized,
+            "SpeechDetected": self.on_speech_detected,
         }
 
     async def on_stasis_start(self, key: str, event: ari.StasisStart) -> None:
         if event.channel.id != key:
-            return  # a helper channel of a call (media, agent leg): its owner handles it
+            # A channel we made for this call (aliased to it): its listener's media legs.
+            await self._ivr.helper_entered(key, event.channel.id)
+            return
         try:
             args = InboundArgs.parse(list(event.args))
         except ValueError as exc:
@@ -69,6 +75,9 @@ class IvrStasis:
         if event.channel.id == key:
             log.debug("channel of %s destroyed: %s", mask_phone(event.channel.caller_number), event.cause_txt)
             await self._ivr.end_call(key, f"{event.cause_txt or 'destroyed'} ({event.cause})")
+
+    async def on_speech_detected(self, key: str, event: SpeechDetected) -> None:
+        await self._ivr.speech(key, event.detected)
 
     async def on_resynchronized(self, key: str, event: Resynchronized) -> None:
         await self._ivr.resume_call(event.channel)

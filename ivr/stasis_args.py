@@ -66,3 +66,13 @@ class InboundArgs:
     def to_args(self) -> list[str]:
         """The argument list as the dialplan passes it (inverse of :meth:`parse`)."""
         return [self.hotline_number, self.business_line, self.area_code or ""]
+
+
+#: Marker in the ids of the channels and bridges the IVR creates for a call (its speech
+#: listener): ``<caller channel id>-ivr-media-1``. Resynchronization recognises by it the
+#: ones a previous process left behind.
+HELPER_MARK = "-ivr-"
+
+
+def is_helper_id(object_id: str) -> bool:
+    return HELPER_MARK in object_id

@@ -143,6 +143,9 @@ class Engine:
         if not self.apps.connected(app):
             raise SimError(409, f"Stasis application {app} is not registered")
         ch.stasis_app = ch.subscribed_app = app
+        if ch.call is None:
+            # Channels made over ARI sit in Stasis() like dialled ones (the resync reads this).
+            ch.app_name, ch.app_data = "Stasis", ",".join([app, *args])
         ch.stasis_exit = asyncio.get_running_loop().create_future()
         self.emit_channel(ch, "StasisStart", args=list(args))
 

@@ -1,0 +1,1 @@
+"""Speech menus: callers' audio over RTP, Vosk recognition, end-of-speech detection, models."""
