@@ -14,6 +14,7 @@ import logging
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, StatementError
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
@@ -34,6 +35,16 @@ def upsert_statement(dialect: str) -> Any:
     return stmt.on_conflict_do_update(index_elements=["call_id"], set_=updates)
 
 
+def refused_data(exc: BaseException) -> bool:
+    """True when the database refused the *values* (too long, a constraint, a naive time):
+    retrying the same row would fail for ever. Anything else (connection, missing table)
+    may pass on a later try."""
+    if isinstance(exc, (DataError, IntegrityError)):
+        return True
+    # Raised while binding parameters, before the database saw anything.
+    return isinstance(exc, StatementError) and not isinstance(exc, DBAPIError)
+
+
 class CallRecordWriter:
     """Write-behind of call-record snapshots, coalesced per call and committed in batches."""
 
@@ -48,6 +59,8 @@ class CallRecordWriter:
         self._idle.set()
         self._task: asyncio.Task[None] | None = None
         self.batches_written = 0
+        #: Records the database refused (invalid data): never retried, never silently lost.
+        self.rejected: dict[str, dict[str, Any]] = {}
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run(), name="call-record-writer")
@@ -71,17 +84,43 @@ class CallRecordWriter:
             batch_ids = list(self._pending)[: self._max_batch]
             rows = [self._pending.pop(cid) for cid in batch_ids]
             try:
-                async with self._engine.begin() as conn:
-                    await conn.execute(self._upsert, rows)
-                self.batches_written += 1
-            except Exception:
-                # Keep the rows (unless newer snapshots arrived meanwhile) and retry later:
-                # a database hiccup must not lose call records.
+                await self._write(rows)
+            except Exception as exc:
+                if refused_data(exc):
+                    # The database refused a value in the batch: find the rows it refuses,
+                    # so that one bad record never holds back everybody else's.
+                    log.warning("a batch of %d call record(s) was refused (%s); writing one by one",
+                                len(rows), type(exc).__name__)
+                    await self._write_one_by_one(rows)
+                    continue
+                # Unreachable, restarting, table being migrated: keep the rows (unless newer
+                # snapshots arrived meanwhile) and retry; a hiccup must not lose records.
                 log.exception("writing %d call record(s) failed; will retry", len(rows))
-                for row in rows:
-                    self._pending.setdefault(row["call_id"], row)
+                self._requeue(rows)
                 await asyncio.sleep(1.0)
         self._idle.set()
+
+    async def _write(self, rows: list[dict[str, Any]]) -> None:
+        async with self._engine.begin() as conn:
+            await conn.execute(self._upsert, rows)
+        self.batches_written += 1
+
+    async def _write_one_by_one(self, rows: list[dict[str, Any]]) -> None:
+        for row in rows:
+            try:
+                await self._write([row])
+            except Exception as exc:
+                if not refused_data(exc):
+                    self._requeue([row])
+                    continue
+                # Kept in memory, out of the write path: an operator can see them here and
+                # in the log; retrying would only fail again.
+                self.rejected[row["call_id"]] = row
+                log.error("call record %s refused by the database: %s", row["call_id"], exc)
+
+    def _requeue(self, rows: list[dict[str, Any]]) -> None:
+        for row in rows:
+            self._pending.setdefault(row["call_id"], row)
 
     async def flush(self, timeout: float = 10.0) -> None:
         """Wait until everything saved so far is committed."""

@@ -15,6 +15,10 @@ from typing import Any
 from redis.asyncio import Redis
 
 
+#: Length of the call record's transcript column.
+TRANSCRIPT_MAX = 2000
+
+
 def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
@@ -78,7 +82,9 @@ class CallState:
             "menu_path": list(self.menu_path),
             "choice": self.choice,
             "recognized_by": self.recognized_by,
-            "transcript": self.transcript,
+            # The column holds 2,000 characters; a caller who talks for minutes must not
+            # make the database refuse the whole record.
+            "transcript": self.transcript[:TRANSCRIPT_MAX] if self.transcript else self.transcript,
             "confidence": self.confidence,
             "outcome": self.outcome,
             "state": self.state,

@@ -1,0 +1,253 @@
+"""Call records on a real SQLite file and a real PostgreSQL server: every test runs on both."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from dataclasses import replace
+from datetime import datetime, timedelta, timezone
+from typing import Any, AsyncIterator
+
+import asyncpg
+import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import StatementError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from callrecords.services import CallRecordRepository, CallRecordWriter, upsert_statement
+from hotline.db import create_schema, make_engine, sessionmaker
+from ivr.store import CallState
+
+T0 = datetime(2026, 11, 24, 9, 30, 15, 123456, tzinfo=timezone.utc)
+
+
+def call(n: int = 0, **changes: Any) -> CallState:
+    """A live call as the IVR holds it; ``to_record()`` gives the row the flows hand the writer."""
+    state = CallState(
+        call_id=str(uuid.uuid4()), channel_id=f"sim-{n}", hotline_number="12331", business_line="food_drug",
+        area_code="0571", caller_phone="13800138000", language="zh-CN", started_at=T0 + timedelta(seconds=n),
+        state="main_menu",
+    )
+    return replace(state, **changes)
+
+
+@pytest.fixture
+async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
+    engine = make_engine(database_url)
+    await create_schema(engine)
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture
+async def writer(engine: AsyncEngine) -> AsyncIterator[CallRecordWriter]:
+    writer = CallRecordWriter(engine, batch_delay_s=0.01)
+    writer.start()
+    yield writer
+    await writer.close()
+
+
+@pytest.fixture
+def repository(engine: AsyncEngine) -> CallRecordRepository:
+    return CallRecordRepository(sessionmaker(engine))
+
+
+async def test_a_saved_snapshot_is_readable_after_flush(
+    writer: CallRecordWriter, repository: CallRecordRepository
+) -> None:
+    state = call(transcript="我要投诉", confidence=0.87)
+    writer.save(state.to_record())
+    await writer.flush()
+    record = await repository.get(state.call_id)
+    assert record is not None
+    assert record.as_dict() == state.to_record()
+
+
+async def test_a_later_snapshot_of_the_same_call_replaces_the_earlier_one(
+    writer: CallRecordWriter, repository: CallRecordRepository
+) -> None:
+    state = call()
+    writer.save(state.to_record())
+    await writer.flush()
+    later = replace(state, state="ended", choice="complaint", outcome="abandoned_in_queue",
+                    queued_at=T0 + timedelta(seconds=20), ended_at=T0 + timedelta(seconds=95),
+                    hangup_cause="normal")
+    writer.save(later.to_record())
+    await writer.flush()
+    records = await repository.all()
+    assert [r.as_dict() for r in records] == [later.to_record()]
+
+
+async def test_later_snapshots_of_many_calls_replace_the_earlier_ones_across_batches(
+    engine: AsyncEngine, repository: CallRecordRepository
+) -> None:
+    writer = CallRecordWriter(engine, batch_delay_s=0.01, max_batch=500)
+    writer.start()
+    try:
+        states = [call(n) for n in range(1200)]
+        for state in states:
+            writer.save(state.to_record())
+        await writer.flush(timeout=60)
+        first_pass = writer.batches_written
+        assert first_pass >= 3  # 1,200 rows cannot fit in batches of 500 otherwise
+        for state in states:
+            writer.save(replace(state, state="ended", outcome="abandoned_in_menu", ended_at=T0 + timedelta(hours=1))
+                        .to_record())
+        await writer.flush(timeout=60)
+        assert writer.batches_written - first_pass >= 3
+    finally:
+        await writer.close()
+    records = await repository.all()
+    assert len(records) == 1200
+    assert {r.call_id for r in records} == {s.call_id for s in states}
+    assert all(r.outcome == "abandoned_in_menu" and r.ended_at == T0 + timedelta(hours=1) for r in records)
+
+
+async def test_times_come_back_timezone_aware_utc_and_equal_to_what_was_stored(
+    writer: CallRecordWriter, repository: CallRecordRepository
+) -> None:
+    beijing = timezone(timedelta(hours=8))
+    started = datetime(2026, 11, 24, 17, 30, 15, 654321, tzinfo=beijing)  # a caller's local time
+    state = call(started_at=started, queued_at=started + timedelta(microseconds=1))
+    writer.save(state.to_record())
+    await writer.flush()
+    record = await repository.get(state.call_id)
+    assert record is not None
+    assert record.started_at == started and record.queued_at == started + timedelta(microseconds=1)
+    assert record.started_at.tzinfo == timezone.utc and record.queued_at.tzinfo == timezone.utc
+    assert (record.started_at.hour, record.started_at.microsecond) == (9, 654321)
+    assert record.answered_at is None and record.ended_at is None
+
+
+async def test_a_naive_datetime_is_refused_with_a_clear_error(engine: AsyncEngine) -> None:
+    row = call().to_record() | {"started_at": datetime(2026, 11, 24, 9, 30)}
+    with pytest.raises(StatementError, match="naive datetime given; use timezone-aware UTC times"):
+        async with engine.begin() as conn:
+            await conn.execute(upsert_statement(engine.dialect.name), [row])
+    async with engine.connect() as conn:
+        assert (await conn.execute(text("SELECT count(*) FROM call_records"))).scalar_one() == 0
+
+
+async def test_the_menu_path_round_trips_as_a_list(
+    writer: CallRecordWriter, repository: CallRecordRepository
+) -> None:
+    path = ["main_menu:timeout", "main_menu:7:no_match", "main_menu:speech:投诉", "main_menu:1:complaint"]
+    with_path, without = call(0, menu_path=path), call(1)
+    writer.save(with_path.to_record())
+    writer.save(without.to_record())
+    await writer.flush()
+    assert (await repository.get(with_path.call_id)).menu_path == path  # type: ignore[union-attr]
+    assert (await repository.get(without.call_id)).menu_path == []  # type: ignore[union-attr]
+
+
+async def test_open_records_lists_only_calls_that_have_not_ended(
+    writer: CallRecordWriter, repository: CallRecordRepository
+) -> None:
+    in_menu, queued = call(0), call(1, state="queued", queued_at=T0 + timedelta(seconds=30))
+    ended = call(2, state="ended", outcome="abandoned_in_menu", ended_at=T0 + timedelta(seconds=40))
+    for state in (in_menu, queued, ended):
+        writer.save(state.to_record())
+    await writer.flush()
+    assert {r.call_id for r in await repository.open_records()} == {in_menu.call_id, queued.call_id}
+
+
+async def test_by_channel_returns_the_latest_call_of_a_channel(
+    writer: CallRecordWriter, repository: CallRecordRepository
+) -> None:
+    earlier = call(0, channel_id="sim-reused")
+    latest = call(60, channel_id="sim-reused")
+    other = call(120, channel_id="sim-other")
+    for state in (latest, earlier, other):  # saved out of order on purpose
+        writer.save(state.to_record())
+    await writer.flush()
+    record = await repository.by_channel("sim-reused")
+    assert record is not None and record.call_id == latest.call_id
+    assert await repository.by_channel("sim-unknown") is None
+
+
+async def test_snapshots_whose_write_failed_are_written_once_the_table_is_back(
+    engine: AsyncEngine, writer: CallRecordWriter, repository: CallRecordRepository, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A migration holding the table renamed away: every write fails until it is back.
+    async with engine.begin() as conn:
+        await conn.execute(text("ALTER TABLE call_records RENAME TO call_records_migrating"))
+    first, second = call(0), call(1)
+    with caplog.at_level(logging.ERROR, logger="callrecords.services"):
+        writer.save(first.to_record())
+        writer.save(second.to_record())
+        for _ in range(500):
+            if any("failed; will retry" in r.getMessage() for r in caplog.records):
+                break
+            await asyncio.sleep(0.01)
+        else:
+            pytest.fail("the write did not fail although the table was gone")
+    # A newer snapshot saved while the writer waits to retry wins over the one it kept.
+    ended = replace(second, state="ended", outcome="abandoned_in_menu", ended_at=T0 + timedelta(seconds=9))
+    writer.save(ended.to_record())
+    async with engine.begin() as conn:
+        await conn.execute(text("ALTER TABLE call_records_migrating RENAME TO call_records"))
+    await writer.flush()
+    assert sorted((r.as_dict() for r in await repository.all()), key=lambda r: r["channel_id"]) == [
+        first.to_record(), ended.to_record()
+    ]
+
+
+async def test_snapshots_whose_connection_postgresql_dropped_are_written_on_a_new_one(
+    postgres_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # What a PostgreSQL restart or failover does to the pool: every open connection dies.
+    engine = make_engine(postgres_url)
+    await create_schema(engine)
+    writer = CallRecordWriter(engine, batch_delay_s=0.01)
+    writer.start()
+    try:
+        before, after = call(0), call(1)
+        writer.save(before.to_record())
+        await writer.flush()
+        admin = await asyncpg.connect(postgres_url.replace("+asyncpg", ""))
+        try:
+            killed = await admin.fetchval(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        finally:
+            await admin.close()
+        assert killed >= 1
+        with caplog.at_level(logging.ERROR, logger="callrecords.services"):
+            writer.save(after.to_record())
+            await writer.flush()
+        assert any("failed; will retry" in r.getMessage() for r in caplog.records)
+        records = await CallRecordRepository(sessionmaker(engine)).all()
+        assert [r.call_id for r in records] == [before.call_id, after.call_id]
+    finally:
+        await writer.close()
+        await engine.dispose()
+
+
+async def test_a_record_the_database_refuses_is_set_aside_and_the_others_are_written(
+    writer: CallRecordWriter, repository: CallRecordRepository
+) -> None:
+    good = [call(n) for n in range(5)]
+    bad = call(99).to_record()
+    bad["started_at"] = datetime(2026, 11, 24, 9, 30)  # naive: refused on every backend
+    for state in good[:2]:
+        writer.save(state.to_record())
+    writer.save(bad)
+    for state in good[2:]:
+        writer.save(state.to_record())
+    await writer.flush()
+    for state in good:
+        assert await repository.get(state.call_id) is not None
+    assert await repository.get(bad["call_id"]) is None
+    assert list(writer.rejected) == [bad["call_id"]]
+
+
+async def test_a_caller_who_talks_for_minutes_still_gets_a_call_record(
+    writer: CallRecordWriter, repository: CallRecordRepository
+) -> None:
+    state = call(transcript="投诉" * 3000)
+    writer.save(state.to_record())
+    await writer.flush()
+    stored = await repository.get(state.call_id)
+    assert stored is not None and stored.transcript == ("投诉" * 3000)[:2000]

@@ -1,0 +1,54 @@
+"""A whole call through the stand-in and the application, its call record kept in PostgreSQL."""
+
+from __future__ import annotations
+
+from typing import AsyncIterator
+
+import pytest
+from sqlalchemy import text
+
+from hotline.app import Application
+from hotline.db import make_engine
+from ivr.prompts.catalogue import PromptCatalogue
+from tests.fixtures.app import app_settings
+
+
+@pytest.fixture
+async def app_on_postgres(  # type: ignore[no-untyped-def]
+    pbx_sim, redis_server, redis_prefix: str, postgres_url: str
+) -> AsyncIterator[Application]:
+    app = Application(app_settings(pbx_sim.url, redis_server.url, redis_prefix, postgres_url))
+    await app.start()
+    try:
+        await app.wait_connected()
+        yield app
+    finally:
+        await app.stop()
+
+
+async def test_a_caller_who_hangs_up_in_the_queue_leaves_an_abandoned_complaint_in_postgresql(
+    pbx_sim, app_on_postgres: Application, postgres_url: str, prompts: PromptCatalogue
+) -> None:
+    call = await pbx_sim.place_call("12331", caller_id="13800138000")
+    await call.wait_for_playback(prefix=prompts.media("main_menu"))
+    call.send_dtmf("1")
+    await call.wait_for_playback(prefix=prompts.media("queued"))
+    await call.hangup()
+    await call.wait_ended()
+    await app_on_postgres.dispatcher.drain()
+    await app_on_postgres.records.flush()
+
+    # Read it back with plain SQL on a connection of our own: what PostgreSQL itself holds.
+    engine = make_engine(postgres_url)
+    try:
+        async with engine.connect() as conn:
+            rows = (await conn.execute(
+                text("SELECT business_line, choice, outcome, ended_at FROM call_records WHERE channel_id = :c"),
+                {"c": call.channel_id},
+            )).all()
+    finally:
+        await engine.dispose()
+    assert len(rows) == 1
+    business_line, choice, outcome, ended_at = rows[0]
+    assert (business_line, choice, outcome) == ("food_drug", "complaint", "abandoned_in_queue")
+    assert ended_at is not None and ended_at.tzinfo is not None
