@@ -1,0 +1,331 @@
+"""The caller's audio arriving over RTP: jitter buffer logic, then a real UDP socket."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import socket
+import struct
+
+import numpy as np
+import pytest
+
+from ivr.speech import codec
+from ivr.speech.rtp import FRAME_BYTES, WINDOW_FRAMES, JitterBuffer, RtpReceiver
+
+SSRC = 0x5EED1234
+SILENCE = bytes(FRAME_BYTES)
+
+
+def rtp(seq: int, ts: int, payload: bytes, *, pt: int = 118, ssrc: int = SSRC,
+        marker: bool = False, version: int = 2) -> bytes:
+    header = struct.pack("!BBHII", version << 6, (0x80 if marker else 0) | pt,
+                         seq & 0xFFFF, ts & 0xFFFFFFFF, ssrc)
+    return header + payload
+
+
+def samples_for(seq: int) -> np.ndarray:
+    """20 ms at 16 kHz, different for every frame, with negative values (byte order matters)."""
+    rng = np.random.default_rng(seq)
+    return rng.integers(-20000, 20000, 320, dtype=np.int16)
+
+
+def slin16(seq: int, *, ts: int | None = None, **kw: object) -> bytes:
+    """A packet as Asterisk sends it: big-endian payload, timestamp advancing 320 per frame."""
+    payload = samples_for(seq).astype(">i2").tobytes()
+    return rtp(seq, seq * 320 if ts is None else ts, payload, **kw)
+
+
+def expected(seq: int) -> bytes:
+    return samples_for(seq).astype("<i2").tobytes()
+
+
+DEPTH_S = 0.06  # the default depth: three 20 ms frames
+
+
+def feed(jb: JitterBuffer, packets: list[bytes], now: float = DEPTH_S) -> list[bytes]:
+    """Push packets arriving together at `now`, collecting what each one releases."""
+    out: list[bytes] = []
+    for packet in packets:
+        jb.push(packet, now)
+        out += jb.pop_ready(now)
+    return out
+
+
+def started(jb: JitterBuffer, first: bytes) -> list[bytes]:
+    """A stream's first packet at t=0, released once the start-up depth has passed."""
+    jb.push(first, 0.0)
+    return jb.pop_ready(DEPTH_S)
+
+
+# --- JitterBuffer ------------------------------------------------------------------
+
+
+def test_in_order_slin16_big_endian_payload_comes_out_little_endian_and_sample_exact():
+    jb = JitterBuffer("slin16")
+    out = started(jb, slin16(0)) + feed(jb, [slin16(s) for s in range(1, 10)])
+    assert out == [expected(s) for s in range(10)]
+    assert all(len(frame) == FRAME_BYTES for frame in out)
+    assert (jb.stats.received, jb.stats.lost, jb.stats.reordered, jb.stats.bad) == (10, 0, 0, 0)
+
+
+def test_the_start_of_a_stream_waits_the_depth_so_an_earlier_packet_arriving_second_is_kept():
+    jb = JitterBuffer("slin16", depth_frames=3)
+    assert feed(jb, [slin16(7), slin16(5)], now=0.0) == []
+    assert jb.deadline() == pytest.approx(DEPTH_S)
+    five, six, seven = jb.pop_ready(DEPTH_S)  # 6 never came: concealed
+    assert (five, seven) == (expected(5), expected(7)) and six != SILENCE
+    assert feed(jb, [slin16(8)]) == [expected(8)]
+    assert (jb.stats.lost, jb.stats.late, jb.stats.reordered) == (1, 0, 1)
+
+
+def test_reordered_packets_within_the_depth_come_out_in_sequence_order():
+    jb = JitterBuffer("slin16", depth_frames=3)
+    out = started(jb, slin16(0)) + feed(jb, [slin16(s) for s in (2, 1, 3, 5, 4, 6)])
+    assert out == [expected(s) for s in range(7)]
+    assert jb.stats.reordered == 2
+    assert jb.stats.lost == 0
+
+
+def test_a_packet_ahead_of_a_gap_waits_for_the_depth_before_the_gap_is_concealed():
+    jb = JitterBuffer("slin16", depth_frames=3)
+    assert started(jb, slin16(0)) == [expected(0)]
+    jb.push(slin16(3), 1.00)
+    assert jb.pop_ready(1.05) == []  # 1 and 2 may still come
+    assert jb.deadline() == pytest.approx(1.06)
+    out = jb.pop_ready(1.06)
+    assert len(out) == 3 and out[2] == expected(3)
+    assert jb.stats.lost == 2
+
+
+def test_a_lost_frame_is_an_attenuated_repeat_then_silence():
+    jb = JitterBuffer("slin16", depth_frames=3)
+    started(jb, slin16(0))
+    jb.push(slin16(4), 1.0)
+    repeat, second, third, real = jb.pop_ready(2.0)
+    previous = samples_for(0).astype(np.int32)
+    concealed = codec.pcm_from_bytes(repeat).astype(np.int32)
+    assert np.all(np.abs(concealed) <= np.abs(previous) // 2 + 1)  # at most half level
+    assert np.abs(concealed[:40]).max() > 0  # but still the caller's sound at first
+    assert concealed[-1] == 0  # fades out so the silence after it does not click
+    assert second == third == SILENCE
+    assert real == expected(4)
+    assert jb.stats.lost == 3
+
+
+def test_duplicates_and_late_packets_are_dropped_and_counted():
+    jb = JitterBuffer("slin16", depth_frames=3)
+    out = started(jb, slin16(0))
+    out += feed(jb, [slin16(1), slin16(1)])  # duplicate of a frame already played
+    jb.push(slin16(3), 1.0)
+    jb.push(slin16(3), 1.0)  # duplicate while still buffered
+    out += jb.pop_ready(2.0)  # 2 is concealed
+    out += feed(jb, [slin16(2)], now=2.0)  # too late: its slot was played out
+    assert out[:2] == [expected(0), expected(1)] and out[3] == expected(3) and len(out) == 4
+    assert (jb.stats.duplicates, jb.stats.late, jb.stats.lost) == (2, 1, 1)
+    assert jb.stats.received == 6
+
+
+def test_sequence_numbers_wrap_around_from_65535_to_0():
+    jb = JitterBuffer("slin16")
+    order = [65534, 0, 65535, 1, 2]
+    out = started(jb, slin16(65533, ts=7))
+    out += feed(jb, [slin16(s, ts=(s - 65533) % 65536 * 320 + 7) for s in order])
+    assert out == [expected(s) for s in (65533, 65534, 65535, 0, 1, 2)]
+    assert (jb.stats.lost, jb.stats.late, jb.stats.reordered, jb.stats.silence_filled) == (0, 0, 1, 0)
+
+
+def test_a_timestamp_jump_after_silence_suppression_is_filled_with_silence():
+    jb = JitterBuffer("slin16")
+    out = started(jb, slin16(0, ts=1000))
+    out += feed(jb, [slin16(1, ts=1000 + 6 * 320, marker=True)])
+    assert out == [expected(0)] + [SILENCE] * 5 + [expected(1)]
+    assert jb.stats.silence_filled == 5
+    assert jb.stats.lost == 0
+
+
+def test_a_huge_timestamp_gap_is_capped_at_max_gap_frames():
+    jb = JitterBuffer("slin16", max_gap_frames=10)
+    out = started(jb, slin16(0, ts=0)) + feed(jb, [slin16(1, ts=3_000_000, marker=True)])
+    assert out == [expected(0)] + [SILENCE] * 10 + [expected(1)]
+
+
+def test_idle_silence_already_handed_out_is_not_filled_again_after_a_timestamp_gap():
+    jb = JitterBuffer("slin16")
+    started(jb, slin16(0, ts=0))
+    idle = [jb.idle_frame() for _ in range(4)]
+    out = feed(jb, [slin16(1, ts=7 * 320, marker=True)])
+    assert idle == [SILENCE] * 4
+    assert out == [SILENCE] * 2 + [expected(1)]
+    assert jb.stats.silence_filled == 6
+
+
+def test_ulaw_frames_are_decoded_and_upsampled_to_640_bytes_without_clicks_at_frame_edges():
+    t = np.arange(160 * 12) / 8000
+    tone = (8000 * np.sin(2 * np.pi * 440 * t)).astype(np.int16)
+    ulaw = codec.ulaw_encode(tone)
+    packets = [rtp(i, i * 160, ulaw[i * 160:(i + 1) * 160], pt=0) for i in range(12)]
+    jb = JitterBuffer("ulaw")
+    out = started(jb, packets[0]) + feed(jb, packets[1:])
+    assert all(len(frame) == FRAME_BYTES for frame in out) and len(out) == 12
+    # Frame by frame gives exactly what one pass over the whole call gives: the filter
+    # carries its history across frame boundaries.
+    whole = codec.upsample_8k_to_16k(codec.ulaw_decode(ulaw))
+    assert b"".join(out) == codec.pcm_to_bytes(whole)
+
+
+def test_a_foreign_ssrc_is_ignored_and_a_new_ssrc_with_the_marker_bit_resyncs():
+    jb = JitterBuffer("slin16")
+    out = started(jb, slin16(10)) + feed(jb, [slin16(12)])  # 11 missing, 12 buffered
+    out += feed(jb, [slin16(500, ssrc=0xBEEF)])  # foreign, no marker
+    assert out == [expected(10)] and jb.stats.bad == 1
+    out += feed(jb, [slin16(500, ssrc=0xBEEF, marker=True), slin16(501, ssrc=0xBEEF)])
+    assert len(out) == 3  # the old stream's leftovers (11 concealed, 12) are played first
+    out += jb.pop_ready(1.0)  # the new source starts after its own start-up depth
+    assert out[0] == expected(10) and out[2:] == [expected(s) for s in (12, 500, 501)]
+    out += feed(jb, [slin16(13)], now=1.0)  # the old source is now the foreign one
+    assert len(out) == 5 and jb.stats.bad == 2 and jb.stats.lost == 1
+
+
+def test_malformed_packets_are_counted_as_bad_and_produce_nothing():
+    jb = JitterBuffer("slin16")
+    payload = bytes(640)
+    packets = [
+        b"",
+        b"\x80\x76\x00",  # shorter than a header
+        rtp(0, 0, payload, version=1),
+        rtp(0, 0, payload, pt=0),  # ulaw on a slin16 stream
+        rtp(0, 0, payload[:320]),  # wrong size
+        rtp(0, 0, payload + b"\x00"),
+        struct.pack("!BBHII", 0x81, 200, 6, 0, SSRC) + bytes(20),  # an RTCP sender report
+    ]
+    assert feed(jb, packets) + jb.pop_ready(10.0) == []
+    assert jb.stats.bad == len(packets) and jb.stats.received == 0
+
+
+def test_padding_csrcs_and_header_extensions_are_skipped():
+    jb = JitterBuffer("slin16")
+    body = samples_for(0).astype(">i2").tobytes()
+    csrc_ext = struct.pack("!I", 99) + struct.pack("!HH", 0xBEDE, 1) + b"\x01\x02\x03\x04"
+    header = struct.pack("!BBHII", 0x80 | 0x20 | 0x10 | 1, 118, 0, 0, SSRC)
+    assert started(jb, header + csrc_ext + body + b"\x00\x00\x03") == [expected(0)]
+
+
+def test_a_hostile_sender_cannot_grow_the_buffer_beyond_its_window():
+    jb = JitterBuffer("slin16")
+    rng = random.Random(7)
+    for i in range(5000):
+        jb.push(slin16(rng.randrange(65536), ts=rng.randrange(2**32), marker=i % 9 == 0), i * 1e-4)
+        frames = jb.pop_ready(i * 1e-4)
+        assert all(len(frame) == FRAME_BYTES for frame in frames)
+        assert jb.buffered <= WINDOW_FRAMES
+
+
+def test_an_unknown_format_is_rejected_with_a_clear_error():
+    with pytest.raises(ValueError, match="'opus'.*'slin16' or 'ulaw'"):
+        JitterBuffer("opus")
+
+
+# --- RtpReceiver over real UDP -----------------------------------------------------
+
+
+def send(receiver: RtpReceiver, packets: list[bytes]) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        for packet in packets:
+            sock.sendto(packet, receiver.address)
+
+
+async def collect_until(receiver: RtpReceiver, last: bytes) -> list[bytes]:
+    out: list[bytes] = []
+    async with asyncio.timeout(5):
+        async for frame in receiver.frames():
+            out.append(frame)
+            if frame == last:
+                return out
+    raise AssertionError("frames() ended early")
+
+
+async def test_the_receiver_delivers_udp_packets_in_order_with_exact_audio():
+    receiver = await RtpReceiver.open("slin16")
+    try:
+        host, port = receiver.address
+        assert host == "127.0.0.1" and port > 0
+        send(receiver, [slin16(s) for s in range(50)])
+        out = await collect_until(receiver, expected(49))
+        assert [f for f in out if f != SILENCE] == [expected(s) for s in range(50)]
+        assert (receiver.stats.received, receiver.stats.lost, receiver.stats.bad) == (50, 0, 0)
+    finally:
+        receiver.close()
+
+
+async def test_the_receiver_reorders_shuffled_packets_and_conceals_drops():
+    rng = random.Random(12315)
+    seqs = [s for s in range(60) if s not in (10, 25, 26)]
+    shuffled = []
+    for start in range(0, len(seqs), 3):  # shuffle within windows of three packets
+        window = seqs[start:start + 3]
+        rng.shuffle(window)
+        shuffled += window
+    receiver = await RtpReceiver.open("slin16", depth_frames=3)
+    try:
+        send(receiver, [slin16(s) for s in shuffled])
+        out = await collect_until(receiver, expected(59))
+        real = {expected(s): s for s in seqs}
+        assert [real[f] for f in out if f in real] == seqs
+        stats = receiver.stats
+        assert (stats.received, stats.lost, stats.late, stats.bad) == (57, 3, 0, 0)
+        assert stats.reordered > 0
+    finally:
+        receiver.close()
+
+
+async def test_frames_keeps_time_moving_with_silence_when_the_sender_goes_quiet():
+    receiver = await RtpReceiver.open("ulaw", idle_fill_s=0.05)
+    loop = asyncio.get_running_loop()
+    try:
+        send(receiver, [rtp(s, s * 160, codec.ulaw_encode(np.full(160, 3000)), pt=0)
+                        for s in range(5)])
+        out: list[bytes] = []
+        stop = None
+        async with asyncio.timeout(5):
+            async for frame in receiver.frames():
+                out.append(frame)
+                if len(out) == 5:
+                    stop = loop.time() + 0.5  # half a second of a quiet line from here
+                if stop is not None and loop.time() >= stop:
+                    break
+        quiet = out[5:]
+        # About 22 frames are due; the bound only rules out "none" and "a flood".
+        assert 5 <= len(quiet) <= 60
+        assert all(len(frame) == FRAME_BYTES for frame in quiet)
+        assert receiver.stats.silence_filled == len(quiet)
+        assert quiet[-1] == SILENCE  # the upsampler's tail has died out
+    finally:
+        receiver.close()
+
+
+async def test_close_ends_the_frames_iterator_and_can_be_called_twice(caplog):
+    caplog.set_level(logging.DEBUG, logger="ivr.speech.rtp")
+    receiver = await RtpReceiver.open("slin16")
+    got: list[bytes] = []
+
+    async def consume() -> None:
+        async for frame in receiver.frames():
+            got.append(frame)
+
+    task = asyncio.create_task(consume())
+    send(receiver, [slin16(0)])
+    while not got:
+        await asyncio.sleep(0.01)
+    receiver.close()
+    await asyncio.wait_for(task, 2)
+    receiver.close()
+    assert got[0] == expected(0)
+    summaries = [r.getMessage() for r in caplog.records if "closed" in r.getMessage()]
+    assert len(summaries) == 1 and "received=1 " in summaries[0]
+
+
+async def test_an_unknown_format_is_rejected_before_a_port_is_opened():
+    with pytest.raises(ValueError, match="'alaw'"):
+        await RtpReceiver.open("alaw")
