@@ -22,6 +22,7 @@ import signal
 import statistics
 import subprocess
 import sys
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -143,6 +144,7 @@ async def run(calls: int, rate: float, burst: int) -> list[tuple[str, str]]:
         app.wait(timeout=30)
         await sim.stop()
         redis.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
     return rows
 
 
