@@ -1,0 +1,1 @@
+"""Shipped data files of the queues package (a package so that wheels include them)."""

