@@ -37,6 +37,8 @@ class SimCall:
         self.played: list[str] = []
         #: Media URIs whose playback finished (or was stopped).
         self.finished: list[str] = []
+        #: Media the application stopped before their end (the caller barged in).
+        self.interrupted: list[str] = []
         #: DTMF the application sent towards the caller.
         self.dtmf_heard: list[str] = []
         self.stasis_status: str | None = None
@@ -158,8 +160,10 @@ class SimCall:
         self.played.append(media)
         self._notify()
 
-    def playback_finished(self, media: list[str]) -> None:
+    def playback_finished(self, media: list[str], *, stopped: bool = False) -> None:
         self.finished.extend(media)
+        if stopped:
+            self.interrupted.append(media[-1])
         self._notify()
 
     def on_destroyed(self, cause: int) -> None:

@@ -108,7 +108,7 @@ class Engine:
         if event_type == "PlaybackFinished" and playback.target_uri.startswith("channel:"):
             ch = self.channels.get(playback.target_uri[len("channel:"):])
             if ch is not None and ch.call is not None:
-                ch.call.playback_finished(playback.media[: playback.index + 1])
+                ch.call.playback_finished(playback.media[: playback.index + 1], stopped=playback.stopped)
 
     def _emit_recording(self, event_type: str, recording: SimRecording) -> None:
         self.apps.emit(self._target_app(recording.target_uri), event_type, recording=recording.to_json())

@@ -130,11 +130,15 @@ class Player:
             raise SimError(404, "Playback not found")
         return playback
 
-    def stop(self, playback_id: str) -> None:
-        """Stop now: ``PlaybackFinished`` goes out before anything that follows the stop."""
+    def stop(self, playback_id: str, *, requested: bool = True) -> None:
+        """Stop now: ``PlaybackFinished`` goes out before anything that follows the stop.
+
+        ``requested``: stopped over ARI (barge-in), not because its channel went away.
+        """
         playback = self.get(playback_id)
         if playback.task is not None and not playback.task.done():
             playback.task.cancel()
+            playback.stopped = requested
         playback.state = "done"  # Asterisk reports a stopped playback as done
         self._finish(playback)
 
@@ -144,7 +148,7 @@ class Player:
         Queued ones first, so that stopping the current one does not start the next.
         """
         for playback in reversed(list(self._queues.get(target, []))):
-            self.stop(playback.id)
+            self.stop(playback.id, requested=False)
 
     def current(self, target: str) -> SimPlayback | None:
         queue = self._queues.get(target)

@@ -138,6 +138,8 @@ class SimPlayback:
     state: str = "queued"
     index: int = 0
     task: asyncio.Task[None] | None = None
+    #: Stopped over ARI before its end (barge-in), rather than played out.
+    stopped: bool = False
 
     @property
     def media_uri(self) -> str:

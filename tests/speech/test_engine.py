@@ -1,0 +1,146 @@
+"""The speech engine with the real Korean model: slots, streams, events, start-up checks."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections.abc import AsyncIterator
+
+import pytest
+import vosk
+
+from ivr.speech.engine import Recognized, SpeechEngine, SpeechStarted
+from ivr.speech.grammar import GrammarError
+from ivr.speech.locale import MenuPhrases, SpeechPack, load_speech_pack
+from ivr.speech.vad import FRAME_MS
+from tests.speech.audio import (  # noqa: F401  (fixtures)
+    KOREAN_MODEL_DIR,
+    PhoneLine,
+    frames,
+    korean_model,
+    phone_line,
+    play,
+    silence,
+    trimmed,
+    utterance,
+    voiced_span,
+)
+
+
+@pytest.fixture(scope="module")
+def pack() -> SpeechPack:
+    return load_speech_pack("ko-KR")
+
+
+@pytest.fixture
+async def engine(korean_model: vosk.Model, pack: SpeechPack) -> AsyncIterator[SpeechEngine]:
+    engine = SpeechEngine(korean_model, pack, max_streams=2)
+    yield engine
+    await engine.close()
+
+
+def test_when_every_stream_is_busy_open_returns_none(engine: SpeechEngine) -> None:
+    first, second = engine.open("main_menu"), engine.open("main_menu")
+    assert first is not None and second is not None
+    assert (engine.in_use, engine.capacity) == (2, 2)
+    assert engine.open("main_menu") is None  # the caller keys instead; nothing is queued
+    first.close()
+    assert engine.in_use == 1
+    assert engine.open("main_menu") is not None
+
+
+def test_closing_a_stream_twice_frees_its_slot_once(engine: SpeechEngine) -> None:
+    stream, other = engine.open("main_menu"), engine.open("main_menu")
+    assert stream is not None and other is not None
+    stream.close()
+    stream.close()
+    assert engine.in_use == 1
+
+
+def test_a_menu_without_a_grammar_is_a_clear_error(engine: SpeechEngine) -> None:
+    with pytest.raises(KeyError, match="no speech grammar for menu 'city_menu' in the ko-KR pack; it has main_menu"):
+        engine.open("city_menu")
+
+
+async def test_finish_with_nothing_said_gives_reason_timeout(engine: SpeechEngine) -> None:
+    stream = engine.open("main_menu")
+    assert stream is not None
+    assert await play(stream, frames(silence(1500))) == []
+    assert await stream.finish() == Recognized(None, "", 0.0, "timeout")
+
+
+async def test_a_caller_s_phrase_gives_speech_started_then_recognized_then_nothing_more(
+    engine: SpeechEngine, phone_line: PhoneLine
+) -> None:
+    speech = phone_line.say("사람 연결")
+    stream = engine.open("main_menu")
+    assert stream is not None
+    events = await play(stream, utterance(speech, lead_ms=600, tail_ms=1000))
+    started, recognized = events
+    assert isinstance(started, SpeechStarted)
+    onset_ms = 600 + voiced_span(speech)[0] * FRAME_MS
+    assert abs(started.at_ms - onset_ms) <= 2 * FRAME_MS
+    assert isinstance(recognized, Recognized)
+    assert (recognized.choice, recognized.transcript, recognized.reason) == ("operator", "사람 연결", "match")
+    # One utterance per stream: what follows is not listened to.
+    assert await play(stream, utterance(speech)) == []
+    assert await stream.finish() == recognized
+
+
+async def test_finish_while_the_caller_is_still_talking_decides_on_what_was_heard(
+    engine: SpeechEngine, phone_line: PhoneLine
+) -> None:
+    stream = engine.open("main_menu")
+    assert stream is not None
+    events = await play(stream, utterance(trimmed(phone_line.say("환불")), tail_ms=0))
+    assert [type(e) for e in events] == [SpeechStarted]  # no end of speech yet
+    recognized = await stream.finish()
+    assert (recognized.choice, recognized.reason) == ("complaint", "match")
+
+
+async def test_a_stream_closed_mid_utterance_says_nothing_more(engine: SpeechEngine, phone_line: PhoneLine) -> None:
+    stream = engine.open("main_menu")
+    assert stream is not None
+    chunks = utterance(phone_line.say("담당자 바꿔 주세요"))
+    middle = len(chunks) // 2
+    assert [type(e) for e in await play(stream, chunks[:middle])] == [SpeechStarted]
+    stream.close()
+    assert await play(stream, chunks[middle:]) == []
+    assert (await stream.finish()).reason == "timeout"
+    assert engine.in_use == 0
+
+
+async def test_a_frame_that_is_not_20_ms_of_16_khz_audio_is_refused(engine: SpeechEngine) -> None:
+    stream = engine.open("main_menu")
+    assert stream is not None
+    with pytest.raises(ValueError, match="640 bytes"):
+        await stream.feed(b"\0" * 160)
+
+
+async def test_a_closed_engine_opens_no_more_streams(korean_model: vosk.Model, pack: SpeechPack) -> None:
+    engine = SpeechEngine(korean_model, pack)
+    await engine.close()
+    assert engine.open("main_menu") is None
+
+
+async def test_a_grammar_word_missing_from_the_model_vocabulary_is_named_at_start_up(pack: SpeechPack) -> None:
+    typo = dataclasses.replace(
+        pack, menus={"main_menu": MenuPhrases("main_menu", {"complaint": ("민원", "불만입니다")})}
+    )
+    ticks = 0
+
+    async def tick() -> None:
+        nonlocal ticks
+        while True:
+            ticks += 1
+            await asyncio.sleep(0.01)
+
+    ticker = asyncio.create_task(tick())
+    with pytest.raises(GrammarError) as error:
+        await SpeechEngine.load(KOREAN_MODEL_DIR, typo)
+    ticker.cancel()
+    assert str(error.value) == (
+        "phrase '불만입니다' of choice 'complaint' in menu main_menu: "
+        "word '불만입니다' is not in the model's vocabulary"
+    )
+    assert ticks > 1  # the model loaded in a thread: the event loop kept running meanwhile
