@@ -36,6 +36,8 @@ class CallRecord(Base):
     outcome: Mapped[str | None] = mapped_column(String(32))
     state: Mapped[str] = mapped_column(String(32))
     agent_id: Mapped[str | None] = mapped_column(String(32))
+    #: GB/T 2260 code of the jurisdiction the call was queued for.
+    jurisdiction: Mapped[str | None] = mapped_column(String(16), index=True)
     hangup_cause: Mapped[str | None] = mapped_column(String(64))
 
     __table_args__ = (Index("ix_call_records_started", "started_at"),)

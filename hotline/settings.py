@@ -76,6 +76,27 @@ class SpeechSettings(BaseModel):
     format: Literal["slin16", "ulaw"] = "slin16"
 
 
+class QueueSettings(BaseModel):
+    """Jurisdiction queues: where calls wait for agents, and how they climb the levels."""
+
+    #: Route calls to agents through the queue engine (off: callers are told they are
+    #: queued and held, as before the engine existed).
+    enabled: bool = True
+    #: Jurisdiction of a call whose line, number and words say nothing (national).
+    default_jurisdiction: str = "000000"
+    #: Grassroots stations (TOML, ``[[station]]`` code/name/county); none by default.
+    stations_file: Path | None = None
+    #: Seconds a call waits at a level before it is also offered one level up; the last
+    #: value repeats for the levels above. A level with nobody logged in is skipped at once.
+    overflow_after_s: list[float] = Field(default_factory=lambda: [60.0, 90.0, 120.0, 180.0])
+    #: Seconds between position and estimated-wait announcements to a waiting caller.
+    announce_every_s: float = Field(45.0, gt=0)
+    #: Seconds an agent's phone rings before the call goes to the next agent.
+    ring_timeout_s: int = Field(20, ge=1, le=300)
+    #: Agent wrap-up after a call (seconds) before the next offer.
+    wrap_up_s: float = Field(10.0, ge=0)
+
+
 class HttpSettings(BaseModel):
     host: str = "127.0.0.1"
     port: int = 8080
@@ -96,6 +117,7 @@ class Settings(BaseSettings):
     redis: RedisSettings = RedisSettings()
     ivr: IvrSettings = IvrSettings()
     speech: SpeechSettings = SpeechSettings()
+    queues: QueueSettings = QueueSettings()
     http: HttpSettings = HttpSettings()
 
     @classmethod

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, ClassVar, Protocol
 
 from hotline.ari.errors import CALL_GONE, AriError
 from ivr.speech.events import Recognized, SpeechEvent, SpeechStarted
@@ -136,6 +136,21 @@ class BaseState:
 
     async def on_speech(self, call: Call, event: SpeechEvent) -> State:
         return self
+
+    async def on_offer(self, call: Call, offer: Any) -> State:
+        """An agent was assigned to this call (queues); states that do not wait refuse it."""
+        return self
+
+    async def on_helper_entered(self, call: Call, channel_id: str) -> State:
+        """A channel we made for this call (e.g. the agent's leg) entered Stasis."""
+        return self
+
+    async def on_helper_gone(self, call: Call, channel_id: str, cause: int) -> State:
+        """A channel we made for this call was destroyed."""
+        return self
+
+    async def on_caller_gone(self, call: Call) -> None:
+        """The caller hung up in this state: release what the state holds (agents, queues)."""
 
 
 @dataclass
@@ -301,6 +316,12 @@ STATES: dict[str, type[BaseState]] = {
 }
 
 
+def register_states(*classes: type[BaseState]) -> None:
+    """States of other features (queues), so that a restarted process can restore them."""
+    for cls in classes:
+        STATES[cls.name] = cls
+
+
 def restore_state(call: Call) -> BaseState:
     """Rebuild the state object a stored call was in."""
     cls = STATES.get(call.data.state, Answering)
@@ -335,6 +356,10 @@ class CallFlow:
 
     async def speech(self, event: SpeechEvent) -> None:
         await self._move(await self.state.on_speech(self.call, event))
+
+    async def react(self, reaction: Callable[[BaseState, Call], Awaitable[State]]) -> None:
+        """Any other input, for features beyond the menus (queues): ``reaction(state, call)``."""
+        await self._move(await reaction(self.state, self.call))
 
     async def _move(self, nxt: State, *, store_first: bool = True) -> None:
         while nxt is not self.state:

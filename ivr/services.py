@@ -11,7 +11,7 @@ import itertools
 import logging
 import uuid
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Awaitable, Callable, Protocol
 
 from callrecords.services import CallRecordWriter
 from hotline.ari.dispatcher import Dispatcher, Resynchronized, Timers
@@ -19,7 +19,7 @@ from hotline.ari.errors import AriError
 from hotline.ari.models import Channel
 from hotline.ari.rest import AriRest
 from hotline.privacy import mask_phone
-from ivr.flow import Answering, BaseState, Call, CallFlow, Ended, Waiting, restore_state
+from ivr.flow import Answering, BaseState, Call, CallFlow, Ended, State, Waiting, restore_state
 from ivr.prompts.catalogue import PromptCatalogue
 from ivr.speech.events import SpeechEvent
 from ivr.stasis_args import InboundArgs, is_helper_id
@@ -155,12 +155,28 @@ class IvrService:
     async def helper_entered(self, channel_id: str, helper_id: str) -> None:
         """A channel we made for a call (its listener) entered Stasis."""
         flow = self.flows.get(channel_id)
-        listener = flow.call.listener if flow is not None else None
-        if listener is not None and not listener.closed:
+        if flow is None:
+            # The call ended while Asterisk was making the channel: drop it.
+            await self._hangup_quietly(helper_id)
+            return
+        listener = flow.call.listener
+        if listener is not None and not listener.closed and helper_id in listener.helper_ids:
             await listener.helper_entered(helper_id)
             return
-        # The call ended or moved on while Asterisk was making the channel: drop it.
-        await self._hangup_quietly(helper_id)
+        await flow.react(lambda state, call: state.on_helper_entered(call, helper_id))
+
+    async def helper_gone(self, channel_id: str, helper_id: str, cause: int) -> None:
+        flow = self.flows.get(channel_id)
+        if flow is not None:
+            await flow.react(lambda state, call: state.on_helper_gone(call, helper_id, cause))
+
+    async def deliver(self, channel_id: str, reaction: "Callable[[BaseState, Call], Awaitable[State]]") -> bool:
+        """Hand a feature's input to the call's flow; False when no such call lives here."""
+        flow = self.flows.get(channel_id)
+        if flow is None:
+            return False
+        await flow.react(reaction)
+        return True
 
     async def _hangup_quietly(self, channel_id: str) -> None:
         try:
@@ -179,6 +195,11 @@ class IvrService:
         await flow.call.close_listener()
         if self.svc.listeners is not None:
             self.svc.listeners.forget(channel_id)
+        try:
+            await flow.state.on_caller_gone(flow.call)
+        except Exception:
+            # Whatever the state held, the call record must still be closed below.
+            log.exception("call %s: releasing %s after the hang-up failed", flow.call.data.call_id, flow.state.name)
         data = flow.call.data
         outcome = flow.state.outcome_on_hangup
         await self._finish(data, outcome=data.outcome or outcome, cause=cause)

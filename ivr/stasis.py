@@ -72,6 +72,9 @@ class IvrStasis:
             await self._ivr.end_call(key, "left the application")
 
     async def on_channel_destroyed(self, key: str, event: ari.ChannelDestroyed) -> None:
+        if event.channel.id != key:
+            await self._ivr.helper_gone(key, event.channel.id, event.cause)
+            return
         if event.channel.id == key:
             log.debug("channel of %s destroyed: %s", mask_phone(event.channel.caller_number), event.cause_txt)
             await self._ivr.end_call(key, f"{event.cause_txt or 'destroyed'} ({event.cause})")

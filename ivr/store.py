@@ -45,6 +45,12 @@ class CallState:
     ended_at: datetime | None = None
     outcome: str | None = None
     agent_id: str | None = None
+    #: Where the call is answered (GB/T 2260 code) and how that was decided.
+    jurisdiction: str | None = None
+    jurisdiction_source: str | None = None
+    #: The agent's leg and the bridge of the conversation, once an agent is called.
+    agent_channel: str | None = None
+    call_bridge: str | None = None
     hangup_cause: str | None = None
 
     _TIMES = ("started_at", "queued_at", "answered_at", "ended_at")
@@ -89,6 +95,7 @@ class CallState:
             "outcome": self.outcome,
             "state": self.state,
             "agent_id": self.agent_id,
+            "jurisdiction": self.jurisdiction,
             "hangup_cause": self.hangup_cause,
         }
 

@@ -132,7 +132,9 @@ def _menu(
     path: Path,
 ) -> MenuPhrases:
     where = f"[speech.menus.{name}]"
-    if not _NAME.fullmatch(name) or not isinstance(table, dict) or not table:
+    if not _NAME.fullmatch(name):
+        raise SpeechPackError(f"{path}: {where}: a menu name is lower_case_words")
+    if not isinstance(table, dict) or not table:
         raise SpeechPackError(f"{path}: {where} must be a non-empty table of choice -> phrases")
     choices: dict[str, list[str]] = {}
     for choice, phrases in table.items():

@@ -27,8 +27,10 @@ REQUIRED_KEYS = {
     "welcome_intellectual_property", "recording_notice", "main_menu", "no_input", "no_match",
     "too_many_attempts", "transfer_operator", "queued", "goodbye", "fallback_unavailable",
     "invalid_number", "queue_position", "queue_wait", "callback_offer", "after_hours",
+    "callers_ahead_before", "callers_ahead_after", "estimated_wait_before", "estimated_wait_after",
+    "connecting_agent",
 }
-LOCALES = ["zh-CN", "en-US"]
+LOCALES = ["zh-CN", "en-US", "ko-KR"]
 
 
 # --- the catalogue ----------------------------------------------------------------------------
@@ -62,7 +64,7 @@ def test_an_unknown_prompt_key_is_a_clear_error() -> None:
 
 @pytest.mark.parametrize("locale", ["fr-FR", "zh_CN", "../zh-CN", ""])
 def test_an_unknown_locale_is_a_clear_error_listing_the_ones_there_are(locale: str) -> None:
-    with pytest.raises(PromptCatalogueError, match=r"no prompts for locale .*; available: en-US, zh-CN"):
+    with pytest.raises(PromptCatalogueError, match=r"no prompts for locale .*; available: en-US, ko-KR, zh-CN"):
         PromptCatalogue.load(locale)
 
 
