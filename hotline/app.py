@@ -25,6 +25,11 @@ from ivr.prompts.catalogue import PromptCatalogue, asterisk_language
 from ivr.services import CallServices, HoldRouter, IvrService, Router
 from ivr.stasis import IvrStasis
 from ivr.store import CallStateStore
+from queues.engine import QueueEngine
+from queues.jurisdictions import JurisdictionTree
+from queues.resolve import JurisdictionResolver
+from queues.services import QueueService
+from queues.stasis import QueueStasis
 
 if TYPE_CHECKING:
     from ivr.speech.engine import SpeechEngine
@@ -107,12 +112,13 @@ class Application:
                 self.ari, self.dispatcher, self.speech, s.ari.app, fmt=s.speech.format,
                 bind_host=s.speech.rtp_bind_host, advertise_host=s.speech.rtp_advertise_host,
             )
+        self.queues = self._router or await self._build_queues()
         self.ivr = IvrService(
             CallServices(
                 ari=self.ari,
                 prompts=prompts,
                 timers=self.timers,
-                router=self._router or HoldRouter(),
+                router=self.queues or HoldRouter(),
                 store=CallStateStore(self.redis, s.redis.prefix),
                 records=self.records,
                 language=asterisk_language(s.ivr.language),
@@ -124,6 +130,9 @@ class Application:
             s.ari.app,
         )
         self._table = IvrStasis(self.ivr).table()
+        if isinstance(self.queues, QueueService):
+            self._table.update(QueueStasis(self.queues, self.ivr).table())
+            self.queues.start()
         self._handle = make_sink_table(self._table)
         self.events = EventStream(
             s.ari.url,
@@ -136,6 +145,18 @@ class Application:
             max_backoff_s=s.ari.reconnect_max_s,
         )
         self._tasks.append(asyncio.create_task(self.events.run(), name="ari-events"))
+
+    async def _build_queues(self) -> "QueueService | None":
+        """The queue engine and its call logic, when queues are on (the default)."""
+        s = self.settings
+        if not s.queues.enabled:
+            return None
+        tree = JurisdictionTree.load(s.queues.stations_file)
+        self.queue_engine = QueueEngine(self.redis, f"{s.redis.prefix}:queues", wrap_up_s=s.queues.wrap_up_s)
+        return QueueService(
+            self.queue_engine, tree, JurisdictionResolver(tree, default_code=s.queues.default_jurisdiction),
+            self.ari, self.dispatcher, s.ari.app, s.queues,
+        )
 
     async def _sink(self, key: str, event) -> None:  # type: ignore[no-untyped-def]
         await self._handle(key, event)
@@ -151,6 +172,8 @@ class Application:
         with suppress(TimeoutError):
             await self.dispatcher.drain(timeout=2.0)
         await self.dispatcher.close()
+        if isinstance(self.queues, QueueService):
+            await self.queues.close()
         if self.listeners is not None:
             await self.listeners.close()
         if self.speech is not None and self.speech is not self._given_speech:

@@ -49,7 +49,8 @@ class Call:
 
     async def play(self, *prompt_keys: str) -> str | None:
         """Play prompts as one playback; ``None`` when the caller is already gone."""
-        media = [self.svc.prompts.media(k) for k in prompt_keys]
+        # Prompt keys, or media URIs as they are ("number:3" says a number in the call's language).
+        media = [k if ":" in k else self.svc.prompts.media(k) for k in prompt_keys]
         try:
             playback = await self.svc.ari.play(
                 self.key, media, playback_id=self.svc.new_id(), lang=self.svc.language

@@ -24,6 +24,14 @@ async def record_of(app: Application, channel_id: str):  # type: ignore[no-untyp
 
 
 async def settle(app: Application) -> None:
+    """Let the app catch up: every call the stand-in has ended is closed in the app, every
+    event received is handled, every record written. (Events cross a WebSocket: a call can
+    have ended in the stand-in a moment before the app hears of it.)"""
+    live = {c.id for c in await app.ari.list_channels()}
+    for _ in range(200):
+        if set(app.ivr.flows) <= live:
+            break
+        await asyncio.sleep(0.01)
     await app.dispatcher.drain()
     await app.records.flush()
 

@@ -1,0 +1,146 @@
+"""Live figures for the supervisor wallboard, per queue (jurisdiction, line) and optionally per level.
+
+What is counted, and where:
+
+- ``waiting`` and ``longest_wait_s`` are read from the queues themselves (``P:age:<jur>:<line>``),
+  so they are exact at the moment of the snapshot. A call that overflowed counts in every
+  queue it sits in, with its wait since it first entered the system.
+- ``answered`` and ``answered_within`` (15/20/30 s from entering the queue to the agent
+  answering) count in the queue whose agent answered; ``abandoned`` (the caller left while
+  waiting or ringing) and ``callbacks`` (left to be called back) count in every queue the call
+  waited in. All four are counted by the engine's Lua scripts in the same run as the change,
+  in one-minute slots (``P:st:<jur>:<line>``); the window is the last 60 minutes: the current
+  minute so far and the 59 before it.
+- ``agents``: logged-in agents whose home is the queue's jurisdiction and who serve its line,
+  by state, also kept by the engine's scripts (``P:ast:<jur>:<line>``).
+
+:class:`FiguresPublisher` publishes a snapshot as JSON on the pub/sub channel ``<prefix>:figures``
+at most once per ``min_interval_s`` (0.5 s) across every process sharing the prefix.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from redis.asyncio import Redis
+
+from queues.engine import AgentState, lua_source, wall_clock_ms
+
+WINDOW_MINUTES = 60  # must match SLOTS in queues/lua/_lib.lua
+THRESHOLDS_S = (15, 20, 30)
+#: Queues read per pipeline round trip, so that a large deployment does not block Redis.
+CHUNK = 200
+
+log = logging.getLogger(__name__)
+
+_COUNTED = ("answered", "in15", "in20", "in30", "abandoned", "callbacks")
+
+
+def _s(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _window_counts(slots: dict[str, str], now_ms: int) -> dict[str, int]:
+    """Sum the slots that hold one of the last WINDOW_MINUTES minutes."""
+    minute = now_ms // 60_000
+    totals = dict.fromkeys(_COUNTED, 0)
+    for slot in range(WINDOW_MINUTES):
+        held = slots.get(f"{slot}:m")
+        if held is None or not minute - WINDOW_MINUTES < int(held) <= minute:
+            continue
+        for name in _COUNTED:
+            totals[name] += int(slots.get(f"{slot}:{name}", 0))
+    return totals
+
+
+def _queue_figures(jurisdiction: str, line: str, waiting: int, oldest: list[Any], slots: dict[Any, Any],
+                   agents: dict[Any, Any], now_ms: int) -> dict[str, Any]:
+    counts = _window_counts({_s(k): _s(v) for k, v in slots.items()}, now_ms)
+    longest = max(0.0, (now_ms - float(oldest[0][1])) / 1000) if oldest else 0.0
+    by_state = {state.value: 0 for state in AgentState if state is not AgentState.OFFLINE}
+    for state, n in agents.items():
+        by_state[_s(state)] = int(_s(n))
+    return {
+        "jurisdiction": jurisdiction, "line": line, "waiting": waiting, "longest_wait_s": round(longest, 1),
+        "answered": counts["answered"],
+        "answered_within": {str(t): counts[f"in{t}"] for t in THRESHOLDS_S},
+        "abandoned": counts["abandoned"], "callbacks": counts["callbacks"], "agents": by_state,
+    }
+
+
+def _aggregate(queues: list[dict[str, Any]], level_of: Callable[[str], str]) -> list[dict[str, Any]]:
+    """Sum queue figures per (level, line); the longest wait is the longest of any queue."""
+    levels: dict[tuple[str, str], dict[str, Any]] = {}
+    for q in queues:
+        level = level_of(q["jurisdiction"])
+        acc = levels.setdefault((level, q["line"]), {
+            "level": level, "line": q["line"], "waiting": 0, "longest_wait_s": 0.0, "answered": 0,
+            "answered_within": {str(t): 0 for t in THRESHOLDS_S}, "abandoned": 0, "callbacks": 0,
+            "agents": dict.fromkeys(q["agents"], 0),
+        })
+        for name in ("waiting", "answered", "abandoned", "callbacks"):
+            acc[name] += q[name]
+        acc["longest_wait_s"] = max(acc["longest_wait_s"], q["longest_wait_s"])
+        for t, n in q["answered_within"].items():
+            acc["answered_within"][t] += n
+        for state, n in q["agents"].items():
+            acc["agents"][state] = acc["agents"].get(state, 0) + n
+    return [levels[k] for k in sorted(levels)]
+
+
+async def snapshot(redis: Redis, prefix: str, now_ms: int, *,
+                   level_of: Callable[[str], str] | None = None) -> dict[str, Any]:
+    """The figures of every queue seen so far (a call or an agent), and per level if
+    ``level_of`` maps a jurisdiction code to its level's name (e.g. from the jurisdiction tree)."""
+    names = sorted(_s(q) for q in await redis.smembers(f"{prefix}:queues"))
+    queues: list[dict[str, Any]] = []
+    for start in range(0, len(names), CHUNK):
+        chunk = [name.split(":", 1) for name in names[start:start + CHUNK]]
+        # Not a transaction: a figure a millisecond off is fine, stalling Redis is not.
+        async with redis.pipeline(transaction=False) as pipe:
+            for jur, line in chunk:
+                age = f"{prefix}:age:{jur}:{line}"
+                pipe.zcard(age).zrange(age, 0, 0, withscores=True)
+                pipe.hgetall(f"{prefix}:st:{jur}:{line}").hgetall(f"{prefix}:ast:{jur}:{line}")
+            replies = await pipe.execute()
+        for i, (jur, line) in enumerate(chunk):
+            queues.append(_queue_figures(jur, line, *replies[4 * i:4 * i + 4], now_ms=now_ms))
+    figures: dict[str, Any] = {"at_ms": now_ms, "window_s": WINDOW_MINUTES * 60, "queues": queues}
+    if level_of is not None:
+        figures["levels"] = _aggregate(queues, level_of)
+    return figures
+
+
+class FiguresPublisher:
+    """Publishes :func:`snapshot` on ``<prefix>:figures``, throttled across processes."""
+
+    def __init__(self, redis: Redis, prefix: str, *, clock_ms: Callable[[], int] = wall_clock_ms,
+                 min_interval_s: float = 0.5, level_of: Callable[[str], str] | None = None) -> None:
+        self.redis, self.prefix, self.clock_ms, self.level_of = redis, prefix, clock_ms, level_of
+        self.channel = f"{prefix}:figures"
+        self.min_interval_ms = round(min_interval_s * 1000)
+        self._gate = redis.register_script(lua_source("figures_gate"))
+
+    async def publish(self) -> dict[str, Any] | None:
+        """Publish a snapshot now, unless one was published (by any process) less than the
+        interval ago: then None, and nothing is computed."""
+        now = self.clock_ms()
+        if not await self._gate(args=[self.prefix, now, self.min_interval_ms]):
+            return None
+        figures = await snapshot(self.redis, self.prefix, now, level_of=self.level_of)
+        await self.redis.publish(self.channel, json.dumps(figures, ensure_ascii=False, separators=(",", ":")))
+        return figures
+
+    async def run(self) -> None:
+        """Publish every interval until cancelled (one task per process; the gate keeps the
+        wallboard at one snapshot per interval however many processes run it)."""
+        while True:
+            try:
+                await self.publish()
+            except Exception:  # noqa: BLE001 - a Redis hiccup must not end the wallboard for good
+                log.warning("publishing the queue figures failed; trying again", exc_info=True)
+            await asyncio.sleep(self.min_interval_ms / 1000)

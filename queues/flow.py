@@ -1,0 +1,184 @@
+"""The call's states between the menu and the end: waiting in a queue, ringing an agent, talking.
+
+They continue the IVR's state machine (:mod:`ivr.flow`): same inputs, same rule that a
+transition returns the next state. Everything that must survive a restart is on the call
+state in Redis (jurisdiction, agent, agent leg, bridge) or in the queue engine.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from hotline.ari.errors import CALL_GONE, AriError
+from ivr.flow import BaseState, Call, State, Waiting, register_states
+
+if TYPE_CHECKING:
+    from queues.engine import Offer
+    from queues.services import QueueService
+
+log = logging.getLogger(__name__)
+
+ANNOUNCE_TIMER = "announce"
+OVERFLOW_TIMER = "overflow"
+
+
+def queues(call: Call) -> "QueueService":
+    """The queue service is the IVR's router when queues are on."""
+    return call.svc.router  # type: ignore[return-value]
+
+
+@dataclass
+class InQueue(Waiting):
+    """Waiting for an agent: music, position and wait announcements, climbing the levels."""
+
+    name: ClassVar[str] = "in_queue"
+    #: Tell the caller they are queued (not again after an agent did not answer).
+    notice: bool = True
+
+    async def enter(self, call: Call) -> State:
+        if self.notice:
+            nxt = await super().enter(call)
+            if nxt is not self:
+                return nxt
+        else:
+            await self._hold(call)
+        await self._arm(call)
+        return self
+
+    async def resume(self, call: Call) -> State:
+        await self._hold(call)
+        await self._arm(call)
+        return self
+
+    async def _arm(self, call: Call) -> None:
+        svc = queues(call)
+        call.svc.timers.start(call.key, ANNOUNCE_TIMER, svc.settings.announce_every_s)
+        delay = await svc.overflow_delay(call)
+        if delay is not None:
+            call.svc.timers.start(call.key, OVERFLOW_TIMER, delay)
+
+    async def on_timer(self, call: Call, name: str, token: int) -> State:
+        svc = queues(call)
+        if name == ANNOUNCE_TIMER:
+            await svc.announce(call)
+            call.svc.timers.start(call.key, ANNOUNCE_TIMER, svc.settings.announce_every_s)
+        elif name == OVERFLOW_TIMER:
+            offer = await svc.overflow_next(call)
+            if offer is not None:
+                return Connecting.to(call, offer)
+            delay = await svc.overflow_delay(call)
+            if delay is not None:
+                call.svc.timers.start(call.key, OVERFLOW_TIMER, delay)
+        return self
+
+    async def on_offer(self, call: Call, offer: Any) -> State:
+        return Connecting.to(call, offer)
+
+    async def on_caller_gone(self, call: Call) -> None:
+        await queues(call).engine.remove(call.data.call_id, "abandoned")
+
+
+@dataclass
+class Connecting(BaseState):
+    """An agent's phone rings; the caller keeps their music."""
+
+    name: ClassVar[str] = "connecting"
+    outcome_on_hangup: ClassVar[str] = "abandoned_in_queue"
+    agent_id: str = ""
+    endpoint: str = ""
+
+    @classmethod
+    def to(cls, call: Call, offer: "Offer") -> "Connecting":
+        """Ring the offered agent. The agent and the leg's id go on the call first, so that
+        they are stored before the phone rings (a restart then knows whom it was ringing)."""
+        call.data.agent_id = offer.agent_id
+        call.data.agent_channel = queues(call).agent_leg_id(call)
+        return cls(agent_id=offer.agent_id, endpoint=offer.endpoint)
+
+    async def enter(self, call: Call) -> State:
+        svc = queues(call)
+        svc.alias(call, call.data.agent_channel or "")
+        try:
+            await call.svc.ari.originate(
+                self.endpoint, app=svc.app, app_args=["agent", call.data.call_id],
+                caller_id=call.data.caller_phone or call.data.hotline_number,
+                timeout_s=svc.settings.ring_timeout_s, channel_id=call.data.agent_channel,
+            )
+        except AriError as exc:
+            log.warning("call %s: calling agent %s at %s failed: %s", call.data.call_id, self.agent_id,
+                        self.endpoint, exc)
+            return await self._not_answered(call)
+        return self
+
+    async def resume(self, call: Call) -> State:
+        # After a restart we cannot know how far the ringing got: start the offer over.
+        svc = queues(call)
+        if call.data.agent_channel:
+            await svc.hangup_quietly(call.data.agent_channel)
+        return await self._not_answered(call)
+
+    async def on_helper_entered(self, call: Call, channel_id: str) -> State:
+        if channel_id != call.data.agent_channel:
+            return self
+        if not await queues(call).connect(call):
+            return await self._not_answered(call)
+        return Connected()
+
+    async def on_helper_gone(self, call: Call, channel_id: str, cause: int) -> State:
+        if channel_id != call.data.agent_channel:
+            return self
+        return await self._not_answered(call)
+
+    async def _not_answered(self, call: Call) -> State:
+        svc = queues(call)
+        agent_id = self.agent_id or call.data.agent_id or ""  # restored states carry it on the call
+        offer = await svc.engine.ring_no_answer(call.data.call_id, agent_id)
+        log.info("call %s: agent %s did not answer", call.data.call_id, agent_id)
+        call.data.agent_id = call.data.agent_channel = None
+        return Connecting.to(call, offer) if offer is not None else InQueue(notice=False)
+
+    async def on_caller_gone(self, call: Call) -> None:
+        svc = queues(call)
+        if call.data.agent_channel:
+            await svc.hangup_quietly(call.data.agent_channel)
+        await svc.engine.remove(call.data.call_id, "abandoned")
+
+
+@dataclass
+class Connected(BaseState):
+    """Caller and agent talk in a bridge of their own."""
+
+    name: ClassVar[str] = "connected"
+    outcome_on_hangup: ClassVar[str] = "answered"
+
+    async def resume(self, call: Call) -> State:
+        svc = queues(call)
+        for helper in (call.data.agent_channel, call.data.call_bridge and f"bridge:{call.data.call_bridge}"):
+            if helper:
+                svc.alias(call, helper)
+        return self
+
+    async def on_helper_gone(self, call: Call, channel_id: str, cause: int) -> State:
+        if channel_id != call.data.agent_channel:
+            return self
+        # The agent hung up: the conversation is over for the caller too.
+        call.data.outcome = "answered"
+        try:
+            await call.svc.ari.hangup(call.key)
+        except CALL_GONE:
+            pass
+        return self
+
+    async def on_caller_gone(self, call: Call) -> None:
+        svc = queues(call)
+        if call.data.agent_channel:
+            await svc.hangup_quietly(call.data.agent_channel)
+        if call.data.call_bridge:
+            await svc.destroy_bridge_quietly(call.data.call_bridge)
+        if call.data.agent_id:
+            await svc.engine.hung_up(call.data.call_id, call.data.agent_id)
+
+
+register_states(InQueue, Connecting, Connected)

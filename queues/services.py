@@ -1,0 +1,207 @@
+"""Queue logic for calls: route a call to its jurisdiction's queue, climb the levels, offer
+agents, connect them, announce positions, run wrap-ups.
+
+:class:`QueueService` is the IVR's :class:`~ivr.services.Router`. Offers that arise outside a
+call's own events (an agent becoming free) reach the call as a :class:`QueueOffered` event in
+the call's FIFO, so a call never handles two inputs at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+from contextlib import suppress
+from dataclasses import dataclass
+
+from hotline.ari.dispatcher import Dispatcher
+from hotline.ari.errors import AriError
+from hotline.ari.models import Event
+from hotline.ari.rest import AriRest
+from hotline.settings import QueueSettings
+from ivr.flow import BaseState, Call
+from ivr.store import utcnow
+from queues.engine import Agent, Offer, QueueEngine, WaitingCall
+from queues.flow import Connecting, InQueue
+from queues.jurisdictions import JurisdictionTree
+from queues.resolve import JurisdictionResolver
+
+log = logging.getLogger(__name__)
+
+#: Marker of the agent legs' channel ids (``<caller channel>-agent-<n>``).
+AGENT_MARK = "-agent-"
+
+
+@dataclass(frozen=True, slots=True)
+class QueueOffered(Event):
+    """An agent was assigned to a waiting call (posted locally, never sent by Asterisk)."""
+
+    key: str
+    offer: Offer
+
+    def route_key(self) -> str | None:
+        return self.key
+
+
+class QueueService:
+    def __init__(self, engine: QueueEngine, tree: JurisdictionTree, resolver: JurisdictionResolver, ari: AriRest,
+                 dispatcher: Dispatcher, app: str, settings: QueueSettings) -> None:
+        self.engine, self.tree, self.resolver = engine, tree, resolver
+        self.ari, self.dispatcher, self.app, self.settings = ari, dispatcher, app, settings
+        self._serial = itertools.count(1)
+        self._wrap_ups: asyncio.Task[None] | None = None
+
+    # --- the router -------------------------------------------------------------------------
+
+    async def route(self, call: Call) -> BaseState:
+        """The IVR has decided: queue the call where it belongs, or hand it to an agent now."""
+        data = call.data
+        where = self.resolver.resolve(area_code=data.area_code, caller_number=data.caller_phone)
+        data.jurisdiction, data.jurisdiction_source = where.code, where.source
+        offer = await self.engine.enqueue(WaitingCall(
+            call_id=data.call_id, channel_id=data.channel_id, jurisdiction=where.code, line=data.business_line,
+            # Agents speak locales (zh-CN); the call carries Asterisk's spelling (zh_CN).
+            language=data.language.replace("_", "-"),
+        ))
+        offer = offer or await self._skip_unstaffed(call)
+        log.info("call %s queued for %s (%s) on %s", data.call_id, where.code, where.source, data.business_line)
+        return Connecting.to(call, offer) if offer is not None else InQueue()
+
+    async def _levels(self, call: Call) -> list[str]:
+        """The jurisdictions whose queues the call is in, in the order it entered them."""
+        state = await self.engine.call(call.data.call_id)
+        return list(state["queues"]) if state else []
+
+    async def _skip_unstaffed(self, call: Call) -> Offer | None:
+        """Climb at once past levels where nobody of the call's line is logged in."""
+        levels = await self._levels(call)
+        while levels and not await self.engine.staffed(levels[-1], call.data.business_line):
+            parent = self.tree.get(levels[-1]).parent
+            if parent is None:
+                return None
+            offer = await self.engine.overflow(call.data.call_id, parent)
+            if offer is not None:
+                return offer
+            levels.append(parent)
+        return None
+
+    async def overflow_next(self, call: Call) -> Offer | None:
+        """The wait at this level is over: offer the call one level up as well (and beyond,
+        where nobody is logged in)."""
+        levels = await self._levels(call)
+        if not levels:
+            return None
+        parent = self.tree.get(levels[-1]).parent
+        if parent is None:
+            return None
+        log.info("call %s overflows from %s to %s", call.data.call_id, levels[-1], parent)
+        offer = await self.engine.overflow(call.data.call_id, parent)
+        return offer or await self._skip_unstaffed(call)
+
+    async def overflow_delay(self, call: Call) -> float | None:
+        """Seconds until the next overflow from the level the call has climbed to; None at the top."""
+        levels = await self._levels(call)
+        if not levels or self.tree.get(levels[-1]).parent is None:
+            return None
+        steps = self.settings.overflow_after_s
+        return steps[min(len(levels) - 1, len(steps) - 1)]
+
+    # --- waiting --------------------------------------------------------------------------------
+
+    async def announce(self, call: Call) -> None:
+        """Tell a waiting caller their position and, when known, the estimated wait."""
+        try:
+            position, wait_s = await self.engine.position(call.data.call_id)
+        except LookupError:
+            return
+        if position <= 0:
+            return
+        prompts = ["callers_ahead_before", f"number:{position - 1}", "callers_ahead_after"]
+        if wait_s is not None:
+            prompts += ["estimated_wait_before", f"number:{max(1, round(wait_s / 60))}", "estimated_wait_after"]
+        with suppress(AriError):
+            await self.ari.stop_moh(call.key)
+        await call.play(*prompts)
+
+    # --- agents' legs -----------------------------------------------------------------------------
+
+    def agent_leg_id(self, call: Call) -> str:
+        return f"{call.key}{AGENT_MARK}{next(self._serial)}"
+
+    def alias(self, call: Call, key: str) -> None:
+        """Events of a channel (or ``bridge:<id>``) we make for the call go to the call's FIFO."""
+        self.dispatcher.alias(key, call.key)
+
+    async def connect(self, call: Call) -> bool:
+        """The agent answered: caller and agent into a bridge of their own; False if that failed."""
+        data = call.data
+        bridge_id = data.call_bridge = f"{call.key}-call"
+        self.alias(call, f"bridge:{bridge_id}")
+        try:
+            await self.ari.create_bridge(bridge_id=bridge_id, name=f"call {data.call_id}")
+            with suppress(AriError):
+                await self.ari.stop_moh(call.key)
+            await self.ari.add_channel(bridge_id, call.key)
+            await self.ari.add_channel(bridge_id, data.agent_channel or "")
+        except AriError as exc:
+            log.warning("call %s: connecting agent %s failed: %s", data.call_id, data.agent_id, exc)
+            await self.destroy_bridge_quietly(bridge_id)
+            data.call_bridge = None
+            return False
+        data.answered_at = data.answered_at or utcnow()
+        await self.engine.answered(data.call_id, data.agent_id or "")
+        log.info("call %s connected to agent %s", data.call_id, data.agent_id)
+        return True
+
+    async def hangup_quietly(self, channel_id: str) -> None:
+        with suppress(AriError):
+            await self.ari.hangup(channel_id)
+
+    async def destroy_bridge_quietly(self, bridge_id: str) -> None:
+        with suppress(AriError):
+            await self.ari.destroy_bridge(bridge_id)
+
+    # --- agents -------------------------------------------------------------------------------------
+
+    async def login(self, agent: Agent) -> None:
+        await self.engine.login(agent)
+
+    async def available(self, agent_id: str) -> Offer | None:
+        """The agent is ready for a call; the offer (if any) is on its way to the call."""
+        offer = await self.engine.set_available(agent_id)
+        self.deliver(offer)
+        return offer
+
+    def deliver(self, offer: Offer | None) -> None:
+        if offer is not None:
+            self.dispatcher.post(QueueOffered(type="QueueOffered", application=self.app, timestamp="",
+                                              key=offer.channel_id, offer=offer))
+
+    async def refuse(self, offer: Offer) -> None:
+        """An offer reached no waiting call here (it ended meanwhile): give the agent back."""
+        with suppress(LookupError, RuntimeError):
+            self.deliver(await self.engine.ring_no_answer(offer.call_id, offer.agent_id))
+
+    # --- wrap-ups and life cycle ---------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._wrap_ups = asyncio.get_running_loop().create_task(self._run_wrap_ups(), name="queue-wrap-ups")
+
+    async def _run_wrap_ups(self) -> None:
+        # Any process may end any wrap-up (they are in Redis), so one that another process
+        # started before it died still ends.
+        while True:
+            await asyncio.sleep(0.2)
+            try:
+                for agent_id in await self.engine.wrap_up_due():
+                    self.deliver(await self.engine.set_available(agent_id))
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("ending wrap-ups failed; trying again")
+                await asyncio.sleep(1.0)
+
+    async def close(self) -> None:
+        if self._wrap_ups is not None:
+            self._wrap_ups.cancel()
+            await asyncio.gather(self._wrap_ups, return_exceptions=True)

@@ -1,0 +1,30 @@
+"""Queue events, in one table named after them.
+
+The agents' legs and the conversation bridge are aliased to the caller's channel, so their
+Asterisk events reach the call's flow through the IVR's table (``ivr.stasis``); what is left
+here is the queue engine's own news: an agent was assigned to a waiting call.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Awaitable, Callable
+
+from ivr.services import IvrService
+from queues.services import QueueOffered, QueueService
+
+Handler = Callable[[str, Any], Awaitable[None]]
+
+
+class QueueStasis:
+    def __init__(self, queues: QueueService, ivr: IvrService) -> None:
+        self._queues, self._ivr = queues, ivr
+
+    def table(self) -> dict[str, Handler]:
+        return {"QueueOffered": self.on_queue_offered}
+
+    async def on_queue_offered(self, key: str, event: QueueOffered) -> None:
+        offer = event.offer
+        taken = await self._ivr.deliver(key, lambda state, call: state.on_offer(call, offer))
+        flow = self._ivr.flows.get(key)
+        if not taken or flow is None or flow.call.data.agent_id != offer.agent_id:
+            await self._queues.refuse(offer)

@@ -1,0 +1,179 @@
+"""Calls through the stand-in reach the agents of their jurisdiction and line, climb the levels
+when nobody there can take them, and leave nothing behind: the real queue engine on a real
+redis-server, the real call flows, agents' phones simulated by the stand-in."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import AsyncIterator
+
+import pytest
+
+from hotline.app import Application
+from hotline.pbx_sim.callers import SimCall
+from hotline.pbx_sim.server import PbxSim
+from hotline.settings import Settings
+from ivr.prompts.catalogue import PromptCatalogue
+from queues.engine import Agent, AgentState
+
+pytestmark = pytest.mark.slow
+
+HANGZHOU, ZHEJIANG = "330100", "330000"
+
+
+@pytest.fixture
+def queue_settings(settings: Settings) -> Settings:
+    return settings.model_copy(update={"queues": settings.queues.model_copy(update={
+        "overflow_after_s": [0.6], "announce_every_s": 0.4, "ring_timeout_s": 1, "wrap_up_s": 0.3,
+    })})
+
+
+@pytest.fixture
+async def app(queue_settings: Settings) -> AsyncIterator[Application]:
+    app = Application(queue_settings)
+    await app.start()
+    await app.wait_connected()
+    yield app
+    await app.stop()
+
+
+async def agent_ready(app: Application, agent_id: str, home: str, lines: set[str], endpoint: str) -> None:
+    await app.queues.login(Agent(agent_id, home, frozenset(lines), frozenset({"zh-CN"}), endpoint))
+    await app.queues.available(agent_id)
+
+
+async def press(call: SimCall, prompts: PromptCatalogue, digit: str = "1") -> None:
+    await call.wait_for_playback(prompts.media("main_menu"))
+    call.send_dtmf(digit)
+
+
+async def talking_to(pbx_sim: PbxSim, call: SimCall, endpoint: str, timeout: float = 5) -> str:
+    """Wait until the caller shares a bridge with a leg to ``endpoint``; that leg's id."""
+    def agent_leg() -> str | None:
+        caller = pbx_sim.channel(call.channel_id)
+        bridge = pbx_sim.engine.bridges.get(caller.bridge_id or "") if caller else None
+        for member in bridge.channels if bridge else ():
+            ch = pbx_sim.channel(member)
+            if ch is not None and ch.name.startswith(endpoint + "-"):
+                return ch.id
+        return None
+
+    return str(await call.wait_for(agent_leg, timeout=timeout, what=f"a conversation with {endpoint}"))
+
+
+async def record_of(app: Application, call: SimCall):  # type: ignore[no-untyped-def]
+    await app.dispatcher.drain()
+    await app.records.flush()
+    return await app.call_records.by_channel(call.channel_id)
+
+
+async def test_a_caller_from_hangzhou_who_dials_12331_reaches_a_hangzhou_food_and_drug_agent(
+    pbx_sim: PbxSim, app: Application, prompts: PromptCatalogue
+) -> None:
+    pbx_sim.endpoint("PJSIP/1001", answer_after_s=0.05)
+    await agent_ready(app, "1001", HANGZHOU, {"food_drug"}, "PJSIP/1001")
+    await agent_ready(app, "1002", HANGZHOU, {"price"}, "PJSIP/1002")  # other line: never offered
+    call = await pbx_sim.place_call("057112331", caller_id="13800138000")
+    await press(call, prompts)
+    await talking_to(pbx_sim, call, "PJSIP/1001")
+    assert not call.on_hold_music
+
+    record = await record_of(app, call)
+    assert record.jurisdiction == HANGZHOU and record.agent_id == "1001"
+    assert record.answered_at is not None and record.state == "connected"
+    assert (await app.queue_engine.agent("1001"))["state"] == AgentState.ON_CALL
+    assert (await app.queue_engine.agent("1002"))["state"] == AgentState.AVAILABLE
+
+    await call.hangup()
+    await pbx_sim.wait_idle()  # the agent's leg and the bridge are gone with the caller
+    record = await record_of(app, call)
+    assert record.outcome == "answered" and record.ended_at is not None
+    for _ in range(100):  # wrap-up, then available again
+        if (await app.queue_engine.agent("1001"))["state"] == AgentState.AVAILABLE:
+            break
+        await asyncio.sleep(0.05)
+    assert (await app.queue_engine.agent("1001"))["state"] == AgentState.AVAILABLE
+
+
+async def test_with_nobody_logged_in_at_the_city_the_call_goes_straight_to_the_province(
+    pbx_sim: PbxSim, app: Application, prompts: PromptCatalogue
+) -> None:
+    await agent_ready(app, "2001", ZHEJIANG, {"general"}, "PJSIP/2001")
+    call = await pbx_sim.place_call("057112315", caller_id="057187654321")
+    await press(call, prompts)
+    await talking_to(pbx_sim, call, "PJSIP/2001")
+    record = await record_of(app, call)
+    assert record.jurisdiction == HANGZHOU and record.agent_id == "2001"
+    await call.hangup()
+
+
+async def test_a_call_waiting_at_a_staffed_city_is_offered_to_the_province_after_the_overflow_time(
+    pbx_sim: PbxSim, app: Application, prompts: PromptCatalogue
+) -> None:
+    # The city has an agent, but on a break: the call waits there first, then climbs.
+    await app.queues.login(Agent("3001", HANGZHOU, frozenset({"general"}), frozenset({"zh-CN"}), "PJSIP/3001"))
+    await app.queue_engine.set_break("3001", "lunch")
+    call = await pbx_sim.place_call("057112315", caller_id="13800138000")
+    await press(call, prompts)
+    await call.wait_for_playback(prompts.media("queued"))
+    await asyncio.sleep(0.1)
+    assert call.on_hold_music
+    await agent_ready(app, "3002", ZHEJIANG, {"general"}, "PJSIP/3002")
+    assert pbx_sim.channel(call.channel_id).bridge_id is None  # not yet: still the city's call
+    await talking_to(pbx_sim, call, "PJSIP/3002", timeout=5)
+    await call.hangup()
+
+
+async def test_an_agent_who_does_not_answer_is_put_on_break_and_the_next_agent_gets_the_call(
+    pbx_sim: PbxSim, app: Application, prompts: PromptCatalogue
+) -> None:
+    pbx_sim.endpoint("PJSIP/4001", mode="no_answer")
+    await agent_ready(app, "4001", HANGZHOU, {"general"}, "PJSIP/4001")  # idle longest: offered first
+    await asyncio.sleep(0.01)
+    await agent_ready(app, "4002", HANGZHOU, {"general"}, "PJSIP/4002")
+    call = await pbx_sim.place_call("057112315", caller_id="13800138000")
+    await press(call, prompts)
+    await talking_to(pbx_sim, call, "PJSIP/4002", timeout=6)
+    first = await app.queue_engine.agent("4001")
+    assert first["state"] == AgentState.BREAK and first["reason"] == "no_answer"
+    await call.hangup()
+
+
+async def test_when_the_agent_hangs_up_the_caller_is_hung_up_and_the_call_is_answered(
+    pbx_sim: PbxSim, app: Application, prompts: PromptCatalogue
+) -> None:
+    await agent_ready(app, "5001", HANGZHOU, {"quality"}, "PJSIP/5001")
+    call = await pbx_sim.place_call("057112365", caller_id="13800138000")
+    await press(call, prompts)
+    leg = await talking_to(pbx_sim, call, "PJSIP/5001")
+    pbx_sim.engine.hangup(pbx_sim.channel(leg), 16)  # the agent puts the phone down
+    await call.wait_ended()
+    await pbx_sim.wait_idle()
+    record = await record_of(app, call)
+    for _ in range(100):
+        if record.ended_at is not None:
+            break
+        await asyncio.sleep(0.02)
+        record = await record_of(app, call)
+    assert record.outcome == "answered" and record.agent_id == "5001"
+
+
+async def test_a_waiting_caller_hears_their_position_and_leaves_every_queue_on_hanging_up(
+    pbx_sim: PbxSim, app: Application, prompts: PromptCatalogue
+) -> None:
+    await app.queues.login(Agent("6001", HANGZHOU, frozenset({"price"}), frozenset({"zh-CN"}), "PJSIP/6001"))
+    await app.queue_engine.set_break("6001", "meeting")
+    call = await pbx_sim.place_call("057112358", caller_id="13800138000")
+    await press(call, prompts)
+    await call.wait_for_playback(prompts.media("callers_ahead_before"), timeout=3)
+    await call.wait_for_playback("number:0")
+    record = await record_of(app, call)
+    assert await app.queue_engine.call(record.call_id) is not None
+    await call.hangup()
+    await pbx_sim.wait_idle()
+    for _ in range(100):
+        if await app.queue_engine.call(record.call_id) is None:
+            break
+        await asyncio.sleep(0.02)
+    assert await app.queue_engine.call(record.call_id) is None
+    assert await app.queue_engine.live_calls() == []
