@@ -140,7 +140,7 @@ class Application:
             s.ari.username,
             s.ari.password.get_secret_value(),
             self.dispatcher,
-            on_connect=self.ivr.resync,
+            on_connect=self._resync,
             initial_backoff_s=s.ari.reconnect_initial_s,
             max_backoff_s=s.ari.reconnect_max_s,
         )
@@ -157,6 +157,12 @@ class Application:
             self.queue_engine, tree, JurisdictionResolver(tree, default_code=s.queues.default_jurisdiction),
             self.ari, self.dispatcher, s.ari.app, s.queues,
         )
+
+    async def _resync(self) -> None:
+        """After every (re)connect: calls first, then the queues they may have left."""
+        await self.ivr.resync()
+        if isinstance(self.queues, QueueService):
+            await self.queues.resync()
 
     async def _sink(self, key: str, event) -> None:  # type: ignore[no-untyped-def]
         await self._handle(key, event)

@@ -22,6 +22,7 @@ from hotline.settings import QueueSettings
 from ivr.flow import BaseState, Call
 from ivr.store import utcnow
 from queues.engine import Agent, Offer, QueueEngine, WaitingCall
+from queues.figures import FiguresPublisher
 from queues.flow import Connecting, InQueue
 from queues.jurisdictions import JurisdictionTree
 from queues.resolve import JurisdictionResolver
@@ -49,7 +50,7 @@ class QueueService:
         self.engine, self.tree, self.resolver = engine, tree, resolver
         self.ari, self.dispatcher, self.app, self.settings = ari, dispatcher, app, settings
         self._serial = itertools.count(1)
-        self._wrap_ups: asyncio.Task[None] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
 
     # --- the router -------------------------------------------------------------------------
 
@@ -182,10 +183,32 @@ class QueueService:
         with suppress(LookupError, RuntimeError):
             self.deliver(await self.engine.ring_no_answer(offer.call_id, offer.agent_id))
 
+    # --- after a (re)connect ------------------------------------------------------------------------
+
+    async def resync(self) -> None:
+        """Calls the engine holds whose channel Asterisk no longer has (they hung up while we
+        were away) leave the queues, so no agent is rung for a caller who is gone."""
+        live = {c.id for c in await self.ari.list_channels()}
+        gone = 0
+        for call_id in await self.engine.live_calls():
+            state = await self.engine.call(call_id)
+            if state is not None and state["channel_id"] not in live:
+                await self.engine.remove(call_id, "abandoned")
+                gone += 1
+        if gone:
+            log.info("resync: %d queued call(s) had hung up while we were away", gone)
+
     # --- wrap-ups and life cycle ---------------------------------------------------------------------
 
     def start(self) -> None:
-        self._wrap_ups = asyncio.get_running_loop().create_task(self._run_wrap_ups(), name="queue-wrap-ups")
+        loop = asyncio.get_running_loop()
+        self._tasks = [
+            loop.create_task(self._run_wrap_ups(), name="queue-wrap-ups"),
+            # Live figures for the supervisors' wallboard, on <prefix>:figures.
+            loop.create_task(FiguresPublisher(
+                self.engine.redis, self.engine.prefix, level_of=lambda code: self.tree.get(code).level.name.lower(),
+            ).run(), name="queue-figures"),
+        ]
 
     async def _run_wrap_ups(self) -> None:
         # Any process may end any wrap-up (they are in Redis), so one that another process
@@ -202,6 +225,6 @@ class QueueService:
                 await asyncio.sleep(1.0)
 
     async def close(self) -> None:
-        if self._wrap_ups is not None:
-            self._wrap_ups.cancel()
-            await asyncio.gather(self._wrap_ups, return_exceptions=True)
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)

@@ -5,6 +5,7 @@ redis-server, the real call flows, agents' phones simulated by the stand-in."""
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import AsyncIterator
 
 import pytest
@@ -177,3 +178,60 @@ async def test_a_waiting_caller_hears_their_position_and_leaves_every_queue_on_h
         await asyncio.sleep(0.02)
     assert await app.queue_engine.call(record.call_id) is None
     assert await app.queue_engine.live_calls() == []
+
+
+async def test_a_queued_caller_who_hangs_up_while_the_app_is_down_leaves_the_queue_on_restart(
+    pbx_sim: PbxSim, queue_settings: Settings, prompts: PromptCatalogue
+) -> None:
+    first = Application(queue_settings)
+    await first.start()
+    await first.wait_connected()
+    await first.queues.login(Agent("7001", HANGZHOU, frozenset({"general"}), frozenset({"zh-CN"}), "PJSIP/7001"))
+    await first.queue_engine.set_break("7001", "training")
+    call = await pbx_sim.place_call("057112315", caller_id="13800138000")
+    await press(call, prompts)
+    await call.wait_for_playback(prompts.media("queued"))
+    await asyncio.sleep(0.1)
+    assert len(await first.queue_engine.live_calls()) == 1
+    await first.stop()
+    await call.hangup()  # while nobody is listening
+
+    second = Application(queue_settings)
+    await second.start()
+    try:
+        await second.wait_connected()
+        for _ in range(100):
+            if not await second.queue_engine.live_calls():
+                break
+            await asyncio.sleep(0.02)
+        assert await second.queue_engine.live_calls() == []
+        # The agent who comes back from training is not rung for the caller who left.
+        assert await second.queues.available("7001") is None
+    finally:
+        await second.stop()
+
+
+async def test_the_wallboard_receives_live_figures_of_the_waiting_calls(
+    pbx_sim: PbxSim, app: Application, prompts: PromptCatalogue, queue_settings: Settings
+) -> None:
+    pubsub = app.redis.pubsub()
+    await pubsub.subscribe(f"{queue_settings.redis.prefix}:queues:figures")
+    try:
+        await app.queues.login(Agent("8001", HANGZHOU, frozenset({"general"}), frozenset({"zh-CN"}), "PJSIP/8001"))
+        await app.queue_engine.set_break("8001", "lunch")
+        call = await pbx_sim.place_call("057112315", caller_id="13800138000")
+        await press(call, prompts)
+        await call.wait_for_playback(prompts.media("queued"))
+        figures = None
+        for _ in range(50):
+            message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=0.2)
+            if message is None:
+                continue
+            figures = json.loads(message["data"])
+            city = [q for q in figures["queues"] if q["jurisdiction"] == HANGZHOU and q["line"] == "general"]
+            if city and city[0]["waiting"] == 1:
+                break
+        assert figures is not None and city and city[0]["waiting"] == 1
+        await call.hangup()
+    finally:
+        await pubsub.aclose()
