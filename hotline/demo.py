@@ -64,9 +64,9 @@ async def play_caller(sim, prompts, script: Script, hold_s: float) -> str:  # ty
                 await call.wait_for_playback(prefix=prompts.media("no_match"), timeout=60)
             if script.behaviour != "silent":
                 call.send_dtmf(script.digit)
-            to_operator = script.digit == "0" or script.behaviour == "silent"
-            await call.wait_for_playback(prefix=prompts.media("transfer_operator") if to_operator else queued,
-                                         timeout=120)
+            # Queued, or put through to an agent at once when one is free.
+            outcomes = {queued, prompts.media("transfer_operator"), prompts.media("connecting_agent")}
+            await call.wait_for(lambda: outcomes & set(call.played), timeout=120, what="the queue or an agent")
             await asyncio.sleep(hold_s)
     finally:
         if not call.ended:
@@ -110,6 +110,7 @@ async def run_demo(
     await app.start()
     await app.wait_connected()
     print(f"[demo] hotline app connected as ARI application {settings.ari.app!r}", flush=True)
+    await staff_agents(app, sim)
 
     prompts = PromptCatalogue.load(settings.ivr.language)
     scripts = make_scripts(calls)
@@ -143,6 +144,30 @@ async def run_demo(
     return 0
 
 
+#: The demo's agents: (agent id, home jurisdiction, what it is). Their phones are the
+#: stand-in's, which answer after a second, as a person would.
+DEMO_AGENTS = [
+    ("1001", "330100", "Hangzhou city"),
+    ("1002", "110100", "Beijing city"),
+    ("1003", "440300", "Shenzhen city"),
+    ("1004", "000000", "national centre (takes what no level below can)"),
+]
+LINES = frozenset({"general", "quality", "food_drug", "price", "intellectual_property"})
+
+
+async def staff_agents(app: Application, sim) -> None:  # type: ignore[no-untyped-def]
+    from queues.engine import Agent
+
+    if app.queues is None or not hasattr(app.queues, "login"):
+        return
+    for agent_id, home, what in DEMO_AGENTS:
+        endpoint = f"PJSIP/{agent_id}"
+        sim.endpoint(endpoint, answer_after_s=1.0)
+        await app.queues.login(Agent(agent_id, home, LINES, frozenset({app.settings.ivr.language}), endpoint))
+        await app.queues.available(agent_id)
+        print(f"[demo] agent {agent_id} ready: {what} ({home})", flush=True)
+
+
 async def wait_calls_closed(app: Application, timeout: float) -> None:
     """The callers have hung up; wait until the app has seen every hang-up arrive."""
     loop = asyncio.get_running_loop()
@@ -152,10 +177,10 @@ async def wait_calls_closed(app: Application, timeout: float) -> None:
 
 
 def print_summary(records) -> None:  # type: ignore[no-untyped-def]
-    print(f"\n{'call':<38} {'line':<22} {'caller':<13} {'choice':<13} {'outcome':<20} path")
+    print(f"\n{'call':<38} {'line':<22} {'caller':<13} {'choice':<13} {'outcome':<20} {'agent':<6} path")
     for r in records:
         print(
             f"{r.call_id:<38} {r.hotline_number + ' ' + r.business_line:<22} {mask_phone(r.caller_phone):<13} "
-            f"{r.choice or '-':<13} {r.outcome or r.state:<20} {' > '.join(r.menu_path)}"
+            f"{r.choice or '-':<13} {r.outcome or r.state:<20} {r.agent_id or '-':<6} {' > '.join(r.menu_path)}"
         )
     print(f"{len(records)} call record(s) in the database\n", flush=True)

@@ -100,6 +100,9 @@ class Connecting(BaseState):
     async def enter(self, call: Call) -> State:
         svc = queues(call)
         svc.alias(call, call.data.agent_channel or "")
+        # The caller hears why the line is quiet while the agent's phone rings.
+        await call.play(*call.announce, "connecting_agent")
+        call.announce = []
         try:
             await call.svc.ari.originate(
                 self.endpoint, app=svc.app, app_args=["agent", call.data.call_id],

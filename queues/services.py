@@ -140,6 +140,7 @@ class QueueService:
         self.alias(call, f"bridge:{bridge_id}")
         try:
             await self.ari.create_bridge(bridge_id=bridge_id, name=f"call {data.call_id}")
+            await call.stop_prompt()
             with suppress(AriError):
                 await self.ari.stop_moh(call.key)
             await self.ari.add_channel(bridge_id, call.key)
