@@ -43,7 +43,8 @@ class PhoneLine:
             # Text on stdin: nothing in it can be taken for an option.
             subprocess.run(["espeak-ng", "-v", voice, *options, "-w", str(spoken), "--stdin"],
                            input=text.encode(), check=True, capture_output=True)
-            subprocess.run(["sox", str(spoken), "-c", "1", "-b", "16", "-e", "signed-integer",
+            # -R: sox's own dither off too, so the same text always gives the same audio.
+            subprocess.run(["sox", "-R", str(spoken), "-c", "1", "-b", "16", "-e", "signed-integer",
                             str(narrow), "rate", str(LINE_RATE)], check=True, capture_output=True)
             with wave.open(str(narrow)) as f:
                 samples = np.frombuffer(f.readframes(f.getnframes()), dtype="<i2")
