@@ -64,9 +64,15 @@ async def play_caller(sim, prompts, script: Script, hold_s: float) -> str:  # ty
                 await call.wait_for_playback(prefix=prompts.media("no_match"), timeout=60)
             if script.behaviour != "silent":
                 call.send_dtmf(script.digit)
-            # Queued, or put through to an agent at once when one is free.
+            # Queued, or put through to an agent at once when one is free; a caller whose
+            # number says nothing of where they are is asked for their city: Hangzhou, keyed.
             outcomes = {queued, prompts.media("transfer_operator"), prompts.media("connecting_agent")}
-            await call.wait_for(lambda: outcomes & set(call.played), timeout=120, what="the queue or an agent")
+            ask_city = prompts.media("ask_city")
+            await call.wait_for(lambda: (outcomes | {ask_city}) & set(call.played), timeout=120,
+                                what="the queue, an agent or the city question")
+            if ask_city in call.played:
+                call.send_dtmf("0571#")
+                await call.wait_for(lambda: outcomes & set(call.played), timeout=120, what="the queue or an agent")
             await asyncio.sleep(hold_s)
     finally:
         if not call.ended:

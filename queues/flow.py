@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from hotline.ari.errors import CALL_GONE, AriError
 from ivr.flow import BaseState, Call, State, Waiting, register_states
+from ivr.speech.events import Recognized, SpeechEvent, SpeechStarted
 
 if TYPE_CHECKING:
     from queues.engine import Offer
@@ -27,6 +28,80 @@ OVERFLOW_TIMER = "overflow"
 def queues(call: Call) -> "QueueService":
     """The queue service is the IVR's router when queues are on."""
     return call.svc.router  # type: ignore[return-value]
+
+
+CITY_TIMER = "city"
+#: Tries at saying or keying a city before the call is queued at the default jurisdiction.
+CITY_ATTEMPTS = 2
+
+
+@dataclass
+class AskCity(BaseState):
+    """Nothing says where the caller is: they say their city, or key its area code and #."""
+
+    name: ClassVar[str] = "ask_city"
+    attempt: int = 1
+    keyed: str = ""
+    reason: str = ""
+
+    async def enter(self, call: Call) -> State:
+        if self.attempt > CITY_ATTEMPTS:
+            return await self._queue(call, None, "default")
+        await call.listen("city")
+        await call.play(*([self.reason] if self.reason else []), "ask_city")
+        return self
+
+    async def on_playback_finished(self, call: Call, playback_id: str) -> State:
+        if playback_id == call.playback_id:
+            call.playback_id = None
+            call.start_timer(CITY_TIMER, call.svc.no_input_timeout_s)
+        return self
+
+    async def on_timer(self, call: Call, name: str, token: int) -> State:
+        if name != CITY_TIMER or token != call.timer_token or call.speaking:
+            return self
+        call.stop_listening()
+        if self.keyed:  # keyed digits but no #: take them as they are
+            return await self._keyed_done(call)
+        return AskCity(attempt=self.attempt + 1, reason="no_input")
+
+    async def on_dtmf(self, call: Call, digit: str) -> State:
+        call.stop_listening()
+        await call.stop_prompt()
+        if digit == "#":
+            return await self._keyed_done(call)
+        if digit.isdigit():
+            self.keyed += digit
+            call.start_timer(CITY_TIMER, call.svc.no_input_timeout_s)
+        return self
+
+    async def _keyed_done(self, call: Call) -> State:
+        code = queues(call).resolver.spoken_city_code(self.keyed) if self.keyed else None
+        call.data.menu_path.append(f"ask_city:keyed:{'found' if code else 'no_match'}")
+        if code is None:
+            return AskCity(attempt=self.attempt + 1, reason="no_match")
+        return await self._queue(call, code, "keyed_area_code")
+
+    async def on_speech(self, call: Call, event: SpeechEvent) -> State:
+        if isinstance(event, SpeechStarted):
+            call.speaking = True
+            call.cancel_timer(CITY_TIMER)
+            await call.stop_prompt()
+            return self
+        assert isinstance(event, Recognized)
+        call.speaking = False
+        # A pack's city phrase must name a jurisdiction we know; anything else is no match.
+        code = queues(call).resolver.spoken_city_code(event.choice) if event.choice else None
+        call.data.menu_path.append(f"ask_city:speech:{code or event.reason}")
+        if code is None:
+            return AskCity(attempt=self.attempt + 1, reason="no_input" if event.reason == "timeout" else "no_match")
+        return await self._queue(call, code, "spoken_city")
+
+    async def _queue(self, call: Call, code: str | None, source: str) -> State:
+        await call.close_listener()
+        call.cancel_timer(CITY_TIMER)
+        svc = queues(call)
+        return await svc.enqueue(call, code or svc.resolver.default_code, source)
 
 
 @dataclass
@@ -184,4 +259,4 @@ class Connected(BaseState):
             await svc.engine.hung_up(call.data.call_id, call.data.agent_id)
 
 
-register_states(InQueue, Connecting, Connected)
+register_states(AskCity, InQueue, Connecting, Connected)

@@ -62,6 +62,11 @@ class JurisdictionResolver:
 
     # -- the call path -------------------------------------------------------------------
 
+    @property
+    def default_code(self) -> str:
+        """Where calls go that nothing places (national by default)."""
+        return self._default
+
     def resolve(
         self, *, area_code: str | None, caller_number: str, spoken_city: str | None = None
     ) -> Resolution:

@@ -23,7 +23,7 @@ from ivr.flow import BaseState, Call
 from ivr.store import utcnow
 from queues.engine import Agent, Offer, QueueEngine, WaitingCall
 from queues.figures import FiguresPublisher
-from queues.flow import Connecting, InQueue
+from queues.flow import AskCity, Connecting, InQueue
 from queues.jurisdictions import JurisdictionTree
 from queues.resolve import JurisdictionResolver
 
@@ -55,17 +55,27 @@ class QueueService:
     # --- the router -------------------------------------------------------------------------
 
     async def route(self, call: Call) -> BaseState:
-        """The IVR has decided: queue the call where it belongs, or hand it to an agent now."""
+        """The IVR has decided: queue the call where it belongs, or hand it to an agent now.
+
+        When neither the dialled line nor the caller's number says where the caller is, they
+        are asked for their city first (once).
+        """
         data = call.data
         where = self.resolver.resolve(area_code=data.area_code, caller_number=data.caller_phone)
-        data.jurisdiction, data.jurisdiction_source = where.code, where.source
+        if where.source == "default" and data.jurisdiction is None:
+            return AskCity()
+        return await self.enqueue(call, data.jurisdiction or where.code, data.jurisdiction_source or where.source)
+
+    async def enqueue(self, call: Call, code: str, source: str) -> BaseState:
+        data = call.data
+        data.jurisdiction, data.jurisdiction_source = code, source
         offer = await self.engine.enqueue(WaitingCall(
-            call_id=data.call_id, channel_id=data.channel_id, jurisdiction=where.code, line=data.business_line,
+            call_id=data.call_id, channel_id=data.channel_id, jurisdiction=code, line=data.business_line,
             # Agents speak locales (zh-CN); the call carries Asterisk's spelling (zh_CN).
             language=data.language.replace("_", "-"),
         ))
         offer = offer or await self._skip_unstaffed(call)
-        log.info("call %s queued for %s (%s) on %s", data.call_id, where.code, where.source, data.business_line)
+        log.info("call %s queued for %s (%s) on %s", data.call_id, code, source, data.business_line)
         return Connecting.to(call, offer) if offer is not None else InQueue()
 
     async def _levels(self, call: Call) -> list[str]:

@@ -113,8 +113,8 @@ class Listener:
     def listen(self, menu: str) -> bool:
         """Open a recognizer for ``menu``; False when none is free (the caller keys instead)."""
         self.stop_listening()
-        if self.closed:
-            return False
+        if self.closed or menu not in self._owner.engine.grammars:
+            return False  # closed, or the locale pack has no phrases for this menu: keys only
         self._stream = self._owner.engine.open(menu)
         return self._stream is not None
 

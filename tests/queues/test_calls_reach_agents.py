@@ -235,3 +235,32 @@ async def test_the_wallboard_receives_live_figures_of_the_waiting_calls(
         await call.hangup()
     finally:
         await pubsub.aclose()
+
+
+async def test_a_caller_whose_number_says_nothing_keys_the_area_code_and_reaches_that_city(
+    pbx_sim: PbxSim, app: Application, prompts: PromptCatalogue
+) -> None:
+    await agent_ready(app, "9001", HANGZHOU, {"general"}, "PJSIP/9001")
+    call = await pbx_sim.place_call("12315", caller_id="87654321")  # a local number, no area code
+    await press(call, prompts)
+    await call.wait_for_playback(prompts.media("ask_city"))
+    call.send_dtmf("0571#")
+    await talking_to(pbx_sim, call, "PJSIP/9001")
+    record = await record_of(app, call)
+    assert record.jurisdiction == HANGZHOU
+    assert record.menu_path == ["main_menu:1:complaint", "ask_city:keyed:found"]
+    await call.hangup()
+
+
+async def test_a_caller_who_gives_no_city_is_queued_nationally_after_two_tries(
+    pbx_sim: PbxSim, app: Application, prompts: PromptCatalogue
+) -> None:
+    await agent_ready(app, "9002", "000000", {"general"}, "PJSIP/9002")
+    call = await pbx_sim.place_call("12315", caller_id="87654322")
+    await press(call, prompts)
+    await call.wait_for_playback(prompts.media("ask_city"))
+    call.send_dtmf("9999#")  # no such area code
+    await call.wait_for_playback(prompts.media("no_match"))
+    await talking_to(pbx_sim, call, "PJSIP/9002", timeout=5)  # second try: silence
+    record = await record_of(app, call)
+    assert record.jurisdiction == "000000"

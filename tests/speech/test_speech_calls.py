@@ -188,3 +188,4 @@ async def test_listener_channels_left_by_a_dead_process_are_swept_on_restart(
     finally:
         await call.hangup()
         await second.stop()
+
