@@ -3,15 +3,24 @@ assignment of one to the other, all in Redis.
 
 Several application processes may share one Redis; every change of state is one Lua script
 run (``queues/lua/``), so correctness never depends on anything held in a process. An engine
-object holds nothing but its script handles: dropping it and building another is a restart.
+object holds no state (only scripts on their way to Redis): dropping it and building another is
+a restart. Scripts called in the same turn of the event loop travel in one pipeline (see
+``_Batcher``); each still runs atomically on its own.
+
+A script whose reply is lost with its connection may or may not have run, like any Redis
+command; a client that retries on connection errors could run it twice (a second
+``set_available`` would then be refused while the first one's offer went unseen). Give the
+engine a client without such retries (``hotline.app.connect_redis`` builds one: in redis-py 8
+a pool made by ``from_url`` does not retry) and, after a connection error, read the state back
+(:meth:`QueueEngine.agent`, :meth:`QueueEngine.call`).
 
 Key layout (``P`` = prefix; jurisdictions, lines and languages may not contain ``:`` or ``,``):
 
 =============================  =====  ========================================================
 ``P:q:<jur>:<line>:<lang>``    zset   waiting calls by ordering score (below); one per language
                                       so that an agent finds a call they can take at the head
-``P:age:<jur>:<line>``         zset   waiting calls by time entered the queue (ms): counts,
-                                      longest wait, overdue calls for the overflow timers
+``P:age:<jur>:<line>``         zset   waiting calls by the ms they first queued (their place in
+                                      time): counts, longest wait, overdue calls for overflow
 ``P:av:<jur>:<line>:<lang>``   zset   available agents whose home is ``jur``, by idle-since (ms)
 ``P:call:<id>``                hash   a live call: channel, jur, line, prio, lang, enq, score,
                                       state (waiting/ringing/on_call), agent, queue (the
@@ -23,8 +32,9 @@ Key layout (``P`` = prefix; jurisdictions, lines and languages may not contain `
 ``P:calls`` / ``P:agents``     set    live calls / logged-in agents (for resync after restart)
 ``P:wrapup``                   zset   agents in wrap-up by the ms it ends
 ``P:langs`` / ``P:queues``     set    call languages seen / "<jur>:<line>" queues seen
-``P:ast:<jur>:<line>``         hash   logged-in agents of the queue by state (figures)
-``P:st:<jur>:<line>``          hash   answered / within 15-20-30 s / abandoned, per minute slot
+``P:staff:<jur>:<line>``       set    logged-in agents whose home is ``jur`` serving ``line``
+``P:st:<jur>:<line>``          hash   per one-minute slot: answers by band of wait (<= 15, 20,
+                                      30 s, longer), abandoned, callbacks (see queues.figures)
 ``P:hist:<jur>:<line>``        list   ms of the queue's recent answers, newest first (estimated wait)
 =============================  =====  ========================================================
 
@@ -38,11 +48,15 @@ back with it (at the head, ahead of everyone who came later).
 
 Costs: ``enqueue`` and ``set_available`` touch a fixed number of sorted-set heads (one per
 line x language an agent serves), O(log n) in waiting calls and agents; no script scans a
-queue or the agents, except ``waiting()`` which lists a whole queue by design.
+queue or the agents, except ``waiting()`` which lists a whole queue by design. On the path of
+a call (enqueue, offer, answered, hung up) no script reads more hash fields or makes more
+writes than it needs: that is what a busy Redis spends its time on (``bench/queues.py``).
 """
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -52,7 +66,7 @@ from importlib import resources
 from typing import Any
 
 from redis.asyncio import Redis
-from redis.exceptions import ResponseError
+from redis.exceptions import NoScriptError, ResponseError
 
 PRIORITY_MIN, PRIORITY_MAX = -512, 511
 TIME_BITS = 43
@@ -147,10 +161,10 @@ class WaitingCall:
         _code("jurisdiction", self.jurisdiction)
         _code("line", self.line)
         _code("language", self.language)
-        if not isinstance(self.priority, int) or not PRIORITY_MIN <= self.priority <= PRIORITY_MAX:
+        if type(self.priority) is not int or not PRIORITY_MIN <= self.priority <= PRIORITY_MAX:
             raise ValueError(f"priority must be an integer in {PRIORITY_MIN}..{PRIORITY_MAX}, got {self.priority!r}")
         at = self.enqueued_at_ms
-        if at is not None and (not isinstance(at, int) or not 0 <= at < 1 << TIME_BITS):
+        if at is not None and (type(at) is not int or not 0 <= at < 1 << TIME_BITS):
             raise ValueError(f"enqueued_at_ms must be ms since the epoch (0..2**{TIME_BITS}), got {at!r}")
 
 
@@ -193,6 +207,62 @@ _SCRIPTS = ("enqueue", "overflow", "remove", "login", "logout", "set_available",
             "ring_no_answer", "hung_up", "position", "waiting")
 
 
+class _Batcher:
+    """Sends the scripts that coroutines call in the same turn of the event loop together, in
+    one pipeline: one connection, one write and one round trip for all of them instead of one
+    each (redis-py's per-command overhead, not Redis, is what limits a busy process). Each
+    script still runs atomically on its own, and a caller's own calls stay in order (it awaits
+    each). Under light load a batch holds one script and nothing waits for anything else."""
+
+    def __init__(self, redis: Redis, sources: Mapping[str, str]) -> None:
+        self._redis = redis
+        self._sources = dict(sources)
+        self._shas = {name: hashlib.sha1(src.encode()).hexdigest() for name, src in sources.items()}
+        self._batch: list[tuple[str, list[object], asyncio.Future[Any]]] = []
+        self._tasks: set[asyncio.Task[None]] = set()  # running sends, kept from the GC
+
+    def run(self, name: str, args: list[object]) -> asyncio.Future[Any]:
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        if not self._batch:
+            # The task's first step comes after everything else ready in this turn of the loop:
+            # whatever those coroutines submit meanwhile goes in the same batch.
+            task = asyncio.ensure_future(self._send())
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        self._batch.append((name, args, future))
+        return future
+
+    async def _send(self) -> None:
+        batch, self._batch = self._batch, []
+        try:
+            replies = await self._pipeline(batch)
+            lost = [i for i, reply in enumerate(replies) if isinstance(reply, NoScriptError)]
+            if lost:  # Redis restarted or flushed its scripts; those did not run: load, run again
+                for name in {batch[i][0] for i in lost}:
+                    await self._redis.script_load(self._sources[name])
+                for i, reply in zip(lost, await self._pipeline([batch[i] for i in lost])):
+                    replies[i] = reply
+        except asyncio.CancelledError:  # the loop is closing: so are the callers
+            for _, _, future in batch:
+                future.cancel()
+            raise
+        except Exception as exc:  # noqa: BLE001 - e.g. the connection failed: every caller hears of it
+            replies = [exc] * len(batch)
+        for (_, _, future), reply in zip(batch, replies):
+            if future.done():  # the caller was cancelled
+                continue
+            if isinstance(reply, Exception):
+                future.set_exception(reply)
+            else:
+                future.set_result(reply)
+
+    async def _pipeline(self, batch: list[tuple[str, list[object], asyncio.Future[Any]]]) -> list[Any]:
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for name, args, _ in batch:
+                pipe.evalsha(self._shas[name], 0, *args)  # type: ignore[arg-type]
+            return await pipe.execute(raise_on_error=False)
+
+
 def _s(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
@@ -212,9 +282,8 @@ class QueueEngine:
     def __init__(self, redis: Redis, prefix: str, *, clock_ms: Callable[[], int] = wall_clock_ms,
                  wrap_up_s: Mapping[str, float] | float = DEFAULT_WRAP_UP_S) -> None:
         self.redis, self.prefix, self.clock_ms, self.wrap_up_s = redis, _ident("prefix", prefix), clock_ms, wrap_up_s
-        # register_script only hashes the source; EVALSHA loads it on first use (and again
-        # after a Redis restart flushed the script cache).
-        self._scripts = {name: redis.register_script(lua_source(name)) for name in _SCRIPTS}
+        # Scripts are loaded on first use (and again after a Redis restart flushed them).
+        self._batcher = _Batcher(redis, {name: lua_source(name) for name in _SCRIPTS})
 
     def key(self, *parts: str) -> str:
         return ":".join((self.prefix, *parts))
@@ -222,7 +291,7 @@ class QueueEngine:
     async def _run(self, name: str, *args: object, now: int | None = None) -> Any:
         now = self.clock_ms() if now is None else now
         try:
-            return await self._scripts[name](args=[self.prefix, now, *args])
+            return await self._batcher.run(name, [self.prefix, now, *args])
         except ResponseError as exc:
             code, _, message = str(exc).partition(" ")
             if code in _ERRORS:
@@ -301,7 +370,10 @@ class QueueEngine:
     # Agents --------------------------------------------------------------------------------
 
     async def login(self, agent: Agent) -> None:
-        """Register (or update) the agent; a new or offline agent is on break until set_available."""
+        """Register the agent, on break ("login") until :meth:`set_available`. Logging in again
+        replaces the profile: an available agent goes back on break (their new queues may hold
+        calls, and login offers none); a ringing, connected or wrapping-up agent keeps their
+        state and call."""
         await self._run("login", agent.agent_id, agent.home, ",".join(sorted(agent.lines)),
                         ",".join(sorted(agent.languages)), agent.endpoint)
 
@@ -352,8 +424,7 @@ class QueueEngine:
 
     async def staffed(self, jurisdiction: str, line: str) -> int:
         """Logged-in agents of the queue, in any state: zero means overflow at once."""
-        counts = await self.redis.hvals(self.key("ast", _code("jurisdiction", jurisdiction), _code("line", line)))
-        return sum(int(_s(v)) for v in counts)
+        return int(await self.redis.scard(self.key("staff", _code("jurisdiction", jurisdiction), _code("line", line))))
 
     # Wrap-up -------------------------------------------------------------------------------
 

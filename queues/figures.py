@@ -8,11 +8,14 @@ What is counted, and where:
 - ``answered`` and ``answered_within`` (15/20/30 s from entering the queue to the agent
   answering) count in the queue whose agent answered; ``abandoned`` (the caller left while
   waiting or ringing) and ``callbacks`` (left to be called back) count in every queue the call
-  waited in. All four are counted by the engine's Lua scripts in the same run as the change,
-  in one-minute slots (``P:st:<jur>:<line>``); the window is the last 60 minutes: the current
-  minute so far and the 59 before it.
+  waited in. The engine's Lua scripts count them in the same run as the change, in one-minute
+  slots (``P:st:<jur>:<line>``; an answer once, in the band of its wait, so the three
+  "within" figures are running sums); the window is the last 60 minutes: the current minute
+  so far and the 59 before it.
 - ``agents``: logged-in agents whose home is the queue's jurisdiction and who serve its line,
-  by state, also kept by the engine's scripts (``P:ast:<jur>:<line>``).
+  by state, read at the snapshot from the queue's staff (``P:staff:<jur>:<line>``, changed
+  only at login and logout) and each agent's state. Counters kept by the scripts would cost
+  several writes per call on the assignment path for a figure read twice a second.
 
 :class:`FiguresPublisher` publishes a snapshot as JSON on the pub/sub channel ``<prefix>:figures``
 at most once per ``min_interval_s`` (0.5 s) across every process sharing the prefix.
@@ -37,7 +40,8 @@ CHUNK = 200
 
 log = logging.getLogger(__name__)
 
-_COUNTED = ("answered", "in15", "in20", "in30", "abandoned", "callbacks")
+# Per slot: answers by band of wait (a15: <= 15 s, a20: 15-20 s, a30: 20-30 s, a99: longer).
+_COUNTED = ("a15", "a20", "a30", "a99", "abandoned", "callbacks")
 
 
 def _s(value: Any) -> str:
@@ -58,16 +62,20 @@ def _window_counts(slots: dict[str, str], now_ms: int) -> dict[str, int]:
 
 
 def _queue_figures(jurisdiction: str, line: str, waiting: int, oldest: list[Any], slots: dict[Any, Any],
-                   agents: dict[Any, Any], now_ms: int) -> dict[str, Any]:
+                   agent_states: list[str], now_ms: int) -> dict[str, Any]:
     counts = _window_counts({_s(k): _s(v) for k, v in slots.items()}, now_ms)
     longest = max(0.0, (now_ms - float(oldest[0][1])) / 1000) if oldest else 0.0
     by_state = {state.value: 0 for state in AgentState if state is not AgentState.OFFLINE}
-    for state, n in agents.items():
-        by_state[_s(state)] = int(_s(n))
+    for state in agent_states:
+        if state in by_state:  # an agent who logged out between the two reads is not counted
+            by_state[state] += 1
+    within, total = {}, 0
+    for t in THRESHOLDS_S:
+        total += counts[f"a{t}"]
+        within[str(t)] = total
     return {
         "jurisdiction": jurisdiction, "line": line, "waiting": waiting, "longest_wait_s": round(longest, 1),
-        "answered": counts["answered"],
-        "answered_within": {str(t): counts[f"in{t}"] for t in THRESHOLDS_S},
+        "answered": total + counts["a99"], "answered_within": within,
         "abandoned": counts["abandoned"], "callbacks": counts["callbacks"], "agents": by_state,
     }
 
@@ -105,10 +113,17 @@ async def snapshot(redis: Redis, prefix: str, now_ms: int, *,
             for jur, line in chunk:
                 age = f"{prefix}:age:{jur}:{line}"
                 pipe.zcard(age).zrange(age, 0, 0, withscores=True)
-                pipe.hgetall(f"{prefix}:st:{jur}:{line}").hgetall(f"{prefix}:ast:{jur}:{line}")
+                pipe.hgetall(f"{prefix}:st:{jur}:{line}").smembers(f"{prefix}:staff:{jur}:{line}")
             replies = await pipe.execute()
+        agents = sorted({_s(a) for i in range(len(chunk)) for a in replies[4 * i + 3]})
+        async with redis.pipeline(transaction=False) as pipe:
+            for agent_id in agents:
+                pipe.hget(f"{prefix}:agent:{agent_id}", "state")
+            states = {a: _s(st) for a, st in zip(agents, await pipe.execute()) if st is not None}
         for i, (jur, line) in enumerate(chunk):
-            queues.append(_queue_figures(jur, line, *replies[4 * i:4 * i + 4], now_ms=now_ms))
+            waiting, oldest, slots, staff = replies[4 * i:4 * i + 4]
+            agent_states = [states.get(_s(a), "") for a in staff]
+            queues.append(_queue_figures(jur, line, waiting, oldest, slots, agent_states, now_ms))
     figures: dict[str, Any] = {"at_ms": now_ms, "window_s": WINDOW_MINUTES * 60, "queues": queues}
     if level_of is not None:
         figures["levels"] = _aggregate(queues, level_of)

@@ -7,32 +7,38 @@
 --
 -- Nothing here may fail after the first write: Redis does not roll a script back, so every
 -- script checks its preconditions first and only then changes state.
+--
+-- This runs on every assignment, so it is written for Redis's time: hashes are read with HMGET
+-- of the fields a script needs (HGETALL replies cost per field), keys are built by plain
+-- concatenation, and writes to one hash are made in one HSET.
 
-local P = ARGV[1]
+local P = ARGV[1] .. ':'
 local NOW = tonumber(ARGV[2])
 
 -- Figures: answers and abandons are counted in one-minute slots, 60 of them (a rolling hour).
+-- An answer counts once, in the band of its wait: a15 (<= 15 s), a20, a30, a99 (longer).
 local SLOTS = 60
-local METRICS = {'answered', 'in15', 'in20', 'in30', 'abandoned', 'callbacks'}
--- Estimated wait: the last HISTORY answers per queue, if no older than HISTORY_MS.
+-- Estimated wait: the last HISTORY answers per queue (the list is trimmed now and then, so it
+-- may hold up to twice that; readers take the first HISTORY).
 local HISTORY = 20
 
-local function key(...)
-  return P .. ':' .. table.concat({...}, ':')
+local AGENT = {'state', 'home', 'lines', 'langs', 'endpoint', 'call', 'idle_since', 'resume_idle'}
+local CALL = {'state', 'channel', 'jur', 'line', 'lang', 'enq', 'score', 'agent', 'queue'}
+
+-- The named fields of a hash as a table (missing fields as ''), nil when there is no such
+-- hash: 'state' comes first and every agent and call has one.
+local function read(k, names)
+  local values = redis.call('HMGET', k, unpack(names))
+  if not values[1] then return nil end
+  local t = {}
+  for i = 1, #names do t[names[i]] = values[i] or '' end
+  return t
 end
 
 local function split(s)
   local out = {}
-  for part in string.gmatch(s or '', '[^,]+') do out[#out + 1] = part end
+  for part in string.gmatch(s, '[^,]+') do out[#out + 1] = part end
   return out
-end
-
-local function hash(k)
-  local flat = redis.call('HGETALL', k)
-  if #flat == 0 then return nil end
-  local t = {}
-  for i = 1, #flat, 2 do t[flat[i]] = flat[i + 1] end
-  return t
 end
 
 local function fail(code, message)
@@ -41,21 +47,21 @@ end
 
 -- Agents -------------------------------------------------------------------------------------
 
--- Per-queue counts of agents by state (offline agents are not counted: they belong nowhere).
-local function count_state(a, state, delta)
-  if state == 'offline' then return end
-  for _, line in ipairs(split(a.lines)) do
-    redis.call('HINCRBY', key('ast', a.home, line), state, delta)
-  end
+-- Moves the agent to a state; `extra` are more field/value pairs for the same HSET. (Agents by
+-- state per queue are counted when the figures are read, from P:staff sets: counters kept
+-- here would cost a write per line on every state change, several per call.)
+local function set_state(aid, a, state, reason, extra)
+  a.state = state
+  local args = {P .. 'agent:' .. aid, 'state', state, 'reason', reason, 'since', NOW}
+  for _, v in ipairs(extra or {}) do args[#args + 1] = v end
+  redis.call('HSET', unpack(args))
 end
 
-local function set_state(aid, a, state, reason)
-  if a.state ~= state then
-    count_state(a, a.state, -1)
-    count_state(a, state, 1)
+-- The agent is logged in (joins = true) or out, for each queue (home, line) they serve.
+local function staff(aid, a, joins)
+  for _, line in ipairs(split(a.lines)) do
+    redis.call(joins and 'SADD' or 'SREM', P .. 'staff:' .. a.home .. ':' .. line, aid)
   end
-  a.state = state
-  redis.call('HSET', key('agent', aid), 'state', state, 'reason', reason, 'since', NOW)
 end
 
 -- One available-set per (home, line, language) the agent serves: finding a free agent for a
@@ -63,7 +69,7 @@ end
 local function available_keys(a)
   local out = {}
   for _, line in ipairs(split(a.lines)) do
-    for _, lang in ipairs(split(a.langs)) do out[#out + 1] = key('av', a.home, line, lang) end
+    for _, lang in ipairs(split(a.langs)) do out[#out + 1] = P .. 'av:' .. a.home .. ':' .. line .. ':' .. lang end
   end
   return out
 end
@@ -74,34 +80,33 @@ end
 
 local function wrap_up(aid, a, ms)
   local until_ms = NOW + ms
-  set_state(aid, a, 'wrap_up', '')
-  redis.call('HSET', key('agent', aid), 'call', '', 'wrap_until', until_ms)
-  redis.call('ZADD', key('wrapup'), until_ms, aid)
+  set_state(aid, a, 'wrap_up', '', {'call', '', 'wrap_until', until_ms})
+  redis.call('ZADD', P .. 'wrapup', until_ms, aid)
 end
 
 -- Calls --------------------------------------------------------------------------------------
 
 -- The jurisdictions whose queue a call sits in: its own, plus those it overflowed to.
 local function call_queues(cid)
-  return redis.call('HKEYS', key('cq', cid))
+  return redis.call('HKEYS', P .. 'cq:' .. cid)
 end
 
 local function put_in_queue(cid, c, j)
-  redis.call('ZADD', key('q', j, c.line, c.lang), c.score, cid)
-  redis.call('ZADD', key('age', j, c.line), c.enq, cid)
-  redis.call('SADD', key('queues'), j .. ':' .. c.line)
+  redis.call('ZADD', P .. 'q:' .. j .. ':' .. c.line .. ':' .. c.lang, c.score, cid)
+  redis.call('ZADD', P .. 'age:' .. j .. ':' .. c.line, c.enq, cid)
+  redis.call('SADD', P .. 'queues', j .. ':' .. c.line)
 end
 
 local function take_from_queues(cid, c)
   for _, j in ipairs(call_queues(cid)) do
-    redis.call('ZREM', key('q', j, c.line, c.lang), cid)
-    redis.call('ZREM', key('age', j, c.line), cid)
+    redis.call('ZREM', P .. 'q:' .. j .. ':' .. c.line .. ':' .. c.lang, cid)
+    redis.call('ZREM', P .. 'age:' .. j .. ':' .. c.line, cid)
   end
 end
 
 local function forget(cid)
-  redis.call('DEL', key('call', cid), key('cq', cid))
-  redis.call('SREM', key('calls'), cid)
+  redis.call('DEL', P .. 'call:' .. cid, P .. 'cq:' .. cid)
+  redis.call('SREM', P .. 'calls', cid)
 end
 
 -- Matching -----------------------------------------------------------------------------------
@@ -111,7 +116,7 @@ end
 local function longest_idle(c, queues)
   local best, best_idle, best_q
   for _, j in ipairs(queues) do
-    local head = redis.call('ZRANGE', key('av', j, c.line, c.lang), 0, 0, 'WITHSCORES')
+    local head = redis.call('ZRANGE', P .. 'av:' .. j .. ':' .. c.line .. ':' .. c.lang, 0, 0, 'WITHSCORES')
     if #head > 0 then
       local idle = tonumber(head[2])
       if best == nil or idle < best_idle or (idle == best_idle and head[1] < best) then
@@ -127,7 +132,7 @@ local function best_call(a)
   local best, best_score
   for _, line in ipairs(split(a.lines)) do
     for _, lang in ipairs(split(a.langs)) do
-      local head = redis.call('ZRANGE', key('q', a.home, line, lang), 0, 0, 'WITHSCORES')
+      local head = redis.call('ZRANGE', P .. 'q:' .. a.home .. ':' .. line .. ':' .. lang, 0, 0, 'WITHSCORES')
       if #head > 0 then
         local s = tonumber(head[2])
         if best == nil or s < best_score or (s == best_score and head[1] < best) then
@@ -141,32 +146,35 @@ end
 
 -- The one place where a call meets an agent: it leaves every queue, the agent every
 -- available-set, both are marked. Being a single script run, nothing can interleave.
-local function assign(cid, c, aid, a, j)
+-- `extra`: more agent fields to set in the same HSET.
+local function assign(cid, c, aid, a, j, extra)
   take_from_queues(cid, c)
-  redis.call('HSET', key('call', cid), 'state', 'ringing', 'agent', aid, 'queue', j, 'offered_at', NOW)
-  leave_available(aid, a)
-  set_state(aid, a, 'ringing', '')
-  redis.call('HSET', key('agent', aid), 'call', cid)
+  redis.call('HSET', P .. 'call:' .. cid, 'state', 'ringing', 'agent', aid, 'queue', j, 'offered_at', NOW)
+  if a.state == 'available' then leave_available(aid, a) end
+  local fields = {'call', cid}
+  for _, v in ipairs(extra or {}) do fields[#fields + 1] = v end
+  set_state(aid, a, 'ringing', '', fields)
   return {cid, c.channel, aid, a.endpoint, j, c.line}
 end
 
 -- Figures: count in the current minute's slot, first clearing what the slot held an hour ago.
-local function count(j, line, names)
-  local k = key('st', j, line)
-  local minute = math.floor(NOW / 60000)
-  local slot = minute % SLOTS
-  if redis.call('HGET', k, slot .. ':m') ~= string.format('%d', minute) then
-    for _, m in ipairs(METRICS) do redis.call('HDEL', k, slot .. ':' .. m) end
-    redis.call('HSET', k, slot .. ':m', string.format('%d', minute))
+local function count(j, line, name)
+  local k = P .. 'st:' .. j .. ':' .. line
+  local minute = string.format('%d', math.floor(NOW / 60000))
+  local slot = tostring(tonumber(minute) % SLOTS)
+  if redis.call('HGET', k, slot .. ':m') ~= minute then
+    redis.call('HDEL', k, slot .. ':a15', slot .. ':a20', slot .. ':a30', slot .. ':a99',
+               slot .. ':abandoned', slot .. ':callbacks')
+    redis.call('HSET', k, slot .. ':m', minute)
   end
-  for _, m in ipairs(names) do redis.call('HINCRBY', k, slot .. ':' .. m, 1) end
+  redis.call('HINCRBY', k, slot .. ':' .. name, 1)
 end
 
 -- Precondition shared by answered, ring_no_answer and hung_up.
 local function offer_check(cid, c, aid, state)
   if not c then return fail('UNKNOWN_CALL', 'no call ' .. cid) end
   if c.state ~= state or c.agent ~= aid then
-    local at = (c.agent ~= nil and c.agent ~= '') and (' at agent ' .. c.agent) or ''
+    local at = (c.agent ~= '') and (' at agent ' .. c.agent) or ''
     return fail('CALL_STATE', 'call ' .. cid .. ' is ' .. c.state .. at .. ', not ' .. state .. ' at agent ' .. aid)
   end
   return nil

@@ -1,21 +1,18 @@
 -- ARGV: call id, agent id.
 local cid, aid = ARGV[3], ARGV[4]
-local c = hash(key('call', cid))
+local c = read(P .. 'call:' .. cid, CALL)
 local err = offer_check(cid, c, aid, 'ringing')
 if err then return err end
 
-set_state(aid, hash(key('agent', aid)), 'on_call', '')
-redis.call('HSET', key('call', cid), 'state', 'on_call', 'answered_at', NOW)
+set_state(aid, {}, 'on_call', '')  -- ringing with this call: offer_check vouches for it
+redis.call('HSET', P .. 'call:' .. cid, 'state', 'on_call', 'answered_at', NOW)
 
 -- Service level is measured from entering the queue to the agent answering, in the queue
 -- whose agent answered.
-local wait = math.max(0, NOW - tonumber(c.enq))
-local names = {'answered'}
-if wait <= 15000 then names[#names + 1] = 'in15' end
-if wait <= 20000 then names[#names + 1] = 'in20' end
-if wait <= 30000 then names[#names + 1] = 'in30' end
-count(c.queue, c.line, names)
-local hk = key('hist', c.queue, c.line)
-redis.call('LPUSH', hk, string.format('%d', NOW))
-redis.call('LTRIM', hk, 0, HISTORY - 1)
+local wait = NOW - tonumber(c.enq)
+local band = 'a99'
+if wait <= 15000 then band = 'a15' elseif wait <= 20000 then band = 'a20' elseif wait <= 30000 then band = 'a30' end
+count(c.queue, c.line, band)
+local hk = P .. 'hist:' .. c.queue .. ':' .. c.line
+if redis.call('LPUSH', hk, string.format('%d', NOW)) > 2 * HISTORY then redis.call('LTRIM', hk, 0, HISTORY - 1) end
 return true

@@ -7,17 +7,17 @@
 -- last window (at most HISTORY of them, so at least two are needed), or the time since the last
 -- answer if that is longer already (a queue nobody answers any more must not look fast).
 local cid, window = ARGV[3], tonumber(ARGV[4])
-local c = hash(key('call', cid))
+local c = read(P .. 'call:' .. cid, CALL)
 if not c then return false end
 if c.state ~= 'waiting' then return {0, -1} end
 
-local langs = redis.call('SMEMBERS', key('langs'))
+local langs = redis.call('SMEMBERS', P .. 'langs')
 local best, best_q
 for _, j in ipairs(call_queues(cid)) do
-  local ahead = redis.call('ZRANK', key('q', j, c.line, c.lang), cid) or 0
+  local ahead = redis.call('ZRANK', P .. 'q:' .. j .. ':' .. c.line .. ':' .. c.lang, cid) or 0
   for _, lang in ipairs(langs) do
     if lang ~= c.lang then
-      ahead = ahead + redis.call('ZCOUNT', key('q', j, c.line, lang), '-inf', '(' .. c.score)
+      ahead = ahead + redis.call('ZCOUNT', P .. 'q:' .. j .. ':' .. c.line .. ':' .. lang, '-inf', '(' .. c.score)
     end
   end
   if best == nil or ahead < best then best, best_q = ahead, j end
@@ -25,7 +25,7 @@ end
 local position = best + 1
 
 local n, oldest, newest = 0, nil, nil
-for _, entry in ipairs(redis.call('LRANGE', key('hist', best_q, c.line), 0, -1)) do
+for _, entry in ipairs(redis.call('LRANGE', P .. 'hist:' .. best_q .. ':' .. c.line, 0, HISTORY - 1)) do
   local at = tonumber(entry)
   if NOW - at <= window then
     n = n + 1

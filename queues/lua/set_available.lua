@@ -1,7 +1,6 @@
 -- ARGV: agent id. Returns an offer, or nil when the agent now waits for a call.
 local aid = ARGV[3]
-local ak = key('agent', aid)
-local a = hash(ak)
+local a = read(P .. 'agent:' .. aid, AGENT)
 if not a then return fail('UNKNOWN_AGENT', 'no agent ' .. aid) end
 if a.state == 'available' then return false end
 if a.state == 'offline' then
@@ -11,14 +10,13 @@ if a.state ~= 'break' and a.state ~= 'wrap_up' then
   return fail('AGENT_STATE', 'agent ' .. aid .. ' is ' .. a.state .. ' with call ' .. a.call ..
               ': only an agent on break or in wrap-up can become available')
 end
-redis.call('ZREM', key('wrapup'), aid)
+if a.state == 'wrap_up' then redis.call('ZREM', P .. 'wrapup', aid) end
 local idle = a.resume_idle
-if idle == nil or idle == '' then idle = NOW end
-a.idle_since = idle
-redis.call('HSET', ak, 'idle_since', idle, 'resume_idle', '', 'wrap_until', '')
+if idle == '' then idle = NOW end
+local fields = {'idle_since', idle, 'resume_idle', '', 'wrap_until', ''}
 
 local cid = best_call(a)
-if cid then return assign(cid, hash(key('call', cid)), aid, a, a.home) end
+if cid then return assign(cid, read(P .. 'call:' .. cid, CALL), aid, a, a.home, fields) end
 for _, k in ipairs(available_keys(a)) do redis.call('ZADD', k, idle, aid) end
-set_state(aid, a, 'available', '')
+set_state(aid, a, 'available', '', fields)
 return false

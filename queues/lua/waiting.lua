@@ -1,8 +1,8 @@
 -- ARGV: jurisdiction, line. The call ids waiting in that queue, best first, all languages.
 local j, line = ARGV[3], ARGV[4]
 local items = {}
-for _, lang in ipairs(redis.call('SMEMBERS', key('langs'))) do
-  local z = redis.call('ZRANGE', key('q', j, line, lang), 0, -1, 'WITHSCORES')
+for _, lang in ipairs(redis.call('SMEMBERS', P .. 'langs')) do
+  local z = redis.call('ZRANGE', P .. 'q:' .. j .. ':' .. line .. ':' .. lang, 0, -1, 'WITHSCORES')
   for i = 1, #z, 2 do items[#items + 1] = {tonumber(z[i + 1]), z[i]} end
 end
 table.sort(items, function(x, y)

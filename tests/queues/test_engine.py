@@ -451,6 +451,15 @@ async def test_logout_takes_the_agent_out_of_every_queue(engine: QueueEngine) ->
     assert await engine.enqueue(call("c1")) is None
 
 
+async def test_an_engine_carries_on_when_redis_forgot_its_scripts(engine: QueueEngine, redis: Redis) -> None:
+    await ready(engine, agent("a1"))
+    await redis.script_flush()
+    # Both in one pipeline: each finds its script gone, is loaded again and runs once.
+    first, second = await asyncio.gather(engine.enqueue(call("c1")), engine.enqueue(call("c2")))
+    assert first is not None and first.call_id == "c1" and second is None
+    assert await engine.waiting(COUNTY, LINE) == ["c2"]
+
+
 async def test_waiting_calls_and_agent_states_survive_a_redis_server_restart(tmp_path: Path, clock: Clock) -> None:
     server = RedisProcess(tmp_path / "redis")
     server.start()

@@ -6,7 +6,7 @@ After every step the whole state under the test's prefix is read back and checke
 no call is assigned to two agents, no agent holds two calls, every call the test queued is
 waiting in exactly its queue(s), ringing/connected with exactly one agent, or removed (none
 forgotten, none resurrected), available agents are exactly in their sets and never idle while a
-call they could take waits, and the per-queue agent counters match a recount. Sequential
+call they could take waits, and each queue's staff is exactly its logged-in agents. Sequential
 steps also check the choice against an oracle computed from the raw hashes: the best call for
 an agent (priority, then age) and the longest-idle agent for a call.
 """
@@ -279,6 +279,23 @@ class QueueMachine(RuleBasedStateMachine):
             self.live.discard(cid)
             self.ended.add(cid)
 
+    @rule(aid=st.sampled_from(AGENTS), i=st.integers(0, 10_000),
+          report=st.sampled_from(("answered", "ring_no_answer", "hung_up")))
+    def a_stale_report_is_refused(self, aid: str, i: int, report: str) -> None:
+        """An agent reports on a call that is not (or no longer) theirs in that state: refused."""
+        cid = self.pick(self.live | self.ended, i)
+        if cid is None:
+            return
+        c = self.call_hash(cid)
+        expected_state = "on_call" if report == "hung_up" else "ringing"
+        if c and c["agent"] == aid and c["state"] == expected_state:
+            return
+        try:
+            self.run(getattr(self.engines[0], report)(cid, aid))
+        except (CallStateError, UnknownCallError):
+            return
+        raise AssertionError(f"{report}({cid}, {aid}) accepted for a call {c.get('state')} at {c.get('agent')!r}")
+
     @rule()
     def wrap_ups_end(self) -> None:
         for aid in self.run(self.engines[0].wrap_up_due()):
@@ -385,7 +402,7 @@ class QueueMachine(RuleBasedStateMachine):
 
         wrapping = set(r.zrange(k("wrapup"), 0, -1))
         logged_in = r.smembers(k("agents"))
-        counts: dict[str, dict[str, int]] = {}
+        staff: dict[str, set[str]] = {}
         for aid, a in agents.items():
             state, lines, langs = a["state"], a["lines"].split(","), a["langs"].split(",")
             if state in ("ringing", "on_call"):
@@ -406,11 +423,9 @@ class QueueMachine(RuleBasedStateMachine):
                 assert mine == set(), (aid, state, mine)
             if state != "offline":
                 for line in lines:
-                    per = counts.setdefault(k("ast", a["home"], line), {})
-                    per[state] = per.get(state, 0) + 1
-        for key in r.scan_iter(k("ast", "*"), count=1000):
-            stored = {s: int(n) for s, n in r.hgetall(key).items() if int(n)}
-            assert stored == counts.get(key, {}), (key, stored, counts.get(key))
+                    staff.setdefault(k("staff", a["home"], line), set()).add(aid)
+        stored = {key: r.smembers(key) for key in r.scan_iter(k("staff", "*"), count=1000)}
+        assert {key: members for key, members in stored.items() if members} == staff
 
 
 def test_random_interleavings_never_assign_a_call_twice_nor_forget_one(redis_server: RedisProcess) -> None:
