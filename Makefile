@@ -15,3 +15,5 @@ bootstrap:
 bench:
 	bash scripts/bootstrap.sh
 	.venv/bin/python bench/ivr.py
+	.venv/bin/python bench/queues.py
+	.venv/bin/python bench/speech.py
