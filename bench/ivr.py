@@ -31,6 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from hotline.embedded import RedisProcess, free_port  # noqa: E402
+from bench.report import measures, write_block  # noqa: E402
 from hotline.pbx_sim.server import PbxSim  # noqa: E402
 
 from ivr.prompts.catalogue import PromptCatalogue  # noqa: E402
@@ -148,21 +149,6 @@ async def run(calls: int, rate: float, burst: int) -> list[tuple[str, str]]:
     return rows
 
 
-def table(rows: list[tuple[str, str]]) -> str:
-    width = max(len(r[0]) for r in rows)
-    lines = [f"| {'measure':<{width}} | value |", f"| {'-' * width} | ----- |"]
-    lines += [f"| {name:<{width}} | {value} |" for name, value in rows]
-    return "\n".join(lines)
-
-
-def write_readme(text: str) -> None:
-    readme = ROOT / "README.md"
-    content = readme.read_text()
-    block = f"<!-- bench:ivr -->\n{text}\n<!-- /bench:ivr -->"
-    content = re.sub(r"<!-- bench:ivr -->.*?<!-- /bench:ivr -->", block, content, flags=re.S)
-    readme.write_text(content)
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=2000)
@@ -171,11 +157,11 @@ def main() -> int:
     parser.add_argument("--write-readme", action="store_true")
     args = parser.parse_args()
     rows = asyncio.run(run(args.calls, args.rate, args.burst))
-    out = table(rows)
+    out = measures(rows)
     print(out)
     if args.write_readme:
         stamp = time.strftime("%Y-%m-%d")
-        write_readme(f"`bench/ivr.py --calls {args.calls} --rate {args.rate:.0f} --burst {args.burst}`, "
+        write_block("ivr", f"`bench/ivr.py --calls {args.calls} --rate {args.rate:.0f} --burst {args.burst}`, "
                      f"{os.cpu_count()} cores, {stamp}:\n\n{out}")
     return 0
 

