@@ -29,8 +29,10 @@ from queues.resolve import JurisdictionResolver
 
 log = logging.getLogger(__name__)
 
-#: Marker of the agent legs' channel ids (``<caller channel>-agent-<n>``).
+#: Marker of the agent legs' channel ids (``<caller channel>-agent-<n>``) and the suffix of a
+#: conversation's bridge (``<caller channel>-call``): a restarted process finds orphans by them.
 AGENT_MARK = "-agent-"
+CALL_BRIDGE_SUFFIX = "-call"
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,7 +148,7 @@ class QueueService:
     async def connect(self, call: Call) -> bool:
         """The agent answered: caller and agent into a bridge of their own; False if that failed."""
         data = call.data
-        bridge_id = data.call_bridge = f"{call.key}-call"
+        bridge_id = data.call_bridge = f"{call.key}{CALL_BRIDGE_SUFFIX}"
         self.alias(call, f"bridge:{bridge_id}")
         try:
             await self.ari.create_bridge(bridge_id=bridge_id, name=f"call {data.call_id}")
@@ -208,6 +210,20 @@ class QueueService:
                 gone += 1
         if gone:
             log.info("resync: %d queued call(s) had hung up while we were away", gone)
+        await self._sweep_orphans(live)
+
+    async def _sweep_orphans(self, live: set[str]) -> None:
+        """Agents' legs and conversation bridges whose caller is gone: an agent must not be
+        left alone on a line nobody will ever hang up."""
+        for channel_id in live:
+            caller, mark, _ = channel_id.partition(AGENT_MARK)
+            if mark and caller not in live:
+                log.info("resync: hanging up an agent's leg whose caller is gone")
+                await self.hangup_quietly(channel_id)
+        for bridge in await self.ari.list_bridges():
+            caller = bridge.id.removesuffix(CALL_BRIDGE_SUFFIX)
+            if caller != bridge.id and caller not in live:
+                await self.destroy_bridge_quietly(bridge.id)
 
     # --- wrap-ups and life cycle ---------------------------------------------------------------------
 

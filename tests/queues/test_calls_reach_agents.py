@@ -264,3 +264,31 @@ async def test_a_caller_who_gives_no_city_is_queued_nationally_after_two_tries(
     await talking_to(pbx_sim, call, "PJSIP/9002", timeout=5)  # second try: silence
     record = await record_of(app, call)
     assert record.jurisdiction == "000000"
+
+
+async def test_an_agent_left_alone_by_a_caller_who_hung_up_while_the_app_was_down_is_released(
+    pbx_sim: PbxSim, queue_settings: Settings, prompts: PromptCatalogue
+) -> None:
+    first = Application(queue_settings)
+    await first.start()
+    await first.wait_connected()
+    await agent_ready(first, "7101", HANGZHOU, {"general"}, "PJSIP/7101")
+    call = await pbx_sim.place_call("057112315", caller_id="13800138000")
+    await press(call, prompts)
+    leg = await talking_to(pbx_sim, call, "PJSIP/7101")
+    await first.stop()
+    await call.hangup()  # the agent is now alone in the bridge, and nobody is listening
+    assert pbx_sim.channel(leg) is not None
+
+    second = Application(queue_settings)
+    await second.start()
+    try:
+        await second.wait_connected()
+        await pbx_sim.wait_idle(timeout=5)  # the agent's leg hung up, the bridge destroyed
+        for _ in range(100):
+            if (await second.queue_engine.agent("7101"))["state"] == AgentState.AVAILABLE:
+                break
+            await asyncio.sleep(0.05)
+        assert (await second.queue_engine.agent("7101"))["state"] == AgentState.AVAILABLE
+    finally:
+        await second.stop()
