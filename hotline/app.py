@@ -9,8 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from contextlib import suppress
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Awaitable, Callable
 
 import aiohttp
 from redis.asyncio import BlockingConnectionPool, Redis
@@ -171,23 +170,34 @@ class Application:
         await asyncio.wait_for(self.events.connected.wait(), timeout)
 
     async def stop(self) -> None:
+        """Stop taking events, finish what is queued, release everything. Each step runs even
+        if one before it failed, so that a stuck database never leaves sockets and tasks behind.
+        Calls in progress stay in Asterisk (and in Redis): a restarted process resumes them."""
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
-        with suppress(TimeoutError):
-            await self.dispatcher.drain(timeout=2.0)
-        await self.dispatcher.close()
+        steps: list[tuple[str, Callable[[], Awaitable[object]]]] = [
+            ("draining events", lambda: self.dispatcher.drain(timeout=2.0)),
+            ("closing the dispatcher", self.dispatcher.close),
+        ]
         if isinstance(self.queues, QueueService):
-            await self.queues.close()
+            steps.append(("stopping the queues", self.queues.close))
         if self.listeners is not None:
-            await self.listeners.close()
+            steps.append(("closing listeners", self.listeners.close))
         if self.speech is not None and self.speech is not self._given_speech:
-            await self.speech.close()
-        await self.records.close()
-        await self.engine.dispose()
-        await self.redis.aclose()
-        await self.http.close()
+            steps.append(("closing the speech engine", self.speech.close))
+        steps += [
+            ("writing call records", self.records.close),
+            ("closing the database", self.engine.dispose),
+            ("closing Redis", self.redis.aclose),
+            ("closing the ARI client", self.http.close),
+        ]
+        for what, step in steps:
+            try:
+                await step()
+            except Exception as exc:  # noqa: BLE001 - the next steps must still run
+                log.warning("stopping: %s failed: %s", what, exc or type(exc).__name__)
 
 
 async def run_serve(settings: Settings) -> int:
