@@ -95,6 +95,9 @@ class QueueSettings(BaseModel):
     ring_timeout_s: int = Field(20, ge=1, le=300)
     #: Agent wrap-up after a call (seconds) before the next offer.
     wrap_up_s: float = Field(10.0, ge=0)
+    #: A caller who hung up while waiting and calls again within this many minutes (same
+    #: number, same line) gets their old place back. 0 turns it off.
+    resume_place_min: float = Field(10.0, ge=0)
 
 
 class HttpSettings(BaseModel):

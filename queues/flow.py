@@ -152,7 +152,9 @@ class InQueue(Waiting):
         return Connecting.to(call, offer)
 
     async def on_caller_gone(self, call: Call) -> None:
-        await queues(call).engine.remove(call.data.call_id, "abandoned")
+        svc = queues(call)
+        await svc.keep_place(call)
+        await svc.engine.remove(call.data.call_id, "abandoned")
 
 
 @dataclass

@@ -71,14 +71,42 @@ class QueueService:
     async def enqueue(self, call: Call, code: str, source: str) -> BaseState:
         data = call.data
         data.jurisdiction, data.jurisdiction_source = code, source
+        place = await self._place_kept(call)
         offer = await self.engine.enqueue(WaitingCall(
             call_id=data.call_id, channel_id=data.channel_id, jurisdiction=code, line=data.business_line,
             # Agents speak locales (zh-CN); the call carries Asterisk's spelling (zh_CN).
-            language=data.language.replace("_", "-"),
+            language=data.language.replace("_", "-"), enqueued_at_ms=place,
         ))
         offer = offer or await self._skip_unstaffed(call)
         log.info("call %s queued for %s (%s) on %s", data.call_id, code, source, data.business_line)
         return Connecting.to(call, offer) if offer is not None else InQueue()
+
+    # --- a caller who gave up and calls again keeps their place -----------------------------------
+
+    def _place_key(self, call: Call) -> str | None:
+        number = "".join(ch for ch in call.data.caller_phone if ch.isdigit())
+        if not number or not self.settings.resume_place_min:
+            return None  # an anonymous caller cannot be recognised
+        return f"{self.engine.prefix}:place:{number}:{call.data.business_line}"
+
+    async def keep_place(self, call: Call) -> None:
+        """The caller hung up while waiting: remember when they first queued, for a while."""
+        key = self._place_key(call)
+        state = await self.engine.call(call.data.call_id)
+        if key is None or state is None or state["state"] != "waiting":
+            return
+        await self.engine.redis.set(key, state["enqueued_at_ms"], px=round(self.settings.resume_place_min * 60_000),
+                                    nx=True)  # nx: calling back twice keeps the first place
+
+    async def _place_kept(self, call: Call) -> int | None:
+        key = self._place_key(call)
+        if key is None:
+            return None
+        kept = await self.engine.redis.getdel(key)
+        if kept is None:
+            return None
+        log.info("call %s: the caller called back and gets their earlier place", call.data.call_id)
+        return int(kept)
 
     async def _levels(self, call: Call) -> list[str]:
         """The jurisdictions whose queues the call is in, in the order it entered them."""

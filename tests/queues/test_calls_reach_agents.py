@@ -292,3 +292,27 @@ async def test_an_agent_left_alone_by_a_caller_who_hung_up_while_the_app_was_dow
         assert (await second.queue_engine.agent("7101"))["state"] == AgentState.AVAILABLE
     finally:
         await second.stop()
+
+
+async def test_a_caller_who_gave_up_waiting_and_calls_back_soon_gets_their_place_back(
+    pbx_sim: PbxSim, app: Application, prompts: PromptCatalogue
+) -> None:
+    await app.queues.login(Agent("9101", HANGZHOU, frozenset({"general"}), frozenset({"zh-CN"}), "PJSIP/9101"))
+    await app.queue_engine.set_break("9101", "meeting")
+    first = await pbx_sim.place_call("057112315", caller_id="13800138000")
+    await press(first, prompts)
+    await first.wait_for_playback(prompts.media("queued"))
+    await first.hangup()  # gives up
+    other = await pbx_sim.place_call("057112315", caller_id="13900139000")
+    await press(other, prompts)
+    await other.wait_for_playback(prompts.media("queued"))
+    again = await pbx_sim.place_call("057112315", caller_id="13800138000")  # calls back
+    await press(again, prompts)
+    await again.wait_for_playback(prompts.media("queued"))
+    await app.dispatcher.drain()
+    await app.records.flush()
+    waiting = await app.queue_engine.waiting(HANGZHOU, "general")
+    records = {r.channel_id: r.call_id for r in await app.call_records.all()}
+    assert waiting == [records[again.channel_id], records[other.channel_id]]
+    await other.hangup()
+    await again.hangup()
