@@ -13,7 +13,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 #: Where runtime data (SQLite file, sounds, recordings, redis dump) lives by default.
@@ -76,6 +76,38 @@ class SpeechSettings(BaseModel):
     format: Literal["slin16", "ulaw"] = "slin16"
 
 
+class OpeningHours(BaseModel):
+    """When agents answer; outside these hours callers hear the after-hours message."""
+
+    timezone: str = "Asia/Shanghai"
+    #: ISO weekdays: 1 is Monday, 7 Sunday.
+    days: list[int] = Field(default_factory=lambda: [1, 2, 3, 4, 5, 6, 7])
+    opens: str = "00:00"
+    closes: str = "24:00"
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        from queues.hours import check_timezone
+
+        return check_timezone(value)
+
+    @field_validator("opens", "closes")
+    @classmethod
+    def _hhmm(cls, value: str) -> str:
+        from queues.hours import parse_hhmm
+
+        parse_hhmm(value, "opening hours")
+        return value
+
+    @field_validator("days")
+    @classmethod
+    def _weekdays(cls, value: list[int]) -> list[int]:
+        if any(not 1 <= d <= 7 for d in value):
+            raise ValueError(f"days are ISO weekdays 1 (Monday) to 7 (Sunday), got {value}")
+        return value
+
+
 class QueueSettings(BaseModel):
     """Jurisdiction queues: where calls wait for agents, and how they climb the levels."""
 
@@ -98,6 +130,8 @@ class QueueSettings(BaseModel):
     #: A caller who hung up while waiting and calls again within this many minutes (same
     #: number, same line) gets their old place back. 0 turns it off.
     resume_place_min: float = Field(10.0, ge=0)
+    #: Answered around the clock by default; a centre with hours sets them here.
+    hours: OpeningHours = OpeningHours()
 
 
 class HttpSettings(BaseModel):

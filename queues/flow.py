@@ -30,6 +30,28 @@ def queues(call: Call) -> "QueueService":
     return call.svc.router  # type: ignore[return-value]
 
 
+@dataclass
+class AfterHours(BaseState):
+    """Outside opening hours: the caller is told when to call, then the line is closed."""
+
+    name: ClassVar[str] = "after_hours"
+    outcome_on_hangup: ClassVar[str] = "after_hours"
+
+    async def enter(self, call: Call) -> State:
+        call.data.outcome = "after_hours"
+        await call.close_listener()
+        await call.play("after_hours", "goodbye")
+        return self
+
+    async def on_playback_finished(self, call: Call, playback_id: str) -> State:
+        if playback_id == call.playback_id:
+            try:
+                await call.svc.ari.hangup(call.key)
+            except CALL_GONE:
+                pass
+        return self
+
+
 CITY_TIMER = "city"
 #: Tries at saying or keying a city before the call is queued at the default jurisdiction.
 CITY_ATTEMPTS = 2
@@ -261,4 +283,4 @@ class Connected(BaseState):
             await svc.engine.hung_up(call.data.call_id, call.data.agent_id)
 
 
-register_states(AskCity, InQueue, Connecting, Connected)
+register_states(AfterHours, AskCity, InQueue, Connecting, Connected)

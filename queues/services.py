@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+from datetime import datetime, timezone
 import logging
 from contextlib import suppress
 from dataclasses import dataclass
@@ -23,7 +24,8 @@ from ivr.flow import BaseState, Call
 from ivr.store import utcnow
 from queues.engine import Agent, Offer, QueueEngine, WaitingCall
 from queues.figures import FiguresPublisher
-from queues.flow import AskCity, Connecting, InQueue
+from queues.flow import AfterHours, AskCity, Connecting, InQueue
+from queues.hours import is_open
 from queues.jurisdictions import JurisdictionTree
 from queues.resolve import JurisdictionResolver
 
@@ -63,10 +65,16 @@ class QueueService:
         are asked for their city first (once).
         """
         data = call.data
+        if not self.open_now():
+            return AfterHours()
         where = self.resolver.resolve(area_code=data.area_code, caller_number=data.caller_phone)
         if where.source == "default" and data.jurisdiction is None:
             return AskCity()
         return await self.enqueue(call, data.jurisdiction or where.code, data.jurisdiction_source or where.source)
+
+    def open_now(self) -> bool:
+        h = self.settings.hours
+        return is_open(datetime.now(timezone.utc), timezone=h.timezone, days=h.days, opens=h.opens, closes=h.closes)
 
     async def enqueue(self, call: Call, code: str, source: str) -> BaseState:
         data = call.data

@@ -67,7 +67,8 @@ class PbxSim:
         app.router.add_get("/ari/events", self._events)
         for method, path, view in [*AriViews(self.engine).routes(), *ControlViews(self).routes()]:
             app.router.add_route(method, path, view)
-        self._runner = web.AppRunner(app, access_log=None)
+        # A short shutdown: a test's stand-in must not wait a minute for a client that went away.
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=2.0)
         await self._runner.setup()
         site = web.TCPSite(self._runner, host, port)
         await site.start()

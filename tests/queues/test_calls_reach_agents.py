@@ -316,3 +316,28 @@ async def test_a_caller_who_gave_up_waiting_and_calls_back_soon_gets_their_place
     assert waiting == [records[again.channel_id], records[other.channel_id]]
     await other.hangup()
     await again.hangup()
+
+
+async def test_after_hours_a_caller_hears_the_after_hours_message_and_is_not_queued(
+    pbx_sim: PbxSim, queue_settings: Settings, prompts: PromptCatalogue
+) -> None:
+    closed = queue_settings.queues.model_copy(update={"hours": queue_settings.queues.hours.model_copy(
+        update={"days": []})})
+    app = Application(queue_settings.model_copy(update={"queues": closed}))
+    await app.start()
+    try:
+        await app.wait_connected()
+        call = await pbx_sim.place_call("057112315", caller_id="13800138000")
+        await press(call, prompts)
+        await call.wait_for_playback(prompts.media("after_hours"))
+        await call.wait_ended(timeout=5)  # the line is closed after the goodbye
+        await pbx_sim.wait_idle()
+        assert await app.queue_engine.live_calls() == []
+        for _ in range(100):
+            record = await record_of(app, call)
+            if record.ended_at is not None:
+                break
+            await asyncio.sleep(0.02)
+        assert record.outcome == "after_hours"
+    finally:
+        await app.stop()
