@@ -43,6 +43,27 @@ async def agent_ready(app: Application, agent_id: str, home: str, lines: set[str
     await app.queues.available(agent_id)
 
 
+async def agent_on_break(app: Application, agent_id: str, home: str, line: str, reason: str = "meeting") -> None:
+    """Logged in (so the level counts as staffed) but not taking calls."""
+    await app.queues.login(Agent(agent_id, home, frozenset({line}), frozenset({"zh-CN"}), f"PJSIP/{agent_id}"))
+    await app.queue_engine.set_break(agent_id, reason)
+
+
+async def eventually(check, timeout: float = 5.0) -> object:  # type: ignore[no-untyped-def]
+    """Poll an async check until it gives something true (the app works behind a WebSocket)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not (result := await check()):
+        if loop.time() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {getattr(check, '__name__', check)}")
+        await asyncio.sleep(0.02)
+    return result
+
+
+async def agent_state(app: Application, agent_id: str) -> AgentState:
+    return (await app.queue_engine.agent(agent_id))["state"]
+
+
 async def press(call: SimCall, prompts: PromptCatalogue, digit: str = "1") -> None:
     await call.wait_for_playback(prompts.media("main_menu"))
     call.send_dtmf(digit)
@@ -68,6 +89,12 @@ async def record_of(app: Application, call: SimCall):  # type: ignore[no-untyped
     return await app.call_records.by_channel(call.channel_id)
 
 
+async def ended_record(app: Application, call: SimCall):  # type: ignore[no-untyped-def]
+    """The call's record once the app has closed it, else None."""
+    record = await record_of(app, call)
+    return record if record is not None and record.ended_at is not None else None
+
+
 async def test_a_caller_from_hangzhou_who_dials_12331_reaches_a_hangzhou_food_and_drug_agent(
     pbx_sim: PbxSim, app: Application, prompts: PromptCatalogue
 ) -> None:
@@ -89,11 +116,10 @@ async def test_a_caller_from_hangzhou_who_dials_12331_reaches_a_hangzhou_food_an
     await pbx_sim.wait_idle()  # the agent's leg and the bridge are gone with the caller
     record = await record_of(app, call)
     assert record.outcome == "answered" and record.ended_at is not None
-    for _ in range(100):  # wrap-up, then available again
-        if (await app.queue_engine.agent("1001"))["state"] == AgentState.AVAILABLE:
-            break
-        await asyncio.sleep(0.05)
-    assert (await app.queue_engine.agent("1001"))["state"] == AgentState.AVAILABLE
+    async def available_again() -> bool:  # after the wrap-up
+        return await agent_state(app, "1001") == AgentState.AVAILABLE
+
+    await eventually(available_again)
 
 
 async def test_with_nobody_logged_in_at_the_city_the_call_goes_straight_to_the_province(
@@ -112,8 +138,7 @@ async def test_a_call_waiting_at_a_staffed_city_is_offered_to_the_province_after
     pbx_sim: PbxSim, app: Application, prompts: PromptCatalogue
 ) -> None:
     # The city has an agent, but on a break: the call waits there first, then climbs.
-    await app.queues.login(Agent("3001", HANGZHOU, frozenset({"general"}), frozenset({"zh-CN"}), "PJSIP/3001"))
-    await app.queue_engine.set_break("3001", "lunch")
+    await agent_on_break(app, "3001", HANGZHOU, "general", "lunch")
     call = await pbx_sim.place_call("057112315", caller_id="13800138000")
     await press(call, prompts)
     await call.wait_for_playback(prompts.media("queued"))
@@ -150,20 +175,14 @@ async def test_when_the_agent_hangs_up_the_caller_is_hung_up_and_the_call_is_ans
     pbx_sim.engine.hangup(pbx_sim.channel(leg), 16)  # the agent puts the phone down
     await call.wait_ended()
     await pbx_sim.wait_idle()
-    record = await record_of(app, call)
-    for _ in range(100):
-        if record.ended_at is not None:
-            break
-        await asyncio.sleep(0.02)
-        record = await record_of(app, call)
+    record = await eventually(lambda: ended_record(app, call))
     assert record.outcome == "answered" and record.agent_id == "5001"
 
 
 async def test_a_waiting_caller_hears_their_position_and_leaves_every_queue_on_hanging_up(
     pbx_sim: PbxSim, app: Application, prompts: PromptCatalogue
 ) -> None:
-    await app.queues.login(Agent("6001", HANGZHOU, frozenset({"price"}), frozenset({"zh-CN"}), "PJSIP/6001"))
-    await app.queue_engine.set_break("6001", "meeting")
+    await agent_on_break(app, "6001", HANGZHOU, "price", "meeting")
     call = await pbx_sim.place_call("057112358", caller_id="13800138000")
     await press(call, prompts)
     await call.wait_for_playback(prompts.media("callers_ahead_before"), timeout=3)
@@ -172,11 +191,11 @@ async def test_a_waiting_caller_hears_their_position_and_leaves_every_queue_on_h
     assert await app.queue_engine.call(record.call_id) is not None
     await call.hangup()
     await pbx_sim.wait_idle()
-    for _ in range(100):
-        if await app.queue_engine.call(record.call_id) is None:
-            break
-        await asyncio.sleep(0.02)
-    assert await app.queue_engine.call(record.call_id) is None
+
+    async def left_the_queues() -> bool:
+        return await app.queue_engine.call(record.call_id) is None
+
+    await eventually(left_the_queues)
     assert await app.queue_engine.live_calls() == []
 
 
@@ -186,8 +205,7 @@ async def test_a_queued_caller_who_hangs_up_while_the_app_is_down_leaves_the_que
     first = Application(queue_settings)
     await first.start()
     await first.wait_connected()
-    await first.queues.login(Agent("7001", HANGZHOU, frozenset({"general"}), frozenset({"zh-CN"}), "PJSIP/7001"))
-    await first.queue_engine.set_break("7001", "training")
+    await agent_on_break(first, "7001", HANGZHOU, "general", "training")
     call = await pbx_sim.place_call("057112315", caller_id="13800138000")
     await press(call, prompts)
     await call.wait_for_playback(prompts.media("queued"))
@@ -200,11 +218,11 @@ async def test_a_queued_caller_who_hangs_up_while_the_app_is_down_leaves_the_que
     await second.start()
     try:
         await second.wait_connected()
-        for _ in range(100):
-            if not await second.queue_engine.live_calls():
-                break
-            await asyncio.sleep(0.02)
-        assert await second.queue_engine.live_calls() == []
+
+        async def queues_empty() -> bool:
+            return not await second.queue_engine.live_calls()
+
+        await eventually(queues_empty)
         # The agent who comes back from training is not rung for the caller who left.
         assert await second.queues.available("7001") is None
     finally:
@@ -217,8 +235,7 @@ async def test_the_wallboard_receives_live_figures_of_the_waiting_calls(
     pubsub = app.redis.pubsub()
     await pubsub.subscribe(f"{queue_settings.redis.prefix}:queues:figures")
     try:
-        await app.queues.login(Agent("8001", HANGZHOU, frozenset({"general"}), frozenset({"zh-CN"}), "PJSIP/8001"))
-        await app.queue_engine.set_break("8001", "lunch")
+        await agent_on_break(app, "8001", HANGZHOU, "general", "lunch")
         call = await pbx_sim.place_call("057112315", caller_id="13800138000")
         await press(call, prompts)
         await call.wait_for_playback(prompts.media("queued"))
@@ -285,11 +302,10 @@ async def test_an_agent_left_alone_by_a_caller_who_hung_up_while_the_app_was_dow
     try:
         await second.wait_connected()
         await pbx_sim.wait_idle(timeout=5)  # the agent's leg hung up, the bridge destroyed
-        for _ in range(100):
-            if (await second.queue_engine.agent("7101"))["state"] == AgentState.AVAILABLE:
-                break
-            await asyncio.sleep(0.05)
-        assert (await second.queue_engine.agent("7101"))["state"] == AgentState.AVAILABLE
+        async def released() -> bool:
+            return await agent_state(second, "7101") == AgentState.AVAILABLE
+
+        await eventually(released)
     finally:
         await second.stop()
 
@@ -297,8 +313,7 @@ async def test_an_agent_left_alone_by_a_caller_who_hung_up_while_the_app_was_dow
 async def test_a_caller_who_gave_up_waiting_and_calls_back_soon_gets_their_place_back(
     pbx_sim: PbxSim, app: Application, prompts: PromptCatalogue
 ) -> None:
-    await app.queues.login(Agent("9101", HANGZHOU, frozenset({"general"}), frozenset({"zh-CN"}), "PJSIP/9101"))
-    await app.queue_engine.set_break("9101", "meeting")
+    await agent_on_break(app, "9101", HANGZHOU, "general", "meeting")
     first = await pbx_sim.place_call("057112315", caller_id="13800138000")
     await press(first, prompts)
     await first.wait_for_playback(prompts.media("queued"))
@@ -333,11 +348,7 @@ async def test_after_hours_a_caller_hears_the_after_hours_message_and_is_not_que
         await call.wait_ended(timeout=5)  # the line is closed after the goodbye
         await pbx_sim.wait_idle()
         assert await app.queue_engine.live_calls() == []
-        for _ in range(100):
-            record = await record_of(app, call)
-            if record.ended_at is not None:
-                break
-            await asyncio.sleep(0.02)
+        record = await eventually(lambda: ended_record(app, call))
         assert record.outcome == "after_hours"
     finally:
         await app.stop()
