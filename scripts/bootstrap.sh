@@ -34,7 +34,10 @@ stamp=.venv/.hotline-deps
 want=$(sha256sum pyproject.toml | cut -c1-64)
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   echo "bootstrap: installing Python dependencies"
-  .venv/bin/python -m pip install -q --upgrade pip >/dev/null
-  .venv/bin/python -m pip install -q -e ".[speech,test]"
+  # Some machines' pip configuration names package folders that do not exist; pip warns about
+  # each on every package. Those lines are noise in CI logs: drop them, keep everything else.
+  quiet() { "$@" 2> >(grep -v "is ignored: it is neither a file nor a directory" >&2); }
+  quiet .venv/bin/python -m pip install -q --upgrade pip >/dev/null
+  quiet .venv/bin/python -m pip install -q -e ".[speech,test]"
   echo "$want" > "$stamp"
 fi
