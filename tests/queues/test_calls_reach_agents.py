@@ -352,3 +352,39 @@ async def test_after_hours_a_caller_hears_the_after_hours_message_and_is_not_que
         assert record.outcome == "after_hours"
     finally:
         await app.stop()
+
+
+async def test_a_waiting_call_survives_a_restart_of_redis_and_still_reaches_an_agent(
+    pbx_sim: PbxSim, queue_settings: Settings, prompts: PromptCatalogue, tmp_path
+) -> None:  # type: ignore[no-untyped-def]
+    from hotline.embedded import RedisProcess
+
+    redis = RedisProcess(tmp_path / "redis")  # its own server: this test restarts it
+    redis.start()
+    settings = queue_settings.model_copy(update={"redis": queue_settings.redis.model_copy(update={"url": redis.url})})
+    app = Application(settings)
+    try:
+        await app.start()
+        await app.wait_connected()
+        await agent_on_break(app, "9201", HANGZHOU, "general")
+        call = await pbx_sim.place_call("057112315", caller_id="13800138000")
+        await press(call, prompts)
+        await call.wait_for_playback(prompts.media("queued"))
+        await asyncio.sleep(0.2)
+
+        redis.stop()  # a clean restart: the append-only file has everything
+        redis.start()
+
+        async def back() -> object:
+            try:
+                return await app.queue_engine.live_calls()
+            except Exception:  # noqa: BLE001 - the first commands after the restart may fail
+                return None
+
+        assert len(await eventually(back)) == 1
+        await app.queues.available("9201")
+        await talking_to(pbx_sim, call, "PJSIP/9201")
+        await call.hangup()
+    finally:
+        await app.stop()
+        redis.stop()
