@@ -130,6 +130,12 @@ class QueueSettings(BaseModel):
     #: A caller who hung up while waiting and calls again within this many minutes (same
     #: number, same line) gets their old place back. 0 turns it off.
     resume_place_min: float = Field(10.0, ge=0)
+    #: Waiting callers may ask to be called back when their turn comes, keeping their place.
+    callback_offer: bool = True
+    #: The trunk (pjsip.conf endpoint) that calls callers back, and how often it tries.
+    callback_trunk: str = "carrier"
+    callback_attempts: int = Field(3, ge=1, le=10)
+    callback_retry_s: float = Field(120.0, ge=0)
     #: Answered around the clock by default; a centre with hours sets them here.
     hours: OpeningHours = OpeningHours()
 

@@ -110,6 +110,13 @@ class IvrService:
         # begin() persists the new call, then enter() answers.
         await flow.begin()
 
+    async def adopt(self, state: CallState, first: BaseState) -> None:
+        """Start a flow for a call we place ourselves (a callback): its channel's id is chosen
+        by us, so its events come to this flow's own FIFO."""
+        flow = CallFlow(Call(state, self.svc), first)
+        self.flows[state.channel_id] = flow
+        await flow.begin()
+
     async def resume_call(self, channel: Channel) -> None:
         """A channel ARI says is in our application, but no flow in memory: after a restart."""
         if channel.id in self.flows:

@@ -46,6 +46,10 @@ class IvrStasis:
             # A channel we made for this call (aliased to it): its listener's media legs.
             await self._ivr.helper_entered(key, event.channel.id)
             return
+        if key in self._ivr.flows:
+            # A channel we placed for a call of ours (a callback) answered and entered Stasis.
+            await self._ivr.helper_entered(key, key)
+            return
         try:
             args = InboundArgs.parse(list(event.args))
         except ValueError as exc:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from hotline.ari.errors import CALL_GONE, AriError
-from ivr.flow import BaseState, Call, State, Waiting, register_states
+from ivr.flow import BaseState, Call, Ended, State, Waiting, register_states
 from ivr.speech.events import Recognized, SpeechEvent, SpeechStarted
 
 if TYPE_CHECKING:
@@ -173,10 +173,75 @@ class InQueue(Waiting):
     async def on_offer(self, call: Call, offer: Any) -> State:
         return Connecting.to(call, offer)
 
+    async def on_dtmf(self, call: Call, digit: str) -> State:
+        if digit == "1" and queues(call).callback_possible(call):
+            call.data.menu_path.append("in_queue:callback")
+            return CallbackBooked()
+        return self
+
     async def on_caller_gone(self, call: Call) -> None:
         svc = queues(call)
         await svc.keep_place(call)
         await svc.engine.remove(call.data.call_id, "abandoned")
+
+
+@dataclass
+class CallbackBooked(BaseState):
+    """The caller will be called back: their place stays in the queue, their line is closed."""
+
+    name: ClassVar[str] = "callback_booked"
+    outcome_on_hangup: ClassVar[str] = "callback_booked"
+
+    async def enter(self, call: Call) -> State:
+        await queues(call).book_callback(call)
+        try:
+            await call.svc.ari.stop_moh(call.key)
+        except AriError:
+            pass
+        await call.play("callback_booked")
+        return self
+
+    async def on_playback_finished(self, call: Call, playback_id: str) -> State:
+        if playback_id == call.playback_id:
+            try:
+                await call.svc.ari.hangup(call.key)
+            except CALL_GONE:
+                pass
+        return self
+
+
+@dataclass
+class CallingBack(BaseState):
+    """An agent is free for a caller who asked to be called back: their phone rings first."""
+
+    name: ClassVar[str] = "calling_back"
+    outcome_on_hangup: ClassVar[str] = "callback_unanswered"
+    agent_id: str = ""
+    endpoint: str = ""
+
+    async def enter(self, call: Call) -> State:
+        svc = queues(call)
+        try:
+            await call.svc.ari.originate(
+                svc.callback_endpoint(call), app=svc.app, app_args=["callback", call.data.call_id],
+                caller_id=call.data.hotline_number, timeout_s=svc.settings.ring_timeout_s * 2, channel_id=call.key,
+            )
+        except AriError as exc:
+            log.warning("call %s: calling the caller back failed: %s", call.data.call_id, exc)
+            await svc.callback_failed(call)
+            return Ended()
+        return self
+
+    async def on_helper_entered(self, call: Call, channel_id: str) -> State:
+        if channel_id != call.key:
+            return self
+        # The caller picked up: now their agent's phone rings, as for any call.
+        call.data.agent_id = self.agent_id
+        call.data.agent_channel = queues(call).agent_leg_id(call)
+        return Connecting(agent_id=self.agent_id, endpoint=self.endpoint)
+
+    async def on_caller_gone(self, call: Call) -> None:
+        await queues(call).callback_failed(call)
 
 
 @dataclass
@@ -283,4 +348,4 @@ class Connected(BaseState):
             await svc.engine.hung_up(call.data.call_id, call.data.agent_id)
 
 
-register_states(AfterHours, AskCity, InQueue, Connecting, Connected)
+register_states(AfterHours, AskCity, InQueue, CallbackBooked, CallingBack, Connecting, Connected)

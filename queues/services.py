@@ -14,6 +14,7 @@ from datetime import datetime, timezone
 import logging
 from contextlib import suppress
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from hotline.ari.dispatcher import Dispatcher
 from hotline.ari.errors import AriError
@@ -24,10 +25,14 @@ from ivr.flow import BaseState, Call
 from ivr.store import utcnow
 from queues.engine import Agent, Offer, QueueEngine, WaitingCall
 from queues.figures import FiguresPublisher
-from queues.flow import AfterHours, AskCity, Connecting, InQueue
+from ivr.store import CallState
+from queues.flow import AfterHours, AskCity, CallingBack, Connecting, InQueue
 from queues.hours import is_open
 from queues.jurisdictions import JurisdictionTree
 from queues.resolve import JurisdictionResolver
+
+if TYPE_CHECKING:
+    from ivr.services import IvrService
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +93,56 @@ class QueueService:
         offer = offer or await self._skip_unstaffed(call)
         log.info("call %s queued for %s (%s) on %s", data.call_id, code, source, data.business_line)
         return Connecting.to(call, offer) if offer is not None else InQueue()
+
+    # --- callbacks: the caller hangs up, keeps their place, and is called when it is their turn ------
+
+    def callback_possible(self, call: Call) -> bool:
+        digits = "".join(ch for ch in call.data.caller_phone if ch.isdigit())
+        return self.settings.callback_offer and len(digits) >= 7
+
+    def _callback_key(self, call_id: str) -> str:
+        return f"{self.engine.prefix}:callback:{call_id}"
+
+    async def book_callback(self, call: Call) -> None:
+        """Keep everything about the call, so that any process can call the caller back."""
+        await self.engine.redis.hset(self._callback_key(call.data.call_id),
+                                     mapping={"state": call.data.to_json(), "attempts": 0})
+        log.info("call %s: the caller asked to be called back", call.data.call_id)
+
+    def callback_endpoint(self, call: Call) -> str:
+        number = "".join(ch for ch in call.data.caller_phone if ch.isdigit())
+        return f"PJSIP/{number}@{self.settings.callback_trunk}"
+
+    async def call_back(self, offer: Offer, ivr: "IvrService") -> bool:
+        """An agent was offered a call whose caller waits for our call: ring the caller."""
+        raw = await self.engine.redis.hget(self._callback_key(offer.call_id), "state")
+        if raw is None:
+            return False
+        state = CallState.from_json(raw)
+        attempt = await self.engine.redis.hincrby(self._callback_key(offer.call_id), "attempts", 1)
+        state.channel_id = f"{offer.channel_id}-cb-{attempt}"
+        state.state, state.ended_at, state.outcome, state.hangup_cause = "calling_back", None, None, None
+        await ivr.adopt(state, CallingBack(agent_id=offer.agent_id, endpoint=offer.endpoint))
+        return True
+
+    async def callback_failed(self, call: Call) -> None:
+        """The caller did not answer: the agent is freed; the call is tried again later, in its place."""
+        key = self._callback_key(call.data.call_id)
+        before = await self.engine.call(call.data.call_id)
+        await self.engine.remove(call.data.call_id, "callback")
+        attempts = int(await self.engine.redis.hget(key, "attempts") or 0)
+        if before is None or attempts >= self.settings.callback_attempts:
+            await self.engine.redis.delete(key)
+            log.info("call %s: the caller could not be called back", call.data.call_id)
+            return
+        waiting = WaitingCall(call_id=call.data.call_id, channel_id=before["channel_id"],
+                              jurisdiction=before["jurisdiction"], line=before["line"],
+                              language=before["language"], enqueued_at_ms=before["enqueued_at_ms"])
+        asyncio.get_running_loop().call_later(self.settings.callback_retry_s,
+                                              lambda: asyncio.ensure_future(self._requeue(waiting)))
+
+    async def _requeue(self, waiting: WaitingCall) -> None:
+        self.deliver(await self.engine.enqueue(waiting))
 
     # --- a caller who gave up and calls again keeps their place -----------------------------------
 
@@ -168,6 +223,8 @@ class QueueService:
         prompts = ["callers_ahead_before", f"number:{position - 1}", "callers_ahead_after"]
         if wait_s is not None:
             prompts += ["estimated_wait_before", f"number:{max(1, round(wait_s / 60))}", "estimated_wait_after"]
+        if self.callback_possible(call):
+            prompts.append("callback_offer")
         with suppress(AriError):
             await self.ari.stop_moh(call.key)
         await call.play(*prompts)
@@ -241,6 +298,8 @@ class QueueService:
         gone = 0
         for call_id in await self.engine.live_calls():
             state = await self.engine.call(call_id)
+            if await self.engine.redis.exists(self._callback_key(call_id)):
+                continue  # the caller hung up on purpose and waits for our call
             if state is not None and state["channel_id"] not in live:
                 await self.engine.remove(call_id, "abandoned")
                 gone += 1

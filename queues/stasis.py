@@ -26,5 +26,7 @@ class QueueStasis:
         offer = event.offer
         taken = await self._ivr.deliver(key, lambda state, call: state.on_offer(call, offer))
         flow = self._ivr.flows.get(key)
+        if not taken and await self._queues.call_back(offer, self._ivr):
+            return  # the caller asked to be called back: their phone rings now
         if not taken or flow is None or flow.call.data.agent_id != offer.agent_id:
             await self._queues.refuse(offer)

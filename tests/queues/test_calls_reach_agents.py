@@ -388,3 +388,63 @@ async def test_a_waiting_call_survives_a_restart_of_redis_and_still_reaches_an_a
     finally:
         await app.stop()
         redis.stop()
+
+
+async def test_a_caller_who_asks_to_be_called_back_keeps_their_place_and_is_called_when_an_agent_is_free(
+    pbx_sim: PbxSim, app: Application, prompts: PromptCatalogue
+) -> None:
+    await agent_on_break(app, "9301", HANGZHOU, "general")
+    call = await pbx_sim.place_call("057112315", caller_id="13800138000")
+    await press(call, prompts)
+    await call.wait_for_playback(prompts.media("callback_offer"), timeout=3)
+    call.send_dtmf("1")
+    await call.wait_for_playback(prompts.media("callback_booked"))
+    await call.wait_ended()  # the caller's line is closed; their place is not
+    await app.dispatcher.drain()
+    assert len(await app.queue_engine.live_calls()) == 1
+
+    await app.queues.available("9301")
+
+    def called_back() -> str | None:  # the stand-in's channel to the caller's own number
+        return next((c.id for c in pbx_sim.engine.channels.values()
+                     if c.name.startswith("PJSIP/13800138000@carrier-")), None)
+
+    leg = str(await call.wait_for(called_back, timeout=5, what="the caller to be called back"))
+    await call.wait_for(lambda: (ch := pbx_sim.channel(leg)) is not None and ch.bridge_id is not None, timeout=5,
+                        what="the called-back caller to be bridged with the agent")
+    bridge = pbx_sim.engine.bridges[pbx_sim.channel(leg).bridge_id]
+    assert any(pbx_sim.channel(c).name.startswith("PJSIP/9301-") for c in bridge.channels if c != leg)
+    assert (await app.queue_engine.agent("9301"))["state"] == AgentState.ON_CALL
+    pbx_sim.engine.hangup(pbx_sim.channel(leg), 16)
+    await pbx_sim.wait_idle()
+
+
+async def test_a_caller_who_does_not_answer_the_callback_is_tried_again_then_given_up_and_the_agent_is_freed(
+    pbx_sim: PbxSim, queue_settings: Settings, prompts: PromptCatalogue
+) -> None:
+    settings = queue_settings.model_copy(update={"queues": queue_settings.queues.model_copy(
+        update={"callback_attempts": 2, "callback_retry_s": 0.2})})
+    pbx_sim.endpoint("PJSIP/13800138009@carrier", mode="no_answer")
+    app = Application(settings)
+    await app.start()
+    try:
+        await app.wait_connected()
+        await agent_on_break(app, "9401", HANGZHOU, "general")
+        call = await pbx_sim.place_call("057112315", caller_id="13800138009")
+        await press(call, prompts)
+        await call.wait_for_playback(prompts.media("callback_offer"), timeout=3)
+        call.send_dtmf("1")
+        await call.wait_ended()
+        await app.queues.available("9401")
+
+        async def given_up() -> bool:
+            return not await app.queue_engine.live_calls()
+
+        await eventually(given_up, timeout=10)  # two rings of 2 s each, 0.2 s apart
+
+        async def agent_free() -> bool:
+            return await agent_state(app, "9401") == AgentState.AVAILABLE
+
+        await eventually(agent_free)
+    finally:
+        await app.stop()
