@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 from datetime import datetime, timezone
 import logging
 from contextlib import suppress
@@ -135,14 +136,19 @@ class QueueService:
             await self.engine.redis.delete(key)
             log.info("call %s: the caller could not be called back", call.data.call_id)
             return
-        waiting = WaitingCall(call_id=call.data.call_id, channel_id=before["channel_id"],
-                              jurisdiction=before["jurisdiction"], line=before["line"],
-                              language=before["language"], enqueued_at_ms=before["enqueued_at_ms"])
-        asyncio.get_running_loop().call_later(self.settings.callback_retry_s,
-                                              lambda: asyncio.ensure_future(self._requeue(waiting)))
+        # The retry waits in Redis, not in this process: whichever process runs next requeues it.
+        retry = json.dumps({k: before[k] for k in ("call_id", "channel_id", "jurisdiction", "line", "language",
+                                                   "enqueued_at_ms")})
+        due = self.engine.clock_ms() + round(self.settings.callback_retry_s * 1000)
+        await self.engine.redis.zadd(self._retry_key(), {retry: due})
 
-    async def _requeue(self, waiting: WaitingCall) -> None:
-        self.deliver(await self.engine.enqueue(waiting))
+    def _retry_key(self) -> str:
+        return f"{self.engine.prefix}:callback-retries"
+
+    async def _requeue_due_callbacks(self) -> None:
+        for raw in await self.engine.redis.zrangebyscore(self._retry_key(), "-inf", self.engine.clock_ms()):
+            if await self.engine.redis.zrem(self._retry_key(), raw):  # claimed by this process only
+                self.deliver(await self.engine.enqueue(WaitingCall(**json.loads(raw))))
 
     # --- a caller who gave up and calls again keeps their place -----------------------------------
 
@@ -333,13 +339,14 @@ class QueueService:
         ]
 
     async def _run_wrap_ups(self) -> None:
-        # Any process may end any wrap-up (they are in Redis), so one that another process
-        # started before it died still ends.
+        # Any process may end any wrap-up and requeue any due callback retry (both are in
+        # Redis), so what another process started before it died still happens.
         while True:
             await asyncio.sleep(0.2)
             try:
                 for agent_id in await self.engine.wrap_up_due():
                     self.deliver(await self.engine.set_available(agent_id))
+                await self._requeue_due_callbacks()
             except asyncio.CancelledError:
                 raise
             except Exception:
