@@ -70,6 +70,13 @@ class Call:
         except CALL_GONE:
             pass  # already finished: nothing to stop
 
+    async def hang_up(self) -> None:
+        """Close the caller's line; the hang-up events then end the call as usual."""
+        try:
+            await self.svc.ari.hangup(self.key)
+        except CALL_GONE:
+            pass  # already gone
+
     async def listen(self, menu: str) -> bool:
         """Let the caller say their choice in ``menu``; False means DTMF only this time."""
         self.speaking = False

@@ -11,7 +11,7 @@ import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from hotline.ari.errors import CALL_GONE, AriError
+from hotline.ari.errors import AriError
 from ivr.flow import BaseState, Call, Ended, State, Waiting, register_states
 from ivr.speech.events import Recognized, SpeechEvent, SpeechStarted
 
@@ -30,8 +30,17 @@ def queues(call: Call) -> "QueueService":
     return call.svc.router  # type: ignore[return-value]
 
 
+class Farewell(BaseState):
+    """Say the last prompts, then close the caller's line."""
+
+    async def on_playback_finished(self, call: Call, playback_id: str) -> State:
+        if playback_id == call.playback_id:
+            await call.hang_up()
+        return self
+
+
 @dataclass
-class AfterHours(BaseState):
+class AfterHours(Farewell):
     """Outside opening hours: the caller is told when to call, then the line is closed."""
 
     name: ClassVar[str] = "after_hours"
@@ -41,14 +50,6 @@ class AfterHours(BaseState):
         call.data.outcome = "after_hours"
         await call.close_listener()
         await call.play("after_hours", "goodbye")
-        return self
-
-    async def on_playback_finished(self, call: Call, playback_id: str) -> State:
-        if playback_id == call.playback_id:
-            try:
-                await call.svc.ari.hangup(call.key)
-            except CALL_GONE:
-                pass
         return self
 
 
@@ -186,7 +187,7 @@ class InQueue(Waiting):
 
 
 @dataclass
-class CallbackBooked(BaseState):
+class CallbackBooked(Farewell):
     """The caller will be called back: their place stays in the queue, their line is closed."""
 
     name: ClassVar[str] = "callback_booked"
@@ -199,14 +200,6 @@ class CallbackBooked(BaseState):
         except AriError:
             pass
         await call.play("callback_booked")
-        return self
-
-    async def on_playback_finished(self, call: Call, playback_id: str) -> State:
-        if playback_id == call.playback_id:
-            try:
-                await call.svc.ari.hangup(call.key)
-            except CALL_GONE:
-                pass
         return self
 
 
@@ -332,10 +325,7 @@ class Connected(BaseState):
             return self
         # The agent hung up: the conversation is over for the caller too.
         call.data.outcome = "answered"
-        try:
-            await call.svc.ari.hangup(call.key)
-        except CALL_GONE:
-            pass
+        await call.hang_up()
         return self
 
     async def on_caller_gone(self, call: Call) -> None:
