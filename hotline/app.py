@@ -159,9 +159,9 @@ class Application:
 
     async def _resync(self) -> None:
         """After every (re)connect: calls first, then the queues they may have left."""
-        await self.ivr.resync()
+        live = await self.ivr.resync()
         if isinstance(self.queues, QueueService):
-            await self.queues.resync()
+            await self.queues.resync(live)
 
     async def _sink(self, key: str, event) -> None:  # type: ignore[no-untyped-def]
         await self._handle(key, event)

@@ -70,6 +70,19 @@ class Call:
         except CALL_GONE:
             pass  # already finished: nothing to stop
 
+    async def barge_in(self, timer: str) -> None:
+        """The caller started talking: the prompt stops and the silence timer with it."""
+        self.speaking = True
+        self.cancel_timer(timer)
+        await self.stop_prompt()
+
+    async def stop_music(self) -> None:
+        """Music on hold off (before a prompt or a bridge); already off is fine."""
+        try:
+            await self.svc.ari.stop_moh(self.key)
+        except AriError:
+            pass
+
     async def hang_up(self) -> None:
         """Close the caller's line; the hang-up events then end the call as usual."""
         try:
@@ -227,9 +240,7 @@ class MainMenu(BaseState):
 
     async def on_speech(self, call: Call, event: SpeechEvent) -> State:
         if isinstance(event, SpeechStarted):
-            call.speaking = True
-            call.cancel_timer(NO_INPUT_TIMER)
-            await call.stop_prompt()  # barge-in
+            await call.barge_in(NO_INPUT_TIMER)
             return self
         assert isinstance(event, Recognized)
         call.speaking = False

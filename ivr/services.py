@@ -223,8 +223,9 @@ class IvrService:
 
     # --- resynchronization ----------------------------------------------------------
 
-    async def resync(self) -> None:
-        """After every (re)connect: reconcile our calls with what ARI says is live."""
+    async def resync(self) -> set[str]:
+        """After every (re)connect: reconcile our calls with what ARI says is live; returns
+        the ids of the live channels, for other features to reconcile with."""
         channels = await self.svc.ari.list_channels()
         await self._sweep_helpers(channels)
         ours = {c.id: c for c in channels if c.in_stasis_app(self._app) and not is_helper_id(c.id)}
@@ -246,6 +247,7 @@ class IvrService:
                 Resynchronized(type="Resynchronized", application=self._app, timestamp="", channel=channel)
             )
         log.info("resync: %d channel(s) in %s, %d flow(s) live", len(ours), self._app, len(self.flows))
+        return live_ids
 
     async def _sweep_helpers(self, channels: list[Channel]) -> None:
         """Hang up listener channels and bridges that no live call owns (left by a dead process)."""

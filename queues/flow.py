@@ -107,9 +107,7 @@ class AskCity(BaseState):
 
     async def on_speech(self, call: Call, event: SpeechEvent) -> State:
         if isinstance(event, SpeechStarted):
-            call.speaking = True
-            call.cancel_timer(CITY_TIMER)
-            await call.stop_prompt()
+            await call.barge_in(CITY_TIMER)
             return self
         assert isinstance(event, Recognized)
         call.speaking = False
@@ -195,10 +193,7 @@ class CallbackBooked(Farewell):
 
     async def enter(self, call: Call) -> State:
         await queues(call).book_callback(call)
-        try:
-            await call.svc.ari.stop_moh(call.key)
-        except AriError:
-            pass
+        await call.stop_music()
         await call.play("callback_booked")
         return self
 
@@ -229,9 +224,7 @@ class CallingBack(BaseState):
         if channel_id != call.key:
             return self
         # The caller picked up: now their agent's phone rings, as for any call.
-        call.data.agent_id = self.agent_id
-        call.data.agent_channel = queues(call).agent_leg_id(call)
-        return Connecting(agent_id=self.agent_id, endpoint=self.endpoint)
+        return Connecting.ring(call, self.agent_id, self.endpoint)
 
     async def on_caller_gone(self, call: Call) -> None:
         await queues(call).callback_failed(call)
@@ -248,11 +241,15 @@ class Connecting(BaseState):
 
     @classmethod
     def to(cls, call: Call, offer: "Offer") -> "Connecting":
-        """Ring the offered agent. The agent and the leg's id go on the call first, so that
-        they are stored before the phone rings (a restart then knows whom it was ringing)."""
-        call.data.agent_id = offer.agent_id
+        return cls.ring(call, offer.agent_id, offer.endpoint)
+
+    @classmethod
+    def ring(cls, call: Call, agent_id: str, endpoint: str) -> "Connecting":
+        """Ring the agent. The agent and the leg's id go on the call first, so that they are
+        stored before the phone rings (a restart then knows whom it was ringing)."""
+        call.data.agent_id = agent_id
         call.data.agent_channel = queues(call).agent_leg_id(call)
-        return cls(agent_id=offer.agent_id, endpoint=offer.endpoint)
+        return cls(agent_id=agent_id, endpoint=endpoint)
 
     async def enter(self, call: Call) -> State:
         svc = queues(call)

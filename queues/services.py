@@ -231,8 +231,7 @@ class QueueService:
             prompts += ["estimated_wait_before", f"number:{max(1, round(wait_s / 60))}", "estimated_wait_after"]
         if self.callback_possible(call):
             prompts.append("callback_offer")
-        with suppress(AriError):
-            await self.ari.stop_moh(call.key)
+        await call.stop_music()
         await call.play(*prompts)
 
     # --- agents' legs -----------------------------------------------------------------------------
@@ -252,8 +251,7 @@ class QueueService:
         try:
             await self.ari.create_bridge(bridge_id=bridge_id, name=f"call {data.call_id}")
             await call.stop_prompt()
-            with suppress(AriError):
-                await self.ari.stop_moh(call.key)
+            await call.stop_music()
             await self.ari.add_channel(bridge_id, call.key)
             await self.ari.add_channel(bridge_id, data.agent_channel or "")
         except AriError as exc:
@@ -297,15 +295,15 @@ class QueueService:
 
     # --- after a (re)connect ------------------------------------------------------------------------
 
-    async def resync(self) -> None:
-        """Calls the engine holds whose channel Asterisk no longer has (they hung up while we
-        were away) leave the queues, so no agent is rung for a caller who is gone."""
-        live = {c.id for c in await self.ari.list_channels()}
+    async def resync(self, live: set[str]) -> None:
+        """Calls the engine holds whose channel Asterisk no longer has (``live``: the channel
+        ids ARI lists; they hung up while we were away) leave the queues, so no agent is rung
+        for a caller who is gone."""
         gone = 0
         for call_id in await self.engine.live_calls():
-            state = await self.engine.call(call_id)
             if await self.engine.redis.exists(self._callback_key(call_id)):
                 continue  # the caller hung up on purpose and waits for our call
+            state = await self.engine.call(call_id)
             if state is not None and state["channel_id"] not in live:
                 await self.engine.remove(call_id, "abandoned")
                 gone += 1
