@@ -11,16 +11,20 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, StatementError
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, async_sessionmaker
 
 from callrecords.models import CallRecord
+from hotline.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
+
+AfterWrite = Callable[[AsyncConnection, list[dict[str, Any]]], Awaitable[None]]
 
 
 def upsert_statement(dialect: str) -> Any:
@@ -48,8 +52,11 @@ def refused_data(exc: BaseException) -> bool:
 class CallRecordWriter:
     """Write-behind of call-record snapshots, coalesced per call and committed in batches."""
 
-    def __init__(self, engine: AsyncEngine, *, batch_delay_s: float = 0.05, max_batch: int = 500) -> None:
+    def __init__(self, engine: AsyncEngine, *, batch_delay_s: float = 0.05, max_batch: int = 500,
+                 after_write: AfterWrite | None = None) -> None:
         self._engine = engine
+        #: Runs in each batch's transaction (the platform feed queues ended calls there).
+        self._after_write = after_write
         self._upsert = upsert_statement(engine.dialect.name)
         self._delay = batch_delay_s
         self._max_batch = max_batch
@@ -103,6 +110,8 @@ class CallRecordWriter:
     async def _write(self, rows: list[dict[str, Any]]) -> None:
         async with self._engine.begin() as conn:
             await conn.execute(self._upsert, rows)
+            if self._after_write is not None:
+                await self._after_write(conn, rows)
         self.batches_written += 1
 
     async def _write_one_by_one(self, rows: list[dict[str, Any]]) -> None:
@@ -133,8 +142,7 @@ class CallRecordWriter:
             await self.flush()
         finally:
             if self._task is not None:
-                self._task.cancel()
-                await asyncio.gather(self._task, return_exceptions=True)
+                await cancel_and_wait([self._task], what="the call-record writer")
 
 
 class CallRecordRepository:

@@ -29,11 +29,15 @@ from queues.jurisdictions import JurisdictionTree
 from queues.resolve import JurisdictionResolver
 from queues.services import QueueService
 from queues.stasis import QueueStasis
+from hotline.tasks import cancel_and_wait
 
 if TYPE_CHECKING:
     from ivr.speech.engine import SpeechEngine
 
 log = logging.getLogger(__name__)
+
+#: The longest one step of shutting down may take.
+STOP_STEP_TIMEOUT_S = 15.0
 
 
 def connect_redis(settings: RedisSettings) -> Redis:
@@ -173,9 +177,7 @@ class Application:
         """Stop taking events, finish what is queued, release everything. Each step runs even
         if one before it failed, so that a stuck database never leaves sockets and tasks behind.
         Calls in progress stay in Asterisk (and in Redis): a restarted process resumes them."""
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await cancel_and_wait(self._tasks, what="the application")
         self._tasks.clear()
         steps: list[tuple[str, Callable[[], Awaitable[object]]]] = [
             ("draining events", lambda: self.dispatcher.drain(timeout=2.0)),
@@ -195,7 +197,9 @@ class Application:
         ]
         for what, step in steps:
             try:
-                await step()
+                # Bounded: a shutdown that hangs on one step would keep SIGTERM waiting for ever.
+                async with asyncio.timeout(STOP_STEP_TIMEOUT_S):
+                    await step()
             except Exception as exc:  # noqa: BLE001 - the next steps must still run
                 log.warning("stopping: %s failed: %s", what, exc or type(exc).__name__)
 

@@ -61,6 +61,29 @@ def _cmd_models(args: argparse.Namespace) -> int:
     return models_main(args.rest)
 
 
+def _cmd_platform_sim(args: argparse.Namespace) -> int:
+    from national.sim.__main__ import main as platform_main
+
+    configure_logging("INFO")
+    return platform_main(args.rest)
+
+
+def _cmd_outbox(args: argparse.Namespace) -> int:
+    from delivery.cli import main as outbox_main
+
+    settings = load_settings(args.config)
+    configure_logging(settings.log_level)
+    return outbox_main(settings, args.rest)
+
+
+def _cmd_db(args: argparse.Namespace) -> int:
+    from hotline.migrate import main as db_main
+
+    settings = load_settings(args.config)
+    configure_logging(settings.log_level)
+    return db_main(settings, args.rest)
+
+
 COMMANDS: dict[str, tuple[str, Callable[[argparse.Namespace], int], bool]] = {
     # name: (help, handler, passes the remaining arguments through)
     "serve": ("run the ARI application against Asterisk", _cmd_serve, False),
@@ -68,6 +91,9 @@ COMMANDS: dict[str, tuple[str, Callable[[argparse.Namespace], int], bool]] = {
     "pbx-sim": ("run the Asterisk 22 ARI stand-in", _cmd_pbx_sim, True),
     "prompts": ("build the IVR prompt sound files", _cmd_prompts, True),
     "models": ("download and verify speech models", _cmd_models, True),
+    "platform-sim": ("run the national 12315 platform stand-in", _cmd_platform_sim, True),
+    "outbox": ("inspect, retry and replay deliveries to the national platform", _cmd_outbox, True),
+    "db": ("upgrade or inspect the database schema (Alembic)", _cmd_db, True),
 }
 
 

@@ -145,6 +145,40 @@ class HttpSettings(BaseModel):
     port: int = 8080
 
 
+class PlatformSettings(BaseModel):
+    """The national 12315 platform (``../shared/national-platform/openapi.yaml``) and our
+    delivery to it through the outbox."""
+
+    #: Base URL; the contract's paths (``/v1/cases``) are appended to it.
+    url: str = "http://127.0.0.1:8090/api"
+    org_code: str = "DEMO330100"
+    #: The shared secret the platform issued; set it through HOTLINE_PLATFORM__SECRET.
+    secret: str = "demo-secret"
+    timeout_s: float = 10.0
+    #: Delivery workers in this process (each sends up to ``concurrency`` requests at once).
+    workers: int = 1
+    concurrency: int = 32
+    #: Rows one claim takes; a claimed row is leased, so a killed worker's rows come back.
+    claim_batch: int = 64
+    lease_s: float = 60.0
+    #: Backoff between attempts: full jitter up to ``base * 2**attempt``, capped; a
+    #: ``Retry-After`` is a floor.
+    backoff_base_s: float = 1.0
+    backoff_cap_s: float = 300.0
+    #: After this many failed attempts of a retryable kind, a row is dead-lettered.
+    max_attempts: int = 200
+    #: How often an idle worker looks for due rows (new rows also wake it in-process).
+    poll_s: float = 1.0
+    enabled: bool = True
+
+
+class IntakeSettings(BaseModel):
+    """Omni-channel intake: complaints from the web, WeChat and the app, one API key per channel.
+    Keys are given as their SHA-256 (hex), so the settings file holds no usable secret."""
+
+    api_key_sha256: dict[str, str] = {}
+
+
 class Settings(BaseSettings):
     """Everything configurable, grouped by concern."""
 
@@ -162,6 +196,8 @@ class Settings(BaseSettings):
     speech: SpeechSettings = SpeechSettings()
     queues: QueueSettings = QueueSettings()
     http: HttpSettings = HttpSettings()
+    platform: PlatformSettings = PlatformSettings()
+    intake: IntakeSettings = IntakeSettings()
 
     @classmethod
     def settings_customise_sources(

@@ -31,6 +31,7 @@ from queues.flow import AfterHours, AskCity, CallingBack, Connecting, InQueue
 from queues.hours import is_open
 from queues.jurisdictions import JurisdictionTree
 from queues.resolve import JurisdictionResolver
+from hotline.tasks import cancel_and_wait
 
 if TYPE_CHECKING:
     from ivr.services import IvrService
@@ -352,6 +353,4 @@ class QueueService:
                 await asyncio.sleep(1.0)
 
     async def close(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await cancel_and_wait(self._tasks, what="the queues")

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any, Awaitable, Callable
 
 from hotline.ari.models import Channel, Event
+from hotline.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -121,10 +122,7 @@ class Dispatcher:
             await asyncio.wait(list(self._tasks.values()), timeout=remaining)
 
     async def close(self) -> None:
-        tasks = list(self._tasks.values())
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await cancel_and_wait(list(self._tasks.values()), what="call event handlers")
         self._queues.clear()
         self._tasks.clear()
 

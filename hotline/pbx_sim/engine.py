@@ -19,6 +19,7 @@ from typing import Any
 from hotline.pbx_sim.apps import Applications
 from hotline.pbx_sim.playbacks import Player, Recorder, SoundLibrary
 from hotline.pbx_sim.state import Ids, SimBridge, SimChannel, SimError, SimPlayback, SimRecording
+from hotline.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -377,6 +378,4 @@ class Engine:
     async def close(self) -> None:
         for ch in list(self.channels.values()):
             self.hangup(ch, 16)
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await cancel_and_wait(list(self._tasks), what="the stand-in's tasks")

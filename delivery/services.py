@@ -1,0 +1,143 @@
+"""Delivery workers: claim due outbox rows, send them to the national platform, settle the
+answers. Several workers (in one process or many) may run at once; each row is leased to one
+of them at a time, and the platform's idempotency makes any second send a replay."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import socket
+import uuid
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+from delivery.models import Kind, State
+from delivery.outbox import Claimed, Outbox, Settled, utcnow
+from hotline.settings import PlatformSettings
+from national.client import Backoff, DeliveryResult, Outcome, PlatformClient
+from hotline.tasks import cancel_and_wait
+
+log = logging.getLogger(__name__)
+
+
+def worker_name(index: int) -> str:
+    """Unique across hosts, processes and restarts: a lease names who holds it."""
+    return f"{socket.gethostname()[:24]}:{os.getpid()}:{index}:{uuid.uuid4().hex[:6]}"
+
+
+class DeliveryWorker:
+    """One claim-send-settle loop."""
+
+    def __init__(self, outbox: Outbox, client: PlatformClient, backoff: Backoff, settings: PlatformSettings,
+                 *, name: str, clock: Callable[[], datetime] = utcnow) -> None:
+        self.outbox, self.client, self.backoff, self.settings = outbox, client, backoff, settings
+        self.name = name
+        self.clock = clock
+        self._sending = asyncio.Semaphore(settings.concurrency)
+        self.sent = 0
+
+    async def run(self) -> None:
+        while True:
+            try:
+                worked = await self.run_once()
+            except Exception:  # noqa: BLE001 - a database hiccup must not stop delivery for good
+                log.exception("delivery worker %s: a round failed; trying again shortly", self.name)
+                await asyncio.sleep(min(self.settings.poll_s, 1.0))
+                continue
+            if not worked:
+                await self._idle()
+
+    async def run_once(self) -> int:
+        """Claim one batch, send it, settle it; how many rows were handled."""
+        batch = await self.outbox.claim(self.name, self.settings.claim_batch, self.settings.lease_s)
+        if not batch:
+            return 0
+        results = await asyncio.gather(*(self._attempt(row) for row in batch))
+        await self.outbox.settle(self.name, results)
+        self.sent += len(batch)
+        return len(batch)
+
+    async def _idle(self) -> None:
+        # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancel that arrives
+        # as the wait ends, and this loop would then never stop.
+        try:
+            async with asyncio.timeout(self.settings.poll_s):
+                await self.outbox.wakeup.wait()
+        except TimeoutError:
+            return
+        self.outbox.wakeup.clear()
+
+    async def release(self) -> None:
+        """Give back this worker's leases (at a clean stop) so another worker need not wait
+        for them to run out; a row whose send was cut short is resent, as a replay."""
+        await self.outbox.release(self.name)
+
+    # ----------------------------------------------------------------- one row
+
+    async def _attempt(self, row: Claimed) -> Settled:
+        async with self._sending:
+            result = await self._send(row)
+        return self._settled(row, result)
+
+    async def _send(self, row: Claimed) -> DeliveryResult | str:
+        body = json.loads(row.body)
+        if row.kind is Kind.CASE:
+            return await self.client.submit_case(body, row.key)
+        if row.kind is Kind.CALL_RECORD:
+            return await self.client.submit_call_record(body, row.key)
+        if not row.platform_case_no:
+            # Claimed only after its case was delivered, so the receipt must have said it.
+            return "the case this step belongs to has no platform case number"
+        return await self.client.report_progress(row.platform_case_no, body)
+
+    def _settled(self, row: Claimed, result: DeliveryResult | str) -> Settled:
+        if isinstance(result, str):
+            log.error("outbox row %d (%s %s) dead: %s", row.id, row.kind, row.key, result)
+            return Settled(row, State.DEAD, error=result)
+        if result.ok:
+            receipt = result.body if isinstance(result.body, dict) else None
+            return Settled(row, State.DELIVERED, result.status, receipt=receipt)
+        error = result.reason or (f"HTTP {result.status}" if result.status else "no answer")
+        if result.outcome is Outcome.REJECTED:
+            log.warning("outbox row %d (%s %s) refused by the platform: %s %s", row.id, row.kind, row.key,
+                        result.status, error)
+            return Settled(row, State.DEAD, result.status, error, problems=list(map(dict, result.errors)))
+        if row.attempts >= self.settings.max_attempts:
+            log.error("outbox row %d (%s %s) dead after %d attempts: %s", row.id, row.kind, row.key,
+                      row.attempts, error)
+            return Settled(row, State.DEAD, result.status, f"gave up after {row.attempts} attempts: {error}")
+        delay = self.backoff.delay_s(row.attempts - 1, result.retry_after_s)
+        return Settled(row, State.PENDING, result.status, error,
+                       retry_at=self.clock() + timedelta(seconds=delay))
+
+
+class DeliveryService:
+    """The workers of one process, started and stopped together."""
+
+    def __init__(self, outbox: Outbox, client: PlatformClient, settings: PlatformSettings, *,
+                 backoff: Backoff | None = None, clock: Callable[[], datetime] = utcnow) -> None:
+        backoff = backoff or Backoff(settings.backoff_base_s, settings.backoff_cap_s)
+        self.workers = [DeliveryWorker(outbox, client, backoff, settings, name=worker_name(i), clock=clock)
+                        for i in range(settings.workers)]
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._tasks = [loop.create_task(w.run(), name=f"delivery:{w.name}") for w in self.workers]
+        log.info("delivery to the national platform: %d worker(s)", len(self.workers))
+
+    async def stop(self) -> None:
+        await cancel_and_wait(self._tasks, what="the delivery workers")
+        self._tasks = []
+        for worker in self.workers:
+            try:
+                await worker.release()
+            except Exception as exc:  # noqa: BLE001 - leases run out on their own anyway
+                log.warning("could not release the leases of %s: %s", worker.name, exc)
+
+    @property
+    def sent(self) -> int:
+        return sum(w.sent for w in self.workers)
+

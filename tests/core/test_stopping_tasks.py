@@ -1,0 +1,48 @@
+"""Shutting down never hangs on a background task that loses its cancellation."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import pytest
+
+from hotline.tasks import cancel_and_wait
+
+
+async def test_a_loop_that_swallows_one_cancel_is_cancelled_again_and_ends() -> None:
+    swallowed = 0
+
+    async def careless_loop() -> None:
+        nonlocal swallowed
+        while True:
+            try:
+                await asyncio.sleep(10)
+            except asyncio.CancelledError:
+                if swallowed:
+                    raise
+                swallowed += 1  # as a TimeoutError racing the cancel would make it do
+
+    task = asyncio.create_task(careless_loop())
+    await asyncio.sleep(0)
+    await cancel_and_wait([task], timeout=2)
+    assert task.cancelled() and swallowed == 1
+
+
+async def test_a_task_that_never_ends_is_named_in_the_log_and_left_behind(caplog: pytest.LogCaptureFixture) -> None:
+    async def stubborn() -> None:
+        while True:
+            try:
+                await asyncio.sleep(10)
+            except asyncio.CancelledError:
+                pass
+
+    task = asyncio.create_task(stubborn(), name="stubborn-worker")
+    await asyncio.sleep(0)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    with caplog.at_level(logging.ERROR):
+        await cancel_and_wait([task], timeout=0.3, what="the test's tasks")
+    assert loop.time() - started < 1.0
+    assert "stubborn-worker" in caplog.text and not task.done()
+    task.get_coro().close()  # type: ignore[union-attr]

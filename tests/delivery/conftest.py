@@ -1,0 +1,43 @@
+"""What the delivery tests share: an outbox on a real database (SQLite and PostgreSQL), a
+clock moved by hand."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+import delivery.models  # noqa: F401  (registers the table)
+from delivery.outbox import Outbox
+from hotline.db import create_schema, make_engine
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = datetime(2026, 11, 24, 2, 0, tzinfo=timezone.utc)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
+    engine = make_engine(database_url)
+    await create_schema(engine)
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture
+def outbox(engine: AsyncEngine, clock: Clock) -> Outbox:
+    return Outbox(engine, clock=clock)
