@@ -13,6 +13,8 @@ import uuid
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
+import aiohttp
+
 from delivery.models import Kind, State
 from delivery.outbox import Claimed, Outbox, Settled, utcnow
 from hotline.settings import PlatformSettings
@@ -141,3 +143,27 @@ class DeliveryService:
     def sent(self) -> int:
         return sum(w.sent for w in self.workers)
 
+
+
+class PlatformDelivery:
+    """The platform client and this process's workers, with the HTTP session they share:
+    what the application (and ``hotline outbox work``) start and stop as one."""
+
+    def __init__(self, outbox: Outbox, settings: PlatformSettings, *, backoff: Backoff | None = None) -> None:
+        self.outbox, self.settings, self._backoff = outbox, settings, backoff
+        self._session: aiohttp.ClientSession | None = None
+        self.service: DeliveryService | None = None
+
+    async def start(self) -> None:
+        s = self.settings
+        # One connection per request in flight: keep-alive carries the throughput.
+        self._session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=s.concurrency * s.workers))
+        client = PlatformClient(s.url, s.org_code, s.secret, self._session, timeout_s=s.timeout_s)
+        self.service = DeliveryService(self.outbox, client, s, backoff=self._backoff)
+        self.service.start()
+
+    async def stop(self) -> None:
+        if self.service is not None:
+            await self.service.stop()
+        if self._session is not None:
+            await self._session.close()

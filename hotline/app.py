@@ -15,6 +15,9 @@ import aiohttp
 from redis.asyncio import BlockingConnectionPool, Redis
 
 from callrecords.services import CallRecordRepository, CallRecordWriter
+from delivery.feeds import CallRecordFeed
+from delivery.outbox import Outbox
+from delivery.services import PlatformDelivery
 from hotline.ari.dispatcher import Dispatcher, Timers, make_sink_table
 from hotline.ari.events import EventStream
 from hotline.ari.rest import AriRest
@@ -99,8 +102,14 @@ class Application:
         await self.redis.ping()
         self.engine = make_engine(s.database.url)
         await create_schema(self.engine)
-        self.records = CallRecordWriter(self.engine)
+        # Ended calls are queued for the national platform in the transaction that saves them.
+        self.outbox = Outbox(self.engine)
+        self.records = CallRecordWriter(self.engine, after_write=CallRecordFeed(self.outbox))
         self.records.start()
+        self.delivery: PlatformDelivery | None = None
+        if s.platform.enabled:
+            self.delivery = PlatformDelivery(self.outbox, s.platform)
+            await self.delivery.start()
         self.call_records = CallRecordRepository(sessionmaker(self.engine))
 
         prompts = PromptCatalogue.load(s.ivr.language)
@@ -173,6 +182,10 @@ class Application:
     async def wait_connected(self, timeout: float = 10.0) -> None:
         await asyncio.wait_for(self.events.connected.wait(), timeout)
 
+    async def _stop_delivery(self) -> None:
+        if self.delivery is not None:
+            await self.delivery.stop()
+
     async def stop(self) -> None:
         """Stop taking events, finish what is queued, release everything. Each step runs even
         if one before it failed, so that a stuck database never leaves sockets and tasks behind.
@@ -191,6 +204,7 @@ class Application:
             steps.append(("closing the speech engine", self.speech.close))
         steps += [
             ("writing call records", self.records.close),
+            ("stopping delivery to the platform", self._stop_delivery),
             ("closing the database", self.engine.dispose),
             ("closing Redis", self.redis.aclose),
             ("closing the ARI client", self.http.close),

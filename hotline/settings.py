@@ -220,6 +220,9 @@ TEST_PROFILE: dict[str, Any] = {
     # Loading a speech model takes seconds: tests that test speech turn it on themselves.
     "speech": {"enabled": False},
     "ari": {"reconnect_initial_s": 0.05, "reconnect_max_s": 0.5},
+    # No platform is listening in most tests: ended calls still go into the outbox, and the
+    # delivery tests start a platform stand-in and workers themselves.
+    "platform": {"enabled": False},
 }
 
 

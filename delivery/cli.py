@@ -1,0 +1,178 @@
+"""``hotline outbox``: what is owed to the national platform, and the operator's levers.
+
+    hotline outbox stats                      rows per kind and state, oldest waiting
+    hotline outbox list [--state dead] [--kind case] [--limit 50]
+    hotline outbox show ID                    one row: body, last answer, problems
+    hotline outbox retry ID... | --all-dead   dead rows back to the queue
+    hotline outbox replay ID... | --since T [--kind K]   delivered rows sent again
+    hotline outbox work [--workers N]         run delivery workers in this process
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import signal
+import sys
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timezone
+from typing import TextIO
+
+from delivery.models import Kind, OutboxRow, State
+from delivery.outbox import Outbox
+from hotline.db import create_schema, make_engine
+from hotline.settings import Settings
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="hotline outbox", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="action", required=True)
+    sub.add_parser("stats", help="rows per kind and state")
+    ls = sub.add_parser("list", help="list rows, newest first")
+    ls.add_argument("--state", choices=[s.value for s in State])
+    ls.add_argument("--kind", choices=[k.value for k in Kind])
+    ls.add_argument("--limit", type=_positive, default=50)
+    show = sub.add_parser("show", help="one row in full")
+    show.add_argument("id", type=_positive)
+    retry = sub.add_parser("retry", help="send dead rows again")
+    retry.add_argument("ids", type=_positive, nargs="*")
+    retry.add_argument("--all-dead", action="store_true")
+    replay = sub.add_parser("replay", help="send delivered rows again (the platform replays what it has)")
+    replay.add_argument("ids", type=_positive, nargs="*")
+    replay.add_argument("--since", type=_moment, help="delivered at or after (RFC 3339, e.g. 2026-11-24T08:00:00+08:00)")
+    replay.add_argument("--kind", choices=[k.value for k in Kind])
+    work = sub.add_parser("work", help="run delivery workers until interrupted")
+    work.add_argument("--workers", type=_positive, help="workers in this process (default: settings)")
+    return parser
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text} must be 1 or more")
+    return value
+
+
+def _moment(text: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a time like 2026-11-24T08:00:00+08:00") from None
+    if moment.tzinfo is None:
+        raise argparse.ArgumentTypeError(f"{text!r} has no offset; write +08:00 or Z")
+    return moment
+
+
+def main(settings: Settings, argv: list[str], out: TextIO = sys.stdout) -> int:
+    args = build_parser().parse_args(argv)
+    return asyncio.run(_main(settings, args, out))
+
+
+async def _main(settings: Settings, args: argparse.Namespace, out: TextIO) -> int:
+    engine = make_engine(settings.database.url)
+    try:
+        await create_schema(engine)
+        outbox = Outbox(engine)
+        if args.action == "work":
+            return await _work(settings, outbox, args.workers)
+        action: Callable[[Outbox, argparse.Namespace, TextIO], Awaitable[int]] = ACTIONS[args.action]
+        return await action(outbox, args, out)
+    finally:
+        await engine.dispose()
+
+
+async def _stats(outbox: Outbox, _args: argparse.Namespace, out: TextIO) -> int:
+    counts = await outbox.counts()
+    out.write(f"{'kind':<12} {'pending':>9} {'delivered':>10} {'dead':>6}\n")
+    for kind in Kind:
+        row = [counts.get((kind.value, s.value), 0) for s in (State.PENDING, State.DELIVERED, State.DEAD)]
+        out.write(f"{kind.value:<12} {row[0]:>9} {row[1]:>10} {row[2]:>6}\n")
+    oldest = await outbox.oldest_pending()
+    if oldest is not None:
+        age = (datetime.now(timezone.utc) - oldest).total_seconds()
+        out.write(f"oldest waiting: {oldest.isoformat(timespec='seconds')} ({age:.0f} s ago)\n")
+    return 0
+
+
+async def _list(outbox: Outbox, args: argparse.Namespace, out: TextIO) -> int:
+    rows = await outbox.rows(state=args.state, kind=args.kind, limit=args.limit)
+    out.write(f"{'id':>8} {'kind':<11} {'state':<9} {'tries':>5} {'status':>6}  key / last error\n")
+    for row in rows:
+        note = f"  {row.last_error[:60]}" if row.last_error and row.state != State.DELIVERED else ""
+        out.write(f"{row.id:>8} {row.kind:<11} {row.state:<9} {row.attempts:>5} {row.last_status or '':>6}  "
+                  f"{row.key}{note}\n")
+    if not rows:
+        out.write("(no rows)\n")
+    return 0
+
+
+async def _show(outbox: Outbox, args: argparse.Namespace, out: TextIO) -> int:
+    rows = await outbox.rows(ids=[args.id], limit=1)
+    if not rows:
+        sys.stderr.write(f"hotline outbox: no row {args.id}\n")
+        return 1
+    json.dump(_describe(rows[0]), out, ensure_ascii=False, indent=2)
+    out.write("\n")
+    return 0
+
+
+def _describe(row: OutboxRow) -> dict[str, object]:
+    # The body holds personal data (the caller's phone and name): shown to the operator
+    # who asks for this one row, as the platform will receive it; never logged.
+    return {
+        "id": row.id, "kind": row.kind, "key": row.key, "ticket_id": row.ticket_id, "state": row.state,
+        "attempts": row.attempts, "next_attempt_at": _iso(row.next_attempt_at), "lease_owner": row.lease_owner,
+        "lease_until": _iso(row.lease_until), "last_status": row.last_status, "last_error": row.last_error,
+        "problems": row.problems, "receipt": row.receipt, "created_at": _iso(row.created_at),
+        "delivered_at": _iso(row.delivered_at), "body": json.loads(row.body),
+    }
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat(timespec="seconds") if moment else None
+
+
+async def _retry(outbox: Outbox, args: argparse.Namespace, out: TextIO) -> int:
+    if not args.ids and not args.all_dead:
+        sys.stderr.write("hotline outbox retry: name row ids, or --all-dead\n")
+        return 2
+    count = await outbox.retry(args.ids, all_dead=args.all_dead)
+    out.write(f"{count} dead row(s) queued again\n")
+    return 0
+
+
+async def _replay(outbox: Outbox, args: argparse.Namespace, out: TextIO) -> int:
+    if not args.ids and args.since is None:
+        sys.stderr.write("hotline outbox replay: name row ids, or --since\n")
+        return 2
+    count = await outbox.replay(args.ids, kind=args.kind, since=args.since)
+    out.write(f"{count} delivered row(s) queued to be sent again\n")
+    return 0
+
+
+async def _work(settings: Settings, outbox: Outbox, workers: int | None) -> int:
+    from delivery.services import PlatformDelivery
+
+    platform = settings.platform
+    if workers:
+        platform = platform.model_copy(update={"workers": workers})
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    delivery = PlatformDelivery(outbox, platform)
+    await delivery.start()
+    try:
+        await stop.wait()
+    finally:
+        await delivery.stop()
+    return 0
+
+
+ACTIONS: dict[str, Callable[[Outbox, argparse.Namespace, TextIO], Awaitable[int]]] = {
+    "stats": _stats, "list": _list, "show": _show, "retry": _retry, "replay": _replay,
+}
