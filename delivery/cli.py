@@ -155,7 +155,11 @@ async def _replay(outbox: Outbox, args: argparse.Namespace, out: TextIO) -> int:
 
 
 async def _work(settings: Settings, outbox: Outbox, workers: int | None) -> int:
+    from delivery.feeds import TicketResults
     from delivery.services import PlatformDelivery
+    from hotline.db import sessionmaker
+    from tickets.deadlines import official_calendar
+    from tickets.services import TicketService
 
     platform = settings.platform
     if workers:
@@ -164,6 +168,9 @@ async def _work(settings: Settings, outbox: Outbox, workers: int | None) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    # A case's answer is written on its ticket in the same transaction, as in `hotline serve`.
+    tickets = TicketService(sessionmaker(outbox.engine), outbox, calendar=official_calendar())
+    outbox.hooks.append(TicketResults(tickets))
     delivery = PlatformDelivery(outbox, platform)
     await delivery.start()
     try:

@@ -204,6 +204,20 @@ class Outbox:
             for hook in self.hooks:
                 await hook(conn, results)
 
+    async def hasten(self) -> int:
+        """Rows waiting out a backoff because the platform failed become due now: called when
+        the platform answers again after an outage, so the backlog drains at full speed
+        instead of at each row's jittered retry time (up to the backoff cap away)."""
+        stmt = (update(OutboxRow)
+                .where(OutboxRow.state == State.PENDING.value, OutboxRow.attempts > 0,
+                       OutboxRow.next_attempt_at > self.clock(), OutboxRow.lease_owner.is_(None))
+                .values(next_attempt_at=self.clock()))
+        async with self.engine.begin() as conn:
+            count = int((await conn.execute(stmt)).rowcount or 0)
+        if count:
+            self.wakeup.set()
+        return count
+
     async def release(self, worker: str) -> None:
         """Drop ``worker``'s leases: its rows are claimable again at once."""
         async with self.engine.begin() as conn:
@@ -271,11 +285,21 @@ class Outbox:
 
 
 def insert_statement(dialect: str) -> Any:
-    """The outbox insert for callers that build their own batches (the call-record writer)."""
+    """Insert a row; for a key already queued, keep the row as it is, unless it is dead.
+
+    A dead row for the same key is a document the platform refused (and did not store) or
+    that we gave up on: queuing it again — an agent completing the corrected ticket — takes
+    the new body and starts afresh. A pending or delivered row stays: the same call record
+    saved twice is one record, and a delivered key must never change its body (409)."""
     make = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}.get(dialect)
     if make is None:
         raise RuntimeError(f"unsupported database dialect {dialect!r}: use SQLite or PostgreSQL")
-    return make(TABLE).on_conflict_do_nothing(index_elements=["kind", "key"])
+    stmt = make(TABLE)
+    fresh = {name: stmt.excluded[name] for name in ("ticket_id", "body", "state", "attempts", "next_attempt_at",
+                                                     "problems", "last_error", "created_at")}
+    fresh.update(lease_owner=None, lease_until=None, last_status=None, receipt=None, delivered_at=None)
+    return stmt.on_conflict_do_update(index_elements=["kind", "key"], set_=fresh,
+                                      where=TABLE.c.state == State.DEAD.value)
 
 
 __all__ = ["Claimed", "Outbox", "Settled", "SettleHook", "encode", "insert_statement"]

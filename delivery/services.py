@@ -39,6 +39,8 @@ class DeliveryWorker:
         self.clock = clock
         self._sending = asyncio.Semaphore(settings.concurrency)
         self.sent = 0
+        #: Whether this worker's last batch got no answer that ended a row (platform down).
+        self._failing = False
 
     async def run(self) -> None:
         while True:
@@ -59,7 +61,18 @@ class DeliveryWorker:
         results = await asyncio.gather(*(self._attempt(row) for row in batch))
         await self.outbox.settle(self.name, results)
         self.sent += len(batch)
+        await self._note_health(results)
         return len(batch)
+
+    async def _note_health(self, results: list[Settled]) -> None:
+        """After a batch that failed entirely, the first success means the platform is back:
+        everything that was backing off is sent now rather than at its own retry time."""
+        answered = any(r.state is not State.PENDING for r in results)
+        if answered and self._failing:
+            hastened = await self.outbox.hasten()
+            if hastened:
+                log.info("the platform answers again: %d waiting row(s) sent now", hastened)
+        self._failing = not answered
 
     async def _idle(self) -> None:
         # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancel that arrives

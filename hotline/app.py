@@ -15,13 +15,16 @@ import aiohttp
 from redis.asyncio import BlockingConnectionPool, Redis
 
 from callrecords.services import CallRecordRepository, CallRecordWriter
-from delivery.feeds import CallRecordFeed
+from delivery.feeds import CallRecordFeed, TicketResults
+from delivery.notifier import DeliveryNotifier
 from delivery.outbox import Outbox
 from delivery.services import PlatformDelivery
 from hotline.ari.dispatcher import Dispatcher, Timers, make_sink_table
 from hotline.ari.events import EventStream
 from hotline.ari.rest import AriRest
 from hotline.db import create_schema, make_engine, sessionmaker
+from tickets.deadlines import official_calendar
+from tickets.services import TicketService
 from hotline.settings import RedisSettings, Settings
 from ivr.prompts.catalogue import PromptCatalogue, asterisk_language
 from ivr.services import CallServices, HoldRouter, IvrService, Router
@@ -106,6 +109,8 @@ class Application:
         self.outbox = Outbox(self.engine)
         self.records = CallRecordWriter(self.engine, after_write=CallRecordFeed(self.outbox))
         self.records.start()
+        self.tickets = TicketService(sessionmaker(self.engine), self.outbox, calendar=official_calendar())
+        self.outbox.hooks.append(TicketResults(self.tickets, DeliveryNotifier(self.redis, s.redis.prefix)))
         self.delivery: PlatformDelivery | None = None
         if s.platform.enabled:
             self.delivery = PlatformDelivery(self.outbox, s.platform)

@@ -62,11 +62,10 @@ def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
 
 
 async def create_schema(engine: AsyncEngine) -> None:
-    """Create missing tables (every feature's models must be imported first)."""
-    import callrecords.models  # noqa: F401  (registers its tables)
+    """Bring the schema to the newest migration (the name is kept from before migrations)."""
+    from hotline.migrate import upgrade  # imported here: hotline.migrate imports this module
 
-    async with engine.begin() as conn:
-        await conn.run_sync(Base.metadata.create_all)
+    await upgrade(engine)
 
 
 def sessionmaker(engine: AsyncEngine) -> async_sessionmaker:

@@ -164,7 +164,7 @@ class PlatformSettings(BaseModel):
     #: Backoff between attempts: full jitter up to ``base * 2**attempt``, capped; a
     #: ``Retry-After`` is a floor.
     backoff_base_s: float = 1.0
-    backoff_cap_s: float = 300.0
+    backoff_cap_s: float = 60.0
     #: After this many failed attempts of a retryable kind, a row is dead-lettered.
     max_attempts: int = 200
     #: How often an idle worker looks for due rows (new rows also wake it in-process).

@@ -18,6 +18,7 @@ import json
 import logging
 import math
 import random
+import re
 import time
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -34,6 +35,9 @@ from national.signing import ORG_CODE_RE, signed_headers
 log = logging.getLogger(__name__)
 
 JSON_CONTENT_TYPE = "application/json; charset=utf-8"
+#: The longest ``Retry-After`` taken literally (a day); beyond it the number is nonsense.
+MAX_RETRY_AFTER_S = 86_400
+_DELTA_SECONDS_RE = re.compile(r"[0-9]+")
 
 
 class Outcome(StrEnum):
@@ -210,15 +214,16 @@ def parse_retry_after(value: str | None, now: float) -> float | None:
     if value is None:
         return None
     value = value.strip()
-    if value.isdigit():
-        return float(int(value))
+    if _DELTA_SECONDS_RE.fullmatch(value):
+        # ASCII digits only (str.isdigit would take "²"); an absurd number is capped, not an error.
+        return float(min(int(value), MAX_RETRY_AFTER_S))
     try:
         when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, IndexError, OverflowError):
         return None
     if when.tzinfo is None:
         return None
-    return max(0.0, when.timestamp() - now)
+    return min(max(0.0, when.timestamp() - now), float(MAX_RETRY_AFTER_S))
 
 
 def _problem_fields(body: Any) -> tuple[tuple[Mapping[str, Any], ...], str]:

@@ -17,6 +17,7 @@ in Chinese and English. Codes used:
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
@@ -163,6 +164,8 @@ def format_money(amount: Decimal | int | str) -> str:
         value = Decimal(amount).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
     except InvalidOperation as exc:
         raise ValueError(f"{amount!r} is not an amount of money") from exc
+    if value.is_zero():
+        value = abs(value)  # "-0.004" rounds to -0.00, which the platform's pattern refuses
     text = f"{value:f}"
     if not MONEY_RE.fullmatch(text):
         raise ValueError(f"{amount!r} cannot be written as platform money (0 to 12 digits, 2 decimals)")
@@ -366,6 +369,8 @@ def _is_type(value: Any, kind: str) -> bool:
         return isinstance(value, bool)
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return False
+    if isinstance(value, float) and not math.isfinite(value):
+        return False  # NaN and Infinity are not JSON numbers (Python's json reads them anyway)
     return kind == "number" or isinstance(value, int) or value.is_integer()
 
 

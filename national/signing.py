@@ -7,6 +7,14 @@ Every request carries ``X-Org-Code``, ``X-Timestamp`` (Unix seconds), ``X-Nonce`
 
 The sender signs the exact bytes it sends; the receiver verifies against the exact bytes it
 received, checks the timestamp window (300 s) and refuses a nonce seen in the last 10 minutes.
+
+PATH is the path of the request line as sent (still percent-encoded, without the query),
+*including* the base path of the platform's URL: ``/api/v1/cases`` for
+``https://platform.example/api``. The contract defines PATH as "the request path without host
+or query" but illustrates it with ``/v1/cases``; we follow the definition, which is also what
+any proxy or gateway in between sees. Should the platform turn out to sign the path relative
+to its base URL, the two callers change: ``PlatformClient._send`` and the stand-in's
+``ContractApi._authenticate``.
 """
 
 from __future__ import annotations
@@ -58,6 +66,8 @@ def signed_headers(org_code: str, secret: str | bytes, method: str, path: str, b
     if not ORG_CODE_RE.fullmatch(org_code):
         raise ValueError(f"organisation code {org_code!r} must be 6 to 32 of [0-9A-Z]")
     nonce = nonce or new_nonce()
+    if not NONCE_RE.fullmatch(nonce):
+        raise ValueError(f"nonce {nonce!r} must be 16 to 64 of [A-Za-z0-9-]")
     timestamp = str(int(now))
     return {
         ORG_CODE: org_code,

@@ -135,3 +135,36 @@ async def test_counts_show_rows_per_kind_and_state(outbox: Outbox) -> None:
     assert await outbox.counts() == {("call_record", "pending"): 1, ("case", "pending"): 1}
     async with outbox.engine.connect() as conn:
         assert (await conn.execute(text("select count(*) from outbox"))).scalar() == 2
+
+
+async def test_when_the_platform_answers_again_rows_backing_off_are_sent_at_once(outbox: Outbox, clock: Clock) -> None:
+    await enqueue(outbox, "call_record", CASE_A)
+    await enqueue(outbox, "call_record", STEP_1)
+    rows = await outbox.claim("w1", 10, 60)
+    await outbox.settle("w1", [Settled(r, State.PENDING, 503, "down", retry_at=clock.now + timedelta(seconds=50))
+                               for r in rows])
+    assert await outbox.claim("w1", 10, 60) == []
+    assert await outbox.hasten() == 2
+    assert len(await outbox.claim("w1", 10, 60)) == 2
+
+
+async def test_a_refused_case_completed_again_is_sent_with_its_corrected_body(outbox: Outbox) -> None:
+    await enqueue(outbox, "case", CASE_A, CASE_A)
+    [case] = await outbox.claim("w1", 10, 60)
+    await outbox.settle("w1", [Settled(case, State.DEAD, 422, "invalid", problems=[{"field": "summary"}])])
+    async with AsyncSession(outbox.engine) as session, session.begin():
+        await outbox.enqueue(session, kind="case", key=CASE_A, body={"corrected": True}, ticket_id=CASE_A)
+    [again] = await outbox.claim("w1", 10, 60)
+    assert (again.id, again.body, again.attempts) == (case.id, '{"corrected":true}', 1)
+    [row] = await outbox.rows()
+    assert row.problems is None and row.last_status is None
+
+
+async def test_a_delivered_key_never_changes_its_body(outbox: Outbox) -> None:
+    await enqueue(outbox, "call_record", CASE_A)
+    [row] = await outbox.claim("w1", 10, 60)
+    await outbox.settle("w1", [Settled(row, State.DELIVERED, 201)])
+    async with AsyncSession(outbox.engine) as session, session.begin():
+        await outbox.enqueue(session, kind="call_record", key=CASE_A, body={"other": 1})
+    [kept] = await outbox.rows()
+    assert kept.state == "delivered" and kept.body == '{"id":"8b0e7f4c-4a59-4c5e-9a43-1d7e3c6b2a01"}'

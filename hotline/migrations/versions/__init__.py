@@ -1,0 +1,1 @@
+"""One module per schema revision, in a single line from ``0001_initial``."""

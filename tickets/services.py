@@ -1,0 +1,479 @@
+"""The ticket service: what agents and the intake API do to tickets, one transaction each.
+
+Every method either does all it says or nothing: the ticket, its history, its audit rows and
+the outbox row that tells the platform are written in one transaction, so a case is never
+"completed here" without being queued for the platform, nor queued without being completed.
+
+Concurrency is optimistic: a change names the ``version`` of the ticket it was made on, and
+a change made on an older version is refused with :class:`TicketConflict` (the database
+checks it too, ``UPDATE ... WHERE version = :seen``, so two processes cannot both win).
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timezone
+from typing import Any, Protocol, TypeVar
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm.exc import StaleDataError
+
+from national.contract import CHINA_TZ, UUID_RE, Problem, check_step_order, validate_case, validate_progress
+from tickets.deadlines import CalendarNotPublished, WorkingCalendar
+from tickets.fields import BY_PATH, BadChanges, Field, audit_display, audit_text, parse_changes
+from tickets.models import DeliveryState, Status, Ticket, TicketAudit, TicketStatusChange
+from tickets.payload import case_payload, progress_payload
+
+T = TypeVar("T")
+log = logging.getLogger(__name__)
+
+#: Who the delivery worker's changes are recorded as.
+PLATFORM = "platform"
+#: Tries of a change that names no version (progress, delivery) when another writer got in
+#: first; each try starts from the ticket as it is then.
+_RETRIES = 3
+
+
+def now_utc() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class OutboxWriter(Protocol):
+    async def enqueue(self, session: AsyncSession, *, kind: str, key: str, body: dict[str, Any],
+                      ticket_id: str | None = None) -> None: ...
+
+
+# --------------------------------------------------------------------------- errors
+
+
+class TicketError(Exception):
+    """Base of the ticket service's own errors."""
+
+
+class TicketNotFound(TicketError, LookupError):
+    def __init__(self, ticket_id: str) -> None:
+        self.ticket_id = ticket_id
+        super().__init__(f"no ticket {ticket_id}")
+
+
+class TicketConflict(TicketError):
+    """The ticket changed since the version the change was made on: reload and redo."""
+
+    def __init__(self, ticket_id: str, seen: int | None, current: int | None) -> None:
+        self.ticket_id, self.seen, self.current = ticket_id, seen, current
+        now = f"is at version {current}" if current is not None else "was changed by someone else meanwhile"
+        on = f" but the change was made on version {seen}" if seen is not None else ""
+        super().__init__(f"ticket {ticket_id} {now}{on}: reload it and apply the change again")
+
+
+class TicketNotEditable(TicketError):
+    """Only drafts are edited and completed: a completed case is what the platform has."""
+
+    def __init__(self, ticket_id: str, status: str, action: str) -> None:
+        self.ticket_id, self.status = ticket_id, status
+        super().__init__(f"ticket {ticket_id} is {status}; only a draft can be {action}")
+
+
+class TicketInvalid(TicketError):
+    """The platform would refuse this: ``problems`` says where and why, in both languages."""
+
+    def __init__(self, problems: Sequence[Problem]) -> None:
+        self.problems = list(problems)
+        listed = "; ".join(f"{p.field or '(body)'}: {p.code} ({p.message_en})" for p in self.problems)
+        super().__init__(f"{len(self.problems)} problem(s): {listed}")
+
+
+class StepOutOfOrder(TicketError):
+    """A progress step that may not follow the ticket's earlier steps."""
+
+    def __init__(self, problem: Problem) -> None:
+        self.problem = problem
+        super().__init__(problem.message_en)
+
+
+# --------------------------------------------------------------------------- views
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    """One audited change, for display: personal data masked unless asked for."""
+
+    field: str
+    old: str | None
+    new: str | None
+    by: str
+    at: datetime
+
+
+def delivery_problems(ticket: Ticket) -> list[Problem]:
+    """The platform's reasons for refusing the ticket's case (empty unless refused)."""
+    return [Problem.from_dict(item) for item in ticket.delivery_problems or []]
+
+
+# --------------------------------------------------------------------------- the service
+
+
+class TicketService:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], outbox: OutboxWriter, *,
+                 clock: Callable[[], datetime] = now_utc, calendar: WorkingCalendar) -> None:
+        if sessions.kw.get("expire_on_commit", True):
+            # Tickets are handed back after their session closed; expired ones could not be read.
+            raise ValueError("the ticket service needs sessions with expire_on_commit=False "
+                             "(hotline.db.sessionmaker makes them)")
+        self._sessions = sessions
+        self._outbox = outbox
+        self._clock = clock
+        self._calendar = calendar
+
+    # ----------------------------------------------------------------- editing
+
+    async def create(self, draft: Mapping[str, Any], *, by: str, ticket_id: str | None = None) -> Ticket:
+        """A new draft from whatever is known so far (every field may be missing)."""
+        _check_actor(by)
+        changes = parse_changes(draft)
+        ticket_id = _new_id(ticket_id)
+        now = self._clock()
+        async with self._sessions() as session, session.begin():
+            await self._check_related(session, ticket_id, changes)
+            ticket = Ticket(id=ticket_id, status=Status.DRAFT.value, delivery_state=DeliveryState.NOT_SENT.value,
+                            caller_anonymous=False, created_at=now, updated_at=now)
+            session.add(ticket)
+            self._apply(session, ticket, changes, by=by, at=now)
+            if ticket.received_at is None:
+                # Intake channels say when the matter came in; a call is received now.
+                ticket.received_at = now
+            session.add(TicketStatusChange(ticket_id=ticket_id, from_status=None, to_status=Status.DRAFT.value,
+                                           at=now, by=by))
+        return ticket
+
+    async def update(self, ticket_id: str, changes: Mapping[str, Any], *, by: str, version: int) -> Ticket:
+        """Change some fields of a draft; each changed field gets an audit row."""
+        _check_actor(by)
+        parsed = parse_changes(changes)
+        now = self._clock()
+        async with self._sessions() as session:
+            async with session.begin():
+                ticket = await self._editable(session, ticket_id, version, "edited")
+                await self._check_related(session, ticket_id, parsed)
+                if self._apply(session, ticket, parsed, by=by, at=now):
+                    ticket.updated_at = now
+                await _flush(session, ticket_id, version)
+        return ticket
+
+    async def validate(self, ticket_id: str) -> list[Problem]:
+        """Every problem the platform would find in this ticket's case, right now."""
+        async with self._sessions() as session:
+            ticket = await _load(session, ticket_id)
+            return validate_case(case_payload(ticket), now=self._clock(), idempotency_key=ticket.id)
+
+    async def complete(self, ticket_id: str, *, by: str, version: int) -> Ticket:
+        """Finish a draft: check it as the platform will, fix its deadlines and queue the case.
+
+        Raises :class:`TicketInvalid` with every problem, and changes nothing, when the
+        platform would refuse the case.
+        """
+        _check_actor(by)
+        now = self._clock()
+        async with self._sessions() as session:
+            async with session.begin():
+                ticket = await self._editable(session, ticket_id, version, "completed")
+                problems = validate_case(case_payload(ticket), now=now, idempotency_key=ticket.id)
+                if problems:
+                    raise TicketInvalid(problems)
+                self._set_deadlines(ticket)
+                self._change_status(session, ticket, Status.COMPLETED, by=by, at=now)
+                ticket.delivery_state = DeliveryState.PENDING.value
+                ticket.delivery_problems = None
+                await _flush(session, ticket_id, version)
+                await self._outbox.enqueue(session, kind="case", key=ticket.id, body=case_payload(ticket),
+                                           ticket_id=ticket.id)
+        log.info("ticket %s completed by %s, case queued for the platform%s", ticket.id, by,
+                 f" ({ticket.deadline_note})" if ticket.deadline_note else "")
+        return ticket
+
+    # ----------------------------------------------------------------- handling
+
+    async def progress(self, ticket_id: str, step: str, *, by: str, to: Mapping[str, Any] | None = None,
+                       outcome: str | None = None, note: str | None = None) -> Ticket:
+        """Record a step of handling (``accepted``, ``rejected``, ``transferred``, ``closed``)
+        and queue it for the platform.
+
+        Raises :class:`StepOutOfOrder` when the step may not follow the earlier ones and
+        :class:`TicketInvalid` when the platform would refuse it (a ``closed`` without
+        outcome, an acceptance after the deadline).
+        """
+        _check_actor(by)
+        _check_progress_args(step, to, outcome, note)
+
+        async def attempt(session: AsyncSession) -> Ticket:
+            ticket = await _load(session, ticket_id, for_update=True)
+            if ticket.status == Status.DRAFT.value:
+                raise StepOutOfOrder(Problem("step", "out_of_order", "案件尚未完成登记，不能报告办理进展",
+                                             "the ticket is not completed yet; complete it first"))
+            previous = await _steps(session, ticket_id)
+            change = self._change_status(session, ticket, step, by=by, at=self._clock(),
+                                         step_id=str(uuid.uuid4()), to=to, outcome=outcome, note=note)
+            body = progress_payload(change)
+            problems = validate_progress(body, accept_by=ticket.accept_by)
+            if problems:
+                raise TicketInvalid(problems)
+            out_of_order = check_step_order(previous, step)
+            if out_of_order is not None:
+                raise StepOutOfOrder(out_of_order)
+            if step == Status.ACCEPTED.value:
+                self._set_handling_deadlines(ticket, accepted=change.at.astimezone(CHINA_TZ).date())
+            await _flush(session, ticket_id, None)
+            await self._outbox.enqueue(session, kind="progress", key=str(change.step_id), body=body,
+                                       ticket_id=ticket.id)
+            return ticket
+
+        return await self._retrying(ticket_id, attempt)
+
+    async def record_delivery(self, ticket_id: str, *, platform_case_no: str | None = None,
+                              problems: Sequence[Problem | Mapping[str, Any]] | None = None) -> Ticket:
+        """What the platform answered to the ticket's case (called by the delivery worker).
+
+        ``platform_case_no``: delivered. ``problems`` (its 422 ``errors``): refused; the ticket
+        goes back to draft so that the agent can fix exactly those fields and complete it again.
+        """
+        if (platform_case_no is None) == (problems is None):
+            raise ValueError("give either platform_case_no (delivered) or problems (refused)")
+        if platform_case_no is not None and (not isinstance(platform_case_no, str) or not platform_case_no):
+            raise ValueError(f"platform_case_no must be a non-empty string, not {platform_case_no!r}")
+        refused = None if problems is None else _problem_dicts(problems)
+
+        async def attempt(session: AsyncSession) -> Ticket:
+            ticket = await _load(session, ticket_id, for_update=True)
+            self._apply_delivery(session, ticket, platform_case_no, refused)
+            await _flush(session, ticket_id, None)
+            return ticket
+
+        return await self._retrying(ticket_id, attempt)
+
+    async def record_deliveries(self, session: AsyncSession,
+                                results: Sequence[tuple[str, str | None, list[dict[str, Any]] | None]]) -> int:
+        """Many answers at once, in the caller's transaction (the delivery worker settles a
+        batch of outbox rows and their tickets together, so neither is ever ahead of the
+        other). ``results`` are ``(ticket_id, platform_case_no, problems)``; a ticket that does
+        not exist here is skipped (a case sent by another system). Returns how many changed."""
+        changed = 0
+        for ticket_id, platform_case_no, problems in results:
+            ticket = await session.get(Ticket, ticket_id, with_for_update=True)
+            if ticket is None:
+                continue
+            refused = None if problems is None else _problem_dicts(problems)
+            self._apply_delivery(session, ticket, platform_case_no, refused)
+            changed += 1
+        await session.flush()
+        return changed
+
+    def _apply_delivery(self, session: AsyncSession, ticket: Ticket, platform_case_no: str | None,
+                        refused: list[dict[str, str]] | None) -> None:
+        now = self._clock()
+        if refused is None:
+            ticket.delivery_state = DeliveryState.DELIVERED.value
+            ticket.platform_case_no = platform_case_no
+            ticket.delivery_problems = None
+        else:
+            ticket.delivery_state = DeliveryState.REFUSED.value
+            ticket.delivery_problems = refused
+            if ticket.status == Status.COMPLETED.value:
+                self._change_status(session, ticket, Status.DRAFT, by=PLATFORM, at=now,
+                                    note=f"refused by the national platform: {len(refused)} problem(s)")
+            log.warning("ticket %s refused by the platform: %s", ticket.id,
+                        ", ".join(f"{p['field']} {p['code']}" for p in refused))
+        ticket.updated_at = now
+
+    # ----------------------------------------------------------------- reading
+
+    async def get(self, ticket_id: str) -> Ticket:
+        async with self._sessions() as session:
+            return await _load(session, ticket_id)
+
+    async def list_for_call(self, call_id: str) -> list[Ticket]:
+        """The tickets of one call, first created first."""
+        async with self._sessions() as session:
+            result = await session.scalars(
+                select(Ticket).where(Ticket.call_id == call_id).order_by(Ticket.created_at, Ticket.id))
+            return list(result)
+
+    async def history(self, ticket_id: str) -> list[TicketStatusChange]:
+        """Every status change of the ticket, oldest first."""
+        async with self._sessions() as session:
+            await _load(session, ticket_id)
+            result = await session.scalars(
+                select(TicketStatusChange).where(TicketStatusChange.ticket_id == ticket_id)
+                .order_by(TicketStatusChange.id))
+            return list(result)
+
+    async def audit(self, ticket_id: str, *, reveal_personal: bool = False) -> list[AuditEntry]:
+        """Every field change, oldest first. Personal data (the caller's phone and name, phone
+        numbers in free text) is masked unless ``reveal_personal``, which the caller sets only
+        after checking that the reader is an authorised auditor."""
+        async with self._sessions() as session:
+            await _load(session, ticket_id)
+            result = await session.scalars(
+                select(TicketAudit).where(TicketAudit.ticket_id == ticket_id).order_by(TicketAudit.id))
+            return [AuditEntry(row.field, audit_display(row.field, row.old_value, reveal=reveal_personal),
+                               audit_display(row.field, row.new_value, reveal=reveal_personal), row.by, row.at)
+                    for row in result]
+
+    # ----------------------------------------------------------------- helpers
+
+    async def _editable(self, session: AsyncSession, ticket_id: str, version: int, action: str) -> Ticket:
+        if isinstance(version, bool) or not isinstance(version, int):
+            raise ValueError(f"version must be the integer version of the ticket, not {version!r}")
+        ticket = await _load(session, ticket_id, for_update=True)
+        if ticket.version != version:
+            raise TicketConflict(ticket_id, version, ticket.version)
+        if ticket.status != Status.DRAFT.value:
+            raise TicketNotEditable(ticket_id, ticket.status, action)
+        return ticket
+
+    async def _check_related(self, session: AsyncSession, ticket_id: str, changes: dict[Field, Any]) -> None:
+        related = changes.get(BY_PATH["related_to"])
+        if related is None:
+            return
+        if related == ticket_id:
+            raise BadChanges([("related_to", "a ticket cannot be related to itself")])
+        if await session.get(Ticket, related) is None:
+            raise BadChanges([("related_to", f"no ticket {related}")])
+
+    @staticmethod
+    def _apply(session: AsyncSession, ticket: Ticket, changes: dict[Field, Any], *, by: str, at: datetime) -> bool:
+        """Set the changed fields, one audit row each; True when anything changed."""
+        changed = False
+        for field, new in changes.items():
+            old = getattr(ticket, field.attr)
+            if old == new:
+                continue
+            setattr(ticket, field.attr, new)
+            session.add(TicketAudit(ticket_id=ticket.id, field=field.path, old_value=audit_text(old),
+                                    new_value=audit_text(new), by=by, at=at))
+            changed = True
+        return changed
+
+    @staticmethod
+    def _change_status(session: AsyncSession, ticket: Ticket, status: str, *, by: str, at: datetime,
+                       step_id: str | None = None, to: Mapping[str, Any] | None = None,
+                       outcome: str | None = None, note: str | None = None) -> TicketStatusChange:
+        to = to or {}
+        change = TicketStatusChange(ticket_id=ticket.id, from_status=ticket.status, to_status=str(status), at=at,
+                                    by=by, note=note, step_id=step_id, to_region=to.get("region"),
+                                    to_level=to.get("level"), to_station=to.get("station"), outcome=outcome)
+        session.add(change)
+        ticket.status = str(status)
+        ticket.updated_at = at
+        return change
+
+    def _set_deadlines(self, ticket: Ticket) -> None:
+        """Deadlines of a completed complaint or report (a consultation is answered at once).
+
+        Before acceptance the handling deadline runs from the last day acceptance may take
+        (the latest it can legally be); :meth:`progress` shortens it from the actual acceptance.
+        """
+        ticket.accept_by = ticket.finish_by = ticket.verify_by = ticket.deadline_note = None
+        if ticket.case_type not in ("complaint", "report"):
+            return
+        received = ticket.received_at.astimezone(CHINA_TZ).date()
+        try:
+            ticket.accept_by = self._calendar.accept_by(received)
+        except CalendarNotPublished as exc:
+            ticket.deadline_note = f"accept_by unset: {exc}"
+            return
+        self._set_handling_deadlines(ticket, accepted=ticket.accept_by)
+
+    def _set_handling_deadlines(self, ticket: Ticket, *, accepted: date) -> None:
+        name, compute = {"complaint": ("finish_by", self._calendar.mediation_end),
+                         "report": ("verify_by", self._calendar.verify_by)}.get(ticket.case_type or "", ("", None))
+        if compute is None:
+            return
+        try:
+            setattr(ticket, name, compute(accepted))
+            ticket.deadline_note = None
+        except CalendarNotPublished as exc:
+            setattr(ticket, name, None)
+            ticket.deadline_note = f"{name} unset: {exc}"
+
+    async def _retrying(self, ticket_id: str, attempt: Callable[[AsyncSession], Awaitable[T]]) -> T:
+        for remaining in range(_RETRIES - 1, -1, -1):
+            try:
+                async with self._sessions() as session:
+                    async with session.begin():
+                        return await attempt(session)
+            except TicketConflict:
+                if not remaining:
+                    raise
+        raise AssertionError("unreachable")
+
+
+# --------------------------------------------------------------------------- module helpers
+
+
+async def _load(session: AsyncSession, ticket_id: str, *, for_update: bool = False) -> Ticket:
+    # FOR UPDATE (PostgreSQL; SQLite has one writer anyway) makes a concurrent writer wait
+    # for this transaction and then read its result, instead of failing on a stale version.
+    ticket = await session.get(Ticket, ticket_id, with_for_update=for_update or None)
+    if ticket is None:
+        raise TicketNotFound(ticket_id)
+    return ticket
+
+
+async def _flush(session: AsyncSession, ticket_id: str, seen: int | None) -> None:
+    try:
+        await session.flush()
+    except StaleDataError:
+        raise TicketConflict(ticket_id, seen, None) from None
+
+
+async def _steps(session: AsyncSession, ticket_id: str) -> list[str]:
+    """The platform progress steps already recorded, in order."""
+    result = await session.scalars(
+        select(TicketStatusChange.to_status)
+        .where(TicketStatusChange.ticket_id == ticket_id, TicketStatusChange.step_id.is_not(None))
+        .order_by(TicketStatusChange.id))
+    return list(result)
+
+
+def _check_actor(by: Any) -> None:
+    if not isinstance(by, str) or not by.strip() or len(by) > 64:
+        raise ValueError(f"by must name who acts (1 to 64 characters), not {by!r}")
+
+
+def _new_id(ticket_id: str | None) -> str:
+    if ticket_id is None:
+        return str(uuid.uuid4())
+    if not isinstance(ticket_id, str) or not UUID_RE.fullmatch(ticket_id):
+        raise ValueError(f"ticket_id must be a UUID (it becomes the platform's case_id), not {ticket_id!r}")
+    return ticket_id.lower()
+
+
+def _check_progress_args(step: Any, to: Any, outcome: Any, note: Any) -> None:
+    errors = [(name, f"must be a string, not {type(value).__name__}")
+              for name, value in (("step", step), ("outcome", outcome), ("note", note))
+              if value is not None and not isinstance(value, str)]
+    if step is None:
+        errors.append(("step", "is required"))
+    if to is not None:
+        if not isinstance(to, Mapping):
+            errors.append(("to", f"must be an object, not {type(to).__name__}"))
+        else:
+            errors += [(f"to.{key}", "unknown field; to has: region, level, station")
+                       for key in to if key not in ("region", "level", "station")]
+            errors += [(f"to.{key}", f"must be a string, not {type(value).__name__}")
+                       for key, value in to.items() if not isinstance(value, str)]
+    if errors:
+        raise BadChanges(errors)
+
+
+def _problem_dicts(problems: Sequence[Problem | Mapping[str, Any]]) -> list[dict[str, str]]:
+    items = []
+    for problem in problems:
+        if not isinstance(problem, (Problem, Mapping)):
+            raise ValueError(f"a problem is a Problem or the platform's errors item, not {problem!r}")
+        items.append((problem if isinstance(problem, Problem) else Problem.from_dict(problem)).to_dict())
+    return items
