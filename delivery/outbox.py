@@ -125,11 +125,12 @@ class Outbox:
 
     # ----------------------------------------------------------------- claiming
 
-    async def claim(self, worker: str, limit: int, lease_s: float) -> list[Claimed]:
+    async def claim(self, worker: str, limit: int, lease_s: float, *, early: bool = False) -> list[Claimed]:
         """Lease up to ``limit`` due rows to ``worker``. A row waits while an earlier row of the
         same ticket is undelivered: the platform must see the case before its steps, in order.
         On PostgreSQL, ``SKIP LOCKED`` lets several workers claim at once without waiting on or
-        taking each other's rows; SQLite serialises writers, which gives the same guarantee."""
+        taking each other's rows; SQLite serialises writers, which gives the same guarantee.
+        ``early`` takes rows before their retry time (a probe of whether the platform is back)."""
         now = self.clock()
         earlier = aliased(OutboxRow)
         blocked = exists().where(
@@ -138,7 +139,8 @@ class Outbox:
         )
         due = (
             select(OutboxRow.id)
-            .where(OutboxRow.state == State.PENDING.value, OutboxRow.next_attempt_at <= now,
+            .where(OutboxRow.state == State.PENDING.value,
+                   OutboxRow.next_attempt_at <= (datetime.max.replace(tzinfo=timezone.utc) if early else now),
                    or_(OutboxRow.lease_until.is_(None), OutboxRow.lease_until < now),
                    or_(OutboxRow.ticket_id.is_(None), ~blocked))
             .order_by(OutboxRow.next_attempt_at, OutboxRow.id)

@@ -23,6 +23,9 @@ from hotline.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
+#: The longest a worker waits, while the platform fails, before trying one row early.
+PROBE_CAP_S = 5.0
+
 
 def worker_name(index: int) -> str:
     """Unique across hosts, processes and restarts: a lease names who holds it."""
@@ -39,13 +42,16 @@ class DeliveryWorker:
         self.clock = clock
         self._sending = asyncio.Semaphore(settings.concurrency)
         self.sent = 0
-        #: Whether this worker's last batch got no answer that ended a row (platform down).
-        self._failing = False
+        #: Batches in a row that got no answer ending a row (the platform is down).
+        self._failures = 0
+        self._probe_at = clock()
+        #: The latest time a Retry-After asked us to stay away until.
+        self._told_until = clock()
 
     async def run(self) -> None:
         while True:
             try:
-                worked = await self.run_once()
+                worked = await self.run_once() or await self._probe()
             except Exception:  # noqa: BLE001 - a database hiccup must not stop delivery for good
                 log.exception("delivery worker %s: a round failed; trying again shortly", self.name)
                 await asyncio.sleep(min(self.settings.poll_s, 1.0))
@@ -53,9 +59,10 @@ class DeliveryWorker:
             if not worked:
                 await self._idle()
 
-    async def run_once(self) -> int:
+    async def run_once(self, *, probe: bool = False) -> int:
         """Claim one batch, send it, settle it; how many rows were handled."""
-        batch = await self.outbox.claim(self.name, self.settings.claim_batch, self.settings.lease_s)
+        limit = 1 if probe else self.settings.claim_batch
+        batch = await self.outbox.claim(self.name, limit, self.settings.lease_s, early=probe)
         if not batch:
             return 0
         results = await asyncio.gather(*(self._attempt(row) for row in batch))
@@ -68,11 +75,24 @@ class DeliveryWorker:
         """After a batch that failed entirely, the first success means the platform is back:
         everything that was backing off is sent now rather than at its own retry time."""
         answered = any(r.state is not State.PENDING for r in results)
-        if answered and self._failing:
+        if answered and self._failures:
             hastened = await self.outbox.hasten()
             if hastened:
                 log.info("the platform answers again: %d waiting row(s) sent now", hastened)
-        self._failing = not answered
+        if answered:
+            self._failures = 0
+            return
+        self._failures += 1
+        # While the platform fails, one row is tried early now and then, so that its return is
+        # noticed within seconds, not at the end of every row's backoff (up to the cap).
+        # A Retry-After is the platform's own word on when to come back: never earlier.
+        wait = min(PROBE_CAP_S, self.backoff.ceiling_s(min(self._failures, 30)))
+        self._probe_at = max(self._told_until, self.clock() + timedelta(seconds=wait))
+
+    async def _probe(self) -> int:
+        if not self._failures or self.clock() < self._probe_at:
+            return 0
+        return await self.run_once(probe=True)
 
     async def _idle(self) -> None:
         # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancel that arrives
@@ -123,6 +143,9 @@ class DeliveryWorker:
             log.error("outbox row %d (%s %s) dead after %d attempts: %s", row.id, row.kind, row.key,
                       row.attempts, error)
             return Settled(row, State.DEAD, result.status, f"gave up after {row.attempts} attempts: {error}")
+        if result.retry_after_s is not None:
+            told = self.clock() + timedelta(seconds=result.retry_after_s)
+            self._told_until = max(self._told_until, told)
         delay = self.backoff.delay_s(row.attempts - 1, result.retry_after_s)
         return Settled(row, State.PENDING, result.status, error,
                        retry_at=self.clock() + timedelta(seconds=delay))

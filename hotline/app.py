@@ -12,6 +12,7 @@ import signal
 from typing import TYPE_CHECKING, Awaitable, Callable
 
 import aiohttp
+from aiohttp import web
 from redis.asyncio import BlockingConnectionPool, Redis
 
 from callrecords.services import CallRecordRepository, CallRecordWriter
@@ -23,6 +24,7 @@ from hotline.ari.dispatcher import Dispatcher, Timers, make_sink_table
 from hotline.ari.events import EventStream
 from hotline.ari.rest import AriRest
 from hotline.db import create_schema, make_engine, sessionmaker
+from hotline.web import build_web_app
 from tickets.deadlines import official_calendar
 from tickets.services import TicketService
 from hotline.settings import RedisSettings, Settings
@@ -111,6 +113,10 @@ class Application:
         self.records.start()
         self.tickets = TicketService(sessionmaker(self.engine), self.outbox, calendar=official_calendar())
         self.outbox.hooks.append(TicketResults(self.tickets, DeliveryNotifier(self.redis, s.redis.prefix)))
+        self.web_url: str | None = None
+        self._web: web.AppRunner | None = None
+        if s.http.enabled:
+            await self._serve_http()
         self.delivery: PlatformDelivery | None = None
         if s.platform.enabled:
             self.delivery = PlatformDelivery(self.outbox, s.platform)
@@ -187,6 +193,21 @@ class Application:
     async def wait_connected(self, timeout: float = 10.0) -> None:
         await asyncio.wait_for(self.events.connected.wait(), timeout)
 
+    async def _serve_http(self) -> None:
+        s = self.settings.http
+        self._web = web.AppRunner(build_web_app(tickets=self.tickets, intake=self.settings.intake),
+                                  access_log=None, shutdown_timeout=5.0)
+        await self._web.setup()
+        site = web.TCPSite(self._web, s.host, s.port)
+        await site.start()
+        host, port = site._server.sockets[0].getsockname()[:2]  # type: ignore[union-attr]
+        self.web_url = f"http://{host}:{port}"
+        log.info("HTTP API at %s", self.web_url)
+
+    async def _stop_http(self) -> None:
+        if self._web is not None:
+            await self._web.cleanup()
+
     async def _stop_delivery(self) -> None:
         if self.delivery is not None:
             await self.delivery.stop()
@@ -198,6 +219,7 @@ class Application:
         await cancel_and_wait(self._tasks, what="the application")
         self._tasks.clear()
         steps: list[tuple[str, Callable[[], Awaitable[object]]]] = [
+            ("closing the HTTP API", self._stop_http),
             ("draining events", lambda: self.dispatcher.drain(timeout=2.0)),
             ("closing the dispatcher", self.dispatcher.close),
         ]

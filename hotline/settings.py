@@ -141,8 +141,11 @@ class QueueSettings(BaseModel):
 
 
 class HttpSettings(BaseModel):
+    """Our own HTTP API (intake, and the agent desktop's). Port 0 takes any free port."""
+
+    enabled: bool = True
     host: str = "127.0.0.1"
-    port: int = 8080
+    port: int = Field(8080, ge=0, le=65535)
 
 
 class PlatformSettings(BaseModel):
@@ -223,6 +226,8 @@ TEST_PROFILE: dict[str, Any] = {
     # No platform is listening in most tests: ended calls still go into the outbox, and the
     # delivery tests start a platform stand-in and workers themselves.
     "platform": {"enabled": False},
+    # Many applications run at once in tests: each takes a free port.
+    "http": {"port": 0},
 }
 
 

@@ -19,10 +19,13 @@ from datetime import date, datetime, timezone
 from typing import Any, Protocol, TypeVar
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm.exc import StaleDataError
 
-from national.contract import CHINA_TZ, UUID_RE, Problem, check_step_order, validate_case, validate_progress
+from national.contract import (
+    CHINA_TZ, UUID_RE, Problem, check_step_order, format_datetime, validate_case, validate_progress,
+)
 from tickets.deadlines import CalendarNotPublished, WorkingCalendar
 from tickets.fields import BY_PATH, BadChanges, Field, audit_display, audit_text, parse_changes
 from tickets.models import DeliveryState, Status, Ticket, TicketAudit, TicketStatusChange
@@ -58,6 +61,14 @@ class TicketNotFound(TicketError, LookupError):
     def __init__(self, ticket_id: str) -> None:
         self.ticket_id = ticket_id
         super().__init__(f"no ticket {ticket_id}")
+
+
+class TicketExists(TicketError):
+    """A ticket with this id exists already (an intake client sending its case again)."""
+
+    def __init__(self, ticket_id: str) -> None:
+        self.ticket_id = ticket_id
+        super().__init__(f"ticket {ticket_id} exists already")
 
 
 class TicketConflict(TicketError):
@@ -109,6 +120,25 @@ class AuditEntry:
     at: datetime
 
 
+@dataclass(frozen=True, slots=True)
+class Origin:
+    """Who created a ticket, and the values it was created with as its audit keeps them
+    (field path -> JSON text), whatever was changed later."""
+
+    by: str
+    values: Mapping[str, str]
+
+    def made_from(self, draft: Mapping[str, Any]) -> bool:
+        """Whether creating a ticket from ``draft`` sets exactly these values: a client's
+        retry of the request that created it (key order, blanks around text and ``"199"``
+        against ``"199.00"`` make no difference; any other field or value does)."""
+        try:
+            changes = parse_changes(draft)
+        except BadChanges:
+            return False
+        return _initial_values(changes) == dict(self.values)
+
+
 def delivery_problems(ticket: Ticket) -> list[Problem]:
     """The platform's reasons for refusing the ticket's case (empty unless refused)."""
     return [Problem.from_dict(item) for item in ticket.delivery_problems or []]
@@ -138,17 +168,48 @@ class TicketService:
         ticket_id = _new_id(ticket_id)
         now = self._clock()
         async with self._sessions() as session, session.begin():
-            await self._check_related(session, ticket_id, changes)
-            ticket = Ticket(id=ticket_id, status=Status.DRAFT.value, delivery_state=DeliveryState.NOT_SENT.value,
-                            caller_anonymous=False, created_at=now, updated_at=now)
-            session.add(ticket)
-            self._apply(session, ticket, changes, by=by, at=now)
-            if ticket.received_at is None:
-                # Intake channels say when the matter came in; a call is received now.
-                ticket.received_at = now
-            session.add(TicketStatusChange(ticket_id=ticket_id, from_status=None, to_status=Status.DRAFT.value,
-                                           at=now, by=by))
+            ticket = await self._add_draft(session, ticket_id, changes, by=by, at=now)
         return ticket
+
+    async def create_completed(self, draft: Mapping[str, Any], *, by: str, ticket_id: str) -> Ticket:
+        """A new ticket completed at once, for a case that arrives whole (the intake API).
+
+        One transaction: the draft, its completion and the queued case are written together
+        or not at all, so a case the platform would refuse (:class:`TicketInvalid`, with every
+        problem) leaves no draft behind for nobody to finish. Raises :class:`TicketExists`
+        when a ticket with ``ticket_id`` exists, also when another request created it a
+        moment ago (the database's primary key decides between two at once).
+        """
+        _check_actor(by)
+        changes = parse_changes(draft)
+        ticket_id = _new_id(ticket_id)
+        now = self._clock()
+        try:
+            async with self._sessions() as session, session.begin():
+                if await session.get(Ticket, ticket_id) is not None:
+                    raise TicketExists(ticket_id)
+                ticket = await self._add_draft(session, ticket_id, changes, by=by, at=now)
+                self._finish(session, ticket, by=by, at=now)
+                await session.flush()
+                await self._queue_case(session, ticket)
+        except IntegrityError:
+            # Both passed the check above; the loser's INSERT met the winner's row.
+            async with self._sessions() as session:
+                if await session.get(Ticket, ticket_id) is not None:
+                    raise TicketExists(ticket_id) from None
+            raise
+        _log_completed(ticket, by)
+        return ticket
+
+    def check_new(self, draft: Mapping[str, Any], *, ticket_id: str) -> list[Problem]:
+        """Every problem the platform would find in the case of a ticket created now from
+        ``draft``, read as it was sent: a value of the wrong type is a ``bad_type`` problem
+        with the others, where :meth:`create` would stop at :class:`BadChanges`. A draft
+        without ``received_at`` is received now, as :meth:`create` does."""
+        now = self._clock()
+        case = {**draft, "case_id": ticket_id}
+        case.setdefault("received_at", format_datetime(now.astimezone(CHINA_TZ)))
+        return validate_case(case, now=now, idempotency_key=ticket_id)
 
     async def update(self, ticket_id: str, changes: Mapping[str, Any], *, by: str, version: int) -> Ticket:
         """Change some fields of a draft; each changed field gets an audit row."""
@@ -181,18 +242,10 @@ class TicketService:
         async with self._sessions() as session:
             async with session.begin():
                 ticket = await self._editable(session, ticket_id, version, "completed")
-                problems = validate_case(case_payload(ticket), now=now, idempotency_key=ticket.id)
-                if problems:
-                    raise TicketInvalid(problems)
-                self._set_deadlines(ticket)
-                self._change_status(session, ticket, Status.COMPLETED, by=by, at=now)
-                ticket.delivery_state = DeliveryState.PENDING.value
-                ticket.delivery_problems = None
+                self._finish(session, ticket, by=by, at=now)
                 await _flush(session, ticket_id, version)
-                await self._outbox.enqueue(session, kind="case", key=ticket.id, body=case_payload(ticket),
-                                           ticket_id=ticket.id)
-        log.info("ticket %s completed by %s, case queued for the platform%s", ticket.id, by,
-                 f" ({ticket.deadline_note})" if ticket.deadline_note else "")
+                await self._queue_case(session, ticket)
+        _log_completed(ticket, by)
         return ticket
 
     # ----------------------------------------------------------------- handling
@@ -301,6 +354,22 @@ class TicketService:
                 select(Ticket).where(Ticket.call_id == call_id).order_by(Ticket.created_at, Ticket.id))
             return list(result)
 
+    async def origin(self, ticket_id: str) -> Origin:
+        """Who created the ticket and what with (:class:`Origin`)."""
+        async with self._sessions() as session:
+            ticket = await _load(session, ticket_id)
+            creator = await session.scalar(
+                select(TicketStatusChange.by)
+                .where(TicketStatusChange.ticket_id == ticket_id, TicketStatusChange.from_status.is_(None))
+                .order_by(TicketStatusChange.id).limit(1))
+            # The creation's audit rows are the creator's at the creation time; later edits
+            # (an agent fixing a refused case) have their own author or time.
+            rows = await session.execute(
+                select(TicketAudit.field, TicketAudit.new_value)
+                .where(TicketAudit.ticket_id == ticket_id, TicketAudit.by == creator,
+                       TicketAudit.at == ticket.created_at))
+            return Origin(by=creator or "", values={field: value for field, value in rows if value is not None})
+
     async def history(self, ticket_id: str) -> list[TicketStatusChange]:
         """Every status change of the ticket, oldest first."""
         async with self._sessions() as session:
@@ -333,6 +402,34 @@ class TicketService:
         if ticket.status != Status.DRAFT.value:
             raise TicketNotEditable(ticket_id, ticket.status, action)
         return ticket
+
+    async def _add_draft(self, session: AsyncSession, ticket_id: str, changes: dict[Field, Any], *, by: str,
+                         at: datetime) -> Ticket:
+        await self._check_related(session, ticket_id, changes)
+        ticket = _blank_ticket(ticket_id, at)
+        session.add(ticket)
+        self._apply(session, ticket, changes, by=by, at=at)
+        if ticket.received_at is None:
+            # Intake channels say when the matter came in; a call is received now.
+            ticket.received_at = at
+        session.add(TicketStatusChange(ticket_id=ticket_id, from_status=None, to_status=Status.DRAFT.value,
+                                       at=at, by=by))
+        return ticket
+
+    def _finish(self, session: AsyncSession, ticket: Ticket, *, by: str, at: datetime) -> None:
+        """Complete a draft in ``session``, or raise :class:`TicketInvalid` with every problem
+        the platform would find in its case."""
+        problems = validate_case(case_payload(ticket), now=at, idempotency_key=ticket.id)
+        if problems:
+            raise TicketInvalid(problems)
+        self._set_deadlines(ticket)
+        self._change_status(session, ticket, Status.COMPLETED, by=by, at=at)
+        ticket.delivery_state = DeliveryState.PENDING.value
+        ticket.delivery_problems = None
+
+    async def _queue_case(self, session: AsyncSession, ticket: Ticket) -> None:
+        await self._outbox.enqueue(session, kind="case", key=ticket.id, body=case_payload(ticket),
+                                   ticket_id=ticket.id)
 
     async def _check_related(self, session: AsyncSession, ticket_id: str, changes: dict[Field, Any]) -> None:
         related = changes.get(BY_PATH["related_to"])
@@ -412,6 +509,24 @@ class TicketService:
 
 
 # --------------------------------------------------------------------------- module helpers
+
+
+def _blank_ticket(ticket_id: str, at: datetime | None) -> Ticket:
+    return Ticket(id=ticket_id, status=Status.DRAFT.value, delivery_state=DeliveryState.NOT_SENT.value,
+                  caller_anonymous=False, created_at=at, updated_at=at)
+
+
+def _initial_values(changes: dict[Field, Any]) -> dict[str, str]:
+    """The audit values (field path -> JSON text) that creating a ticket from ``changes``
+    writes: as :meth:`TicketService._apply` on a blank ticket, which skips unchanged fields."""
+    blank = _blank_ticket("", None)
+    return {field.path: text for field, value in changes.items()
+            if getattr(blank, field.attr) != value and (text := audit_text(value)) is not None}
+
+
+def _log_completed(ticket: Ticket, by: str) -> None:
+    log.info("ticket %s completed by %s, case queued for the platform%s", ticket.id, by,
+             f" ({ticket.deadline_note})" if ticket.deadline_note else "")
 
 
 async def _load(session: AsyncSession, ticket_id: str, *, for_update: bool = False) -> Ticket:
