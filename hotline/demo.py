@@ -15,6 +15,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from hotline.app import Application
+from hotline.demo_tickets import file_tickets, print_deliveries, start_platform
 from hotline.embedded import RedisProcess, redis_answers
 from hotline.privacy import mask_phone
 from hotline.settings import Settings
@@ -112,6 +113,9 @@ async def run_demo(
     await sim.start(host=ari.hostname or "127.0.0.1", port=ari.port or 8088)
     print(f"[demo] Asterisk stand-in serving ARI at {sim.url}/ari", flush=True)
 
+    platform = await start_platform(settings)
+    print(f"[demo] national platform stand-in at {platform.url} (fails one request in ten)", flush=True)
+
     app = Application(settings)
     await app.start()
     await app.wait_connected()
@@ -138,13 +142,17 @@ async def run_demo(
         await wait_calls_closed(app, timeout=10)
         await app.dispatcher.drain(timeout=10)
         await app.records.flush()
-        print_summary(await app.call_records.all())
+        records = await app.call_records.all()
+        print_summary(records)
+        print("[demo] the agents complete a ticket for each answered call", flush=True)
+        await print_deliveries(app, platform, await file_tickets(app, records))
         if linger:
             print("[demo] still serving; press Ctrl-C to stop", flush=True)
             await asyncio.Event().wait()
     finally:
         await app.stop()
         await sim.stop()
+        await platform.stop()
         if redis_proc is not None:
             redis_proc.stop()
     return 0

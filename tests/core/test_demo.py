@@ -23,6 +23,8 @@ async def test_the_demo_places_calls_through_the_real_code_and_records_every_one
         redis={"url": redis_server.url, "prefix": redis_prefix},
         database={"url": f"sqlite+aiosqlite:///{tmp_path / 'demo.db'}"},
         ivr={"sounds_dir": tmp_path / "sounds"},
+        platform={"url": f"http://127.0.0.1:{free_port()}/api", "poll_s": 0.1, "backoff_base_s": 0.05,
+                  "backoff_cap_s": 0.5},
     )
     assert await run_demo(settings, calls=4, open_browser=False, linger=False, time_scale=0.05) == 0
 
@@ -33,6 +35,8 @@ async def test_the_demo_places_calls_through_the_real_code_and_records_every_one
     # Every call ended, so none is left in a live state on its record.
     summary = out.split("4 call record(s)")[0]
     assert " waiting " not in summary and " main_menu " not in summary
+    # Tickets of the answered calls and every call record reached the platform, once each.
+    assert "4 call record(s) stored" in out and "0 stored twice" in out
 
 
 def test_demo_callers_cover_every_behaviour_and_only_dial_hotline_numbers() -> None:
