@@ -17,3 +17,4 @@ bench:
 	.venv/bin/python bench/ivr.py
 	.venv/bin/python bench/queues.py
 	.venv/bin/python bench/speech.py
+	.venv/bin/python bench/delivery.py

@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import signal
 import sys
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timezone
@@ -23,6 +22,7 @@ from delivery.models import Kind, OutboxRow, State
 from delivery.outbox import Outbox
 from hotline.db import create_schema, make_engine
 from hotline.settings import Settings
+from hotline.tasks import until_signalled
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -164,17 +164,13 @@ async def _work(settings: Settings, outbox: Outbox, workers: int | None) -> int:
     platform = settings.platform
     if workers:
         platform = platform.model_copy(update={"workers": workers})
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
     # A case's answer is written on its ticket in the same transaction, as in `hotline serve`.
     tickets = TicketService(sessionmaker(outbox.engine), outbox, calendar=official_calendar())
     outbox.hooks.append(TicketResults(tickets))
     delivery = PlatformDelivery(outbox, platform)
     await delivery.start()
     try:
-        await stop.wait()
+        await until_signalled()
     finally:
         await delivery.stop()
     return 0

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import signal
 from typing import TYPE_CHECKING, Awaitable, Callable
 
 import aiohttp
@@ -37,7 +36,7 @@ from queues.jurisdictions import JurisdictionTree
 from queues.resolve import JurisdictionResolver
 from queues.services import QueueService
 from queues.stasis import QueueStasis
-from hotline.tasks import cancel_and_wait
+from hotline.tasks import cancel_and_wait, until_signalled
 
 if TYPE_CHECKING:
     from ivr.speech.engine import SpeechEngine
@@ -249,11 +248,7 @@ async def run_serve(settings: Settings) -> int:
     """Run until SIGINT/SIGTERM; calls in progress stay in Asterisk and are resumed on restart."""
     app = Application(settings)
     await app.start()
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
     log.info("hotline serving ARI app %r at %s", settings.ari.app, settings.ari.url)
-    await stop.wait()
+    await until_signalled()
     await app.stop()
     return 0

@@ -30,3 +30,14 @@ async def cancel_and_wait(tasks: Iterable[asyncio.Task[object]], *, timeout: flo
             log.error("stopping %s: %d task(s) would not end, left behind: %s", what, len(pending), names)
             return
         _done, pending = await asyncio.wait(pending, timeout=min(0.25, remaining))
+
+
+async def until_signalled() -> None:
+    """Return on SIGINT or SIGTERM: how every long-running ``hotline`` command waits to stop."""
+    import signal
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()

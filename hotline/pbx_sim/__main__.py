@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import signal
 import sys
 from pathlib import Path
 
 from hotline.pbx_sim.server import DEFAULT_DIALPLAN, PbxSim
+from hotline.tasks import until_signalled
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -34,11 +34,7 @@ async def _serve(args: argparse.Namespace) -> int:
                  sounds_dir=args.sounds, recordings_dir=args.recordings, default_playback_s=args.playback_s)
     await sim.start(args.host, args.port)
     print(f"Asterisk 22 stand-in: ARI at {sim.url}/ari, calls at {sim.url}/sim/calls (Ctrl-C stops)", flush=True)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
+    await until_signalled()
     await sim.stop()
     return 0
 

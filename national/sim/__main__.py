@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import signal
 import sys
 from typing import Any, Coroutine
 
 from national.sim.faults import Faults, OutageMode
 from national.sim.server import PlatformSim
+from hotline.tasks import until_signalled
 
 #: The organisation of the default settings (``[platform]`` in ``hotline/settings.py``).
 DEMO_ORG = "DEMO330100=demo-secret"
@@ -74,11 +74,7 @@ async def _serve(sim: PlatformSim, host: str, port: int) -> int:
     await sim.start(host, port)
     print(f"national 12315 platform stand-in: contract at {sim.url}, control at {sim.root_url}/sim/stats "
           f"(Ctrl-C stops)", flush=True)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
+    await until_signalled()
     await sim.stop()
     return 0
 

@@ -33,14 +33,6 @@ def call(n: int = 0, **changes: Any) -> CallState:
 
 
 @pytest.fixture
-async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
-    engine = make_engine(database_url)
-    await create_schema(engine)
-    yield engine
-    await engine.dispose()
-
-
-@pytest.fixture
 async def writer(engine: AsyncEngine) -> AsyncIterator[CallRecordWriter]:
     writer = CallRecordWriter(engine, batch_delay_s=0.01)
     writer.start()

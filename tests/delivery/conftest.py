@@ -3,15 +3,12 @@ clock moved by hand."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import datetime, timedelta, timezone
 
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-import delivery.models  # noqa: F401  (registers the table)
 from delivery.outbox import Outbox
-from hotline.db import create_schema, make_engine
 
 
 class Clock:
@@ -28,14 +25,6 @@ class Clock:
 @pytest.fixture
 def clock() -> Clock:
     return Clock()
-
-
-@pytest.fixture
-async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
-    engine = make_engine(database_url)
-    await create_schema(engine)
-    yield engine
-    await engine.dispose()
 
 
 @pytest.fixture
