@@ -146,6 +146,28 @@ class HttpSettings(BaseModel):
     enabled: bool = True
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=0, le=65535)
+    #: Session cookies only over HTTPS. Off in the test and demo profiles (plain http on loopback).
+    secure_cookies: bool = True
+    #: Logged-in sessions end after this long without a request.
+    session_idle_s: int = Field(8 * 3600, ge=60)
+    #: Failed logins allowed per username and per client address within the window.
+    login_attempts: int = Field(5, ge=1)
+    login_window_s: int = Field(300, ge=1)
+
+
+class DesktopSettings(BaseModel):
+    """The agent desktop and the wallboard."""
+
+    #: ``sip``: the browser registers to Asterisk over WSS with SIP.js and answers there.
+    #: ``simulated``: no media (the demo, tests): the desktop answers through our API.
+    phone_mode: Literal["sip", "simulated"] = "sip"
+    #: Asterisk's WebSocket for SIP (pjsip transport-wss), as the browser reaches it.
+    sip_ws_url: str = "wss://asterisk.example:8089/ws"
+    sip_domain: str = "asterisk.example"
+    #: Show agents the caller's full number (otherwise masked: 138****8000).
+    show_full_number: bool = False
+    #: A ticket is "near its deadline" on the wallboard this many working days before it.
+    deadline_warning_days: int = Field(2, ge=0)
 
 
 class PlatformSettings(BaseModel):
@@ -201,6 +223,7 @@ class Settings(BaseSettings):
     http: HttpSettings = HttpSettings()
     platform: PlatformSettings = PlatformSettings()
     intake: IntakeSettings = IntakeSettings()
+    desktop: DesktopSettings = DesktopSettings()
 
     @classmethod
     def settings_customise_sources(
@@ -227,7 +250,15 @@ TEST_PROFILE: dict[str, Any] = {
     # delivery tests start a platform stand-in and workers themselves.
     "platform": {"enabled": False},
     # Many applications run at once in tests: each takes a free port.
-    "http": {"port": 0},
+    "http": {"port": 0, "secure_cookies": False},
+    "desktop": {"phone_mode": "simulated"},
+}
+
+#: Values the ``demo`` profile changes: everything on loopback, no Asterisk media.
+DEMO_PROFILE: dict[str, Any] = {
+    "profile": "demo",
+    "http": {"secure_cookies": False},
+    "desktop": {"phone_mode": "simulated"},
 }
 
 
@@ -251,6 +282,8 @@ def load_settings(config: Path | str | None = None, **overrides: Any) -> Setting
     profile = os.environ.get("HOTLINE_PROFILE", overrides.get("profile"))
     if profile == "test":
         values = _deep_merge(values, TEST_PROFILE)
+    elif profile == "demo":
+        values = _deep_merge(values, DEMO_PROFILE)
     path = config or os.environ.get("HOTLINE_CONFIG")
     if path:
         path = Path(path)
