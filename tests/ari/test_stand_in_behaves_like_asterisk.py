@@ -8,6 +8,7 @@ Asterisk's declarations.
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import math
 import struct
@@ -20,7 +21,7 @@ import pytest
 
 from hotline.pbx_sim.server import PbxSim
 
-AUTH = aiohttp.BasicAuth("hotline", "hotline")  # noqa: the deprecation is aiohttp 4 only
+AUTH = {"Authorization": "Basic " + base64.b64encode(b"hotline:hotline").decode()}
 
 
 class RawAri:
@@ -34,7 +35,7 @@ class RawAri:
         self._reader: asyncio.Task[None] | None = None
 
     async def connect(self, app: str = "hotline") -> None:
-        self.ws = await self.http.ws_connect(f"{self.sim.url}/ari/events?app={app}", auth=AUTH)
+        self.ws = await self.http.ws_connect(f"{self.sim.url}/ari/events?app={app}", headers=AUTH)
         self._reader = asyncio.create_task(self._read())
 
     async def _read(self) -> None:
@@ -44,7 +45,7 @@ class RawAri:
             self._changed.set()
 
     async def call(self, method: str, path: str, **params: Any) -> tuple[int, Any]:
-        async with self.http.request(method, f"{self.sim.url}/ari{path}", params=params, auth=AUTH) as resp:
+        async with self.http.request(method, f"{self.sim.url}/ari{path}", params=params, headers=AUTH) as resp:
             text = await resp.text()
             return resp.status, (json.loads(text) if text and resp.content_type == "application/json" else None)
 
@@ -221,7 +222,7 @@ async def test_a_second_connection_for_the_same_application_replaces_the_first(p
 async def test_the_events_socket_refuses_wrong_credentials(pbx_sim: PbxSim) -> None:
     async with aiohttp.ClientSession() as http:
         with pytest.raises(aiohttp.WSServerHandshakeError) as info:
-            await http.ws_connect(f"{pbx_sim.url}/ari/events?app=hotline", auth=aiohttp.BasicAuth("hotline", "x"))
+            await http.ws_connect(f"{pbx_sim.url}/ari/events?app=hotline", headers={"Authorization": "Basic " + base64.b64encode(b"hotline:x").decode()})
         assert info.value.status == 401
 
 
