@@ -205,6 +205,8 @@ def lua_source(name: str) -> str:
 
 _SCRIPTS = ("enqueue", "overflow", "remove", "login", "logout", "set_available", "set_break", "answered",
             "ring_no_answer", "hung_up", "position", "waiting")
+#: Scripts that only read: they never change a wallboard figure.
+_READ_ONLY = frozenset({"position", "waiting"})
 
 
 class _Batcher:
@@ -284,6 +286,9 @@ class QueueEngine:
         self.redis, self.prefix, self.clock_ms, self.wrap_up_s = redis, _ident("prefix", prefix), clock_ms, wrap_up_s
         # Scripts are loaded on first use (and again after a Redis restart flushed them).
         self._batcher = _Batcher(redis, {name: lua_source(name) for name in _SCRIPTS})
+        #: Set after every script that may change a figure: the wallboard publishes on change
+        #: instead of on a timer, so what happens is on screen within a fraction of a second.
+        self.changed = asyncio.Event()
 
     def key(self, *parts: str) -> str:
         return ":".join((self.prefix, *parts))
@@ -297,6 +302,9 @@ class QueueEngine:
             if code in _ERRORS:
                 raise _ERRORS[code](message) from None
             raise
+        finally:
+            if name not in _READ_ONLY:  # even a refusal may have moved something (an offer put back)
+                self.changed.set()
 
     # Calls ---------------------------------------------------------------------------------
 

@@ -134,7 +134,7 @@ class FiguresPublisher:
     """Publishes :func:`snapshot` on ``<prefix>:figures``, throttled across processes."""
 
     def __init__(self, redis: Redis, prefix: str, *, clock_ms: Callable[[], int] = wall_clock_ms,
-                 min_interval_s: float = 0.5, level_of: Callable[[str], str] | None = None) -> None:
+                 min_interval_s: float = 0.2, level_of: Callable[[str], str] | None = None) -> None:
         self.redis, self.prefix, self.clock_ms, self.level_of = redis, prefix, clock_ms, level_of
         self.channel = f"{prefix}:figures"
         self.min_interval_ms = round(min_interval_s * 1000)
@@ -150,12 +150,22 @@ class FiguresPublisher:
         await self.redis.publish(self.channel, json.dumps(figures, ensure_ascii=False, separators=(",", ":")))
         return figures
 
-    async def run(self) -> None:
-        """Publish every interval until cancelled (one task per process; the gate keeps the
-        wallboard at one snapshot per interval however many processes run it)."""
+    async def run(self, changed: asyncio.Event | None = None, *, heartbeat_s: float = 1.0) -> None:
+        """Publish until cancelled: as soon as ``changed`` is set (a queue or an agent changed),
+        at most once per interval, and every ``heartbeat_s`` anyway (waits grow by themselves).
+        One task per process; the gate keeps it to one snapshot per interval across processes,
+        and a change another process's snapshot missed is published at the next interval."""
+        changed = changed or asyncio.Event()
         while True:
             try:
-                await self.publish()
+                async with asyncio.timeout(heartbeat_s):
+                    await changed.wait()
+            except TimeoutError:
+                pass
+            changed.clear()
+            try:
+                if await self.publish() is None:
+                    changed.set()  # throttled: this change goes out with the next snapshot
             except Exception:  # noqa: BLE001 - a Redis hiccup must not end the wallboard for good
                 log.warning("publishing the queue figures failed; trying again", exc_info=True)
             await asyncio.sleep(self.min_interval_ms / 1000)

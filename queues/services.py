@@ -334,7 +334,7 @@ class QueueService:
             # Live figures for the supervisors' wallboard, on <prefix>:figures.
             loop.create_task(FiguresPublisher(
                 self.engine.redis, self.engine.prefix, level_of=lambda code: self.tree.get(code).level.name.lower(),
-            ).run(), name="queue-figures"),
+            ).run(self.engine.changed), name="queue-figures"),
         ]
 
     async def _run_wrap_ups(self) -> None:

@@ -154,7 +154,7 @@ async def test_the_figures_are_published_as_json_on_the_prefix_figures_channel(
         await pubsub.aclose()
 
 
-async def test_publishing_is_throttled_to_once_per_half_second_across_processes(
+async def test_publishing_is_throttled_to_once_per_fifth_of_a_second_across_processes(
     redis_server: RedisProcess, redis_prefix: str, clock: Clock
 ) -> None:
     one, two = Redis.from_url(redis_server.url), Redis.from_url(redis_server.url)
@@ -162,7 +162,7 @@ async def test_publishing_is_throttled_to_once_per_half_second_across_processes(
         first, second = (FiguresPublisher(r, redis_prefix, clock_ms=clock) for r in (one, two))
         assert await first.publish() is not None
         assert await second.publish() is None
-        clock.advance(0.499)
+        clock.advance(0.199)
         assert await first.publish() is None
         clock.advance(0.001)
         assert await second.publish() is not None
@@ -180,6 +180,24 @@ async def test_the_publishing_loop_keeps_publishing(redis: Redis, redis_prefix: 
         while received < 3:
             if await pubsub.get_message(ignore_subscribe_messages=True, timeout=5):
                 received += 1
+    finally:
+        task.cancel()
+        await pubsub.aclose()
+
+
+async def test_a_change_is_published_at_once_not_at_the_next_heartbeat(redis: Redis, redis_prefix: str) -> None:
+    pubsub = redis.pubsub()
+    await pubsub.subscribe(f"{redis_prefix}:figures")
+    changed = asyncio.Event()
+    task = asyncio.create_task(FiguresPublisher(redis, redis_prefix, min_interval_s=0.05).run(changed, heartbeat_s=30))
+    try:
+        assert await pubsub.get_message(ignore_subscribe_messages=True, timeout=0.5) is None  # quiet: nothing new
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        changed.set()
+        while await pubsub.get_message(ignore_subscribe_messages=True, timeout=5) is None:
+            pass
+        assert loop.time() - started < 0.5
     finally:
         task.cancel()
         await pubsub.aclose()
