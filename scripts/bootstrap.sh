@@ -41,3 +41,14 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   quiet .venv/bin/python -m pip install -q -e ".[speech,test]"
   echo "$want" > "$stamp"
 fi
+
+# The desktop's browser code: SIP.js from npm, bundled (no CDN). Needs node and npm.
+if ! have npm; then
+  echo "bootstrap: installing nodejs and npm (for the desktop's SIP.js bundle)"
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
+fi
+if [ -f scripts/build_web.sh ]; then
+  bash scripts/build_web.sh
+fi
