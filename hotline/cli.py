@@ -84,6 +84,14 @@ def _cmd_db(args: argparse.Namespace) -> int:
     return db_main(settings, args.rest)
 
 
+def _cmd_users(args: argparse.Namespace) -> int:
+    from accounts.cli import main as users_main
+
+    settings = load_settings(args.config)
+    configure_logging(settings.log_level)
+    return users_main(settings, args.rest)
+
+
 COMMANDS: dict[str, tuple[str, Callable[[argparse.Namespace], int], bool]] = {
     # name: (help, handler, passes the remaining arguments through)
     "serve": ("run the ARI application against Asterisk", _cmd_serve, False),
@@ -94,6 +102,7 @@ COMMANDS: dict[str, tuple[str, Callable[[argparse.Namespace], int], bool]] = {
     "platform-sim": ("run the national 12315 platform stand-in", _cmd_platform_sim, True),
     "outbox": ("inspect, retry and replay deliveries to the national platform", _cmd_outbox, True),
     "db": ("upgrade or inspect the database schema (Alembic)", _cmd_db, True),
+    "users": ("add, list, disable users of the desktop and wallboard; set passwords", _cmd_users, True),
 }
 
 

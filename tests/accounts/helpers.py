@@ -1,0 +1,172 @@
+"""What tests of the desktop and the wallboard need to have users and log them in.
+
+Fixtures (import them into your conftest or test module to use them: ``from
+tests.accounts.helpers import account_service, users, ...  # noqa: F401``):
+
+* ``jurisdiction_tree`` — the shipped divisions plus two stations, ``330106-01`` and ``330106-02``;
+* ``account_redis`` — a client on the test redis-server;
+* ``session_store``, ``login_limiter`` — on that Redis, under the test's ``redis_prefix``;
+* ``account_service`` — on the ``engine`` fixture (SQLite and PostgreSQL in turn), with cheap
+  argon2 parameters so that tests stay fast;
+* ``users`` — a :class:`Users` factory: ``await users.agent()``, ``users.supervisor(...)``, ``users.admin()``.
+
+Functions: :func:`browser` (a client session that keeps cookies from ``127.0.0.1``),
+:func:`login` (returns the CSRF token), :func:`csrf_headers`, :func:`ws_connect` (sends our Origin).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from itertools import count
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp.test_utils import TestClient
+from argon2 import PasswordHasher
+from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from accounts.models import User
+from accounts.passwords import Passwords
+from accounts.ratelimit import LoginLimiter
+from accounts.services import AccountService
+from accounts.sessions import SessionStore
+from hotline.db import sessionmaker
+from hotline.embedded import RedisProcess
+from queues.jurisdictions import JurisdictionTree
+
+#: Every factory user's password unless told otherwise.
+PASSWORD = "correct horse battery"
+STATIONS = """
+[[station]]
+code = "330106-01"
+name = "北山市场监管所"
+county = "330106"
+
+[[station]]
+code = "330106-02"
+name = "西溪市场监管所"
+county = "330106"
+"""
+
+
+def cheap_passwords() -> Passwords:
+    """argon2id with the smallest parameters: the same code path, milliseconds per hash."""
+    return Passwords(PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1), max_concurrent=4)
+
+
+@pytest.fixture(scope="session")
+def jurisdiction_tree(tmp_path_factory: pytest.TempPathFactory) -> JurisdictionTree:
+    stations = tmp_path_factory.mktemp("stations") / "stations.toml"
+    stations.write_text(STATIONS, encoding="utf-8")
+    return JurisdictionTree.load(stations)
+
+
+@pytest.fixture
+async def account_redis(redis_server: RedisProcess) -> AsyncIterator[Redis]:
+    client = Redis.from_url(redis_server.url)
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture
+def session_store(account_redis: Redis, redis_prefix: str) -> SessionStore:
+    return SessionStore(account_redis, redis_prefix, idle_s=3600)
+
+
+@pytest.fixture
+def login_limiter(account_redis: Redis, redis_prefix: str) -> LoginLimiter:
+    return LoginLimiter(account_redis, redis_prefix, attempts=5, window_s=300)
+
+
+@pytest.fixture
+def account_service(engine: AsyncEngine, jurisdiction_tree: JurisdictionTree,
+                    session_store: SessionStore) -> AccountService:
+    return AccountService(sessionmaker(engine), jurisdiction_tree, passwords=cheap_passwords(),
+                          session_store=session_store)
+
+
+class Users:
+    """Makes users of each role with sensible defaults; every default can be overridden."""
+
+    def __init__(self, accounts: AccountService) -> None:
+        self.accounts = accounts
+        self._numbers = count(1001)
+
+    async def agent(self, username: str | None = None, *, jurisdiction: str = "330106",
+                    password: str = PASSWORD, **fields: Any) -> User:
+        """An agent at 西湖区 (by default) with agent id and endpoint ``PJSIP/<n>`` from 1001 on."""
+        number = next(self._numbers)
+        fields.setdefault("agent_id", str(number))
+        fields.setdefault("sip_endpoint", f"PJSIP/{fields['agent_id']}")
+        fields.setdefault("sip_password", f"sip-secret-{fields['agent_id']}")
+        fields.setdefault("display_name", f"坐席{fields['agent_id']}")
+        return await self.accounts.add_user(username=username or f"agent{fields['agent_id']}", role="agent",
+                                            jurisdiction=jurisdiction, password=password, **fields)
+
+    async def supervisor(self, username: str = "supervisor", *, jurisdiction: str = "330000",
+                         password: str = PASSWORD, **fields: Any) -> User:
+        """A supervisor of 浙江省 (by default)."""
+        fields.setdefault("display_name", "值班长")
+        return await self.accounts.add_user(username=username, role="supervisor", jurisdiction=jurisdiction,
+                                            password=password, **fields)
+
+    async def admin(self, username: str = "admin", *, jurisdiction: str = "000000",
+                    password: str = PASSWORD, **fields: Any) -> User:
+        fields.setdefault("display_name", "管理员")
+        return await self.accounts.add_user(username=username, role="admin", jurisdiction=jurisdiction,
+                                            password=password, **fields)
+
+
+@pytest.fixture
+def users(account_service: AccountService) -> Users:
+    return Users(account_service)
+
+
+def browser() -> aiohttp.ClientSession:
+    """A client session as a browser: it keeps cookies from ``http://127.0.0.1`` (aiohttp's
+    default jar ignores cookies of IP addresses)."""
+    return aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
+
+
+async def login(client_session: aiohttp.ClientSession | TestClient, base_url: str, username: str,
+                password: str = PASSWORD) -> str:
+    """Log in as ``username``; the session's CSRF token (for :func:`csrf_headers`).
+    ``base_url`` is ``""`` with aiohttp's ``TestClient``."""
+    async with client_session.post(f"{base_url}/api/session",
+                                   json={"username": username, "password": password}) as resp:
+        body = await resp.text()
+        assert resp.status == 200, f"login as {username} answered {resp.status}: {body}"
+        assert "hotline_session" in resp.cookies, "no session cookie was set"
+        csrf: str = (await resp.json())["csrf"]
+    session = client_session if isinstance(client_session, aiohttp.ClientSession) else client_session.session
+    jar = session.cookie_jar
+    assert any(c.key == "hotline_session" for c in jar), (
+        "the client did not keep the session cookie: use tests.accounts.helpers.browser() "
+        "(a cookie jar with unsafe=True) for http://127.0.0.1")
+    return csrf
+
+
+def csrf_headers(csrf: str) -> dict[str, str]:
+    return {"X-CSRF-Token": csrf}
+
+
+def origin_of(base_url: str) -> str:
+    """The ``Origin`` a page served from ``base_url`` sends."""
+    scheme, _, rest = base_url.partition("://")
+    return f"{scheme}://{rest.split('/', 1)[0]}"
+
+
+def ws_connect(client_session: aiohttp.ClientSession, base_url: str, path: str,
+               **kwargs: Any) -> Any:
+    """Open a WebSocket as our own page would (with our ``Origin``); use with ``async with``."""
+    return client_session.ws_connect(f"{base_url}{path}", origin=origin_of(base_url), **kwargs)
+
+
+def stations_file(tmp_path: Path) -> Path:
+    """The test stations as a file, for settings (``[queues] stations_file``)."""
+    path = tmp_path / "stations.toml"
+    path.write_text(STATIONS, encoding="utf-8")
+    return path

@@ -1,0 +1,131 @@
+"""``hotline users``: an administrator adds, lists and disables users and sets passwords; every
+mistake is said plainly with exit code 1 (2 for bad usage), and passwords never travel as arguments."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+from pathlib import Path
+
+import pytest
+from redis.asyncio import Redis
+
+from accounts.cli import main
+from accounts.sessions import SessionStore
+from hotline import cli as hotline_cli
+from hotline.embedded import RedisProcess
+from hotline.settings import Settings, load_settings
+from tests.accounts.helpers import stations_file
+
+AGENT = ["add", "--username", "zhangwei", "--role", "agent", "--jurisdiction", "330106-01",
+         "--display-name", "张伟", "--agent-id", "1001", "--endpoint", "PJSIP/1001", "--sip-password", "s1p-secret",
+         "--lines", "general,price", "--password-stdin"]
+
+
+@pytest.fixture
+def settings(sqlite_url: str, redis_server: RedisProcess, redis_prefix: str, tmp_path: Path) -> Settings:
+    return load_settings(profile="test", database={"url": sqlite_url},
+                         redis={"url": redis_server.url, "prefix": redis_prefix},
+                         queues={"stations_file": str(stations_file(tmp_path))})
+
+
+class Run:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.out = self.err = ""
+
+    def __call__(self, *argv: str, stdin: str = "a long passphrase\n", typed: tuple[str, ...] = ()) -> int:
+        out, err, answers = io.StringIO(), io.StringIO(), iter(typed)
+        code = main(self.settings, list(argv), stdin=io.StringIO(stdin), out=out, err=err,
+                    prompt=lambda _text: next(answers))
+        self.out, self.err = out.getvalue(), err.getvalue()
+        return code
+
+
+@pytest.fixture
+def run(settings: Settings) -> Run:
+    return Run(settings)
+
+
+def test_an_agent_is_added_with_the_password_from_stdin_and_listed(run: Run) -> None:
+    assert run(*AGENT) == 0, run.err
+    assert run.out.startswith("added agent zhangwei (id ") and "at 330106-01" in run.out
+    assert run("list") == 0
+    [header, row] = run.out.splitlines()
+    assert row.split()[:7] == ["zhangwei", "agent", "330106-01", "1001", "PJSIP/1001", "zh-CN", "active"]
+    assert row.endswith("张伟 / general,price") and "s1p-secret" not in run.out
+    assert run("list", "--role", "supervisor") == 0 and run.out.endswith("(no users)\n")
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    (("--role", "boss"), "hotline users: role: must be one of agent, supervisor, admin (got 'boss')\n"),
+    (("--jurisdiction", "999999"), "hotline users: jurisdiction: unknown jurisdiction code '999999'"),
+    (("--lines", "general,gas"), "hotline users: lines: unknown business line(s) 'gas'"),
+    (("--endpoint", "1001"), "hotline users: sip_endpoint: must look like PJSIP/1001 (got '1001')\n"),
+])
+def test_a_bad_field_is_refused_with_exit_code_1_naming_it(run: Run, change: tuple[str, str], message: str) -> None:
+    argv = list(AGENT)
+    argv[argv.index(change[0]) + 1] = change[1]
+    assert run(*argv) == 1
+    assert run.err.startswith(message) and run.out == ""
+    assert run("list") == 0 and run.out.endswith("(no users)\n")
+
+
+def test_a_short_password_is_refused_whether_piped_or_typed(run: Run) -> None:
+    assert run(*AGENT, stdin="short\n") == 1
+    assert run.err == "hotline users: password: must be at least 10 characters long (got 5)\n"
+    assert run(*AGENT, stdin="\n") == 1
+    assert "standard input had no password" in run.err
+    typed = [a for a in AGENT if a != "--password-stdin"]
+    assert run(*typed, typed=("a long passphrase", "a long passphrasf")) == 1
+    assert "the two passwords typed differ" in run.err
+    assert run(*typed, typed=("a long passphrase", "a long passphrase")) == 0
+
+
+def test_a_password_on_the_command_line_is_bad_usage(run: Run, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(*AGENT, "--password", "a long passphrase") == 2
+    assert "a password is never given as an argument" in capsys.readouterr().err
+    assert run("passwd", "zhangwei", "--password=a long passphrase") == 2
+    assert run("add", "--username", "x") == 2  # the rest is required
+
+
+def test_disabling_and_a_new_password_end_the_users_sessions(run: Run, settings: Settings) -> None:
+    assert run(*AGENT) == 0
+    user_id = int(run.out.split("(id ")[1].split(")")[0])
+
+    async def sessions(action: str) -> int:
+        redis = Redis.from_url(settings.redis.url)
+        store = SessionStore(redis, settings.redis.prefix, 600)
+        try:
+            if action == "create":
+                await store.create(user_id)
+            return int(await redis.scard(f"{settings.redis.prefix}:user-sessions:{user_id}"))
+        finally:
+            await redis.aclose()
+
+    assert asyncio.run(sessions("create")) == 1
+    assert run("passwd", "ZhangWei", "--password-stdin", stdin="another passphrase\n") == 0
+    assert run.out == "password of zhangwei changed\n1 session(s) of zhangwei ended\n"
+    assert asyncio.run(sessions("create")) == 1
+    assert run("disable", "zhangwei") == 0
+    assert run.out == "zhangwei is disabled\n1 session(s) of zhangwei ended\n"
+    assert asyncio.run(sessions("count")) == 0
+    assert run("list") == 0 and " disabled " in run.out
+    assert run("enable", "zhangwei") == 0 and run("list") == 0 and " active " in run.out
+
+
+def test_an_unknown_user_or_stations_file_is_said_plainly(run: Run, settings: Settings, tmp_path: Path) -> None:
+    assert run("disable", "nobody") == 1
+    assert run.err == "hotline users: there is no user 'nobody' (see: hotline users list)\n"
+    assert run("passwd", "nobody", "--password-stdin") == 1
+    run.settings = settings.model_copy(update={"queues": settings.queues.model_copy(
+        update={"stations_file": tmp_path / "missing.toml"})})
+    assert run("list") == 1 and "stations file not found" in run.err
+
+
+def test_the_hotline_command_has_users(settings: Settings, monkeypatch: pytest.MonkeyPatch,
+                                       capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("HOTLINE_DATABASE__URL", settings.database.url)
+    monkeypatch.setenv("HOTLINE_REDIS__URL", settings.redis.url)
+    assert hotline_cli.main(["users", "list"]) == 0
+    assert "(no users)" in capsys.readouterr().out
