@@ -14,6 +14,10 @@ import aiohttp
 from aiohttp import web
 from redis.asyncio import BlockingConnectionPool, Redis
 
+from accounts.services import AccountService
+from accounts.sessions import SessionStore
+from accounts.web import install as install_accounts
+from agent_desktop import wiring
 from callrecords.services import CallRecordRepository, CallRecordWriter
 from delivery.feeds import CallRecordFeed, TicketResults
 from delivery.notifier import DeliveryNotifier
@@ -31,10 +35,9 @@ from ivr.prompts.catalogue import PromptCatalogue, asterisk_language
 from ivr.services import CallServices, HoldRouter, IvrService, Router
 from ivr.stasis import IvrStasis
 from ivr.store import CallStateStore
-from queues.engine import QueueEngine
 from queues.jurisdictions import JurisdictionTree
 from queues.resolve import JurisdictionResolver
-from queues.services import QueueService
+from queues.services import AgentEvents, AnnouncingEngine, QueueService
 from queues.stasis import QueueStasis
 from hotline.tasks import cancel_and_wait, until_signalled
 
@@ -114,8 +117,7 @@ class Application:
         self.outbox.hooks.append(TicketResults(self.tickets, DeliveryNotifier(self.redis, s.redis.prefix)))
         self.web_url: str | None = None
         self._web: web.AppRunner | None = None
-        if s.http.enabled:
-            await self._serve_http()
+        self.desk: "wiring.Desktop | None" = None
         self.delivery: PlatformDelivery | None = None
         if s.platform.enabled:
             self.delivery = PlatformDelivery(self.outbox, s.platform)
@@ -155,6 +157,8 @@ class Application:
         if isinstance(self.queues, QueueService):
             self._table.update(QueueStasis(self.queues, self.ivr).table())
             self.queues.start()
+        if s.http.enabled:
+            await self._serve_http()  # adds the desktop's handlers to the table: before it is frozen
         self._handle = make_sink_table(self._table)
         self.events = EventStream(
             s.ari.url,
@@ -174,7 +178,10 @@ class Application:
         if not s.queues.enabled:
             return None
         tree = JurisdictionTree.load(s.queues.stations_file)
-        self.queue_engine = QueueEngine(self.redis, f"{s.redis.prefix}:queues", wrap_up_s=s.queues.wrap_up_s)
+        # The engine announces agents' states and calls (for desktops and wallboards, in any process).
+        self.agent_events = AgentEvents(self.redis, s.redis.prefix)
+        self.queue_engine = AnnouncingEngine(self.redis, f"{s.redis.prefix}:queues", wrap_up_s=s.queues.wrap_up_s,
+                                             events=self.agent_events)
         return QueueService(
             self.queue_engine, tree, JurisdictionResolver(tree, default_code=s.queues.default_jurisdiction),
             self.ari, self.dispatcher, s.ari.app, s.queues,
@@ -193,11 +200,21 @@ class Application:
         await asyncio.wait_for(self.events.connected.wait(), timeout)
 
     async def _serve_http(self) -> None:
-        s = self.settings.http
-        self._web = web.AppRunner(build_web_app(tickets=self.tickets, intake=self.settings.intake),
-                                  access_log=None, shutdown_timeout=5.0)
+        """The intake API, and with the queues on, accounts, the agent desktop and the wallboard."""
+        s = self.settings
+        web_app = build_web_app(tickets=self.tickets, intake=s.intake)
+        if isinstance(self.queues, QueueService):
+            sessions = SessionStore(self.redis, s.redis.prefix, s.http.session_idle_s)
+            self.accounts = AccountService(sessionmaker(self.engine), self.queues.tree, session_store=sessions)
+            self.desk = wiring.build(self, directory=wiring.AccountsDirectory(self.accounts))
+            self._table.update(wiring.event_handlers(self.desk, self._table))
+            install_accounts(web_app, accounts=self.accounts, sessions=sessions, settings=s,
+                             on_logout=self.desk.desktop.on_logout)
+            self.desk.add_routes(web_app)
+            self.desk.start()
+        self._web = web.AppRunner(web_app, access_log=None, shutdown_timeout=5.0)
         await self._web.setup()
-        site = web.TCPSite(self._web, s.host, s.port)
+        site = web.TCPSite(self._web, s.http.host, s.http.port)
         await site.start()
         host, port = site._server.sockets[0].getsockname()[:2]  # type: ignore[union-attr]
         self.web_url = f"http://{host}:{port}"
@@ -206,6 +223,8 @@ class Application:
     async def _stop_http(self) -> None:
         if self._web is not None:
             await self._web.cleanup()
+        if self.desk is not None:
+            await self.desk.stop()
 
     async def _stop_delivery(self) -> None:
         if self.delivery is not None:

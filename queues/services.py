@@ -14,8 +14,11 @@ import json
 from datetime import datetime, timezone
 import logging
 from contextlib import suppress
+from collections import deque
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+
+from redis.asyncio import Redis
 
 from hotline.ari.dispatcher import Dispatcher
 from hotline.ari.errors import AriError
@@ -42,6 +45,144 @@ log = logging.getLogger(__name__)
 #: conversation's bridge (``<caller channel>-call``): a restarted process finds orphans by them.
 AGENT_MARK = "-agent-"
 CALL_BRIDGE_SUFFIX = "-call"
+
+
+# --- what happens to agents, for their desktops and the wallboard --------------------------------
+
+
+class AgentEvents:
+    """Publishes the agent events of the desktop contract on ``<prefix>:events:agents``:
+    ``{"type": "agent.state", "agent_id", "state", "reason", "call_id"}`` and
+    ``{"type": "call.offered" | "call.connected" | "call.ended", "agent_id", "call_id", "channel_id"}``.
+
+    :meth:`emit` never waits: the call path must not wait for a courtesy to the desktops.
+    One task (:meth:`run`) publishes the messages in the order they were emitted (pipelined),
+    so a desktop never sees "on_call" before "ringing". Events are news, not the truth: a
+    desktop that missed some reads the state again; when Redis cannot take them, or more than
+    ``max_pending`` wait, they are dropped with a warning.
+    """
+
+    def __init__(self, redis: Redis, prefix: str, *, max_pending: int = 10_000, batch: int = 256) -> None:
+        self._redis = redis
+        self.channel = f"{prefix}:events:agents"
+        self._pending: deque[str] = deque()
+        self._max_pending, self._batch = max_pending, batch
+        self._wake = asyncio.Event()
+        self.dropped = 0
+
+    def agent_state(self, agent_id: str, state: str, *, reason: str | None = None, call_id: str | None = None) -> None:
+        self.emit({"type": "agent.state", "agent_id": agent_id, "state": state, "reason": reason or None,
+                   "call_id": call_id or None})
+
+    def call(self, kind: str, agent_id: str, call_id: str, channel_id: str | None) -> None:
+        self.emit({"type": f"call.{kind}", "agent_id": agent_id, "call_id": call_id, "channel_id": channel_id})
+
+    def emit(self, message: dict[str, Any]) -> None:
+        if len(self._pending) >= self._max_pending:
+            self.dropped += 1
+            if self.dropped % 1000 == 1:
+                log.warning("agent events: %d dropped, Redis does not keep up", self.dropped)
+            return
+        self._pending.append(json.dumps(message, ensure_ascii=False, separators=(",", ":")))
+        self._wake.set()
+
+    async def run(self) -> None:
+        """Publish until cancelled; what is pending when cancelled is sent first (bounded by the caller)."""
+        try:
+            while True:
+                await self._wake.wait()
+                self._wake.clear()
+                await self.flush()
+        finally:
+            with suppress(Exception):
+                await asyncio.shield(self.flush())
+
+    async def flush(self) -> None:
+        while self._pending:
+            batch = [self._pending.popleft() for _ in range(min(self._batch, len(self._pending)))]
+            try:
+                async with self._redis.pipeline(transaction=False) as pipe:
+                    for message in batch:
+                        pipe.publish(self.channel, message)
+                    await pipe.execute()
+            except Exception as exc:  # noqa: BLE001 - news for desktops; the state is in the engine
+                self.dropped += len(batch)
+                log.warning("agent events: %d not published: %s", len(batch), exc or type(exc).__name__)
+
+
+class AnnouncingEngine(QueueEngine):
+    """The queue engine that also tells :class:`AgentEvents` what happened to agents.
+
+    Every change of an agent's state goes through the engine, whoever asks for it (the call
+    flows, the wrap-up loop, the desktop), so this is the one place that sees them all. An
+    event is emitted only after the engine's script succeeded, with what its answer says
+    (an offer rings an agent). Where the answer does not name the call's agent or channel
+    (hung up, removed), the call is read just before: one pipelined read, on calls only.
+    """
+
+    def __init__(self, redis: Redis, prefix: str, *, events: AgentEvents, **options: Any) -> None:
+        super().__init__(redis, prefix, **options)
+        self.events = events
+
+    def _offered(self, offer: Offer | None) -> Offer | None:
+        if offer is not None:
+            self.events.agent_state(offer.agent_id, "ringing", call_id=offer.call_id)
+            self.events.call("offered", offer.agent_id, offer.call_id, offer.channel_id)
+        return offer
+
+    async def enqueue(self, call: WaitingCall) -> Offer | None:
+        return self._offered(await super().enqueue(call))
+
+    async def overflow(self, call_id: str, to_jurisdiction: str) -> Offer | None:
+        return self._offered(await super().overflow(call_id, to_jurisdiction))
+
+    async def login(self, agent: Agent) -> None:
+        await super().login(agent)
+        now = await self.agent(agent.agent_id)  # login keeps a busy agent's state: say which
+        if now is not None:
+            self.events.agent_state(agent.agent_id, now["state"].value, reason=now["reason"], call_id=now["call_id"])
+
+    async def logout(self, agent_id: str) -> None:
+        await super().logout(agent_id)
+        self.events.agent_state(agent_id, "offline")
+
+    async def set_available(self, agent_id: str) -> Offer | None:
+        offer = await super().set_available(agent_id)
+        if offer is None:
+            self.events.agent_state(agent_id, "available")
+        return self._offered(offer)
+
+    async def set_break(self, agent_id: str, reason: str) -> None:
+        await super().set_break(agent_id, reason)
+        self.events.agent_state(agent_id, "break", reason=reason)
+
+    async def answered(self, call_id: str, agent_id: str) -> None:
+        before = await self.call(call_id)
+        await super().answered(call_id, agent_id)
+        self.events.agent_state(agent_id, "on_call", call_id=call_id)
+        self.events.call("connected", agent_id, call_id, before["channel_id"] if before else None)
+
+    async def ring_no_answer(self, call_id: str, agent_id: str) -> Offer | None:
+        before = await self.call(call_id)
+        offer = await super().ring_no_answer(call_id, agent_id)
+        self.events.call("ended", agent_id, call_id, before["channel_id"] if before else None)
+        self.events.agent_state(agent_id, "break", reason="no_answer")
+        return self._offered(offer)
+
+    async def hung_up(self, call_id: str, agent_id: str) -> None:
+        before = await self.call(call_id)
+        await super().hung_up(call_id, agent_id)
+        self.events.call("ended", agent_id, call_id, before["channel_id"] if before else None)
+        self.events.agent_state(agent_id, "wrap_up", call_id=call_id)
+
+    async def remove(self, call_id: str, reason: str) -> bool:
+        before = await self.call(call_id)
+        removed = await super().remove(call_id, reason)
+        agent_id = before["agent_id"] if before else None
+        if removed and agent_id:  # the caller left while an agent's phone rang or they talked
+            self.events.call("ended", agent_id, call_id, before["channel_id"] if before else None)
+            self.events.agent_state(agent_id, "wrap_up", call_id=call_id)
+        return removed
 
 
 @dataclass(frozen=True, slots=True)
@@ -329,7 +470,9 @@ class QueueService:
 
     def start(self) -> None:
         loop = asyncio.get_running_loop()
-        self._tasks = [
+        if isinstance(self.engine, AnnouncingEngine):
+            self._tasks.append(loop.create_task(self.engine.events.run(), name="agent-events"))
+        self._tasks += [
             loop.create_task(self._run_wrap_ups(), name="queue-wrap-ups"),
             # Live figures for the supervisors' wallboard, on <prefix>:figures.
             loop.create_task(FiguresPublisher(

@@ -354,6 +354,18 @@ class TicketService:
                 select(Ticket).where(Ticket.call_id == call_id).order_by(Ticket.created_at, Ticket.id))
             return list(result)
 
+    async def tickets_of_caller(self, phone: str, *, limit: int = 5, exclude_call: str | None = None) -> list[Ticket]:
+        """The caller's earlier tickets (same phone number), newest first: an agent sees at once
+        that the caller has complained before. ``exclude_call`` leaves out the current call's."""
+        if not isinstance(phone, str) or not phone.strip():
+            return []  # a withheld number says nothing about who calls
+        query = select(Ticket).where(Ticket.caller_phone == phone.strip())
+        if exclude_call is not None:
+            query = query.where((Ticket.call_id != exclude_call) | Ticket.call_id.is_(None))
+        async with self._sessions() as session:
+            result = await session.scalars(query.order_by(Ticket.created_at.desc(), Ticket.id).limit(max(0, limit)))
+            return list(result)
+
     async def origin(self, ticket_id: str) -> Origin:
         """Who created the ticket and what with (:class:`Origin`)."""
         async with self._sessions() as session:

@@ -146,6 +146,20 @@ class AriRest:
     async def ring(self, channel_id: str) -> None:
         await self.request("POST", f"/channels/{channel_id}/ring")
 
+    async def hold(self, channel_id: str) -> None:
+        """Indicate hold to the channel (a PJSIP channel then plays music on hold to its caller)."""
+        await self.request("POST", f"/channels/{channel_id}/hold")
+
+    async def unhold(self, channel_id: str) -> None:
+        await self.request("DELETE", f"/channels/{channel_id}/hold")
+
+    async def mute(self, channel_id: str, direction: str = "both") -> None:
+        """Mute audio ``in`` from the channel, ``out`` to it, or ``both``."""
+        await self.request("POST", f"/channels/{channel_id}/mute", _query(direction=direction))
+
+    async def unmute(self, channel_id: str, direction: str = "both") -> None:
+        await self.request("DELETE", f"/channels/{channel_id}/mute", _query(direction=direction))
+
     async def get_variable(self, channel_id: str, variable: str) -> str:
         data = await self.request("GET", f"/channels/{channel_id}/variable", _query(variable=variable))
         return str(data.get("value", ""))

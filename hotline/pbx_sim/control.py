@@ -7,6 +7,10 @@ by hand::
     curl -u hotline:hotline -X POST 'http://127.0.0.1:8088/sim/calls/<channel id>/dtmf?digits=1'
     curl -u hotline:hotline 'http://127.0.0.1:8088/sim/calls'
     curl -u hotline:hotline -X DELETE 'http://127.0.0.1:8088/sim/calls/<channel id>'
+    curl -u hotline:hotline -X PUT 'http://127.0.0.1:8088/sim/endpoints/PJSIP/1001?mode=manual'
+
+A ``manual`` phone rings until the agent desktop answers it (simulated phone mode); the other
+modes are ``answer`` (after ``answer_after_s``), ``busy``, ``no_answer`` and ``unavailable``.
 """
 
 from __future__ import annotations
@@ -44,6 +48,7 @@ class ControlViews:
             ("POST", "/sim/calls", self.place_call),
             ("POST", "/sim/calls/{channelId}/dtmf", self.dtmf),
             ("DELETE", "/sim/calls/{channelId}", self.hangup),
+            ("PUT", "/sim/endpoints/{tech}/{resource}", self.set_endpoint),
         ]
 
     def _call(self, request: web.Request) -> SimCall:
@@ -74,3 +79,13 @@ class ControlViews:
     async def hangup(self, request: web.Request) -> web.Response:
         await self._call(request).hangup()
         return web.Response(status=204)
+
+    async def set_endpoint(self, request: web.Request) -> web.Response:
+        """How the phone ``<tech>/<resource>`` answers when the application calls it."""
+        name = f"{request.match_info['tech']}/{request.match_info['resource']}"
+        try:
+            after = float(request.query.get("answer_after_s", "0"))
+            device = self._sim.endpoint(name, answer_after_s=after, mode=request.query.get("mode", "answer"))
+        except ValueError as exc:
+            raise SimError(400, str(exc)) from None
+        return web.json_response({"endpoint": name, "mode": device.mode, "answer_after_s": device.answer_after_s})

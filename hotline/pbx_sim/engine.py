@@ -40,11 +40,20 @@ HANGUP_REASONS: dict[str, int] = {
 
 
 class Endpoint:
-    """How a device answers when the application originates a call to it."""
+    """How a device answers when the application originates a call to it.
+
+    ``manual`` is a phone with a person at it: it rings until someone picks it up, which in
+    the stand-in is ``POST /channels/{id}/answer`` on the ringing channel (the agent
+    desktop's simulated phone does that). A real Asterisk refuses that request with 409,
+    since an outgoing channel is not in Stasis before the far end answers; there the
+    agent's own SIP phone answers.
+    """
+
+    MODES = ("answer", "busy", "no_answer", "unavailable", "manual")
 
     def __init__(self, answer_after_s: float = 0.0, mode: str = "answer") -> None:
-        if mode not in ("answer", "busy", "no_answer", "unavailable"):
-            raise ValueError(f"unknown endpoint mode {mode!r}")
+        if mode not in self.MODES:
+            raise ValueError(f"unknown endpoint mode {mode!r}; one of {', '.join(self.MODES)}")
         self.answer_after_s = answer_after_s
         self.mode = mode
 
@@ -167,10 +176,33 @@ class Engine:
             self.emit_channel(ch, "ChannelStateChange")
 
     def answer(self, channel_id: str) -> None:
+        ch = self.channel(channel_id)
+        if ch.pickup is not None and ch.stasis_app is None and not ch.hangup_requested:
+            ch.pickup.set()  # a "manual" phone ringing: the person at it picks up
+            return
         ch = self.stasis_channel(channel_id)
         if ch.hangup_requested:
             raise SimError(412, "Channel in invalid state")
         self.set_state(ch, "Up")
+
+    def hold(self, channel_id: str, on: bool) -> None:
+        """Asterisk indicates hold to the channel and announces it (ChannelHold/ChannelUnhold)."""
+        ch = self.stasis_channel(channel_id)
+        if ch.hangup_requested:
+            raise SimError(412, "Channel in invalid state")
+        ch.held = on
+        self.emit_channel(ch, "ChannelHold" if on else "ChannelUnhold")
+
+    def mute(self, channel_id: str, direction: str, on: bool) -> None:
+        """Mute or unmute audio from (``in``) or to (``out``) the channel; no event, as in Asterisk."""
+        ch = self.stasis_channel(channel_id)
+        if ch.hangup_requested:
+            raise SimError(412, "Channel in invalid state")
+        directions = {"in", "out"} if direction == "both" else {direction}
+        if on:
+            ch.muted |= directions
+        else:
+            ch.muted -= directions
 
     def continue_in_dialplan(self, channel_id: str) -> None:
         ch = self.stasis_channel(channel_id)
@@ -248,6 +280,12 @@ class Engine:
         if device.mode == "no_answer" or device.answer_after_s > timeout_s:
             await asyncio.sleep(timeout_s)
             return self.hangup(ch, 19)
+        if device.mode == "manual":
+            ch.pickup = asyncio.Event()
+            try:
+                await asyncio.wait_for(ch.pickup.wait(), timeout_s)
+            except TimeoutError:
+                return self.hangup(ch, 19)
         await asyncio.sleep(device.answer_after_s)
         if ch.hangup_requested:
             return
@@ -287,12 +325,14 @@ class Engine:
             self.hangup(ch, 16)
 
     def snoop(self, channel_id: str, app: str, spy: str, whisper: str, args: list[str], snoop_id: str | None) -> SimChannel:
+        if spy == "none" and whisper == "none":
+            raise SimError(400, "Direction must be specified for at least spy or whisper")
         target = self.channel(channel_id)
         if not self.apps.connected(app):
             raise SimError(400, f"Stasis application {app} is not registered")
         ch = self.new_channel(f"Snoop/{target.id}-{self.ids.suffix()}", channel_id=snoop_id, state="Up",
                               kind="snoop", exten="s", context="default")
-        ch.snoop_target, ch.snoop_spy = target.id, spy
+        ch.snoop_target, ch.snoop_spy, ch.snoop_whisper = target.id, spy, whisper
         asyncio.get_running_loop().call_soon(self._snoop_enters_stasis, ch, app, args)
         return ch
 

@@ -95,6 +95,10 @@ class AriViews:
             ("POST", c + "/play", self.play_channel),
             ("POST", c + "/play/{playbackId}", self.play_channel),
             ("POST", c + "/dtmf", self.dtmf),
+            ("POST", c + "/hold", self.hold_start),
+            ("DELETE", c + "/hold", self.hold_stop),
+            ("POST", c + "/mute", self.mute_start),
+            ("DELETE", c + "/mute", self.mute_stop),
             ("POST", c + "/moh", self.moh_start),
             ("DELETE", c + "/moh", self.moh_stop),
             ("GET", c + "/variable", self.get_variable),
@@ -218,6 +222,24 @@ class AriViews:
             raise SimError(400, "DTMF is required")
         if ch.call is not None:
             ch.call.dtmf_heard.extend(digits)
+        return _no_content()
+
+    async def hold_start(self, request: web.Request) -> web.Response:
+        self.e.hold(request.match_info["channelId"], True)
+        return _no_content()
+
+    async def hold_stop(self, request: web.Request) -> web.Response:
+        self.e.hold(request.match_info["channelId"], False)
+        return _no_content()
+
+    async def mute_start(self, request: web.Request) -> web.Response:
+        direction = _choice(request, "direction", ("both", "in", "out"), "both")
+        self.e.mute(request.match_info["channelId"], direction, True)
+        return _no_content()
+
+    async def mute_stop(self, request: web.Request) -> web.Response:
+        direction = _choice(request, "direction", ("both", "in", "out"), "both")
+        self.e.mute(request.match_info["channelId"], direction, False)
         return _no_content()
 
     async def moh_start(self, request: web.Request) -> web.Response:

@@ -78,9 +78,15 @@ class SimChannel:
     #: For external media: where RTP goes, and its payload format.
     external_host: tuple[str, int] | None = None
     media_format: str = ""
-    #: For snoop channels: the channel spied on and the direction.
+    #: For snoop channels: the channel spied on and the directions spied on and whispered into.
     snoop_target: str | None = None
     snoop_spy: str = "none"
+    snoop_whisper: str = "none"
+    #: Held (``POST /channels/{id}/hold``) and the muted directions ("in", "out") of ``/mute``.
+    held: bool = False
+    muted: set[str] = field(default_factory=set)
+    #: A ringing phone in "manual" mode waits on this for someone to pick it up.
+    pickup: asyncio.Event | None = None
     ended: asyncio.Event = field(default_factory=asyncio.Event)
 
     def to_json(self) -> dict[str, Any]:

@@ -1,0 +1,301 @@
+"""The supervisors' wallboard: live figures, agents, tickets near their deadline and the day's
+calls for one node of the jurisdiction tree and its children.
+
+Reading and rendering are separate: :meth:`WallboardService.facts` reads everything once (the
+latest published queue figures, every logged-in agent, and, cached for a few seconds, the SQL
+parts), and :meth:`WallboardService.render` cuts one node out of it without any I/O. The
+notifier reads once and renders every node that has a screen open, so a hundred supervisors
+cost one read.
+
+Subtree figures are sums of the queues whose jurisdiction lies within the node. A call that
+overflowed sits in the queue of each level it reached, and is counted in each (as the queue
+figures count it, see ``queues/figures.py``): a province's "waiting" includes its cities'
+callers who also wait at the province once. Agents are counted once each, by their home.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Collection
+from dataclasses import dataclass
+from datetime import date, datetime, time as clock_time, timedelta, timezone
+from typing import Any, Protocol
+
+from redis.asyncio import Redis
+from sqlalchemy import and_, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from agent_desktop.services import rfc3339
+from callrecords.models import CallRecord
+from national.contract import CHINA_TZ
+from queues.engine import AgentState, QueueEngine
+from queues.figures import THRESHOLDS_S, snapshot
+from queues.jurisdictions import NATIONAL, JurisdictionTree
+from tickets.deadlines import CalendarNotPublished, WorkingCalendar
+from tickets.models import Status, Ticket
+
+log = logging.getLogger(__name__)
+
+#: Published figures older than this are not trusted: a fresh snapshot is read instead.
+FIGURES_STALE_MS = 5_000
+DEADLINES_TTL_S = 30.0
+DAY_TTL_S = 10.0
+NEAR_DEADLINE_LIMIT = 200
+#: Farther than this from its due day, a ticket's working days are not counted one by one.
+COUNT_DAYS_MAX = 400
+AGENT_STATES = tuple(s.value for s in AgentState if s is not AgentState.OFFLINE)
+
+
+class AgentDirectory(Protocol):
+    """Display names of agents (``accounts``; a missing one shows the agent id)."""
+
+    async def display_names(self, agent_ids: Collection[str]) -> dict[str, str]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class AgentRow:
+    agent_id: str
+    display_name: str
+    home: str
+    state: str
+    since: datetime | None
+    call_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class DeadlineRow:
+    ticket_id: str
+    case_type: str | None
+    kind: str
+    due: date
+    working_days_left: int | None
+    #: Where the ticket is handled: a GB/T 2260 code or a station code.
+    jurisdiction: str
+
+
+@dataclass(frozen=True, slots=True)
+class Facts:
+    """Everything the wallboard shows, read at one moment."""
+
+    at_ms: int
+    queues: list[dict[str, Any]]
+    agents: list[AgentRow]
+    deadlines: list[DeadlineRow]
+    #: jurisdiction -> 24 hours (China time) of [offered, answered, abandoned]
+    day: dict[str, list[list[int]]]
+
+
+class WallboardService:
+    def __init__(self, *, redis: Redis, queue_prefix: str, engine: QueueEngine, tree: JurisdictionTree,
+                 directory: AgentDirectory, sessions: async_sessionmaker[AsyncSession], calendar: WorkingCalendar,
+                 warning_days: int, clock_ms: Callable[[], int] = lambda: time.time_ns() // 1_000_000) -> None:
+        self.redis, self.queue_prefix, self.engine, self.tree = redis, queue_prefix, engine, tree
+        self.directory, self.sessions, self.calendar = directory, sessions, calendar
+        self.warning_days, self.clock_ms = warning_days, clock_ms
+        self._figures: dict[str, Any] | None = None
+        #: How long each SQL part is reused (seconds): deadlines move by days, the day's chart by calls.
+        self.ttl_s = {"deadlines": DEADLINES_TTL_S, "day": DAY_TTL_S}
+        self._cached: dict[str, tuple[float, Any]] = {}
+        self._sql_lock = asyncio.Lock()
+        self._ancestry: dict[str, frozenset[str]] = {}
+        #: When the newest agent event arrived (ms): a render it caused carries this time.
+        self.agents_changed_ms = 0
+
+    # ----------------------------------------------------------------- reading
+
+    def set_figures(self, figures: dict[str, Any]) -> None:
+        """The latest snapshot published on ``<prefix>:queues:figures``."""
+        if self._figures is None or figures.get("at_ms", 0) >= self._figures.get("at_ms", 0):
+            self._figures = figures
+
+    async def facts(self) -> Facts:
+        figures = await self._current_figures()
+        agents = await self._agents()
+        deadlines = await self._cached_sql("deadlines", self._near_deadline)
+        day = await self._cached_sql("day", self._day)
+        at_ms = max(int(figures.get("at_ms", 0)), self.agents_changed_ms)
+        return Facts(at_ms, list(figures.get("queues", [])), agents, deadlines, day)
+
+    async def _current_figures(self) -> dict[str, Any]:
+        now = self.clock_ms()
+        if self._figures is None or now - int(self._figures.get("at_ms", 0)) > FIGURES_STALE_MS:
+            # Nothing published lately (the queues run in another process that is down?):
+            # read the queues ourselves rather than show old numbers.
+            self.set_figures(await snapshot(self.redis, self.queue_prefix, now))
+        assert self._figures is not None
+        return self._figures
+
+    async def _agents(self) -> list[AgentRow]:
+        ids = await self.engine.logged_in()
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for agent_id in ids:
+                pipe.hmget(self.engine.key("agent", agent_id), "home", "state", "since", "call")
+            rows = await pipe.execute()
+        names = await self.directory.display_names(ids) if ids else {}
+        agents = []
+        for agent_id, (home, state, since, call) in zip(ids, rows):
+            state = _s(state)
+            if state not in AGENT_STATES or not home:
+                continue  # logged out between the two reads
+            since_ms = int(_s(since)) if since else None
+            agents.append(AgentRow(agent_id, names.get(agent_id) or agent_id, _s(home), state,
+                                   datetime.fromtimestamp(since_ms / 1000, timezone.utc) if since_ms else None,
+                                   _s(call) or None))
+        return agents
+
+    async def _cached_sql(self, name: str, read: Callable[[], Any]) -> Any:
+        async with self._sql_lock:  # one reader refreshes; the others wait for its result
+            at, value = self._cached.get(name, (0.0, None))
+            now = time.monotonic()
+            if value is None or now - at > self.ttl_s[name]:
+                value = await read()
+                self._cached[name] = (now, value)
+            return value
+
+    def today(self) -> date:
+        return datetime.fromtimestamp(self.clock_ms() / 1000, CHINA_TZ).date()
+
+    async def _near_deadline(self) -> list[DeadlineRow]:
+        today = self.today()
+        cutoff = self._warning_cutoff(today)
+        handling = (Ticket.status.in_([Status.ACCEPTED.value, Status.TRANSFERRED.value]))
+        query = (select(Ticket.id, Ticket.case_type, Ticket.status, Ticket.accept_by, Ticket.finish_by,
+                        Ticket.verify_by, Ticket.handling_region, Ticket.handling_station)
+                 .where(or_(and_(Ticket.status == Status.COMPLETED.value, Ticket.accept_by <= cutoff),
+                            and_(handling, or_(Ticket.finish_by <= cutoff, Ticket.verify_by <= cutoff))))
+                 .limit(NEAR_DEADLINE_LIMIT * 5))
+        async with self.sessions() as session:
+            rows = (await session.execute(query)).all()
+        found = [row for row in (self._deadline(r, today) for r in rows) if row is not None]
+        found.sort(key=lambda d: (d.due, d.ticket_id))
+        return found[:NEAR_DEADLINE_LIMIT]
+
+    def _deadline(self, row: Any, today: date) -> DeadlineRow | None:
+        if row.status == Status.COMPLETED.value:
+            kind, due = "accept_by", row.accept_by
+        else:
+            kind, due = ("finish_by", row.finish_by) if row.finish_by else ("verify_by", row.verify_by)
+        if due is None or not row.handling_region:
+            return None
+        code = row.handling_region
+        if row.handling_station:
+            station = f"{row.handling_region}-{row.handling_station[-2:]}"
+            code = station if station in self.tree else code
+        return DeadlineRow(row.id, row.case_type, kind, due, self._working_days_left(today, due), code)
+
+    def _warning_cutoff(self, today: date) -> date:
+        if self.warning_days < 1:
+            return today
+        try:
+            return self.calendar.add_working_days(today, self.warning_days)
+        except CalendarNotPublished:
+            return today + timedelta(days=self.warning_days * 7 // 5 + 2)  # roughly, never too short
+
+    def _working_days_left(self, today: date, due: date) -> int | None:
+        """Working days from today to the due day: 0 on the day, negative once overdue."""
+        if abs((due - today).days) > COUNT_DAYS_MAX:
+            return None
+        sign, start, end = (1, today, due) if due >= today else (-1, due, today)
+        try:
+            return sign * sum(1 for n in range(1, (end - start).days + 1)
+                              if self.calendar.is_workday(start + timedelta(days=n)))
+        except CalendarNotPublished:
+            return None
+
+    async def _day(self) -> dict[str, list[list[int]]]:
+        today = self.today()
+        start = datetime.combine(today, clock_time(0), CHINA_TZ).astimezone(timezone.utc)
+        # started_at is indexed; a call queued after midnight started at most minutes before it.
+        query = (select(CallRecord.jurisdiction, CallRecord.queued_at, CallRecord.answered_at, CallRecord.outcome)
+                 .where(CallRecord.started_at >= start - timedelta(hours=1), CallRecord.queued_at.is_not(None),
+                        CallRecord.jurisdiction.is_not(None)))
+        async with self.sessions() as session:
+            rows = (await session.execute(query)).all()
+        day: dict[str, list[list[int]]] = {}
+        for jurisdiction, queued_at, answered_at, outcome in rows:
+            if queued_at < start:
+                continue
+            hour = queued_at.astimezone(CHINA_TZ).hour
+            slot = day.setdefault(jurisdiction, [[0, 0, 0] for _ in range(24)])[hour]
+            slot[0] += 1
+            slot[1] += answered_at is not None
+            slot[2] += outcome == "abandoned_in_queue"
+        return day
+
+    # ----------------------------------------------------------------- rendering
+
+    def scope_root(self, role: str, jurisdiction: str) -> str:
+        """Where a user's breadcrumb starts: everything for an admin, else their own node."""
+        return NATIONAL if role == "admin" else jurisdiction
+
+    def render(self, facts: Facts, node: str, root: str) -> dict[str, Any]:
+        """The wallboard body of ``node`` for a user whose scope starts at ``root``."""
+        chain = [j.code for j in self.tree.chain(node)]
+        path = chain[: chain.index(root) + 1] if root in chain else chain
+        agents = [a for a in facts.agents if self.within(a.home, node)]
+        return {
+            "node": self._node(node),
+            "path": [self._node(code) for code in reversed(path)],
+            "figures": self._figures_of(facts, node),
+            "children": [{**self._node(c.code), "figures": self._figures_of(facts, c.code)}
+                         for c in self.tree.children(node)],
+            "agents": [{"agent_id": a.agent_id, "display_name": a.display_name, "jurisdiction": a.home,
+                        "state": a.state, "since": rfc3339(a.since), "call_id": a.call_id}
+                       for a in sorted(agents, key=lambda a: (AGENT_STATES.index(a.state), a.agent_id))],
+            "near_deadline": [{"ticket_id": d.ticket_id, "case_type": d.case_type, "deadline_kind": d.kind,
+                               "due": d.due.isoformat(), "working_days_left": d.working_days_left}
+                              for d in facts.deadlines if self.within(d.jurisdiction, node)],
+            "day": self._day_of(facts, node),
+        }
+
+    def _node(self, code: str) -> dict[str, str]:
+        j = self.tree.get(code)
+        return {"code": j.code, "name": j.name, "level": j.level.name.lower()}
+
+    def within(self, code: str, node: str) -> bool:
+        """``code`` is ``node`` or below it (codes the tree no longer knows are nowhere)."""
+        ancestry = self._ancestry.get(code)
+        if ancestry is None:
+            ancestry = frozenset(j.code for j in self.tree.chain(code)) if code in self.tree else frozenset()
+            self._ancestry[code] = ancestry
+        return node in ancestry
+
+    def _figures_of(self, facts: Facts, node: str) -> dict[str, Any]:
+        queues = [q for q in facts.queues if self.within(q["jurisdiction"], node)]
+        answered = sum(q["answered"] for q in queues)
+        abandoned = sum(q["abandoned"] for q in queues)
+        agents = dict.fromkeys(AGENT_STATES, 0)
+        for a in facts.agents:
+            if self.within(a.home, node):
+                agents[a.state] += 1
+        return {
+            "waiting": sum(q["waiting"] for q in queues),
+            "longest_wait_s": max((q["longest_wait_s"] for q in queues), default=0.0),
+            "answered": answered,
+            "answered_within": {str(t): sum(q["answered_within"].get(str(t), 0) for q in queues)
+                                for t in THRESHOLDS_S},
+            "abandoned": abandoned,
+            "abandon_rate": round(abandoned / (answered + abandoned), 3) if answered + abandoned else 0.0,
+            "agents": agents,
+        }
+
+    def _day_of(self, facts: Facts, node: str) -> list[dict[str, int]]:
+        hours = [[0, 0, 0] for _ in range(24)]
+        for code, counts in facts.day.items():
+            if self.within(code, node):
+                for hour, (offered, answered, abandoned) in enumerate(counts):
+                    hours[hour][0] += offered
+                    hours[hour][1] += answered
+                    hours[hour][2] += abandoned
+        return [{"hour": h, "offered": o, "answered": a, "abandoned": x} for h, (o, a, x) in enumerate(hours)]
+
+    async def body(self, node: str, root: str) -> dict[str, Any]:
+        return self.render(await self.facts(), node, root)
+
+
+def _s(value: Any) -> str:
+    if value is None:
+        return ""
+    return value.decode() if isinstance(value, bytes) else str(value)
