@@ -15,6 +15,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from hotline.app import Application
+from hotline.demo_accounts import HUMAN_AGENT, create_people, welcome
 from hotline.demo_tickets import file_tickets, print_deliveries, start_platform
 from hotline.embedded import RedisProcess, redis_answers
 from hotline.privacy import mask_phone
@@ -120,7 +121,11 @@ async def run_demo(
     await app.start()
     await app.wait_connected()
     print(f"[demo] hotline app connected as ARI application {settings.ari.app!r}", flush=True)
+    if getattr(app, "accounts", None) is not None:
+        await create_people(app.accounts)
+    sim.endpoint(f"PJSIP/{HUMAN_AGENT}", mode="manual")
     await staff_agents(app, sim)
+    welcome(app, open_browser)
 
     prompts = PromptCatalogue.load(settings.ivr.language)
     scripts = make_scripts(calls)
@@ -147,8 +152,8 @@ async def run_demo(
         print("[demo] the agents complete a ticket for each answered call", flush=True)
         await print_deliveries(app, platform, await file_tickets(app, records))
         if linger:
-            print("[demo] still serving; press Ctrl-C to stop", flush=True)
-            await asyncio.Event().wait()
+            print("[demo] still serving, a new call every 8 s; press Ctrl-C to stop", flush=True)
+            await keep_calling(sim, prompts, len(scripts))
     finally:
         await app.stop()
         await sim.stop()
@@ -156,6 +161,23 @@ async def run_demo(
         if redis_proc is not None:
             redis_proc.stop()
     return 0
+
+
+async def keep_calling(sim, prompts, start: int) -> None:  # type: ignore[no-untyped-def]
+    """Callers keep coming while the newcomer looks at the desktop and the wallboard."""
+    async def one(n: int, script: Script) -> None:
+        print(f"[demo] call {n:>3}: {mask_phone(script.caller_id)} dials {script.number}", flush=True)
+        try:
+            await play_caller(sim, prompts, script, hold_s=20.0)
+        except Exception as exc:  # noqa: BLE001 - one caller's script failing must not stop the stream
+            print(f"[demo] call {n:>3}: script stopped: {exc}", flush=True)
+
+    tasks: set[asyncio.Task[None]] = set()
+    for n, script in enumerate(make_scripts(100_000, seed=start), start=start + 1):
+        task = asyncio.create_task(one(n, script), name=f"demo-call-{n}")
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+        await asyncio.sleep(8.0)
 
 
 #: The demo's agents: (agent id, home jurisdiction, what it is). Their phones are the
