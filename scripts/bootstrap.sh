@@ -15,6 +15,8 @@ if [ "${HOTLINE_SKIP_POSTGRES:-0}" != 1 ]; then
 fi
 if [ "${HOTLINE_SKIP_BROWSER:-0}" != 1 ]; then
   have chromium || need_apt+=(chromium)
+  # A CJK font, or the desktop's Chinese renders as empty boxes in the tests' screenshots.
+  [ -e /usr/share/fonts/truetype/wqy/wqy-microhei.ttc ] || need_apt+=(fonts-wqy-microhei)
 fi
 
 if [ ${#need_apt[@]} -gt 0 ]; then

@@ -1,0 +1,196 @@
+// The agent desktop: puts the pieces together. The desktop state (GET /api/desktop/state, and
+// pushed over /api/desktop/ws) drives the header, the call card and the phone; the call card
+// opens the call's ticket. After a reconnect the state is read again, since messages sent
+// while the socket was down are not replayed.
+
+import { get } from "../lib/api.js";
+import { byTestId, setText } from "../lib/dom.js";
+import { onLanguageChange, t } from "../lib/i18n.js";
+import { checkSession, startSignedInPage } from "../lib/session.js";
+import { LiveSocket } from "../lib/ws.js";
+import { AgentBar } from "./agentbar.js";
+import { CallCard } from "./callcard.js";
+import { createPhone } from "./phone.js";
+import { TicketDesk } from "./ticket.js";
+
+let user = null;
+let phone = null;
+let phoneStatus = "off";
+let card = null;
+let socketStatus = "connecting";
+let pageError = null;
+
+const agentBar = new AgentBar(applyState, (describe) => showAgentError(describe));
+const callCard = new CallCard({ phone: () => phone, onState: applyState });
+const tickets = new TicketDesk(byTestId("ticket-panel"));
+
+let agentError = null;
+function showAgentError(describe) {
+  agentError = describe;
+  const box = byTestId("agent-error");
+  box.textContent = describe ? describe() : "";
+  box.hidden = !describe;
+}
+
+function showPageError(describe) {
+  pageError = describe;
+  const box = byTestId("page-error");
+  box.textContent = describe ? describe() : "";
+  box.hidden = !describe;
+}
+
+// ---------------------------------------------------------------------- the state
+
+// An action's answer can arrive after newer "state" messages (the answer was computed before
+// the call's events were handled): a state older than the one shown is not applied.
+let shownSince = null;
+function isOlderThanShown(state) {
+  const since = Date.parse(state.agent.since);
+  return shownSince !== null && !Number.isNaN(since) && since < shownSince;
+}
+
+/** Apply a desktop state (GET, an action's answer, or a "state" message). */
+function applyState(state) {
+  if (!state || !state.agent || isOlderThanShown(state)) return;
+  const since = Date.parse(state.agent.since);
+  shownSince = Number.isNaN(since) ? null : since;
+  agentBar.render(state.agent);
+  if (state.call) showCard(state.call);
+  else if (card && card.state !== "ended") showCard({ ...card, state: "ended" });
+  ensurePhone(state.phone);
+}
+
+// An ended call stays on screen (greyed) so that its ticket can be finished in wrap-up.
+function showCard(next) {
+  card = next;
+  callCard.render(card);
+  if (card) tickets.openCall(card);
+}
+
+async function refreshState() {
+  try {
+    applyState(await get("/api/desktop/state"));
+    showPageError(null);
+  } catch (error) {
+    if (error.status !== 401) {
+      const message = error.message;
+      showPageError(() => t("desktop.error.state", { message }));
+    }
+  }
+}
+
+function ensurePhone(info) {
+  if (phone || !info) return;
+  phone = createPhone(info, byTestId("remote-audio"));
+  if (!phone) {
+    setPhoneStatus("unconfigured"); // SIP mode without an account for this agent
+    return;
+  }
+  phone.start(setPhoneStatus).catch((error) => {
+    console.error("phone failed to start", error);
+    setPhoneStatus("error");
+  });
+}
+
+const PHONE_STATUS = {
+  off: "phone.status.off",
+  simulated: "phone.status.simulated",
+  connecting: "phone.status.connecting",
+  registered: "phone.status.registered",
+  unregistered: "phone.status.unregistered",
+  disconnected: "phone.status.disconnected",
+  ringing: "phone.status.ringing",
+  in_call: "phone.status.in_call",
+  error: "phone.status.error",
+  unconfigured: "phone.status.unconfigured",
+};
+
+function setPhoneStatus(status) {
+  phoneStatus = status;
+  const node = setText("phone-status", t(PHONE_STATUS[status] || "phone.status.error"));
+  node.dataset.status = status;
+}
+
+// ---------------------------------------------------------------------- live messages
+
+function onMessage(message) {
+  switch (message.type) {
+    case "state":
+      applyState(message.agent ? message : message.state || message.body);
+      break;
+    case "call.offered":
+      if (message.card) showCard(message.card);
+      announceCall();
+      break;
+    case "call.connected":
+      if (message.card) showCard(message.card);
+      else if (card && (!message.call_id || message.call_id === card.call_id)) showCard({ ...card, state: "connected" });
+      break;
+    case "call.ended":
+      if (card && (!message.call_id || message.call_id === card.call_id)) showCard({ ...card, state: "ended" });
+      break;
+    case "ticket.delivered":
+    case "ticket.refused":
+      tickets.deliveryNews(message);
+      break;
+    default:
+      break; // a newer server's message: ignore
+  }
+}
+
+// The browser tab may be in the background: say it in the title too.
+function announceCall() {
+  document.title = t("desktop.title_ringing");
+  setTimeout(() => {
+    document.title = t("desktop.page_title");
+  }, 10000);
+}
+
+const SOCKET_STATUS = { connecting: "live.connecting", open: "live.open", closed: "live.closed" };
+
+function setSocketStatus(status) {
+  socketStatus = status;
+  const node = setText("ws-status", t(SOCKET_STATUS[status]));
+  node.dataset.status = status;
+  if (status === "closed") checkSession();
+}
+
+// ---------------------------------------------------------------------- start
+
+async function main() {
+  try {
+    user = await startSignedInPage(["agent"]);
+  } catch (error) {
+    document.body.classList.remove("loading");
+    const message = error.message;
+    showPageError(() => t("error.start", { message }));
+    return;
+  }
+  const renderUser = () => {
+    setText("agent-name", user.display_name || user.username);
+    setText("agent-id", user.agent_id ? t("desktop.agent_id", { id: user.agent_id }) : "");
+  };
+  renderUser();
+  setPhoneStatus(phoneStatus);
+  setSocketStatus(socketStatus);
+  onLanguageChange(() => {
+    renderUser();
+    setPhoneStatus(phoneStatus);
+    setSocketStatus(socketStatus);
+    showAgentError(agentError);
+    showPageError(pageError);
+    agentBar.render(agentBar.agent);
+    callCard.render(card);
+  });
+  setInterval(() => agentBar.tick(), 1000);
+  await refreshState();
+  new LiveSocket("/api/desktop/ws", {
+    onMessage,
+    onOpen: refreshState, // also after a reconnect: messages missed meanwhile are not replayed
+    onStatus: setSocketStatus,
+    onRefused: () => checkSession(),
+  }).start();
+  window.addEventListener("pagehide", () => phone && phone.stop());
+}
+
+main();
