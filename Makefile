@@ -18,3 +18,4 @@ bench:
 	.venv/bin/python bench/queues.py
 	.venv/bin/python bench/speech.py
 	.venv/bin/python bench/delivery.py
+	.venv/bin/python bench/wallboard.py
