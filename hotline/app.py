@@ -13,6 +13,9 @@ from typing import TYPE_CHECKING, Awaitable, Callable
 import aiohttp
 from aiohttp import web
 from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from accounts.services import AccountService
 from accounts.sessions import SessionStore
@@ -54,7 +57,11 @@ def connect_redis(settings: RedisSettings) -> Redis:
     """A client whose commands wait for a free connection instead of failing: a burst of
     calls must queue for Redis, never be dropped with "Too many connections"."""
     pool = BlockingConnectionPool.from_url(
-        settings.url, max_connections=settings.max_connections, timeout=settings.pool_timeout_s
+        settings.url, max_connections=settings.max_connections, timeout=settings.pool_timeout_s,
+        # After redis-server restarts, every pooled connection is dead; without a retry each
+        # one fails one command (a caller's offer, a state save) before it reconnects.
+        retry=Retry(ExponentialBackoff(cap=0.5, base=0.02), 3),
+        retry_on_error=[RedisConnectionError],
     )
     return Redis.from_pool(pool)  # owns the pool: aclose() closes its connections
 
