@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -174,6 +174,8 @@ async def keep_calling(sim, prompts, start: int) -> None:  # type: ignore[no-unt
 
     tasks: set[asyncio.Task[None]] = set()
     for n, script in enumerate(make_scripts(100_000, seed=start), start=start + 1):
+        if n % 2:  # every other caller dials from Hangzhou: those ring on the newcomer's desktop
+            script = replace(script, number="0571" + script.number[-5:], behaviour="press", digit="1")
         task = asyncio.create_task(one(n, script), name=f"demo-call-{n}")
         tasks.add(task)
         task.add_done_callback(tasks.discard)
@@ -183,7 +185,8 @@ async def keep_calling(sim, prompts, start: int) -> None:  # type: ignore[no-unt
 #: The demo's agents: (agent id, home jurisdiction, what it is). Their phones are the
 #: stand-in's, which answer after a second, as a person would.
 DEMO_AGENTS = [
-    ("1001", "330100", "Hangzhou city"),
+    # Hangzhou is left to the newcomer's agent (1005) on the desktop; Ningbo has its own.
+    ("1001", "330200", "Ningbo city"),
     ("1002", "110100", "Beijing city"),
     ("1003", "440300", "Shenzhen city"),
     ("1004", "000000", "national centre (takes what no level below can)"),

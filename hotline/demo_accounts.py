@@ -15,7 +15,7 @@ LINES = ["general", "quality", "food_drug", "price", "intellectual_property"]
 
 #: (username, role, jurisdiction, display name, agent id)
 PEOPLE = [
-    ("agent1001", "agent", "330100", "杭州 话务员 1001", "1001"),
+    ("agent1001", "agent", "330200", "宁波 话务员 1001", "1001"),
     ("agent1002", "agent", "110100", "北京 话务员 1002", "1002"),
     ("agent1003", "agent", "440300", "深圳 话务员 1003", "1003"),
     ("agent1004", "agent", "000000", "全国 话务员 1004", "1004"),

@@ -55,3 +55,5 @@ def configure_logging(level: str = "INFO") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    # Alembic tells of every plugin it sets up at each start: noise at INFO.
+    logging.getLogger("alembic").setLevel(max(logging.WARNING, root.level))
