@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib
 import sys
 from pathlib import Path
 from typing import Any, Callable, Coroutine
@@ -68,28 +69,22 @@ def _cmd_platform_sim(args: argparse.Namespace) -> int:
     return platform_main(args.rest)
 
 
-def _cmd_outbox(args: argparse.Namespace) -> int:
-    from delivery.cli import main as outbox_main
+def _with_settings(module: str) -> Callable[[argparse.Namespace], int]:
+    """A command whose ``main(settings, argv)`` lives in ``module``, imported when it runs."""
 
-    settings = load_settings(args.config)
-    configure_logging(settings.log_level)
-    return outbox_main(settings, args.rest)
+    def handler(args: argparse.Namespace) -> int:
+        main = importlib.import_module(module).main
+        settings = load_settings(args.config)
+        configure_logging(settings.log_level)
+        return int(main(settings, args.rest))
 
-
-def _cmd_db(args: argparse.Namespace) -> int:
-    from hotline.migrate import main as db_main
-
-    settings = load_settings(args.config)
-    configure_logging(settings.log_level)
-    return db_main(settings, args.rest)
+    return handler
 
 
-def _cmd_users(args: argparse.Namespace) -> int:
-    from accounts.cli import main as users_main
-
-    settings = load_settings(args.config)
-    configure_logging(settings.log_level)
-    return users_main(settings, args.rest)
+_cmd_outbox = _with_settings("delivery.cli")
+_cmd_db = _with_settings("hotline.migrate")
+_cmd_users = _with_settings("accounts.cli")
+_cmd_recordings = _with_settings("recordings.cli")
 
 
 COMMANDS: dict[str, tuple[str, Callable[[argparse.Namespace], int], bool]] = {
@@ -103,6 +98,7 @@ COMMANDS: dict[str, tuple[str, Callable[[argparse.Namespace], int], bool]] = {
     "outbox": ("inspect, retry and replay deliveries to the national platform", _cmd_outbox, True),
     "db": ("upgrade or inspect the database schema (Alembic)", _cmd_db, True),
     "users": ("add, list, disable users of the desktop and wallboard; set passwords", _cmd_users, True),
+    "recordings": ("check recordings against their index; purge those past retention", _cmd_recordings, True),
 }
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,6 +27,7 @@ from hotline.web import build_web_app
 from ivr.prompts.catalogue import PromptCatalogue
 from queues.services import QueueService
 from tests.accounts.helpers import Users, browser, cheap_passwords, login, ws_connect
+from tests.fixtures.waiting import eventually  # noqa: F401  (the desktop tests import it from here)
 
 HANGZHOU, ZHEJIANG, XIHU, BEIJING = "330100", "330000", "330106", "110000"
 
@@ -94,14 +95,6 @@ async def next_message(ws: aiohttp.ClientWebSocketResponse, kind: str, *, timeou
     return await asyncio.wait_for(read(), timeout)
 
 
-async def eventually(check: Callable[[], Awaitable[Any]], timeout: float = 5.0) -> Any:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not (result := await check()):
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {getattr(check, '__name__', check)}")
-        await asyncio.sleep(0.02)
-    return result
 
 
 @pytest.fixture

@@ -16,6 +16,7 @@ from hotline.pbx_sim.server import PbxSim
 from hotline.settings import Settings
 from ivr.prompts.catalogue import PromptCatalogue
 from queues.engine import Agent, AgentState
+from tests.fixtures.waiting import eventually
 
 pytestmark = pytest.mark.slow
 
@@ -49,15 +50,6 @@ async def agent_on_break(app: Application, agent_id: str, home: str, line: str, 
     await app.queue_engine.set_break(agent_id, reason)
 
 
-async def eventually(check, timeout: float = 5.0) -> object:  # type: ignore[no-untyped-def]
-    """Poll an async check until it gives something true (the app works behind a WebSocket)."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not (result := await check()):
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {getattr(check, '__name__', check)}")
-        await asyncio.sleep(0.02)
-    return result
 
 
 async def agent_state(app: Application, agent_id: str) -> AgentState:
