@@ -39,8 +39,18 @@ class CallRecord(Base):
     #: GB/T 2260 code of the jurisdiction the call was queued for.
     jurisdiction: Mapped[str | None] = mapped_column(String(16), index=True)
     hangup_cause: Mapped[str | None] = mapped_column(String(64))
+    #: none / recording / recorded / failed, kept by the recordings feature (recordings/index.py),
+    #: not by the IVR's snapshots: they leave it out (``info``) so that they never overwrite it.
+    recording_state: Mapped[str] = mapped_column(String(12), default="none", server_default="none",
+                                                 info={"snapshot": False})
 
     __table_args__ = (Index("ix_call_records_started", "started_at"),)
 
     def as_dict(self) -> dict[str, Any]:
-        return {c.name: getattr(self, c.name) for c in self.__table__.columns}
+        """The columns the IVR's snapshots write (what the platform's call record is made of)."""
+        return {c.name: getattr(self, c.name) for c in snapshot_columns()}
+
+
+def snapshot_columns() -> list[Any]:
+    """The columns a call-record snapshot writes: all but those kept by other features."""
+    return [c for c in CallRecord.__table__.columns if c.info.get("snapshot", True)]

@@ -19,7 +19,7 @@ from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, StatementError
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, async_sessionmaker
 
-from callrecords.models import CallRecord
+from callrecords.models import CallRecord, snapshot_columns
 from hotline.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
@@ -35,7 +35,8 @@ def upsert_statement(dialect: str) -> Any:
     if insert is None:
         raise RuntimeError(f"unsupported database dialect {dialect!r}: use SQLite or PostgreSQL")
     stmt = insert(table)
-    updates = {c.name: stmt.excluded[c.name] for c in table.columns if c.name != "call_id"}
+    # Columns other features keep (the recording state) are never overwritten by a snapshot.
+    updates = {c.name: stmt.excluded[c.name] for c in snapshot_columns() if c.name != "call_id"}
     return stmt.on_conflict_do_update(index_elements=["call_id"], set_=updates)
 
 

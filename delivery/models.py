@@ -30,6 +30,9 @@ class State(StrEnum):
     DELIVERED = "delivered"
     #: Given up: refused by the platform (4xx) or out of attempts. An operator decides.
     DEAD = "dead"
+    #: Not sent yet, on purpose: a hotline case waits for its call's recording to be stored,
+    #: so that the recording's hash and duration go with it (the platform cannot amend a case).
+    HELD = "held"
 
 
 class OutboxRow(Base):

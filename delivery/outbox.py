@@ -84,10 +84,48 @@ class Outbox:
     # ----------------------------------------------------------------- writing
 
     async def enqueue(self, session: AsyncSession, *, kind: str, key: str, body: dict[str, Any],
-                      ticket_id: str | None = None) -> None:
-        """Add a row to ``session``'s transaction; it is sent only if that commits."""
-        await session.execute(self._insert(), [self._row(Kind(kind), key, body, ticket_id)])
+                      ticket_id: str | None = None, held: bool = False) -> None:
+        """Add a row to ``session``'s transaction; it is sent only if that commits (and, when
+        ``held``, once :meth:`release` lets it go)."""
+        row = self._row(Kind(kind), key, body, ticket_id)
+        if held:
+            row["state"] = State.HELD.value
+        await session.execute(self._insert(), [row])
         self._wake_after_commit(session)
+
+    async def held_keys(self, session: AsyncSession, *, kind: str, keys: Iterable[str]) -> set[str]:
+        """Which of ``keys`` are held (in ``session``'s transaction, locked where the database can)."""
+        wanted = list(keys)
+        if not wanted:
+            return set()
+        result = await session.execute(
+            select(OutboxRow.key).where(OutboxRow.kind == Kind(kind).value, OutboxRow.key.in_(wanted),
+                                        OutboxRow.state == State.HELD.value).with_for_update())
+        return set(result.scalars())
+
+    async def release_held(self, session: AsyncSession, *, kind: str, key: str,
+                           body: dict[str, Any] | None = None) -> bool:
+        """Let a held row go, with its final body when given; False when it was not held."""
+        values: dict[str, Any] = {"state": State.PENDING.value, "next_attempt_at": self.clock()}
+        if body is not None:
+            values["body"] = encode(body)
+        result = await session.execute(
+            update(OutboxRow).where(OutboxRow.kind == Kind(kind).value, OutboxRow.key == key,
+                                    OutboxRow.state == State.HELD.value).values(**values))
+        self._wake_after_commit(session)
+        return bool(result.rowcount)
+
+    async def release_stale(self, older_than_s: float) -> int:
+        """Held rows waited long enough (a recording that never finished): sent as they are."""
+        cutoff = self.clock() - timedelta(seconds=older_than_s)
+        stmt = (update(OutboxRow).where(OutboxRow.state == State.HELD.value, OutboxRow.created_at < cutoff)
+                .values(state=State.PENDING.value, next_attempt_at=self.clock()))
+        async with self.engine.begin() as conn:
+            count = int((await conn.execute(stmt)).rowcount or 0)
+        if count:
+            log.warning("%d held row(s) released after %.0f s without their recording", count, older_than_s)
+            self.wakeup.set()
+        return count
 
     async def enqueue_many(self, conn: AsyncConnection,
                            rows: Iterable[tuple[str, str, dict[str, Any], list[dict[str, Any]] | None]]) -> None:

@@ -47,11 +47,14 @@ class DeliveryWorker:
         self._probe_at = clock()
         #: The latest time a Retry-After asked us to stay away until.
         self._told_until = clock()
+        self._next_stale_check = clock()
 
     async def run(self) -> None:
         while True:
             try:
                 worked = await self.run_once() or await self._probe()
+                if not worked:
+                    await self._release_stale()
             except Exception:  # noqa: BLE001 - a database hiccup must not stop delivery for good
                 log.exception("delivery worker %s: a round failed; trying again shortly", self.name)
                 await asyncio.sleep(min(self.settings.poll_s, 1.0))
@@ -88,6 +91,13 @@ class DeliveryWorker:
         # A Retry-After is the platform's own word on when to come back: never earlier.
         wait = min(PROBE_CAP_S, self.backoff.ceiling_s(min(self._failures, 30)))
         self._probe_at = max(self._told_until, self.clock() + timedelta(seconds=wait))
+
+    async def _release_stale(self) -> None:
+        # Cheap (one UPDATE on an index), and only when idle: a stuck hold never waits longer
+        # than the setting, whichever worker notices.
+        if self.clock() >= self._next_stale_check:
+            self._next_stale_check = self.clock() + timedelta(seconds=min(60.0, self.settings.hold_for_recording_s))
+            await self.outbox.release_stale(self.settings.hold_for_recording_s)
 
     async def _probe(self) -> int:
         if not self._failures or self.clock() < self._probe_at:

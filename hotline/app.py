@@ -42,6 +42,9 @@ from queues.jurisdictions import JurisdictionTree
 from queues.resolve import JurisdictionResolver
 from queues.services import AgentEvents, AnnouncingEngine, QueueService
 from queues.stasis import QueueStasis
+from recordings import http as recordings_http
+from recordings import wiring as recordings_wiring
+from recordings.index import RecordingIndex
 from hotline.tasks import cancel_and_wait, until_signalled
 
 if TYPE_CHECKING:
@@ -120,7 +123,14 @@ class Application:
         self.outbox = Outbox(self.engine)
         self.records = CallRecordWriter(self.engine, after_write=CallRecordFeed(self.outbox))
         self.records.start()
-        self.tickets = TicketService(sessionmaker(self.engine), self.outbox, calendar=official_calendar())
+        # A ticket of a call already recorded carries the recording (hash, duration) to the platform.
+        self.recording_index = RecordingIndex(sessionmaker(self.engine))
+        self.tickets = TicketService(sessionmaker(self.engine), self.outbox, calendar=official_calendar(),
+                                     recordings_of=self.recording_index.refs_for_call,
+                                     recording_pending=self.recording_index.recording_in_progress
+                                     if s.recordings.enabled else None)
+        self.recordings = recordings_wiring.build(s, ari=self.ari, redis=self.redis, index=self.recording_index,
+                                                  tickets=self.tickets)
         self.outbox.hooks.append(TicketResults(self.tickets, DeliveryNotifier(self.redis, s.redis.prefix)))
         self.web_url: str | None = None
         self._web: web.AppRunner | None = None
@@ -161,6 +171,8 @@ class Application:
             s.ari.app,
         )
         self._table = IvrStasis(self.ivr).table()
+        if self.recordings.recorder is not None:
+            self._table.update(self.recordings.recorder.table())
         if isinstance(self.queues, QueueService):
             self._table.update(QueueStasis(self.queues, self.ivr).table())
             self.queues.start()
@@ -191,7 +203,7 @@ class Application:
                                              events=self.agent_events)
         return QueueService(
             self.queue_engine, tree, JurisdictionResolver(tree, default_code=s.queues.default_jurisdiction),
-            self.ari, self.dispatcher, s.ari.app, s.queues,
+            self.ari, self.dispatcher, s.ari.app, s.queues, recorder=self.recordings.recorder,
         )
 
     async def _resync(self) -> None:
@@ -199,6 +211,9 @@ class Application:
         live = await self.ivr.resync()
         if isinstance(self.queues, QueueService):
             await self.queues.resync(live)
+        if self.recordings.recorder is not None:
+            # Recordings that finished while we were not listening (events are not replayed).
+            self.recordings.recorder.start_recovery()
 
     async def _sink(self, key: str, event) -> None:  # type: ignore[no-untyped-def]
         await self._handle(key, event)
@@ -218,6 +233,8 @@ class Application:
             install_accounts(web_app, accounts=self.accounts, sessions=sessions, settings=s,
                              on_logout=self.desk.desktop.on_logout)
             self.desk.add_routes(web_app)
+            recordings_http.add_routes(web_app, index=self.recordings.index, store=self.recordings.store,
+                                       tree=self.queues.tree)
             self.desk.start()
         self._web = web.AppRunner(web_app, access_log=None, shutdown_timeout=5.0)
         await self._web.setup()
@@ -254,6 +271,8 @@ class Application:
             steps.append(("closing listeners", self.listeners.close))
         if self.speech is not None and self.speech is not self._given_speech:
             steps.append(("closing the speech engine", self.speech.close))
+        if self.recordings.recorder is not None:
+            steps.append(("finishing recordings", self.recordings.recorder.close))
         steps += [
             ("writing call records", self.records.close),
             ("stopping delivery to the platform", self._stop_delivery),

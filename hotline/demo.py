@@ -108,7 +108,7 @@ async def run_demo(
         password=settings.ari.password.get_secret_value(),
         dialplan_path=PROJECT_ROOT / "dialplans" / "extensions.conf",
         sounds_dir=settings.ivr.sounds_dir,
-        recordings_dir=var / "recordings",
+        recordings_dir=var / "spool" / "recording",  # Asterisk's own spool, not our recordings root
         time_scale=time_scale,
     )
     await sim.start(host=ari.hostname or "127.0.0.1", port=ari.port or 8088)

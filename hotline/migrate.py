@@ -36,7 +36,8 @@ log = logging.getLogger(__name__)
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 #: Modules whose models make up the schema (imported to fill ``Base.metadata``).
-MODEL_MODULES = ("callrecords.models", "tickets.models", "delivery.models", "accounts.models")
+MODEL_MODULES = ("callrecords.models", "tickets.models", "delivery.models", "accounts.models",
+                 "recordings.models")
 #: The revision a database made by the old ``create_schema`` is adopted at.
 ADOPTED_REVISION = "0001_initial"
 #: PostgreSQL advisory lock key of schema changes (the bytes of "hotline" as one bigint).

@@ -13,7 +13,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 #: Where runtime data (SQLite file, sounds, recordings, redis dump) lives by default.
@@ -194,7 +194,57 @@ class PlatformSettings(BaseModel):
     max_attempts: int = 200
     #: How often an idle worker looks for due rows (new rows also wake it in-process).
     poll_s: float = 1.0
+    #: A hotline case completed during its call waits for the call's recording (its hash and
+    #: duration go with the case), but never longer than this.
+    hold_for_recording_s: float = 3600.0
     enabled: bool = True
+
+
+#: Years recordings are kept by default, per case type of their call's tickets.
+DEFAULT_RETENTION_YEARS: dict[str, int] = {"complaint": 3, "report": 3, "consultation": 1, "no_ticket": 1}
+
+
+class RecordingSettings(BaseModel):
+    """Call recordings: captured in Asterisk, kept under ``root``, heard only by those allowed."""
+
+    #: Record every answered call (the IVR tells callers so).
+    enabled: bool = True
+    #: Where verified recordings are kept: ``<root>/<YYYY>/<MM>/<DD>/<jurisdiction>/<call>-<segment>.wav``;
+    #: unset: ``<var_dir>/recordings``.
+    root: Path | None = None
+    #: What Asterisk records; WAV is what the browser plays and what durations are read from.
+    format: Literal["wav"] = "wav"
+    #: The dates of the layout are this zone's (the centre's working day, not UTC's).
+    timezone: str = "Asia/Shanghai"
+    #: Fetch each finished file over ARI (``GET /recordings/stored/{name}/file``), so that it
+    #: works when Asterisk runs on another host. Off: read it from ``spool_dir`` (Asterisk's
+    #: ``recording`` spool, on this host or a shared file system).
+    fetch_from_ari: bool = True
+    spool_dir: Path | None = None
+    #: Years a recording is kept, per case type of the tickets of its call (the longest wins);
+    #: ``no_ticket`` for calls that produced none.
+    retention_years: dict[str, int] = Field(default_factory=lambda: dict(DEFAULT_RETENTION_YEARS))
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        from queues.hours import check_timezone
+
+        return check_timezone(value)
+
+    @field_validator("retention_years")
+    @classmethod
+    def _retention(cls, value: dict[str, int]) -> dict[str, int]:
+        known = tuple(DEFAULT_RETENTION_YEARS)
+        unknown = sorted(set(value) - set(known))
+        if unknown:
+            raise ValueError(f"retention_years: unknown case type(s) {', '.join(unknown)}; "
+                             f"the keys are {', '.join(known)}")
+        short = sorted(k for k, years in value.items() if years < 1)
+        if short:
+            raise ValueError(f"retention_years: {', '.join(short)} must be kept at least 1 year")
+        # A file that names one case type keeps the defaults of the others.
+        return {**DEFAULT_RETENTION_YEARS, **value}
 
 
 class IntakeSettings(BaseModel):
@@ -224,6 +274,14 @@ class Settings(BaseSettings):
     platform: PlatformSettings = PlatformSettings()
     intake: IntakeSettings = IntakeSettings()
     desktop: DesktopSettings = DesktopSettings()
+    recordings: RecordingSettings = RecordingSettings()
+
+    @model_validator(mode="after")
+    def _recordings_under_var_dir(self) -> "Settings":
+        # Beside the database and the sounds, wherever var_dir is (the demo and tests move it).
+        if self.recordings.root is None:
+            self.recordings.root = self.var_dir / "recordings"
+        return self
 
     @classmethod
     def settings_customise_sources(
@@ -252,6 +310,9 @@ TEST_PROFILE: dict[str, Any] = {
     # Many applications run at once in tests: each takes a free port.
     "http": {"port": 0, "secure_cookies": False},
     "desktop": {"phone_mode": "simulated"},
+    # Recordings would land under var/ of the working directory: the recording tests turn
+    # them on with a root of their own.
+    "recordings": {"enabled": False},
 }
 
 #: Values the ``demo`` profile changes: everything on loopback, no Asterisk media.

@@ -327,6 +327,8 @@ class Connected(BaseState):
 
     async def on_caller_gone(self, call: Call) -> None:
         svc = queues(call)
+        # Stopped first, so that the file ends with the conversation, not with our clean-up.
+        await svc.stop_recording(call)
         if call.data.agent_channel:
             await svc.hangup_quietly(call.data.agent_channel)
         if call.data.call_bridge:

@@ -16,7 +16,7 @@ import logging
 from contextlib import suppress
 from collections import deque
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from redis.asyncio import Redis
 
@@ -196,11 +196,20 @@ class QueueOffered(Event):
         return self.key
 
 
+class CallRecorder(Protocol):
+    """Records conversations (``recordings.capture``): a segment per bridging of caller and agent."""
+
+    async def start(self, data: CallState, bridge_id: str) -> None: ...
+    async def stop(self, call_id: str) -> None: ...
+
+
 class QueueService:
     def __init__(self, engine: QueueEngine, tree: JurisdictionTree, resolver: JurisdictionResolver, ari: AriRest,
-                 dispatcher: Dispatcher, app: str, settings: QueueSettings) -> None:
+                 dispatcher: Dispatcher, app: str, settings: QueueSettings,
+                 recorder: CallRecorder | None = None) -> None:
         self.engine, self.tree, self.resolver = engine, tree, resolver
         self.ari, self.dispatcher, self.app, self.settings = ari, dispatcher, app, settings
+        self.recorder = recorder
         self._serial = itertools.count(1)
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -404,7 +413,25 @@ class QueueService:
         data.answered_at = data.answered_at or utcnow()
         await self.engine.answered(data.call_id, data.agent_id or "")
         log.info("call %s connected to agent %s", data.call_id, data.agent_id)
+        # From answer to hang-up; after a transfer, the next agent's part is a new segment.
+        await self._record(call, bridge_id)
         return True
+
+    async def _record(self, call: Call, bridge_id: str) -> None:
+        if self.recorder is None:
+            return
+        try:
+            await self.recorder.start(call.data, bridge_id)
+        except Exception:  # noqa: BLE001 - a recording problem must never drop the caller
+            log.exception("call %s: starting the recording failed", call.data.call_id)
+
+    async def stop_recording(self, call: Call) -> None:
+        if self.recorder is None or not call.data.call_bridge:
+            return
+        try:
+            await self.recorder.stop(call.data.call_id)
+        except Exception:  # noqa: BLE001 - the bridge's end stops it in Asterisk anyway
+            log.exception("call %s: stopping the recording failed", call.data.call_id)
 
     async def hangup_quietly(self, channel_id: str) -> None:
         with suppress(AriError):

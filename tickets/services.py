@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar, cast
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -36,6 +36,8 @@ log = logging.getLogger(__name__)
 
 #: Who the delivery worker's changes are recorded as.
 PLATFORM = "platform"
+#: Who links a call's recording to its tickets (in the audit trail).
+RECORDINGS = "recordings"
 #: Tries of a change that names no version (progress, delivery) when another writer got in
 #: first; each try starts from the ticket as it is then.
 _RETRIES = 3
@@ -50,7 +52,41 @@ class OutboxWriter(Protocol):
                       ticket_id: str | None = None) -> None: ...
 
 
+class HoldingOutbox(OutboxWriter, Protocol):
+    """An outbox that can hold a case until its call's recording is stored."""
+
+    async def enqueue(self, session: AsyncSession, *, kind: str, key: str, body: dict[str, Any],
+                      ticket_id: str | None = None, held: bool = False) -> None: ...
+
+    async def held_keys(self, session: AsyncSession, *, kind: str, keys: Iterable[str]) -> set[str]: ...
+
+    async def release_held(self, session: AsyncSession, *, kind: str, key: str,
+                           body: dict[str, Any] | None = None) -> bool: ...
+
+
 # --------------------------------------------------------------------------- errors
+
+
+@dataclass(frozen=True, slots=True)
+class RecordingRef:
+    """A stored recording of a call, as a ticket carries it to the platform (``Case.recording``)."""
+
+    recording_id: str
+    sha256: str
+    duration_s: float
+    #: The agent who talked in this segment of the call (a transfer makes several).
+    agent_id: str | None
+
+
+#: The stored recordings of a call, first segment first (``recordings.index``).
+RecordingsOf = Callable[[str], Awaitable[Sequence[RecordingRef]]]
+
+
+def recording_for(ticket: Ticket, refs: Sequence[RecordingRef]) -> RecordingRef | None:
+    """The segment a ticket is about: the one its agent talked in, else the call's first."""
+    if not refs:
+        return None
+    return next((r for r in refs if ticket.agent_id and r.agent_id == ticket.agent_id), refs[0])
 
 
 class TicketError(Exception):
@@ -149,7 +185,9 @@ def delivery_problems(ticket: Ticket) -> list[Problem]:
 
 class TicketService:
     def __init__(self, sessions: async_sessionmaker[AsyncSession], outbox: OutboxWriter, *,
-                 clock: Callable[[], datetime] = now_utc, calendar: WorkingCalendar) -> None:
+                 clock: Callable[[], datetime] = now_utc, calendar: WorkingCalendar,
+                 recordings_of: RecordingsOf | None = None,
+                 recording_pending: Callable[[str], Awaitable[bool]] | None = None) -> None:
         if sessions.kw.get("expire_on_commit", True):
             # Tickets are handed back after their session closed; expired ones could not be read.
             raise ValueError("the ticket service needs sessions with expire_on_commit=False "
@@ -158,6 +196,10 @@ class TicketService:
         self._outbox = outbox
         self._clock = clock
         self._calendar = calendar
+        #: The stored recordings of a call: a ticket of a call recorded already carries its recording.
+        self._recordings_of = recordings_of
+        #: Whether a call's recording is still running: its completed cases wait for it.
+        self._recording_pending = recording_pending
 
     # ----------------------------------------------------------------- editing
 
@@ -167,9 +209,61 @@ class TicketService:
         changes = parse_changes(draft)
         ticket_id = _new_id(ticket_id)
         now = self._clock()
+        refs = await self._recordings(changes)
         async with self._sessions() as session, session.begin():
             ticket = await self._add_draft(session, ticket_id, changes, by=by, at=now)
+            self._link(session, ticket, refs, at=now)
         return ticket
+
+    async def link_recordings(self, call_id: str, refs: Sequence[RecordingRef]) -> list[str]:
+        """The call's recordings were stored: its draft tickets carry theirs (:func:`recording_for`),
+        with an audit row each; the ids of the tickets changed. A ticket already completed
+        keeps what its case was sent with: the platform has no way to amend a case."""
+        now = self._clock()
+        linked: list[str] = []
+        async with self._sessions() as session, session.begin():
+            if refs:
+                tickets = await session.scalars(select(Ticket).where(Ticket.call_id == call_id,
+                                                                     Ticket.status == Status.DRAFT.value))
+                for ticket in tickets:
+                    if self._link(session, ticket, refs, at=now):
+                        ticket.updated_at = now
+                        linked.append(ticket.id)
+            linked += await self._release_held(session, call_id, refs, at=now)
+        return linked
+
+    async def _release_held(self, session: AsyncSession, call_id: str, refs: Sequence[RecordingRef], *,
+                            at: datetime) -> list[str]:
+        """Cases completed during the call waited for this: they go now, with the recording
+        when there is one (and as they are when the recording failed)."""
+        if self._recording_pending is None:
+            return []
+        holding = cast(HoldingOutbox, self._outbox)
+        completed = list(await session.scalars(select(Ticket).where(Ticket.call_id == call_id,
+                                                                    Ticket.status != Status.DRAFT.value)))
+        held = await holding.held_keys(session, kind="case", keys=[t.id for t in completed])
+        released = []
+        for ticket in (t for t in completed if t.id in held):
+            if refs and self._link(session, ticket, refs, at=at):
+                ticket.updated_at = at
+            await session.flush()
+            await holding.release_held(session, kind="case", key=ticket.id, body=case_payload(ticket))
+            released.append(ticket.id)
+        return released
+
+    async def _recordings(self, changes: dict[Field, Any]) -> Sequence[RecordingRef]:
+        call_id = changes.get(BY_PATH["call_id"])
+        if self._recordings_of is None or not isinstance(call_id, str) or changes.get(BY_PATH["recording.recording_id"]):
+            return ()
+        return await self._recordings_of(call_id)
+
+    def _link(self, session: AsyncSession, ticket: Ticket, refs: Sequence[RecordingRef], *, at: datetime) -> bool:
+        ref = recording_for(ticket, refs)
+        if ref is None:
+            return False
+        changes = {BY_PATH["recording.recording_id"]: ref.recording_id, BY_PATH["recording.sha256"]: ref.sha256,
+                   BY_PATH["recording.duration_s"]: ref.duration_s}
+        return self._apply(session, ticket, changes, by=RECORDINGS, at=at)
 
     async def create_completed(self, draft: Mapping[str, Any], *, by: str, ticket_id: str) -> Ticket:
         """A new ticket completed at once, for a case that arrives whole (the intake API).
@@ -440,8 +534,19 @@ class TicketService:
         ticket.delivery_problems = None
 
     async def _queue_case(self, session: AsyncSession, ticket: Ticket) -> None:
+        if await self._waits_for_recording(ticket):
+            holding = cast(HoldingOutbox, self._outbox)
+            await holding.enqueue(session, kind="case", key=ticket.id, body=case_payload(ticket),
+                                  ticket_id=ticket.id, held=True)
+            log.info("ticket %s completed during its call: its case waits for the recording", ticket.id)
+            return
         await self._outbox.enqueue(session, kind="case", key=ticket.id, body=case_payload(ticket),
                                    ticket_id=ticket.id)
+
+    async def _waits_for_recording(self, ticket: Ticket) -> bool:
+        if self._recording_pending is None or not ticket.call_id or ticket.recording_id:
+            return False
+        return await self._recording_pending(ticket.call_id)
 
     async def _check_related(self, session: AsyncSession, ticket_id: str, changes: dict[Field, Any]) -> None:
         related = changes.get(BY_PATH["related_to"])

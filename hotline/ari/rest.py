@@ -87,10 +87,11 @@ class AriRest:
         except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
             raise error_for(method, path, 0, f"{type(exc).__name__}: {exc}") from exc
 
-    async def read_bytes(self, path: str) -> bytes:
+    async def read_bytes(self, path: str, *, timeout_s: float | None = None) -> bytes:
         url = self._base + path
+        timeout = self._timeout if timeout_s is None else aiohttp.ClientTimeout(total=timeout_s)
         try:
-            async with self._session.get(url, headers=self._headers, timeout=self._timeout) as resp:
+            async with self._session.get(url, headers=self._headers, timeout=timeout) as resp:
                 if resp.status >= 400:
                     raise error_for("GET", path, resp.status, _message(await resp.text()))
                 return await resp.read()
@@ -295,8 +296,19 @@ class AriRest:
     async def stop_recording(self, name: str) -> None:
         await self.request("POST", f"/recordings/live/{name}/stop")
 
-    async def stored_recording_file(self, name: str) -> bytes:
-        return await self.read_bytes(f"/recordings/stored/{name}/file")
+    async def live_recording(self, name: str) -> LiveRecording:
+        return LiveRecording.from_json(await self.request("GET", f"/recordings/live/{name}"))
+
+    async def stored_recording(self, name: str) -> dict[str, Any]:
+        """``{"name", "format"}`` of a finished recording still in Asterisk's spool."""
+        return await self.request("GET", f"/recordings/stored/{name}")
+
+    async def stored_recording_file(self, name: str, *, timeout_s: float | None = None) -> bytes:
+        """The file's bytes. An hour of WAV is 57 MB: callers give a timeout that fits."""
+        return await self.read_bytes(f"/recordings/stored/{name}/file", timeout_s=timeout_s)
+
+    async def delete_stored_recording(self, name: str) -> None:
+        await self.request("DELETE", f"/recordings/stored/{name}")
 
 
 def _message(text: str) -> str:

@@ -24,7 +24,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--dialplan", type=Path, default=DEFAULT_DIALPLAN, help="extensions.conf to run")
     p.add_argument("--sounds", type=Path, default=None,
                    help="sounds directory (var/sounds): prompts play for their real length, missing ones fail")
-    p.add_argument("--recordings", type=Path, default=Path("var/recordings"))
+    p.add_argument("--recordings", type=Path, default=Path("var/spool/recording"),
+                   help="the spool of recordings (Asterisk: /var/spool/asterisk/recording)")
     p.add_argument("--playback-s", type=float, default=1.0, help="length of every media without --sounds")
     return p
 

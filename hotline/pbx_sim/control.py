@@ -8,6 +8,7 @@ by hand::
     curl -u hotline:hotline 'http://127.0.0.1:8088/sim/calls'
     curl -u hotline:hotline -X DELETE 'http://127.0.0.1:8088/sim/calls/<channel id>'
     curl -u hotline:hotline -X PUT 'http://127.0.0.1:8088/sim/endpoints/PJSIP/1001?mode=manual'
+    curl -u hotline:hotline -X POST 'http://127.0.0.1:8088/sim/recordings/faults?count=1'
 
 A ``manual`` phone rings until the agent desktop answers it (simulated phone mode); the other
 modes are ``answer`` (after ``answer_after_s``), ``busy``, ``no_answer`` and ``unavailable``.
@@ -49,6 +50,7 @@ class ControlViews:
             ("POST", "/sim/calls/{channelId}/dtmf", self.dtmf),
             ("DELETE", "/sim/calls/{channelId}", self.hangup),
             ("PUT", "/sim/endpoints/{tech}/{resource}", self.set_endpoint),
+            ("POST", "/sim/recordings/faults", self.fail_recordings),
         ]
 
     def _call(self, request: web.Request) -> SimCall:
@@ -78,6 +80,17 @@ class ControlViews:
 
     async def hangup(self, request: web.Request) -> web.Response:
         await self._call(request).hangup()
+        return web.Response(status=204)
+
+    async def fail_recordings(self, request: web.Request) -> web.Response:
+        """The next ``count`` recordings fail with ``cause`` (``RecordingFailed``), as when
+        Asterisk cannot write its spool."""
+        try:
+            count = int(request.query.get("count", "1"))
+        except ValueError:
+            raise SimError(400, "count must be a whole number") from None
+        cause = request.query.get("cause", "Failed to answer channel")
+        self._sim.engine.recorder.fail_next.extend([cause] * count)
         return web.Response(status=204)
 
     async def set_endpoint(self, request: web.Request) -> web.Response:

@@ -156,12 +156,21 @@ class Player:
 
 
 class Recorder:
-    """Live recordings; a stopped one becomes a stored WAV in ``recordings_dir``."""
+    """Live recordings; a stopped one becomes a stored WAV in ``recordings_dir``.
+
+    As in Asterisk (``res_stasis_recording``): the answer to ``POST .../record`` is the
+    recording ``queued``; it starts a moment later (``RecordingStarted``, state
+    ``recording``); a stop makes it ``done`` with its ``duration`` (``RecordingFinished``);
+    a cancel deletes the file and is also a ``RecordingFinished``, state ``canceled``; a
+    recording that cannot be made is ``failed`` with a ``cause`` (``RecordingFailed``).
+    """
 
     def __init__(self, recordings_dir: Path, emit: Callable[[str, SimRecording], None]) -> None:
         self.dir = recordings_dir
         self._emit = emit
         self.live: dict[str, SimRecording] = {}
+        #: Causes of the next recordings to fail (tests: ``POST /sim/recordings/faults``).
+        self.fail_next: list[str] = []
 
     def start(self, name: str, fmt: str, target_uri: str, if_exists: str) -> SimRecording:
         if fmt not in RECORDING_FORMATS:
@@ -172,10 +181,22 @@ class Recorder:
             raise SimError(409, "Recording with the same name already in progress")
         if if_exists == "fail" and self.path(name, fmt).exists():
             raise SimError(409, "Recording with the same name already exists on the system")
-        recording = SimRecording(name=name, format=fmt, target_uri=target_uri, state="recording")
+        recording = SimRecording(name=name, format=fmt, target_uri=target_uri, state="queued")
         self.live[name] = recording
-        self._emit("RecordingStarted", recording)
+        # Asterisk queues the recording on the channel or bridge and answers at once.
+        asyncio.get_running_loop().call_soon(self._begin, recording)
         return recording
+
+    def _begin(self, recording: SimRecording) -> None:
+        if self.live.get(recording.name) is not recording:
+            return  # stopped or cancelled while queued
+        if self.fail_next:
+            del self.live[recording.name]
+            recording.state, recording.cause = "failed", self.fail_next.pop(0)
+            self._emit("RecordingFailed", recording)
+            return
+        recording.state, recording.started = "recording", time.monotonic()
+        self._emit("RecordingStarted", recording)
 
     def path(self, name: str, fmt: str = "wav") -> Path:
         return self.dir / f"{name}.{fmt}"
@@ -191,8 +212,10 @@ class Recorder:
         del self.live[name]
         recording.duration = int(time.monotonic() - recording.started)
         if cancel:
+            # Asterisk deletes what was recorded and reports the end as a finish, not a failure.
             recording.state = "canceled"
-            self._emit("RecordingFailed", recording)
+            self.path(name, recording.format).unlink(missing_ok=True)
+            self._emit("RecordingFinished", recording)
             return
         self.dir.mkdir(parents=True, exist_ok=True)
         seconds = max(time.monotonic() - recording.started, 0.02)

@@ -13,7 +13,6 @@ from sqlalchemy import Column, Integer, MetaData, String, Table, inspect, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from callrecords.models import CallRecord
 from hotline import migrate
 from hotline.db import create_schema, make_engine
 from hotline.settings import load_settings
@@ -76,9 +75,11 @@ async def test_two_processes_starting_together_upgrade_once_without_tripping_ove
 
 async def test_a_database_made_by_the_old_create_schema_is_adopted_with_its_call_records_kept(
         empty: AsyncEngine) -> None:
-    # The old create_schema: create_all of the call record model, no migration history.
+    # The old create_schema: create_all of the call record model as it was then (revision
+    # 0001's frozen schema; today's model has columns added by later revisions), no history.
+    old_table = migrate.scripts().get_revision(migrate.ADOPTED_REVISION).module.schema().tables["call_records"]
     async with empty.begin() as conn:
-        await conn.run_sync(lambda c: CallRecord.__table__.create(c))
+        await conn.run_sync(lambda c: old_table.create(c))
         await conn.execute(text("INSERT INTO call_records (call_id, channel_id, hotline_number, business_line, "
                                 "started_at, menu_path, recognized_by, state) VALUES ('c1', 'ch', '12315', "
                                 "'general', '2026-11-24 02:00:00', '[]', 'none', 'ended')"))

@@ -1,0 +1,48 @@
+"""``hotline recordings check|purge [--dry-run]``: the recordings root against its index, and
+the retention policy (see :mod:`recordings.maintenance`)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from datetime import datetime, timezone
+
+from hotline.db import create_schema, make_engine, sessionmaker
+from hotline.settings import Settings
+from recordings.index import RecordingIndex
+from recordings.maintenance import check, purge
+
+
+def main(settings: Settings, argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="hotline recordings", description="call recordings on disk and in the index")
+    sub = parser.add_subparsers(dest="action", required=True)
+    sub.add_parser("check", help="report orphan files, missing files and hash mismatches (exit 1 if any)")
+    p = sub.add_parser("purge", help="delete recordings past their retention period (never of open tickets)")
+    p.add_argument("--dry-run", action="store_true", help="say what would be deleted; delete nothing")
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    return asyncio.run(_run(settings, args.action, dry_run=getattr(args, "dry_run", False)))
+
+
+async def _run(settings: Settings, action: str, *, dry_run: bool) -> int:
+    engine = make_engine(settings.database.url)
+    try:
+        await create_schema(engine)
+        index = RecordingIndex(sessionmaker(engine))
+        root = settings.recordings.root
+        assert root is not None  # Settings fills it from var_dir
+        print(f"recordings root {root.resolve()}", flush=True)
+        if action == "check":
+            report = await check(root, index, say=_say)
+            return 0 if report.ok else 1
+        await purge(settings.recordings, index, sessionmaker(engine), now=datetime.now(timezone.utc),
+                    dry_run=dry_run, say=_say)
+        return 0
+    finally:
+        await engine.dispose()
+
+
+def _say(line: str) -> None:
+    print(line, flush=True)
