@@ -17,6 +17,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 
+from accounts.passwords import Passwords
 from accounts.services import AccountService
 from accounts.sessions import SessionStore
 from accounts.web import install as install_accounts
@@ -98,10 +99,13 @@ async def load_speech(settings: Settings) -> "SpeechEngine | None":
 
 class Application:
     def __init__(
-        self, settings: Settings, *, router: Router | None = None, speech: "SpeechEngine | None" = None
+        self, settings: Settings, *, router: Router | None = None, speech: "SpeechEngine | None" = None,
+        passwords: "Passwords | None" = None,
     ) -> None:
         self.settings = settings
         self._router = router
+        #: Password hashing; tests give a cheaper one (argon2 at full cost is slow on purpose).
+        self._passwords = passwords
         #: A speech engine given from outside (tests share one loaded model) is not ours to close.
         self._given_speech = speech
         self._tasks: list[asyncio.Task[None]] = []
@@ -227,7 +231,8 @@ class Application:
         web_app = build_web_app(tickets=self.tickets, intake=s.intake)
         if isinstance(self.queues, QueueService):
             sessions = SessionStore(self.redis, s.redis.prefix, s.http.session_idle_s)
-            self.accounts = AccountService(sessionmaker(self.engine), self.queues.tree, session_store=sessions)
+            self.accounts = AccountService(sessionmaker(self.engine), self.queues.tree, passwords=self._passwords,
+                                           session_store=sessions)
             self.desk = wiring.build(self, directory=wiring.AccountsDirectory(self.accounts))
             self._table.update(wiring.event_handlers(self.desk, self._table))
             install_accounts(web_app, accounts=self.accounts, sessions=sessions, settings=s,

@@ -12,20 +12,14 @@ from typing import Any
 
 import aiohttp
 import pytest
-from aiohttp import web
 
 from accounts.services import AccountService
-from accounts.sessions import SessionStore
-from accounts.web import install as install_accounts
 from agent_desktop import wiring
 from hotline.app import Application
-from hotline.db import sessionmaker
 from hotline.pbx_sim.callers import SimCall
 from hotline.pbx_sim.server import PbxSim
 from hotline.settings import Settings
-from hotline.web import build_web_app
 from ivr.prompts.catalogue import PromptCatalogue
-from queues.services import QueueService
 from tests.accounts.helpers import Users, browser, cheap_passwords, login, ws_connect
 from tests.fixtures.waiting import eventually  # noqa: F401  (the desktop tests import it from here)
 
@@ -102,7 +96,6 @@ def desk_settings(settings: Settings) -> Settings:
     # The HTTP server is started below, with the desktop on it; calls ring long enough to be
     # answered from the desktop; no announcements or overflows interrupt a test's call.
     return settings.model_copy(update={
-        "http": settings.http.model_copy(update={"enabled": False}),
         "queues": settings.queues.model_copy(update={
             "ring_timeout_s": 10, "wrap_up_s": 0.5, "overflow_after_s": [60.0], "announce_every_s": 60.0}),
     })
@@ -110,34 +103,18 @@ def desk_settings(settings: Settings) -> Settings:
 
 @pytest.fixture
 async def desk(desk_settings: Settings, pbx_sim: PbxSim, prompts: PromptCatalogue) -> AsyncIterator[Desk]:
-    s = desk_settings
-    app = Application(s)
+    """The application as `hotline serve` wires it, its HTTP API on a free port."""
+    app = Application(desk_settings, passwords=cheap_passwords())
     await app.start()
     await app.wait_connected()
-    assert isinstance(app.queues, QueueService)
-    sessions = SessionStore(app.redis, s.redis.prefix, s.http.session_idle_s)
-    accounts = AccountService(sessionmaker(app.engine), app.queues.tree, passwords=cheap_passwords(),
-                              session_store=sessions)
-    parts = wiring.build(app, directory=wiring.AccountsDirectory(accounts))
-    app._table.update(wiring.event_handlers(parts, app._table))
-    web_app = build_web_app(tickets=app.tickets, intake=s.intake)
-    install_accounts(web_app, accounts=accounts, sessions=sessions, settings=s, on_logout=parts.desktop.on_logout)
-    parts.add_routes(web_app)
-    runner = web.AppRunner(web_app, access_log=None, shutdown_timeout=2.0)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    host, port = site._server.sockets[0].getsockname()[:2]  # type: ignore[union-attr]
-    parts.start()
-    await asyncio.wait_for(parts.notifier.subscribed.wait(), 5)
-    d = Desk(app, parts, accounts, Users(accounts), f"http://{host}:{port}", pbx_sim, prompts)
+    assert app.desk is not None and app.web_url is not None
+    await asyncio.wait_for(app.desk.notifier.subscribed.wait(), 5)
+    d = Desk(app, app.desk, app.accounts, Users(app.accounts), app.web_url, pbx_sim, prompts)
     try:
         yield d
     finally:
         for b in d._browsers:
             await b.http.close()
-        await runner.cleanup()
-        await parts.stop()
         await app.stop()
 
 
