@@ -36,20 +36,11 @@ from accounts.sessions import SessionStore
 from hotline.db import sessionmaker
 from hotline.embedded import RedisProcess
 from queues.jurisdictions import JurisdictionTree
+from tests.queues.test_jurisdictions import TWO_XIHU_STATIONS
 
 #: Every factory user's password unless told otherwise.
 PASSWORD = "correct horse battery"
-STATIONS = """
-[[station]]
-code = "330106-01"
-name = "北山市场监管所"
-county = "330106"
-
-[[station]]
-code = "330106-02"
-name = "西溪市场监管所"
-county = "330106"
-"""
+STATIONS = TWO_XIHU_STATIONS
 
 
 def cheap_passwords() -> Passwords:

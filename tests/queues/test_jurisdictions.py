@@ -233,14 +233,8 @@ def test_short_names_are_what_people_say(name: str, short: str) -> None:
 # -- stations ----------------------------------------------------------------------------
 
 
-def _stations(tmp_path: Path, text: str) -> Path:
-    path = tmp_path / "stations.toml"
-    path.write_text(text, encoding="utf-8")
-    return path
-
-
-def test_the_overflow_chain_of_a_station_climbs_county_city_province_national(tmp_path: Path) -> None:
-    path = _stations(tmp_path, """
+#: Two grassroots stations of Hangzhou's Xihu district (the accounts tests use them too).
+TWO_XIHU_STATIONS = """
 [[station]]
 code = "330106-01"
 name = "北山市场监管所"
@@ -250,7 +244,17 @@ county = "330106"
 code = "330106-02"
 name = "西溪市场监管所"
 county = "330106"
-""")
+"""
+
+
+def _stations(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "stations.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_the_overflow_chain_of_a_station_climbs_county_city_province_national(tmp_path: Path) -> None:
+    path = _stations(tmp_path, TWO_XIHU_STATIONS)
     tree = JurisdictionTree.load(stations=path)
     station = tree.get("330106-01")
     assert station == Jurisdiction("330106-01", "北山市场监管所", Level.STATION, "330106")
