@@ -105,3 +105,38 @@ async def call_id_of(app: Application, channel_id: str) -> str:
     record = await app.call_records.by_channel(channel_id)
     assert record is not None
     return record.call_id
+
+
+async def test_a_supervisor_reads_the_wallboard_in_english_drills_down_to_hangzhou_and_listens_in(
+    browser: Browser, app: Application, pbx_sim: PbxSim, prompts: PromptCatalogue, shots: Shots
+) -> None:
+    await app.accounts.add_user(username="boss330", password=PASSWORD, role="supervisor", jurisdiction="330000",
+                                display_name="Zhejiang duty", sip_endpoint="PJSIP/8001")
+    pbx_sim.endpoint("PJSIP/1001", mode="manual")
+    agent = await log_in(browser, app, "wang")
+    await agent.get_by_test_id("queue-login").click()
+    await expect(agent.get_by_test_id("agent-state")).to_have_attribute("data-state", "break")
+    await agent.get_by_test_id("state-available").click()
+    call = await pbx_sim.place_call("057112315", caller_id="13800138000")
+    await call.wait_for_playback(prompts.media("main_menu"))
+    call.send_dtmf("1")
+    await expect(agent.get_by_test_id("call-state")).to_have_attribute("data-state", "ringing", timeout=10_000)
+    await agent.get_by_test_id("call-answer").click()
+    await expect(agent.get_by_test_id("call-state")).to_have_attribute("data-state", "connected", timeout=10_000)
+
+    boss = await log_in(browser, app, "boss330")
+    await boss.get_by_test_id("lang-switch").select_option("en-US")
+    await expect(boss.locator("html")).to_have_attribute("lang", "en-US")
+    await boss.get_by_test_id("drill-330100").click()
+    await expect(boss.get_by_test_id("wallboard-node")).to_have_attribute("data-code", "330100")
+    await expect(boss.get_by_test_id("path-330000")).to_be_visible()
+    await expect(boss.get_by_test_id("agent-1001")).to_have_attribute("data-state", "on_call")
+
+    await boss.get_by_test_id("monitor-listen-1001").click()
+    await expect(boss.get_by_test_id("monitor-status")).to_have_attribute("data-mode", "listen", timeout=10_000)
+    snoops = [ch for ch in pbx_sim.engine.channels.values() if ch.name.startswith("Snoop/")]
+    assert snoops, "listening puts a snoop on the agent's leg"
+    await shots.take(boss, "wallboard-english-listening")
+    await boss.get_by_test_id("monitor-stop").click()
+    await expect(boss.get_by_test_id("monitor-status")).to_be_hidden(timeout=10_000)
+    await call.hangup()
