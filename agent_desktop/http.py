@@ -56,7 +56,7 @@ def add_routes(app: web.Application, *, desktop: DesktopService, wallboard: Wall
     r.add_post("/api/desktop/state", d.set_state)
     r.add_post("/api/desktop/queues/login", d.queues_login)
     r.add_post("/api/desktop/queues/logout", d.queues_logout)
-    for action in ("answer", "hangup", "hold", "mute", "transfer"):
+    for action in ("answer", "hangup", "hold", "mute", "transfer", "jurisdiction"):
         r.add_post(f"/api/desktop/call/{action}", getattr(d, f"call_{action}"))
     r.add_post("/api/desktop/tickets", d.create_ticket)
     r.add_get("/api/desktop/tickets", d.tickets_of_call, allow_head=False)
@@ -209,6 +209,13 @@ class DesktopViews:
     async def call_mute(self, request: web.Request) -> web.Response:
         user = self._agent(request)
         return json_response(await self.desktop.mute(user, _boolean(await self._body(request), "on")))
+
+    @_refusals
+    async def call_jurisdiction(self, request: web.Request) -> web.Response:
+        """``{"code": "330106"}``: the agent corrects where the call belongs."""
+        user = self._agent(request)
+        code = _string(await self._body(request), "code")
+        return json_response(await self.desktop.correct_jurisdiction(user, code))
 
     @_refusals
     async def call_transfer(self, request: web.Request) -> web.Response:

@@ -377,14 +377,36 @@ class DesktopService:
 
     # ----------------------------------------------------------------- transfers
 
+    async def correct_jurisdiction(self, user: DesktopUser, code: str) -> dict[str, Any]:
+        """The agent learned where the caller really is (the IVR went by the number, or the
+        caller named the wrong city): the call, its record and the tickets made from it from
+        now on belong to ``code``. Statistics and the platform's handling organisation follow."""
+        self._known_jurisdiction(code, "jurisdiction")
+        agent_id = _agent_id(user)
+        call = await self.live_call(user, AgentState.ON_CALL)
+
+        async def reaction(state: BaseState, flow_call: Call) -> State:
+            if not isinstance(state, Connected) or flow_call.data.agent_id != agent_id:
+                raise _agent_state("the call is no longer connected to you", "该通话已不在您这里")
+            flow_call.data.jurisdiction = code
+            await flow_call.svc.persist(flow_call.data)  # the record and the live state, now
+            return state
+
+        await self._act(call.channel_id, reaction)
+        log.info("call %s: agent %s corrected the jurisdiction to %s", call.call_id, agent_id, code)
+        return await self.state(user)
+
+    def _known_jurisdiction(self, code: str, field_name: str) -> None:
+        try:
+            self.tree.get(code)
+        except UnknownJurisdiction:
+            raise Refused(422, "invalid", f"unknown jurisdiction {code}", f"辖区 {code} 不存在",
+                          [Problem(field_name, "unknown", "辖区不存在", "no such jurisdiction")]) from None
+
     async def transfer_to_queue(self, user: DesktopUser, jurisdiction: str, line: str) -> dict[str, Any]:
         """The caller goes back into the queues of ``jurisdiction`` and ``line``, ahead of the
         callers who have not been served yet; the agent goes to wrap-up."""
-        try:
-            self.tree.get(jurisdiction)
-        except UnknownJurisdiction:
-            raise Refused(422, "invalid", f"unknown jurisdiction {jurisdiction}", f"辖区 {jurisdiction} 不存在",
-                          [Problem("queue.jurisdiction", "unknown", "辖区不存在", "no such jurisdiction")]) from None
+        self._known_jurisdiction(jurisdiction, "queue.jurisdiction")
         if line not in BUSINESS_LINES.values():
             raise Refused(422, "invalid", f"unknown business line {line}", f"业务线 {line} 不存在",
                           [Problem("queue.line", "unknown", "业务线不存在",

@@ -79,6 +79,11 @@ async def test_an_agent_answers_a_call_and_files_a_ticket_while_the_supervisor_w
     await expect(agent.get_by_test_id("call-state")).to_have_attribute("data-state", "connected", timeout=10_000)
     await expect(boss.get_by_test_id("agent-1001")).to_have_attribute("data-state", "on_call")
 
+    # The caller is in Xihu district, not just "Hangzhou": the agent corrects it.
+    await agent.get_by_test_id("fix-jurisdiction-code").fill("330106")
+    await agent.get_by_test_id("fix-jurisdiction-submit").click()
+    await expect(agent.get_by_test_id("call-jurisdiction")).to_contain_text("330106", timeout=10_000)
+
     await agent.get_by_test_id("field-respondent.name").fill("杭州某某电器有限公司")
     await agent.get_by_test_id("field-respondent.credit_code").fill(WRONG_CODE)
     await agent.get_by_test_id("field-respondent.region").fill("330106")

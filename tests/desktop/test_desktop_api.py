@@ -283,3 +283,23 @@ async def test_the_stand_ins_control_api_makes_a_phone_wait_for_the_desktop_to_a
         async with http.put(f"{pbx_sim.url}/sim/endpoints/PJSIP/1001?mode=asleep") as resp:
             assert resp.status == 400 and "manual" in (await resp.json())["message"]
     assert pbx_sim.engine.endpoints["PJSIP/1001"].mode == "manual"
+
+
+async def test_an_agent_corrects_where_a_call_belongs_and_the_call_record_follows(desk: Desk) -> None:
+    agent = await ready_agent(desk)
+    call_id = await answered_call(desk, agent)
+    assert (await agent.ok("GET", "/api/desktop/state"))["call"]["jurisdiction"]["code"] == HANGZHOU
+
+    status, body = await agent.call("POST", "/api/desktop/call/jurisdiction", {"code": "339999"})
+    assert status == 422 and body["errors"][0]["field"] == "jurisdiction"
+    state = await agent.ok("POST", "/api/desktop/call/jurisdiction", {"code": "330106"})  # Xihu district
+    assert state["call"]["jurisdiction"]["code"] == "330106"
+
+    await agent.ok("POST", "/api/desktop/call/hangup")
+
+    async def recorded() -> bool:
+        await desk.app.records.flush()
+        record = await desk.app.call_records.get(call_id)
+        return record is not None and record.ended_at is not None and record.jurisdiction == "330106"
+
+    await eventually(recorded)

@@ -32,6 +32,10 @@ export class CallCard {
       this.muted = !this.muted;
       return answer;
     }));
+    byTestId("fix-jurisdiction-form").addEventListener("submit", (event) => {
+      event.preventDefault();
+      this.fixJurisdiction();
+    });
     byTestId("transfer-kind").addEventListener("change", () => this.renderTransferKind());
     byTestId("transfer-form").addEventListener("submit", (event) => {
       event.preventDefault();
@@ -105,6 +109,7 @@ export class CallCard {
     set("call-hold", state === "connected");
     set("call-mute", state === "connected");
     set("transfer-submit", state === "connected");
+    set("fix-jurisdiction-submit", state === "connected");
     byTestId("call-hold").setAttribute("aria-pressed", String(this.held));
     byTestId("call-mute").setAttribute("aria-pressed", String(this.muted));
     byTestId("call-hold").textContent = t(this.held ? "callcard.unhold" : "callcard.hold");
@@ -154,6 +159,13 @@ export class CallCard {
       if (!phone) throw new PhoneError("phone.error.not_ready");
       return action(phone);
     });
+  }
+
+  /** The caller is somewhere else than the IVR concluded: the call (and its record) move there. */
+  fixJurisdiction() {
+    const code = byTestId("fix-jurisdiction-code").value.trim();
+    if (!code) return this.setError(new PhoneError("fix_jurisdiction.error.empty"));
+    return this.run(() => post("/api/desktop/call/jurisdiction", { code }));
   }
 
   transfer() {
