@@ -4,7 +4,7 @@ Fixtures (import them into your conftest or test module to use them: ``from
 tests.accounts.helpers import account_service, users, ...  # noqa: F401``):
 
 * ``jurisdiction_tree`` — the shipped divisions plus two stations, ``330106-01`` and ``330106-02``;
-* ``account_redis`` — a client on the test redis-server;
+* ``redis`` — a client on the test redis-server;
 * ``session_store``, ``login_limiter`` — on that Redis, under the test's ``redis_prefix``;
 * ``account_service`` — on the ``engine`` fixture (SQLite and PostgreSQL in turn), with cheap
   argon2 parameters so that tests stay fast;
@@ -16,7 +16,6 @@ Functions: :func:`browser` (a client session that keeps cookies from ``127.0.0.1
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from itertools import count
 from pathlib import Path
 from typing import Any
@@ -34,7 +33,6 @@ from accounts.ratelimit import LoginLimiter
 from accounts.services import AccountService
 from accounts.sessions import SessionStore
 from hotline.db import sessionmaker
-from hotline.embedded import RedisProcess
 from queues.jurisdictions import JurisdictionTree
 from tests.queues.test_jurisdictions import TWO_XIHU_STATIONS
 
@@ -56,20 +54,13 @@ def jurisdiction_tree(tmp_path_factory: pytest.TempPathFactory) -> JurisdictionT
 
 
 @pytest.fixture
-async def account_redis(redis_server: RedisProcess) -> AsyncIterator[Redis]:
-    client = Redis.from_url(redis_server.url)
-    yield client
-    await client.aclose()
+def session_store(redis: Redis, redis_prefix: str) -> SessionStore:
+    return SessionStore(redis, redis_prefix, idle_s=3600)
 
 
 @pytest.fixture
-def session_store(account_redis: Redis, redis_prefix: str) -> SessionStore:
-    return SessionStore(account_redis, redis_prefix, idle_s=3600)
-
-
-@pytest.fixture
-def login_limiter(account_redis: Redis, redis_prefix: str) -> LoginLimiter:
-    return LoginLimiter(account_redis, redis_prefix, attempts=5, window_s=300)
+def login_limiter(redis: Redis, redis_prefix: str) -> LoginLimiter:
+    return LoginLimiter(redis, redis_prefix, attempts=5, window_s=300)
 
 
 @pytest.fixture

@@ -11,27 +11,27 @@ from accounts.ratelimit import LoginLimiter, address_group
 from accounts.sessions import SessionStore, token_hash
 
 
-async def test_a_session_is_found_by_its_token_which_redis_never_holds(account_redis: Redis,
+async def test_a_session_is_found_by_its_token_which_redis_never_holds(redis: Redis,
                                                                        session_store: SessionStore,
                                                                        redis_prefix: str) -> None:
     token, session = await session_store.create(42)
     assert len(token) >= 43 and len(session.csrf) >= 43 and token != session.csrf
     found = await session_store.get(token)
     assert found == session
-    keys = [k.decode() async for k in account_redis.scan_iter(f"{redis_prefix}:*")]
+    keys = [k.decode() async for k in redis.scan_iter(f"{redis_prefix}:*")]
     assert f"{redis_prefix}:session:{token_hash(token)}" in keys
     assert not any(token in key for key in keys)
     for key in keys:
-        dump = await (account_redis.hgetall(key) if key.startswith(f"{redis_prefix}:session:")
-                      else account_redis.smembers(key))
+        dump = await (redis.hgetall(key) if key.startswith(f"{redis_prefix}:session:")
+                      else redis.smembers(key))
         assert token.encode() not in repr(dump).encode()
     assert await session_store.get("another-token") is None
     assert await session_store.get("") is None and await session_store.touch("x" * 500) is None
 
 
-async def test_a_session_ends_after_its_idle_time_unless_it_is_used(account_redis: Redis,
+async def test_a_session_ends_after_its_idle_time_unless_it_is_used(redis: Redis,
                                                                      redis_prefix: str) -> None:
-    store = SessionStore(account_redis, redis_prefix, idle_s=0.4)
+    store = SessionStore(redis, redis_prefix, idle_s=0.4)
     used, _ = await store.create(1)
     idle, _ = await store.create(1)
     for _ in range(3):
@@ -51,24 +51,24 @@ async def test_logging_out_ends_that_session_only(session_store: SessionStore) -
 
 
 async def test_all_sessions_of_a_user_end_together_and_expired_ones_are_forgotten(
-        account_redis: Redis, redis_prefix: str) -> None:
-    store = SessionStore(account_redis, redis_prefix, idle_s=0.2)
+        redis: Redis, redis_prefix: str) -> None:
+    store = SessionStore(redis, redis_prefix, idle_s=0.2)
     await store.create(7)
     await asyncio.sleep(0.3)  # that one expired
-    lasting = SessionStore(account_redis, redis_prefix, idle_s=60)
+    lasting = SessionStore(redis, redis_prefix, idle_s=60)
     tokens = [(await lasting.create(7))[0] for _ in range(3)]
     others, _ = await lasting.create(8)
-    assert await account_redis.scard(f"{redis_prefix}:user-sessions:7") == 3
+    assert await redis.scard(f"{redis_prefix}:user-sessions:7") == 3
     assert await lasting.delete_all_for(7) == 3
     assert [await lasting.get(t) for t in tokens] == [None] * 3
     assert await lasting.get(others) is not None
-    assert await account_redis.exists(f"{redis_prefix}:user-sessions:7") == 0
+    assert await redis.exists(f"{redis_prefix}:user-sessions:7") == 0
     assert await lasting.delete_all_for(7) == 0
 
 
 async def test_five_failures_for_one_username_block_it_for_the_rest_of_the_window(
-        account_redis: Redis, redis_prefix: str) -> None:
-    limiter = LoginLimiter(account_redis, redis_prefix, attempts=5, window_s=300)
+        redis: Redis, redis_prefix: str) -> None:
+    limiter = LoginLimiter(redis, redis_prefix, attempts=5, window_s=300)
     for n in range(5):
         assert await limiter.retry_after("Wang", f"10.0.0.{n}") is None
         await limiter.failed("Wang", f"10.0.0.{n}")  # each from another address
@@ -77,9 +77,9 @@ async def test_five_failures_for_one_username_block_it_for_the_rest_of_the_windo
     assert await limiter.retry_after("li", "10.9.9.9") is None
 
 
-async def test_five_failures_from_one_address_block_it_whatever_the_username(account_redis: Redis,
+async def test_five_failures_from_one_address_block_it_whatever_the_username(redis: Redis,
                                                                              redis_prefix: str) -> None:
-    limiter = LoginLimiter(account_redis, redis_prefix, attempts=5, window_s=60)
+    limiter = LoginLimiter(redis, redis_prefix, attempts=5, window_s=60)
     for n in range(5):
         await limiter.failed(f"user{n}", "192.0.2.7")
     assert await limiter.retry_after("someone", "192.0.2.7") == 60
@@ -89,8 +89,8 @@ async def test_five_failures_from_one_address_block_it_whatever_the_username(acc
     assert await limiter.retry_after("user0", "192.0.2.7") == 60
 
 
-async def test_the_window_is_fixed_from_the_first_failure(account_redis: Redis, redis_prefix: str) -> None:
-    limiter = LoginLimiter(account_redis, redis_prefix, attempts=2, window_s=0.5)
+async def test_the_window_is_fixed_from_the_first_failure(redis: Redis, redis_prefix: str) -> None:
+    limiter = LoginLimiter(redis, redis_prefix, attempts=2, window_s=0.5)
     await limiter.failed("zhao", None)
     await asyncio.sleep(0.3)
     await limiter.failed("zhao", None)

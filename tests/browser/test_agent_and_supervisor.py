@@ -14,6 +14,7 @@ from hotline.pbx_sim.server import PbxSim
 from hotline.settings import Settings
 from ivr.prompts.catalogue import PromptCatalogue
 from tests.browser.conftest import Shots
+from tests.fixtures.app import running
 
 pytestmark = pytest.mark.slow
 
@@ -25,16 +26,13 @@ WRONG_CODE, RIGHT_CODE = "91330106MA2B3C4D5X", "91330106MA2B3C4D5D"
 async def app(settings: Settings) -> AsyncIterator[Application]:
     settings = settings.model_copy(update={"queues": settings.queues.model_copy(update={
         "ring_timeout_s": 30, "wrap_up_s": 1, "overflow_after_s": [120.0], "announce_every_s": 120.0})})
-    app = Application(settings)
-    await app.start()
-    await app.wait_connected()
-    await app.accounts.add_user(username="wang", password=PASSWORD, role="agent", jurisdiction="330100",
-                                display_name="王芳", agent_id="1001", sip_endpoint="PJSIP/1001",
-                                sip_password="sip-secret-1001", lines=["general"])
-    await app.accounts.add_user(username="zhejiang", password=PASSWORD, role="supervisor", jurisdiction="330000",
-                                display_name="浙江值班长")
-    yield app
-    await app.stop()
+    async with running(settings) as app:
+        await app.accounts.add_user(username="wang", password=PASSWORD, role="agent", jurisdiction="330100",
+                                    display_name="王芳", agent_id="1001", sip_endpoint="PJSIP/1001",
+                                    sip_password="sip-secret-1001", lines=["general"])
+        await app.accounts.add_user(username="zhejiang", password=PASSWORD, role="supervisor",
+                                    jurisdiction="330000", display_name="浙江值班长")
+        yield app
 
 
 async def log_in(browser: Browser, app: Application, username: str) -> Page:

@@ -11,19 +11,15 @@ from hotline.app import Application
 from hotline.db import make_engine
 from ivr.prompts.catalogue import PromptCatalogue
 from tests.fixtures.app import app_settings
+from tests.fixtures.app import running
 
 
 @pytest.fixture
 async def app_on_postgres(  # type: ignore[no-untyped-def]
     pbx_sim, redis_server, redis_prefix: str, postgres_url: str
 ) -> AsyncIterator[Application]:
-    app = Application(app_settings(pbx_sim.url, redis_server.url, redis_prefix, postgres_url))
-    await app.start()
-    try:
-        await app.wait_connected()
+    async with running(app_settings(pbx_sim.url, redis_server.url, redis_prefix, postgres_url)) as app:
         yield app
-    finally:
-        await app.stop()
 
 
 async def test_a_caller_who_hangs_up_in_the_queue_leaves_an_abandoned_complaint_in_postgresql(

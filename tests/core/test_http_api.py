@@ -13,6 +13,7 @@ import pytest
 from hotline.app import Application
 from hotline.settings import Settings
 from tests.tickets.test_intake_api import complaint
+from tests.fixtures.app import running
 
 WECHAT_KEY = "wechat-key-for-tests-0123456789"
 
@@ -20,10 +21,8 @@ WECHAT_KEY = "wechat-key-for-tests-0123456789"
 @pytest.fixture
 async def app(settings: Settings) -> AsyncIterator[Application]:
     intake = settings.intake.model_copy(update={"api_key_sha256": {"wechat": hashlib.sha256(WECHAT_KEY.encode()).hexdigest()}})
-    app = Application(settings.model_copy(update={"intake": intake}))
-    await app.start()
-    yield app
-    await app.stop()
+    async with running(settings.model_copy(update={"intake": intake})) as app:
+        yield app
 
 
 async def test_a_wechat_complaint_sent_to_the_running_service_becomes_a_ticket_owed_to_the_platform(

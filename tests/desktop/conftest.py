@@ -22,6 +22,7 @@ from hotline.settings import Settings
 from ivr.prompts.catalogue import PromptCatalogue
 from tests.accounts.helpers import Users, browser, cheap_passwords, login, ws_connect
 from tests.fixtures.waiting import eventually  # noqa: F401  (the desktop tests import it from here)
+from tests.fixtures.app import running
 
 HANGZHOU, ZHEJIANG, XIHU, BEIJING = "330100", "330000", "330106", "110000"
 
@@ -104,18 +105,15 @@ def desk_settings(settings: Settings) -> Settings:
 @pytest.fixture
 async def desk(desk_settings: Settings, pbx_sim: PbxSim, prompts: PromptCatalogue) -> AsyncIterator[Desk]:
     """The application as `hotline serve` wires it, its HTTP API on a free port."""
-    app = Application(desk_settings, passwords=cheap_passwords())
-    await app.start()
-    await app.wait_connected()
-    assert app.desk is not None and app.web_url is not None
-    await asyncio.wait_for(app.desk.notifier.subscribed.wait(), 5)
-    d = Desk(app, app.desk, app.accounts, Users(app.accounts), app.web_url, pbx_sim, prompts)
-    try:
-        yield d
-    finally:
-        for b in d._browsers:
-            await b.http.close()
-        await app.stop()
+    async with running(desk_settings, passwords=cheap_passwords()) as app:
+        assert app.desk is not None and app.web_url is not None
+        await asyncio.wait_for(app.desk.notifier.subscribed.wait(), 5)
+        d = Desk(app, app.desk, app.accounts, Users(app.accounts), app.web_url, pbx_sim, prompts)
+        try:
+            yield d
+        finally:
+            for b in d._browsers:
+                await b.http.close()
 
 
 class StuckSocket:

@@ -14,6 +14,7 @@ from aiohttp import web
 from hotline.app import Application
 from hotline.settings import Settings
 from tests.accounts.helpers import PASSWORD, browser, login, origin_of
+from tests.fixtures.app import running
 
 pytestmark = pytest.mark.slow
 
@@ -23,16 +24,13 @@ PARAMS = {"id": "00000000-0000-4000-8000-000000000000"}
 
 @pytest.fixture
 async def app(settings: Settings) -> AsyncIterator[Application]:
-    app = Application(settings)
-    await app.start()
-    await app.wait_connected()
-    add = app.accounts.add_user
-    await add(username="agent1", password=PASSWORD, role="agent", jurisdiction="330100", display_name="a",
-              agent_id="1001", sip_endpoint="PJSIP/1001", sip_password="s-1001", lines=["general"])
-    await add(username="zhejiang", password=PASSWORD, role="supervisor", jurisdiction="330000", display_name="z")
-    await add(username="beijing", password=PASSWORD, role="supervisor", jurisdiction="110000", display_name="b")
-    yield app
-    await app.stop()
+    async with running(settings) as app:
+        add = app.accounts.add_user
+        await add(username="agent1", password=PASSWORD, role="agent", jurisdiction="330100", display_name="a",
+                  agent_id="1001", sip_endpoint="PJSIP/1001", sip_password="s-1001", lines=["general"])
+        await add(username="zhejiang", password=PASSWORD, role="supervisor", jurisdiction="330000", display_name="z")
+        await add(username="beijing", password=PASSWORD, role="supervisor", jurisdiction="110000", display_name="b")
+        yield app
 
 
 def endpoints(app: Application, prefix: str) -> list[tuple[str, str]]:

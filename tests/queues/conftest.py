@@ -1,13 +1,9 @@
-"""What the queue engine's tests share: a clock they move by hand, a client on the real redis-server."""
+"""What the queue engine's tests share: a clock they move by hand (the Redis client is the shared
+``redis`` fixture of ``tests/fixtures/servers.py``)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import pytest
-from redis.asyncio import Redis
-
-from hotline.embedded import RedisProcess
 
 
 class Clock:
@@ -21,13 +17,6 @@ class Clock:
 
     def advance(self, seconds: float) -> None:
         self.now += round(seconds * 1000)
-
-
-@pytest.fixture
-async def redis(redis_server: RedisProcess) -> AsyncIterator[Redis]:
-    client = Redis.from_url(redis_server.url)
-    yield client
-    await client.aclose()
 
 
 @pytest.fixture

@@ -17,6 +17,7 @@ from hotline.settings import Settings
 from ivr.prompts.catalogue import PromptCatalogue
 from queues.engine import Agent, AgentState
 from tests.fixtures.waiting import eventually
+from tests.fixtures.app import running
 
 pytestmark = pytest.mark.slow
 
@@ -32,11 +33,8 @@ def queue_settings(settings: Settings) -> Settings:
 
 @pytest.fixture
 async def app(queue_settings: Settings) -> AsyncIterator[Application]:
-    app = Application(queue_settings)
-    await app.start()
-    await app.wait_connected()
-    yield app
-    await app.stop()
+    async with running(queue_settings) as app:
+        yield app
 
 
 async def agent_ready(app: Application, agent_id: str, home: str, lines: set[str], endpoint: str) -> None:

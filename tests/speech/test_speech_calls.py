@@ -19,6 +19,7 @@ from ivr.speech.engine import SpeechEngine
 from ivr.speech.locale import load_speech_pack
 from tests.fixtures.app import app_settings
 from tests.speech.audio import PhoneLine, load_korean_model, phone_line, silence  # noqa: F401 (fixture)
+from tests.fixtures.app import running
 
 pytestmark = pytest.mark.slow
 
@@ -45,11 +46,8 @@ def ko_settings(pbx_sim: PbxSim, redis_server, redis_prefix: str, sqlite_url: st
 
 @pytest.fixture
 async def app(ko_settings: Settings, korean_engine: SpeechEngine) -> AsyncIterator[Application]:
-    app = Application(ko_settings, speech=korean_engine)
-    await app.start()
-    await app.wait_connected()
-    yield app
-    await app.stop()
+    async with running(ko_settings, speech=korean_engine) as app:
+        yield app
 
 
 async def in_menu_and_listening(app: Application, call: SimCall, prompts: PromptCatalogue) -> None:

@@ -40,28 +40,21 @@ from tickets.fields import BY_PATH, GROUPS
 from tickets.intake import NOT_FOR_CHANNELS, ApiKeys
 from tickets.models import Ticket, TicketAudit, TicketStatusChange
 from tickets.services import TicketExists, TicketInvalid, TicketService
+from tests.tickets import documents
 
 KEYS = {"wechat": "wx-0f3c9a7d2e", "web": "web-7b1e5c0a94", "app": "app-52d8e6f13b"}
 INTAKE = IntakeSettings(api_key_sha256={c: hashlib.sha256(k.encode()).hexdigest() for c, k in KEYS.items()})
 CASES = "/api/v1/intake/cases"
-CREDIT_CODE = "91330106MA2B3C4D5D"
+CREDIT_CODE = documents.CREDIT_CODE
 #: Variants that run on SQLite only: HTTP-level behaviour that no database changes.
 sqlite_only = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 
 
 def complaint(**over: Any) -> dict[str, Any]:
-    """A WeChat user's complaint about a Hangzhou shop, as the WeChat backend sends it."""
-    return {
-        "case_type": "complaint", "business_line": "general",
-        "handling": {"region": "330106", "level": "county"},
-        "caller": {"phone": "13812345678", "name": "张三丰", "region": "330106"},
-        "respondent": {"name": "杭州某某电器有限公司", "credit_code": CREDIT_CODE, "region": "330106",
-                       "address": "西湖区文三路 100 号"},
-        "subject": {"kind": "goods", "category": "家用电器", "amount": "1999.00", "purchased_on": "2026-09-01"},
-        "summary": "购买的洗衣机三周内两次故障，商家拒绝退货。",
-        "demand": "refund",
-        **over,
-    }
+    """A WeChat user's complaint about a Hangzhou shop, as the WeChat backend sends it: the
+    agents' complaint without what only a hotline call has, or we set ourselves."""
+    case = {k: v for k, v in documents.complaint().items() if k not in NOT_FOR_CHANNELS}
+    return {**case, **over}
 
 
 # --------------------------------------------------------------------------- the description
