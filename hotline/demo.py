@@ -134,11 +134,7 @@ async def run_demo(
     async def one(i: int, script: Script) -> None:
         nonlocal done
         await asyncio.sleep(i * 0.7)
-        print(f"[demo] call {i + 1:>3}: {mask_phone(script.caller_id)} dials {script.number} ({script.behaviour})", flush=True)
-        try:
-            await play_caller(sim, prompts, script, hold_s=2.0)
-        except Exception as exc:  # a demo caller's script failing must not stop the others
-            print(f"[demo] call {i + 1:>3}: script stopped: {exc}", flush=True)
+        await one_caller(sim, prompts, i + 1, script, hold_s=2.0)
         done += 1
         print(f"[demo] progress: {done}/{len(scripts)} calls finished", flush=True)
 
@@ -163,20 +159,22 @@ async def run_demo(
     return 0
 
 
+async def one_caller(sim, prompts, n: int, script: Script, *, hold_s: float) -> None:  # type: ignore[no-untyped-def]
+    """Caller number ``n`` plays its script; a script failing must not stop the others."""
+    print(f"[demo] call {n:>3}: {mask_phone(script.caller_id)} dials {script.number} ({script.behaviour})", flush=True)
+    try:
+        await play_caller(sim, prompts, script, hold_s=hold_s)
+    except Exception as exc:  # noqa: BLE001
+        print(f"[demo] call {n:>3}: script stopped: {exc}", flush=True)
+
+
 async def keep_calling(sim, prompts, start: int) -> None:  # type: ignore[no-untyped-def]
     """Callers keep coming while the newcomer looks at the desktop and the wallboard."""
-    async def one(n: int, script: Script) -> None:
-        print(f"[demo] call {n:>3}: {mask_phone(script.caller_id)} dials {script.number}", flush=True)
-        try:
-            await play_caller(sim, prompts, script, hold_s=20.0)
-        except Exception as exc:  # noqa: BLE001 - one caller's script failing must not stop the stream
-            print(f"[demo] call {n:>3}: script stopped: {exc}", flush=True)
-
     tasks: set[asyncio.Task[None]] = set()
     for n, script in enumerate(make_scripts(100_000, seed=start), start=start + 1):
         if n % 2:  # every other caller dials from Hangzhou: those ring on the newcomer's desktop
             script = replace(script, number="0571" + script.number[-5:], behaviour="press", digit="1")
-        task = asyncio.create_task(one(n, script), name=f"demo-call-{n}")
+        task = asyncio.create_task(one_caller(sim, prompts, n, script, hold_s=20.0), name=f"demo-call-{n}")
         tasks.add(task)
         task.add_done_callback(tasks.discard)
         await asyncio.sleep(8.0)
