@@ -124,6 +124,37 @@ class LiveRecording:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    """A phone or trunk (``PJSIP/1001``); ``online`` when it has a reachable contact."""
+
+    technology: str
+    resource: str
+    state: str
+    channel_ids: tuple[str, ...]
+    raw: dict[str, Any] = field(repr=False, compare=False)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "Endpoint":
+        return cls(
+            technology=data["technology"],
+            resource=data["resource"],
+            # Optional in the declaration: Asterisk leaves it out when it does not know.
+            state=data.get("state", "unknown"),
+            channel_ids=tuple(data.get("channel_ids", [])),
+            raw=data,
+        )
+
+    @property
+    def name(self) -> str:
+        """``PJSIP/1001``: the form ``POST /channels?endpoint=`` takes."""
+        return f"{self.technology}/{self.resource}"
+
+    @property
+    def online(self) -> bool:
+        return self.state == "online"
+
+
 # --- events -----------------------------------------------------------------------
 
 
@@ -262,6 +293,17 @@ class BridgeDestroyed(Event):
 
 
 @dataclass(frozen=True, slots=True)
+class EndpointStateChange(Event):
+    """A subscribed endpoint went online or offline (its phone registered or lost its contact)."""
+
+    endpoint: Endpoint
+
+    def route_key(self) -> str | None:
+        # One FIFO per endpoint: its changes are handled in the order they happened.
+        return f"endpoint:{self.endpoint.name}"
+
+
+@dataclass(frozen=True, slots=True)
 class UnknownEvent(Event):
     raw: dict[str, Any] = field(repr=False)
 
@@ -300,6 +342,7 @@ _PARSERS: dict[str, Callable[[dict[str, Any]], Event]] = {
     "RecordingFinished": lambda d: RecordingFinished(**_base(d), recording=LiveRecording.from_json(d["recording"])),
     "RecordingFailed": lambda d: RecordingFailed(**_base(d), recording=LiveRecording.from_json(d["recording"])),
     "BridgeDestroyed": lambda d: BridgeDestroyed(**_base(d), bridge=Bridge.from_json(d["bridge"])),
+    "EndpointStateChange": lambda d: EndpointStateChange(**_base(d), endpoint=Endpoint.from_json(d["endpoint"])),
 }
 
 

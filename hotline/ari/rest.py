@@ -16,7 +16,7 @@ from typing import Any, Iterable, Sequence
 import aiohttp
 
 from hotline.ari.errors import AriError, error_for
-from hotline.ari.models import Bridge, Channel, LiveRecording, Playback
+from hotline.ari.models import Bridge, Channel, Endpoint, LiveRecording, Playback
 
 log = logging.getLogger(__name__)
 
@@ -105,6 +105,27 @@ class AriRest:
 
     async def applications(self) -> list[dict[str, Any]]:
         return await self.request("GET", "/applications")
+
+    async def subscribe(self, app: str, event_source: str | Sequence[str]) -> dict[str, Any]:
+        """Subscribe ``app`` to ``endpoint:PJSIP/1001`` (one phone) or ``endpoint:PJSIP`` (all).
+
+        Returns the Application. Its events (``EndpointStateChange``) then come on the
+        events WebSocket; subscribe again after every reconnect (the ``on_connect``
+        callback), since a new connection does not inherit the old one's subscriptions.
+        """
+        return await self.request("POST", f"/applications/{app}/subscription", _query(eventSource=event_source))
+
+    async def unsubscribe(self, app: str, event_source: str | Sequence[str]) -> dict[str, Any]:
+        return await self.request("DELETE", f"/applications/{app}/subscription", _query(eventSource=event_source))
+
+    # --- endpoints --------------------------------------------------------------
+
+    async def endpoints(self) -> list[Endpoint]:
+        return [Endpoint.from_json(e) for e in await self.request("GET", "/endpoints")]
+
+    async def endpoint(self, tech: str, resource: str) -> Endpoint:
+        """One endpoint (``endpoint("PJSIP", "1001")``); ``state`` "online" when it is registered."""
+        return Endpoint.from_json(await self.request("GET", f"/endpoints/{tech}/{resource}"))
 
     # --- channels ---------------------------------------------------------------
 
@@ -312,11 +333,18 @@ class AriRest:
 
 
 def _message(text: str) -> str:
-    """Asterisk answers errors with ``{"message": "..."}``; fall back to the raw text."""
+    """The text of an ARI error; the raw text when it is not one.
+
+    Asterisk answers errors with ``{"message": "..."}``, except when it could not allocate
+    something, e.g. a channel to a phone with no registered contact: then it is
+    ``{"error": "Allocation failed"}`` (FIELD-NOTES).
+    """
     try:
         data = json.loads(text)
     except ValueError:
         return text.strip()[:200]
-    if isinstance(data, dict) and "message" in data:
-        return str(data["message"])
+    if isinstance(data, dict):
+        for key in ("message", "error"):
+            if key in data:
+                return str(data[key])
     return text.strip()[:200]

@@ -36,6 +36,10 @@ class AppConnection:
     subscribe_all: bool = False
     outbox: asyncio.Queue[str | None] = field(default_factory=asyncio.Queue)
     writer: asyncio.Task[None] | None = None
+    #: ``POST /applications/{app}/subscription`` sources: ``endpoint:PJSIP/1001`` (one
+    #: endpoint) or ``endpoint:PJSIP`` (all of a technology). They belong to this
+    #: connection: a client subscribes again after it reconnects.
+    event_sources: set[str] = field(default_factory=set)
 
     async def write(self) -> None:
         while (message := await self.outbox.get()) is not None:
@@ -82,6 +86,17 @@ class Applications:
         if conn is None:
             return
         self._send(conn, {"type": event_type, **payload})
+
+    def subscriptions(self, app: str) -> set[str]:
+        """The event sources ``app`` subscribed to (``KeyError`` if it is not connected)."""
+        return self._conns[app].event_sources
+
+    def emit_endpoint(self, technology: str, resource: str, event_type: str, **payload: Any) -> None:
+        """Send an endpoint's event to every application subscribed to it or to its technology."""
+        wanted = {f"endpoint:{technology}/{resource}", f"endpoint:{technology}"}
+        for conn in list(self._conns.values()):
+            if conn.event_sources & wanted:
+                self._send(conn, {"type": event_type, **payload})
 
     def _send(self, conn: AppConnection, body: dict[str, Any]) -> None:
         event = {**body, "timestamp": ari_time(), "application": conn.name, "asterisk_id": ASTERISK_ID}

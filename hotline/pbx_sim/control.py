@@ -8,10 +8,14 @@ by hand::
     curl -u hotline:hotline 'http://127.0.0.1:8088/sim/calls'
     curl -u hotline:hotline -X DELETE 'http://127.0.0.1:8088/sim/calls/<channel id>'
     curl -u hotline:hotline -X PUT 'http://127.0.0.1:8088/sim/endpoints/PJSIP/1001?mode=manual'
+    curl -u hotline:hotline -X DELETE 'http://127.0.0.1:8088/sim/endpoints/PJSIP/1001/contact'
+    curl -u hotline:hotline -X PUT 'http://127.0.0.1:8088/sim/endpoints/PJSIP/1001/contact'
     curl -u hotline:hotline -X POST 'http://127.0.0.1:8088/sim/recordings/faults?count=1'
 
 A ``manual`` phone rings until the agent desktop answers it (simulated phone mode); the other
 modes are ``answer`` (after ``answer_after_s``), ``busy``, ``no_answer`` and ``unavailable``.
+Every phone is registered until its ``contact`` is deleted (the phone unregistered, or its
+registration expired); ``PUT`` on the contact registers it again.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from hotline.pbx_sim.callers import SimCall
+from hotline.pbx_sim.engine import Endpoint
 from hotline.pbx_sim.state import SimError
 
 if TYPE_CHECKING:
@@ -50,6 +55,8 @@ class ControlViews:
             ("POST", "/sim/calls/{channelId}/dtmf", self.dtmf),
             ("DELETE", "/sim/calls/{channelId}", self.hangup),
             ("PUT", "/sim/endpoints/{tech}/{resource}", self.set_endpoint),
+            ("PUT", "/sim/endpoints/{tech}/{resource}/contact", self.register),
+            ("DELETE", "/sim/endpoints/{tech}/{resource}/contact", self.unregister),
             ("POST", "/sim/recordings/faults", self.fail_recordings),
         ]
 
@@ -101,4 +108,25 @@ class ControlViews:
             device = self._sim.endpoint(name, answer_after_s=after, mode=request.query.get("mode", "answer"))
         except ValueError as exc:
             raise SimError(400, str(exc)) from None
-        return web.json_response({"endpoint": name, "mode": device.mode, "answer_after_s": device.answer_after_s})
+        return web.json_response(_endpoint(name, device))
+
+    async def register(self, request: web.Request) -> web.Response:
+        """The phone registers: it is ``online`` and can be called."""
+        return self._set_registered(request, True)
+
+    async def unregister(self, request: web.Request) -> web.Response:
+        """The phone's contact is gone: ``offline``, and originating to it fails (500)."""
+        return self._set_registered(request, False)
+
+    def _set_registered(self, request: web.Request, registered: bool) -> web.Response:
+        name = f"{request.match_info['tech']}/{request.match_info['resource']}"
+        try:
+            device = self._sim.set_registered(name, registered)
+        except ValueError as exc:
+            raise SimError(400, str(exc)) from None
+        return web.json_response(_endpoint(name, device))
+
+
+def _endpoint(name: str, device: Endpoint) -> dict[str, Any]:
+    return {"endpoint": name, "mode": device.mode, "answer_after_s": device.answer_after_s,
+            "registered": device.registered}

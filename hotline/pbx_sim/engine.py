@@ -51,11 +51,19 @@ class Endpoint:
 
     MODES = ("answer", "busy", "no_answer", "unavailable", "manual")
 
-    def __init__(self, answer_after_s: float = 0.0, mode: str = "answer") -> None:
+    def __init__(self, answer_after_s: float = 0.0, mode: str = "answer", *, registered: bool = True) -> None:
         if mode not in self.MODES:
             raise ValueError(f"unknown endpoint mode {mode!r}; one of {', '.join(self.MODES)}")
         self.answer_after_s = answer_after_s
         self.mode = mode
+        #: The phone has a registered contact. Without one, Asterisk cannot even create the
+        #: channel: ``POST /channels`` answers 500 ``{"error": "Allocation failed"}``
+        #: (FIELD-NOTES) and ``GET /endpoints/...`` says ``offline``.
+        self.registered = registered
+
+    @property
+    def state(self) -> str:
+        return "online" if self.registered else "offline"
 
 
 class Engine:
@@ -67,12 +75,18 @@ class Engine:
         recordings_dir: Path,
         default_playback_s: float,
         time_scale: float,
+        configured_endpoints: list[str] | None = None,
     ) -> None:
         self.apps = apps
         self.ids = Ids()
         self.channels: dict[str, SimChannel] = {}
         self.bridges: dict[str, SimBridge] = {}
+        #: Scripted phones (``PJSIP/1001``): how they answer, whether they are registered.
         self.endpoints: dict[str, Endpoint] = {}
+        #: Endpoints of pjsip.conf (``PJSIP/carrier``, ``PJSIP/1001``): listed by
+        #: ``GET /endpoints`` like the scripted ones. Any other ``PJSIP/<name>`` exists too,
+        #: as a registered phone, because tests and the demo make up agents' phones freely.
+        self.configured_endpoints = list(configured_endpoints or [])
         self.sounds = SoundLibrary(sounds_dir, recordings_dir, default_s=default_playback_s, time_scale=time_scale)
         self.player = Player(self.sounds, self._emit_playback, self._heard)
         self.recorder = Recorder(recordings_dir, self._emit_recording)
@@ -96,6 +110,10 @@ class Engine:
         if ch.stasis_app is None:
             raise SimError(409, "Channel not in Stasis application")
         return ch
+
+    def device(self, name: str) -> Endpoint:
+        """How ``PJSIP/1001`` behaves: as scripted, else a registered phone that answers."""
+        return self.endpoints.get(name) or Endpoint()
 
     def bridge(self, bridge_id: str) -> SimBridge:
         bridge = self.bridges.get(bridge_id)
@@ -254,6 +272,63 @@ class Engine:
             cause = HANGUP_REASONS.get(reason or "normal", 16)
         self.hangup(ch, cause)
 
+    # --- endpoints ----------------------------------------------------------------------
+
+    def endpoint_names(self, technology: str | None = None) -> list[str]:
+        names = dict.fromkeys([*self.configured_endpoints, *self.endpoints])
+        return [n for n in names if technology is None or n.partition("/")[0] == technology]
+
+    def endpoint_json(self, name: str) -> dict[str, Any]:
+        """The ``Endpoint`` model; ``SimError(404)`` for a technology the stand-in has no phones on."""
+        technology, _, resource = name.partition("/")
+        if technology != "PJSIP" or not resource:
+            raise SimError(404, "Endpoint not found")
+        prefix = f"{name}-"
+        return {
+            "technology": technology,
+            "resource": resource,
+            "state": self.device(name).state,
+            "channel_ids": [c.id for c in self.channels.values() if c.name.startswith(prefix)],
+        }
+
+    def set_registered(self, name: str, registered: bool) -> Endpoint:
+        """A phone registers or loses its contact; subscribed applications hear of the change."""
+        self.endpoint_json(name)  # only PJSIP phones register
+        device = self.endpoints.setdefault(name, Endpoint())
+        if device.registered != registered:
+            device.registered = registered
+            technology, _, resource = name.partition("/")
+            self.apps.emit_endpoint(technology, resource, "EndpointStateChange", endpoint=self.endpoint_json(name))
+        return device
+
+    def subscribe(self, app: str, sources: list[str], on: bool) -> None:
+        """``POST``/``DELETE /applications/{app}/subscription``, endpoints only.
+
+        Asterisk checks every source before it changes anything: a bad scheme is 400, an
+        event source that does not exist 422, unsubscribing from one not subscribed 409.
+        """
+        if not self.apps.connected(app):
+            raise SimError(404, "Application does not exist.")
+        if not sources:
+            raise SimError(400, "eventSource: Missing required field")
+        subscribed = self.apps.subscriptions(app)
+        for source in sources:
+            scheme, _, what = source.partition(":")
+            if scheme not in ("channel", "bridge", "endpoint", "deviceState"):
+                raise SimError(400, "Invalid event source URI scheme")
+            if scheme != "endpoint":
+                raise SimError(501, "The stand-in subscribes applications to endpoints only")
+            technology, _, resource = what.partition("/")
+            if technology != "PJSIP":
+                raise SimError(422, "Event source does not exist")
+            if not on and source not in subscribed:
+                raise SimError(409, "Application not subscribed to event source")
+        for source in sources:
+            if on:
+                subscribed.add(source)
+            else:
+                subscribed.discard(source)
+
     # --- originate, external media, snoop ---------------------------------------------
 
     def originate(self, endpoint: str, app: str, args: list[str], caller_id: str, timeout_s: int,
@@ -261,10 +336,13 @@ class Engine:
         tech, _, resource = endpoint.partition("/")
         if not tech or not resource:
             raise SimError(400, "Endpoint must be in the form TECH/resource")
+        device = self.device(endpoint)
+        if not device.registered:
+            # PJSIP cannot make a channel to a phone with no contact (FIELD-NOTES).
+            raise SimError(500, "Allocation failed", key="error")
         ch = self.new_channel(f"{endpoint}-{self.ids.suffix()}", channel_id=channel_id, state="Down",
                               caller_number=caller_id, kind="originated", exten="s", context="default")
         ch.subscribed_app = app
-        device = self.endpoints.get(endpoint, Endpoint())
         self.spawn(self._ring(ch, device, app, args, timeout_s), f"originate:{ch.id}")
         return ch
 

@@ -31,8 +31,8 @@ def _no_content() -> web.Response:
     return web.Response(status=204)
 
 
-def error(status: int, message: str) -> web.Response:
-    return web.json_response({"message": message}, status=status)
+def error(status: int, message: str, key: str = "message") -> web.Response:
+    return web.json_response({key: message}, status=status)
 
 
 def _one(request: web.Request, name: str, *, required: bool = False, default: str | None = None) -> str | None:
@@ -83,6 +83,11 @@ class AriViews:
             ("GET", "/ari/asterisk/ping", self.asterisk_ping),
             ("GET", "/ari/applications", self.applications),
             ("GET", "/ari/applications/{name}", self.application),
+            ("POST", "/ari/applications/{name}/subscription", self.subscribe),
+            ("DELETE", "/ari/applications/{name}/subscription", self.unsubscribe),
+            ("GET", "/ari/endpoints", self.list_endpoints),
+            ("GET", "/ari/endpoints/{tech}", self.list_endpoints),
+            ("GET", "/ari/endpoints/{tech}/{resource}", self.get_endpoint),
             ("GET", "/ari/channels", self.list_channels),
             ("POST", "/ari/channels", self.originate),
             ("POST", "/ari/channels/externalMedia", self.external_media),
@@ -148,7 +153,9 @@ class AriViews:
             "name": name,
             "channel_ids": sorted(c.id for c in self.e.channels.values() if c.subscribed_app == name),
             "bridge_ids": sorted(b.id for b in self.e.bridges.values() if b.app == name),
-            "endpoint_ids": [], "device_names": [], "events_allowed": [], "events_disallowed": [],
+            "endpoint_ids": sorted(src.partition(":")[2] for src in self.e.apps.subscriptions(name)
+                                   if src.startswith("endpoint:")),
+            "device_names": [], "events_allowed": [], "events_disallowed": [],
         }
 
     async def applications(self, request: web.Request) -> web.Response:
@@ -159,6 +166,28 @@ class AriViews:
         if not self.e.apps.connected(name):
             raise SimError(404, "Application does not exist.")
         return _json(self._application(name))
+
+    async def subscribe(self, request: web.Request) -> web.Response:
+        name = request.match_info["name"]
+        self.e.subscribe(name, _many(request, "eventSource"), True)
+        return _json(self._application(name))
+
+    async def unsubscribe(self, request: web.Request) -> web.Response:
+        name = request.match_info["name"]
+        self.e.subscribe(name, _many(request, "eventSource"), False)
+        return _json(self._application(name))
+
+    # --- endpoints ------------------------------------------------------------------------
+
+    async def list_endpoints(self, request: web.Request) -> web.Response:
+        tech = request.match_info.get("tech")
+        names = self.e.endpoint_names(tech)
+        if tech is not None and tech != "PJSIP":
+            raise SimError(404, "No Endpoints found - invalid tech")
+        return _json([self.e.endpoint_json(n) for n in names])
+
+    async def get_endpoint(self, request: web.Request) -> web.Response:
+        return _json(self.e.endpoint_json(f"{request.match_info['tech']}/{request.match_info['resource']}"))
 
     # --- channels -------------------------------------------------------------------------
 

@@ -19,6 +19,7 @@ from typing import Any
 from aiohttp import WSMsgType, web
 
 from hotline.pbx_sim.apps import AppConnection, Applications, TrafficHook
+from hotline.pbx_sim.asterisk_conf import pjsip_endpoints
 from hotline.pbx_sim.callers import SimCall
 from hotline.pbx_sim.control import ControlViews
 from hotline.pbx_sim.dialplan import Dialplan
@@ -50,10 +51,14 @@ class PbxSim:
     ) -> None:
         self._credentials = (username, password)
         self.dialplan = Dialplan.load(dialplan_path)
+        # The other configuration files are read from beside the dialplan, as Asterisk
+        # reads them all from /etc/asterisk.
+        config_dir = Path(dialplan_path).parent
         self._on_traffic = on_traffic
         self.apps = Applications(on_traffic)
         self.engine = Engine(self.apps, sounds_dir=sounds_dir, recordings_dir=recordings_dir,
-                             default_playback_s=default_playback_s, time_scale=time_scale)
+                             default_playback_s=default_playback_s, time_scale=time_scale,
+                             configured_endpoints=[f"PJSIP/{n}" for n in pjsip_endpoints(config_dir / "pjsip.conf")])
         self.rtp = RtpStreamer(self.engine)
         self.calls: list[SimCall] = []
         self._runner: web.AppRunner | None = None
@@ -105,9 +110,24 @@ class PbxSim:
         return call
 
     def endpoint(self, name: str, *, answer_after_s: float = 0.0, mode: str = "answer") -> Endpoint:
-        """Set how a device (``PJSIP/1001``) answers when the application calls it."""
-        device = self.engine.endpoints[name] = Endpoint(answer_after_s, mode)
+        """Set how a device (``PJSIP/1001``) answers when the application calls it.
+
+        Whether it is registered stays as it was (see :meth:`set_registered`).
+        """
+        registered = self.engine.device(name).registered
+        device = self.engine.endpoints[name] = Endpoint(answer_after_s, mode, registered=registered)
         return device
+
+    def set_registered(self, name: str, registered: bool) -> Endpoint:
+        """The phone ``PJSIP/1001`` registers (``True``) or loses its contact (``False``).
+
+        Applications subscribed to it get ``EndpointStateChange`` (online / offline); while
+        it is unregistered, originating to it answers 500 ``{"error": "Allocation failed"}``.
+        """
+        try:
+            return self.engine.set_registered(name, registered)
+        except SimError as exc:
+            raise ValueError(f"{name}: not a PJSIP endpoint ({exc.message})") from None
 
     def channel(self, channel_id: str) -> SimChannel | None:
         return self.engine.channels.get(channel_id)
@@ -174,7 +194,7 @@ class PbxSim:
         try:
             return await handler(request)
         except SimError as exc:
-            return error(exc.status, exc.message)
+            return error(exc.status, exc.message, exc.key)
         except web.HTTPNotFound:
             return error(404, "Resource not found")
         except web.HTTPMethodNotAllowed:

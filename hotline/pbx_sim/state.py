@@ -25,11 +25,16 @@ def ari_time(ts: float | None = None) -> str:
 
 
 class SimError(Exception):
-    """An ARI error answer: HTTP ``status`` with Asterisk's ``{"message": ...}`` body."""
+    """An ARI error answer: HTTP ``status`` with Asterisk's ``{"message": ...}`` body.
 
-    def __init__(self, status: int, message: str) -> None:
+    ``key`` is the body's one field: ``message`` for Asterisk's ordinary errors, ``error``
+    for its "Allocation failed" answer (``ast_ari_response_alloc_failed``), which is what
+    originating to a phone with no registered contact gives (FIELD-NOTES).
+    """
+
+    def __init__(self, status: int, message: str, *, key: str = "message") -> None:
         super().__init__(f"{status} {message}")
-        self.status, self.message = status, message
+        self.status, self.message, self.key = status, message, key
 
 
 class Ids:

@@ -214,6 +214,10 @@ def test_an_error_without_a_message_is_reported(contract: AriContract) -> None:
     assert contract.check_response("GET", "/ari/channels/9.9", 404, {"error": "nope"}) != []
 
 
+def test_asterisks_allocation_failure_answers_500_with_an_error_field(contract: AriContract) -> None:
+    assert contract.check_response("POST", "/ari/channels", 500, {"error": "Allocation failed"}) == []
+
+
 def test_an_undeclared_path_may_only_be_answered_not_found(contract: AriContract) -> None:
     assert contract.check_response("GET", "/ari/nothing", 404, {"message": "Resource not found"}) == []
     assert contract.check_response("GET", "/ari/nothing", 200, {}) != []

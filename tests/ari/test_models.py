@@ -7,7 +7,7 @@ import pytest
 from hotline.ari.errors import AriNotFound, AriNotInStasis, AriUnavailable, AriUnprocessable, error_for
 from hotline.ari.events import events_url
 from hotline.ari.models import (
-    EventParseError, PlaybackFinished, StasisStart, UnknownEvent, parse_event,
+    Endpoint, EndpointStateChange, EventParseError, PlaybackFinished, StasisStart, UnknownEvent, parse_event,
 )
 
 CHANNEL = {
@@ -37,6 +37,17 @@ def test_playback_events_route_to_their_target_channel_or_bridge() -> None:
     assert isinstance(event, PlaybackFinished) and event.route_key() == "c9"
     pb["target_uri"] = "bridge:b1"
     assert parse_event({"type": "PlaybackFinished", "application": "hotline", "timestamp": "t", "playback": pb}).route_key() == "bridge:b1"
+
+
+def test_an_endpoint_state_change_says_which_phone_and_whether_it_is_online() -> None:
+    endpoint = {"technology": "PJSIP", "resource": "1001", "state": "offline", "channel_ids": []}
+    event = parse_event({"type": "EndpointStateChange", "application": "hotline", "timestamp": "t",
+                         "endpoint": endpoint})
+    assert isinstance(event, EndpointStateChange)
+    assert event.endpoint.name == "PJSIP/1001" and not event.endpoint.online
+    assert event.route_key() == "endpoint:PJSIP/1001"
+    # state is optional in the declaration: absent means Asterisk does not know.
+    assert Endpoint.from_json({"technology": "PJSIP", "resource": "1002", "channel_ids": []}).state == "unknown"
 
 
 def test_unknown_events_are_kept_not_dropped_and_malformed_ones_are_named() -> None:

@@ -11,9 +11,9 @@ import aiohttp
 import pytest
 
 from hotline.ari.dispatcher import Dispatcher
-from hotline.ari.errors import AriNotFound, AriUnauthorized
+from hotline.ari.errors import AriNotFound, AriUnauthorized, AriUnavailable
 from hotline.ari.events import EventStream
-from hotline.ari.models import Event, StasisStart
+from hotline.ari.models import EndpointStateChange, Event, StasisStart
 from hotline.ari.rest import AriRest
 
 
@@ -109,6 +109,28 @@ async def test_a_call_can_be_driven_with_every_command_the_product_uses(pbx_sim,
     await events.wait_for(lambda e: e.type == "ChannelDestroyed" and e.channel.id == ch)
     with pytest.raises(AriNotFound):
         await rest.answer(ch)
+
+
+async def test_a_phone_without_a_registered_contact_is_offline_and_cannot_be_called(pbx_sim, ari) -> None:  # type: ignore[no-untyped-def]
+    rest, events, _ = ari
+    pbx_sim.endpoint("PJSIP/1001")
+    assert (await rest.endpoint("PJSIP", "1001")).online
+    assert "PJSIP/1001" in [e.name for e in await rest.endpoints()]
+    app = await rest.subscribe("hotline", "endpoint:PJSIP/1001")
+    assert app["endpoint_ids"] == ["PJSIP/1001"]
+
+    pbx_sim.set_registered("PJSIP/1001", False)
+    change = await events.wait_for(lambda e: isinstance(e, EndpointStateChange))
+    assert change.endpoint.name == "PJSIP/1001" and not change.endpoint.online
+    assert change.route_key() == "endpoint:PJSIP/1001"
+    assert (await rest.endpoint("PJSIP", "1001")).state == "offline"
+    with pytest.raises(AriUnavailable) as info:
+        await rest.originate("PJSIP/1001", app="hotline", app_args=["agent", "1001"])
+    assert (info.value.status, info.value.message) == (500, "Allocation failed")
+
+    await rest.unsubscribe("hotline", "endpoint:PJSIP/1001")
+    with pytest.raises(AriNotFound):
+        await rest.endpoint("SIP", "1001")
 
 
 async def test_wrong_credentials_are_an_error_that_says_so(pbx_sim) -> None:  # type: ignore[no-untyped-def]

@@ -235,6 +235,83 @@ async def test_channels_stay_in_stasis_when_the_application_goes_away(pbx_sim: P
     assert not call.ended and pbx_sim.channel(call.channel_id).stasis_app == "hotline"
 
 
+async def test_originating_to_a_phone_with_no_registered_contact_answers_500_allocation_failed(
+    pbx_sim: PbxSim, ari: RawAri
+) -> None:
+    pbx_sim.set_registered("PJSIP/1001", False)
+    status, body = await ari.call("POST", "/channels", endpoint="PJSIP/1001", app="hotline")
+    assert (status, body) == (500, {"error": "Allocation failed"})
+    assert (await ari.call("GET", "/channels"))[1] == []  # no channel was made, no event sent
+    assert not [e for e in ari.events if e["type"] != "EndpointStateChange"]
+
+    pbx_sim.set_registered("PJSIP/1001", True)
+    status, channel = await ari.call("POST", "/channels", endpoint="PJSIP/1001", app="hotline")
+    assert status == 200 and channel["name"].startswith("PJSIP/1001-")
+
+
+async def test_endpoints_are_online_while_registered_and_offline_without_a_contact(pbx_sim: PbxSim, ari: RawAri) -> None:
+    pbx_sim.endpoint("PJSIP/1002", mode="manual")
+    status, endpoints = await ari.call("GET", "/endpoints")
+    assert status == 200
+    # pjsip.conf's endpoints and the scripted phones are there, registered to begin with.
+    states = {f"{e['technology']}/{e['resource']}": e["state"] for e in endpoints}
+    assert states["PJSIP/carrier"] == states["PJSIP/1002"] == "online"
+
+    pbx_sim.set_registered("PJSIP/1002", False)
+    status, endpoint = await ari.call("GET", "/endpoints/PJSIP/1002")
+    assert status == 200
+    assert endpoint == {"technology": "PJSIP", "resource": "1002", "state": "offline", "channel_ids": []}
+    assert (await ari.call("GET", "/endpoints/PJSIP"))[0] == 200
+    assert (await ari.call("GET", "/endpoints/SIP/1002"))[0] == 404
+
+    status, channel = await ari.call("POST", "/channels", endpoint="PJSIP/1001", app="hotline")
+    assert (await ari.call("GET", "/endpoints/PJSIP/1001"))[1]["channel_ids"] == [channel["id"]]
+
+
+async def test_an_application_subscribed_to_an_endpoint_hears_when_it_goes_offline_and_online(
+    pbx_sim: PbxSim, ari: RawAri
+) -> None:
+    status, app = await ari.call("POST", "/applications/hotline/subscription", eventSource="endpoint:PJSIP/1001")
+    assert status == 200 and app["endpoint_ids"] == ["PJSIP/1001"]
+
+    pbx_sim.set_registered("PJSIP/1002", False)  # not subscribed to: no event
+    pbx_sim.set_registered("PJSIP/1001", False)
+    change = await ari.event("EndpointStateChange")
+    assert change["endpoint"] == {"technology": "PJSIP", "resource": "1001", "state": "offline", "channel_ids": []}
+    pbx_sim.set_registered("PJSIP/1001", False)  # no change, no event
+    pbx_sim.set_registered("PJSIP/1001", True)
+    await ari.event("EndpointStateChange", endpoint__state="online")
+    assert [e["endpoint"]["resource"] for e in ari.events if e["type"] == "EndpointStateChange"] == ["1001", "1001"]
+
+    # endpoint:PJSIP is every PJSIP endpoint.
+    assert (await ari.call("POST", "/applications/hotline/subscription", eventSource="endpoint:PJSIP"))[0] == 200
+    pbx_sim.set_registered("PJSIP/1002", True)
+    await ari.event("EndpointStateChange", endpoint__resource="1002", endpoint__state="online")
+
+
+async def test_subscriptions_are_refused_as_asterisk_refuses_them(pbx_sim: PbxSim, ari: RawAri) -> None:
+    path = "/applications/hotline/subscription"
+    assert (await ari.call("POST", path, eventSource="nowhere:1"))[0] == 400
+    assert (await ari.call("POST", path, eventSource="endpoint:XMPP/1"))[0] == 422
+    assert (await ari.call("POST", "/applications/other/subscription", eventSource="endpoint:PJSIP"))[0] == 404
+    assert (await ari.call("DELETE", path, eventSource="endpoint:PJSIP/1001"))[0] == 409
+    assert (await ari.call("POST", path, eventSource="endpoint:PJSIP/1001"))[0] == 200
+    status, app = await ari.call("DELETE", path, eventSource="endpoint:PJSIP/1001")
+    assert status == 200 and app["endpoint_ids"] == []
+
+
+async def test_the_control_api_unregisters_and_registers_a_phone(pbx_sim: PbxSim, ari: RawAri) -> None:
+    url = f"{pbx_sim.url}/sim/endpoints/PJSIP/1001/contact"
+    async with ari.http.delete(url, headers=AUTH) as resp:
+        assert resp.status == 200 and (await resp.json())["registered"] is False
+    assert (await ari.call("GET", "/endpoints/PJSIP/1001"))[1]["state"] == "offline"
+    async with ari.http.put(f"{pbx_sim.url}/sim/endpoints/PJSIP/1001?mode=manual", headers=AUTH) as resp:
+        assert (await resp.json())["registered"] is False  # how it answers changed, not its registration
+    async with ari.http.put(url, headers=AUTH) as resp:
+        assert (await resp.json())["registered"] is True
+    assert (await ari.call("GET", "/endpoints/PJSIP/1001"))[1]["state"] == "online"
+
+
 class _Collect(asyncio.DatagramProtocol):
     def __init__(self, into: list[bytes]) -> None:
         self.into = into
