@@ -5,7 +5,9 @@ engine, ``<prefix>:events:tickets`` from the delivery, ``<prefix>:queues:figures
 figures publisher); every process subscribes once and fans out to the WebSockets it holds:
 
 - an agent's events to that agent's sockets (a fresh ``state``, the offered call's card,
-  connected, ended), in the order they were published (one FIFO per agent);
+  connected, ended), in the order they were published (one FIFO per agent); ``agent.phone``
+  (published by ``agent_desktop.phones``: Asterisk's view of their phone changed) as a fresh
+  ``state`` too;
 - a ticket's delivery result to the sockets of the agent whose ticket it is;
 - a wallboard update to every supervisor socket, rendered once per node on screen. Renders are
   throttled: the first change renders at once, a burst after it at most once per
@@ -116,8 +118,12 @@ class _Serial:
 
 class DesktopNotifier:
     def __init__(self, redis: Redis, prefix: str, *, desktop: DesktopService, wallboard: WallboardService,
-                 tickets: TicketService, throttle_s: float = 0.1, socket_queue: int = 64) -> None:
+                 tickets: TicketService, throttle_s: float = 0.1, socket_queue: int = 64,
+                 on_agent_event: Callable[[dict[str, Any]], Awaitable[None]] | None = None) -> None:
         self.redis, self.desktop, self.wallboard, self.tickets = redis, desktop, wallboard, tickets
+        #: Also told of every agent event, in order per agent (the phones keep an agent whose
+        #: phone is offline from becoming available by the end of a wrap-up).
+        self.on_agent_event = on_agent_event
         self.channels = {"agents": f"{prefix}:events:agents", "tickets": f"{prefix}:events:tickets",
                          "figures": f"{prefix}:queues:figures"}
         self.throttle_s, self.socket_queue = throttle_s, socket_queue
@@ -220,6 +226,9 @@ class DesktopNotifier:
             self.wallboard.agents_changed_ms = time.time_ns() // 1_000_000
             self.wallboard_changed()
         agent_id = str(message.get("agent_id", ""))
+        hook = self.on_agent_event
+        if hook is not None and agent_id:
+            self._serial.run(f"agent-hook:{agent_id}", lambda: hook(message))
         if agent_id in self._agents:
             self._serial.run(f"agent:{agent_id}", lambda: self._push_agent(agent_id, message))
 
@@ -228,7 +237,7 @@ class DesktopNotifier:
         if not users:
             return
         kind, call_id = message.get("type"), message.get("call_id")
-        if kind == "agent.state":
+        if kind in ("agent.state", "agent.phone"):  # agent.phone: Asterisk's view of their phone changed
             state = await self.desktop.state(next(iter(users.values())))
             self._to_agent(agent_id, {"type": "state", **state})
         elif kind == "call.offered" and call_id:

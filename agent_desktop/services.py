@@ -23,6 +23,7 @@ from typing import Any, Protocol
 
 from redis.asyncio import Redis
 
+from agent_desktop.phones import PhoneService, PhoneState
 from callrecords.payload import handling_org
 from callrecords.services import CallRecordRepository
 from hotline.ari.dispatcher import Dispatcher
@@ -158,10 +159,11 @@ class DesktopService:
     def __init__(self, *, engine: QueueEngine, queues: QueueService, store: CallStateStore,
                  records: CallRecordRepository, tickets: TicketService, tree: JurisdictionTree, ari: AriRest,
                  dispatcher: Dispatcher, app_name: str, redis: Redis, prefix: str, settings: DesktopSettings,
-                 call_language: str) -> None:
+                 call_language: str, phones: PhoneService) -> None:
         self.engine, self.queues, self.store, self.records = engine, queues, store, records
         self.tickets, self.tree, self.ari, self.dispatcher = tickets, tree, ari, dispatcher
         self.app_name, self.redis, self.prefix, self.settings = app_name, redis, prefix, settings
+        self.phones = phones
         #: The language of the calls (the IVR's, as agents' languages are written: zh-CN).
         self.call_language = call_language.replace("_", "-")
 
@@ -173,7 +175,7 @@ class DesktopService:
         agent = await self.engine.agent(agent_id)
         call_id = await self._current_call_id(agent_id, agent)
         return {"agent": _agent_view(agent), "call": await self.card(call_id) if call_id else None,
-                "phone": self._phone(user)}
+                "phone": await self._phone(user, agent)}
 
     async def _current_call_id(self, agent_id: str, agent: dict[str, Any] | None) -> str | None:
         """The call to show: the one ringing or connected, else (in wrap-up) the last one."""
@@ -193,22 +195,36 @@ class DesktopService:
     async def remember_call(self, agent_id: str, call_id: str) -> None:
         await self.redis.set(self._last_call_key(agent_id), call_id, ex=LAST_CALL_TTL_S)
 
-    def _phone(self, user: DesktopUser) -> dict[str, Any]:
+    async def _phone(self, user: DesktopUser, agent: dict[str, Any] | None) -> dict[str, Any]:
+        """The SIP account the page registers with, and Asterisk's view of that phone
+        (``endpoint``: ``{"name", "state", "since"}``; state ``online``, ``offline``,
+        ``unknown``, ``missing`` when Asterisk has no such endpoint, ``unseen`` when not known yet)."""
         s = self.settings
         if s.phone_mode == "simulated":
             return {"mode": "simulated", "sip": None}
         endpoint, secret = getattr(user, "sip_endpoint", None), getattr(user, "sip_password", None)
+        # The queues ring the endpoint the agent logged in with: that is the one that counts.
+        rung = (agent or {}).get("endpoint") or endpoint
+        seen = _endpoint_view(await self.phones.state(rung)) if rung else None
         if not endpoint or not secret:
-            return {"mode": "sip", "sip": None}  # the page says "no phone configured"
+            return {"mode": "sip", "sip": None, "endpoint": seen}  # the page says "no phone configured"
         account = endpoint.partition("/")[2] or endpoint
         return {"mode": "sip", "sip": {"uri": f"sip:{account}@{s.sip_domain}", "ws_url": s.sip_ws_url,
-                                       "password": secret, "display_name": user.display_name}}
+                                       "password": secret, "display_name": user.display_name},
+                "endpoint": seen}
 
     # ----------------------------------------------------------------- the queues
 
     async def login(self, user: DesktopUser) -> dict[str, Any]:
         """Into the queues of the agent's home, lines and languages: on break until available."""
-        await self.queues.login(self._agent(user))
+        agent = self._agent(user)
+        await self.queues.login(agent)
+        if self.settings.phone_mode == "sip":
+            await self.phones.remember(agent.agent_id, agent.endpoint)
+            try:
+                await self.phones.reachable(agent.endpoint)  # so that the page shows it at once
+            except (AriError, ValueError) as exc:
+                log.info("desktop: agent %s's phone state is not known yet: %s", agent.agent_id, exc)
         return await self.state(user)
 
     def _agent(self, user: DesktopUser) -> Agent:
@@ -254,6 +270,7 @@ class DesktopService:
         agent_id = _agent_id(user)
         try:
             if state == "available":
+                await self._phone_can_ring(agent_id)
                 await self.queues.available(agent_id)
             else:
                 await self.engine.set_break(agent_id, reason or "other")
@@ -264,6 +281,34 @@ class DesktopService:
             shown = now["state"].value if now else "offline"
             raise _agent_state(f"not possible while {shown}", f"当前状态（{shown}）下不能切换") from None
         return await self.state(user)
+
+    async def _phone_can_ring(self, agent_id: str) -> None:
+        """With SIP phones, refuse "available" while Asterisk cannot ring the agent's phone:
+        the queue would offer calls that fail at once (500 "Allocation failed")."""
+        if self.settings.phone_mode != "sip":
+            return
+        agent = await self.engine.agent(agent_id)
+        if agent is None:
+            raise UnknownAgentError(agent_id)
+        endpoint = agent["endpoint"]
+        try:
+            phone = await self.phones.reachable(endpoint)
+        except ValueError:
+            raise Refused(409, "phone_not_found", f"your phone {endpoint} is not an endpoint the telephone system "
+                          "knows (TECH/resource, e.g. PJSIP/1001); ask an admin",
+                          f"您的话机 {endpoint} 不是电话系统可识别的终端（应为 PJSIP/1001 这样的格式），请联系管理员") from None
+        except AriError as exc:
+            log.warning("desktop: agent %s's phone could not be checked: %s", agent_id, exc)
+            raise Refused(503, "pbx_unavailable", "the telephone system cannot say whether your phone is "
+                          "registered; try again in a moment", "电话系统暂时无法确认您的话机是否已注册，请稍后再试") from None
+        if phone.state == "missing":
+            raise Refused(409, "phone_not_found", f"the telephone system has no endpoint {endpoint}; ask an admin",
+                          f"电话系统中没有终端 {endpoint}，请联系管理员")
+        if not phone.reachable:
+            raise Refused(409, "phone_not_registered",
+                          f"your phone ({endpoint}) is not registered with the telephone system, so calls cannot "
+                          "ring it; wait until the phone shows \"registered\", then choose Available",
+                          f"您的话机（{endpoint}）未注册到电话系统，来电无法振铃；请等话机显示“已注册”后再示闲")
 
     # ----------------------------------------------------------------- the call card
 
@@ -545,6 +590,10 @@ def _agent_view(agent: dict[str, Any] | None) -> dict[str, Any]:
     ends = from_ms(agent["wrap_up_until_ms"]) if state is AgentState.WRAP_UP else None
     return {"state": state.value, "reason": agent["reason"], "since": rfc3339(from_ms(agent["since_ms"])),
             "wrap_up_ends": rfc3339(ends)}
+
+
+def _endpoint_view(phone: PhoneState) -> dict[str, Any]:
+    return {"name": phone.endpoint, "state": phone.state, "since": rfc3339(from_ms(phone.since_ms))}
 
 
 def _waited(data: Any) -> float:

@@ -7,6 +7,8 @@ The composition root calls, once the queues are built and before the HTTP server
     desk.add_routes(web_app)                                   # with accounts.web.install(...)
     desk.start()                 # the notifier's subscription
     ...
+    await desk.resync()          # after every (re)connect of the ARI events (the phones' states)
+    ...
     await desk.stop()            # at shutdown, before Redis closes
 
 The queue engine must announce agent events (``queues.services.AnnouncingEngine``), or the
@@ -15,6 +17,7 @@ desktops and wallboards only change when they are reloaded.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Collection
 from dataclasses import dataclass
@@ -25,6 +28,7 @@ from aiohttp import web
 from agent_desktop.http import add_routes
 from agent_desktop.monitor import MonitorService, MonitorStasis
 from agent_desktop.notifier import DesktopNotifier
+from agent_desktop.phones import PhoneService
 from agent_desktop.services import DesktopActions, DesktopService
 from agent_desktop.wallboard import AgentDirectory, WallboardService
 from hotline.db import sessionmaker
@@ -36,6 +40,8 @@ if TYPE_CHECKING:
     from accounts.services import AccountService
     from hotline.app import Application
 
+log = logging.getLogger(__name__)
+
 Handler = Callable[[str, Any], Awaitable[None]]
 
 
@@ -46,6 +52,7 @@ class Desktop:
     monitor: MonitorService
     notifier: DesktopNotifier
     actions: DesktopActions
+    phones: PhoneService
 
     def add_routes(self, web_app: web.Application) -> None:
         add_routes(web_app, desktop=self.desktop, wallboard=self.wallboard, monitor=self.monitor,
@@ -53,6 +60,13 @@ class Desktop:
 
     def start(self) -> None:
         self.notifier.start()
+
+    async def resync(self) -> None:
+        """After every (re)connect of the ARI events: the agents' phones (never raises)."""
+        try:
+            await self.phones.resync()
+        except Exception:  # noqa: BLE001 - the calls' resync must go on; the next connect tries again
+            log.exception("phones: resync failed")
 
     async def stop(self) -> None:
         await self.notifier.stop()
@@ -65,10 +79,12 @@ def build(app: "Application", *, directory: AgentDirectory) -> Desktop:
         raise RuntimeError("the agent desktop needs the queues ([queues] enabled = true)")
     s = app.settings
     store = CallStateStore(app.redis, s.redis.prefix)
+    phones = PhoneService(ari=app.ari, engine=queues.engine, redis=app.redis, prefix=s.redis.prefix,
+                          app_name=s.ari.app, settings=s.desktop, events_channel=f"{s.redis.prefix}:events:agents")
     desktop = DesktopService(
         engine=queues.engine, queues=queues, store=store, records=app.call_records, tickets=app.tickets,
         tree=queues.tree, ari=app.ari, dispatcher=app.dispatcher, app_name=s.ari.app, redis=app.redis,
-        prefix=s.redis.prefix, settings=s.desktop, call_language=s.ivr.language,
+        prefix=s.redis.prefix, settings=s.desktop, call_language=s.ivr.language, phones=phones,
     )
     wallboard = WallboardService(
         redis=app.redis, queue_prefix=queues.engine.prefix, engine=queues.engine, tree=queues.tree,
@@ -77,14 +93,17 @@ def build(app: "Application", *, directory: AgentDirectory) -> Desktop:
     )
     monitor = MonitorService(ari=app.ari, engine=queues.engine, store=store, redis=app.redis,
                              prefix=s.redis.prefix, app_name=s.ari.app, ring_timeout_s=s.queues.ring_timeout_s)
-    notifier = DesktopNotifier(app.redis, s.redis.prefix, desktop=desktop, wallboard=wallboard, tickets=app.tickets)
-    return Desktop(desktop, wallboard, monitor, notifier, DesktopActions(app.ivr))
+    notifier = DesktopNotifier(app.redis, s.redis.prefix, desktop=desktop, wallboard=wallboard, tickets=app.tickets,
+                               on_agent_event=phones.agent_changed)
+    return Desktop(desktop, wallboard, monitor, notifier, DesktopActions(app.ivr), phones)
 
 
 def event_handlers(desk: Desktop, table: dict[str, Handler]) -> dict[str, Handler]:
     """Handlers to add to (or replace in) the application's ARI event table: the monitors'
-    channel events before the IVR's, and the desktop's actions on live calls."""
-    return {**MonitorStasis(desk.monitor).wrap(table), **desk.actions.table()}
+    channel events before the IVR's, the desktop's actions on live calls, and the agents'
+    phones coming and going."""
+    return {**MonitorStasis(desk.monitor).wrap(table), **desk.actions.table(),
+            "EndpointStateChange": desk.phones.on_endpoint_state_change}
 
 
 class AccountsDirectory:

@@ -215,6 +215,8 @@ class Application:
         live = await self.ivr.resync()
         if isinstance(self.queues, QueueService):
             await self.queues.resync(live)
+        if self.desk is not None:
+            await self.desk.resync()  # the agents' phones: endpoint events, and their states now
         if self.recordings.recorder is not None:
             # Recordings that finished while we were not listening (events are not replayed).
             self.recordings.recorder.start_recovery()

@@ -213,7 +213,7 @@ async def test_in_sip_mode_the_browser_gets_its_sip_account_and_answers_on_its_o
     state = await agent.ok("GET", "/api/desktop/state")
     assert state["phone"] == {"mode": "sip", "sip": {
         "uri": "sip:1001@pbx.example", "ws_url": "wss://pbx.example:8089/ws", "password": "sip-secret-1001",
-        "display_name": "王小明"}}
+        "display_name": "王小明"}, "endpoint": {"name": "PJSIP/1001", "state": "unseen", "since": None}}
     status, refusal = await agent.call("POST", "/api/desktop/call/answer")
     assert (status, refusal["code"]) == (409, "sip_phone")
 

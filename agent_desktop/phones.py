@@ -1,0 +1,257 @@
+"""Whether each agent's phone can ring: Asterisk's view of the agents' endpoints.
+
+With the browser softphone (``[desktop] phone_mode = "sip"``) an agent is reachable only while
+SIP.js is registered to Asterisk. Otherwise ``POST /channels`` to ``PJSIP/<agent>`` answers
+500 "Allocation failed" (FIELD-NOTES: an endpoint with no contact); the queue would then put
+the agent on break for a "missed" call and play the caller the callback offer again and again.
+So the desktop follows Asterisk's endpoint states and never lets such an agent take calls:
+
+- after every (re)connect of the ARI events WebSocket (:meth:`PhoneService.resync`) the
+  application subscribes to ``endpoint:PJSIP`` events, then reads the endpoint of every agent
+  logged in to the queues (``GET /endpoints/PJSIP/{resource}``); events that arrive meanwhile
+  wait in the socket and are handled after, in order, so nothing is missed or applied out of
+  order;
+- then it follows ``EndpointStateChange`` (:meth:`PhoneService.on_endpoint_state_change`);
+- the states are kept in Redis, where every process's desktop API reads them;
+- an available agent (or one in wrap-up, who becomes available by itself when it ends) whose
+  endpoint goes offline is put on break with reason ``phone_offline``, so the queue engine
+  offers them nothing; when the phone comes back they stay on break until they choose
+  Available (the desktop refuses that while the phone is offline: :meth:`PhoneService.reachable`).
+
+In ``simulated`` mode there are no phones: nothing here runs and nothing is refused.
+
+Keys (``P`` = the Redis prefix): ``P:desktop:phones:state`` hash endpoint (``PJSIP/1001``) ->
+``{"state", "since_ms"}``; ``P:desktop:phones:agents`` hash endpoint -> agent id (filled at
+queue login and at every resync).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from redis.asyncio import Redis
+
+from hotline.ari.errors import AriError, AriNotFound
+from hotline.ari.models import Endpoint, EndpointStateChange
+from hotline.ari.rest import AriRest
+from hotline.settings import DesktopSettings
+from queues.engine import AgentState, AgentStateError, QueueEngine, UnknownAgentError
+
+log = logging.getLogger(__name__)
+
+#: The break reason of an agent whose phone went offline (the page explains it).
+PHONE_OFFLINE = "phone_offline"
+#: The technology of the agents' endpoints (their WebRTC endpoints in pjsip.conf).
+TECHNOLOGY = "PJSIP"
+#: At most this many endpoint reads at once after a reconnect (hundreds of agents log in).
+RESYNC_CONCURRENCY = 8
+
+#: ``online``/``offline``/``unknown`` as Asterisk says; ``missing`` when Asterisk has no such
+#: endpoint (404: not configured in pjsip.conf); ``unseen`` when we have not heard of it yet.
+PhoneStateName = Literal["online", "offline", "unknown", "missing", "unseen"]
+#: States in which a call to the endpoint cannot ring.
+UNREACHABLE: frozenset[str] = frozenset({"offline", "missing"})
+
+
+@dataclass(frozen=True, slots=True)
+class PhoneState:
+    endpoint: str
+    state: str
+    since_ms: int | None
+
+    @property
+    def reachable(self) -> bool:
+        return self.state not in UNREACHABLE
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def split_endpoint(endpoint: str) -> tuple[str, str]:
+    """``PJSIP/1001`` -> ``("PJSIP", "1001")``; ValueError for anything else."""
+    tech, sep, resource = endpoint.partition("/")
+    if not sep or not tech or not resource or "/" in resource:
+        raise ValueError(f"an endpoint is TECH/resource, got {endpoint!r}")
+    return tech, resource
+
+
+class PhoneService:
+    def __init__(self, *, ari: AriRest, engine: QueueEngine, redis: Redis, prefix: str, app_name: str,
+                 settings: DesktopSettings, events_channel: str) -> None:
+        self.ari, self.engine, self.redis, self.app_name = ari, engine, redis, app_name
+        self.settings = settings
+        self._states_key = f"{prefix}:desktop:phones:state"
+        self._agents_key = f"{prefix}:desktop:phones:agents"
+        #: Where the queue engine announces agents (``AgentEvents``): the desktops listen there.
+        self._events_channel = events_channel
+
+    @property
+    def enabled(self) -> bool:
+        return self.settings.phone_mode == "sip"
+
+    # ----------------------------------------------------------------- the stored states
+
+    async def state(self, endpoint: str) -> PhoneState:
+        raw = await self.redis.hget(self._states_key, endpoint)
+        if raw is None:
+            return PhoneState(endpoint, "unseen", None)
+        try:
+            doc = json.loads(raw)
+            return PhoneState(endpoint, str(doc["state"]), int(doc["since_ms"]) if doc.get("since_ms") else None)
+        except (ValueError, KeyError, TypeError):
+            return PhoneState(endpoint, "unseen", None)
+
+    async def _store(self, endpoint: str, state: str) -> PhoneState:
+        """Store ``state``; ``since`` moves only when the state changes."""
+        before = await self.state(endpoint)
+        if before.state == state and before.since_ms is not None:
+            return before
+        now = PhoneState(endpoint, state, now_ms())
+        await self.redis.hset(self._states_key, endpoint,
+                              json.dumps({"state": state, "since_ms": now.since_ms}, separators=(",", ":")))
+        return now
+
+    async def remember(self, agent_id: str, endpoint: str) -> None:
+        """Whose phone ``endpoint`` is (its events name the endpoint, not the agent)."""
+        await self.redis.hset(self._agents_key, endpoint, agent_id)
+
+    async def agent_of(self, endpoint: str) -> str | None:
+        raw = await self.redis.hget(self._agents_key, endpoint)
+        return raw.decode() if isinstance(raw, bytes) else raw
+
+    # ----------------------------------------------------------------- asking Asterisk
+
+    async def read(self, endpoint: str) -> PhoneState:
+        """Asterisk's state of ``endpoint`` now (stored too). AriError when Asterisk cannot say."""
+        tech, resource = split_endpoint(endpoint)
+        try:
+            found = await self.ari.endpoint(tech, resource)
+        except AriNotFound:
+            return await self._store(endpoint, "missing")
+        return await self._store(endpoint, _state_of(found))
+
+    async def reachable(self, endpoint: str) -> PhoneState:
+        """The state to decide on before an agent goes available: the stored one when it says
+        the phone can ring, else Asterisk's own answer now (the phone may have registered a
+        moment ago, before its event reached us). AriError when Asterisk cannot say."""
+        stored = await self.state(endpoint)
+        if stored.state in ("online", "unknown"):
+            return stored
+        return await self.read(endpoint)
+
+    # ----------------------------------------------------------------- after every (re)connect
+
+    async def resync(self) -> None:
+        """Subscribe to endpoint events, then read every logged-in agent's endpoint and put the
+        available ones whose phone is offline on break. Never raises: the calls' own resync
+        must not fail because of the phones (it is logged, and done again at the next connect)."""
+        if not self.enabled:
+            return
+        try:
+            # Subscribe first: a change after this point arrives as an event, handled after
+            # the reads below (events wait in the socket until the resync is done).
+            await self.ari.subscribe(self.app_name, f"endpoint:{TECHNOLOGY}")
+        except AriError as exc:
+            log.warning("phones: subscribing to endpoint events failed (%s); agents' phones are checked only "
+                        "when they choose Available", exc)
+        agents = await self.engine.logged_in()
+        limit = asyncio.Semaphore(RESYNC_CONCURRENCY)
+
+        async def one(agent_id: str) -> str | None:
+            async with limit:
+                return await self._resync_agent(agent_id)
+
+        results = await asyncio.gather(*(one(a) for a in agents), return_exceptions=True)
+        offline = sum(1 for r in results if r in UNREACHABLE)
+        failed = [r for r in results if isinstance(r, BaseException)]
+        for exc in failed[:3]:
+            log.warning("phones: resync of an agent's phone failed: %s", exc or type(exc).__name__)
+        log.info("phones: %d logged-in agent(s) checked, %d phone(s) offline", len(agents), offline)
+
+    async def _resync_agent(self, agent_id: str) -> str | None:
+        agent = await self.engine.agent(agent_id)
+        if agent is None or not agent["endpoint"]:
+            return None
+        endpoint = agent["endpoint"]
+        await self.remember(agent_id, endpoint)
+        try:
+            state = await self.read(endpoint)
+        except ValueError:
+            return None  # not TECH/resource: nothing Asterisk could tell
+        if not state.reachable:
+            await self.keep_from_calls(agent_id)
+        await self._announce(agent_id, state)
+        return state.state
+
+    # ----------------------------------------------------------------- events
+
+    async def on_endpoint_state_change(self, _key: str, event: EndpointStateChange) -> None:
+        """``EndpointStateChange``: store the new state; an offline phone takes its agent out."""
+        if not self.enabled:
+            return
+        found = event.endpoint
+        if found.technology.upper() != TECHNOLOGY or not found.resource:
+            return
+        endpoint = f"{TECHNOLOGY}/{found.resource}"
+        state = await self._store(endpoint, _state_of(found))
+        agent_id = await self.agent_of(endpoint)
+        if agent_id is None:
+            return  # a trunk, or an agent not logged in since: stored for when they are
+        log.info("phones: agent %s's phone %s is %s", agent_id, endpoint, state.state)
+        if not state.reachable:
+            await self.keep_from_calls(agent_id)
+        await self._announce(agent_id, state)
+
+    async def agent_changed(self, message: dict[str, Any]) -> None:
+        """An agent event of the queue engine (``<prefix>:events:agents``), from any process.
+
+        An agent on a call when their phone dropped goes to wrap-up after it, and from
+        wrap-up to available by themselves; an agent offered a call their phone could not
+        ring is put on break "no_answer". Either way, while the phone is offline they belong
+        on break ``phone_offline``, which also says why."""
+        if not self.enabled or message.get("type") != "agent.state":
+            return
+        state, reason = message.get("state"), message.get("reason")
+        if not (state in (AgentState.AVAILABLE, AgentState.WRAP_UP)
+                or (state == AgentState.BREAK and reason == "no_answer")):
+            return
+        agent_id = str(message.get("agent_id") or "")
+        agent = await self.engine.agent(agent_id) if agent_id else None
+        if agent is None or not agent["endpoint"]:
+            return
+        if not (await self.state(agent["endpoint"])).reachable:
+            await self.keep_from_calls(agent_id)
+
+    async def keep_from_calls(self, agent_id: str) -> None:
+        """Put the agent on break ``phone_offline`` if they could be offered a call (or were
+        just put on break for one their phone could not ring)."""
+        agent = await self.engine.agent(agent_id)
+        if agent is None:
+            return
+        state, reason = agent["state"], agent["reason"]
+        if state in (AgentState.AVAILABLE, AgentState.WRAP_UP) or (state is AgentState.BREAK and reason == "no_answer"):
+            try:
+                await self.engine.set_break(agent_id, PHONE_OFFLINE)
+            except (AgentStateError, UnknownAgentError):
+                return  # offered a call or logged out meanwhile: their state moved on without us
+            log.info("phones: agent %s put on break: their phone is offline", agent_id)
+
+    async def _announce(self, agent_id: str, state: PhoneState) -> None:
+        """Tell the agent's desktops (in every process) that their phone's state changed."""
+        message = {"type": "agent.phone", "agent_id": agent_id, "endpoint": state.endpoint, "state": state.state}
+        try:
+            await self.redis.publish(self._events_channel, json.dumps(message, separators=(",", ":")))
+        except Exception as exc:  # noqa: BLE001 - news for the desktops; the state is stored
+            log.warning("phones: announcing a phone state failed: %s", exc or type(exc).__name__)
+
+
+def _state_of(found: Endpoint) -> str:
+    """Asterisk's ``state`` of an Endpoint; absent means Asterisk does not know either."""
+    state = (found.state or "").lower()
+    return state if state in ("online", "offline") else "unknown"
