@@ -24,7 +24,11 @@ Query = dict[str, str | Sequence[str]]
 
 
 def _query(**params: Any) -> list[tuple[str, str]]:
-    """ARI query parameters; ``None`` is left out, sequences repeat the key."""
+    """ARI query parameters; ``None`` is left out, sequences become one comma-separated value.
+
+    Never a repeated key: Asterisk keeps only the last value of a parameter given twice,
+    so ``media=sound:a&media=sound:b`` would play ``b`` alone (FIELD-NOTES).
+    """
     out: list[tuple[str, str]] = []
     for key, value in params.items():
         if value is None:
@@ -32,7 +36,7 @@ def _query(**params: Any) -> list[tuple[str, str]]:
         if isinstance(value, bool):
             out.append((key, "true" if value else "false"))
         elif isinstance(value, (list, tuple)):
-            out.extend((key, str(v)) for v in value)
+            out.append((key, ",".join(str(v) for v in value)))
         else:
             out.append((key, str(value)))
     return out
@@ -149,7 +153,11 @@ class AriRest:
         playback_id: str | None = None,
         lang: str | None = None,
     ) -> Playback:
-        """Play one or more media URIs in order, as a single playback."""
+        """Play one or more media URIs in order, as a single playback (one ``media=a,b``).
+
+        Events: ``PlaybackStarted`` per media, ``PlaybackContinuing`` between them, and one
+        ``PlaybackFinished`` after the last, all with this playback's id.
+        """
         params = _query(media=list(media), lang=lang, playbackId=playback_id)
         return Playback.from_json(await self.request("POST", f"/channels/{channel_id}/play", params))
 

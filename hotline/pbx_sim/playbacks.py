@@ -1,8 +1,9 @@
 """Playbacks and recordings in the stand-in, timed like the real sound files.
 
 Asterisk plays the playbacks of one channel (or bridge) one after another, in the
-order they were requested; a playback of several media plays them in turn with
-``PlaybackContinuing`` between them. A sound file that does not exist makes the
+order they were requested; a playback of several media (``media=sound:a,sound:b``)
+plays them in turn under one id: ``PlaybackStarted`` (a), ``PlaybackContinuing`` (a,
+next b), ``PlaybackStarted`` (b), ``PlaybackFinished`` (b). A sound file that does not exist makes the
 playback ``failed`` (FIELD-NOTES). With a ``sounds_dir`` the stand-in looks files up
 as Asterisk does (``<lang>/``, the language's base, the top, ``en/``) and plays them
 for their real length times ``time_scale``; without one every media takes
@@ -94,13 +95,16 @@ class Player:
 
     async def _play(self, playback: SimPlayback) -> None:
         try:
-            playback.state = "playing"
-            self._emit("PlaybackStarted", playback)
             for index, media in enumerate(playback.media):
                 if index:
-                    playback.index, playback.state = index, "continuing"
+                    # As res_stasis_playback: the media just played ends "continuing" (its
+                    # own media_uri, the next one as next_media_uri), then the next one
+                    # starts under the same playback id (FIELD-NOTES).
+                    playback.state = "continuing"
                     self._emit("PlaybackContinuing", playback)
-                    playback.state = "playing"
+                    playback.index = index
+                playback.state = "playing"
+                self._emit("PlaybackStarted", playback)
                 seconds = self._sounds.duration(media, playback.language)
                 if seconds is None:
                     log.info("playback %s: %s not found: failed", playback.id, media)

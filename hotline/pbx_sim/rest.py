@@ -1,7 +1,7 @@
 """ARI REST views of the stand-in: Asterisk 22's paths, parameters, status codes and bodies.
 
-Views are thin: they read parameters as Asterisk does (repeated or comma-separated
-lists, ``true``/``false``), call the :class:`~hotline.pbx_sim.engine.Engine` and turn a
+Views are thin: they read parameters as Asterisk does (a parameter given twice keeps
+its last value, lists are comma-separated, ``true``/``false``), call the :class:`~hotline.pbx_sim.engine.Engine` and turn a
 :class:`SimError` into Asterisk's ``{"message": ...}`` answer.
 """
 
@@ -35,22 +35,33 @@ def error(status: int, message: str, key: str = "message") -> web.Response:
     return web.json_response({key: message}, status=status)
 
 
+def last(request: web.Request, name: str) -> str | None:
+    """A query parameter's value as Asterisk reads it: given twice, the last one counts.
+
+    Asterisk's generated request parsers assign each occurrence in turn, so
+    ``?media=sound:a&media=sound:b`` plays only ``sound:b`` (FIELD-NOTES).
+    """
+    values = request.query.getall(name, [])
+    return values[-1] if values else None
+
+
 def _one(request: web.Request, name: str, *, required: bool = False, default: str | None = None) -> str | None:
-    value = request.query.get(name)
+    value = last(request, name)
     if value is None and required:
         raise SimError(400, f"{name}: Missing required field")
     return value if value is not None else default
 
 
 def _many(request: web.Request, name: str, *, required: bool = False) -> list[str]:
-    values = [v for raw in request.query.getall(name, []) for v in raw.split(",") if v]
+    """A list parameter: one comma-separated value (the last one, when given twice)."""
+    values = [v for v in (last(request, name) or "").split(",") if v]
     if not values and required:
         raise SimError(400, f"{name}: Missing required field")
     return values
 
 
 def _int(request: web.Request, name: str, default: int) -> int:
-    raw = request.query.get(name)
+    raw = last(request, name)
     if raw is None:
         return default
     try:
@@ -60,14 +71,15 @@ def _int(request: web.Request, name: str, default: int) -> int:
 
 
 def _choice(request: web.Request, name: str, allowed: tuple[str, ...], default: str) -> str:
-    value = request.query.get(name, default)
+    given = last(request, name)
+    value = default if given is None else given
     if value not in allowed:
         raise SimError(400, f"{name}: Invalid value {value!r}")
     return value
 
 
 def _args(request: web.Request) -> list[str]:
-    raw = request.query.get("appArgs")
+    raw = last(request, "appArgs")
     return raw.split(",") if raw else []
 
 

@@ -25,7 +25,7 @@ from hotline.pbx_sim.control import ControlViews
 from hotline.pbx_sim.dialplan import Dialplan
 from hotline.pbx_sim.engine import Endpoint, Engine
 from hotline.pbx_sim.media import RtpStreamer
-from hotline.pbx_sim.rest import AriViews, error
+from hotline.pbx_sim.rest import AriViews, error, last
 from hotline.pbx_sim.state import SimChannel, SimError
 
 log = logging.getLogger(__name__)
@@ -147,13 +147,13 @@ class PbxSim:
     # --- the events WebSocket ---------------------------------------------------------------
 
     async def _events(self, request: web.Request) -> web.StreamResponse:
-        names = [n for n in request.query.get("app", "").split(",") if n]
+        names = [n for n in (last(request, "app") or "").split(",") if n]
         if not names:
             raise SimError(400, "app: Missing required field")
         ws = web.WebSocketResponse(heartbeat=None)
         await ws.prepare(request)
         self._sockets.add(ws)
-        subscribe_all = request.query.get("subscribeAll", "false") == "true"
+        subscribe_all = last(request, "subscribeAll") == "true"
         conns = [AppConnection(name, ws, subscribe_all) for name in names]
         for conn in conns:
             self.apps.register(conn)

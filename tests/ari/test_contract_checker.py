@@ -133,10 +133,13 @@ def test_a_number_outside_a_declared_range_is_reported(contract: AriContract) ->
                         "-1 outside allowed range [0, None]"]
 
 
-def test_a_multi_valued_parameter_may_be_comma_separated_or_repeated(contract: AriContract) -> None:
+def test_a_multi_valued_parameter_is_comma_separated_and_a_repeated_one_is_reported(contract: AriContract) -> None:
     path = "/ari/bridges/b1/addChannel"
     assert contract.check_request("POST", path, [("channel", "1.1,1.2")]) == []
-    assert contract.check_request("POST", path, [("channel", "1.1"), ("channel", "1.2")]) == []
+    # Asterisk would keep 1.2 alone.
+    assert contract.check_request("POST", path, [("channel", "1.1"), ("channel", "1.2")]) == [
+        "POST /bridges/{bridgeId}/addChannel: query parameter 'channel' is repeated: Asterisk keeps only the "
+        "last value; give the list as one comma-separated value"]
 
 
 def test_each_item_of_a_multi_valued_parameter_is_checked(contract: AriContract) -> None:

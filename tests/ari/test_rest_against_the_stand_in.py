@@ -13,7 +13,7 @@ import pytest
 from hotline.ari.dispatcher import Dispatcher
 from hotline.ari.errors import AriNotFound, AriUnauthorized, AriUnavailable
 from hotline.ari.events import EventStream
-from hotline.ari.models import EndpointStateChange, Event, StasisStart
+from hotline.ari.models import EndpointStateChange, Event, PlaybackEvent, PlaybackFinished, StasisStart
 from hotline.ari.rest import AriRest
 
 
@@ -109,6 +109,21 @@ async def test_a_call_can_be_driven_with_every_command_the_product_uses(pbx_sim,
     await events.wait_for(lambda e: e.type == "ChannelDestroyed" and e.channel.id == ch)
     with pytest.raises(AriNotFound):
         await rest.answer(ch)
+
+
+async def test_several_prompts_in_one_play_are_all_heard_in_order_under_one_playback(pbx_sim, ari) -> None:  # type: ignore[no-untyped-def]
+    rest, events, _ = ari
+    call = await pbx_sim.place_call("12315")
+    start = await events.wait_for(lambda e: isinstance(e, StasisStart))
+    pb = await rest.play(start.channel.id, ["sound:hotline/welcome", "sound:hotline/main_menu"], playback_id="pb-2")
+    await events.wait_for(lambda e: isinstance(e, PlaybackFinished) and e.playback.id == "pb-2")
+    playback_events = [e for e in events.events if isinstance(e, PlaybackEvent)]
+    assert [(type(e).__name__, e.playback.media_uri) for e in playback_events] == [
+        ("PlaybackStarted", "sound:hotline/welcome"), ("PlaybackContinuing", "sound:hotline/welcome"),
+        ("PlaybackStarted", "sound:hotline/main_menu"), ("PlaybackFinished", "sound:hotline/main_menu")]
+    assert {e.playback.id for e in playback_events} == {pb.id}
+    assert {e.route_key() for e in playback_events} == {call.channel_id}  # the call's own FIFO
+    assert call.played == ["sound:hotline/welcome", "sound:hotline/main_menu"]
 
 
 async def test_a_phone_without_a_registered_contact_is_offline_and_cannot_be_called(pbx_sim, ari) -> None:  # type: ignore[no-untyped-def]

@@ -44,8 +44,11 @@ class RawAri:
             self.events.append(json.loads(msg.data))
             self._changed.set()
 
-    async def call(self, method: str, path: str, **params: Any) -> tuple[int, Any]:
-        async with self.http.request(method, f"{self.sim.url}/ari{path}", params=params, headers=AUTH) as resp:
+    async def call(self, method: str, path: str, query: list[tuple[str, str]] | None = None,
+                   **params: Any) -> tuple[int, Any]:
+        """One request; ``query`` for parameters given more than once, in that order."""
+        async with self.http.request(method, f"{self.sim.url}/ari{path}", params=query or params,
+                                     headers=AUTH) as resp:
             text = await resp.text()
             return resp.status, (json.loads(text) if text and resp.content_type == "application/json" else None)
 
@@ -161,6 +164,55 @@ async def test_playbacks_on_one_channel_play_one_after_another(pbx_sim: PbxSim, 
     order = [(e["type"], e["playback"]["id"]) for e in ari.events if e["type"].startswith("Playback")]
     assert order == [("PlaybackStarted", first["id"]), ("PlaybackFinished", first["id"]),
                      ("PlaybackStarted", second["id"]), ("PlaybackFinished", second["id"])]
+
+
+async def test_several_media_in_one_play_are_one_comma_separated_value_played_under_one_playback_id(
+    pbx_sim: PbxSim, ari: RawAri
+) -> None:
+    call = await pbx_sim.place_call("12315")
+    await ari.event("StasisStart")
+    status, playback = await ari.call("POST", f"/channels/{call.channel_id}/play", media="sound:a,sound:b")
+    assert status == 201 and playback["media_uri"] == "sound:a" and playback["next_media_uri"] == "sound:b"
+    await ari.event("PlaybackFinished", playback__id=playback["id"])
+    seen = [(e["type"], e["playback"]["id"], e["playback"]["media_uri"], e["playback"].get("next_media_uri"),
+             e["playback"]["state"]) for e in ari.events if e["type"].startswith("Playback")]
+    pb = playback["id"]
+    assert seen == [
+        ("PlaybackStarted", pb, "sound:a", "sound:b", "playing"),
+        ("PlaybackContinuing", pb, "sound:a", "sound:b", "continuing"),
+        ("PlaybackStarted", pb, "sound:b", None, "playing"),
+        ("PlaybackFinished", pb, "sound:b", None, "done"),
+    ]
+    assert call.played == ["sound:a", "sound:b"]
+
+
+async def test_a_query_parameter_given_twice_keeps_only_its_last_value(ari_contract, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from tests.fixtures.ari_contract import TrafficChecker
+
+    checker = TrafficChecker(ari_contract)
+    sim = PbxSim(recordings_dir=tmp_path / "rec", default_playback_s=0.02, on_traffic=checker)
+    await sim.start()
+    try:
+        async with aiohttp.ClientSession() as http:
+            client = RawAri(sim, http)
+            await client.connect()
+            call = await sim.place_call("12315")
+            await client.event("StasisStart")
+            status, playback = await client.call("POST", f"/channels/{call.channel_id}/play", query=[
+                ("media", "sound:a"), ("media", "sound:b"), ("playbackId", "first"), ("playbackId", "second")])
+            assert status == 201 and playback["id"] == "second" and playback["media_uri"] == "sound:b"
+            assert "next_media_uri" not in playback
+            await client.event("PlaybackFinished", playback__id="second")
+            assert call.played == ["sound:b"]  # as on Asterisk: sound:a is never heard
+            await client.close()
+    finally:
+        await sim.stop()
+    # The contract checker says why a client must never do that.
+    assert [v for v in checker.violations if "repeated" in v] == [
+        "POST /channels/{channelId}/play: query parameter 'media' is repeated: Asterisk keeps only the last value; "
+        "give the list as one comma-separated value",
+        "POST /channels/{channelId}/play: query parameter 'playbackId' is repeated but takes one value",
+    ]
 
 
 async def test_external_media_joins_a_bridge_only_after_its_own_stasis_start_and_sends_slin16_rtp(
