@@ -195,7 +195,11 @@ class ChannelDtmfReceived(ChannelEvent):
 
 @dataclass(frozen=True, slots=True)
 class ChannelHangupRequest(ChannelEvent):
+    """A hang-up is on its way. A caller's BYE gives two: the first without a cause, then
+    one with ``cause`` 16 and ``soft`` (FIELD-NOTES): handlers must take either as the end."""
+
     cause: int | None
+    soft: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -322,7 +326,9 @@ _PARSERS: dict[str, Callable[[dict[str, Any]], Event]] = {
     "ChannelDtmfReceived": lambda d: ChannelDtmfReceived(
         **_chan(d), digit=d["digit"], duration_ms=int(d.get("duration_ms", 0))
     ),
-    "ChannelHangupRequest": lambda d: ChannelHangupRequest(**_chan(d), cause=d.get("cause")),
+    "ChannelHangupRequest": lambda d: ChannelHangupRequest(
+        **_chan(d), cause=d.get("cause"), soft=bool(d.get("soft", False))
+    ),
     "ChannelDestroyed": lambda d: ChannelDestroyed(
         **_chan(d), cause=int(d.get("cause", 0)), cause_txt=d.get("cause_txt", "")
     ),

@@ -151,8 +151,9 @@ class SimCall:
         return self._frame
 
     async def hangup(self, cause: int = 16) -> None:
+        """The caller hangs up (a BYE), with the events Asterisk sends for one."""
         if not self.channel.hangup_requested:
-            self._engine.hangup(self.channel, cause)
+            self._engine.hangup(self.channel, cause, by_far_end=True)
 
     # --- called by the engine ---------------------------------------------------------
 
@@ -172,7 +173,8 @@ class SimCall:
 
     # --- the dialplan host (see hotline.pbx_sim.dialplan.DialplanHost) ----------------
 
-    # hangup() above serves the dialplan's Hangup() as well: either way the line drops.
+    # hangup() above serves the dialplan's Hangup() as well: either way the line drops, and
+    # outside Stasis no application sees the events that differ.
 
     def _check_alive(self) -> None:
         if self.channel.hangup_requested:

@@ -236,12 +236,22 @@ class Engine:
 
     # --- hang-up ----------------------------------------------------------------------
 
-    def hangup(self, ch: SimChannel, cause: int = 16) -> None:
-        """Hang a channel up, from either side, with Asterisk's event order."""
+    def hangup(self, ch: SimChannel, cause: int = 16, *, by_far_end: bool = False) -> None:
+        """Hang a channel up, from either side, with Asterisk's event order.
+
+        ``by_far_end``: the phone sent a BYE. Asterisk then announces the hang-up twice
+        (FIELD-NOTES): first as queued by the channel driver, without a cause, then as
+        the soft hang-up that takes the channel out of Stasis, with the cause and
+        ``soft: true``.
+        """
         if ch.hangup_requested:
             return
         ch.hangup_requested = True
-        self.emit_channel(ch, "ChannelHangupRequest", cause=cause)
+        if by_far_end:
+            self.emit_channel(ch, "ChannelHangupRequest")
+            self.emit_channel(ch, "ChannelHangupRequest", cause=cause, soft=True)
+        else:
+            self.emit_channel(ch, "ChannelHangupRequest", cause=cause)
         self.recorder.stop_target(f"channel:{ch.id}")
         self._leave_stasis(ch, "hangup")
         self.player.stop_target(f"channel:{ch.id}")

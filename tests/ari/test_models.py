@@ -7,7 +7,7 @@ import pytest
 from hotline.ari.errors import AriNotFound, AriNotInStasis, AriUnavailable, AriUnprocessable, error_for
 from hotline.ari.events import events_url
 from hotline.ari.models import (
-    Endpoint, EndpointStateChange, EventParseError, PlaybackFinished, StasisStart, UnknownEvent, parse_event,
+    ChannelHangupRequest, Endpoint, EndpointStateChange, EventParseError, PlaybackFinished, StasisStart, UnknownEvent, parse_event,
 )
 
 CHANNEL = {
@@ -48,6 +48,15 @@ def test_an_endpoint_state_change_says_which_phone_and_whether_it_is_online() ->
     assert event.route_key() == "endpoint:PJSIP/1001"
     # state is optional in the declaration: absent means Asterisk does not know.
     assert Endpoint.from_json({"technology": "PJSIP", "resource": "1002", "channel_ids": []}).state == "unknown"
+
+
+def test_both_hangup_requests_of_a_bye_parse_with_and_without_a_cause() -> None:
+    base = {"type": "ChannelHangupRequest", "application": "hotline", "timestamp": "t", "channel": CHANNEL}
+    first, second = parse_event(base), parse_event({**base, "cause": 16, "soft": True})
+    assert isinstance(first, ChannelHangupRequest) and isinstance(second, ChannelHangupRequest)
+    assert (first.cause, first.soft) == (None, False)
+    assert (second.cause, second.soft) == (16, True)
+    assert first.route_key() == second.route_key() == CHANNEL["id"]
 
 
 def test_unknown_events_are_kept_not_dropped_and_malformed_ones_are_named() -> None:

@@ -113,9 +113,22 @@ async def test_a_hang_up_gives_hangup_request_stasis_end_and_destroyed_in_that_o
         assert (await ari.call("DELETE", f"/channels/{call.channel_id}"))[0] == 204
     destroyed = await ari.event("ChannelDestroyed")
     assert destroyed["cause"] == 16 and destroyed["cause_txt"] == "Normal Clearing"
+    requests = 2 if who == "caller" else 1  # a BYE is announced twice (next test)
     assert ari.types_for(call.channel_id) == [
-        "StasisStart", "ChannelStateChange", "ChannelHangupRequest", "StasisEnd", "ChannelDestroyed"]
+        "StasisStart", "ChannelStateChange", *["ChannelHangupRequest"] * requests, "StasisEnd", "ChannelDestroyed"]
     assert (await ari.call("POST", f"/channels/{call.channel_id}/answer"))[0] == 404
+
+
+async def test_a_callers_bye_gives_a_hangup_request_without_cause_then_a_soft_one_with_cause_16(
+    pbx_sim: PbxSim, ari: RawAri
+) -> None:
+    call = await pbx_sim.place_call("12315", caller_id="13800138000")
+    await ari.event("StasisStart")
+    await call.hangup()
+    await ari.event("ChannelDestroyed")
+    first, second = [e for e in ari.events if e["type"] == "ChannelHangupRequest"]
+    assert "cause" not in first and "soft" not in first
+    assert (second["cause"], second["soft"]) == (16, True)
 
 
 async def test_a_playback_answers_201_then_starts_and_finishes_done(pbx_sim: PbxSim, ari: RawAri) -> None:
