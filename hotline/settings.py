@@ -55,6 +55,11 @@ class IvrSettings(BaseModel):
     max_attempts: int = Field(3, ge=1, le=10)
     #: Where ``hotline prompts build`` writes Asterisk sound files (``<dir>/<lang>/hotline/*.wav``).
     sounds_dir: Path = DEFAULT_VAR_DIR / "sounds"
+    #: Music on hold class of musiconhold.conf that waiting callers hear. Always sent: without
+    #: one Asterisk plays ``default``, which a source build does not have (callers hear silence).
+    moh_class: str = Field("hotline", min_length=1)
+    #: Music on hold class callers hear while waiting or held (musiconhold.conf [hotline]).
+    moh_class: str = "hotline"
 
 
 class SpeechSettings(BaseModel):
@@ -254,6 +259,51 @@ class IntakeSettings(BaseModel):
     api_key_sha256: dict[str, str] = {}
 
 
+class AsteriskSettings(BaseModel):
+    """The Asterisk that serves the hotline, as ``hotline asterisk install`` configures it.
+
+    ARI's user and password come from ``[ari]``; the agents' SIP endpoints from their
+    accounts (``hotline users add --endpoint PJSIP/1001 --sip-password ...``).
+    """
+
+    #: Asterisk's configuration directory (``astetcdir``) that the files are written into.
+    etc_dir: Path = Path("/etc/asterisk")
+    #: Asterisk's data directory (``astdatadir``): prompts go to ``sounds/<lang>/hotline``,
+    #: music on hold to ``moh/hotline``.
+    data_dir: Path = Path("/var/lib/asterisk")
+    #: Address Asterisk's HTTP server (ARI, SIP over WebSocket) and SIP listen on.
+    bind_host: str = "0.0.0.0"
+    http_port: int = Field(8088, ge=1, le=65535)
+    #: HTTPS and WSS for browsers; on when a certificate is given.
+    https_port: int = Field(8089, ge=1, le=65535)
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    #: SIP over UDP from the carrier.
+    sip_port: int = Field(5060, ge=1, le=65535)
+    #: The carrier's (or SBC's) SIP address: calls from it are trusted as the trunk.
+    trunk_host: str = "198.51.100.10"
+    trunk_port: int = Field(5060, ge=1, le=65535)
+    #: RTP port range (open it in the firewall).
+    rtp_start: int = Field(10000, ge=1024, le=65535)
+    rtp_end: int = Field(20000, ge=1024, le=65535)
+    #: A call whose media stopped this long (seconds) is hung up: a caller gone without a BYE
+    #: must not keep caller, agent and recorder channels up for ever. On hold, longer.
+    rtp_timeout_s: int = Field(30, ge=1)
+    rtp_timeout_hold_s: int = Field(300, ge=1)
+    #: Local address => address browsers reach, for ICE (rtp.conf ``[ice_host_candidates]``).
+    ice_host_candidates: dict[str, str] = {}
+    #: Agents' endpoints (``PJSIP/1001``) that are desk phones or plain SIP softphones, not the
+    #: browser: they register over UDP with unencrypted RTP instead of WebRTC.
+    desk_phones: list[str] = []
+    @model_validator(mode="after")
+    def _rtp_range(self) -> "AsteriskSettings":
+        if self.rtp_start >= self.rtp_end:
+            raise ValueError(f"rtp_start ({self.rtp_start}) must be below rtp_end ({self.rtp_end})")
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("tls_cert and tls_key go together: give both or neither")
+        return self
+
+
 class Settings(BaseSettings):
     """Everything configurable, grouped by concern."""
 
@@ -275,6 +325,7 @@ class Settings(BaseSettings):
     intake: IntakeSettings = IntakeSettings()
     desktop: DesktopSettings = DesktopSettings()
     recordings: RecordingSettings = RecordingSettings()
+    asterisk: AsteriskSettings = AsteriskSettings()
 
     @model_validator(mode="after")
     def _recordings_under_var_dir(self) -> "Settings":

@@ -3,12 +3,32 @@
 from __future__ import annotations
 
 import re
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DIALPLANS = PROJECT_ROOT / "dialplans"
 EXTENSIONS_CONF = DIALPLANS / "extensions.conf"
+
+
+def _render_example_site() -> Path:
+    """The files as `hotline asterisk install` writes them for an example site: two browser
+    agents, TLS with certificates under /etc/asterisk/keys, the default settings otherwise."""
+    from hotline.settings import load_settings
+    from pbx_config.render import AgentPhone, render
+
+    settings = load_settings(asterisk={"tls_cert": "/etc/asterisk/keys/asterisk.crt",
+                                       "tls_key": "/etc/asterisk/keys/asterisk.key"})
+    agents = [AgentPhone("1001", "secret-1001", "Agent 1001"), AgentPhone("1002", "secret-1002", "Agent 1002")]
+    out = Path(tempfile.mkdtemp(prefix="rendered-dialplans-"))
+    for name, text in render(settings, agents).items():
+        (out / name).write_text(text, encoding="utf-8")
+    return out
+
+
+#: The shipped files filled for an example site: what Asterisk reads.
+RENDERED = _render_example_site()
 
 
 @dataclass

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from hotline.settings import AriSettings
-from tests.dialplans.support import DIALPLANS, conf_sections, section
+from tests.dialplans.support import RENDERED as DIALPLANS
+from tests.dialplans.support import conf_sections, section
 
 
-def test_ari_has_a_user_with_the_applications_user_name_and_a_placeholder_password() -> None:
+def test_ari_has_a_user_with_the_applications_user_name_and_password() -> None:
     user = section(DIALPLANS / "ari.conf", AriSettings().username)
     assert user["type"] == ["user"] and user["read_only"] == ["no"]
-    assert user["password"] == ["CHANGE_ME"]
+    assert user["password"] == [AriSettings().password.get_secret_value()]
     assert section(DIALPLANS / "ari.conf", "general")["enabled"] == ["yes"]
 
 

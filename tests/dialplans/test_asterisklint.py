@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.dialplans.support import DIALPLANS, EXTENSIONS_CONF
+from tests.dialplans.support import DIALPLANS, EXTENSIONS_CONF, RENDERED
 
 ASTERISKLINT = Path(sys.executable).parent / "asterisklint"
 CONFIG_CHECK = Path(__file__).with_name("alint_config_check.py")
@@ -54,13 +54,13 @@ def test_asterisklint_knows_every_application_the_dialplan_uses() -> None:
 
 @pytest.mark.parametrize("name", OTHER_CONFS)
 def test_every_other_config_file_passes_asterisklints_config_parser(name: str) -> None:
-    result = config_check(DIALPLANS / name)
+    result = config_check(RENDERED / name)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "0 problem(s)" in result.stdout
 
 
 def test_the_config_check_would_catch_a_bad_line_and_an_undefined_template(tmp_path: Path) -> None:
-    text = (DIALPLANS / "pjsip.conf").read_text(encoding="utf-8")
+    text = (RENDERED / "pjsip.conf").read_text(encoding="utf-8")
     broken = tmp_path / "pjsip.conf"
     broken.write_text(
         text.replace("[1002](agent-webrtc)", "[1002](agent-webrtcc)").replace("protocol=udp", "protocol udp"),

@@ -10,7 +10,7 @@ from hotline.pbx_sim.dialplan import Dialplan, split_args
 from hotline.settings import AriSettings, IvrSettings
 from ivr.prompts.catalogue import PromptCatalogue, asterisk_language, sound_name
 from ivr.stasis_args import BUSINESS_LINES, InboundArgs
-from tests.dialplans.support import DIALPLANS, EXTENSIONS_CONF, RecordingHost, section
+from tests.dialplans.support import DIALPLANS, EXTENSIONS_CONF, RENDERED, RecordingHost, section
 
 AREA_CODES = ["", "010", "021", "029", "0571", "0755", "0931"]
 
@@ -94,11 +94,11 @@ async def test_when_the_app_is_down_the_caller_hears_an_apology_waits_for_an_age
 
 
 def test_the_fallback_queue_exists_and_has_agents_to_ring() -> None:
-    queue = section(DIALPLANS / "queues.conf", "hotline-fallback")
+    queue = section(RENDERED / "queues.conf", "hotline-fallback")
     assert queue["member"], "no agent would ever answer"
     for member in queue["member"]:
         agent = member.split(",")[0].removeprefix("PJSIP/")
-        section(DIALPLANS / "pjsip.conf", agent, "endpoint")
+        section(RENDERED / "pjsip.conf", agent, "endpoint")
     # With no agent registered the caller is not left on music for ever.
     assert "unavailable" in queue["joinempty"][0] and "unavailable" in queue["leavewhenempty"][0]
 

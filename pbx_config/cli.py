@@ -1,0 +1,64 @@
+"""``hotline asterisk install``: the hotline's configuration, prompts and music into Asterisk."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from pathlib import Path
+from typing import TextIO
+
+from accounts.models import Role
+from accounts.services import AccountService
+from hotline.db import create_schema, make_engine, sessionmaker
+from hotline.settings import Settings
+from ivr.prompts.build import PromptBuildError
+from pbx_config.install import install
+from pbx_config.render import AgentPhone, RenderError
+from queues.jurisdictions import JurisdictionTree
+
+
+def build_parser(settings: Settings) -> argparse.ArgumentParser:
+    a = settings.asterisk
+    parser = argparse.ArgumentParser(
+        prog="hotline asterisk",
+        description="Install the hotline's Asterisk configuration (dialplans/), prompts and music on hold.")
+    sub = parser.add_subparsers(dest="action", required=True)
+    inst = sub.add_parser("install", help="render dialplans/*.conf from the settings and write them, with "
+                                          "the prompts and the music on hold, into an Asterisk tree")
+    inst.add_argument("--etc", type=Path, default=a.etc_dir, help=f"Asterisk's configuration directory "
+                                                                   f"(default {a.etc_dir})")
+    inst.add_argument("--data", type=Path, default=a.data_dir, help=f"Asterisk's data directory, astdatadir "
+                                                                    f"(default {a.data_dir})")
+    inst.add_argument("--no-prompts", action="store_true", help="do not build the prompts (espeak-ng, sox)")
+    return parser
+
+
+async def agent_phones(settings: Settings) -> list[AgentPhone]:
+    """Every enabled agent with a SIP account, from the accounts database."""
+    engine = make_engine(settings.database.url)
+    try:
+        await create_schema(engine)
+        accounts = AccountService(sessionmaker(engine), JurisdictionTree.load(settings.queues.stations_file))
+        users = await accounts.list(role=Role.AGENT.value, include_disabled=False)
+    finally:
+        await engine.dispose()
+    desk = set(settings.asterisk.desk_phones)
+    return [AgentPhone.from_account(u.sip_endpoint, u.sip_password, u.display_name or u.username,
+                                    desk=u.sip_endpoint in desk)
+            for u in users if u.sip_endpoint and u.sip_password]
+
+
+def main(settings: Settings, argv: list[str], *, out: TextIO | None = None, err: TextIO | None = None) -> int:
+    out, err = out or sys.stdout, err or sys.stderr
+    args = build_parser(settings).parse_args(argv)
+    try:
+        agents = asyncio.run(agent_phones(settings))
+        install(settings, agents, etc_dir=args.etc, data_dir=args.data, prompts=not args.no_prompts,
+                progress=lambda line: print(line, file=out, flush=True))
+    except (RenderError, PromptBuildError, OSError) as exc:
+        print(f"hotline asterisk: {exc}", file=err)
+        return 1
+    print(f"{len(agents)} agent phone(s). Load it: asterisk -rx 'core reload' "
+          f"(or restart Asterisk after a change of ports or modules).", file=out)
+    return 0

@@ -1,0 +1,80 @@
+"""Write the hotline's Asterisk configuration, prompts and music into an Asterisk tree.
+
+This is the one way the configuration gets into Asterisk, for operators
+(``hotline asterisk install``) and for the tests that run a real Asterisk: what the tests
+prove is what operators install.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Callable
+
+from hotline.settings import Settings
+from ivr.prompts.build import build_prompts
+from ivr.prompts.catalogue import SOUND_DIR, asterisk_language
+from pbx_config.moh import write_music
+from pbx_config.render import AgentPhone, render
+
+Progress = Callable[[str], None]
+
+
+@dataclass
+class InstallReport:
+    written: list[Path] = field(default_factory=list)
+    unchanged: list[Path] = field(default_factory=list)
+    backups: list[Path] = field(default_factory=list)
+    prompts: Path | None = None
+    music: list[Path] = field(default_factory=list)
+
+
+def _write(path: Path, text: str, report: InstallReport, stamp: str) -> None:
+    if path.is_file():
+        old = path.read_text(encoding="utf-8", errors="replace")
+        if old == text:
+            report.unchanged.append(path)
+            return
+        # The operator's own version is kept once, beside it, never overwritten silently.
+        backup = path.with_name(f"{path.name}.orig-{stamp}")
+        path.replace(backup)
+        report.backups.append(backup)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    # ari.conf and pjsip.conf hold passwords: readable by Asterisk's group, not the world.
+    os.chmod(tmp, 0o640)
+    tmp.replace(path)
+    report.written.append(path)
+
+
+def install(
+    settings: Settings,
+    agents: list[AgentPhone],
+    *,
+    etc_dir: Path | None = None,
+    data_dir: Path | None = None,
+    prompts: bool = True,
+    progress: Progress | None = None,
+) -> InstallReport:
+    """Render and write every file; build the prompts and write the music on hold."""
+    etc = etc_dir or settings.asterisk.etc_dir
+    data = data_dir or settings.asterisk.data_dir
+    say = progress or (lambda _line: None)
+    report = InstallReport()
+    stamp = datetime.now().strftime("%Y%m%d%H%M%S")
+    etc.mkdir(parents=True, exist_ok=True)
+    for name, text in render(settings, agents, data_dir=data).items():
+        _write(etc / name, text, report, stamp)
+    say(f"configuration: {len(report.written)} written, {len(report.unchanged)} unchanged in {etc}")
+    for backup in report.backups:
+        say(f"  kept the previous file as {backup}")
+    if prompts:
+        sounds = data / "sounds"
+        build_prompts(settings.ivr.language, sounds)
+        report.prompts = sounds / asterisk_language(settings.ivr.language) / SOUND_DIR
+        say(f"prompts ({settings.ivr.language}): {report.prompts}")
+    report.music = write_music(data / "moh" / "hotline")
+    say(f"music on hold (class hotline): {len(report.music)} pieces in {data / 'moh' / 'hotline'}")
+    return report
