@@ -55,9 +55,6 @@ class IvrSettings(BaseModel):
     max_attempts: int = Field(3, ge=1, le=10)
     #: Where ``hotline prompts build`` writes Asterisk sound files (``<dir>/<lang>/hotline/*.wav``).
     sounds_dir: Path = DEFAULT_VAR_DIR / "sounds"
-    #: Music on hold class of musiconhold.conf that waiting callers hear. Always sent: without
-    #: one Asterisk plays ``default``, which a source build does not have (callers hear silence).
-    moh_class: str = Field("hotline", min_length=1)
     #: Music on hold class callers hear while waiting or held (musiconhold.conf [hotline]).
     moh_class: str = "hotline"
 

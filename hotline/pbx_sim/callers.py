@@ -33,7 +33,9 @@ class SimCall:
         self.channel = channel
         self.dialled = dialled
         channel.call = self
-        #: Media URIs the caller heard start, in order (``sound:hotline/main-menu``).
+        #: Media URIs the caller heard start, in order (``sound:hotline/main-menu``), and
+        #: ``moh:<class>`` when music on hold started that they hear (not for a class
+        #: Asterisk does not have: then they hear silence, see :attr:`on_hold_in_silence`).
         self.played: list[str] = []
         #: Media URIs whose playback finished (or was stopped).
         self.finished: list[str] = []
@@ -66,7 +68,17 @@ class SimCall:
 
     @property
     def on_hold_music(self) -> bool:
-        return self.channel.moh_class is not None
+        """Music on hold is on for this caller, and they hear it."""
+        return any(self._engine.moh_heard(c) for c in self._moh_requested())
+
+    @property
+    def on_hold_in_silence(self) -> bool:
+        """Music on hold was started for this caller in a class Asterisk does not have."""
+        return bool(self._moh_requested()) and not self.on_hold_music
+
+    def _moh_requested(self) -> list[str]:
+        bridge = self._engine.bridges.get(self.channel.bridge_id or "")
+        return [c for c in (self.channel.moh_class, bridge.moh_class if bridge else None) if c is not None]
 
     def _notify(self) -> None:
         self._changed.set()

@@ -38,6 +38,8 @@ def describe(call: SimCall) -> dict[str, Any]:
         "dialled": call.dialled,
         "caller_id": call.caller_number,
         "heard": call.played,
+        "on_hold_music": call.on_hold_music,
+        "on_hold_in_silence": call.on_hold_in_silence,
         "stasis_status": call.stasis_status,
         "ended": call.ended,
         "hangup_cause": call.hangup_cause,

@@ -76,6 +76,7 @@ class Engine:
         default_playback_s: float,
         time_scale: float,
         configured_endpoints: list[str] | None = None,
+        moh_classes: set[str] | None = None,
     ) -> None:
         self.apps = apps
         self.ids = Ids()
@@ -87,6 +88,8 @@ class Engine:
         #: ``GET /endpoints`` like the scripted ones. Any other ``PJSIP/<name>`` exists too,
         #: as a registered phone, because tests and the demo make up agents' phones freely.
         self.configured_endpoints = list(configured_endpoints or [])
+        #: Music-on-hold classes of musiconhold.conf. Music of any other class is silence.
+        self.moh_classes = set(moh_classes or ())
         self.sounds = SoundLibrary(sounds_dir, recordings_dir, default_s=default_playback_s, time_scale=time_scale)
         self.player = Player(self.sounds, self._emit_playback, self._heard)
         self.recorder = Recorder(recordings_dir, self._emit_recording)
@@ -437,6 +440,44 @@ class Engine:
         self.player.start(playback)
         return playback
 
+    def moh_heard(self, moh_class: str | None) -> str | None:
+        """The class whose music a caller hears when ``moh_class`` is asked for, or ``None``.
+
+        As res_musiconhold: a class that does not exist falls back to ``default``; with no
+        ``default`` either, Asterisk only logs "Music on Hold class ... not found" and the
+        caller hears nothing at all (FIELD-NOTES), though the request answered 204.
+        """
+        if moh_class is None:
+            return None
+        for name in (moh_class, "default"):
+            if name in self.moh_classes:
+                return name
+        return None
+
+    def start_moh(self, channel_id: str, moh_class: str) -> None:
+        ch = self.stasis_channel(channel_id)
+        ch.moh_class = moh_class
+        self._music_starts(ch, moh_class)
+
+    def stop_moh(self, channel_id: str) -> None:
+        self.stasis_channel(channel_id).moh_class = None
+
+    def start_bridge_moh(self, bridge_id: str, moh_class: str) -> None:
+        bridge = self.bridge(bridge_id)
+        bridge.moh_class = moh_class
+        for channel_id in bridge.channels:
+            self._music_starts(self.channels[channel_id], moh_class)
+
+    def stop_bridge_moh(self, bridge_id: str) -> None:
+        self.bridge(bridge_id).moh_class = None
+
+    def _music_starts(self, ch: SimChannel, moh_class: str) -> None:
+        heard = self.moh_heard(moh_class)
+        if heard is None:
+            log.info("Music on Hold class '%s' not found: channel %s hears silence", moh_class, ch.id)
+        elif ch.call is not None:
+            ch.call.heard(f"moh:{heard}")
+
     # --- bridges ------------------------------------------------------------------------
 
     def create_bridge(self, bridge_type: str, bridge_id: str | None, name: str) -> SimBridge:
@@ -471,6 +512,8 @@ class Engine:
             bridge.app = bridge.app or ch.subscribed_app
             self.apps.emit(bridge.app or ch.subscribed_app, "ChannelEnteredBridge",
                            bridge=bridge.to_json(), channel=ch.to_json())
+            if bridge.moh_class is not None:
+                self._music_starts(ch, bridge.moh_class)
 
     def remove_from_bridge(self, bridge_id: str, channel_ids: list[str]) -> None:
         bridge = self.bridge(bridge_id)

@@ -78,6 +78,11 @@ def _choice(request: web.Request, name: str, allowed: tuple[str, ...], default: 
     return value
 
 
+def _moh_class(request: web.Request) -> str:
+    """``mohClass``; without one (or empty) Asterisk plays the class ``default``."""
+    return _one(request, "mohClass") or "default"
+
+
 def _args(request: web.Request) -> list[str]:
     raw = last(request, "appArgs")
     return raw.split(",") if raw else []
@@ -284,12 +289,12 @@ class AriViews:
         return _no_content()
 
     async def moh_start(self, request: web.Request) -> web.Response:
-        ch = self.e.stasis_channel(request.match_info["channelId"])
-        ch.moh_class = _one(request, "mohClass", default="default")
+        # 204 whether or not the class exists: the caller may then hear nothing (FIELD-NOTES).
+        self.e.start_moh(request.match_info["channelId"], _moh_class(request))
         return _no_content()
 
     async def moh_stop(self, request: web.Request) -> web.Response:
-        self.e.stasis_channel(request.match_info["channelId"]).moh_class = None
+        self.e.stop_moh(request.match_info["channelId"])
         return _no_content()
 
     async def get_variable(self, request: web.Request) -> web.Response:
@@ -360,11 +365,11 @@ class AriViews:
         return _json(playback.to_json(), status=201)
 
     async def bridge_moh_start(self, request: web.Request) -> web.Response:
-        self.e.bridge(request.match_info["bridgeId"]).moh_class = _one(request, "mohClass", default="default")
+        self.e.start_bridge_moh(request.match_info["bridgeId"], _moh_class(request))
         return _no_content()
 
     async def bridge_moh_stop(self, request: web.Request) -> web.Response:
-        self.e.bridge(request.match_info["bridgeId"]).moh_class = None
+        self.e.stop_bridge_moh(request.match_info["bridgeId"])
         return _no_content()
 
     async def record_bridge(self, request: web.Request) -> web.Response:

@@ -19,7 +19,7 @@ from typing import Any
 from aiohttp import WSMsgType, web
 
 from hotline.pbx_sim.apps import AppConnection, Applications, TrafficHook
-from hotline.pbx_sim.asterisk_conf import pjsip_endpoints
+from hotline.pbx_sim.asterisk_conf import moh_classes, pjsip_endpoints
 from hotline.pbx_sim.callers import SimCall
 from hotline.pbx_sim.control import ControlViews
 from hotline.pbx_sim.dialplan import Dialplan
@@ -58,7 +58,8 @@ class PbxSim:
         self.apps = Applications(on_traffic)
         self.engine = Engine(self.apps, sounds_dir=sounds_dir, recordings_dir=recordings_dir,
                              default_playback_s=default_playback_s, time_scale=time_scale,
-                             configured_endpoints=[f"PJSIP/{n}" for n in pjsip_endpoints(config_dir / "pjsip.conf")])
+                             configured_endpoints=[f"PJSIP/{n}" for n in pjsip_endpoints(config_dir / "pjsip.conf")],
+                             moh_classes=moh_classes(config_dir / "musiconhold.conf"))
         self.rtp = RtpStreamer(self.engine)
         self.calls: list[SimCall] = []
         self._runner: web.AppRunner | None = None

@@ -73,7 +73,8 @@ async def test_a_call_can_be_driven_with_every_command_the_product_uses(pbx_sim,
     await events.wait_for(lambda e: e.type == "PlaybackFinished" and e.playback.id == "pb-1")
     await rest.set_variable(ch, "HOTLINE_CALL_ID", "abc")
     assert await rest.get_variable(ch, "HOTLINE_CALL_ID") == "abc"
-    await rest.start_moh(ch)
+    await rest.start_moh(ch, "hotline")
+    assert call.on_hold_music
     await rest.stop_moh(ch)
     await rest.send_dtmf(ch, "1")
 

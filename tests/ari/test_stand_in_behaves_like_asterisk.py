@@ -300,6 +300,60 @@ async def test_channels_stay_in_stasis_when_the_application_goes_away(pbx_sim: P
     assert not call.ended and pbx_sim.channel(call.channel_id).stasis_app == "hotline"
 
 
+async def test_music_on_hold_of_a_class_asterisk_does_not_have_answers_204_and_plays_nothing(
+    pbx_sim: PbxSim, ari: RawAri
+) -> None:
+    call = await pbx_sim.place_call("12315")
+    await ari.event("StasisStart")
+    # No mohClass is class "default", which our musiconhold.conf (a source build) does not have.
+    assert (await ari.call("POST", f"/channels/{call.channel_id}/moh"))[0] == 204
+    assert call.on_hold_in_silence and not call.on_hold_music
+    assert (await ari.call("POST", f"/channels/{call.channel_id}/moh", mohClass="jazz"))[0] == 204
+    assert call.on_hold_in_silence
+    assert not [m for m in call.played if m.startswith("moh:")]
+
+    assert (await ari.call("POST", f"/channels/{call.channel_id}/moh", mohClass="hotline"))[0] == 204
+    assert call.on_hold_music and not call.on_hold_in_silence
+    assert call.played == ["moh:hotline"]
+    assert (await ari.call("DELETE", f"/channels/{call.channel_id}/moh"))[0] == 204
+    assert not call.on_hold_music and not call.on_hold_in_silence
+
+
+async def test_music_on_hold_on_a_bridge_is_heard_by_its_members_only_in_a_class_that_exists(
+    pbx_sim: PbxSim, ari: RawAri
+) -> None:
+    call = await pbx_sim.place_call("12315")
+    await ari.event("StasisStart")
+    _, bridge = await ari.call("POST", "/bridges", type="mixing")
+    await ari.call("POST", f"/bridges/{bridge['id']}/addChannel", channel=call.channel_id)
+    assert (await ari.call("POST", f"/bridges/{bridge['id']}/moh"))[0] == 204
+    assert call.on_hold_in_silence
+    assert (await ari.call("POST", f"/bridges/{bridge['id']}/moh", mohClass="hotline"))[0] == 204
+    assert call.on_hold_music and call.played == ["moh:hotline"]
+    assert (await ari.call("DELETE", f"/bridges/{bridge['id']}/moh"))[0] == 204
+    assert not call.on_hold_music
+
+
+async def test_an_unknown_music_class_falls_back_to_default_where_there_is_one(tmp_path: Path) -> None:
+    from hotline.pbx_sim.server import DEFAULT_DIALPLAN
+
+    (tmp_path / "extensions.conf").write_text(DEFAULT_DIALPLAN.read_text())
+    (tmp_path / "musiconhold.conf").write_text("[general]\n[default]\nmode=files\ndirectory=moh\n")
+    sim = PbxSim(dialplan_path=tmp_path / "extensions.conf", recordings_dir=tmp_path / "rec")
+    await sim.start()
+    try:
+        async with aiohttp.ClientSession() as http:
+            client = RawAri(sim, http)
+            await client.connect()
+            call = await sim.place_call("12315")
+            await client.event("StasisStart")
+            assert (await client.call("POST", f"/channels/{call.channel_id}/moh", mohClass="jazz"))[0] == 204
+            assert call.on_hold_music and call.played == ["moh:default"]
+            await client.close()
+    finally:
+        await sim.stop()
+
+
 async def test_originating_to_a_phone_with_no_registered_contact_answers_500_allocation_failed(
     pbx_sim: PbxSim, ari: RawAri
 ) -> None:
