@@ -297,6 +297,19 @@ class BridgeDestroyed(Event):
 
 
 @dataclass(frozen=True, slots=True)
+class Dial(Event):
+    """A dialled channel's progress: ``dialstatus`` "" when the call is placed, then
+    ``ANSWER``, ``BUSY``, ``NOANSWER``, ... (Asterisk's DIALSTATUS values)."""
+
+    peer: Channel
+    dialstatus: str
+    dialstring: str
+
+    def route_key(self) -> str | None:
+        return self.peer.id
+
+
+@dataclass(frozen=True, slots=True)
 class EndpointStateChange(Event):
     """A subscribed endpoint went online or offline (its phone registered or lost its contact)."""
 
@@ -348,6 +361,9 @@ _PARSERS: dict[str, Callable[[dict[str, Any]], Event]] = {
     "RecordingFinished": lambda d: RecordingFinished(**_base(d), recording=LiveRecording.from_json(d["recording"])),
     "RecordingFailed": lambda d: RecordingFailed(**_base(d), recording=LiveRecording.from_json(d["recording"])),
     "BridgeDestroyed": lambda d: BridgeDestroyed(**_base(d), bridge=Bridge.from_json(d["bridge"])),
+    "Dial": lambda d: Dial(
+        **_base(d), peer=Channel.from_json(d["peer"]), dialstatus=d["dialstatus"], dialstring=d.get("dialstring", "")
+    ),
     "EndpointStateChange": lambda d: EndpointStateChange(**_base(d), endpoint=Endpoint.from_json(d["endpoint"])),
 }
 

@@ -361,30 +361,45 @@ class Engine:
 
     async def _ring(self, ch: SimChannel, device: Endpoint, app: str, args: list[str], timeout_s: int) -> None:
         if device.mode == "unavailable":
+            # The call cannot be placed at all: Asterisk's dialler announces no Dial.
             await asyncio.sleep(0)
             return self.hangup(ch, 20)
         await asyncio.sleep(0)
+        self._dial(ch, "")  # the call is placed
         self.set_state(ch, "Ringing")
         if device.mode == "busy":
             await asyncio.sleep(min(device.answer_after_s, timeout_s))
-            return self.hangup(ch, 17)
+            return self._dial_failed(ch, "BUSY", 17)
         if device.mode == "no_answer" or device.answer_after_s > timeout_s:
             await asyncio.sleep(timeout_s)
-            return self.hangup(ch, 19)
+            return self._dial_failed(ch, "NOANSWER", 19)
         if device.mode == "manual":
             ch.pickup = asyncio.Event()
             try:
                 await asyncio.wait_for(ch.pickup.wait(), timeout_s)
             except TimeoutError:
-                return self.hangup(ch, 19)
+                return self._dial_failed(ch, "NOANSWER", 19)
         await asyncio.sleep(device.answer_after_s)
         if ch.hangup_requested:
             return
         self.set_state(ch, "Up")
+        self._dial(ch, "ANSWER")
         try:
             self.enter_stasis(ch, app, args)
         except SimError:
             self.hangup(ch, 16)
+
+    def _dial(self, ch: SimChannel, status: str) -> None:
+        """``Dial`` for an originated channel (the peer; ARI's originate has no caller):
+        ``""`` when the call is placed, then how it ended (FIELD-NOTES)."""
+        # The dial string is what follows the technology ("1001" of PJSIP/1001), as ast_dial has it.
+        resource = ch.name.rsplit("-", 1)[0].partition("/")[2]
+        self.apps.emit(ch.subscribed_app, "Dial", peer=ch.to_json(), dialstring=resource, dialstatus=status)
+
+    def _dial_failed(self, ch: SimChannel, status: str, cause: int) -> None:
+        if not ch.hangup_requested:  # hung up over ARI meanwhile: that was the end of it
+            self._dial(ch, status)
+            self.hangup(ch, cause)
 
     def external_media(self, app: str, external_host: str | None, fmt: str, transport: str,
                        encapsulation: str, channel_id: str | None) -> SimChannel:

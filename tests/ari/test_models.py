@@ -7,7 +7,7 @@ import pytest
 from hotline.ari.errors import AriNotFound, AriNotInStasis, AriUnavailable, AriUnprocessable, error_for
 from hotline.ari.events import events_url
 from hotline.ari.models import (
-    ChannelHangupRequest, Endpoint, EndpointStateChange, EventParseError, PlaybackFinished, StasisStart, UnknownEvent, parse_event,
+    ChannelHangupRequest, Dial, Endpoint, EndpointStateChange, EventParseError, PlaybackFinished, StasisStart, UnknownEvent, parse_event,
 )
 
 CHANNEL = {
@@ -57,6 +57,13 @@ def test_both_hangup_requests_of_a_bye_parse_with_and_without_a_cause() -> None:
     assert (first.cause, first.soft) == (None, False)
     assert (second.cause, second.soft) == (16, True)
     assert first.route_key() == second.route_key() == CHANNEL["id"]
+
+
+def test_a_dial_goes_to_the_dialled_channels_queue() -> None:
+    event = parse_event({"type": "Dial", "application": "hotline", "timestamp": "t", "peer": CHANNEL,
+                         "dialstring": "1001", "dialstatus": "ANSWER"})
+    assert isinstance(event, Dial)
+    assert (event.dialstatus, event.dialstring, event.route_key()) == ("ANSWER", "1001", CHANNEL["id"])
 
 
 def test_unknown_events_are_kept_not_dropped_and_malformed_ones_are_named() -> None:

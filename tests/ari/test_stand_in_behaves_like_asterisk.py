@@ -368,6 +368,25 @@ async def test_originating_to_a_phone_with_no_registered_contact_answers_500_all
     assert status == 200 and channel["name"].startswith("PJSIP/1001-")
 
 
+@pytest.mark.parametrize(("mode", "status"), [("answer", "ANSWER"), ("busy", "BUSY"), ("no_answer", "NOANSWER")])
+async def test_originating_a_phone_announces_the_dial_placed_then_how_it_ended(
+    pbx_sim: PbxSim, ari: RawAri, mode: str, status: str
+) -> None:
+    pbx_sim.endpoint("PJSIP/1001", mode=mode)
+    _, channel = await ari.call("POST", "/channels", endpoint="PJSIP/1001", app="hotline", timeout="1")
+    await ari.event("Dial", dialstatus=status, timeout=3)
+    dials = [e for e in ari.events if e["type"] == "Dial"]
+    assert [(e["dialstatus"], e["dialstring"], e["peer"]["id"]) for e in dials] == [
+        ("", "1001", channel["id"]), (status, "1001", channel["id"])]
+    assert "caller" not in dials[0]  # originated over ARI: no calling channel
+    order = [e["type"] for e in ari.events if e.get("peer", e.get("channel", {})).get("id") == channel["id"]]
+    if mode == "answer":
+        assert order[:5] == ["Dial", "ChannelStateChange", "ChannelStateChange", "Dial", "StasisStart"]
+    else:
+        await ari.event("ChannelDestroyed")
+        assert order[:3] == ["Dial", "ChannelStateChange", "Dial"]
+
+
 async def test_endpoints_are_online_while_registered_and_offline_without_a_contact(pbx_sim: PbxSim, ari: RawAri) -> None:
     pbx_sim.endpoint("PJSIP/1002", mode="manual")
     status, endpoints = await ari.call("GET", "/endpoints")
