@@ -43,8 +43,9 @@ ENUMS: dict[str, tuple[str, ...]] = {
     "delivery_state": tuple(s.value for s in DeliveryState),
     "agent_state": tuple(s.value for s in AgentState),
     # The contract's break reasons; queue login starts on a break ("login"); the queue engine
-    # puts an agent who let a call ring out on one ("no_answer").
-    "break_reason": ("lunch", "meeting", "training", "other", "login", "no_answer"),
+    # puts an agent who let a call ring out on one ("no_answer"), the desktop one whose SIP
+    # phone went offline ("phone_offline", agent_desktop.phones).
+    "break_reason": ("lunch", "meeting", "training", "other", "login", "no_answer", "phone_offline"),
     "call_state": ("ringing", "connected", "ended"),
     "deadline_kind": ("accept_by", "finish_by", "verify_by", "note"),
 }

@@ -15,7 +15,11 @@ import { TicketDesk } from "./ticket.js";
 
 let user = null;
 let phone = null;
-let phoneStatus = "off";
+// The browser's phone ({status, reason, params, retryAt}: see phone.js), and the server's view of
+// it (Asterisk's endpoint state, in the desktop state's phone.endpoint).
+let phoneStatus = { status: "off" };
+let phoneMode = null;
+let phoneEndpoint = null;
 let card = null;
 let socketStatus = "connecting";
 let pageError = null;
@@ -23,6 +27,7 @@ let pageError = null;
 const agentBar = new AgentBar(applyState, (describe) => showAgentError(describe));
 const callCard = new CallCard({ phone: () => phone, onState: applyState });
 const tickets = new TicketDesk(byTestId("ticket-panel"));
+agentBar.onRetry = () => phone && phone.retryNow();
 
 let agentError = null;
 function showAgentError(describe) {
@@ -80,15 +85,22 @@ async function refreshState() {
 }
 
 function ensurePhone(info) {
-  if (phone || !info) return;
+  if (!info) return;
+  phoneMode = info.mode;
+  phoneEndpoint = info.endpoint || null;
+  if (phone) {
+    renderPhone(); // the server's view of the phone may have changed
+    return;
+  }
   phone = createPhone(info, byTestId("remote-audio"));
   if (!phone) {
-    setPhoneStatus("unconfigured"); // SIP mode without an account for this agent
+    setPhoneStatus({ status: "unconfigured" }); // SIP mode without an account for this agent
     return;
   }
   phone.start(setPhoneStatus).catch((error) => {
     console.error("phone failed to start", error);
-    setPhoneStatus("error");
+    const message = String((error && error.message) || error);
+    setPhoneStatus({ status: "error", reason: "phone.reason.start_failed", params: { message } });
   });
 }
 
@@ -106,9 +118,15 @@ const PHONE_STATUS = {
 };
 
 function setPhoneStatus(status) {
-  phoneStatus = status;
+  phoneStatus = typeof status === "string" ? { status } : status;
+  renderPhone();
+}
+
+function renderPhone() {
+  const status = phoneStatus.status;
   const node = setText("phone-status", t(PHONE_STATUS[status] || "phone.status.error"));
   node.dataset.status = status;
+  agentBar.setPhone(phoneMode ? { mode: phoneMode, ...phoneStatus, endpoint: phoneEndpoint } : null);
 }
 
 // ---------------------------------------------------------------------- live messages
@@ -171,11 +189,11 @@ async function main() {
     setText("agent-id", user.agent_id ? t("desktop.agent_id", { id: user.agent_id }) : "");
   };
   renderUser();
-  setPhoneStatus(phoneStatus);
+  renderPhone();
   setSocketStatus(socketStatus);
   onLanguageChange(() => {
     renderUser();
-    setPhoneStatus(phoneStatus);
+    renderPhone();
     setSocketStatus(socketStatus);
     showAgentError(agentError);
     showPageError(pageError);

@@ -6,6 +6,13 @@
 // - "simulated" (demo, tests; no media): the buttons ask our API to act on the call over ARI.
 // Each operation resolves to the desktop state when the API answered with one, else null (the
 // state then arrives over the desktop's WebSocket).
+//
+// The phone reports its status as {status, reason, params, retryAt}: status "connecting",
+// "registered", "disconnected" (reason: why; retryAt: when it tries again), "ringing",
+// "in_call", "error" (it cannot work at all: no retry), or "simulated". A SIP phone that cannot
+// connect or register, or whose WebSocket drops, tries again by itself: after 1 s, then 2, 4 ...
+// up to 30 s, and from 1 s again once registered. Until it is registered Asterisk cannot ring
+// it, so the agent bar keeps the agent from going available (and the server refuses too).
 
 import { post } from "../lib/api.js";
 
@@ -23,8 +30,10 @@ class SimulatedPhone {
   }
 
   start(onStatus) {
-    onStatus("simulated");
+    onStatus({ status: "simulated" });
   }
+
+  retryNow() {}
 
   answer() {
     return post("/api/desktop/call/answer");
@@ -45,7 +54,16 @@ class SimulatedPhone {
   stop() {}
 }
 
-const RECONNECT_MS = 5000;
+export const FIRST_RETRY_MS = 1000;
+export const MAX_RETRY_MS = 30000;
+
+/** Why a REGISTER was refused, from its SIP status code: an i18n key of phone.reason. */
+function refusalReason(code) {
+  if (code === 401 || code === 403 || code === 407) return "phone.reason.auth";
+  if (code === 404) return "phone.reason.no_such_account";
+  if (code === 408) return "phone.reason.timeout";
+  return "phone.reason.refused";
+}
 
 class SipPhone {
   constructor(account, audio) {
@@ -58,17 +76,43 @@ class SipPhone {
     this.session = null;
     this.muted = false;
     this.stopped = false;
+    this.started = false; // the user agent has been started once (later: reconnect)
+    this.attempting = false; // connecting or waiting for the REGISTER's answer
+    this.retryMs = FIRST_RETRY_MS;
+    this.retryTimer = null;
+    this.retryAt = null;
+    this.reason = null; // {key, params} of the last failure
     this.onStatus = () => {};
+  }
+
+  report(status, reason = null) {
+    this.onStatus({
+      status,
+      reason: reason ? reason.key : null,
+      params: reason ? reason.params : {},
+      retryAt: status === "disconnected" ? this.retryAt : null,
+    });
   }
 
   async start(onStatus) {
     this.onStatus = onStatus;
-    onStatus("connecting");
-    // Loaded only in SIP mode: the simulated desktop needs none of it.
-    this.sip = await import("../vendor/sip.js");
+    this.report("connecting");
+    try {
+      // Loaded only in SIP mode: the simulated desktop needs none of it.
+      this.sip = await import("../vendor/sip.js");
+    } catch (error) {
+      // The bundle is built by scripts/build_web.sh; without it there is no phone at all, and
+      // trying again will not help until it is built and the page reloaded.
+      console.error("the SIP.js bundle did not load", error);
+      this.report("error", { key: "phone.reason.no_bundle", params: {} });
+      return;
+    }
     const { UserAgent, Registerer, RegistererState } = this.sip;
     const uri = UserAgent.makeURI(this.account.uri);
-    if (!uri) throw new PhoneError("phone.error.bad_account");
+    if (!uri) {
+      this.report("error", { key: "phone.reason.bad_account", params: {} });
+      return;
+    }
     this.userAgent = new UserAgent({
       uri,
       displayName: this.account.display_name,
@@ -81,30 +125,93 @@ class SipPhone {
       logLevel: "warn",
       delegate: {
         onInvite: (invitation) => this.incoming(invitation),
-        onDisconnect: (error) => this.disconnected(error),
+        // Called with an error only when the connection was lost, not when we closed it.
+        onDisconnect: (error) => {
+          if (error) this.retry("phone.reason.ws_dropped");
+        },
       },
     });
     this.registerer = new Registerer(this.userAgent);
     this.registerer.stateChange.addListener((state) => {
-      if (state === RegistererState.Registered) this.onStatus(this.session ? "in_call" : "registered");
-      else if (state === RegistererState.Unregistered) this.onStatus("unregistered");
+      if (state === RegistererState.Registered) this.registered();
+      // A refresh refused or a registration that expired; during an attempt the attempt says why.
+      else if (state === RegistererState.Unregistered && !this.attempting) this.retry("phone.reason.registration_lost");
     });
-    await this.userAgent.start();
-    await this.registerer.register();
+    await this.attempt();
   }
 
-  disconnected(error) {
-    if (this.stopped || !error) return;
-    this.onStatus("disconnected");
-    setTimeout(async () => {
-      if (this.stopped) return;
-      try {
+  async attempt() {
+    this.retryTimer = null;
+    if (this.stopped) return;
+    this.attempting = true;
+    this.report("connecting");
+    try {
+      if (!this.started) {
+        this.started = true;
+        await this.userAgent.start();
+      } else if (!this.userAgent.isConnected()) {
         await this.userAgent.reconnect();
-        await this.registerer.register();
-      } catch {
-        this.disconnected(error);
       }
-    }, RECONNECT_MS);
+    } catch (error) {
+      console.warn("phone: connecting failed", error);
+      this.retry("phone.reason.ws_failed", { server: this.account.ws_url });
+      return;
+    }
+    try {
+      await this.registerer.register({
+        requestDelegate: {
+          // Registering again while still "Registered" (after a dropped WebSocket) changes no
+          // state, so the answer itself says we are back.
+          onAccept: () => this.registered(),
+          onReject: (response) => {
+            const code = response.message.statusCode;
+            this.retry(refusalReason(code), { code: String(code) });
+          },
+        },
+      });
+    } catch (error) {
+      console.warn("phone: REGISTER could not be sent", error);
+      this.retry("phone.reason.register_failed");
+    }
+  }
+
+  registered() {
+    this.attempting = false;
+    this.retryMs = FIRST_RETRY_MS;
+    this.reason = null;
+    clearTimeout(this.retryTimer);
+    this.retryTimer = null;
+    this.retryAt = null;
+    this.report(this.session ? "in_call" : "registered");
+  }
+
+  /** Try again later, each time waiting twice as long (at most MAX_RETRY_MS). */
+  retry(key, params = {}) {
+    if (this.stopped) return;
+    this.attempting = false;
+    this.reason = { key, params };
+    if (this.retryTimer === null) {
+      const delay = this.retryMs;
+      this.retryMs = Math.min(this.retryMs * 2, MAX_RETRY_MS);
+      this.retryAt = Date.now() + delay;
+      this.retryTimer = setTimeout(() => this.attempt(), delay);
+    }
+    // Several failures of one attempt (a refusal after a drop) share one retry: the last says why.
+    this.report("disconnected", this.reason);
+  }
+
+  /** The agent does not want to wait for the next try. */
+  retryNow() {
+    if (this.stopped || this.retryTimer === null) return;
+    clearTimeout(this.retryTimer);
+    this.attempt();
+  }
+
+  /** The status to show when no call is on the phone. */
+  idle() {
+    if (this.retryTimer !== null) this.report("disconnected", this.reason);
+    else if (this.registerer && this.registerer.state === this.sip.RegistererState.Registered) this.report("registered");
+    else this.report("connecting");
   }
 
   incoming(invitation) {
@@ -115,15 +222,15 @@ class SipPhone {
     const { SessionState } = this.sip;
     this.session = invitation;
     this.muted = false;
-    this.onStatus("ringing");
+    this.report("ringing");
     invitation.stateChange.addListener((state) => {
       if (state === SessionState.Established) {
         this.playRemoteAudio(invitation);
-        this.onStatus("in_call");
+        this.report("in_call");
       } else if (state === SessionState.Terminated) {
         if (this.session === invitation) this.session = null;
         this.audio.srcObject = null;
-        this.onStatus("registered");
+        this.idle();
       }
     });
   }
@@ -194,8 +301,12 @@ class SipPhone {
 
   async stop() {
     this.stopped = true;
+    clearTimeout(this.retryTimer);
+    this.retryTimer = null;
     try {
-      if (this.registerer) await this.registerer.unregister();
+      if (this.registerer && this.registerer.state === this.sip.RegistererState.Registered) {
+        await this.registerer.unregister();
+      }
       if (this.userAgent) await this.userAgent.stop();
     } catch {
       // leaving the page: nothing more to do
