@@ -222,7 +222,9 @@ class DesktopService:
         if self.settings.phone_mode == "sip":
             await self.phones.remember(agent.agent_id, agent.endpoint)
             try:
-                await self.phones.reachable(agent.endpoint)  # so that the page shows it at once
+                # Asked afresh: what is stored of a phone whose agent was not logged in may date
+                # from before a reconnect (only logged-in agents' phones are read again then).
+                await self.phones.read(agent.endpoint)
             except (AriError, ValueError) as exc:
                 log.info("desktop: agent %s's phone state is not known yet: %s", agent.agent_id, exc)
         return await self.state(user)

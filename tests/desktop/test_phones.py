@@ -89,6 +89,17 @@ async def test_a_phone_that_registered_a_moment_ago_is_asked_about_rather_than_r
     assert state["agent"]["state"] == "available" and state["phone"]["endpoint"]["state"] == "online"
 
 
+async def test_logging_in_to_the_queues_reads_the_phones_state_afresh(desk: Desk) -> None:
+    """A state stored while the agent was away may be old news: the login asks Asterisk."""
+    desk.pbx.set_registered(PHONE, False)
+    await desk.app.redis.hset(desk.parts.phones._states_key, PHONE, '{"state":"online","since_ms":1}')
+    agent = await agent_in_queues(desk)
+    state = await agent.ok("GET", "/api/desktop/state")
+    assert state["phone"]["endpoint"]["state"] == "offline"
+    status, refusal = await agent.call("POST", "/api/desktop/state", {"state": "available"})
+    assert (status, refusal["code"]) == (409, "phone_not_registered")
+
+
 async def test_an_available_agent_whose_phone_goes_offline_is_put_on_break_and_offered_no_call(desk: Desk) -> None:
     agent = await agent_in_queues(desk)
     await agent.ok("POST", "/api/desktop/state", {"state": "available"})
