@@ -204,7 +204,7 @@ def lua_source(name: str) -> str:
 
 
 _SCRIPTS = ("enqueue", "overflow", "remove", "login", "logout", "set_available", "set_break", "answered",
-            "ring_no_answer", "hung_up", "position", "waiting")
+            "ring_no_answer", "connect_failed", "hung_up", "position", "waiting")
 #: Scripts that only read: they never change a wallboard figure.
 _READ_ONLY = frozenset({"position", "waiting"})
 
@@ -403,6 +403,14 @@ class QueueEngine:
     async def ring_no_answer(self, call_id: str, agent_id: str) -> Offer | None:
         """Agent on break ("no_answer"); the call back at its place, offered again if someone is free."""
         return _offer(await self._run("ring_no_answer", _ident("call_id", call_id), _ident("agent_id", agent_id)))
+
+    async def connect_failed(self, call_id: str, agent_id: str, pause_s: float) -> Offer | None:
+        """The agent answered but the call could not be put through (an ARI step failed): the
+        agent pauses ``pause_s`` in a wrap-up (reason "connect_failed", keeping their place in
+        the idle order) that :meth:`wrap_up_due` ends; the call back at its place, offered
+        again if someone is free."""
+        return _offer(await self._run("connect_failed", _ident("call_id", call_id), _ident("agent_id", agent_id),
+                                      max(0, round(pause_s * 1000))))
 
     async def hung_up(self, call_id: str, agent_id: str) -> None:
         """The conversation is over: the call is gone, the agent in wrap-up for the queue's wrap-up time."""

@@ -11,7 +11,7 @@ import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from hotline.ari.errors import AriError
+from hotline.ari.errors import AriError, AriUnavailable
 from ivr.flow import BaseState, Call, Ended, State, Waiting, register_states
 from ivr.speech.events import Recognized, SpeechEvent, SpeechStarted
 
@@ -172,6 +172,10 @@ class InQueue(Waiting):
     async def on_offer(self, call: Call, offer: Any) -> State:
         return Connecting.to(call, offer)
 
+    async def on_helper_entered(self, call: Call, channel_id: str) -> State:
+        await queues(call).release_stray(call, channel_id)
+        return self
+
     async def on_dtmf(self, call: Call, digit: str) -> State:
         if digit == "1" and queues(call).callback_possible(call):
             call.data.menu_path.append("in_queue:callback")
@@ -263,6 +267,19 @@ class Connecting(BaseState):
                 caller_id=call.data.caller_phone or call.data.hotline_number,
                 timeout_s=svc.settings.ring_timeout_s, channel_id=call.data.agent_channel,
             )
+        except AriUnavailable as exc:
+            if exc.status != 0:
+                # Asterisk answered 5xx: e.g. "Allocation failed", a phone with no registered
+                # contact. That phone cannot ring: the agent goes on break as for no answer.
+                log.warning("call %s: calling agent %s at %s failed: %s", call.data.call_id, self.agent_id,
+                            self.endpoint, exc)
+                return await self._not_answered(call)
+            # No answer from Asterisk at all (a timeout): nothing the agent did. Asterisk may
+            # still make the leg: hang it up (now, or when it enters Stasis: release_stray).
+            log.warning("call %s: calling agent %s at %s got no answer from Asterisk: %s", call.data.call_id,
+                        self.agent_id, self.endpoint, exc)
+            await svc.hang_up_leg(call, call.data.agent_channel or "")
+            return await self._give_back(call)
         except AriError as exc:
             log.warning("call %s: calling agent %s at %s failed: %s", call.data.call_id, self.agent_id,
                         self.endpoint, exc)
@@ -270,17 +287,20 @@ class Connecting(BaseState):
         return self
 
     async def resume(self, call: Call) -> State:
-        # After a restart we cannot know how far the ringing got: start the offer over.
+        # After a restart we cannot know how far the ringing got (the agent may have answered):
+        # start the offer over, without blaming the agent for our restart.
         svc = queues(call)
         if call.data.agent_channel:
-            await svc.hangup_quietly(call.data.agent_channel)
-        return await self._not_answered(call)
+            await svc.hang_up_leg(call, call.data.agent_channel)
+        return await self._give_back(call)
 
     async def on_helper_entered(self, call: Call, channel_id: str) -> State:
         if channel_id != call.data.agent_channel:
+            await queues(call).release_stray(call, channel_id)
             return self
         if not await queues(call).connect(call):
-            return await self._not_answered(call)
+            # The agent's phone answered: whatever failed, it was not the agent.
+            return await self._give_back(call)
         return Connected()
 
     async def on_helper_gone(self, call: Call, channel_id: str, cause: int) -> State:
@@ -293,13 +313,24 @@ class Connecting(BaseState):
         agent_id = self.agent_id or call.data.agent_id or ""  # restored states carry it on the call
         offer = await svc.engine.ring_no_answer(call.data.call_id, agent_id)
         log.info("call %s: agent %s did not answer", call.data.call_id, agent_id)
+        return self._next(call, offer)
+
+    async def _give_back(self, call: Call) -> State:
+        """The attempt failed through no fault of the agent: they are given back (not on break)
+        and the caller, back at the head of the queue, gets the next offer."""
+        agent_id = self.agent_id or call.data.agent_id or ""  # restored states carry it on the call
+        return self._next(call, await queues(call).give_back(call, agent_id))
+
+    @staticmethod
+    def _next(call: Call, offer: "Offer | None") -> State:
         call.data.agent_id = call.data.agent_channel = None
+        # Back in the queue the caller hears music again (not the "you are queued" notice).
         return Connecting.to(call, offer) if offer is not None else InQueue(notice=False)
 
     async def on_caller_gone(self, call: Call) -> None:
         svc = queues(call)
         if call.data.agent_channel:
-            await svc.hangup_quietly(call.data.agent_channel)
+            await svc.hang_up_leg(call, call.data.agent_channel)
         await svc.engine.remove(call.data.call_id, "abandoned")
 
 
@@ -317,6 +348,18 @@ class Connected(BaseState):
                 svc.alias(call, helper)
         return self
 
+    async def on_helper_entered(self, call: Call, channel_id: str) -> State:
+        await queues(call).release_stray(call, channel_id)
+        return self
+
+    async def on_hold(self, call: Call, channel_id: str, held: bool, music_class: str | None) -> State:
+        # Only the agent's phone: a hold on the caller's own channel is the desktop's hold
+        # button (Asterisk's hold indication, which plays the caller music itself) or the
+        # caller's phone.
+        if channel_id == call.data.agent_channel:
+            await queues(call).agent_held(call, held)
+        return self
+
     async def on_helper_gone(self, call: Call, channel_id: str, cause: int) -> State:
         if channel_id != call.data.agent_channel:
             return self
@@ -330,9 +373,9 @@ class Connected(BaseState):
         # Stopped first, so that the file ends with the conversation, not with our clean-up.
         await svc.stop_recording(call)
         if call.data.agent_channel:
-            await svc.hangup_quietly(call.data.agent_channel)
+            await svc.hang_up_leg(call, call.data.agent_channel)
         if call.data.call_bridge:
-            await svc.destroy_bridge_quietly(call.data.call_bridge)
+            await svc.destroy_bridge(call, call.data.call_bridge)
         if call.data.agent_id:
             await svc.engine.hung_up(call.data.call_id, call.data.agent_id)
 

@@ -11,23 +11,24 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import uuid
 from datetime import datetime, timezone
 import logging
 from contextlib import suppress
 from collections import deque
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Protocol
 
 from redis.asyncio import Redis
 
 from hotline.ari.dispatcher import Dispatcher
-from hotline.ari.errors import AriError
+from hotline.ari.errors import CALL_GONE, AriError, AriNotFound, AriUnavailable
 from hotline.ari.models import Event
 from hotline.ari.rest import AriRest
 from hotline.settings import QueueSettings
 from ivr.flow import BaseState, Call
 from ivr.store import utcnow
-from queues.engine import Agent, Offer, QueueEngine, WaitingCall
+from queues.engine import Agent, Offer, QueueEngine, QueueError, WaitingCall
 from queues.figures import FiguresPublisher
 from ivr.store import CallState
 from queues.flow import AfterHours, AskCity, CallingBack, Connecting, InQueue
@@ -41,10 +42,30 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-#: Marker of the agent legs' channel ids (``<caller channel>-agent-<n>``) and the suffix of a
-#: conversation's bridge (``<caller channel>-call``): a restarted process finds orphans by them.
+#: Markers of the agent legs' channel ids (``<caller channel>-agent-<attempt>``) and of the
+#: conversation bridges (``<caller channel>-call-<attempt>``, the attempt of the leg it was made
+#: for): a restarted process finds orphans by them. Every attempt at ringing an agent has an
+#: attempt token never used before (this process's run id and a serial), so a bridge or leg
+#: that a failed attempt could not remove can never block the next attempt (``409 Bridge
+#: already exists``) -- it only waits for the sweep.
 AGENT_MARK = "-agent-"
-CALL_BRIDGE_SUFFIX = "-call"
+CALL_BRIDGE_MARK = "-call-"
+#: The one bridge id per call of earlier versions (``<caller channel>-call``): still swept.
+LEGACY_CALL_BRIDGE_SUFFIX = "-call"
+#: Seconds an agent whose phone answered, but to whom the call could not be put through, waits
+#: before the next offer (see :meth:`QueueService.give_back`).
+CONNECT_FAILED_PAUSE_S = 3.0
+#: Seconds between tries at removing what a failed clean-up left (besides every resync).
+LEFTOVER_SWEEP_EVERY_S = 30.0
+
+
+def call_bridge_caller(bridge_id: str) -> str | None:
+    """The caller's channel id in a conversation bridge's id; None for any other bridge."""
+    caller, mark, attempt = bridge_id.rpartition(CALL_BRIDGE_MARK)
+    if mark and caller and attempt:
+        return caller
+    caller = bridge_id.removesuffix(LEGACY_CALL_BRIDGE_SUFFIX)
+    return caller if caller and caller != bridge_id else None
 
 
 # --- what happens to agents, for their desktops and the wallboard --------------------------------
@@ -53,7 +74,9 @@ CALL_BRIDGE_SUFFIX = "-call"
 class AgentEvents:
     """Publishes the agent events of the desktop contract on ``<prefix>:events:agents``:
     ``{"type": "agent.state", "agent_id", "state", "reason", "call_id"}`` and
-    ``{"type": "call.offered" | "call.connected" | "call.ended", "agent_id", "call_id", "channel_id"}``.
+    ``{"type": "call.offered" | "call.connected" | "call.ended", "agent_id", "call_id", "channel_id"}``,
+    and ``call.held`` / ``call.resumed`` (same fields) when the agent's own phone puts the
+    call on hold and takes it back.
 
     :meth:`emit` never waits: the call path must not wait for a courtesy to the desktops.
     One task (:meth:`run`) publishes the messages in the order they were emitted (pipelined),
@@ -169,6 +192,13 @@ class AnnouncingEngine(QueueEngine):
         self.events.agent_state(agent_id, "break", reason="no_answer")
         return self._offered(offer)
 
+    async def connect_failed(self, call_id: str, agent_id: str, pause_s: float) -> Offer | None:
+        before = await self.call(call_id)
+        offer = await super().connect_failed(call_id, agent_id, pause_s)
+        self.events.call("ended", agent_id, call_id, before["channel_id"] if before else None)
+        self.events.agent_state(agent_id, "wrap_up", reason="connect_failed")
+        return self._offered(offer)
+
     async def hung_up(self, call_id: str, agent_id: str) -> None:
         before = await self.call(call_id)
         await super().hung_up(call_id, agent_id)
@@ -206,10 +236,14 @@ class CallRecorder(Protocol):
 class QueueService:
     def __init__(self, engine: QueueEngine, tree: JurisdictionTree, resolver: JurisdictionResolver, ari: AriRest,
                  dispatcher: Dispatcher, app: str, settings: QueueSettings,
-                 recorder: CallRecorder | None = None) -> None:
+                 recorder: CallRecorder | None = None, *,
+                 connect_failed_pause_s: float = CONNECT_FAILED_PAUSE_S) -> None:
         self.engine, self.tree, self.resolver = engine, tree, resolver
         self.ari, self.dispatcher, self.app, self.settings = ari, dispatcher, app, settings
         self.recorder = recorder
+        self.connect_failed_pause_s = connect_failed_pause_s
+        # Attempt tokens: unique per process start (the run id), cheap to make (a serial).
+        self._run = uuid.uuid4().hex[:6]
         self._serial = itertools.count(1)
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -388,34 +422,107 @@ class QueueService:
     # --- agents' legs -----------------------------------------------------------------------------
 
     def agent_leg_id(self, call: Call) -> str:
-        return f"{call.key}{AGENT_MARK}{next(self._serial)}"
+        """A new attempt's agent leg: ``<caller channel>-agent-<attempt>``, never used before."""
+        return f"{call.key}{AGENT_MARK}{self._run}-{next(self._serial)}"
+
+    def bridge_id_for(self, call: Call) -> str:
+        """The bridge of the attempt whose agent leg is on the call: ``<caller>-call-<attempt>``.
+        One connect per leg, and a leg's attempt token is never reused, so neither is the bridge id."""
+        caller, mark, attempt = (call.data.agent_channel or "").rpartition(AGENT_MARK)
+        if not (mark and caller == call.key and attempt):
+            attempt = f"{self._run}-{next(self._serial)}"
+        return f"{call.key}{CALL_BRIDGE_MARK}{attempt}"
 
     def alias(self, call: Call, key: str) -> None:
         """Events of a channel (or ``bridge:<id>``) we make for the call go to the call's FIFO."""
         self.dispatcher.alias(key, call.key)
 
     async def connect(self, call: Call) -> bool:
-        """The agent answered: caller and agent into a bridge of their own; False if that failed."""
+        """The agent answered: caller and agent into a bridge of their own; False if that failed.
+
+        Any step that fails or times out fails the attempt: its agent leg is hung up and its
+        bridge destroyed (:meth:`_abandon`); the flow then gives the agent back and the caller
+        their place (:meth:`give_back`). Only the recording, once they talk, is best effort.
+        """
         data = call.data
-        bridge_id = data.call_bridge = f"{call.key}{CALL_BRIDGE_SUFFIX}"
+        leg = data.agent_channel or ""
+        bridge_id = self.bridge_id_for(call)
         self.alias(call, f"bridge:{bridge_id}")
-        try:
-            await self.ari.create_bridge(bridge_id=bridge_id, name=f"call {data.call_id}")
-            await call.stop_prompt()
-            await call.stop_music()
-            await self.ari.add_channel(bridge_id, call.key)
-            await self.ari.add_channel(bridge_id, data.agent_channel or "")
-        except AriError as exc:
-            log.warning("call %s: connecting agent %s failed: %s", data.call_id, data.agent_id, exc)
-            await self.destroy_bridge_quietly(bridge_id)
-            data.call_bridge = None
-            return False
+        steps: tuple[tuple[str, Callable[[], Awaitable[object]]], ...] = (
+            ("creating the bridge", lambda: self.ari.create_bridge(bridge_id=bridge_id, name=f"call {data.call_id}")),
+            # A prompt that already finished is fine (Call.stop_prompt); anything else is not.
+            ("stopping the prompt", call.stop_prompt),
+            # Not Call.stop_music, which hides every error: a caller whose music cannot be
+            # stopped (gone, or Asterisk not answering) cannot be bridged either.
+            ("stopping the music", lambda: self.ari.stop_moh(call.key)),
+            ("adding the caller", lambda: self.ari.add_channel(bridge_id, call.key)),
+            ("adding the agent", lambda: self.ari.add_channel(bridge_id, leg)),
+        )
+        for what, step in steps:
+            try:
+                await step()
+            except AriError as exc:
+                log.warning("call %s: connecting agent %s failed %s (bridge %s, leg %s): %s", data.call_id,
+                            data.agent_id, what, bridge_id, leg, exc)
+                # A bridge whose creation got no answer may yet be made by Asterisk.
+                await self._abandon(call, bridge_id, leg, bridge_may_appear=what == "creating the bridge"
+                                    and isinstance(exc, AriUnavailable))
+                return False
+        data.call_bridge = bridge_id
         data.answered_at = data.answered_at or utcnow()
         await self.engine.answered(data.call_id, data.agent_id or "")
         log.info("call %s connected to agent %s", data.call_id, data.agent_id)
         # From answer to hang-up; after a transfer, the next agent's part is a new segment.
         await self._record(call, bridge_id)
         return True
+
+    async def _abandon(self, call: Call, bridge_id: str, leg: str, *, bridge_may_appear: bool) -> None:
+        """Undo a failed attempt at connecting: the agent's leg is hung up (their phone answered,
+        and nobody else would ever hang it up) and the attempt's bridge destroyed, side by side
+        (each may take a whole request timeout when Asterisk is struggling). What cannot be
+        removed is logged with its id and left to the sweep (:meth:`_sweep_leftovers`)."""
+        await asyncio.gather(self.hang_up_leg(call, leg),
+                             self.destroy_bridge(call, bridge_id, missing_ok=not bridge_may_appear))
+        self.dispatcher.unalias(f"bridge:{bridge_id}")
+
+    async def give_back(self, call: Call, agent_id: str) -> Offer | None:
+        """The agent's phone answered (or may have) but the call could not be put through to
+        them: not their doing, so no break for "no answer". They pause a few seconds in a wrap-up
+        (reason "connect_failed") that ends by itself, keeping their place in the idle order,
+        rather than being available at once: the failure means Asterisk is struggling right now
+        (an immediate offer to the same agent would add requests to it and likely fail the same
+        way), and if their leg could not be hung up their phone is still busy with it. The
+        caller goes back to the head of their queues and is offered to the next free agent now.
+        """
+        data = call.data
+        try:
+            offer = await self.engine.connect_failed(data.call_id, agent_id, self.connect_failed_pause_s)
+        except QueueError as exc:  # e.g. the call was removed meanwhile: nothing to give back
+            log.warning("call %s: giving agent %s back failed: %s", data.call_id, agent_id, exc)
+            return None
+        log.info("call %s: could not be put through to agent %s; agent given back, call back at the head",
+                 data.call_id, agent_id)
+        return offer
+
+    async def release_stray(self, call: Call, channel_id: str) -> None:
+        """An agent leg of this call that is not the current one entered Stasis (Asterisk made it
+        late, after its originate timed out): hang it up, an agent must not sit on a dead line."""
+        if AGENT_MARK in channel_id and channel_id != call.data.agent_channel:
+            log.info("call %s: hanging up agent leg %s of an abandoned attempt", call.data.call_id, channel_id)
+            await self.hang_up_leg(call, channel_id)
+
+    async def agent_held(self, call: Call, held: bool) -> None:
+        """The agent's own phone put the call on hold (or took it back): in a bridge Asterisk plays
+        the caller nothing by itself, so the caller gets music on hold until the agent is back."""
+        data = call.data
+        if held:
+            await call.start_music()
+        else:
+            await call.stop_music()
+        log.info("call %s: agent %s %s the call from their phone", data.call_id, data.agent_id,
+                 "held" if held else "resumed")
+        if isinstance(self.engine, AnnouncingEngine) and data.agent_id:
+            self.engine.events.call("held" if held else "resumed", data.agent_id, data.call_id, call.key)
 
     async def _record(self, call: Call, bridge_id: str) -> None:
         if self.recorder is None:
@@ -432,6 +539,36 @@ class QueueService:
             await self.recorder.stop(call.data.call_id)
         except Exception:  # noqa: BLE001 - the bridge's end stops it in Asterisk anyway
             log.exception("call %s: stopping the recording failed", call.data.call_id)
+
+    async def hang_up_leg(self, call: Call, channel_id: str) -> None:
+        """Hang up one of the call's agent legs; already gone is fine, any other failure is
+        logged with the id and left to the sweep."""
+        if not channel_id:
+            return
+        try:
+            await self.ari.hangup(channel_id)
+        except CALL_GONE:
+            pass
+        except AriError as exc:
+            log.error("call %s: agent leg %s could not be hung up (%s); left for the sweep", call.data.call_id,
+                      channel_id, exc)
+            await self._leave_for_sweep("channel", channel_id)
+
+    async def destroy_bridge(self, call: Call, bridge_id: str, *, missing_ok: bool = True) -> None:
+        """Destroy one of the call's bridges. Already gone is fine when ``missing_ok`` (else it
+        may yet appear: its creation got no answer); any failure is logged with the id and the
+        bridge left to the sweep."""
+        try:
+            await self.ari.destroy_bridge(bridge_id)
+        except AriNotFound:
+            if not missing_ok:
+                log.warning("call %s: bridge %s not found; Asterisk may still make it, left for the sweep",
+                            call.data.call_id, bridge_id)
+                await self._leave_for_sweep("bridge", bridge_id)
+        except AriError as exc:
+            log.error("call %s: bridge %s could not be destroyed (%s); left for the sweep", call.data.call_id,
+                      bridge_id, exc)
+            await self._leave_for_sweep("bridge", bridge_id)
 
     async def hangup_quietly(self, channel_id: str) -> None:
         with suppress(AriError):
@@ -479,6 +616,7 @@ class QueueService:
         if gone:
             log.info("resync: %d queued call(s) had hung up while we were away", gone)
         await self._sweep_orphans(live)
+        await self._sweep_leftovers()
 
     async def _sweep_orphans(self, live: set[str]) -> None:
         """Agents' legs and conversation bridges whose caller is gone: an agent must not be
@@ -489,9 +627,40 @@ class QueueService:
                 log.info("resync: hanging up an agent's leg whose caller is gone")
                 await self.hangup_quietly(channel_id)
         for bridge in await self.ari.list_bridges():
-            caller = bridge.id.removesuffix(CALL_BRIDGE_SUFFIX)
-            if caller != bridge.id and caller not in live:
+            caller = call_bridge_caller(bridge.id)
+            if caller is not None and caller not in live:
+                log.info("resync: destroying bridge %s, whose caller is gone", bridge.id)
                 await self.destroy_bridge_quietly(bridge.id)
+
+    # Legs and bridges that a failed clean-up left behind (ids in Redis, so that any process,
+    # also after a restart, removes them): retried at every resync and now and then meanwhile.
+
+    def _leftovers_key(self) -> str:
+        return f"{self.engine.prefix}:leftovers"
+
+    async def _leave_for_sweep(self, kind: str, ident: str) -> None:
+        try:
+            await self.engine.redis.sadd(self._leftovers_key(), f"{kind}:{ident}")
+        except Exception as exc:  # noqa: BLE001 - the id is in the log; the caller-gone sweep still applies
+            log.error("%s %s could not be noted for the sweep: %s", kind, ident, exc or type(exc).__name__)
+
+    async def _sweep_leftovers(self) -> None:
+        for raw in await self.engine.redis.smembers(self._leftovers_key()):
+            member = raw.decode() if isinstance(raw, bytes) else str(raw)
+            kind, _, ident = member.partition(":")
+            try:
+                if kind == "channel":
+                    await self.ari.hangup(ident)
+                else:
+                    await self.ari.destroy_bridge(ident)
+            except AriNotFound:
+                pass  # gone meanwhile
+            except AriError as exc:
+                log.warning("sweep: %s %s still could not be removed: %s", kind, ident, exc)
+                continue
+            else:
+                log.info("sweep: removed %s %s that a failed clean-up had left", kind, ident)
+            await self.engine.redis.srem(self._leftovers_key(), member)
 
     # --- wrap-ups and life cycle ---------------------------------------------------------------------
 
@@ -508,14 +677,20 @@ class QueueService:
         ]
 
     async def _run_wrap_ups(self) -> None:
-        # Any process may end any wrap-up and requeue any due callback retry (both are in
-        # Redis), so what another process started before it died still happens.
+        # Any process may end any wrap-up, requeue any due callback retry and remove what a
+        # failed clean-up left (all in Redis), so what another process started before it died
+        # still happens. Leftovers are rare and wait for Asterisk to recover: now and then.
+        loop = asyncio.get_running_loop()
+        next_sweep = loop.time() + LEFTOVER_SWEEP_EVERY_S
         while True:
             await asyncio.sleep(0.2)
             try:
                 for agent_id in await self.engine.wrap_up_due():
                     self.deliver(await self.engine.set_available(agent_id))
                 await self._requeue_due_callbacks()
+                if loop.time() >= next_sweep:
+                    next_sweep = loop.time() + LEFTOVER_SWEEP_EVERY_S
+                    await self._sweep_leftovers()
             except asyncio.CancelledError:
                 raise
             except Exception:

@@ -11,21 +11,40 @@ by hand::
     curl -u hotline:hotline -X DELETE 'http://127.0.0.1:8088/sim/endpoints/PJSIP/1001/contact'
     curl -u hotline:hotline -X PUT 'http://127.0.0.1:8088/sim/endpoints/PJSIP/1001/contact'
     curl -u hotline:hotline -X POST 'http://127.0.0.1:8088/sim/recordings/faults?count=1'
+    curl -u hotline:hotline -X POST 'http://127.0.0.1:8088/sim/channels/<channel id>/hold'
+    curl -u hotline:hotline -X DELETE 'http://127.0.0.1:8088/sim/channels/<channel id>/hold'
+    curl -u hotline:hotline -X POST 'http://127.0.0.1:8088/sim/faults?method=POST&path=/addChannel$&status=503'
+    curl -u hotline:hotline -X POST 'http://127.0.0.1:8088/sim/faults?path=^/ari/bridges$&delay_s=6'
+    curl -u hotline:hotline -X DELETE 'http://127.0.0.1:8088/sim/faults'
 
 A ``manual`` phone rings until the agent desktop answers it (simulated phone mode); the other
 modes are ``answer`` (after ``answer_after_s``), ``busy``, ``no_answer`` and ``unavailable``.
 Every phone is registered until its ``contact`` is deleted (the phone unregistered, or its
 registration expired); ``PUT`` on the contact registers it again.
+
+``/sim/channels/<id>/hold`` is the phone on that channel putting its call on hold (a re-INVITE
+``a=sendonly``): Asterisk announces ``ChannelHold`` on that channel (``ChannelUnhold`` on
+``DELETE``) and plays the other party nothing (FIELD-NOTES).
+
+``/sim/faults`` makes ARI requests go wrong on purpose, as an overloaded Asterisk does: the
+next ``count`` requests whose method is ``method`` (any when not given), whose path matches the
+regular expression ``path`` and whose (decoded) query string matches ``query`` wait ``delay_s``
+(a client with a shorter timeout gives up), then answer ``status`` with ``message`` without
+being carried out, or, without ``status``, are carried out late as usual.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+import asyncio
+import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Awaitable, Callable
+from urllib.parse import unquote
 
 from aiohttp import web
 
 from hotline.pbx_sim.callers import SimCall
-from hotline.pbx_sim.engine import Endpoint
+from hotline.pbx_sim.engine import Endpoint, Engine
 from hotline.pbx_sim.state import SimError
 
 if TYPE_CHECKING:
@@ -46,6 +65,96 @@ def describe(call: SimCall) -> dict[str, Any]:
     }
 
 
+def phone_hold(engine: Engine, channel_id: str, on: bool, music_class: str | None = None) -> None:
+    """The phone on ``channel_id`` puts its call on hold (``on``) or takes it back: Asterisk
+    announces it on that channel and does nothing else (the other party hears silence)."""
+    ch = engine.channel(channel_id)
+    if ch.hangup_requested:
+        raise SimError(409, f"channel {channel_id} is hanging up")
+    extra = {"musicclass": music_class} if on and music_class else {}
+    engine.emit_channel(ch, "ChannelHold" if on else "ChannelUnhold", **extra)
+
+
+@dataclass
+class Fault:
+    """Requests to answer wrongly on purpose (see the module docstring)."""
+
+    path: re.Pattern[str]
+    method: str | None = None
+    query: re.Pattern[str] | None = None
+    #: How many more requests it applies to.
+    count: int = 1
+    #: The answer; None: carried out as usual after the delay.
+    status: int | None = None
+    delay_s: float = 0.0
+    message: str = "Injected fault"
+
+    def matches(self, method: str, path: str, query: str) -> bool:
+        return ((self.method is None or self.method == method) and self.path.search(path) is not None
+                and (self.query is None or self.query.search(query) is not None))
+
+    def to_json(self) -> dict[str, Any]:
+        return {"method": self.method, "path": self.path.pattern, "query": self.query.pattern if self.query else None,
+                "count": self.count, "status": self.status, "delay_s": self.delay_s, "message": self.message}
+
+
+class Faults:
+    """The faults in force, and the middleware that applies them to ARI requests (not to the
+    events WebSocket, not to this control API)."""
+
+    def __init__(self) -> None:
+        self.pending: list[Fault] = []
+        #: Faults applied so far, as ``(method, path, query)``.
+        self.applied: list[tuple[str, str, str]] = []
+
+    def inject(self, path: str, *, method: str | None = None, query: str | None = None, count: int = 1,
+               status: int | None = None, delay_s: float = 0.0, message: str = "Injected fault") -> Fault:
+        """Add a fault; ``ValueError`` with the reason when it makes no sense."""
+        if count < 1:
+            raise ValueError("count must be at least 1")
+        if delay_s < 0:
+            raise ValueError("delay_s must not be negative")
+        if status is not None and not 400 <= status <= 599:
+            raise ValueError("status must be an error status (400..599)")
+        if status is None and not delay_s:
+            raise ValueError("give a status, a delay_s, or both")
+        try:
+            fault = Fault(re.compile(path), method.upper() if method else None,
+                          re.compile(query) if query is not None else None, count, status, delay_s, message)
+        except re.error as exc:
+            raise ValueError(f"not a regular expression: {exc}") from None
+        self.pending.append(fault)
+        return fault
+
+    def clear(self) -> None:
+        self.pending.clear()
+
+    def _take(self, method: str, path: str, query: str) -> Fault | None:
+        for fault in self.pending:
+            if fault.matches(method, path, query):
+                fault.count -= 1
+                if fault.count <= 0:
+                    self.pending.remove(fault)
+                self.applied.append((method, path, query))
+                return fault
+        return None
+
+    @web.middleware
+    async def middleware(self, request: web.Request,
+                         handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
+        path = request.path
+        if not self.pending or not path.startswith("/ari/") or path == "/ari/events":
+            return await handler(request)
+        fault = self._take(request.method, path, unquote(request.query_string))
+        if fault is None:
+            return await handler(request)
+        if fault.delay_s:
+            await asyncio.sleep(fault.delay_s)
+        if fault.status is None:
+            return await handler(request)
+        raise SimError(fault.status, fault.message)
+
+
 class ControlViews:
     def __init__(self, sim: "PbxSim") -> None:
         self._sim = sim
@@ -60,6 +169,11 @@ class ControlViews:
             ("PUT", "/sim/endpoints/{tech}/{resource}/contact", self.register),
             ("DELETE", "/sim/endpoints/{tech}/{resource}/contact", self.unregister),
             ("POST", "/sim/recordings/faults", self.fail_recordings),
+            ("POST", "/sim/channels/{channelId}/hold", self.phone_hold),
+            ("DELETE", "/sim/channels/{channelId}/hold", self.phone_unhold),
+            ("GET", "/sim/faults", self.list_faults),
+            ("POST", "/sim/faults", self.add_fault),
+            ("DELETE", "/sim/faults", self.clear_faults),
         ]
 
     def _call(self, request: web.Request) -> SimCall:
@@ -100,6 +214,36 @@ class ControlViews:
             raise SimError(400, "count must be a whole number") from None
         cause = request.query.get("cause", "Failed to answer channel")
         self._sim.engine.recorder.fail_next.extend([cause] * count)
+        return web.Response(status=204)
+
+    async def phone_hold(self, request: web.Request) -> web.Response:
+        """The phone on the channel puts its call on hold (``musicclass``: the class it asks for)."""
+        phone_hold(self._sim.engine, request.match_info["channelId"], True, request.query.get("musicclass") or None)
+        return web.Response(status=204)
+
+    async def phone_unhold(self, request: web.Request) -> web.Response:
+        phone_hold(self._sim.engine, request.match_info["channelId"], False)
+        return web.Response(status=204)
+
+    async def list_faults(self, request: web.Request) -> web.Response:
+        return web.json_response([f.to_json() for f in self._sim.faults.pending])
+
+    async def add_fault(self, request: web.Request) -> web.Response:
+        q = request.query
+        if not q.get("path"):
+            raise SimError(400, "path (a regular expression) is required")
+        try:
+            fault = self._sim.faults.inject(
+                q["path"], method=q.get("method"), query=q.get("query"), count=int(q.get("count", "1")),
+                status=int(q["status"]) if q.get("status") else None, delay_s=float(q.get("delay_s", "0")),
+                message=q.get("message", "Injected fault"),
+            )
+        except ValueError as exc:
+            raise SimError(400, str(exc)) from None
+        return web.json_response(fault.to_json(), status=201)
+
+    async def clear_faults(self, request: web.Request) -> web.Response:
+        self._sim.faults.clear()
         return web.Response(status=204)
 
     async def set_endpoint(self, request: web.Request) -> web.Response:

@@ -21,7 +21,7 @@ from aiohttp import WSMsgType, web
 from hotline.pbx_sim.apps import AppConnection, Applications, TrafficHook
 from hotline.pbx_sim.asterisk_conf import moh_classes, pjsip_endpoints
 from hotline.pbx_sim.callers import SimCall
-from hotline.pbx_sim.control import ControlViews
+from hotline.pbx_sim.control import ControlViews, Faults
 from hotline.pbx_sim.dialplan import Dialplan
 from hotline.pbx_sim.engine import Endpoint, Engine
 from hotline.pbx_sim.media import RtpStreamer
@@ -61,6 +61,8 @@ class PbxSim:
                              configured_endpoints=[f"PJSIP/{n}" for n in pjsip_endpoints(config_dir / "pjsip.conf")],
                              moh_classes=moh_classes(config_dir / "musiconhold.conf"))
         self.rtp = RtpStreamer(self.engine)
+        #: ARI requests made to fail or hang on purpose (control API ``/sim/faults``).
+        self.faults = Faults()
         self.calls: list[SimCall] = []
         self._runner: web.AppRunner | None = None
         self._sockets: set[web.WebSocketResponse] = set()
@@ -69,7 +71,8 @@ class PbxSim:
     # --- life cycle -----------------------------------------------------------------------
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> None:
-        app = web.Application(middlewares=[self._traffic, self._errors, self._auth])
+        # Faults innermost: only authorised ARI requests, answered as errors are, seen by the traffic hook.
+        app = web.Application(middlewares=[self._traffic, self._errors, self._auth, self.faults.middleware])
         app.router.add_get("/ari/events", self._events)
         for method, path, view in [*AriViews(self.engine).routes(), *ControlViews(self).routes()]:
             app.router.add_route(method, path, view)
