@@ -170,6 +170,7 @@ class Application:
                 no_input_timeout_s=s.ivr.no_input_timeout_s,
                 max_attempts=s.ivr.max_attempts,
                 listeners=self.listeners,
+                moh_class=s.ivr.moh_class,
             ),
             self.dispatcher,
             s.ari.app,

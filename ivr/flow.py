@@ -76,6 +76,18 @@ class Call:
         self.cancel_timer(timer)
         await self.stop_prompt()
 
+    async def start_music(self) -> bool:
+        """Music on hold on, in the configured class (Asterisk's ``default`` class may not exist:
+        then the caller hears nothing at all, FIELD-NOTES); False when it could not be started."""
+        try:
+            await self.svc.ari.start_moh(self.key, self.svc.moh_class)
+        except CALL_GONE:
+            return False  # the caller left; the hang-up events end the call
+        except AriError as exc:
+            log.warning("music on hold failed for call %s: %s", self.data.call_id, exc)
+            return False
+        return True
+
     async def stop_music(self) -> None:
         """Music on hold off (before a prompt or a bridge); already off is fine."""
         try:
@@ -168,6 +180,11 @@ class BaseState:
 
     async def on_helper_gone(self, call: Call, channel_id: str, cause: int) -> State:
         """A channel we made for this call was destroyed."""
+        return self
+
+    async def on_hold(self, call: Call, channel_id: str, held: bool, music_class: str | None) -> State:
+        """``channel_id`` (the caller's or one we made for the call) put the call on hold
+        (``held``) or took it back; ``music_class`` is what its phone asked for, if anything."""
         return self
 
     async def on_caller_gone(self, call: Call) -> None:
@@ -317,12 +334,7 @@ class Waiting(BaseState):
         return self
 
     async def _hold(self, call: Call) -> None:
-        try:
-            await call.svc.ari.start_moh(call.key)
-        except CALL_GONE:
-            pass  # the caller left; the hang-up events end the call
-        except AriError as exc:
-            log.warning("music on hold failed for call %s: %s", call.data.call_id, exc)
+        await call.start_music()
 
 
 @dataclass

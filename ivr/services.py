@@ -11,6 +11,7 @@ import itertools
 import logging
 import uuid
 from dataclasses import dataclass
+from enum import IntEnum
 from typing import TYPE_CHECKING, Awaitable, Callable, Protocol
 
 from callrecords.services import CallRecordWriter
@@ -37,6 +38,23 @@ class Router(Protocol):
     async def route(self, call: Call) -> BaseState: ...
 
 
+class HangupCause(IntEnum):
+    """How much an event that ends a call knows of why: the call record keeps the cause of
+    the most knowing one. ``ChannelDestroyed`` has Asterisk's final cause and text; a hang-up
+    request may or may not carry a cause (a caller's BYE gives one without, then one with,
+    FIELD-NOTES); ``StasisEnd`` only says that the channel left us."""
+
+    NONE = 0
+    LEFT = 1
+    REQUEST = 2
+    DESTROYED = 3
+
+
+#: Ended calls whose ChannelDestroyed has not come yet, kept for their final cause (it follows
+#: within milliseconds; a lost one is dropped at the next resync, or the oldest beyond this).
+MAX_ENDING = 10_000
+
+
 class HoldRouter:
     """Until a queue engine is plugged in: tell the caller they are queued and hold them."""
 
@@ -59,6 +77,8 @@ class CallServices:
     max_attempts: int
     #: Speech menus; None where no model is installed (DTMF only).
     listeners: "Listeners | None" = None
+    #: The music on hold class callers hear (``[ivr] moh_class``; musiconhold.conf).
+    moh_class: str = "hotline"
 
     def __post_init__(self) -> None:
         # Playback ids: unique per process start, cheap to make (no uuid4 on the hot path).
@@ -79,6 +99,9 @@ class IvrService:
         self._dispatcher = dispatcher
         self._app = app_name
         self.flows: dict[str, CallFlow] = {}
+        #: Calls ended before their ChannelDestroyed: the state (for its record) and how much
+        #: its hang-up cause is known (see HangupCause), by channel id.
+        self._ending: dict[str, tuple[CallState, HangupCause]] = {}
         self.calls_started = 0
 
     # --- new and resumed calls ---------------------------------------------------
@@ -177,6 +200,13 @@ class IvrService:
         if flow is not None:
             await flow.react(lambda state, call: state.on_helper_gone(call, helper_id, cause))
 
+    async def hold(self, channel_id: str, holder_id: str, *, held: bool, music_class: str | None) -> None:
+        """``holder_id`` (the caller's channel, or one made for the call such as the agent's leg)
+        put the call on hold from its phone, or took it back."""
+        flow = self.flows.get(channel_id)
+        if flow is not None:
+            await flow.react(lambda state, call: state.on_hold(call, holder_id, held, music_class))
+
     async def deliver(self, channel_id: str, reaction: "Callable[[BaseState, Call], Awaitable[State]]") -> bool:
         """Hand a feature's input to the call's flow; False when no such call lives here."""
         flow = self.flows.get(channel_id)
@@ -193,11 +223,17 @@ class IvrService:
 
     # --- the end of a call --------------------------------------------------------
 
-    async def end_call(self, channel_id: str, cause: str) -> None:
-        """The caller's channel left us (hang-up, StasisEnd or destroyed): close the record."""
+    async def end_call(self, channel_id: str, cause: str | None, *, rank: HangupCause = HangupCause.LEFT) -> None:
+        """The caller's channel left us (hang-up, StasisEnd or destroyed): close the record.
+
+        The first of these events ends the call; ``cause`` (None: the event does not say) goes
+        on the record, and a later event of the same channel that knows more (``rank``)
+        replaces it: Asterisk's final cause in ChannelDestroyed wins.
+        """
         flow = self.flows.pop(channel_id, None)
         self.svc.timers.cancel_all(channel_id)
         if flow is None:
+            self._later_cause(channel_id, cause, rank)
             return
         await flow.call.close_listener()
         if self.svc.listeners is not None:
@@ -211,15 +247,37 @@ class IvrService:
         outcome = flow.state.outcome_on_hangup
         await self._finish(data, outcome=data.outcome or outcome, cause=cause)
         flow.state = Ended()
+        if rank < HangupCause.DESTROYED:  # more may come: the channel's last event is its destruction
+            if len(self._ending) >= MAX_ENDING:
+                self._ending.pop(next(iter(self._ending)))
+            self._ending[channel_id] = (data, rank if cause is not None else HangupCause.NONE)
 
-    async def _finish(self, data: CallState, *, outcome: str, cause: str) -> None:
+    def _later_cause(self, channel_id: str, cause: str | None, rank: HangupCause) -> None:
+        """An event of a call that has ended already: its cause replaces a less knowing one."""
+        ending = self._ending.get(channel_id)
+        if ending is None:
+            return
+        data, known = ending
+        final = rank >= HangupCause.DESTROYED
+        if final:
+            del self._ending[channel_id]
+        if cause is None or rank <= known:
+            return
+        if not final:
+            self._ending[channel_id] = (data, rank)
+        data.hangup_cause = cause
+        self.svc.records.save(data.to_record())
+        log.debug("call %s: hang-up cause %s", data.call_id, cause)
+
+    async def _finish(self, data: CallState, *, outcome: str, cause: str | None) -> None:
         data.ended_at = data.ended_at or utcnow()
         data.outcome = outcome
         data.hangup_cause = data.hangup_cause or cause
         data.state = Ended.name
         self.svc.records.save(data.to_record())
         await self.svc.store.delete(data.channel_id)
-        log.info("call %s ended: %s (%s), path %s", data.call_id, outcome, cause, data.menu_path)
+        log.info("call %s ended: %s (%s), path %s", data.call_id, outcome, cause or "cause not given yet",
+                 data.menu_path)
 
     # --- resynchronization ----------------------------------------------------------
 
@@ -233,6 +291,9 @@ class IvrService:
         # Flows in memory whose channel vanished while we were not listening.
         for channel_id in [cid for cid in self.flows if cid not in live_ids]:
             await self.end_call(channel_id, "gone while disconnected")
+        # Ended calls whose ChannelDestroyed was lost with the connection: their cause stays.
+        for channel_id in [cid for cid in self._ending if cid not in live_ids]:
+            del self._ending[channel_id]
         # Calls stored in Redis whose channel is gone (we were down when they hung up).
         for channel_id in await self.svc.store.live_channel_ids() - live_ids:
             stored = await self.svc.store.load(channel_id)
@@ -266,4 +327,5 @@ class IvrService:
 
     async def close(self) -> None:
         self.flows.clear()
+        self._ending.clear()
 

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Awaitable, Callable
 from hotline.ari import models as ari
 from hotline.ari.dispatcher import Resynchronized, TimerFired
 from hotline.privacy import mask_phone
-from ivr.services import IvrService
+from ivr.services import HangupCause, IvrService
 from ivr.stasis_args import InboundArgs
 
 if TYPE_CHECKING:
@@ -35,6 +35,8 @@ class IvrStasis:
             "PlaybackFinished": self.on_playback_finished,
             "TimerFired": self.on_timer_fired,
             "ChannelHangupRequest": self.on_channel_hangup_request,
+            "ChannelHold": self.on_channel_hold,
+            "ChannelUnhold": self.on_channel_unhold,
             "StasisEnd": self.on_stasis_end,
             "ChannelDestroyed": self.on_channel_destroyed,
             "Resynchronized": self.on_resynchronized,
@@ -67,13 +69,25 @@ class IvrStasis:
     async def on_timer_fired(self, key: str, event: TimerFired) -> None:
         await self._ivr.timer(key, event.name, event.token)
 
+    async def on_channel_hold(self, key: str, event: ari.ChannelHold) -> None:
+        # The channel's own phone holds: the agent's leg (aliased to the caller) or the caller.
+        await self._ivr.hold(key, event.channel.id, held=True, music_class=event.musicclass)
+
+    async def on_channel_unhold(self, key: str, event: ari.ChannelUnhold) -> None:
+        await self._ivr.hold(key, event.channel.id, held=False, music_class=None)
+
     async def on_channel_hangup_request(self, key: str, event: ari.ChannelHangupRequest) -> None:
-        if event.channel.id == key:
-            await self._ivr.end_call(key, f"hangup request (cause {event.cause})")
+        if event.channel.id != key:
+            return
+        # The call ends at the first request (the agent is released at once), but a real
+        # Asterisk's first request for a caller's BYE has no cause (FIELD-NOTES): the cause
+        # comes with the next request or ChannelDestroyed, which end_call records then.
+        cause = None if event.cause is None else f"hangup request (cause {event.cause})"
+        await self._ivr.end_call(key, cause, rank=HangupCause.REQUEST)
 
     async def on_stasis_end(self, key: str, event: ari.StasisEnd) -> None:
         if event.channel.id == key:
-            await self._ivr.end_call(key, "left the application")
+            await self._ivr.end_call(key, "left the application", rank=HangupCause.LEFT)
 
     async def on_channel_destroyed(self, key: str, event: ari.ChannelDestroyed) -> None:
         if event.channel.id != key:
@@ -81,7 +95,8 @@ class IvrStasis:
             return
         if event.channel.id == key:
             log.debug("channel of %s destroyed: %s", mask_phone(event.channel.caller_number), event.cause_txt)
-            await self._ivr.end_call(key, f"{event.cause_txt or 'destroyed'} ({event.cause})")
+            await self._ivr.end_call(key, f"{event.cause_txt or 'destroyed'} ({event.cause})",
+                                     rank=HangupCause.DESTROYED)
 
     async def on_speech_detected(self, key: str, event: SpeechDetected) -> None:
         await self._ivr.speech(key, event.detected)

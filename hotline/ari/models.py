@@ -214,6 +214,19 @@ class ChannelStateChange(ChannelEvent):
 
 
 @dataclass(frozen=True, slots=True)
+class ChannelHold(ChannelEvent):
+    """The channel's own phone put its call on hold (a re-INVITE ``a=sendonly``, FIELD-NOTES)."""
+
+    #: The music on hold class the phone asked for, if any.
+    musicclass: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelUnhold(ChannelEvent):
+    """The channel's phone took its call back from hold."""
+
+
+@dataclass(frozen=True, slots=True)
 class ChannelEnteredBridge(ChannelEvent):
     bridge: Bridge
 
@@ -346,6 +359,8 @@ _PARSERS: dict[str, Callable[[dict[str, Any]], Event]] = {
         **_chan(d), cause=int(d.get("cause", 0)), cause_txt=d.get("cause_txt", "")
     ),
     "ChannelStateChange": lambda d: ChannelStateChange(**_chan(d)),
+    "ChannelHold": lambda d: ChannelHold(**_chan(d), musicclass=d.get("musicclass") or None),
+    "ChannelUnhold": lambda d: ChannelUnhold(**_chan(d)),
     "ChannelEnteredBridge": lambda d: ChannelEnteredBridge(**_chan(d), bridge=Bridge.from_json(d["bridge"])),
     "ChannelLeftBridge": lambda d: ChannelLeftBridge(**_chan(d), bridge=Bridge.from_json(d["bridge"])),
     "ChannelVarset": lambda d: ChannelVarset(

@@ -1,0 +1,78 @@
+"""The call record's hang-up cause is Asterisk's: a real Asterisk announces a caller's BYE with a
+``ChannelHangupRequest`` without a cause, then one with cause 16 (``soft``), and
+``ChannelDestroyed`` with the final cause and text (FIELD-NOTES). The call ends at the first of
+them; the record takes the cause from the events that have one, the destruction's last."""
+
+from __future__ import annotations
+
+import pytest
+
+from hotline.app import Application
+from hotline.pbx_sim.callers import SimCall
+from hotline.pbx_sim.server import PbxSim
+from ivr.prompts.catalogue import PromptCatalogue
+from tests.fixtures.waiting import eventually
+
+pytestmark = pytest.mark.slow
+
+
+async def in_the_menu(pbx_sim: PbxSim, prompts: PromptCatalogue) -> SimCall:
+    call = await pbx_sim.place_call("057112315", caller_id="13800138000")
+    await call.wait_for_playback(prompts.media("main_menu"))
+    return call
+
+
+async def ended_record(app: Application, call: SimCall):  # type: ignore[no-untyped-def]
+    await app.dispatcher.drain()
+    await app.records.flush()
+    record = await app.call_records.by_channel(call.channel_id)
+    return record if record is not None and record.ended_at is not None else None
+
+
+async def cause_is(app: Application, call: SimCall, cause: str | None) -> bool:
+    record = await ended_record(app, call)
+    return record is not None and record.hangup_cause == cause
+
+
+async def test_a_caller_who_hangs_up_gets_the_cause_asterisk_gives_not_none(
+    pbx_sim: PbxSim, hotline_app: Application, prompts: PromptCatalogue
+) -> None:
+    call = await in_the_menu(pbx_sim, prompts)
+    await call.hangup()  # a BYE: request without a cause, request with 16, StasisEnd, destroyed
+    await pbx_sim.wait_idle()
+    await eventually(lambda: cause_is(hotline_app, call, "Normal Clearing (16)"))
+    record = await ended_record(hotline_app, call)
+    assert record.outcome == "abandoned_in_menu"
+
+
+async def test_a_hangup_request_without_a_cause_ends_the_call_and_the_destruction_gives_the_cause(
+    pbx_sim: PbxSim, hotline_app: Application, prompts: PromptCatalogue
+) -> None:
+    call = await in_the_menu(pbx_sim, prompts)
+    channel = pbx_sim.channel(call.channel_id)
+    pbx_sim.engine.emit_channel(channel, "ChannelHangupRequest")  # the driver's, without a cause
+    # The call is over for us at once, with no cause yet (never the text "None").
+    record = await eventually(lambda: ended_record(hotline_app, call))
+    assert record.hangup_cause is None
+    assert call.channel_id not in hotline_app.ivr.flows
+
+    pbx_sim.engine.hangup(channel, 1)  # then Asterisk destroys it: unallocated number
+    await pbx_sim.wait_idle()
+    await eventually(lambda: cause_is(hotline_app, call, "Unallocated (unassigned) number (1)"))
+
+
+async def test_the_cause_comes_from_the_event_that_has_one_in_either_order_and_the_destruction_wins(
+    pbx_sim: PbxSim, hotline_app: Application, prompts: PromptCatalogue
+) -> None:
+    call = await in_the_menu(pbx_sim, prompts)
+    channel = pbx_sim.channel(call.channel_id)
+    pbx_sim.engine.emit_channel(channel, "ChannelHangupRequest", cause=17, soft=True)  # with a cause first
+    await eventually(lambda: cause_is(hotline_app, call, "hangup request (cause 17)"))
+    pbx_sim.engine.emit_channel(channel, "ChannelHangupRequest")  # then one without: changes nothing
+    await hotline_app.dispatcher.drain()
+    assert await cause_is(hotline_app, call, "hangup request (cause 17)")
+
+    pbx_sim.engine.hangup(channel, 16)  # request, StasisEnd ("left the application": less), destroyed
+    await pbx_sim.wait_idle()
+    await eventually(lambda: cause_is(hotline_app, call, "Normal Clearing (16)"))
+    assert not hotline_app.ivr._ending  # nothing kept once the channel is destroyed
