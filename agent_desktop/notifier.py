@@ -243,7 +243,9 @@ class DesktopNotifier:
         elif kind == "call.offered" and call_id:
             await self.desktop.remember_call(agent_id, call_id)
             self._to_agent(agent_id, {"type": "call.offered", "card": await self.desktop.card(call_id)})
-        elif kind in ("call.connected", "call.ended") and call_id:
+        elif kind in ("call.connected", "call.ended", "call.held", "call.resumed") and call_id:
+            # held/resumed: the agent's phone put the call on hold (a SIP re-INVITE); the
+            # server plays the caller music and the desktop shows the call as held.
             self._to_agent(agent_id, {"type": kind, "call_id": call_id})
 
     async def _ticket_event(self, ticket_id: str, message: dict[str, Any]) -> None:

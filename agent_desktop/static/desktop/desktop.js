@@ -147,6 +147,13 @@ function onMessage(message) {
     case "call.ended":
       if (card && (!message.call_id || message.call_id === card.call_id)) showCard({ ...card, state: "ended" });
       break;
+    case "call.held":
+    case "call.resumed":
+      // The phone held or resumed the call (the server now plays or stops the caller's music).
+      if (card && (!message.call_id || message.call_id === card.call_id)) {
+        showCard({ ...card, on_hold: message.type === "call.held" });
+      }
+      break;
     case "ticket.delivered":
     case "ticket.refused":
       tickets.deliveryNews(message);
