@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Float, Index, String
+from sqlalchemy import JSON, BigInteger, Float, Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from hotline.db import Base, UtcDateTime
@@ -54,3 +54,22 @@ class CallRecord(Base):
 def snapshot_columns() -> list[Any]:
     """The columns a call-record snapshot writes: all but those kept by other features."""
     return [c for c in CallRecord.__table__.columns if c.info.get("snapshot", True)]
+
+
+class CdrImportState(Base):
+    """How far Asterisk's CDR file (dialplans/cdr_custom.conf) has been imported.
+
+    Updated in the transaction that writes the call records of the lines it covers, so that
+    a crash never skips a line nor imports one twice (the records are also unique by
+    Asterisk's uniqueid: a line read again is skipped)."""
+
+    __tablename__ = "cdr_imports"
+
+    #: The file as configured (``[callrecords] cdr_file``).
+    path: Mapped[str] = mapped_column(String(500), primary_key=True)
+    #: SHA-256 of the file's first line: which file the offset is in. After a rotation the
+    #: configured path names a new file, and the old one is found again by its first line.
+    first_line: Mapped[str] = mapped_column(String(64))
+    #: Bytes of that file imported (whole lines only).
+    byte_offset: Mapped[int] = mapped_column(BigInteger)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)

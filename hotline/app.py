@@ -22,6 +22,7 @@ from accounts.services import AccountService
 from accounts.sessions import SessionStore
 from accounts.web import install as install_accounts
 from agent_desktop import wiring
+from callrecords.cdr_import import CdrImporter, agents_from_accounts
 from callrecords.services import CallRecordRepository, CallRecordWriter
 from delivery.feeds import CallRecordFeed, TicketResults
 from delivery.notifier import DeliveryNotifier
@@ -127,6 +128,13 @@ class Application:
         self.outbox = Outbox(self.engine)
         self.records = CallRecordWriter(self.engine, after_write=CallRecordFeed(self.outbox))
         self.records.start()
+        # Calls Asterisk served without us (its fallback while we were down, numbers that are
+        # not ours) have only a CDR: imported from the file cdr_custom.conf writes, once each.
+        self.cdr_import: CdrImporter | None = None
+        if s.callrecords.cdr_file is not None:
+            self.cdr_import = CdrImporter(self.engine, after_write=CallRecordFeed(self.outbox),
+                                          agents=agents_from_accounts, settle_s=s.callrecords.cdr_settle_s)
+            self.cdr_import.start(s.callrecords.cdr_file, s.callrecords.cdr_poll_s)
         # A ticket of a call already recorded carries the recording (hash, duration) to the platform.
         self.recording_index = RecordingIndex(sessionmaker(self.engine))
         self.tickets = TicketService(sessionmaker(self.engine), self.outbox, calendar=official_calendar(),
@@ -281,6 +289,8 @@ class Application:
             steps.append(("closing the speech engine", self.speech.close))
         if self.recordings.recorder is not None:
             steps.append(("finishing recordings", self.recordings.recorder.close))
+        if self.cdr_import is not None:
+            steps.append(("stopping the CDR import", self.cdr_import.close))
         steps += [
             ("writing call records", self.records.close),
             ("stopping delivery to the platform", self._stop_delivery),

@@ -85,6 +85,7 @@ _cmd_outbox = _with_settings("delivery.cli")
 _cmd_db = _with_settings("hotline.migrate")
 _cmd_users = _with_settings("accounts.cli")
 _cmd_recordings = _with_settings("recordings.cli")
+_cmd_callrecords = _with_settings("callrecords.cli")
 _cmd_asterisk = _with_settings("pbx_config.cli")
 
 
@@ -100,6 +101,8 @@ COMMANDS: dict[str, tuple[str, Callable[[argparse.Namespace], int], bool]] = {
     "db": ("upgrade or inspect the database schema (Alembic)", _cmd_db, True),
     "users": ("add, list, disable users of the desktop and wallboard; set passwords", _cmd_users, True),
     "recordings": ("check recordings against their index; purge those past retention", _cmd_recordings, True),
+    "callrecords": ("import the calls Asterisk served without the application (its CDR file)", _cmd_callrecords,
+                    True),
     "asterisk": ("install the hotline's configuration, prompts and music on hold into Asterisk", _cmd_asterisk, True),
 }
 

@@ -249,6 +249,22 @@ class RecordingSettings(BaseModel):
         return {**DEFAULT_RETENTION_YEARS, **value}
 
 
+class CallRecordSettings(BaseModel):
+    """Call records of the calls Asterisk serves without the application (the fallback while
+    it is down, numbers that are not ours): Asterisk's CDRs, imported from the file
+    ``dialplans/cdr_custom.conf`` makes it write."""
+
+    #: That file as this host reads it: ``<astlogdir>/cdr-custom/hotline-cdr.csv`` on the
+    #: Asterisk host (``/var/log/asterisk/cdr-custom/hotline-cdr.csv``), here or on a shared file
+    #: system. ``hotline serve`` follows it when set; unset, those calls are not imported.
+    cdr_file: Path | None = None
+    #: Seconds between two looks at the file for new lines.
+    cdr_poll_s: float = Field(2.0, gt=0)
+    #: The last call in the file is imported once the file has not changed for this long
+    #: (Asterisk writes a call's CDR lines one after another when the call ends).
+    cdr_settle_s: float = Field(3.0, ge=0)
+
+
 class IntakeSettings(BaseModel):
     """Omni-channel intake: complaints from the web, WeChat and the app, one API key per channel.
     Keys are given as their SHA-256 (hex), so the settings file holds no usable secret."""
@@ -322,6 +338,7 @@ class Settings(BaseSettings):
     intake: IntakeSettings = IntakeSettings()
     desktop: DesktopSettings = DesktopSettings()
     recordings: RecordingSettings = RecordingSettings()
+    callrecords: CallRecordSettings = CallRecordSettings()
     asterisk: AsteriskSettings = AsteriskSettings()
 
     @model_validator(mode="after")

@@ -87,7 +87,7 @@ async def test_when_the_app_is_down_the_caller_hears_an_apology_waits_for_an_age
     assert actions[1:] == [
         ("answer",),
         ("playback", "hotline/fallback-unavailable"),
-        ("app", "Queue", "hotline-fallback,,,,600"),
+        ("app", "Queue", "hotline-fallback,,,,600,,hotline-fallback-answered"),
         ("playback", "hotline/goodbye"),
         ("hangup", "16"),
     ]
