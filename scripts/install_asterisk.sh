@@ -17,6 +17,10 @@ for lib in libcurl4 libedit2 libjansson4 libpq5 libsqlite3-0 libsrtp2-1 libssl3 
   dpkg-query -W -f='${Status}' "$lib" 2>/dev/null | grep -q "install ok installed" || need_apt+=("$lib")
 done
 command -v sipp >/dev/null 2>&1 || need_apt+=(sip-tester)
+# The browser softphone tests run Asterisk in a network namespace of their own (ip netns, veth)
+# with a self-signed certificate for WSS (tests/fixtures/netns.py).
+command -v ip >/dev/null 2>&1 || need_apt+=(iproute2)
+command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "install_asterisk: installing ${need_apt[*]}"
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
