@@ -37,6 +37,7 @@ from tickets.deadlines import official_calendar
 from tickets.services import TicketService
 from hotline.settings import RedisSettings, Settings
 from ivr.prompts.catalogue import PromptCatalogue, asterisk_language
+from ivr.liveness import Liveness
 from ivr.services import CallServices, HoldRouter, IvrService, Router
 from ivr.stasis import IvrStasis
 from ivr.store import CallStateStore
@@ -155,6 +156,8 @@ class Application:
 
         prompts = PromptCatalogue.load(s.ivr.language)
         self.dispatcher = Dispatcher(self._sink)
+        #: When our calls were last known alive, for calls found gone at a resync.
+        self.liveness = Liveness(self.redis, s.redis.prefix)
         self.timers = Timers(self.dispatcher, s.ari.app)
         self.speech = self._given_speech or await load_speech(s)
         self.listeners = None
@@ -203,6 +206,7 @@ class Application:
             max_backoff_s=s.ari.reconnect_max_s,
         )
         self._tasks.append(asyncio.create_task(self.events.run(), name="ari-events"))
+        self._tasks.append(asyncio.create_task(self.liveness.run(self.events.connected), name="ari-liveness"))
 
     async def _build_queues(self) -> "QueueService | None":
         """The queue engine and its call logic, when queues are on (the default)."""
@@ -221,7 +225,7 @@ class Application:
 
     async def _resync(self) -> None:
         """After every (re)connect: calls first, then the queues they may have left."""
-        live = await self.ivr.resync()
+        live = await self.ivr.resync(await self.liveness.gone_since(self.events.lost_at))
         if isinstance(self.queues, QueueService):
             await self.queues.resync(live)
         if self.desk is not None:

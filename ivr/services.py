@@ -11,6 +11,7 @@ import itertools
 import logging
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 from enum import IntEnum
 from typing import TYPE_CHECKING, Awaitable, Callable, Protocol
 
@@ -30,6 +31,10 @@ if TYPE_CHECKING:
     from ivr.speech.listener import Listeners
 
 log = logging.getLogger(__name__)
+
+#: Hang-up cause of a call whose channel was gone when we (re)connected: it ended while we were
+#: not listening (ARI replays nothing), after the ``ended_at`` it is given (see resync).
+GONE_AT_RESYNC = "found gone at resync"
 
 
 class Router(Protocol):
@@ -281,16 +286,21 @@ class IvrService:
 
     # --- resynchronization ----------------------------------------------------------
 
-    async def resync(self) -> set[str]:
+    async def resync(self, gone_since: datetime | None = None) -> set[str]:
         """After every (re)connect: reconcile our calls with what ARI says is live; returns
-        the ids of the live channels, for other features to reconcile with."""
+        the ids of the live channels, for other features to reconcile with.
+
+        ``gone_since``: the last moment we knew our calls alive (the connection was lost then,
+        or a process that died last wrote its heartbeat then; see :mod:`ivr.liveness`). Calls
+        found gone end then, not now: they may have been gone for hours."""
         channels = await self.svc.ari.list_channels()
         await self._sweep_helpers(channels)
         ours = {c.id: c for c in channels if c.in_stasis_app(self._app) and not is_helper_id(c.id)}
         live_ids = {c.id for c in channels}
         # Flows in memory whose channel vanished while we were not listening.
         for channel_id in [cid for cid in self.flows if cid not in live_ids]:
-            await self.end_call(channel_id, "gone while disconnected")
+            self._ended_while_away(self.flows[channel_id].call.data, gone_since)
+            await self.end_call(channel_id, GONE_AT_RESYNC)
         # Ended calls whose ChannelDestroyed was lost with the connection: their cause stays.
         for channel_id in [cid for cid in self._ending if cid not in live_ids]:
             del self._ending[channel_id]
@@ -301,7 +311,8 @@ class IvrService:
                 await self.svc.store.delete(channel_id)
                 continue
             outcome = restore_state(Call(stored, self.svc)).outcome_on_hangup
-            await self._finish(stored, outcome=outcome, cause="gone while disconnected")
+            self._ended_while_away(stored, gone_since)
+            await self._finish(stored, outcome=outcome, cause=GONE_AT_RESYNC)
         # Live channels: resume each in its own FIFO, in order with its later events.
         for channel in ours.values():
             self._dispatcher.post(
@@ -309,6 +320,15 @@ class IvrService:
             )
         log.info("resync: %d channel(s) in %s, %d flow(s) live", len(ours), self._app, len(self.flows))
         return live_ids
+
+    @staticmethod
+    def _ended_while_away(data: CallState, gone_since: datetime | None) -> None:
+        """A call found gone ended at ``gone_since`` (without it: now, in _finish), never before
+        a moment the call itself recorded (it may have started after the last heartbeat)."""
+        if gone_since is None or data.ended_at is not None:
+            return
+        known = [t for t in (data.started_at, data.queued_at, data.answered_at) if t is not None]
+        data.ended_at = max([gone_since, *known])
 
     async def _sweep_helpers(self, channels: list[Channel]) -> None:
         """Hang up listener channels and bridges that no live call owns (left by a dead process)."""

@@ -13,6 +13,7 @@ import base64
 import json
 import logging
 import random
+from datetime import datetime, timezone
 from typing import Awaitable, Callable
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
@@ -56,6 +57,9 @@ class EventStream:
         self._max = max_backoff_s
         self.connected = asyncio.Event()
         self.connections = 0
+        #: When the last connection was lost: the last moment this process knew what was alive
+        #: in Asterisk (calls found gone at the next resync ended after it, not at the resync).
+        self.lost_at: datetime | None = None
         self._ws = None
 
     async def run(self) -> None:
@@ -82,6 +86,8 @@ class EventStream:
             except Exception:
                 log.exception("resynchronization after connect failed")
             finally:
+                if self._ws is not None:
+                    self.lost_at = datetime.now(timezone.utc)
                 self._ws = None
                 self.connected.clear()
             # Full jitter: many app instances restarting together do not stampede Asterisk.

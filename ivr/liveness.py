@@ -1,0 +1,76 @@
+"""The last moment we knew our calls were alive in Asterisk, kept where a restarted process
+reads it.
+
+ARI replays nothing: a call that ended while we were not listening is only found gone at
+the next resync. Its record must not end then (minutes or hours later) but at the last moment
+we knew it was alive: when this process lost the events WebSocket
+(:attr:`hotline.ari.events.EventStream.lost_at`), or, when the process itself died, the
+last heartbeat it wrote here while connected.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from datetime import datetime, timezone
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+log = logging.getLogger(__name__)
+
+#: Seconds between heartbeats: how much earlier than the truth a crashed process's calls may
+#: be said to end, at most.
+HEARTBEAT_S = 2.0
+
+
+def _utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class Liveness:
+    """A heartbeat in Redis while the events WebSocket is connected."""
+
+    def __init__(self, redis: Redis, prefix: str, *, interval_s: float = HEARTBEAT_S,
+                 clock: Callable[[], datetime] = _utcnow) -> None:
+        self._redis = redis
+        self._key = f"{prefix}:ivr:alive"
+        self._interval = interval_s
+        self._clock = clock
+
+    async def beat(self) -> None:
+        await self._redis.set(self._key, self._clock().isoformat())
+
+    async def last(self) -> datetime | None:
+        """The last heartbeat written (by this process or one before it); None if never."""
+        raw = await self._redis.get(self._key)
+        if not raw:
+            return None
+        try:
+            return datetime.fromisoformat(raw.decode() if isinstance(raw, bytes) else raw)
+        except ValueError:
+            log.warning("unreadable heartbeat %r in %s: ignored", raw, self._key)
+            return None
+
+    async def run(self, connected: asyncio.Event) -> None:
+        """Beat while ``connected`` is set (until cancelled). Only a connected process knows
+        its calls are alive: while reconnecting it does not beat."""
+        while True:
+            await connected.wait()
+            try:
+                await self.beat()
+            except RedisError as exc:
+                log.warning("heartbeat not written: %s", exc)
+            await asyncio.sleep(self._interval)
+
+    async def gone_since(self, lost_at: datetime | None) -> datetime | None:
+        """When calls found gone at a resync were last known alive: the moment this process
+        lost the connection, else the last heartbeat (a process that died before us)."""
+        if lost_at is not None:
+            return lost_at
+        try:
+            return await self.last()
+        except RedisError as exc:
+            log.warning("heartbeat not read: %s", exc)
+            return None

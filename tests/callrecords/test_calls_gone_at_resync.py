@@ -1,0 +1,108 @@
+"""A call that ended while we were not listening ends, in its record, at the last moment we
+knew it alive: when the connection to Asterisk was lost, or when a process that died last
+wrote its heartbeat. Not at the resync that found it gone (ARI replays nothing)."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime, timedelta, timezone
+
+from redis.asyncio import Redis
+
+from hotline.settings import Settings
+from ivr.liveness import Liveness
+from ivr.prompts.catalogue import PromptCatalogue
+from ivr.services import GONE_AT_RESYNC
+from tests.fixtures.app import running
+from tests.fixtures.waiting import eventually
+
+
+def now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+async def test_a_call_that_ended_while_the_connection_was_lost_ends_when_it_was_lost(
+        pbx_sim, settings: Settings, prompts: PromptCatalogue) -> None:  # type: ignore[no-untyped-def]
+    # Reconnecting takes half a second or more here: long enough to tell the two moments apart.
+    settings = settings.model_copy(update={"ari": settings.ari.model_copy(
+        update={"reconnect_initial_s": 1.0, "reconnect_max_s": 1.0})})
+    async with running(settings) as app:
+        call = await pbx_sim.place_call("12315", caller_id="13800138000")
+        await call.wait_for_playback(prefix=prompts.media("main_menu"))
+        before = now()
+        await app.events.disconnect()
+
+        async def disconnected() -> bool:
+            return not app.events.connected.is_set()
+
+        await eventually(disconnected)
+        lost_seen = now()
+        await call.hangup()  # while nobody listens: the application hears nothing of it
+        await call.wait_ended()
+        hung_up = now()
+        await app.wait_connected(timeout=10)
+        await app.dispatcher.drain()
+        await app.records.flush()
+        record = await app.call_records.by_channel(call.channel_id)
+
+    assert record is not None and record.hangup_cause == GONE_AT_RESYNC
+    assert record.outcome == "abandoned_in_menu"
+    assert record.ended_at is not None and before <= record.ended_at <= lost_seen < hung_up
+
+
+async def test_a_call_that_ended_while_the_application_was_down_ends_at_its_last_heartbeat(
+        pbx_sim, settings: Settings, prompts: PromptCatalogue) -> None:  # type: ignore[no-untyped-def]
+    async with running(settings) as first:
+        call = await pbx_sim.place_call("12365", caller_id="13800138000")
+        await call.wait_for_playback(prefix=prompts.media("main_menu"))
+    stopped = now()  # the process is gone; the call stays in Asterisk and in Redis
+    await call.hangup()
+    await call.wait_ended()
+    await asyncio.sleep(0.3)
+
+    async with running(settings) as second:
+        await second.dispatcher.drain()
+        await second.records.flush()
+        record = await second.call_records.by_channel(call.channel_id)
+        resynced = now()
+
+    assert record is not None and record.hangup_cause == GONE_AT_RESYNC
+    assert record.ended_at is not None
+    # Its heartbeat may predate the call: then the call's own start is the last moment known.
+    assert record.started_at <= record.ended_at <= stopped < resynced - timedelta(seconds=0.3)
+
+
+async def test_the_heartbeat_is_what_a_restarted_process_reads_unless_it_saw_the_loss_itself(
+        redis: Redis, redis_prefix: str) -> None:
+    beat_at = datetime(2026, 12, 5, 13, 0, 2, tzinfo=timezone.utc)
+    liveness = Liveness(redis, redis_prefix, clock=lambda: beat_at)
+    assert await liveness.last() is None and await liveness.gone_since(None) is None
+    await liveness.beat()
+    restarted = Liveness(redis, redis_prefix)
+    assert await restarted.last() == beat_at
+    assert await restarted.gone_since(None) == beat_at
+    lost = beat_at + timedelta(seconds=1)
+    assert await restarted.gone_since(lost) == lost
+
+
+async def test_the_heartbeat_beats_only_while_connected(redis: Redis, redis_prefix: str) -> None:
+    liveness = Liveness(redis, redis_prefix, interval_s=0.01)
+    connected = asyncio.Event()
+    task = asyncio.create_task(liveness.run(connected))
+    try:
+        await asyncio.sleep(0.05)
+        assert await liveness.last() is None  # reconnecting: we know nothing of our calls
+        connected.set()
+
+        async def beating() -> bool:
+            return await liveness.last() is not None
+
+        await eventually(beating)
+        connected.clear()
+        await asyncio.sleep(0.05)
+        last = await liveness.last()
+        await asyncio.sleep(0.05)
+        assert await liveness.last() == last
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
