@@ -66,6 +66,7 @@ class SpeechSettings(BaseModel):
     #: one and serves DTMF only: callers are never turned away for want of speech.
     enabled: bool = True
     #: Where ``hotline models download`` puts models; the model name comes from the locale pack.
+    #: Not given: ``<var_dir>/models`` (see Settings).
     models_dir: Path = DEFAULT_VAR_DIR / "models"
     #: Recognizers at once per process; a caller beyond that is served by DTMF alone.
     max_streams: int = Field(16, ge=1, le=1000)
@@ -346,6 +347,9 @@ class Settings(BaseSettings):
         # Beside the database and the sounds, wherever var_dir is (the demo and tests move it).
         if self.recordings.root is None:
             self.recordings.root = self.var_dir / "recordings"
+        # Speech models too, unless a models_dir was given (the default names var/ itself).
+        if "models_dir" not in self.speech.model_fields_set:
+            self.speech.models_dir = self.var_dir / "models"
         return self
 
     @classmethod
