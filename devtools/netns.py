@@ -4,9 +4,15 @@ Why: a browser's WebRTC media needs an ICE candidate that both ends can reach. A
 offers a loopback address (res_rtp_asterisk skips 127.0.0.0/8 before ``[ice_host_candidates]``
 is even consulted), and Chromium does not gather loopback candidates, so on one host the only
 shared address would be the machine's own interface address, where test traffic must not go.
+Mapping a host address to 127.0.0.1 in ``[ice_host_candidates]`` does not get around it: the
+map is keyed by an interface address (on one host, the machine's own), and the browser's side
+still has no loopback candidate: Chromium 156 gathered none even with
+``--allow-loopback-in-peer-connection`` (tried in a namespace of its own, where it also gathered
+no candidate at all until that namespace had a default route).
+
 In a namespace of our own, Asterisk's only interface is the veth end ``ns_addr``, which is the
 candidate it offers; the test process, Chromium and the SIP callers stay in the root namespace
-and reach it over the veth pair.
+(whose default route Chromium needs to gather candidates at all) and reach it over the veth pair.
 
 The namespace has no default route: from inside, only the addresses of the pair's subnet exist,
 so nothing started there can send traffic anywhere else (not even to the host's other
@@ -73,6 +79,12 @@ def _used_ipv4() -> list[ipaddress.IPv4Network]:
     """Every IPv4 subnet on this host's interfaces (the root namespace), to avoid overlapping."""
     out = _ip("-4", "-o", "addr", "show").stdout
     return [ipaddress.ip_interface(m).network for m in re.findall(r"\binet (\S+)", out)]  # type: ignore[misc]
+
+
+def has_default_route() -> bool:
+    """Whether this (the root) namespace has an IPv4 default route: without one Chromium gathers
+    no ICE candidates at all, not even the veth pair's address."""
+    return bool(_ip("-4", "route", "show", "default", check=False).stdout.strip())
 
 
 def remove_stale() -> list[str]:

@@ -27,6 +27,7 @@ import pytest
 from playwright.async_api import Browser, Page, async_playwright, expect
 
 from devtools import audio
+from devtools.netns import has_default_route
 from devtools.netns_asterisk import NamespacedAsterisk
 from devtools.sip_phone import Call, linear_to_ulaw, ulaw_to_linear
 from hotline.app import Application
@@ -133,6 +134,9 @@ def shots(request: pytest.FixtureRequest) -> Shots:
 async def webrtc_browser(tmp_path: Path) -> AsyncIterator[Browser]:
     """Chromium with a fake microphone (and its permission), its own ICE candidates as plain
     addresses (mDNS names are of no use to Asterisk), and the test certificate accepted."""
+    if not has_default_route():
+        raise RuntimeError("this host has no IPv4 default route: Chromium then gathers no ICE candidate at all "
+                           "(not even the test network's), so no WebRTC call can be made")
     args = [*CHROMIUM_ARGS, "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
             f"--use-file-for-fake-audio-capture={microphone_file(tmp_path / 'microphone.wav')}",
             "--disable-features=WebRtcHideLocalIpsWithMdns", "--autoplay-policy=no-user-gesture-required",
