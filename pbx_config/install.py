@@ -16,6 +16,7 @@ from typing import Callable
 from hotline.settings import Settings
 from ivr.prompts.build import build_prompts
 from ivr.prompts.catalogue import SOUND_DIR, asterisk_language
+from ivr.prompts.numbers import DIGITS_DIR
 from pbx_config.moh import write_music
 from pbx_config.render import AgentPhone, render
 
@@ -28,6 +29,8 @@ class InstallReport:
     unchanged: list[Path] = field(default_factory=list)
     backups: list[Path] = field(default_factory=list)
     prompts: Path | None = None
+    #: Where the files Asterisk says numbers with went (``<sounds>/<language>/digits``).
+    numbers: Path | None = None
     music: list[Path] = field(default_factory=list)
 
 
@@ -71,10 +74,14 @@ def install(
     for backup in report.backups:
         say(f"  kept the previous file as {backup}")
     if prompts:
+        # Prompts and the number files together: Asterisk says queue positions and waits
+        # (number:N) from digits/<n> in the channel's language, which a source build lacks.
         sounds = data / "sounds"
         build_prompts(settings.ivr.language, sounds)
-        report.prompts = sounds / asterisk_language(settings.ivr.language) / SOUND_DIR
+        language_dir = sounds / asterisk_language(settings.ivr.language)
+        report.prompts, report.numbers = language_dir / SOUND_DIR, language_dir / DIGITS_DIR
         say(f"prompts ({settings.ivr.language}): {report.prompts}")
+        say(f"numbers ({settings.ivr.language}): {report.numbers}")
     report.music = write_music(data / "moh" / "hotline")
     say(f"music on hold (class hotline): {len(report.music)} pieces in {data / 'moh' / 'hotline'}")
     return report

@@ -8,16 +8,22 @@ file of a key is the key with ``_`` written ``-`` (``hotline/fallback-unavailabl
 the way Asterisk names its own sounds (``vm-goodbye``). Code and dialplan use the file
 name only through :func:`sound_name` / :meth:`PromptCatalogue.media` and the literal
 ``hotline/<name>`` in ``dialplans/extensions.conf`` (checked by the tests).
+
+Numbers (``number:N`` media) are said by Asterisk from ``digits/<name>`` files; a locale's
+``[numbers]`` table gives the text of each file its Asterisk language's rules read
+(:mod:`ivr.prompts.numbers`), all of them and no others.
 """
 
 from __future__ import annotations
 
 import re
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 from typing import Mapping
+
+from ivr.prompts.numbers import UnknownNumberRules, number_files, number_sound
 
 PROMPTS_DIR = Path(__file__).resolve().parent
 REFERENCE_LOCALE = "zh-CN"
@@ -68,6 +74,8 @@ class PromptCatalogue:
     #: espeak-ng voice used to build the sound files.
     voice: str
     texts: Mapping[str, str]
+    #: The text of each ``digits/<name>`` file Asterisk reads to say numbers in this locale.
+    numbers: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
 
     @classmethod
     def load(cls, locale: str) -> "PromptCatalogue":
@@ -87,7 +95,25 @@ class PromptCatalogue:
                     + (f" missing {', '.join(missing)}" if missing else "")
                     + (f"; unknown {', '.join(extra)}" if extra else "")
                 )
+        catalogue._check_numbers()
         return catalogue
+
+    def _check_numbers(self) -> None:
+        """Every file Asterisk's rules read for this language has a text, and nothing else:
+        a missing one would be silence in the middle of a number."""
+        path = PROMPTS_DIR / f"{self.locale}.toml"
+        try:
+            needed = number_files(asterisk_language(self.locale))
+        except UnknownNumberRules as exc:
+            raise PromptCatalogueError(f"{path}: {exc}") from None
+        missing = [n for n in needed if n not in self.numbers]
+        extra = sorted(set(self.numbers) - set(needed))
+        if missing or extra:
+            raise PromptCatalogueError(
+                f"{path}: [numbers] must give the text of every file Asterisk says numbers with"
+                + (f"; missing {', '.join(missing)}" if missing else "")
+                + (f"; unknown {', '.join(extra)}" if extra else "")
+            )
 
     @classmethod
     def _read(cls, locale: str) -> "PromptCatalogue":
@@ -107,7 +133,13 @@ class PromptCatalogue:
                 raise PromptCatalogueError(f"{path}: {key!r} is not a prompt key (lower_case_words)")
             if not isinstance(text, str) or not text.strip():
                 raise PromptCatalogueError(f"{path}: prompt {key!r} has no text")
-        return cls(locale, voice, MappingProxyType(dict(prompts)))
+        numbers = data.get("numbers", {})
+        if not isinstance(numbers, dict):
+            raise PromptCatalogueError(f"{path}: [numbers] must be a table of file name = text")
+        for name, text in numbers.items():
+            if not isinstance(text, str) or not text.strip():
+                raise PromptCatalogueError(f"{path}: number {name!r} has no text")
+        return cls(locale, voice, MappingProxyType(dict(prompts)), MappingProxyType(dict(numbers)))
 
     def keys(self) -> list[str]:
         return list(self.texts)
@@ -119,6 +151,18 @@ class PromptCatalogue:
             raise UnknownPromptError(
                 f"no prompt {key!r} in the {self.locale} catalogue; known: {', '.join(self.texts)}"
             ) from None
+
+    def number_names(self) -> list[str]:
+        """The ``digits/`` file names, in the order of the locale file."""
+        return list(self.numbers)
+
+    def number_sounds(self) -> list[str]:
+        """The number sounds as Asterisk names them, e.g. ``digits/10``."""
+        return [number_sound(name) for name in self.numbers]
+
+    def sounds(self) -> list[str]:
+        """Every sound the IVR plays in this locale: prompts, then the number files."""
+        return [self.sound_path(key) for key in self.texts] + self.number_sounds()
 
     def media(self, key: str) -> str:
         """The ARI media URI of a prompt, e.g. ``sound:hotline/main-menu``."""

@@ -13,7 +13,7 @@ from types import MappingProxyType
 import pytest
 
 from ivr.prompts import catalogue as catalogue_module
-from ivr.prompts.build import PromptBuildError, build_prompts, main, speakable
+from ivr.prompts.build import PromptBuildError, build_numbers, build_prompts, main, speakable
 from ivr.prompts.catalogue import (
     PromptCatalogue,
     PromptCatalogueError,
@@ -21,6 +21,7 @@ from ivr.prompts.catalogue import (
     asterisk_language,
     sound_name,
 )
+from ivr.prompts.numbers import UnknownNumberRules, number_files, say_rules
 
 REQUIRED_KEYS = {
     "welcome_general", "welcome_quality", "welcome_food_drug", "welcome_price",
@@ -31,6 +32,12 @@ REQUIRED_KEYS = {
     "connecting_agent", "ask_city", "callback_booked",
 }
 LOCALES = ["zh-CN", "en-US", "ko-KR"]
+#: The digits/ files Asterisk 22's say.c reads to say a number, by its rule set (checked by
+#: hand against ast_say_number_full_zh and get_number_str_en).
+ZH_NUMBERS = {*map(str, range(10)), *map(str, range(10, 100, 10)), "hundred", "thousand", "wan", "yi", "minus"}
+EN_NUMBERS = {*map(str, range(20)), *map(str, range(20, 100, 10)), "hundred", "thousand", "million", "billion",
+              "minus"}
+NUMBERS = {"zh-CN": ZH_NUMBERS, "en-US": EN_NUMBERS, "ko-KR": EN_NUMBERS}
 
 
 # --- the catalogue ----------------------------------------------------------------------------
@@ -41,6 +48,43 @@ def test_each_locale_has_every_prompt_the_hotline_needs(locale: str) -> None:
     catalogue = PromptCatalogue.load(locale)
     assert set(catalogue.keys()) == REQUIRED_KEYS
     assert all(catalogue.text(key).strip() for key in REQUIRED_KEYS)
+
+
+@pytest.mark.parametrize("locale", LOCALES)
+def test_each_locale_has_the_text_of_every_file_asterisk_says_numbers_with(locale: str) -> None:
+    catalogue = PromptCatalogue.load(locale)
+    assert set(catalogue.numbers) == NUMBERS[locale]
+    assert set(catalogue.number_sounds()) == {f"digits/{n}" for n in NUMBERS[locale]}
+    assert all(text.strip() for text in catalogue.numbers.values())
+
+
+def test_every_sound_of_a_locale_is_its_prompts_then_its_number_files() -> None:
+    catalogue = PromptCatalogue.load("zh-CN")
+    sounds = catalogue.sounds()
+    assert sounds[: len(REQUIRED_KEYS)] == [f"hotline/{sound_name(k)}" for k in catalogue.keys()]
+    assert set(sounds[len(REQUIRED_KEYS):]) == {f"digits/{n}" for n in ZH_NUMBERS}
+
+
+def test_asterisk_says_chinese_by_its_chinese_rules_and_korean_by_its_english_ones() -> None:
+    assert [say_rules(lang) for lang in ("zh_CN", "zh_TW", "zh", "en_US", "en", "ko_KR")] == \
+        ["zh", "zh", "zh", "en", "en", "en"]
+    assert set(number_files("ko_KR")) == EN_NUMBERS
+    with pytest.raises(UnknownNumberRules, match="British English"):
+        number_files("en_GB")
+    with pytest.raises(UnknownNumberRules, match="no number sounds known for language 'de_DE'"):
+        number_files("de_DE")
+
+
+def test_a_locale_that_misses_a_number_file_is_refused_naming_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    numbers = "".join(f'"{n}" = "x"\n' for n in sorted(ZH_NUMBERS - {"wan", "10"})) + '"11" = "y"\n'
+    (tmp_path / "zh-CN.toml").write_text(f'[meta]\nvoice = "v"\n[prompts]\ngoodbye = "再见"\n[numbers]\n{numbers}',
+                                         encoding="utf-8")
+    monkeypatch.setattr(catalogue_module, "PROMPTS_DIR", tmp_path)
+    with pytest.raises(PromptCatalogueError, match=r"\[numbers\] must give the text of every file Asterisk "
+                                                   r"says numbers with; missing 10, wan; unknown 11"):
+        PromptCatalogue.load("zh-CN")
 
 
 def test_the_main_menu_names_its_four_keys() -> None:
@@ -110,9 +154,10 @@ def test_hotline_and_phone_numbers_are_spoken_digit_by_digit() -> None:
 
 
 @pytest.mark.parametrize("locale", LOCALES)
-def test_the_voice_speaks_every_prompt_in_its_own_language(locale: str) -> None:
+def test_the_voice_speaks_every_prompt_and_number_in_its_own_language(locale: str) -> None:
     catalogue = PromptCatalogue.load(locale)
-    text = "\n".join(speakable(catalogue.text(key), locale) for key in catalogue.keys())
+    text = "\n".join([speakable(catalogue.text(key), locale) for key in catalogue.keys()]
+                     + list(catalogue.numbers.values()))
     phonemes = subprocess.run(["espeak-ng", "-v", catalogue.voice, "-q", "-x", "--stdin"],
                               input=text, capture_output=True, text=True, check=True, timeout=60).stdout
     # espeak-ng marks a switch to another language's rules like "(en)": none may occur.
@@ -142,7 +187,8 @@ def test_every_prompt_becomes_an_8khz_mono_16bit_wav_where_asterisk_looks_for_it
     out, made, _seen = built_zh
     catalogue = PromptCatalogue.load("zh-CN")
     expected = {out / "zh_CN" / "hotline" / f"{sound_name(key)}.wav" for key in catalogue.keys()}
-    assert set(made) == expected
+    numbers = {out / "zh_CN" / "digits" / f"{name}.wav" for name in ZH_NUMBERS}
+    assert set(made) == expected | numbers
     for path in expected:
         rate, channels, width, seconds, peak = wav_info(path)
         assert (rate, channels, width) == (8000, 1, 2), path
@@ -150,11 +196,25 @@ def test_every_prompt_becomes_an_8khz_mono_16bit_wav_where_asterisk_looks_for_it
         assert peak > 3000, path         # audible, normalised near full scale
 
 
-def test_the_build_reports_its_progress_for_every_prompt(built_zh) -> None:  # type: ignore[no-untyped-def]
+def test_every_number_file_is_a_short_8khz_word_without_leading_silence(built_zh) -> None:  # type: ignore[no-untyped-def]
+    out, _made, _seen = built_zh
+    for name in ZH_NUMBERS:
+        path = out / "zh_CN" / "digits" / f"{name}.wav"
+        rate, channels, width, seconds, peak = wav_info(path)
+        assert (rate, channels, width) == (8000, 1, 2), path
+        assert 0.1 < seconds < 1.0, path  # one or two syllables: Asterisk strings them together
+        assert peak > 3000, path
+        with wave.open(str(path)) as w:
+            start = array("h", w.readframes(160))  # the first 20 ms
+        assert max(abs(s) for s in start) > 300, f"{path} starts with silence"
+
+
+def test_the_build_reports_its_progress_for_every_prompt_and_number(built_zh) -> None:  # type: ignore[no-untyped-def]
     _out, _made, seen = built_zh
-    total = len(REQUIRED_KEYS)
+    total = len(REQUIRED_KEYS) + len(ZH_NUMBERS)
     assert [(i, n) for i, n, _k, _f in seen] == [(i, total) for i in range(1, total + 1)]
     assert all(fresh for *_x, fresh in seen)
+    assert {k for _i, _n, k, _f in seen} == REQUIRED_KEYS | {f"digits/{n}" for n in ZH_NUMBERS}
 
 
 def test_a_second_build_remakes_only_what_changed(tmp_path: Path) -> None:
@@ -171,9 +231,13 @@ def test_a_second_build_remakes_only_what_changed(tmp_path: Path) -> None:
     goodbye = tmp_path / "en_US" / "hotline" / "goodbye.wav"
     assert build_prompts("en-US", tmp_path, catalogue=changed) == [goodbye]
 
-    other_voice = dataclasses.replace(changed, voice="en-gb")
-    assert len(build_prompts("en-US", tmp_path, catalogue=other_voice)) == len(REQUIRED_KEYS)
-    assert len(build_prompts("en-US", tmp_path, catalogue=other_voice, force=True)) == len(REQUIRED_KEYS)
+    one = dataclasses.replace(changed, numbers=MappingProxyType({**catalogue.numbers, "12": "twelve!"}))
+    assert build_prompts("en-US", tmp_path, catalogue=one) == [tmp_path / "en_US" / "digits" / "12.wav"]
+
+    everything = len(REQUIRED_KEYS) + len(EN_NUMBERS)
+    other_voice = dataclasses.replace(one, voice="en-gb")
+    assert len(build_prompts("en-US", tmp_path, catalogue=other_voice)) == everything
+    assert len(build_prompts("en-US", tmp_path, catalogue=other_voice, force=True)) == everything
 
 
 def test_a_deleted_file_or_a_damaged_manifest_is_made_again(tmp_path: Path) -> None:
@@ -186,17 +250,24 @@ def test_a_deleted_file_or_a_damaged_manifest_is_made_again(tmp_path: Path) -> N
     assert set(json.loads((target / ".manifest.json").read_text())["prompts"]) == {
         sound_name(k) for k in REQUIRED_KEYS
     }
+    digits = tmp_path / "en_US" / "digits"
+    (digits / "7.wav").unlink()
+    assert build_prompts("en-US", tmp_path) == [digits / "7.wav"]
+    assert build_numbers("en-US", tmp_path) == []
 
 
 def test_the_command_builds_shows_progress_and_says_where_the_files_are(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    total = len(REQUIRED_KEYS) + len(EN_NUMBERS)
     assert main(["build", "--lang", "en-US", "--out", str(tmp_path)]) == 0
     out = capsys.readouterr().out
-    assert f"[ 1/{len(REQUIRED_KEYS)}] made" in out
-    assert f"{len(REQUIRED_KEYS)} made, 0 unchanged in {tmp_path / 'en_US' / 'hotline'}" in out
+    assert f"[ 1/{total}] made" in out
+    assert f"[{total}/{total}] made      {tmp_path / 'en_US' / 'digits' / 'minus.wav'}" in out
+    assert (f"{total} made, 0 unchanged in {tmp_path / 'en_US'} "
+            f"(hotline/: {len(REQUIRED_KEYS)} prompts, digits/: {len(EN_NUMBERS)} number files)") in out
     assert main(["build", "--lang", "en-US", "--out", str(tmp_path)]) == 0
-    assert f"0 made, {len(REQUIRED_KEYS)} unchanged" in capsys.readouterr().out
+    assert f"0 made, {total} unchanged" in capsys.readouterr().out
 
 
 def test_without_espeak_ng_and_sox_the_command_says_which_debian_packages_to_install(
