@@ -36,6 +36,7 @@ from hotline.web import build_web_app
 from tickets.deadlines import official_calendar
 from tickets.services import TicketService
 from hotline.settings import RedisSettings, Settings
+from ivr.media_checks import MediaChecks
 from ivr.prompts.catalogue import PromptCatalogue, asterisk_language
 from ivr.liveness import Liveness
 from ivr.services import CallServices, HoldRouter, IvrService, Router
@@ -195,6 +196,10 @@ class Application:
         if s.http.enabled:
             await self._serve_http()  # adds the desktop's handlers to the table: before it is frozen
         self._handle = make_sink_table(self._table)
+        # Can callers hear what the IVR plays? Checked after every connect, in the background.
+        self.media_checks = MediaChecks.for_app(self.ari, s, prompts) if s.ivr.check_media else None
+        if self.media_checks is not None:
+            self._tasks.append(asyncio.create_task(self.media_checks.run(), name="media-checks"))
         self.events = EventStream(
             s.ari.url,
             s.ari.app,
@@ -233,6 +238,8 @@ class Application:
         if self.recordings.recorder is not None:
             # Recordings that finished while we were not listening (events are not replayed).
             self.recordings.recorder.start_recovery()
+        if self.media_checks is not None:
+            self.media_checks.connected()  # prompts, numbers and music: checked in the background
 
     async def _sink(self, key: str, event) -> None:  # type: ignore[no-untyped-def]
         await self._handle(key, event)

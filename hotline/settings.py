@@ -57,6 +57,10 @@ class IvrSettings(BaseModel):
     sounds_dir: Path = DEFAULT_VAR_DIR / "sounds"
     #: Music on hold class callers hear while waiting or held (musiconhold.conf [hotline]).
     moh_class: str = "hotline"
+    #: After every connect, check in the background that Asterisk has every prompt and number
+    #: sound and that moh_class plays music; ERROR in the log if not (ivr/media_checks.py).
+    #: Off in the test and demo profiles: the Asterisk stand-in has no sounds index or music.
+    check_media: bool = True
 
 
 class SpeechSettings(BaseModel):
@@ -369,7 +373,7 @@ class Settings(BaseSettings):
 TEST_PROFILE: dict[str, Any] = {
     "profile": "test",
     "log_level": "DEBUG",
-    "ivr": {"no_input_timeout_s": 0.3},
+    "ivr": {"no_input_timeout_s": 0.3, "check_media": False},
     # Loading a speech model takes seconds: tests that test speech turn it on themselves.
     "speech": {"enabled": False},
     "ari": {"reconnect_initial_s": 0.05, "reconnect_max_s": 0.5},
@@ -387,6 +391,7 @@ TEST_PROFILE: dict[str, Any] = {
 #: Values the ``demo`` profile changes: everything on loopback, no Asterisk media.
 DEMO_PROFILE: dict[str, Any] = {
     "profile": "demo",
+    "ivr": {"check_media": False},
     "http": {"secure_cookies": False},
     "desktop": {"phone_mode": "simulated"},
 }
