@@ -33,7 +33,7 @@ BUILD = ROOT / ".cache" / "asterisk" / f"asterisk-{VERSION}"
 #: The trunk's address: calls from it are the carrier's (pjsip identify by IP). A loopback
 #: address of its own, so that agents' phones on 127.0.0.1 are identified by user name.
 TRUNK_HOST = "127.0.0.2"
-_DIRS = ("etc", "data/keys", "spool/recording", "run", "log", "lib", "cache")
+_DIRS = ("etc", "data/keys", "spool/recording", "run", "log/cdr-custom", "lib", "cache")
 
 
 def free_udp_port(host: str = "127.0.0.1") -> int:

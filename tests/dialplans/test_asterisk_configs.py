@@ -55,7 +55,7 @@ def test_rtp_has_a_port_range_ice_and_the_host_candidates_section() -> None:
 
 def test_modules_we_cannot_run_without_are_required_explicitly() -> None:
     modules = section(DIALPLANS / "modules.conf", "modules")
-    assert modules["autoload"] == ["yes"]
+    assert modules["autoload"] == ["no"]  # only what is listed: a quiet log where faults show
     required = set(modules["require"])
     for module in ("res_ari.so", "res_stasis.so", "app_stasis.so", "chan_pjsip.so", "res_http_websocket.so",
                    "chan_websocket.so", "res_pjsip_transport_websocket.so", "app_queue.so", "res_srtp.so",
