@@ -12,7 +12,7 @@ import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Awaitable, Callable, ClassVar, Protocol
 
-from hotline.ari.errors import CALL_GONE, AriError
+from hotline.ari.errors import CALL_GONE, AriError, AriNotFound
 from ivr.speech.events import Recognized, SpeechEvent, SpeechStarted
 from ivr.store import CallState, utcnow
 
@@ -69,6 +69,20 @@ class Call:
             await self.svc.ari.stop_playback(playback_id)
         except CALL_GONE:
             pass  # already finished: nothing to stop
+
+    async def prompt_ended_unseen(self) -> str | None:
+        """The id of the prompt this call waits for if it has ended although no
+        PlaybackFinished came (it was lost with the events connection); None otherwise."""
+        playback_id = self.playback_id
+        if playback_id is None:
+            return None
+        try:
+            await self.svc.ari.get_playback(playback_id)
+        except AriNotFound:
+            return playback_id
+        except AriError as exc:
+            log.warning("call %s: whether prompt %s ended is unknown: %s", self.data.call_id, playback_id, exc)
+        return None
 
     async def barge_in(self, timer: str) -> None:
         """The caller started talking: the prompt stops and the silence timer with it."""
@@ -189,6 +203,17 @@ class BaseState:
 
     async def on_caller_gone(self, call: Call) -> None:
         """The caller hung up in this state: release what the state holds (agents, queues)."""
+
+    async def on_resync(self, call: Call) -> State:
+        """The events connection came back and the call is still live (ARI replays nothing):
+        act on what this state was waiting for and may have missed meanwhile. By default, the
+        prompt it waits for: ended unseen, it is taken as finished now (else the caller would
+        sit in silence, the menu's no-input timer never started, the music never begun)."""
+        ended = await call.prompt_ended_unseen()
+        if ended is not None:
+            log.info("call %s: prompt %s ended while events were lost", call.data.call_id, ended)
+            return await self.on_playback_finished(call, ended)
+        return self
 
 
 @dataclass
@@ -375,6 +400,10 @@ class CallFlow:
 
     async def resume(self) -> None:
         await self._move(await self.state.resume(self.call))
+
+    async def resync(self) -> None:
+        """Still live after the events connection came back: see :meth:`BaseState.on_resync`."""
+        await self._move(await self.state.on_resync(self.call))
 
     async def dtmf(self, digit: str) -> None:
         await self._move(await self.state.on_dtmf(self.call, digit))

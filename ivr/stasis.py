@@ -102,4 +102,9 @@ class IvrStasis:
         await self._ivr.speech(key, event.detected)
 
     async def on_resynchronized(self, key: str, event: Resynchronized) -> None:
+        flow = self._ivr.flows.get(event.channel.id)
+        if flow is not None:
+            # Live here through a reconnect of the events: what it missed meanwhile is not replayed.
+            await flow.resync()
+            return
         await self._ivr.resume_call(event.channel)

@@ -11,7 +11,7 @@ import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from hotline.ari.errors import AriError, AriUnavailable
+from hotline.ari.errors import AriError, AriNotFound, AriUnavailable
 from ivr.flow import BaseState, Call, Ended, State, Waiting, register_states
 from ivr.speech.events import Recognized, SpeechEvent, SpeechStarted
 
@@ -258,7 +258,11 @@ class Connecting(BaseState):
     async def enter(self, call: Call) -> State:
         svc = queues(call)
         svc.alias(call, call.data.agent_channel or "")
-        # The caller hears why the line is quiet while the agent's phone rings.
+        # The caller hears why the line is quiet while the agent's phone rings. What they were
+        # hearing ("you are queued", their position) stops first: Asterisk would play this after
+        # it, and adds a channel to a bridge only once its prompts are over, so a prompt left
+        # playing keeps the agent who answered in silence, or fails the connect.
+        await call.stop_prompt()
         await call.play(*call.announce, "connecting_agent")
         call.announce = []
         try:
@@ -307,6 +311,26 @@ class Connecting(BaseState):
         if channel_id != call.data.agent_channel:
             return self
         return await self._not_answered(call)
+
+    async def on_resync(self, call: Call) -> State:
+        # While the events were lost the agent's phone may have answered (its leg then waits in
+        # Stasis, the agent hearing nothing) or the leg may have ended: look at it now.
+        leg = call.data.agent_channel
+        if not leg:
+            return await super().on_resync(call)
+        try:
+            channel = await call.svc.ari.get_channel(leg)
+        except AriNotFound:
+            # Unanswered or dropped, we cannot tell which: not blamed on the agent.
+            log.info("call %s: agent %s's leg ended while events were lost", call.data.call_id, self.agent_id)
+            return await self._give_back(call)
+        except AriError as exc:
+            log.warning("call %s: agent leg %s unknown after the reconnect: %s", call.data.call_id, leg, exc)
+            return await super().on_resync(call)
+        if channel.state == "Up" and channel.in_stasis_app(queues(call).app):
+            log.info("call %s: agent %s answered while events were lost", call.data.call_id, self.agent_id)
+            return await self.on_helper_entered(call, leg)
+        return await super().on_resync(call)
 
     async def _not_answered(self, call: Call) -> State:
         svc = queues(call)
@@ -359,6 +383,18 @@ class Connected(BaseState):
         if channel_id == call.data.agent_channel:
             await queues(call).agent_held(call, held)
         return self
+
+    async def on_resync(self, call: Call) -> State:
+        # The agent may have hung up while the events were lost: the caller must not stay on alone.
+        leg = call.data.agent_channel
+        if leg:
+            try:
+                await call.svc.ari.get_channel(leg)
+            except AriNotFound:
+                return await self.on_helper_gone(call, leg, 0)
+            except AriError as exc:
+                log.warning("call %s: agent leg %s unknown after the reconnect: %s", call.data.call_id, leg, exc)
+        return await super().on_resync(call)
 
     async def on_helper_gone(self, call: Call, channel_id: str, cause: int) -> State:
         if channel_id != call.data.agent_channel:

@@ -161,6 +161,10 @@ class AriRest:
         params = _query(media=list(media), lang=lang, playbackId=playback_id)
         return Playback.from_json(await self.request("POST", f"/channels/{channel_id}/play", params))
 
+    async def get_playback(self, playback_id: str) -> Playback:
+        """A playback still playing (or queued); 404 once it has finished."""
+        return Playback.from_json(await self.request("GET", f"/playbacks/{playback_id}"))
+
     async def stop_playback(self, playback_id: str) -> None:
         await self.request("DELETE", f"/playbacks/{playback_id}")
 
