@@ -557,3 +557,66 @@ async def test_an_agent_who_answers_while_the_caller_hears_you_are_queued_is_put
         await ring.wait_ended(10)
         assert (await record_of(records, channel)).outcome == "answered"
         await nothing_left(real_asterisk, engine, records, "1001")
+
+
+# --- 3. Asterisk itself restarted ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("how", ["restart", "crash"])
+async def test_after_asterisk_restarts_under_its_calls_their_records_are_closed_agents_freed_and_new_calls_work(
+    real_asterisk: AsteriskInstance, real_app: Application, on_real_asterisk: Settings, redis: Redis, how: str
+) -> None:
+    engine = engine_of(on_real_asterisk, redis)
+    store = real_app.ivr.svc.store
+    async with phones(real_asterisk, "1001") as (carrier, desk), records_of(on_real_asterisk) as records:
+        await real_app.queues.login(agent("1001"))
+        await real_app.queues.available("1001")
+        talking, talking_channel = await call_in(carrier, real_asterisk, "13800138001")
+        agent_call = await asyncio.wait_for(desk["1001"].incoming.get(), 15)
+        await agent_call.wait_answered()
+        await eventually_call_state(store, talking_channel, "connected")
+        waiting, waiting_channel = await call_in(carrier, real_asterisk, "13800138002")
+        await eventually_call_state(store, waiting_channel, "in_queue")
+
+        # The session's Asterisk, stopped ("core stop now": it hangs its calls up, and tells us)
+        # or killed (a crash: nobody is told anything), then started on the same ports and files.
+        connections = real_app.events.connections
+        stopped = time.time()
+        await asyncio.to_thread(real_asterisk.restart if how == "restart" else real_asterisk.kill)
+        if how == "crash":
+            await asyncio.to_thread(real_asterisk.start)
+        restarted = time.time()
+
+        async def reconnected() -> bool:
+            return real_app.events.connected.is_set() and real_app.events.connections > connections
+
+        await eventually(reconnected, timeout=15)
+        live = {c["id"] for c in real_asterisk.channels()}
+        assert talking_channel not in live and waiting_channel not in live
+        # Asterisk took its calls with it. Stopped, it said goodbye (a BYE) to every phone; crashed,
+        # the phones hear silence and hang up on their own.
+        for call in (talking, waiting, agent_call):
+            assert call.ended.is_set() == (how == "restart")
+            call._end()
+
+        # Their records are closed, at the time Asterisk went away, not at our reconnect.
+        talked = await record_of(records, talking_channel)
+        waited = await record_of(records, waiting_channel)
+        assert talked.outcome == "answered" and talked.agent_id == "1001"
+        assert waited.outcome == "abandoned_in_queue"
+        for record in (talked, waited):
+            assert utc(stopped - 1.0) < record.ended_at < utc(restarted + 1.0), (record.ended_at, stopped, restarted)
+        # The agent is freed (after the short wrap-up), and nobody is left in the queues.
+        await nothing_left(real_asterisk, engine, records, "1001")
+
+        # A new call afterwards goes all the way to the agent.
+        again, again_channel = await call_in(carrier, real_asterisk, "13800138003")
+        ring = await asyncio.wait_for(desk["1001"].incoming.get(), 15)
+        await ring.wait_answered()
+        state = await eventually_call_state(store, again_channel, "connected")
+        assert state.agent_id == "1001"
+        await hear_each_other(again, ring)
+        await again.hang_up()
+        await ring.wait_ended(10)
+        assert (await record_of(records, again_channel)).outcome == "answered"
+        await nothing_left(real_asterisk, engine, records, "1001")
