@@ -636,6 +636,9 @@ async def _requeue(call: Call, agent_id: str, jurisdiction: str, line: str, step
     svc: QueueService = call.svc.router  # type: ignore[assignment]
     data = call.data
     leg, bridge = data.agent_channel, data.call_bridge
+    # The agent's segment ends with their part of the conversation (stopped before its bridge
+    # goes, so that Asterisk finishes the file and the recorder keeps it).
+    await svc.stop_recording(call)
     await svc.engine.hung_up(data.call_id, agent_id)
     data.agent_id = data.agent_channel = data.call_bridge = None
     data.jurisdiction, data.jurisdiction_source, data.business_line = jurisdiction, "transferred", line

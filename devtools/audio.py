@@ -75,3 +75,24 @@ def loud_seconds(heard: np.ndarray, *, floor: float = 300.0) -> float:
         return 0.0
     rms = np.sqrt((heard[: frames * 160].reshape(frames, 160) ** 2).mean(axis=1))
     return float((rms > floor).sum() * 0.02)
+
+
+def tone(freq: float, seconds: float, amplitude: float = 8000.0) -> bytes:
+    """A sine of ``freq`` Hz as 16-bit little-endian samples at 8 kHz (what a phone says, to
+    be found again in what another phone heard: see :func:`tone_seconds`)."""
+    t = np.arange(int(seconds * RATE)) / RATE
+    return np.rint(amplitude * np.sin(2 * np.pi * freq * t)).astype("<i2").tobytes()
+
+
+def tone_seconds(heard: np.ndarray, freq: float, *, level: float = 1000.0) -> float:
+    """Seconds of ``heard`` in which a sine of ``freq`` Hz is present with an amplitude of at
+    least ``level``, whatever else is mixed with it (a supervisor hears caller and agent at
+    once). Measured per 20 ms frame by its component at ``freq``: exact for a frequency that
+    is a multiple of 50 Hz (a whole number of cycles per frame), which the tests use."""
+    n = 160
+    frames = len(heard) // n
+    if not frames:
+        return 0.0
+    basis = np.exp(-2j * np.pi * freq * np.arange(n) / RATE)
+    amplitude = 2 * np.abs(heard[: frames * n].reshape(frames, n) @ basis) / n
+    return float((amplitude >= level).sum() * 0.02)

@@ -44,6 +44,12 @@ STORE_CONCURRENCY = 4
 #: On shutdown, stores under way get this long to finish before they are cancelled (they
 #: are idempotent: a cancelled one is finished by the next start's recovery).
 STOP_GRACE_S = 10.0
+#: After a segment is stopped: how long Asterisk may take to finish it (polled every
+#: FINISH_POLL_S), then how long its RecordingFinished has to arrive before we keep the file
+#: ourselves (see CallRecorder.stop).
+FINISH_WAIT_S = 10.0
+FINISH_POLL_S = 0.1
+EVENT_GRACE_S = 0.5
 
 Handler = Callable[[str, Any], Awaitable[None]]
 
@@ -57,6 +63,9 @@ class CallRecorder:
         #: Rows being written, by recording name: storing waits for its row.
         self._rows: dict[str, asyncio.Task[Recording]] = {}
         self._storing = asyncio.Semaphore(STORE_CONCURRENCY)
+        #: Recordings being kept now, so that the event and the check after a stop never
+        #: store the same file at once.
+        self._keeping: set[str] = set()
 
     def _segment_key(self, call_id: str) -> str:
         return f"{self._prefix}:recordings:segment:{call_id}"
@@ -98,6 +107,37 @@ class CallRecorder:
             pass  # it ended with its bridge, or never started
         except AriError as exc:
             log.warning("call %s: stopping recording %s failed: %s", call_id, name, exc)
+        # A real Asterisk sends a bridge recording's RecordingFinished through the bridge's
+        # topic, after the recorder has finished; when the bridge is destroyed first (a
+        # transfer, a hang-up: stopping is asynchronous) the application is no longer
+        # subscribed to it and the event is lost. So the end of the segment is checked here.
+        self._spawn(self._settle(name), f"recording-settle:{name}")
+
+    async def _settle(self, name: str) -> None:
+        """Once Asterisk no longer records ``name``, keep it unless its event did (or does)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + FINISH_WAIT_S
+        while True:
+            try:
+                await self._ari.live_recording(name)
+            except AriNotFound:
+                break
+            except AriError as exc:
+                log.warning("recording %s: cannot tell whether it has finished (%s); left to the event or the "
+                            "recovery at the next start", name, exc)
+                return
+            if loop.time() > deadline:
+                log.warning("recording %s still live %.0f s after it was stopped; left to its event", name,
+                            FINISH_WAIT_S)
+                return
+            await asyncio.sleep(FINISH_POLL_S)
+        await asyncio.sleep(EVENT_GRACE_S)  # its RecordingFinished, when it comes, keeps it
+        await self._row_written(name)
+        row = await self._index.by_name(name)
+        if row is None or row.state != RecordingState.RECORDING or name in self._keeping:
+            return
+        log.info("recording %s finished without its RecordingFinished (its bridge went first): storing it", name)
+        await self._keep(name)
 
     # ----------------------------------------------------------------- Asterisk's events
 
@@ -129,9 +169,15 @@ class CallRecorder:
     # ----------------------------------------------------------------- behind the call path
 
     async def _keep(self, name: str) -> None:
-        await self._row_written(name)
-        async with self._storing:
-            row = await self._store.store(name)
+        if name in self._keeping:
+            return  # the event and the check after a stop both saw it finish: one keeps it
+        self._keeping.add(name)
+        try:
+            await self._row_written(name)
+            async with self._storing:
+                row = await self._store.store(name)
+        finally:
+            self._keeping.discard(name)
         if row is not None and row.state == RecordingState.FAILED:
             log.error("recording %s of call %s is missing: %s", name, row.call_id, row.error)
 

@@ -1,0 +1,234 @@
+"""On a real Asterisk 22: the features around a conversation, as the people on the phones
+experience them. An agent transfers a caller from the desktop; a supervisor listens, whispers
+and barges from the wallboard; a waiting caller is called back over the carrier trunk; a caller
+out of hours is told so; an agent holds from their desk phone; a caller says their choice.
+
+What each party hears is checked in the audio their phone received: each phone sends a tone of
+its own frequency (:func:`devtools.audio.tone_seconds` finds it however the switch mixed it),
+prompts and music are found by correlation. Nothing may be left up afterwards: no channel (the
+fixture checks) and no bridge (checked here).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import wave
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from devtools import audio
+from devtools.asterisk import AsteriskInstance
+from devtools.sip_phone import Call, SipPhone, linear_to_ulaw, ulaw_to_linear
+from hotline.app import Application
+from hotline.settings import Settings
+from ivr.prompts.catalogue import PromptCatalogue
+from queues.engine import Agent, AgentState
+from tests.accounts.helpers import PASSWORD, Users, browser, cheap_passwords, login
+from tests.fixtures.app import running
+from tests.fixtures.real_asterisk import dial, phones
+from tests.fixtures.waiting import eventually
+from tests.real_asterisk.test_what_callers_hear import eventually_one_channel, eventually_state, prompt_sounds
+
+pytestmark = pytest.mark.slow
+
+HANGZHOU, ZHEJIANG = "330100", "330000"
+#: Each party's own tone (multiples of 50 Hz: a whole number of cycles per 20 ms frame).
+CALLER_HZ, AGENT_HZ, OTHER_HZ = 600, 1400, 1000
+#: A tone counts as heard when at least this much of it (of 1 s sent) came through.
+HEARD_S = 0.6
+
+
+# --------------------------------------------------------------------------- people and phones
+
+
+class Browser:
+    """A logged-in desktop or wallboard page: JSON requests with the session's CSRF token."""
+
+    def __init__(self, url: str) -> None:
+        self.url, self.http, self.csrf = url, browser(), ""
+
+    async def login(self, username: str) -> "Browser":
+        self.csrf = await login(self.http, self.url, username, PASSWORD)
+        return self
+
+    async def ok(self, method: str, path: str, body: Any = None, status: int = 200) -> Any:
+        async with self.http.request(method, self.url + path, json=body,
+                                     headers={"X-CSRF-Token": self.csrf}) as resp:
+            doc = await resp.json() if resp.content_type == "application/json" else await resp.text()
+            assert resp.status == status, f"{method} {path} answered {resp.status}: {doc}"
+            return doc
+
+
+@dataclass
+class Centre:
+    """The application as ``hotline serve`` runs it (desktop with SIP phones) on the real switch."""
+
+    app: Application
+    instance: AsteriskInstance
+    users: Users
+    browsers: list[Browser] = field(default_factory=list)
+
+    async def page(self, username: str) -> Browser:
+        assert self.app.web_url is not None
+        page = Browser(self.app.web_url)
+        self.browsers.append(page)
+        return await page.login(username)
+
+    async def agent(self, agent_id: str) -> Browser:
+        """An agent of Hangzhou whose desk phone is ``PJSIP/<agent_id>``, logged in to the queues."""
+        await self.users.agent(agent_id=agent_id, jurisdiction=HANGZHOU, sip_endpoint=f"PJSIP/{agent_id}")
+        page = await self.page(f"agent{agent_id}")
+        await page.ok("POST", "/api/desktop/queues/login")
+        return page
+
+
+@pytest.fixture
+async def centre(on_real_asterisk: Settings, real_asterisk: AsteriskInstance) -> AsyncIterator[Centre]:
+    # Desk phones register with Asterisk: "available" is refused unless Asterisk can ring them.
+    settings = on_real_asterisk.model_copy(update={
+        "desktop": on_real_asterisk.desktop.model_copy(update={"phone_mode": "sip"})})
+    async with running(settings, passwords=cheap_passwords()) as app:
+        assert app.desk is not None
+        await asyncio.wait_for(app.desk.notifier.subscribed.wait(), 5)
+        centre = Centre(app, real_asterisk, Users(app.accounts))
+        try:
+            yield centre
+        finally:
+            for page in centre.browsers:
+                await page.http.close()
+
+
+def heard_since(call: Call, start: int) -> Any:
+    """What ``call``'s phone received from byte ``start`` on, as samples."""
+    return audio.pcm(ulaw_to_linear(bytes(call.rtp.received[start:])))
+
+
+async def says(call: Call, hz: int, seconds: float = 1.0) -> None:
+    """``call``'s phone sends a tone for ``seconds`` and the test waits until it is through."""
+    call.rtp.play(linear_to_ulaw(audio.tone(hz, seconds)))
+    await asyncio.sleep(seconds + 0.5)
+
+
+async def exchange(a: Call, b: Call, a_hz: int = CALLER_HZ, b_hz: int = AGENT_HZ) -> tuple[float, float]:
+    """Each of ``a`` and ``b`` says its tone in turn: seconds of ``a``'s tone ``b`` heard and of
+    ``b``'s that ``a`` heard."""
+    start_a, start_b = len(a.rtp.received), len(b.rtp.received)
+    await says(a, a_hz)
+    await says(b, b_hz)
+    return (audio.tone_seconds(heard_since(b, start_b), a_hz), audio.tone_seconds(heard_since(a, start_a), b_hz))
+
+
+async def bridged_with(instance: AsteriskInstance, *channel_names: str) -> dict[str, Any]:
+    """The bridge whose channels' names start with each of ``channel_names`` (``PJSIP/1002-``)."""
+    async def found() -> dict[str, Any] | None:
+        by_id = {c["id"]: c["name"] for c in instance.channels()}
+        for bridge in instance.bridges():
+            names = [by_id.get(ch, "") for ch in bridge["channels"]]
+            if all(any(n.startswith(prefix) for n in names) for prefix in channel_names):
+                return bridge
+        return None
+
+    return await eventually(found, timeout=15)
+
+
+async def nothing_left(instance: AsteriskInstance) -> None:
+    """No bridge of ours is left in Asterisk (the fixture checks the channels)."""
+    async def clean() -> bool:
+        return not instance.bridges()
+
+    await eventually(clean, timeout=8)
+
+
+async def agent_state(app: Application, agent_id: str, *states: AgentState) -> None:
+    async def in_state() -> bool:
+        agent = await app.queue_engine.agent(agent_id)
+        return agent is not None and agent["state"] in states
+
+    await eventually(in_state, timeout=10)
+
+
+async def record_when(app: Application, channel: str, check: Any, timeout: float = 15) -> Any:
+    """The call record of ``channel`` once ``check(record)`` holds (it is written behind the call)."""
+    last: list[Any] = [None]
+
+    async def written():  # type: ignore[no-untyped-def]
+        await app.records.flush()
+        last[0] = record = await app.call_records.by_channel(channel)
+        return record if record is not None and check(record) else None
+
+    try:
+        return await eventually(written, timeout=timeout)
+    except AssertionError:
+        seen = {k: v for k, v in vars(last[0]).items() if not k.startswith("_")} if last[0] else None
+        raise AssertionError(f"the call record of {channel} is not as expected: {seen}") from None
+
+
+# --------------------------------------------------------------------------- 1. transfer
+
+
+@pytest.mark.parametrize("transfer, step", [
+    ({"agent_id": "1002"}, "transfer:agent:1002"),
+    ({"queue": {"jurisdiction": HANGZHOU, "line": "general"}}, f"transfer:queue:{HANGZHOU}:general"),
+], ids=["to_agent", "to_queue"])
+async def test_an_agent_transfers_the_caller_and_the_next_agent_talks_with_them_in_a_second_recorded_segment(
+    centre: Centre, real_asterisk: AsteriskInstance, transfer: dict[str, Any], step: str
+) -> None:
+    app = centre.app
+    async with phones(real_asterisk, "1001", "1002") as (carrier, desk):
+        first = await centre.agent("1001")
+        await first.ok("POST", "/api/desktop/state", {"state": "available"})
+        second = await centre.agent("1002")  # logged in, on a break until the transfer
+
+        call = await dial(carrier, "057112315")
+        channel = await eventually_one_channel(real_asterisk)
+        await asyncio.sleep(0.5)
+        call.dtmf("1")
+        first_leg = await asyncio.wait_for(desk["1001"].incoming.get(), 15)
+        await first_leg.wait_answered()
+        await bridged_with(real_asterisk, "PJSIP/carrier-", "PJSIP/1001-")
+        await agent_state(app, "1001", AgentState.ON_CALL)
+        assert await exchange(call, first_leg) >= (HEARD_S, HEARD_S)
+
+        await second.ok("POST", "/api/desktop/state", {"state": "available"})
+        # As the desktop does it; to the queue, 1002 is its only free agent (1001 wraps up).
+        state = await first.ok("POST", "/api/desktop/call/transfer", transfer)
+        assert state["agent"]["state"] in ("wrap_up", "available")
+        await first_leg.wait_ended(5)  # the first agent's phone is released at once
+
+        second_leg = await asyncio.wait_for(desk["1002"].incoming.get(), 15)
+        await second_leg.wait_answered()
+        await bridged_with(real_asterisk, "PJSIP/carrier-", "PJSIP/1002-")
+        on_desk = await second.ok("GET", "/api/desktop/state")
+        assert on_desk["agent"]["state"] == "on_call" and on_desk["call"]["menu_path"][-1] == step
+        assert await exchange(call, second_leg) >= (HEARD_S, HEARD_S)
+        assert not call.ended.is_set()
+
+        await call.hang_up()
+        await second_leg.wait_ended(10)
+        # Both back to work after their wrap-up (before their phones leave: then they go on break).
+        await agent_state(app, "1001", AgentState.AVAILABLE)
+        await agent_state(app, "1002", AgentState.AVAILABLE)
+
+    record = await record_when(app, channel, lambda r: r.ended_at is not None and r.recording_state == "recorded")
+    assert record.outcome == "answered" and record.agent_id == "1002"
+    assert record.menu_path[-1] == step and record.jurisdiction == HANGZHOU
+
+    async def both_stored():  # type: ignore[no-untyped-def]
+        segments = await app.recording_index.for_call(record.call_id)
+        return segments if len(segments) == 2 and all(s.state == "stored" for s in segments) else None
+
+    segments = sorted(await eventually(both_stored, timeout=15), key=lambda s: s.segment)
+    assert [(s.segment, s.agent_id) for s in segments] == [(1, "1001"), (2, "1002")]
+    root = app.settings.recordings.root
+    assert root is not None
+    for segment in segments:  # each holds its own conversation: both parties' tones
+        heard = audio.read_wav(root / (segment.path or ""))
+        assert audio.tone_seconds(heard, CALLER_HZ) >= HEARD_S and audio.tone_seconds(heard, AGENT_HZ) >= HEARD_S
+    await nothing_left(real_asterisk)
