@@ -232,3 +232,66 @@ async def test_an_agent_transfers_the_caller_and_the_next_agent_talks_with_them_
         heard = audio.read_wav(root / (segment.path or ""))
         assert audio.tone_seconds(heard, CALLER_HZ) >= HEARD_S and audio.tone_seconds(heard, AGENT_HZ) >= HEARD_S
     await nothing_left(real_asterisk)
+
+
+# --------------------------------------------------------------------------- 2. listen, whisper, barge
+
+
+async def caller_talking_to_1001(centre: Centre, carrier: SipPhone, desk: dict[str, SipPhone]) -> tuple[Call, Call]:
+    """A caller who chose "complaint" talks with agent 1001 (logged in and available on the
+    desktop); the caller's call and the agent's."""
+    agent = await centre.agent("1001")
+    await agent.ok("POST", "/api/desktop/state", {"state": "available"})
+    call = await dial(carrier, "057112315")
+    await asyncio.sleep(0.5)
+    call.dtmf("1")
+    agent_call = await asyncio.wait_for(desk["1001"].incoming.get(), 15)
+    await agent_call.wait_answered()
+    await bridged_with(centre.instance, "PJSIP/carrier-", "PJSIP/1001-")
+    await agent_state(centre.app, "1001", AgentState.ON_CALL)
+    return call, agent_call
+
+
+@pytest.mark.parametrize("mode, agent_hears, caller_hears", [
+    ("listen", False, False), ("whisper", True, False), ("barge", True, True),
+])
+async def test_a_supervisor_on_their_phone_hears_both_sides_and_is_heard_as_the_mode_says(
+    centre: Centre, real_asterisk: AsteriskInstance, mode: str, agent_hears: bool, caller_hears: bool
+) -> None:
+    # The supervisor's phone is desk phone 1002 (their account's endpoint).
+    await centre.users.supervisor(jurisdiction=ZHEJIANG, sip_endpoint="PJSIP/1002")
+    supervisor = await centre.page("supervisor")
+    async with phones(real_asterisk, "1001", "1002") as (carrier, desk):
+        call, agent_call = await caller_talking_to_1001(centre, carrier, desk)
+        agent = await centre.app.queue_engine.agent("1001")
+        assert agent is not None
+        started = await supervisor.ok("POST", "/api/wallboard/monitor", {"call_id": agent["call_id"], "mode": mode})
+        ear = await asyncio.wait_for(desk["1002"].incoming.get(), 10)  # the supervisor's phone rings
+        await ear.wait_answered()
+        await bridged_with(real_asterisk, "PJSIP/1002-", "Snoop/")
+
+        # Both sides of the conversation reach the supervisor.
+        start = len(ear.rtp.received)
+        await says(call, CALLER_HZ)
+        await says(agent_call, AGENT_HZ)
+        heard = heard_since(ear, start)
+        assert audio.tone_seconds(heard, CALLER_HZ) >= HEARD_S, "the supervisor did not hear the caller"
+        assert audio.tone_seconds(heard, AGENT_HZ) >= HEARD_S, "the supervisor did not hear the agent"
+
+        # The supervisor speaks: who hears it is what the mode is for.
+        at_caller, at_agent = len(call.rtp.received), len(agent_call.rtp.received)
+        await says(ear, OTHER_HZ)
+        by_agent = audio.tone_seconds(heard_since(agent_call, at_agent), OTHER_HZ)
+        by_caller = audio.tone_seconds(heard_since(call, at_caller), OTHER_HZ)
+        assert (by_agent >= HEARD_S, by_agent > 0.1) == (agent_hears, agent_hears), f"agent heard {by_agent} s"
+        assert (by_caller >= HEARD_S, by_caller > 0.1) == (caller_hears, caller_hears), f"caller heard {by_caller} s"
+        # Caller and agent still talk with each other.
+        assert await exchange(call, agent_call) >= (HEARD_S, HEARD_S)
+
+        await supervisor.ok("DELETE", f"/api/wallboard/monitor/{started['monitor_id']}", status=204)
+        await ear.wait_ended(5)  # the supervisor's phone is hung up; the call goes on
+        assert not call.ended.is_set() and not agent_call.ended.is_set()
+        await bridged_with(real_asterisk, "PJSIP/carrier-", "PJSIP/1001-")
+        await call.hang_up()
+        await agent_call.wait_ended(10)
+    await nothing_left(real_asterisk)
