@@ -27,8 +27,10 @@ from typing import Any
 import pytest
 from pydantic import BaseModel, SecretStr
 from redis.asyncio import Redis
+from sqlalchemy import select
 
 from callrecords.models import CallRecord
+from delivery.models import OutboxRow
 from callrecords.services import CallRecordRepository
 from devtools import audio
 from devtools.asterisk import AsteriskInstance
@@ -36,7 +38,7 @@ from devtools.sip_phone import Call, linear_to_ulaw, ulaw_to_linear
 from devtools.tcp_proxy import TcpProxy, ari_events
 from hotline.app import Application
 from hotline.db import make_engine, sessionmaker
-from hotline.settings import Settings
+from hotline.settings import CallRecordSettings, Settings
 from ivr.prompts.catalogue import PromptCatalogue
 from ivr.store import CallState, CallStateStore
 from queues.engine import Agent, AgentState, QueueEngine
@@ -174,13 +176,22 @@ def utc(ts: float) -> datetime:
 # --- 5. the application down: Asterisk's own fallback queue ----------------------------------------
 
 
-async def test_with_the_application_down_a_caller_hears_the_apology_and_a_duty_agent_answers_from_the_fallback_queue(
+def cdr_settings(settings: Settings, instance: AsteriskInstance) -> Settings:
+    """The application following the session Asterisk's CDR file (dialplans/cdr_custom.conf)."""
+    cdr = CallRecordSettings(cdr_file=instance.workdir / "log" / "cdr-custom" / "hotline-cdr.csv",
+                             cdr_poll_s=0.2, cdr_settle_s=0.5)
+    return settings.model_copy(update={"callrecords": cdr})
+
+
+async def test_with_the_application_down_a_caller_hears_the_apology_a_duty_agent_answers_and_the_call_is_recorded_once(
     real_asterisk: AsteriskInstance, on_real_asterisk: Settings, prompts: PromptCatalogue
 ) -> None:
     # No application connected: Stasis() fails at once and the dialplan serves the call itself.
     apology = prompt_sounds(prompts, "fallback_unavailable")["fallback_unavailable"]
     async with phones(real_asterisk, "1001") as (carrier, desk):
-        call = await dial(carrier, HANGZHOU_12315)
+        known = {c["id"] for c in real_asterisk.channels()}
+        call = await dial(carrier, HANGZHOU_12315, caller="13900139005")
+        uniqueid = await new_channel(real_asterisk, known)
         # The apology (8.5 s) is played before the queue rings the duty agent's desk phone.
         agent_call = await asyncio.wait_for(desk["1001"].incoming.get(), 20)
         await agent_call.wait_answered()
@@ -189,15 +200,50 @@ async def test_with_the_application_down_a_caller_hears_the_apology_and_a_duty_a
         assert audio.find(apology, heard) is not None, "the caller did not hear the fallback apology at once"
         await hear_each_other(call, agent_call)
         await call.hang_up()
+        hung_up = time.time()
         await agent_call.wait_ended(10)  # Asterisk's queue releases the agent with the caller
     assert not real_asterisk.bridges()
+
+    # The application comes back and imports the call from Asterisk's CDRs: one record, once,
+    # also after another restart reads the file again.
+    settings = cdr_settings(on_real_asterisk, real_asterisk)
+    for _ in range(2):
+        async with running(settings) as app, records_of(settings) as records:
+            record = await record_of(records, uniqueid, timeout=10)
+            await asyncio.sleep(1.0)  # several looks at the file meanwhile (every 0.2 s)
+            assert [r.channel_id for r in await records.all()].count(uniqueid) == 1
+            async with sessionmaker(app.engine)() as db:
+                owed = (await db.scalars(select(OutboxRow).where(OutboxRow.kind == "call_record",
+                                                                 OutboxRow.key == record.call_id))).all()
+            assert len(owed) == 1, "the fallback call's record is not owed to the platform exactly once"
+    assert record.outcome == "answered" and record.agent_id == "1001"
+    assert (record.hotline_number, record.business_line, record.area_code) == ("12315", "general", "0571")
+    assert record.caller_phone == "13900139005"
+    assert record.started_at < record.answered_at < record.ended_at
+    assert utc(hung_up - 2.0) < record.ended_at < utc(hung_up + 2.0), (record.ended_at, utc(hung_up))
 
 
 # --- 6. one ARI step failing while an agent is connected ---------------------------------------------
 
 
+async def spoil_by_taking_the_bridge_id(instance: AsteriskInstance, caller: str, leg: str) -> None:
+    """The attempt's bridge id is its leg's with -call- for -agent- (queues.services.bridge_id_for):
+    made now, creating it answers 409 when the agent answers."""
+    instance.ari("POST", "/bridges", bridgeId=leg.replace("-agent-", "-call-", 1), type="mixing")
+
+
+async def spoil_by_a_prompt_the_app_does_not_know(instance: AsteriskInstance, caller: str, leg: str) -> None:
+    """A prompt playing on the caller that the application did not start (so does not stop):
+    Asterisk adds the caller to the bridge only after it, so adding them gets no answer within
+    the ARI request time-out (5 s) -- a real time-out, with the command still pending in Asterisk."""
+    instance.ari("POST", f"/channels/{caller}/play", media="sound:hotline/welcome-price", lang="zh_CN")
+
+
+@pytest.mark.parametrize("spoil", [spoil_by_taking_the_bridge_id, spoil_by_a_prompt_the_app_does_not_know],
+                         ids=["409", "timeout"])
 async def test_a_failed_step_while_connecting_an_agent_puts_the_caller_through_to_the_next_agent_and_blames_nobody(
-    real_asterisk: AsteriskInstance, real_app: Application, on_real_asterisk: Settings, redis: Redis
+    real_asterisk: AsteriskInstance, real_app: Application, on_real_asterisk: Settings, redis: Redis,
+    spoil: Callable[[AsteriskInstance, str, str], Awaitable[None]]
 ) -> None:
     engine = engine_of(on_real_asterisk, redis)
     async with phones(real_asterisk, "1001", "1002") as (carrier, desk), records_of(on_real_asterisk) as records:
@@ -213,10 +259,7 @@ async def test_a_failed_step_while_connecting_an_agent_puts_the_caller_through_t
             return legs[0] if legs else None
 
         leg = str(await eventually(ringing_leg, timeout=15))
-        # The attempt's bridge id is the leg's, with -call- for -agent- (queues.services.bridge_id_for):
-        # made now, creating it answers 409 when 1001 answers, and the connect fails.
-        taken = leg.replace("-agent-", "-call-", 1)
-        real_asterisk.ari("POST", "/bridges", bridgeId=taken, type="mixing")
+        await spoil(real_asterisk, channel, leg)
         first = await asyncio.wait_for(desk["1001"].incoming.get(), 5)
         await first.wait_answered()
         await first.wait_ended(10)  # 1001's phone answered, and the failed attempt hung it up
@@ -231,13 +274,13 @@ async def test_a_failed_step_while_connecting_an_agent_puts_the_caller_through_t
         assert (now, reason) in ((AgentState.WRAP_UP, "connect_failed"), (AgentState.AVAILABLE, None)), (now, reason)
         await eventually_agent(engine, "1001", AgentState.AVAILABLE, timeout=10)
         assert (await agent_state(engine, "1002"))[0] == AgentState.ON_CALL
+        assert desk["1001"].incoming.empty(), "1001 was rung again for a call now talking to 1002"
 
         await call.hang_up()
         await second.wait_ended(10)
         record = await record_of(records, channel)
         assert record.outcome == "answered" and record.agent_id == "1002"
         await nothing_left(real_asterisk, engine, records, "1001", "1002")
-        assert taken not in {b["id"] for b in real_asterisk.bridges()}
 
 
 # --- 4. callers who vanish without a BYE ----------------------------------------------------------------
