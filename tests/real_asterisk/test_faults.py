@@ -1,6 +1,8 @@
 """Faults, on a real Asterisk 22: the application killed and restarted, its events WebSocket
-cut, Asterisk itself restarted, callers who vanish without a BYE, the application down (the
-dialplan's fallback queue), and one ARI step failing while an agent is connected.
+cut (kept out, or broken silently), Asterisk itself stopped or crashed, callers who vanish
+without a BYE, the application down (the dialplan's fallback queue, and its call record
+imported from Asterisk's CDRs afterwards), and one ARI step failing (409, or a real time-out)
+while an agent is connected.
 
 Each test checks what the callers and the agents experience (their phones' audio and SIP),
 and that nothing is left behind: channels (the fixture checks), bridges, agents stuck
@@ -30,11 +32,11 @@ from redis.asyncio import Redis
 from sqlalchemy import select
 
 from callrecords.models import CallRecord
-from delivery.models import OutboxRow
 from callrecords.services import CallRecordRepository
+from delivery.models import OutboxRow
 from devtools import audio
 from devtools.asterisk import AsteriskInstance
-from devtools.sip_phone import Call, linear_to_ulaw, ulaw_to_linear
+from devtools.sip_phone import Call, SipPhone, linear_to_ulaw, ulaw_to_linear
 from devtools.tcp_proxy import TcpProxy, ari_events
 from hotline.app import Application
 from hotline.db import make_engine, sessionmaker
@@ -115,7 +117,7 @@ async def new_channel(instance: AsteriskInstance, known: set[str], timeout: floa
     return str(await eventually(appeared, timeout=timeout))
 
 
-async def call_in(carrier, instance: AsteriskInstance, caller: str, *, number: str = HANGZHOU_12315,  # type: ignore[no-untyped-def]
+async def call_in(carrier: SipPhone, instance: AsteriskInstance, caller: str, *, number: str = HANGZHOU_12315,
                   key: str | None = "1") -> tuple[Call, str]:
     """A caller dials, is answered by the IVR, keys ``key`` during the welcome; their phone's
     call and their channel's id."""
@@ -126,10 +128,6 @@ async def call_in(carrier, instance: AsteriskInstance, caller: str, *, number: s
         await asyncio.sleep(0.8)  # the welcome has begun: a key now is a caller who knows the menu
         call.dtmf(key)
     return call, channel
-
-
-async def bridged_pairs(instance: AsteriskInstance) -> int:
-    return sum(1 for b in instance.bridges() if len(b["channels"]) == 2)
 
 
 async def nothing_left(instance: AsteriskInstance, engine: QueueEngine, records: CallRecordRepository,
