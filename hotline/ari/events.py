@@ -25,6 +25,9 @@ from hotline.ari.models import EventParseError, parse_event
 
 log = logging.getLogger(__name__)
 
+#: How many of the last events of a connection are remembered to drop a second copy (_read).
+RECENT_EVENTS = 256
+
 
 def events_url(base_url: str, app: str, *, subscribe_all: bool = False) -> str:
     """``http://pbx:8088`` -> ``ws://pbx:8088/ari/events?app=...``."""
@@ -60,6 +63,8 @@ class EventStream:
         #: When the last connection was lost: the last moment this process knew what was alive
         #: in Asterisk (calls found gone at the next resync ended after it, not at the resync).
         self.lost_at: datetime | None = None
+        #: Second copies of events dropped (see _read).
+        self.copies_dropped = 0
         self._ws = None
 
     async def run(self) -> None:
@@ -95,7 +100,21 @@ class EventStream:
             delay = min(delay * 2, self._max)
 
     async def _read(self, ws) -> None:  # type: ignore[no-untyped-def]
+        # Asterisk forwards an event once per subscription that covers it: an application that
+        # follows the PJSIP endpoints (the desktop's phones, endpoint:PJSIP) gets every event of
+        # every SIP channel twice, byte for byte (the same message and timestamp), through the
+        # channel and through its endpoint. A second ChannelDtmfReceived would be a second key
+        # press (a "1" keyed in the menu would also book a callback in the queue), so an exact
+        # copy of one of the last events is dropped. Events that differ in anything (each
+        # carries its time, in ms, and the state it reports) are all kept.
+        recent: dict[str, None] = {}  # insertion-ordered: the oldest goes first
         async for message in ws:
+            if message in recent:
+                self.copies_dropped += 1
+                continue
+            recent[message] = None
+            if len(recent) > RECENT_EVENTS:
+                del recent[next(iter(recent))]
             try:
                 event = parse_event(json.loads(message))
             except (ValueError, EventParseError) as exc:

@@ -295,3 +295,59 @@ async def test_a_supervisor_on_their_phone_hears_both_sides_and_is_heard_as_the_
         await call.hang_up()
         await agent_call.wait_ended(10)
     await nothing_left(real_asterisk)
+
+
+# --------------------------------------------------------------------------- 3. callback
+
+
+async def in_state(app: Application, channel: str, *states: str, timeout: float = 15) -> Any:
+    """The call's live state once it is in one of ``states``."""
+    async def reached():  # type: ignore[no-untyped-def]
+        state = await app.ivr.svc.store.load(channel)
+        return state if state is not None and state.state in states else None
+
+    return await eventually(reached, timeout=timeout)
+
+
+async def test_a_waiting_caller_who_asks_for_a_callback_is_called_back_over_the_trunk_and_bridged_with_the_agent(
+    centre: Centre, real_asterisk: AsteriskInstance, prompts: PromptCatalogue
+) -> None:
+    app = centre.app
+    async with phones(real_asterisk, "1001") as (carrier, desk):
+        agent = await centre.agent("1001")  # logged in, on a break: the caller waits for them
+        call = await dial(carrier, "057112315", caller="13800138000")
+        channel = await eventually_one_channel(real_asterisk)
+        await asyncio.sleep(0.5)
+        call.dtmf("1")
+        waiting = await in_state(app, channel, "in_queue")
+        await asyncio.sleep(1.0)
+        # One key press is one (the desktop follows the phones: Asterisk sends each event twice).
+        still = await app.ivr.svc.store.load(channel)
+        assert still is not None and (still.state, still.menu_path) == ("in_queue", ["main_menu:1:complaint"])
+        call.dtmf("1")  # "press 1 to be called back"
+        await in_state(app, channel, "callback_booked")
+        await call.wait_ended(15)  # told so, then the line is closed
+        heard = audio.heard_in_order(prompt_sounds(prompts, "queued", "callback_booked"), audio.pcm(call.rtp.pcm()))
+        assert [h.name for h in heard] == ["queued", "callback_booked"]
+        assert not real_asterisk.channels()
+
+        await agent.ok("POST", "/api/desktop/state", {"state": "available"})
+        back = await asyncio.wait_for(carrier.incoming.get(), 10)  # the carrier is asked to ring the caller
+        assert back.dialog.invite is not None and back.dialog.invite.first.startswith("INVITE sip:13800138000@")
+        await back.wait_answered()  # the caller picks up; then their agent's phone rings
+        agent_call = await asyncio.wait_for(desk["1001"].incoming.get(), 15)
+        await agent_call.wait_answered()
+        await bridged_with(real_asterisk, "PJSIP/carrier-", "PJSIP/1001-")
+        await agent_state(app, "1001", AgentState.ON_CALL)
+        assert await exchange(back, agent_call) >= (HEARD_S, HEARD_S)
+        await back.hang_up()
+        await agent_call.wait_ended(10)
+
+    async def recorded():  # type: ignore[no-untyped-def]
+        await app.records.flush()
+        record = await app.call_records.get(waiting.call_id)
+        return record if record is not None and record.ended_at is not None and record.agent_id else None
+
+    record = await eventually(recorded, timeout=15)
+    assert record.outcome == "answered" and record.agent_id == "1001" and "in_queue:callback" in record.menu_path
+    await nothing_left(real_asterisk)

@@ -1,0 +1,101 @@
+"""A real Asterisk sends an event once per subscription that covers it: with the agents' phones
+followed (``endpoint:PJSIP``), every event of a SIP channel arrives twice, byte for byte. Our
+events stream hands each event to the call once: a digit keyed once is one key press."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+
+import pytest
+from aiohttp import web
+
+from hotline.ari.dispatcher import Dispatcher
+from hotline.ari.events import EventStream
+from hotline.ari.models import ChannelDtmfReceived, Event
+from tests.ari.test_models import CHANNEL
+
+
+def dtmf(digit: str, at: str) -> str:
+    return json.dumps({"type": "ChannelDtmfReceived", "application": "hotline", "timestamp": at,
+                       "channel": {**CHANNEL, "state": "Up"}, "digit": digit, "duration_ms": 160})
+
+
+class Switch:
+    """An ARI events WebSocket that sends what a test gives it, as Asterisk would."""
+
+    def __init__(self) -> None:
+        self.to_send: asyncio.Queue[str] = asyncio.Queue()
+        self.url = ""
+
+    async def events(self, request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+
+        async def send() -> None:
+            while True:
+                await ws.send_str(await self.to_send.get())
+
+        sender = asyncio.get_running_loop().create_task(send())
+        try:
+            async for _message in ws:  # answers the client's close at once
+                pass
+        finally:
+            sender.cancel()
+        return ws
+
+
+@pytest.fixture
+async def switch() -> AsyncIterator[Switch]:
+    sw = Switch()
+    app = web.Application()
+    app.router.add_get("/ari/events", sw.events)
+    runner = web.AppRunner(app, shutdown_timeout=1.0)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    host, port = site._server.sockets[0].getsockname()[:2]  # type: ignore[union-attr]
+    sw.url = f"http://{host}:{port}"
+    try:
+        yield sw
+    finally:
+        await runner.cleanup()
+
+
+async def test_a_second_copy_of_an_event_is_dropped_and_a_new_event_is_not(switch: Switch) -> None:
+    handled: list[Event] = []
+
+    async def sink(_key: str, event: Event) -> None:
+        handled.append(event)
+
+    async def nothing() -> None:
+        return None
+
+    dispatcher = Dispatcher(sink)
+    stream = EventStream(switch.url, "hotline", "hotline", "secret", dispatcher, nothing)
+    reader = asyncio.get_running_loop().create_task(stream.run())
+    try:
+        await asyncio.wait_for(stream.connected.wait(), 5)
+        # One "1" through the channel and its endpoint, other events in between; then the
+        # caller keys "1" again a moment later: a new event (another time), so it counts.
+        first, later = dtmf("1", "2026-11-24T10:00:01.000+0000"), dtmf("1", "2026-11-24T10:00:02.500+0000")
+        for message in (first, dtmf("2", "2026-11-24T10:00:01.001+0000"), first, later, later):
+            switch.to_send.put_nowait(message)
+
+        async def three() -> bool:
+            await dispatcher.drain()
+            return len(handled) >= 3
+
+        while not await three():
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.1)  # nothing more comes
+        assert all(isinstance(e, ChannelDtmfReceived) for e in handled)
+        assert [(e.digit, e.timestamp) for e in handled] == [  # type: ignore[attr-defined]
+            ("1", "2026-11-24T10:00:01.000+0000"), ("2", "2026-11-24T10:00:01.001+0000"),
+            ("1", "2026-11-24T10:00:02.500+0000")]
+        assert stream.copies_dropped == 2
+    finally:
+        reader.cancel()
+        await asyncio.gather(reader, return_exceptions=True)
+        await dispatcher.close()
