@@ -351,3 +351,39 @@ async def test_a_waiting_caller_who_asks_for_a_callback_is_called_back_over_the_
     record = await eventually(recorded, timeout=15)
     assert record.outcome == "answered" and record.agent_id == "1001" and "in_queue:callback" in record.menu_path
     await nothing_left(real_asterisk)
+
+
+# --------------------------------------------------------------------------- 4. after hours
+
+
+def closed_now(settings: Settings) -> Settings:
+    """Opening hours with today and tomorrow (in the centre's time zone) closed: closed now,
+    however long the test takes, even across midnight."""
+    hours = settings.queues.hours
+    today = datetime.now(ZoneInfo(hours.timezone)).date()
+    closed = {today.isoweekday(), (today + timedelta(days=1)).isoweekday()}
+    hours = hours.model_copy(update={"days": [d for d in range(1, 8) if d not in closed]})
+    return settings.model_copy(update={"queues": settings.queues.model_copy(update={"hours": hours})})
+
+
+async def test_out_of_hours_a_caller_hears_the_after_hours_message_then_goodbye_and_is_hung_up(
+    on_real_asterisk: Settings, real_asterisk: AsteriskInstance, prompts: PromptCatalogue
+) -> None:
+    async with running(closed_now(on_real_asterisk)) as app, phones(real_asterisk) as (carrier, _):
+        assert not app.queues.open_now()  # type: ignore[union-attr]
+        call = await dial(carrier, "057112315")
+        channel = await eventually_one_channel(real_asterisk)
+        await asyncio.sleep(0.5)
+        call.dtmf("1")  # a complaint: the menu has decided, the centre is closed
+        await call.wait_ended(25)  # the application closes the line after the last prompt
+        sounds = prompt_sounds(prompts, "after_hours", "goodbye", "queued")
+        received = audio.pcm(call.rtp.pcm())
+        heard = audio.heard_in_order(sounds, received)
+        assert [h.name for h in heard] == ["after_hours", "goodbye"]
+        # Hung up after "goodbye" was said to its end, not in the middle of it: its last third
+        # was heard too.
+        goodbye = sounds["goodbye"]
+        assert audio.find(goodbye[len(goodbye) * 2 // 3:], received, seconds=0.3) is not None
+        record = await record_when(app, channel, lambda r: r.ended_at is not None)
+        assert record.outcome == "after_hours" and record.agent_id is None
+    await nothing_left(real_asterisk)
