@@ -26,6 +26,7 @@ import pytest
 from devtools import audio
 from devtools.asterisk import AsteriskInstance
 from devtools.sip_phone import Call, SipPhone, linear_to_ulaw, ulaw_to_linear
+from pbx_config.moh import piece
 from hotline.app import Application
 from hotline.settings import Settings
 from ivr.prompts.catalogue import PromptCatalogue
@@ -386,4 +387,47 @@ async def test_out_of_hours_a_caller_hears_the_after_hours_message_then_goodbye_
         assert audio.find(goodbye[len(goodbye) * 2 // 3:], received, seconds=0.3) is not None
         record = await record_when(app, channel, lambda r: r.ended_at is not None)
         assert record.outcome == "after_hours" and record.agent_id is None
+    await nothing_left(real_asterisk)
+
+
+# --------------------------------------------------------------------------- 5. hold from the agent's phone
+
+#: The hotline's music on hold, as the install writes it (pbx_config.moh).
+MUSIC = [audio.pcm(piece(name)) for name in ("hotline-1", "hotline-2")]
+
+
+def is_hotline_music(heard: Any) -> bool:
+    """Whether a stretch of what a caller heard is taken from the hotline's music: its loudest
+    second (notes of an arpeggio, which no steady tone matches) found in one of the pieces,
+    which Asterisk plays from anywhere, at random."""
+    return any(audio.find(heard, music, seconds=1.0, threshold=0.7) is not None for music in MUSIC)
+
+
+async def test_an_agent_who_holds_from_their_desk_phone_gives_the_caller_the_hotline_music_until_they_resume(
+    centre: Centre, real_asterisk: AsteriskInstance
+) -> None:
+    async with phones(real_asterisk, "1001") as (carrier, desk):
+        call, agent_call = await caller_talking_to_1001(centre, carrier, desk)
+        quiet = len(call.rtp.received)
+        await asyncio.sleep(1.0)
+        assert audio.loud_seconds(heard_since(call, quiet)) < 0.1  # a quiet agent: silence
+
+        await agent_call.set_hold(True)  # re-INVITE a=sendonly, as a desk phone's hold key does
+        held = len(call.rtp.received)
+        await asyncio.sleep(4.0)
+        on_hold = heard_since(call, held)[8000:]  # from 1 s after the hold on
+        assert audio.loud_seconds(on_hold) > 2.0, "the held caller hears silence"
+        assert is_hotline_music(on_hold), "what the held caller hears is not the hotline's music"
+        assert not call.ended.is_set() and not agent_call.ended.is_set()
+
+        await agent_call.set_hold(False)  # a=sendrecv: the agent is back
+        await asyncio.sleep(1.0)
+        resumed = len(call.rtp.received)
+        await asyncio.sleep(1.5)
+        after = heard_since(call, resumed)
+        assert audio.loud_seconds(after) < 0.1, "the music goes on after the agent took the call back"
+        assert await exchange(call, agent_call) >= (HEARD_S, HEARD_S)
+        await bridged_with(real_asterisk, "PJSIP/carrier-", "PJSIP/1001-")
+        await call.hang_up()
+        await agent_call.wait_ended(10)
     await nothing_left(real_asterisk)
