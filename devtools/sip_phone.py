@@ -287,10 +287,12 @@ class Call:
         for d in digits:
             self.rtp.send_dtmf(d)
 
-    async def hang_up(self) -> None:
+    async def hang_up(self, *, q850_cause: int | None = None) -> None:
+        """A BYE; ``q850_cause`` adds ``Reason: Q.850;cause=<n>`` (RFC 3326), as carriers send."""
         if self.ended.is_set():
             return
-        await self.phone.request(self, "BYE")
+        headers = [("Reason", f"Q.850;cause={q850_cause}")] if q850_cause is not None else []
+        await self.phone.request(self, "BYE", headers=headers)
         self._end()
 
     def _end(self) -> None:
@@ -462,17 +464,19 @@ class SipPhone(asyncio.DatagramProtocol):
             ("Call-ID", d.call_id), ("CSeq", f"{num} ACK"),
         ]))
 
-    async def request(self, call: Call, method: str, body: bytes = b"") -> SipMessage:
-        """An in-dialog request (BYE, re-INVITE); its final response."""
+    async def request(self, call: Call, method: str, body: bytes = b"", *,
+                      headers: list[tuple[str, str]] | None = None) -> SipMessage:
+        """An in-dialog request (BYE, re-INVITE), with any extra ``headers``; its final response."""
         d = call.dialog
         d.cseq += 1
-        headers = [("Via", self._via()), ("Max-Forwards", "70"), ("From", f"<{d.local_uri}>;tag={d.local_tag}"),
+        dialog_headers = [("Via", self._via()), ("Max-Forwards", "70"), ("From", f"<{d.local_uri}>;tag={d.local_tag}"),
                    ("To", f"<{d.remote_uri}>" + (f";tag={d.remote_tag}" if d.remote_tag else "")),
                    ("Call-ID", d.call_id), ("CSeq", f"{d.cseq} {method}"),
                    ("Contact", f"<sip:{self.user}@{self.host}:{self.port}>")]
+        dialog_headers += headers or []
         if body:
-            headers.append(("Content-Type", "application/sdp"))
-        resp = await self._transact(SipMessage(f"{method} {d.remote_target} SIP/2.0", headers, body))
+            dialog_headers.append(("Content-Type", "application/sdp"))
+        resp = await self._transact(SipMessage(f"{method} {d.remote_target} SIP/2.0", dialog_headers, body))
         if method == "INVITE" and 200 <= resp.status < 300:
             self._ack(call, d.cseq)
         return resp

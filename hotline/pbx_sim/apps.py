@@ -1,9 +1,15 @@
-"""Stasis applications as Asterisk keeps them: registered while a WebSocket is open.
+"""Stasis applications as Asterisk keeps them: registered at the first WebSocket, kept after.
 
-An application exists for as long as a client holds ``/ari/events?app=<name>`` open.
-While it is gone, ``Stasis(<name>)`` fails at once and events for it are dropped —
-Asterisk keeps no backlog and replays nothing on reconnect (FIELD-NOTES). A second
-connection for the same name replaces the first, which gets ``ApplicationReplaced``.
+An application is registered when a client first opens ``/ari/events?app=<name>`` and
+stays registered (``GET /applications`` lists it) when the socket closes, with its event
+subscriptions; it is only *active* while a socket is open. While it is inactive,
+``Stasis(<name>)`` fails at once and events for it are dropped — Asterisk keeps no backlog
+and replays nothing on reconnect (FIELD-NOTES). A second connection for the same name
+replaces the first, which gets ``ApplicationReplaced``.
+
+Subscriptions to endpoints (``endpoint:PJSIP`` for all, ``endpoint:PJSIP/1001`` for one) are
+counted: each subscribe adds one, each unsubscribe takes one, and the application hears the
+endpoint until the count is back to zero (docs/asterisk-behaviour.md).
 
 Events are written to each socket by one writer task per connection, so they leave in
 exactly the order the stand-in produced them.
@@ -12,6 +18,7 @@ exactly the order the stand-in produced them.
 from __future__ import annotations
 
 import asyncio
+import collections
 import json
 import logging
 from dataclasses import dataclass, field
@@ -36,10 +43,6 @@ class AppConnection:
     subscribe_all: bool = False
     outbox: asyncio.Queue[str | None] = field(default_factory=asyncio.Queue)
     writer: asyncio.Task[None] | None = None
-    #: ``POST /applications/{app}/subscription`` sources: ``endpoint:PJSIP/1001`` (one
-    #: endpoint) or ``endpoint:PJSIP`` (all of a technology). They belong to this
-    #: connection: a client subscribes again after it reconnects.
-    event_sources: set[str] = field(default_factory=set)
 
     async def write(self) -> None:
         while (message := await self.outbox.get()) is not None:
@@ -54,11 +57,18 @@ class AppConnection:
 class Applications:
     def __init__(self, on_traffic: TrafficHook | None = None) -> None:
         self._conns: dict[str, AppConnection] = {}
+        #: Every application ever registered, active or not, with its endpoint subscriptions
+        #: (``PJSIP`` or ``PJSIP/1001`` -> how many times subscribed).
+        self._endpoint_sources: dict[str, collections.Counter[str]] = {}
         self._on_traffic = on_traffic
         self.events_sent = 0
 
     def names(self) -> list[str]:
-        return sorted(self._conns)
+        """Registered applications, active or not (Asterisk keeps them after the socket closes)."""
+        return sorted(self._endpoint_sources)
+
+    def known(self, name: str) -> bool:
+        return name in self._endpoint_sources
 
     def connected(self, name: str) -> bool:
         return name in self._conns
@@ -69,6 +79,7 @@ class Applications:
             self._send(old, {"type": "ApplicationReplaced"})
             old.outbox.put_nowait(None)
         self._conns[conn.name] = conn
+        self._endpoint_sources.setdefault(conn.name, collections.Counter())
         conn.writer = asyncio.get_running_loop().create_task(conn.write(), name=f"ari-ws:{conn.name}")
         log.info("application %r registered", conn.name)
 
@@ -78,25 +89,37 @@ class Applications:
             log.info("application %r unregistered (WebSocket closed)", conn.name)
         conn.outbox.put_nowait(None)
 
-    def emit(self, app: str | None, event_type: str, **payload: Any) -> None:
-        """Send one event to ``app`` if it is connected; otherwise it is lost, as in Asterisk."""
+    def emit(self, app: str | None, event_type: str, copies: int = 1, **payload: Any) -> None:
+        """Send an event to ``app`` if it is connected (otherwise it is lost, as in Asterisk),
+        ``copies`` times: once per subscription through which Asterisk forwards it."""
         if app is None:
             return
         conn = self._conns.get(app)
         if conn is None:
             return
-        self._send(conn, {"type": event_type, **payload})
+        for _ in range(copies):
+            self._send(conn, {"type": event_type, **payload})
 
-    def subscriptions(self, app: str) -> set[str]:
-        """The event sources ``app`` subscribed to (``KeyError`` if it is not connected)."""
-        return self._conns[app].event_sources
+    def endpoint_sources(self, app: str) -> collections.Counter[str]:
+        """``app``'s endpoint subscriptions (``KeyError`` if it was never registered)."""
+        return self._endpoint_sources[app]
+
+    def endpoint_audience(self, endpoint: str) -> dict[str, int]:
+        """Application -> how many of its subscriptions cover ``PJSIP/1001``: one for the
+        endpoint itself, one for its whole technology. Asterisk forwards a channel's events
+        through each of them, so an application subscribed both ways gets two copies."""
+        technology = endpoint.partition("/")[0]
+        audience = {}
+        for app, sources in self._endpoint_sources.items():
+            copies = (sources[endpoint] > 0) + (sources[technology] > 0)
+            if copies:
+                audience[app] = copies
+        return audience
 
     def emit_endpoint(self, technology: str, resource: str, event_type: str, **payload: Any) -> None:
         """Send an endpoint's event to every application subscribed to it or to its technology."""
-        wanted = {f"endpoint:{technology}/{resource}", f"endpoint:{technology}"}
-        for conn in list(self._conns.values()):
-            if conn.event_sources & wanted:
-                self._send(conn, {"type": event_type, **payload})
+        for app, copies in self.endpoint_audience(f"{technology}/{resource}").items():
+            self.emit(app, event_type, copies, **payload)
 
     def _send(self, conn: AppConnection, body: dict[str, Any]) -> None:
         event = {**body, "timestamp": ari_time(), "application": conn.name, "asterisk_id": ASTERISK_ID}

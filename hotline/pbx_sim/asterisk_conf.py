@@ -71,3 +71,9 @@ def pjsip_endpoints(path: Path) -> list[str]:
     """Names of the ``type=endpoint`` objects of ``pjsip.conf``, in file order."""
     names = [s.name for s in read_sections(path) if s.values.get("type") == "endpoint"]
     return list(dict.fromkeys(names))
+
+
+def pjsip_endpoint_options(path: Path) -> dict[str, dict[str, str]]:
+    """``PJSIP/<name>`` -> the options of that ``type=endpoint`` object (``context``,
+    ``callerid``, ``moh_suggest`` ...), templates applied."""
+    return {f"PJSIP/{s.name}": dict(s.values) for s in read_sections(path) if s.values.get("type") == "endpoint"}

@@ -162,10 +162,21 @@ class SimCall:
             self._frame = chunk.ljust(FRAME_SAMPLES_16K * 2, b"\0")
         return self._frame
 
-    async def hangup(self, cause: int = 16) -> None:
-        """The caller hangs up (a BYE), with the events Asterisk sends for one."""
+    async def hangup(self, q850_cause: int | None = None) -> None:
+        """The caller hangs up: a BYE, with ``Reason: Q.850;cause=<q850_cause>`` when given
+        (a carrier often says why), and the events Asterisk sends for one."""
         if not self.channel.hangup_requested:
-            self._engine.hangup(self.channel, cause, by_far_end=True)
+            self._engine.phone_hangs_up(self.channel, q850_cause)
+
+    def hold(self, on: bool) -> None:
+        """The caller's phone puts the call on hold (a re-INVITE ``a=sendonly``) or resumes it."""
+        if not self.channel.hangup_requested:
+            self._engine.phone_hold(self.channel, on)
+
+    @property
+    def dialplan_host(self) -> "DialplanSide":
+        """What the dialplan interpreter runs this call's channel through."""
+        return DialplanSide(self)
 
     # --- called by the engine ---------------------------------------------------------
 
@@ -185,8 +196,17 @@ class SimCall:
 
     # --- the dialplan host (see hotline.pbx_sim.dialplan.DialplanHost) ----------------
 
-    # hangup() above serves the dialplan's Hangup() as well: either way the line drops, and
-    # outside Stasis no application sees the events that differ.
+    async def switch_hangup(self, cause: int) -> None:
+        """The dialplan hangs the channel up with ``cause`` (Hangup(), or nowhere left to go)."""
+        if not self.channel.hangup_requested:
+            self._engine.hangup(self.channel, cause)
+
+    def dialplan_step(self, context: str, exten: str, priority: int, app: str, data: str) -> None:
+        """The dialplan runs ``app(data)`` here: the channel shows it, and whoever follows the
+        channel's endpoint hears ``ChannelDialplan`` (and a ``ChannelVarset`` for a ``Set``)."""
+        ch = self.channel
+        ch.context, ch.exten, ch.priority, ch.app_name, ch.app_data = context, exten, priority, app, data
+        self._engine.emit_channel(ch, "ChannelDialplan", dialplan_app=app, dialplan_app_data=data)
 
     def _check_alive(self) -> None:
         if self.channel.hangup_requested:
@@ -237,8 +257,11 @@ class SimCall:
     async def set_variable(self, name: str, value: str) -> None:
         if name.strip().upper() == "CHANNEL(LANGUAGE)":
             self.channel.language = value
-        else:
-            self.channel.variables[name] = value
+            return
+        self.channel.variables[name] = value
+        if "(" not in name:
+            # A variable is announced; a function written (CDR(...)) is not.
+            self._engine.emit_channel(self.channel, "ChannelVarset", variable=name, value=value)
 
     async def other_app(self, name: str, data: str) -> None:
         self._check_alive()
@@ -266,3 +289,23 @@ def read_wav_16k(path: Path) -> bytes:
 
         return pcm_to_bytes(upsample_8k_to_16k(pcm_from_bytes(frames)))
     raise ValueError(f"{path}: sample rate {rate} Hz; use 8000 or 16000")
+
+
+class DialplanSide:
+    """The call as the dialplan interpreter sees it (:class:`~hotline.pbx_sim.dialplan.DialplanHost`).
+
+    Its ``hangup(cause)`` is the dialplan hanging the channel up, which is not the caller's
+    BYE (:meth:`SimCall.hangup`); everything else is the call's own.
+    """
+
+    def __init__(self, call: SimCall) -> None:
+        self._call = call
+        self.answer, self.stasis, self.playback = call.answer, call.stasis, call.playback
+        self.set_variable, self.other_app, self.dialplan_step = call.set_variable, call.other_app, call.dialplan_step
+
+    @property
+    def caller_number(self) -> str:
+        return self._call.caller_number
+
+    async def hangup(self, cause: int = 16) -> None:
+        await self._call.switch_hangup(cause)

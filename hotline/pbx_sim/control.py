@@ -6,7 +6,7 @@ by hand::
     curl -u hotline:hotline -X POST 'http://127.0.0.1:8088/sim/calls?number=12315&caller_id=13800138000'
     curl -u hotline:hotline -X POST 'http://127.0.0.1:8088/sim/calls/<channel id>/dtmf?digits=1'
     curl -u hotline:hotline 'http://127.0.0.1:8088/sim/calls'
-    curl -u hotline:hotline -X DELETE 'http://127.0.0.1:8088/sim/calls/<channel id>'
+    curl -u hotline:hotline -X DELETE 'http://127.0.0.1:8088/sim/calls/<channel id>?cause=16'
     curl -u hotline:hotline -X PUT 'http://127.0.0.1:8088/sim/endpoints/PJSIP/1001?mode=manual'
     curl -u hotline:hotline -X DELETE 'http://127.0.0.1:8088/sim/endpoints/PJSIP/1001/contact'
     curl -u hotline:hotline -X PUT 'http://127.0.0.1:8088/sim/endpoints/PJSIP/1001/contact'
@@ -67,12 +67,12 @@ def describe(call: SimCall) -> dict[str, Any]:
 
 def phone_hold(engine: Engine, channel_id: str, on: bool, music_class: str | None = None) -> None:
     """The phone on ``channel_id`` puts its call on hold (``on``) or takes it back: Asterisk
-    announces it on that channel and does nothing else (the other party hears silence)."""
+    announces it on that channel, with the music class the phone's endpoint suggests unless
+    ``music_class`` says otherwise, and does nothing else (the other party hears silence)."""
     ch = engine.channel(channel_id)
     if ch.hangup_requested:
         raise SimError(409, f"channel {channel_id} is hanging up")
-    extra = {"musicclass": music_class} if on and music_class else {}
-    engine.emit_channel(ch, "ChannelHold" if on else "ChannelUnhold", **extra)
+    engine.phone_hold(ch, on, music_class)
 
 
 @dataclass
@@ -195,14 +195,20 @@ class ControlViews:
         return web.json_response(describe(call), status=201)
 
     async def dtmf(self, request: web.Request) -> web.Response:
+        """The caller keys ``digits``, each held ``duration_ms`` (what ChannelDtmfReceived says)."""
         try:
-            self._call(request).send_dtmf(request.query.get("digits", ""))
+            duration = int(request.query.get("duration_ms", "120"))
+            self._call(request).send_dtmf(request.query.get("digits", ""), duration_ms=duration)
         except ValueError as exc:
             raise SimError(400, str(exc)) from None
         return web.Response(status=204)
 
     async def hangup(self, request: web.Request) -> web.Response:
-        await self._call(request).hangup()
+        """The caller hangs up; ``cause``: the Q.850 cause of the BYE's Reason header."""
+        raw = request.query.get("cause")
+        if raw is not None and not raw.isdigit():
+            raise SimError(400, "cause must be a Q.850 cause code (a whole number)")
+        await self._call(request).hangup(int(raw) if raw is not None else None)
         return web.Response(status=204)
 
     async def fail_recordings(self, request: web.Request) -> web.Response:

@@ -381,6 +381,11 @@ class _Run:
     async def call(self, app: str, data: str) -> tuple[str, str, int] | None:
         """Run one application; a ``(context, exten, priority)`` to jump to, or ``None``."""
         name = app.lower()
+        # A host that shows where its channel is (the stand-in's calls) is told every step, as
+        # Asterisk publishes ChannelDialplan for each application it runs.
+        step = getattr(self.host, "dialplan_step", None)
+        if step is not None:
+            step(self.context, self.exten, self.priority, app, data)
         if name == "noop":
             return None
         if name == "set":

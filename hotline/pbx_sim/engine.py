@@ -3,22 +3,30 @@
 The REST views (:mod:`hotline.pbx_sim.rest`) and the scripted callers
 (:mod:`hotline.pbx_sim.callers`) drive this class; it raises :class:`SimError` with the
 status and message Asterisk answers with, and emits events in the order a real
-Asterisk 22 was seen to (FIELD-NOTES): a hang-up gives ``ChannelHangupRequest``,
-``StasisEnd``, ``ChannelDestroyed``; an externalMedia channel enters Stasis with its
-own ``StasisStart`` *after* it is created, and cannot join a bridge before that (422).
+Asterisk 22 was seen to (FIELD-NOTES, docs/asterisk-behaviour.md, and the conformance
+suite in tests/conformance that runs the same scenarios on both).
+
+Who hears what is Asterisk's subscription model: an application hears a channel's events
+while it is subscribed to the channel's topic — by having it in Stasis (until StasisEnd),
+by having originated it over ARI (until it is destroyed), or by subscribing explicitly —
+and once more through every subscription to the channel's PJSIP endpoint. So a caller
+who hangs up is heard up to its ``StasisEnd`` and no further, unless the application asked
+for more. Bridge events go to the applications following the bridge; ``StasisStart`` and
+``StasisEnd`` to the channel's Stasis application, once.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import uuid
 from pathlib import Path
 from typing import Any
 
 from hotline.pbx_sim.apps import Applications
 from hotline.pbx_sim.playbacks import Player, Recorder, SoundLibrary
-from hotline.pbx_sim.state import Ids, SimBridge, SimChannel, SimError, SimPlayback, SimRecording
+from hotline.pbx_sim.state import Ids, SimBridge, SimChannel, SimError, SimPlayback, SimRecording, sip_call_id
 from hotline.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
@@ -31,6 +39,19 @@ CAUSES: dict[int, str] = {
     31: "Normal, unspecified", 34: "Circuit/channel congestion", 38: "Network out of order",
     58: "Bearer capability not available", 127: "Interworking, unspecified",
 }
+#: Asterisk's hang-up cause -> the SIP status chan_pjsip gives it (hangup_cause2sip); a
+#: PJSIP channel ending with one of these reports it as ``tech_cause``.
+SIP_STATUS: dict[int, int] = {
+    1: 404, 2: 404, 3: 404, 17: 486, 18: 408, 19: 480, 20: 480, 21: 403, 22: 410, 23: 302, 28: 484,
+    29: 501, 31: 480, 34: 503, 38: 500, 42: 503, 58: 488, 66: 503, 127: 500,
+}
+#: Soft hang-up flags (AST_SOFTHANGUP_*), which ``ChannelHangupRequest`` reports as its
+#: ``cause`` when ``soft`` is true: not Q.850 causes. EXPLICIT: a hang-up asked for over ARI;
+#: APPUNLOAD: the channel's dialplan ended (Stasis() returned into a hung-up channel).
+SOFTHANGUP_EXPLICIT = 32
+SOFTHANGUP_APPUNLOAD = 16
+#: The media statistics chan_pjsip sets on a channel that had media, as it hangs up.
+RTP_STATS = ("RTPAUDIOQOS", "RTPAUDIOQOSJITTER", "RTPAUDIOQOSLOSS", "RTPAUDIOQOSRTT", "RTPAUDIOQOSMES")
 #: ``DELETE /channels/{id}?reason=`` -> cause code.
 HANGUP_REASONS: dict[str, int] = {
     "normal": 16, "busy": 17, "congestion": 34, "no_answer": 19, "timeout": 19, "rejected": 21,
@@ -77,6 +98,7 @@ class Engine:
         time_scale: float,
         configured_endpoints: list[str] | None = None,
         moh_classes: set[str] | None = None,
+        endpoint_options: dict[str, dict[str, str]] | None = None,
     ) -> None:
         self.apps = apps
         self.ids = Ids()
@@ -88,6 +110,9 @@ class Engine:
         #: ``GET /endpoints`` like the scripted ones. Any other ``PJSIP/<name>`` exists too,
         #: as a registered phone, because tests and the demo make up agents' phones freely.
         self.configured_endpoints = list(configured_endpoints or [])
+        #: pjsip.conf's options of those endpoints (``PJSIP/1001`` -> ``context``, ``callerid``,
+        #: ``moh_suggest`` ...): what Asterisk fills an agent leg's channel with.
+        self.endpoint_options = dict(endpoint_options or {})
         #: Music-on-hold classes of musiconhold.conf. Music of any other class is silence.
         self.moh_classes = set(moh_classes or ())
         self.sounds = SoundLibrary(sounds_dir, recordings_dir, default_s=default_playback_s, time_scale=time_scale)
@@ -131,26 +156,49 @@ class Engine:
 
     # --- events -----------------------------------------------------------------------
 
-    def emit_channel(self, ch: SimChannel, event_type: str, **extra: Any) -> None:
-        self.apps.emit(ch.subscribed_app, event_type, channel=ch.to_json(), **extra)
+    def channel_audience(self, ch: SimChannel) -> dict[str, int]:
+        """Application -> how many copies of an event on ``ch``'s topic it gets: one for its
+        subscription to the channel, one more per subscription to the channel's endpoint."""
+        audience = {app: 1 for app, count in ch.subscriptions.items() if count > 0}
+        if ch.endpoint is not None:
+            for app, copies in self.apps.endpoint_audience(ch.endpoint).items():
+                audience[app] = audience.get(app, 0) + copies
+        return audience
+
+    def emit_channel(self, ch: SimChannel, event_type: str, *, key: str = "channel", **extra: Any) -> None:
+        """An event on the channel's topic, to everyone subscribed to it (``key``: ``peer`` for Dial)."""
+        snapshot = ch.to_json()
+        for app, copies in self.channel_audience(ch).items():
+            self.apps.emit(app, event_type, copies, **{key: snapshot}, **extra)
+
+    def emit_bridge(self, bridge: SimBridge, event_type: str, **extra: Any) -> None:
+        """An event on the bridge's topic, once to each application following the bridge."""
+        snapshot = bridge.to_json()
+        for app, count in list(bridge.subscribers.items()):
+            if count > 0:
+                self.apps.emit(app, event_type, bridge=snapshot, **extra)
 
     def _emit_playback(self, event_type: str, playback: SimPlayback) -> None:
-        self.apps.emit(self._target_app(playback.target_uri), event_type, playback=playback.to_json())
+        self._emit_on_target(playback.target_uri, event_type, playback=playback.to_json())
         if event_type == "PlaybackFinished" and playback.target_uri.startswith("channel:"):
             ch = self.channels.get(playback.target_uri[len("channel:"):])
             if ch is not None and ch.call is not None:
                 ch.call.playback_finished(playback.media[: playback.index + 1], stopped=playback.stopped)
 
     def _emit_recording(self, event_type: str, recording: SimRecording) -> None:
-        self.apps.emit(self._target_app(recording.target_uri), event_type, recording=recording.to_json())
+        self._emit_on_target(recording.target_uri, event_type, recording=recording.to_json())
 
-    def _target_app(self, target_uri: str) -> str | None:
+    def _emit_on_target(self, target_uri: str, event_type: str, **payload: Any) -> None:
+        """Playbacks and recordings publish on their target's topic (``channel:`` or ``bridge:``)."""
         kind, _, ident = target_uri.partition(":")
         if kind == "channel":
             ch = self.channels.get(ident)
-            return ch.subscribed_app if ch else None
-        bridge = self.bridges.get(ident)
-        return bridge.app if bridge else None
+            audience = self.channel_audience(ch) if ch is not None else {}
+        else:
+            bridge = self.bridges.get(ident)
+            audience = {a: 1 for a, n in bridge.subscribers.items() if n > 0} if bridge is not None else {}
+        for app, copies in audience.items():
+            self.apps.emit(app, event_type, copies, **payload)
 
     def _heard(self, playback: SimPlayback, media: str) -> None:
         kind, _, ident = playback.target_uri.partition(":")
@@ -166,34 +214,64 @@ class Engine:
         ch = SimChannel(id=fields.pop("channel_id", None) or self.ids.channel_id(), name=name, **fields)
         if ch.id in self.channels:
             raise SimError(409, "Channel with given unique ID already exists")
+        if name.startswith("PJSIP/"):
+            ch.endpoint = name.rsplit("-", 1)[0]
+            ch.protocol_id = sip_call_id()
         self.channels[ch.id] = ch
+        if ch.endpoint is not None:
+            # Who follows the endpoint sees its channel list change, then the channel.
+            self._endpoint_changed(ch.endpoint)
+            self.emit_channel(ch, "ChannelCreated")
         return ch
+
+    def _endpoint_changed(self, endpoint: str) -> None:
+        technology, _, resource = endpoint.partition("/")
+        self.apps.emit_endpoint(technology, resource, "EndpointStateChange", endpoint=self.endpoint_json(endpoint))
+
+    def endpoint_option(self, endpoint: str | None, option: str, default: str = "") -> str:
+        return self.endpoint_options.get(endpoint or "", {}).get(option, default)
+
+    def subscribe_channel(self, ch: SimChannel, app: str) -> None:
+        ch.subscriptions[app] += 1
+
+    def unsubscribe_channel(self, ch: SimChannel, app: str) -> None:
+        if ch.subscriptions[app] > 0:
+            ch.subscriptions[app] -= 1
 
     def enter_stasis(self, ch: SimChannel, app: str, args: list[str]) -> None:
         """Put a channel into ``app`` and announce it; ``SimError(409)`` if the app is absent."""
         if not self.apps.connected(app):
             raise SimError(409, f"Stasis application {app} is not registered")
         ch.stasis_app = ch.subscribed_app = app
+        self.subscribe_channel(ch, app)
         if ch.call is None:
             # Channels made over ARI sit in Stasis() like dialled ones (the resync reads this).
             ch.app_name, ch.app_data = "Stasis", ",".join([app, *args])
         ch.stasis_exit = asyncio.get_running_loop().create_future()
-        self.emit_channel(ch, "StasisStart", args=list(args))
+        # StasisStart and StasisEnd come from the application itself: once, whatever else it follows.
+        self.apps.emit(app, "StasisStart", args=list(args), channel=ch.to_json())
 
     def _leave_stasis(self, ch: SimChannel, how: str) -> None:
-        if ch.stasis_app is None:
+        app = ch.stasis_app
+        if app is None:
             return
         if ch.bridge_id is not None:
-            self._remove_from_bridge(ch)
+            self._remove_from_bridge(ch, hung_up=how == "hangup")
         self.player.stop_target(f"channel:{ch.id}")
-        self.emit_channel(ch, "StasisEnd")
+        self.apps.emit(app, "StasisEnd", channel=ch.to_json())
+        self.unsubscribe_channel(ch, app)
         ch.stasis_app = None
+        if ch.kind in ("originated", "external_media"):
+            # Back in the dialler that made it, as Asterisk shows it from then on.
+            ch.app_name, ch.app_data = "AppDial2", "(Outgoing Line)"
         if ch.stasis_exit is not None and not ch.stasis_exit.done():
             ch.stasis_exit.set_result(how)
 
     def set_state(self, ch: SimChannel, state: str) -> None:
         if ch.state != state:
             ch.state = state
+            if state == "Up" and ch.endpoint is not None:
+                ch.had_media = True
             self.emit_channel(ch, "ChannelStateChange")
 
     def answer(self, channel_id: str) -> None:
@@ -207,12 +285,22 @@ class Engine:
         self.set_state(ch, "Up")
 
     def hold(self, channel_id: str, on: bool) -> None:
-        """Asterisk indicates hold to the channel and announces it (ChannelHold/ChannelUnhold)."""
+        """``POST``/``DELETE /channels/{id}/hold``: Asterisk indicates hold towards the channel
+        and announces nothing (``ChannelHold`` is for a hold that comes *from* the phone)."""
         ch = self.stasis_channel(channel_id)
         if ch.hangup_requested:
             raise SimError(412, "Channel in invalid state")
         ch.held = on
-        self.emit_channel(ch, "ChannelHold" if on else "ChannelUnhold")
+
+    def phone_hold(self, ch: SimChannel, on: bool, music_class: str | None = None) -> None:
+        """The phone on ``ch`` holds its call (a re-INVITE ``a=sendonly``) or resumes it:
+        ``ChannelHold`` with the class its endpoint suggests (``moh_suggest``, else
+        ``default``), or ``ChannelUnhold``; nothing else happens (FIELD-NOTES)."""
+        if on:
+            suggested = music_class or self.endpoint_option(ch.endpoint, "moh_suggest", "default")
+            self.emit_channel(ch, "ChannelHold", musicclass=suggested)
+        else:
+            self.emit_channel(ch, "ChannelUnhold")
 
     def mute(self, channel_id: str, direction: str, on: bool) -> None:
         """Mute or unmute audio from (``in``) or to (``out``) the channel; no event, as in Asterisk."""
@@ -240,40 +328,40 @@ class Engine:
     # --- hang-up ----------------------------------------------------------------------
 
     def hangup(self, ch: SimChannel, cause: int = 16, *, by_far_end: bool = False) -> None:
-        """Hang a channel up, from either side, with Asterisk's event order.
+        """Hang a channel up with ``cause`` from inside the switch (a dial that failed, the
+        dialplan's ``Hangup(cause)``, shutting down): ``ChannelHangupRequest`` with that cause.
 
-        ``by_far_end``: the phone sent a BYE. Asterisk then announces the hang-up twice
-        (FIELD-NOTES): first as queued by the channel driver, without a cause, then as
-        the soft hang-up that takes the channel out of Stasis, with the cause and
-        ``soft: true``.
+        ``by_far_end`` is the phone's BYE: see :meth:`phone_hangs_up`.
+        """
+        if by_far_end:
+            self.phone_hangs_up(ch, None)
+            return
+        if ch.hangup_requested:
+            return
+        ch.hangup_requested = True
+        self._set_cause(ch, cause)
+        self._media_statistics(ch)
+        self.emit_channel(ch, "ChannelHangupRequest", **self._causes(ch))
+        self._end(ch)
+
+    def phone_hangs_up(self, ch: SimChannel, q850_cause: int | None) -> None:
+        """The phone sent a BYE, with ``Reason: Q.850;cause=<n>`` when ``q850_cause`` is given.
+
+        chan_pjsip queues the hang-up with the cause the channel has: the Reason header's, or
+        16 if it has been in a bridge (leaving one sets it), or none at all — then the
+        request carries no cause and the channel is destroyed with cause 0 "Unknown".
         """
         if ch.hangup_requested:
             return
         ch.hangup_requested = True
-        if by_far_end:
-            self.emit_channel(ch, "ChannelHangupRequest")
-            self.emit_channel(ch, "ChannelHangupRequest", cause=cause, soft=True)
-        else:
-            self.emit_channel(ch, "ChannelHangupRequest", cause=cause)
-        self.recorder.stop_target(f"channel:{ch.id}")
-        self._leave_stasis(ch, "hangup")
-        self.player.stop_target(f"channel:{ch.id}")
-        if ch.bridge_id is not None:
-            self._remove_from_bridge(ch)
-        for spy in [c for c in self.channels.values() if c.snoop_target == ch.id]:
-            self.hangup(spy, cause)
-        self.emit_channel(ch, "ChannelDestroyed", cause=cause, cause_txt=CAUSES.get(cause, "Unknown"))
-        ch.destroyed = True
-        ch.state = "Down"
-        self.channels.pop(ch.id, None)
-        self.media_channel_ids.discard(ch.id)
-        if ch.stasis_exit is not None and not ch.stasis_exit.done():
-            ch.stasis_exit.set_result("hangup")
-        ch.ended.set()
-        if ch.call is not None:
-            ch.call.on_destroyed(cause)
+        if q850_cause is not None:
+            self._set_cause(ch, q850_cause, force=True)
+        self._media_statistics(ch)
+        self.emit_channel(ch, "ChannelHangupRequest", **self._causes(ch))
+        self._end(ch)
 
     def hangup_by_id(self, channel_id: str, reason_code: str | None, reason: str | None) -> None:
+        """``DELETE /channels/{id}``: the cause is set, then a soft hang-up (flag 32, EXPLICIT)."""
         ch = self.channel(channel_id)
         if reason_code is not None and reason is not None:
             raise SimError(400, "Only one of reason_code or reason may be given")
@@ -283,64 +371,165 @@ class Engine:
             cause = int(reason_code)
         else:
             cause = HANGUP_REASONS.get(reason or "normal", 16)
-        self.hangup(ch, cause)
+        if ch.hangup_requested:
+            return
+        ch.hangup_requested = True
+        ch.hangup_cause = cause
+        self._media_statistics(ch)
+        self.emit_channel(ch, "ChannelHangupRequest", cause=SOFTHANGUP_EXPLICIT, soft=True)
+        # chan_pjsip sends the BYE with the cause's SIP status, and remembers it: only the
+        # channel's destruction tells it (see _end).
+        self._end(ch)
+
+    def _set_cause(self, ch: SimChannel, cause: int, *, force: bool = False) -> None:
+        if force or not ch.hangup_cause:
+            ch.hangup_cause = cause
+            if ch.endpoint is not None:
+                ch.tech_cause = SIP_STATUS.get(cause, 0)
+
+    def _causes(self, ch: SimChannel) -> dict[str, int]:
+        """A hang-up request's causes: the channel's, if it has one, and its SIP status."""
+        causes = {"cause": ch.hangup_cause} if ch.hangup_cause else {}
+        return causes | ({"tech_cause": ch.tech_cause} if ch.tech_cause else {})
+
+    def _media_statistics(self, ch: SimChannel) -> None:
+        """As chan_pjsip ends a session that had media: ``RTPAUDIOQOS*`` on the channel and, on
+        a bridged SIP peer, the same ``...BRIDGED``, one after the other."""
+        if not ch.had_media:
+            return
+        bridge = self.bridges.get(ch.bridge_id or "")
+        peers = [self.channels[c] for c in bridge.channels if c != ch.id] if bridge else []
+        peer = peers[0] if len(peers) == 1 and peers[0].had_media else None
+        for name in RTP_STATS:
+            self.emit_channel(ch, "ChannelVarset", variable=name, value=_rtp_stats(name))
+            if peer is not None:
+                self.emit_channel(peer, "ChannelVarset", variable=f"{name}BRIDGED", value=_rtp_stats(name))
+
+    def _end(self, ch: SimChannel) -> None:
+        """What follows a hang-up request: out of playbacks, recordings, bridges and Stasis;
+        the end of its dialplan; its destruction; for a dial in progress, its end."""
+        self.recorder.stop_target(f"channel:{ch.id}")
+        self._leave_stasis(ch, "hangup")
+        self.player.stop_target(f"channel:{ch.id}")
+        if ch.bridge_id is not None:
+            self._remove_from_bridge(ch, hung_up=True)
+        for spy in [c for c in self.channels.values() if c.snoop_target == ch.id]:
+            self.hangup(spy, ch.hangup_cause or 16)
+        if ch.kind == "caller":
+            # Stasis() returns into a hung-up channel and its dialplan ends (pbx.c): the
+            # APPUNLOAD soft hang-up, heard by whoever still follows the channel.
+            self.emit_channel(ch, "ChannelHangupRequest", cause=SOFTHANGUP_APPUNLOAD, soft=True,
+                              **({"tech_cause": ch.tech_cause} if ch.tech_cause else {}))
+        elif ch.dialling:
+            # A channel hung up while it was being dialled: the dial ends unanswered.
+            self._dial(ch, "NOANSWER")
+        final = ch.hangup_cause
+        if ch.endpoint is not None and not ch.tech_cause:
+            ch.tech_cause = SIP_STATUS.get(final, 0)
+        extra = {"tech_cause": ch.tech_cause} if ch.tech_cause else {}
+        self.emit_channel(ch, "ChannelDestroyed", cause=final, cause_txt=CAUSES.get(final, "Unknown"), **extra)
+        ch.destroyed = True
+        ch.state = "Down"
+        ch.subscriptions.clear()
+        self.channels.pop(ch.id, None)
+        self.media_channel_ids.discard(ch.id)
+        if ch.endpoint is not None:
+            self._endpoint_changed(ch.endpoint)
+        if ch.stasis_exit is not None and not ch.stasis_exit.done():
+            ch.stasis_exit.set_result("hangup")
+        ch.ended.set()
+        if ch.call is not None:
+            ch.call.on_destroyed(final)
 
     # --- endpoints ----------------------------------------------------------------------
 
     def endpoint_names(self, technology: str | None = None) -> list[str]:
-        names = dict.fromkeys([*self.configured_endpoints, *self.endpoints])
-        return [n for n in names if technology is None or n.partition("/")[0] == technology]
+        """Every endpoint, sorted by name as Asterisk lists them."""
+        names = set(self.configured_endpoints) | set(self.endpoints)
+        return sorted(n for n in names if technology is None or n.partition("/")[0] == technology)
 
     def endpoint_json(self, name: str) -> dict[str, Any]:
         """The ``Endpoint`` model; ``SimError(404)`` for a technology the stand-in has no phones on."""
         technology, _, resource = name.partition("/")
         if technology != "PJSIP" or not resource:
             raise SimError(404, "Endpoint not found")
-        prefix = f"{name}-"
         return {
             "technology": technology,
             "resource": resource,
             "state": self.device(name).state,
-            "channel_ids": [c.id for c in self.channels.values() if c.name.startswith(prefix)],
+            "channel_ids": [c.id for c in self.channels.values() if c.endpoint == name],
         }
 
     def set_registered(self, name: str, registered: bool) -> Endpoint:
-        """A phone registers or loses its contact; subscribed applications hear of the change."""
+        """A phone registers or loses its contact; subscribed applications hear of the change:
+        ``ContactStatusChange``, ``EndpointStateChange`` and ``PeerStatusChange`` as res_pjsip
+        announces them (docs/asterisk-behaviour.md)."""
         self.endpoint_json(name)  # only PJSIP phones register
         device = self.endpoints.setdefault(name, Endpoint())
-        if device.registered != registered:
-            device.registered = registered
-            technology, _, resource = name.partition("/")
-            self.apps.emit_endpoint(technology, resource, "EndpointStateChange", endpoint=self.endpoint_json(name))
+        if device.registered == registered:
+            return device
+        technology, _, resource = name.partition("/")
+        emit = lambda kind, **extra: self.apps.emit_endpoint(  # noqa: E731 - four events alike
+            technology, resource, kind, endpoint=self.endpoint_json(name), **extra)
+        contact = {"uri": f"sip:{resource}@127.0.0.1:5060", "aor": resource}
+        if registered:
+            # The contact is added before the endpoint counts as online, then qualified.
+            emit("ContactStatusChange", contact_info={**contact, "contact_status": "NonQualified",
+                                                      "roundtrip_usec": "0"})
+            device.registered = True
+            emit("EndpointStateChange")
+            emit("PeerStatusChange", peer={"peer_status": "Reachable"})
+            emit("ContactStatusChange", contact_info={**contact, "contact_status": "Reachable",
+                                                      "roundtrip_usec": str(random.randint(300, 2000))})
+        else:
+            device.registered = False
+            emit("EndpointStateChange")
+            emit("PeerStatusChange", peer={"peer_status": "Unreachable"})
+            emit("ContactStatusChange", contact_info={**contact, "contact_status": "Removed", "roundtrip_usec": "0"})
         return device
 
     def subscribe(self, app: str, sources: list[str], on: bool) -> None:
-        """``POST``/``DELETE /applications/{app}/subscription``, endpoints only.
+        """``POST``/``DELETE /applications/{app}/subscription``.
 
-        Asterisk checks every source before it changes anything: a bad scheme is 400, an
-        event source that does not exist 422, unsubscribing from one not subscribed 409.
+        Asterisk checks every source before it changes anything: a bad scheme is 400, an event
+        source that does not exist 422, unsubscribing from one not subscribed 422 too.
+        Subscriptions are counted: each subscribe needs its unsubscribe.
         """
-        if not self.apps.connected(app):
-            raise SimError(404, "Application does not exist.")
+        if not self.apps.known(app):
+            raise SimError(404, "Application not found")
         if not sources:
-            raise SimError(400, "eventSource: Missing required field")
-        subscribed = self.apps.subscriptions(app)
+            raise SimError(400, "Missing parameter eventSource")
+        targets: list[tuple[str, Any]] = []
         for source in sources:
             scheme, _, what = source.partition(":")
             if scheme not in ("channel", "bridge", "endpoint", "deviceState"):
                 raise SimError(400, "Invalid event source URI scheme")
-            if scheme != "endpoint":
-                raise SimError(501, "The stand-in subscribes applications to endpoints only")
-            technology, _, resource = what.partition("/")
-            if technology != "PJSIP":
-                raise SimError(422, "Event source does not exist")
-            if not on and source not in subscribed:
-                raise SimError(409, "Application not subscribed to event source")
-        for source in sources:
-            if on:
-                subscribed.add(source)
+            if scheme == "deviceState":
+                raise SimError(501, "The stand-in has no device states to subscribe to")
+            target: Any
+            if scheme == "channel":
+                target = self.channels.get(what)
+                known = target is not None and target.subscriptions[app] > 0
+            elif scheme == "bridge":
+                target = self.bridges.get(what)
+                known = target is not None and target.subscribers[app] > 0
             else:
-                subscribed.discard(source)
+                technology, _, resource = what.partition("/")
+                target = what if technology == "PJSIP" else None
+                known = self.apps.endpoint_sources(app)[what] > 0
+            if target is None:
+                raise SimError(422, "Event source does not exist")
+            if not on and not known:
+                raise SimError(422, "Event source was not subscribed to")
+            targets.append((scheme, target))
+        for scheme, target in targets:
+            step = 1 if on else -1
+            if scheme == "channel":
+                target.subscriptions[app] += step
+            elif scheme == "bridge":
+                target.subscribers[app] += step
+            else:
+                self.apps.endpoint_sources(app)[target] += step
 
     # --- originate, external media, snoop ---------------------------------------------
 
@@ -353,9 +542,24 @@ class Engine:
         if not device.registered:
             # PJSIP cannot make a channel to a phone with no contact (FIELD-NOTES).
             raise SimError(500, "Allocation failed", key="error")
+        # The agent leg is the endpoint's: its context and caller name are pjsip.conf's, its
+        # number the callerId given (which is also what it is connected to).
+        name, number = _caller_id(self.endpoint_option(endpoint, "callerid"))
         ch = self.new_channel(f"{endpoint}-{self.ids.suffix()}", channel_id=channel_id, state="Down",
-                              caller_number=caller_id, kind="originated", exten="s", context="default")
+                              caller_name=name, caller_number=caller_id or number, connected_number=caller_id,
+                              kind="originated", exten="s", priority=1,
+                              context=self.endpoint_option(endpoint, "context", "default"),
+                              app_name="AppDial2", app_data="(Outgoing Line)")
+        # Before the application subscribes, only those who follow the endpoint see the dialler
+        # set the channel up.
+        self.emit_channel(ch, "ChannelDialplan", dialplan_app="AppDial2", dialplan_app_data="(Outgoing Line)")
+        self.emit_channel(ch, "ChannelCallerId", caller_presentation=0,
+                          caller_presentation_txt="Presentation Allowed, Not Screened")
+        self.emit_channel(ch, "ChannelConnectedLine")
+        ch.dialstring = resource
         ch.subscribed_app = app
+        self.subscribe_channel(ch, app)
+        ch.dialling = True
         self.spawn(self._ring(ch, device, app, args, timeout_s), f"originate:{ch.id}")
         return ch
 
@@ -363,10 +567,12 @@ class Engine:
         if device.mode == "unavailable":
             # The call cannot be placed at all: Asterisk's dialler announces no Dial.
             await asyncio.sleep(0)
+            ch.dialling = False
             return self.hangup(ch, 20)
         await asyncio.sleep(0)
         self._dial(ch, "")  # the call is placed
         self.set_state(ch, "Ringing")
+        self._dial(ch, "RINGING")
         if device.mode == "busy":
             await asyncio.sleep(min(device.answer_after_s, timeout_s))
             return self._dial_failed(ch, "BUSY", 17)
@@ -382,6 +588,7 @@ class Engine:
         await asyncio.sleep(device.answer_after_s)
         if ch.hangup_requested:
             return
+        ch.dialling = False
         self.set_state(ch, "Up")
         self._dial(ch, "ANSWER")
         try:
@@ -391,13 +598,12 @@ class Engine:
 
     def _dial(self, ch: SimChannel, status: str) -> None:
         """``Dial`` for an originated channel (the peer; ARI's originate has no caller):
-        ``""`` when the call is placed, then how it ended (FIELD-NOTES)."""
-        # The dial string is what follows the technology ("1001" of PJSIP/1001), as ast_dial has it.
-        resource = ch.name.rsplit("-", 1)[0].partition("/")[2]
-        self.apps.emit(ch.subscribed_app, "Dial", peer=ch.to_json(), dialstring=resource, dialstatus=status)
+        ``""`` when the call is placed, ``RINGING``, then how it ended (FIELD-NOTES)."""
+        self.emit_channel(ch, "Dial", key="peer", dialstring=ch.dialstring, dialstatus=status, forward="")
 
     def _dial_failed(self, ch: SimChannel, status: str, cause: int) -> None:
         if not ch.hangup_requested:  # hung up over ARI meanwhile: that was the end of it
+            ch.dialling = False
             self._dial(ch, status)
             self.hangup(ch, cause)
 
@@ -412,19 +618,28 @@ class Engine:
             raise SimError(400, "external_host is required and must be host:port")
         if fmt not in ("slin16", "ulaw"):
             raise SimError(400, f"Unsupported format {fmt!r} (the stand-in sends slin16 or ulaw)")
+        # chan_rtp's channel, dialled like a phone: Down until the dial answers it.
         ch = self.new_channel(f"UnicastRTP/{external_host}-0x{uuid.uuid4().hex[:12]}", channel_id=channel_id,
-                              state="Up", kind="external_media", exten="s", context="default")
+                              state="Down", kind="external_media", exten="s", context="default",
+                              app_name="AppDial2", app_data="(Outgoing Line)")
         ch.external_host, ch.media_format = (host, int(port)), fmt
+        ch.dialstring = f"{external_host}/c({fmt})"
+        ch.subscribed_app = app
+        self.subscribe_channel(ch, app)
         self.media_channel_ids.add(ch.id)
-        ch.variables.update({"UNICASTRTP_LOCAL_ADDRESS": "127.0.0.1", "UNICASTRTP_LOCAL_PORT": "0"})
-        # Its StasisStart comes after the answer to this request, once the media path is
-        # set up (FIELD-NOTES): until then the channel cannot join a bridge (422).
+        ch.variables.update({"UNICASTRTP_LOCAL_ADDRESS": "127.0.0.1",
+                             "UNICASTRTP_LOCAL_PORT": str(random.randrange(10000, 20000, 2))})
+        # Its dial and StasisStart come after the answer to this request, once the media path
+        # is set up (FIELD-NOTES): until then the channel cannot join a bridge (422).
         asyncio.get_running_loop().call_later(self.media_setup_s, self._media_enters_stasis, ch, app)
         return ch
 
     def _media_enters_stasis(self, ch: SimChannel, app: str) -> None:
         if ch.hangup_requested:
             return
+        self._dial(ch, "")
+        self.set_state(ch, "Up")
+        self._dial(ch, "ANSWER")
         try:
             self.enter_stasis(ch, app, [])
         except SimError:
@@ -500,9 +715,9 @@ class Engine:
         main = "holding" if "holding" in types else "mixing"
         bridge_id = bridge_id or str(uuid.uuid4())
         if bridge_id in self.bridges:
-            raise SimError(409, "Bridge with given id already exists")
+            raise SimError(409, f"Bridge with id '{bridge_id}' already exists")
         # Like Asterisk, a bridge made over REST belongs to no application until one of
-        # its channels joins: then that channel's application is subscribed to it.
+        # its channels joins: then that channel's application follows it.
         bridge = SimBridge(id=bridge_id, name=name, bridge_type=main)
         self.bridges[bridge.id] = bridge
         return bridge
@@ -518,17 +733,31 @@ class Engine:
                 raise SimError(422, "Channel not in Stasis application")
             chans.append(ch)
         for ch in chans:
-            if ch.bridge_id == bridge.id:
-                continue
             if ch.bridge_id is not None:
+                # Even from this very bridge: Asterisk takes it out and puts it back in.
                 self._remove_from_bridge(ch)
             ch.bridge_id = bridge.id
             bridge.channels.append(ch.id)
-            bridge.app = bridge.app or ch.subscribed_app
-            self.apps.emit(bridge.app or ch.subscribed_app, "ChannelEnteredBridge",
-                           bridge=bridge.to_json(), channel=ch.to_json())
+            app = ch.stasis_app or ch.subscribed_app
+            bridge.app = bridge.app or app
+            if app is not None:
+                bridge.subscribers[app] += 1
+            self.emit_bridge(bridge, "ChannelEnteredBridge", channel=ch.to_json())
+            self._exchange_connected_lines(bridge)
             if bridge.moh_class is not None:
                 self._music_starts(ch, bridge.moh_class)
+
+    def _exchange_connected_lines(self, bridge: SimBridge) -> None:
+        """Two parties in a bridge are each other's connected line: each channel whose
+        connected line changes announces it (``ChannelConnectedLine``), the newest first."""
+        if len(bridge.channels) != 2:
+            return
+        newer, older = (self.channels[c] for c in reversed(bridge.channels))
+        for ch, other in ((newer, older), (older, newer)):
+            line = (other.caller_name, other.caller_number)
+            if (ch.connected_name, ch.connected_number) != line:
+                ch.connected_name, ch.connected_number = line
+                self.emit_channel(ch, "ChannelConnectedLine")
 
     def remove_from_bridge(self, bridge_id: str, channel_ids: list[str]) -> None:
         bridge = self.bridge(bridge_id)
@@ -541,23 +770,31 @@ class Engine:
         for channel_id in channel_ids:
             self._remove_from_bridge(self.channels[channel_id])
 
-    def _remove_from_bridge(self, ch: SimChannel) -> None:
+    def _remove_from_bridge(self, ch: SimChannel, *, hung_up: bool = False, announce: bool = True) -> None:
+        """Take ``ch`` out of its bridge. Leaving a bridge sets its hang-up cause (16) if it has
+        none. Its application stops following the bridge, unless it hung up in it: then
+        Asterisk keeps following it (until the bridge is destroyed)."""
         bridge = self.bridges.get(ch.bridge_id or "")
         ch.bridge_id = None
         if bridge is None or ch.id not in bridge.channels:
             return
         bridge.channels.remove(ch.id)
-        self.apps.emit(bridge.app or ch.subscribed_app, "ChannelLeftBridge",
-                       bridge=bridge.to_json(), channel=ch.to_json())
+        self._set_cause(ch, 16)
+        if announce:
+            self.emit_bridge(bridge, "ChannelLeftBridge", channel=ch.to_json())
+        app = ch.stasis_app or ch.subscribed_app
+        if not hung_up and app is not None and bridge.subscribers[app] > 0:
+            bridge.subscribers[app] -= 1
 
     def destroy_bridge(self, bridge_id: str) -> None:
         bridge = self.bridge(bridge_id)
         self.player.stop_target(f"bridge:{bridge.id}")
         self.recorder.stop_target(f"bridge:{bridge.id}")
-        for channel_id in list(bridge.channels):
-            self._remove_from_bridge(self.channels[channel_id])
+        members = [self.channels[c] for c in bridge.channels]
+        for ch in members:
+            self._remove_from_bridge(ch)
         del self.bridges[bridge.id]
-        self.apps.emit(bridge.app, "BridgeDestroyed", bridge=bridge.to_json())
+        self.emit_bridge(bridge, "BridgeDestroyed")
 
     # --- shutdown -----------------------------------------------------------------------
 
@@ -565,3 +802,16 @@ class Engine:
         for ch in list(self.channels.values()):
             self.hangup(ch, 16)
         await cancel_and_wait(list(self._tasks), what="the stand-in's tasks")
+
+
+def _caller_id(text: str) -> tuple[str, str]:
+    """pjsip.conf's ``callerid="Agent 1001" <1001>`` -> ``("Agent 1001", "1001")``."""
+    name, _, rest = text.partition("<")
+    return name.strip().strip('"'), rest.rstrip(">").strip()
+
+
+def _rtp_stats(name: str) -> str:
+    """A plausible value of an ``RTPAUDIOQOS*`` variable (the stand-in measures no media)."""
+    if name == "RTPAUDIOQOS":
+        return "ssrc=1;themssrc=2;lp=0;rxjitter=0.000000;rxcount=0;txjitter=0.000000;txcount=0;rlp=0;rtt=0.000000"
+    return "minrxjitter=000.000000;maxrxjitter=000.000000;avgrxjitter=000.000000;"

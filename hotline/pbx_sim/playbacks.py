@@ -178,13 +178,12 @@ class Recorder:
 
     def start(self, name: str, fmt: str, target_uri: str, if_exists: str) -> SimRecording:
         if fmt not in RECORDING_FORMATS:
-            raise SimError(422, f"Recording format {fmt!r} is not known on this system")
+            raise SimError(422, "specified format is unknown on this system")
         if "/" in name or name.startswith("."):
             raise SimError(400, "Recording name must not contain a path")
-        if name in self.live:
-            raise SimError(409, "Recording with the same name already in progress")
-        if if_exists == "fail" and self.path(name, fmt).exists():
-            raise SimError(409, "Recording with the same name already exists on the system")
+        # Live or already stored, Asterisk says the same (the file exists in both cases).
+        if name in self.live or (if_exists == "fail" and self.path(name, fmt).exists()):
+            raise SimError(409, f"Recording '{name}' already exists and can not be overwritten")
         recording = SimRecording(name=name, format=fmt, target_uri=target_uri, state="queued")
         self.live[name] = recording
         # Asterisk queues the recording on the channel or bridge and answers at once.

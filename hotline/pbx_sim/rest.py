@@ -27,6 +27,13 @@ def _json(data: Any, status: int = 200) -> web.Response:
     return web.json_response(data, status=status)
 
 
+def _created(data: Any, location: str) -> web.Response:
+    """201 with where the new resource lives, as Asterisk answers a play or a record."""
+    response = web.json_response(data, status=201)
+    response.headers["Location"] = location
+    return response
+
+
 def _no_content() -> web.Response:
     return web.Response(status=204)
 
@@ -166,12 +173,12 @@ class AriViews:
         return _json({"asterisk_id": "02:42:ac:11:00:02", "ping": "pong", "timestamp": ari_time()})
 
     def _application(self, name: str) -> dict[str, Any]:
+        """What the application is subscribed to: channels, bridges, endpoints (counted > 0)."""
         return {
             "name": name,
-            "channel_ids": sorted(c.id for c in self.e.channels.values() if c.subscribed_app == name),
-            "bridge_ids": sorted(b.id for b in self.e.bridges.values() if b.app == name),
-            "endpoint_ids": sorted(src.partition(":")[2] for src in self.e.apps.subscriptions(name)
-                                   if src.startswith("endpoint:")),
+            "channel_ids": sorted(c.id for c in self.e.channels.values() if c.subscriptions[name] > 0),
+            "bridge_ids": sorted(b.id for b in self.e.bridges.values() if b.subscribers[name] > 0),
+            "endpoint_ids": sorted(src for src, count in self.e.apps.endpoint_sources(name).items() if count > 0),
             "device_names": [], "events_allowed": [], "events_disallowed": [],
         }
 
@@ -180,8 +187,8 @@ class AriViews:
 
     async def application(self, request: web.Request) -> web.Response:
         name = request.match_info["name"]
-        if not self.e.apps.connected(name):
-            raise SimError(404, "Application does not exist.")
+        if not self.e.apps.known(name):
+            raise SimError(404, "Application not found")
         return _json(self._application(name))
 
     async def subscribe(self, request: web.Request) -> web.Response:
@@ -200,7 +207,7 @@ class AriViews:
         tech = request.match_info.get("tech")
         names = self.e.endpoint_names(tech)
         if tech is not None and tech != "PJSIP":
-            raise SimError(404, "No Endpoints found - invalid tech")
+            raise SimError(404, f"No Endpoints found - invalid tech {tech}")
         return _json([self.e.endpoint_json(n) for n in names])
 
     async def get_endpoint(self, request: web.Request) -> web.Response:
@@ -234,7 +241,9 @@ class AriViews:
             _choice(request, "encapsulation", ("rtp", "audiosocket", "none"), "rtp"),
             _one(request, "channelId"),
         )
-        return _json(ch.to_json())
+        # The answer (only it) shows the channel's variables: where to send audio back to.
+        local = {k: ch.variables[k] for k in ("UNICASTRTP_LOCAL_ADDRESS", "UNICASTRTP_LOCAL_PORT")}
+        return _json({**ch.to_json(), "channelvars": local})
 
     async def hangup(self, request: web.Request) -> web.Response:
         self.e.hangup_by_id(request.match_info["channelId"], _one(request, "reason_code"), _one(request, "reason"))
@@ -259,7 +268,7 @@ class AriViews:
         playback_id = request.match_info.get("playbackId") or _one(request, "playbackId")
         playback = self.e.play(f"channel:{ch.id}", _many(request, "media", required=True), _one(request, "lang"),
                                playback_id, ch.language)
-        return _json(playback.to_json(), status=201)
+        return _created(playback.to_json(), f"/ari/playbacks/{playback.id}")
 
     async def dtmf(self, request: web.Request) -> web.Response:
         ch = self.e.stasis_channel(request.match_info["channelId"])
@@ -330,7 +339,7 @@ class AriViews:
             _one(request, "name", required=True) or "", _one(request, "format", required=True) or "",
             target, _choice(request, "ifExists", ("fail", "overwrite", "append"), "fail"),
         )
-        return _json(recording.to_json(), status=201)
+        return _created(recording.to_json(), f"/ari/recordings/live/{recording.name}")
 
     # --- bridges --------------------------------------------------------------------------
 
@@ -362,7 +371,7 @@ class AriViews:
         playback_id = request.match_info.get("playbackId") or _one(request, "playbackId")
         playback = self.e.play(f"bridge:{bridge.id}", _many(request, "media", required=True), _one(request, "lang"),
                                playback_id, "en")
-        return _json(playback.to_json(), status=201)
+        return _created(playback.to_json(), f"/ari/playbacks/{playback.id}")
 
     async def bridge_moh_start(self, request: web.Request) -> web.Response:
         self.e.start_bridge_moh(request.match_info["bridgeId"], _moh_class(request))

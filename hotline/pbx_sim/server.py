@@ -19,7 +19,7 @@ from typing import Any
 from aiohttp import WSMsgType, web
 
 from hotline.pbx_sim.apps import AppConnection, Applications, TrafficHook
-from hotline.pbx_sim.asterisk_conf import moh_classes, pjsip_endpoints
+from hotline.pbx_sim.asterisk_conf import moh_classes, pjsip_endpoint_options
 from hotline.pbx_sim.callers import SimCall
 from hotline.pbx_sim.control import ControlViews, Faults
 from hotline.pbx_sim.dialplan import Dialplan
@@ -56,10 +56,12 @@ class PbxSim:
         config_dir = Path(dialplan_path).parent
         self._on_traffic = on_traffic
         self.apps = Applications(on_traffic)
+        endpoints = pjsip_endpoint_options(config_dir / "pjsip.conf")
         self.engine = Engine(self.apps, sounds_dir=sounds_dir, recordings_dir=recordings_dir,
                              default_playback_s=default_playback_s, time_scale=time_scale,
-                             configured_endpoints=[f"PJSIP/{n}" for n in pjsip_endpoints(config_dir / "pjsip.conf")],
-                             moh_classes=moh_classes(config_dir / "musiconhold.conf"))
+                             configured_endpoints=list(endpoints),
+                             moh_classes=moh_classes(config_dir / "musiconhold.conf"),
+                             endpoint_options=endpoints)
         self.rtp = RtpStreamer(self.engine)
         #: ARI requests made to fail or hang on purpose (control API ``/sim/faults``).
         self.faults = Faults()
@@ -109,7 +111,7 @@ class PbxSim:
                                      context=context, exten=dialled, state="Ring")
         call = SimCall(self.engine, ch, dialled)
         self.calls.append(call)
-        self.engine.spawn(self.dialplan.run(context, dialled, call), f"dialplan:{ch.id}")
+        self.engine.spawn(self.dialplan.run(context, dialled, call.dialplan_host), f"dialplan:{ch.id}")
         await asyncio.sleep(0)
         return call
 

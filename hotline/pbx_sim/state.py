@@ -8,8 +8,10 @@ against ``../shared/asterisk-ari``.
 from __future__ import annotations
 
 import asyncio
+import collections
 import itertools
 import time
+import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
@@ -58,6 +60,12 @@ class SimChannel:
     name: str
     caller_number: str = ""
     caller_name: str = ""
+    #: The connected line: an originated channel's is the callerId it was dialled with; two
+    #: channels in a bridge become each other's.
+    connected_number: str = ""
+    connected_name: str = ""
+    #: What the dialler was given for this channel (``1001`` of ``PJSIP/1001``), for ``Dial``.
+    dialstring: str = ""
     state: str = "Ring"
     context: str = ""
     exten: str = ""
@@ -71,8 +79,26 @@ class SimChannel:
     variables: dict[str, str] = field(default_factory=dict)
     #: The Stasis application this channel is in (None: in the dialplan or not yet in Stasis).
     stasis_app: str | None = None
-    #: The application subscribed to this channel's events (stays until it is destroyed).
+    #: The application that made or last had this channel (who its bridge and playback
+    #: events concern); whether that application still *hears* of it is ``subscriptions``.
     subscribed_app: str | None = None
+    #: Applications subscribed to this channel's topic, counted as Asterisk counts them:
+    #: being in Stasis is one (gone at StasisEnd), originating it over ARI one (kept until it
+    #: is destroyed), ``POST /applications/{app}/subscription?eventSource=channel:<id>`` one.
+    subscriptions: collections.Counter[str] = field(default_factory=collections.Counter)
+    #: The PJSIP endpoint the channel is a call of (``PJSIP/carrier``, ``PJSIP/1001``), whose
+    #: subscribers hear of it too; None for Snoop and UnicastRTP channels.
+    endpoint: str | None = None
+    #: The SIP Call-ID of a PJSIP channel (``protocol_id``); other channels have none.
+    protocol_id: str = ""
+    #: Asterisk's hang-up cause of the channel so far (0: none yet), and the SIP status it
+    #: maps to for a PJSIP channel (``tech_cause``, 0: none).
+    hangup_cause: int = 0
+    tech_cause: int = 0
+    #: Media flowed (a PJSIP channel that was answered): its hang-up reports RTP statistics.
+    had_media: bool = False
+    #: An originated channel whose dial is still going on (placed, not answered nor failed).
+    dialling: bool = False
     bridge_id: str | None = None
     moh_class: str | None = None
     hangup_requested: bool = False
@@ -97,11 +123,11 @@ class SimChannel:
     def to_json(self) -> dict[str, Any]:
         return {
             "id": self.id,
-            "protocol_id": "",
+            "protocol_id": self.protocol_id,
             "name": self.name,
             "state": self.state,
             "caller": {"name": self.caller_name, "number": self.caller_number},
-            "connected": {"name": "", "number": ""},
+            "connected": {"name": self.connected_name, "number": self.connected_number},
             "accountcode": "",
             "dialplan": {
                 "context": self.context,
@@ -115,6 +141,11 @@ class SimChannel:
         }
 
 
+def sip_call_id() -> str:
+    """A Call-ID as Asterisk's PJSIP makes them (a UUID), for ``protocol_id``."""
+    return str(uuid.uuid4())
+
+
 @dataclass
 class SimBridge:
     id: str
@@ -125,6 +156,10 @@ class SimBridge:
     created: float = field(default_factory=time.time)
     channels: list[str] = field(default_factory=list)
     moh_class: str | None = None
+    #: Applications following the bridge, counted as res_stasis counts them: a channel of the
+    #: application joining adds one, its leaving over ARI takes it back, but a member that
+    #: hangs up in the bridge leaves its count behind (FIELD-NOTES, docs/asterisk-behaviour.md).
+    subscribers: collections.Counter[str] = field(default_factory=collections.Counter)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -136,7 +171,8 @@ class SimBridge:
             "name": self.name,
             "channels": list(self.channels),
             "creationtime": ari_time(self.created),
-            "video_mode": "none",
+            # A mixing bridge made over ARI follows the talker for video (Asterisk 22's default).
+            "video_mode": "talker",
         }
 
 

@@ -100,8 +100,11 @@ async def test_a_call_enters_stasis_with_its_args_dialplan_location_and_caller_i
     assert channel["dialplan"]["exten"] == "12365"
 
 
+RTP_STATS = ["ChannelVarset"] * 5  # RTPAUDIOQOS*: a SIP channel that had media, as it hangs up
+
+
 @pytest.mark.parametrize("who", ["caller", "application"])
-async def test_a_hang_up_gives_hangup_request_stasis_end_and_destroyed_in_that_order(
+async def test_a_hang_up_gives_hangup_request_then_stasis_end_and_nothing_more_to_the_stasis_application(
     pbx_sim: PbxSim, ari: RawAri, who: str
 ) -> None:
     call = await pbx_sim.place_call("12315", caller_id="13800138000")
@@ -111,24 +114,54 @@ async def test_a_hang_up_gives_hangup_request_stasis_end_and_destroyed_in_that_o
         await call.hangup()
     else:
         assert (await ari.call("DELETE", f"/channels/{call.channel_id}"))[0] == 204
-    destroyed = await ari.event("ChannelDestroyed")
-    assert destroyed["cause"] == 16 and destroyed["cause_txt"] == "Normal Clearing"
-    requests = 2 if who == "caller" else 1  # a BYE is announced twice (next test)
+    await ari.event("StasisEnd")
+    await call.wait_ended()
+    await asyncio.sleep(0.05)
+    # Subscribed to the channel only by having it in Stasis, the application hears nothing
+    # after StasisEnd: no ChannelDestroyed (docs/asterisk-behaviour.md).
     assert ari.types_for(call.channel_id) == [
-        "StasisStart", "ChannelStateChange", *["ChannelHangupRequest"] * requests, "StasisEnd", "ChannelDestroyed"]
+        "StasisStart", "ChannelStateChange", *RTP_STATS, "ChannelHangupRequest", "StasisEnd"]
     assert (await ari.call("POST", f"/channels/{call.channel_id}/answer"))[0] == 404
 
 
-async def test_a_callers_bye_gives_a_hangup_request_without_cause_then_a_soft_one_with_cause_16(
-    pbx_sim: PbxSim, ari: RawAri
+@pytest.mark.parametrize(("who", "first", "destroyed"), [
+    ("caller", {}, (0, "Unknown")),  # a BYE without a Reason header: no cause at all
+    ("application", {"cause": 32, "soft": True}, (16, "Normal Clearing")),  # 32: the EXPLICIT flag
+])
+async def test_an_application_following_the_channel_hears_the_dialplan_end_and_the_destruction(
+    pbx_sim: PbxSim, ari: RawAri, who: str, first: dict[str, Any], destroyed: tuple[int, str]
 ) -> None:
     call = await pbx_sim.place_call("12315", caller_id="13800138000")
     await ari.event("StasisStart")
-    await call.hangup()
-    await ari.event("ChannelDestroyed")
+    status, app = await ari.call("POST", "/applications/hotline/subscription", eventSource=f"channel:{call.channel_id}")
+    assert status == 200 and app["channel_ids"] == [call.channel_id]
+    if who == "caller":
+        await call.hangup()
+    else:
+        await ari.call("DELETE", f"/channels/{call.channel_id}")
+    gone = await ari.event("ChannelDestroyed")
+    assert (gone["cause"], gone["cause_txt"]) == destroyed
+    requests = [{k: v for k, v in e.items() if k in ("cause", "soft")}
+                for e in ari.events if e["type"] == "ChannelHangupRequest"]
+    # The second is the dialplan ending after Stasis() (16: AST_SOFTHANGUP_APPUNLOAD).
+    assert requests == [first, {"cause": 16, "soft": True}]
+    assert ari.types_for(call.channel_id) == [
+        "StasisStart", "ChannelHangupRequest", "StasisEnd", "ChannelHangupRequest", "ChannelDestroyed"]
+
+
+async def test_a_callers_bye_gives_one_hangup_request_with_the_cause_of_its_reason_header(
+    pbx_sim: PbxSim, ari: RawAri
+) -> None:
+    plain = await pbx_sim.place_call("12315", caller_id="13800138000")
+    await ari.event("StasisStart", channel__id=plain.channel_id)
+    await plain.hangup()
+    busy = await pbx_sim.place_call("12315", caller_id="13800138001")
+    await ari.event("StasisStart", channel__id=busy.channel_id)
+    await busy.hangup(17)  # Reason: Q.850;cause=17
+    await ari.event("StasisEnd", channel__id=busy.channel_id)
     first, second = [e for e in ari.events if e["type"] == "ChannelHangupRequest"]
     assert "cause" not in first and "soft" not in first
-    assert (second["cause"], second["soft"]) == (16, True)
+    assert (second["cause"], second["tech_cause"], "soft" in second) == (17, 486, False)
 
 
 async def test_a_playback_answers_201_then_starts_and_finishes_done(pbx_sim: PbxSim, ari: RawAri) -> None:
@@ -376,15 +409,15 @@ async def test_originating_a_phone_announces_the_dial_placed_then_how_it_ended(
     _, channel = await ari.call("POST", "/channels", endpoint="PJSIP/1001", app="hotline", timeout="1")
     await ari.event("Dial", dialstatus=status, timeout=3)
     dials = [e for e in ari.events if e["type"] == "Dial"]
-    assert [(e["dialstatus"], e["dialstring"], e["peer"]["id"]) for e in dials] == [
-        ("", "1001", channel["id"]), (status, "1001", channel["id"])]
+    assert [(e["dialstatus"], e["dialstring"], e["forward"], e["peer"]["id"]) for e in dials] == [
+        ("", "1001", "", channel["id"]), ("RINGING", "1001", "", channel["id"]), (status, "1001", "", channel["id"])]
     assert "caller" not in dials[0]  # originated over ARI: no calling channel
     order = [e["type"] for e in ari.events if e.get("peer", e.get("channel", {})).get("id") == channel["id"]]
     if mode == "answer":
-        assert order[:5] == ["Dial", "ChannelStateChange", "ChannelStateChange", "Dial", "StasisStart"]
+        assert order[:6] == ["Dial", "ChannelStateChange", "Dial", "ChannelStateChange", "Dial", "StasisStart"]
     else:
         await ari.event("ChannelDestroyed")
-        assert order[:3] == ["Dial", "ChannelStateChange", "Dial"]
+        assert order[:4] == ["Dial", "ChannelStateChange", "Dial", "Dial"]
 
 
 async def test_endpoints_are_online_while_registered_and_offline_without_a_contact(pbx_sim: PbxSim, ari: RawAri) -> None:
@@ -429,13 +462,30 @@ async def test_an_application_subscribed_to_an_endpoint_hears_when_it_goes_offli
 
 async def test_subscriptions_are_refused_as_asterisk_refuses_them(pbx_sim: PbxSim, ari: RawAri) -> None:
     path = "/applications/hotline/subscription"
-    assert (await ari.call("POST", path, eventSource="nowhere:1"))[0] == 400
-    assert (await ari.call("POST", path, eventSource="endpoint:XMPP/1"))[0] == 422
-    assert (await ari.call("POST", "/applications/other/subscription", eventSource="endpoint:PJSIP"))[0] == 404
-    assert (await ari.call("DELETE", path, eventSource="endpoint:PJSIP/1001"))[0] == 409
+    assert await ari.call("POST", path, eventSource="nowhere:1") == (400, {"message": "Invalid event source URI scheme"})
+    assert await ari.call("POST", path, eventSource="endpoint:XMPP/1") == (422, {"message": "Event source does not exist"})
+    assert await ari.call("POST", "/applications/other/subscription", eventSource="endpoint:PJSIP") == (
+        404, {"message": "Application not found"})
+    assert await ari.call("DELETE", path, eventSource="endpoint:PJSIP/1001") == (
+        422, {"message": "Event source was not subscribed to"})
     assert (await ari.call("POST", path, eventSource="endpoint:PJSIP/1001"))[0] == 200
     status, app = await ari.call("DELETE", path, eventSource="endpoint:PJSIP/1001")
     assert status == 200 and app["endpoint_ids"] == []
+
+
+async def test_an_application_stays_registered_with_its_subscriptions_after_its_socket_closes(
+    pbx_sim: PbxSim, ari: RawAri
+) -> None:
+    assert (await ari.call("POST", "/applications/hotline/subscription", eventSource="endpoint:PJSIP"))[0] == 200
+    await ari.close()
+    await asyncio.sleep(0.05)
+    async with aiohttp.ClientSession() as http:
+        other = RawAri(pbx_sim, http)
+        await other.connect("other")
+        status, app = await other.call("GET", "/applications/hotline")
+        assert status == 200 and app["endpoint_ids"] == ["PJSIP"]
+        assert [a["name"] for a in (await other.call("GET", "/applications"))[1]] == ["hotline", "other"]
+        await other.close()
 
 
 async def test_the_control_api_unregisters_and_registers_a_phone(pbx_sim: PbxSim, ari: RawAri) -> None:
