@@ -97,8 +97,7 @@ class Applications:
         conn = self._conns.get(app)
         if conn is None:
             return
-        for _ in range(copies):
-            self._send(conn, {"type": event_type, **payload})
+        self._send(conn, {"type": event_type, **payload}, copies)
 
     def endpoint_sources(self, app: str) -> collections.Counter[str]:
         """``app``'s endpoint subscriptions (``KeyError`` if it was never registered)."""
@@ -121,12 +120,16 @@ class Applications:
         for app, copies in self.endpoint_audience(f"{technology}/{resource}").items():
             self.emit(app, event_type, copies, **payload)
 
-    def _send(self, conn: AppConnection, body: dict[str, Any]) -> None:
+    def _send(self, conn: AppConnection, body: dict[str, Any], copies: int = 1) -> None:
+        """Queue the event ``copies`` times: the copies Asterisk forwards through several
+        subscriptions are one message, byte for byte (same timestamp)."""
         event = {**body, "timestamp": ari_time(), "application": conn.name, "asterisk_id": ASTERISK_ID}
-        if self._on_traffic is not None:
-            self._on_traffic("event", event)
-        self.events_sent += 1
-        conn.outbox.put_nowait(json.dumps(event))
+        text = json.dumps(event)
+        for _ in range(copies):
+            if self._on_traffic is not None:
+                self._on_traffic("event", event)
+            self.events_sent += 1
+            conn.outbox.put_nowait(text)
 
     async def close(self) -> None:
         for conn in list(self._conns.values()):

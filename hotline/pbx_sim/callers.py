@@ -214,7 +214,7 @@ class SimCall:
 
     async def answer(self) -> None:
         self._check_alive()
-        self.channel.state = "Up"
+        self._engine.set_state(self.channel, "Up")
 
     async def stasis(self, app: str, args: list[str], *, context: str, exten: str, priority: int,
                      app_data: str) -> str:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import collections
+import json
 from typing import Any
 
 from tests.conformance.switches import Switch
@@ -292,4 +294,24 @@ async def test_following_an_agents_endpoint_doubles_the_events_of_its_calls(swit
         *["ChannelDestroyed cause=16 cause_txt='Normal Clearing' channel=agent:Up"] * 2,
         "EndpointStateChange endpoint=PJSIP/1001:online[]",
     ]
+    await switch.unregister("1001")
+
+
+async def test_the_copies_of_an_event_are_the_same_message_byte_for_byte(switch: Switch) -> None:
+    """What lets a client drop the second copy: Asterisk serialises the event once."""
+    ari = switch.ari
+    await ari.request("POST", "/applications/hotline/subscription", eventSource="endpoint:PJSIP/1001")
+    await switch.register("1001")
+    await originate(switch)
+    await ari.wait_event("StasisStart", lambda e: e["channel"]["id"] == "conf-agent")
+    await ari.request("DELETE", "/channels/conf-agent")
+    await ari.wait_event("ChannelDestroyed")
+    await ari.quiet()
+    await ari.request("DELETE", "/applications/hotline/subscription", eventSource="endpoint:PJSIP/1001")
+    # Every message of the leg's topic comes twice, the copies equal to the last field
+    # (timestamps included); StasisStart and StasisEnd come once.
+    copies = collections.Counter(json.dumps(e, sort_keys=True) for e in of_channel(ari.events, "conf-agent")
+                                 if e["type"] in ("Dial", "ChannelStateChange", "ChannelDestroyed",
+                                                  "ChannelHangupRequest", "StasisStart", "StasisEnd"))
+    assert sorted(copies.values()) == [1, 1] + [2] * 7  # 3 Dial, 2 states, request, destroyed
     await switch.unregister("1001")
