@@ -578,13 +578,13 @@ class Engine:
             return self._dial_failed(ch, "BUSY", 17)
         if device.mode == "no_answer" or device.answer_after_s > timeout_s:
             await asyncio.sleep(timeout_s)
-            return self._dial_failed(ch, "NOANSWER", 19)
+            return self._rang_out(ch)
         if device.mode == "manual":
             ch.pickup = asyncio.Event()
             try:
                 await asyncio.wait_for(ch.pickup.wait(), timeout_s)
             except TimeoutError:
-                return self._dial_failed(ch, "NOANSWER", 19)
+                return self._rang_out(ch)
         await asyncio.sleep(device.answer_after_s)
         if ch.hangup_requested:
             return
@@ -600,6 +600,16 @@ class Engine:
         """``Dial`` for an originated channel (the peer; ARI's originate has no caller):
         ``""`` when the call is placed, ``RINGING``, then how it ended (FIELD-NOTES)."""
         self.emit_channel(ch, "Dial", key="peer", dialstring=ch.dialstring, dialstatus=status, forward="")
+
+    def _rang_out(self, ch: SimChannel) -> None:
+        """The originate's ``timeout`` ran out: Asterisk's dialler drops the channel there and
+        then — no ``Dial NOANSWER``, no hang-up request — and it is destroyed with cause 19
+        (480 for SIP)."""
+        if not ch.hangup_requested:
+            ch.dialling = False
+            ch.hangup_requested = True
+            self._set_cause(ch, 19)
+            self._end(ch)
 
     def _dial_failed(self, ch: SimChannel, status: str, cause: int) -> None:
         if not ch.hangup_requested:  # hung up over ARI meanwhile: that was the end of it

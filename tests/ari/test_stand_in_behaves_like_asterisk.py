@@ -401,7 +401,7 @@ async def test_originating_to_a_phone_with_no_registered_contact_answers_500_all
     assert status == 200 and channel["name"].startswith("PJSIP/1001-")
 
 
-@pytest.mark.parametrize(("mode", "status"), [("answer", "ANSWER"), ("busy", "BUSY"), ("no_answer", "NOANSWER")])
+@pytest.mark.parametrize(("mode", "status"), [("answer", "ANSWER"), ("busy", "BUSY")])
 async def test_originating_a_phone_announces_the_dial_placed_then_how_it_ended(
     pbx_sim: PbxSim, ari: RawAri, mode: str, status: str
 ) -> None:

@@ -50,10 +50,10 @@ def settled(lines: list[str]) -> list[str]:
     return out
 
 
-async def originate(switch: Switch, channel_id: str = "conf-agent", **params: str) -> Any:
+async def originate(switch: Switch, channel_id: str = "conf-agent", timeout: str = "10") -> Any:
     return await switch.ari.request("POST", "/channels", endpoint="PJSIP/1001", app="hotline",
-                                    appArgs="agent,1001", callerId="12315", timeout="10",
-                                    channelId=channel_id, **params)
+                                    appArgs="agent,1001", callerId="12315", timeout=timeout,
+                                    channelId=channel_id)
 
 
 async def test_an_agents_registered_phone_answers_and_its_leg_enters_stasis_after_the_dial(switch: Switch) -> None:
@@ -175,6 +175,23 @@ async def test_a_ringing_agent_leg_is_not_the_applications_yet_and_a_hang_up_end
     await ari.request("DELETE", "/bridges/conf-call")
     await ari.request("DELETE", f"/channels/{ch}")
     await ari.wait_event("StasisEnd", lambda e: e["channel"]["id"] == ch)
+    await switch.unregister("1001")
+
+
+async def test_an_agent_leg_that_rings_out_is_destroyed_with_cause_19_and_no_word_of_its_dial(switch: Switch) -> None:
+    await switch.register("1001")
+    await switch.never_answer("1001")
+    ari = switch.ari
+    await originate(switch, timeout="1")
+    await ari.wait_event("ChannelDestroyed", timeout=4)
+    t = Transcript(ari.events, agent="conf-agent")
+    assert settled(t.lines()) == [
+        "Dial dialstatus='' dialstring='1001' forward='' peer=agent:Down",
+        "Dial dialstatus='RINGING' dialstring='1001' forward='' peer=agent:Ringing",
+        "ChannelStateChange channel=agent:Ringing",
+        # No hang-up request and no Dial NOANSWER: the dialler drops the channel at the timeout.
+        "ChannelDestroyed cause=19 cause_txt='User alerting, no answer' channel=agent:Ringing tech_cause=480",
+    ]
     await switch.unregister("1001")
 
 
