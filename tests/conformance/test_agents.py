@@ -244,25 +244,32 @@ async def test_endpoints_are_offline_until_their_phone_registers_and_subscribers
     twice = await ari.request("DELETE", sub, eventSource="endpoint:PJSIP/1001")
     assert twice.status == 200 and twice.body["endpoint_ids"] == []
     await ari.quiet()
-    assert endpoint_lines(ari.events) == [
-        "ContactStatusChange PJSIP/1001:offline NonQualified",
+    lines = endpoint_lines(ari.events)
+    # res_pjsip announces a (un)registration from more than one thread: the order within each
+    # is not fixed (the stand-in's is the one listed), only that the registration's come first.
+    assert [sorted(lines[:4]), sorted(lines[4:])] == [sorted([
+        "ContactStatusChange PJSIP/1001 NonQualified",
         "EndpointStateChange PJSIP/1001:online",
-        "PeerStatusChange PJSIP/1001:online Reachable",
-        "ContactStatusChange PJSIP/1001:online Reachable",
+        "PeerStatusChange PJSIP/1001 Reachable",
+        "ContactStatusChange PJSIP/1001 Reachable",
+    ]), sorted([
         "EndpointStateChange PJSIP/1001:offline",
-        "PeerStatusChange PJSIP/1001:offline Unreachable",
-        "ContactStatusChange PJSIP/1001:offline Removed",
-    ]
+        "PeerStatusChange PJSIP/1001 Unreachable",
+        "ContactStatusChange PJSIP/1001 Removed",
+    ])]
 
 
 def endpoint_lines(events: list[dict[str, Any]]) -> list[str]:
-    """Endpoint events, with what differs by nature (the phone's port, the ping time) left out."""
+    """Endpoint events, with what differs by nature (the phone's port, the ping time) left out,
+    and the endpoint's state only where it is the news (the other events' snapshot of it races
+    with the change)."""
     lines = []
     for e in events:
         ep = e.get("endpoint")
         if ep is None:
             continue
-        what = [e["type"], f"{ep['technology']}/{ep['resource']}:{ep['state']}"]
+        name = f"{ep['technology']}/{ep['resource']}"
+        what = [e["type"], f"{name}:{ep['state']}" if e["type"] == "EndpointStateChange" else name]
         if "contact_info" in e:
             info = e["contact_info"]
             assert info["aor"] == ep["resource"] and info["uri"].startswith(f"sip:{ep['resource']}@")
