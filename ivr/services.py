@@ -137,6 +137,17 @@ class IvrService:
         # Answer and first prompt go out before any storage round trip (latency target);
         # begin() persists the new call, then enter() answers.
         await flow.begin()
+        await self._follow(channel.id)
+
+    async def _follow(self, channel_id: str) -> None:
+        """Ask Asterisk for the caller's channel events until it is destroyed. An application
+        hears of a channel only while it is in Stasis: without this, a caller's hang-up ends
+        with StasisEnd and the final cause (ChannelDestroyed) never comes
+        (docs/asterisk-behaviour.md). After the first prompt: off the caller's latency path."""
+        try:
+            await self.svc.ari.subscribe(self._app, f"channel:{channel_id}")
+        except AriError as exc:  # gone already: its events say so; anything else costs only the cause
+            log.debug("following channel %s failed: %s", channel_id, exc)
 
     async def adopt(self, state: CallState, first: BaseState) -> None:
         """Start a flow for a call we place ourselves (a callback): its channel's id is chosen

@@ -21,6 +21,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+#: The record's cause when the caller's own phone hung up and Asterisk gave no Q.850 cause.
+CALLER_HUNG_UP = "caller hung up"
+
 Handler = Callable[[str, Any], Awaitable[None]]
 
 
@@ -82,7 +85,16 @@ class IvrStasis:
         # The call ends at the first request (the agent is released at once), but a real
         # Asterisk's first request for a caller's BYE has no cause (FIELD-NOTES): the cause
         # comes with the next request or ChannelDestroyed, which end_call records then.
-        cause = None if event.cause is None else f"hangup request (cause {event.cause})"
+        # A soft request's "cause" is a flag (32: an ARI DELETE, 16: the dialplan ended), not a
+        # Q.850 cause; a hard one without a cause is the caller's phone hanging up (a BYE with
+        # no Reason header), after which Asterisk's final cause is only 0, "Unknown"
+        # (docs/asterisk-behaviour.md).
+        if event.soft:
+            cause = None
+        elif event.cause is None:
+            cause = CALLER_HUNG_UP
+        else:
+            cause = f"hangup request (cause {event.cause})"
         await self._ivr.end_call(key, cause, rank=HangupCause.REQUEST)
 
     async def on_stasis_end(self, key: str, event: ari.StasisEnd) -> None:
@@ -95,8 +107,9 @@ class IvrStasis:
             return
         if event.channel.id == key:
             log.debug("channel of %s destroyed: %s", mask_phone(event.channel.caller_number), event.cause_txt)
-            await self._ivr.end_call(key, f"{event.cause_txt or 'destroyed'} ({event.cause})",
-                                     rank=HangupCause.DESTROYED)
+            # Cause 0 says nothing ("Unknown"): what an earlier event said stays.
+            cause = None if not event.cause else f"{event.cause_txt or 'destroyed'} ({event.cause})"
+            await self._ivr.end_call(key, cause, rank=HangupCause.DESTROYED)
 
     async def on_speech_detected(self, key: str, event: SpeechDetected) -> None:
         await self._ivr.speech(key, event.detected)

@@ -1,7 +1,9 @@
-"""The call record's hang-up cause is Asterisk's: a real Asterisk announces a caller's BYE with a
-``ChannelHangupRequest`` without a cause, then one with cause 16 (``soft``), and
-``ChannelDestroyed`` with the final cause and text (FIELD-NOTES). The call ends at the first of
-them; the record takes the cause from the events that have one, the destruction's last."""
+"""The call record's hang-up cause is Asterisk's where it has one: a real Asterisk announces a
+caller's BYE with one hard ``ChannelHangupRequest``, with a cause only when the BYE had a Reason
+header, then ``StasisEnd`` and (to an application following the channel) ``ChannelDestroyed`` with
+cause 0, "Unknown" (docs/asterisk-behaviour.md). A soft request's cause is a flag, not a cause.
+The call ends at the first event; the record keeps the most knowing cause: "caller hung up" for a
+BYE without one, never "None" and never a flag."""
 
 from __future__ import annotations
 
@@ -38,9 +40,9 @@ async def test_a_caller_who_hangs_up_gets_the_cause_asterisk_gives_not_none(
     pbx_sim: PbxSim, hotline_app: Application, prompts: PromptCatalogue
 ) -> None:
     call = await in_the_menu(pbx_sim, prompts)
-    await call.hangup()  # a BYE: request without a cause, request with 16, StasisEnd, destroyed
+    await call.hangup()  # a BYE without Reason: a hard request without a cause, StasisEnd, destroyed (0)
     await pbx_sim.wait_idle()
-    await eventually(lambda: cause_is(hotline_app, call, "Normal Clearing (16)"))
+    await eventually(lambda: cause_is(hotline_app, call, "caller hung up"))
     record = await ended_record(hotline_app, call)
     assert record.outcome == "abandoned_in_menu"
 
@@ -50,8 +52,8 @@ async def test_a_hangup_request_without_a_cause_ends_the_call_and_the_destructio
 ) -> None:
     call = await in_the_menu(pbx_sim, prompts)
     channel = pbx_sim.channel(call.channel_id)
-    pbx_sim.engine.emit_channel(channel, "ChannelHangupRequest")  # the driver's, without a cause
-    # The call is over for us at once, with no cause yet (never the text "None").
+    pbx_sim.engine.emit_channel(channel, "ChannelHangupRequest", soft=True, cause=32)  # an ARI DELETE's flag
+    # The call is over for us at once, with no cause yet (never the text "None", never the flag).
     record = await eventually(lambda: ended_record(hotline_app, call))
     assert record.hangup_cause is None
     assert call.channel_id not in hotline_app.ivr.flows
@@ -66,9 +68,9 @@ async def test_the_cause_comes_from_the_event_that_has_one_in_either_order_and_t
 ) -> None:
     call = await in_the_menu(pbx_sim, prompts)
     channel = pbx_sim.channel(call.channel_id)
-    pbx_sim.engine.emit_channel(channel, "ChannelHangupRequest", cause=17, soft=True)  # with a cause first
+    pbx_sim.engine.emit_channel(channel, "ChannelHangupRequest", cause=17)  # a BYE with a Reason: busy
     await eventually(lambda: cause_is(hotline_app, call, "hangup request (cause 17)"))
-    pbx_sim.engine.emit_channel(channel, "ChannelHangupRequest")  # then one without: changes nothing
+    pbx_sim.engine.emit_channel(channel, "ChannelHangupRequest")  # then one without: knows no more
     await hotline_app.dispatcher.drain()
     assert await cause_is(hotline_app, call, "hangup request (cause 17)")
 

@@ -78,3 +78,25 @@ async def test_a_caller_hears_the_welcome_then_the_recording_notice_then_the_men
         await call.hang_up()
     heard = audio.heard_in_order(sounds, audio.pcm(call.rtp.pcm()))
     assert [h.name for h in heard] == ["welcome_quality", "recording_notice", "main_menu"], heard
+
+
+async def test_a_caller_who_hangs_up_leaves_a_record_that_says_so_not_none(
+    real_asterisk: AsteriskInstance, real_app: Application
+) -> None:
+    async with phones(real_asterisk) as (carrier, _):
+        call = await dial(carrier, "12315")
+        channel = await eventually_one_channel(real_asterisk)
+        await eventually_state(real_app, channel)
+        await asyncio.sleep(0.5)
+        await call.hang_up()
+
+    async def ended():  # type: ignore[no-untyped-def]
+        await real_app.dispatcher.drain()
+        await real_app.records.flush()
+        record = await real_app.call_records.by_channel(channel)
+        return record if record is not None and record.ended_at is not None else None
+
+    record = await eventually(ended, timeout=10)
+    # A BYE without a Reason header: Asterisk's final cause is 0, "Unknown"; the record says who.
+    assert record.hangup_cause == "caller hung up"
+    assert record.outcome == "abandoned_in_menu"
