@@ -85,7 +85,12 @@ class EventStream:
             except asyncio.CancelledError:
                 raise
             except InvalidStatus as exc:
-                log.error("ARI refused the events WebSocket: HTTP %s", exc.response.status_code)
+                status = exc.response.status_code
+                if status in (401, 403):  # wrong user or password: nothing fixes itself
+                    log.error("ARI refused the events WebSocket: HTTP %s (check [ari] username and password)",
+                              status)
+                else:  # 503 while Asterisk starts (its HTTP server is up before ARI): transient
+                    log.warning("ARI refused the events WebSocket: HTTP %s; trying again", status)
             except (OSError, ConnectionClosed, InvalidHandshake, TimeoutError) as exc:
                 log.warning("ARI events connection lost: %s", exc or type(exc).__name__)
             except Exception:
