@@ -110,10 +110,14 @@ class AsteriskInstance:
 
     # --- life cycle ------------------------------------------------------------------------
 
+    def launch_prefix(self) -> list[str]:
+        """What runs Asterisk's command (nothing here; ``ip netns exec NS`` in a namespace)."""
+        return []
+
     def start(self, timeout: float = 30.0) -> None:
         out = open(self.workdir / "log" / "console.log", "ab")  # noqa: SIM115 - lives with the process
         self.proc = subprocess.Popen(
-            [str(BUILD / "sbin" / "asterisk"), "-C", str(self.conf), "-f", "-n"],
+            [*self.launch_prefix(), str(BUILD / "sbin" / "asterisk"), "-C", str(self.conf), "-f", "-n"],
             stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, cwd=self.workdir,
             start_new_session=True,
         )
@@ -176,6 +180,15 @@ class AsteriskInstance:
 
     def bridges(self) -> list[dict[str, Any]]:
         return list(self.ari("GET", "/bridges"))
+
+    def wait_idle(self, timeout: float = 8.0) -> list[dict[str, Any]]:
+        """Channels still up after ``timeout`` (none, once calls have ended as they should)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            left = self.channels()
+            if not left or time.monotonic() > deadline:
+                return left
+            time.sleep(0.1)
 
     def console_tail(self, lines: int = 40) -> str:
         path = self.workdir / "log" / "console.log"

@@ -14,12 +14,10 @@ identifies the trunk by source address and the browser comes from ``network.host
 from __future__ import annotations
 
 import subprocess
-import time
-import urllib.error
 from dataclasses import dataclass
 from pathlib import Path
 
-from devtools.asterisk import BUILD, AsteriskInstance, free_udp_port
+from devtools.asterisk import AsteriskInstance, free_udp_port
 from devtools.netns import TestNetwork
 from hotline.settings import Settings
 from pbx_config.render import AgentPhone
@@ -66,28 +64,12 @@ class NamespacedAsterisk(AsteriskInstance):
     def sip_server(self) -> tuple[str, int]:
         return self.host, self.sip_port
 
-    def start(self, timeout: float = 30.0) -> None:
-        # As AsteriskInstance.start, with the command run through `ip netns exec` (which execs
-        # it: the process, its pid and its process group are Asterisk's own). The CLI
-        # (`asterisk -rx`) still works from outside: its control socket is a file.
+    def launch_prefix(self) -> list[str]:
+        # `ip netns exec` execs the command: the process, its pid and its process group are
+        # Asterisk's own. The CLI (`asterisk -rx`) still works from outside: its control
+        # socket is a file.
         assert self.network is not None
-        out = open(self.workdir / "log" / "console.log", "ab")  # noqa: SIM115 - lives with the process
-        self.proc = subprocess.Popen(
-            [*self.network.exec_prefix(), str(BUILD / "sbin" / "asterisk"), "-C", str(self.conf), "-f", "-n"],
-            stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, cwd=self.workdir,
-            start_new_session=True,
-        )
-        out.close()
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"Asterisk exited at start ({self.proc.returncode}):\n{self.console_tail()}")
-            try:
-                self.ari("GET", "/asterisk/info")
-                return
-            except (OSError, urllib.error.URLError):
-                time.sleep(0.1)
-        raise RuntimeError(f"Asterisk's ARI did not answer within {timeout} s:\n{self.console_tail()}")
+        return list(self.network.exec_prefix())
 
 
 def make_netns_instance(workdir: Path, settings: Settings, agents: list[AgentPhone], network: TestNetwork, *,

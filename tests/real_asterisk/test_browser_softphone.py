@@ -40,10 +40,9 @@ from tests.fixtures.netns import (  # noqa: F401 - fixtures used by name
     carrier_phone,
     endpoint_state,
     private_network,
-    wait_idle,
     webrtc_asterisk,
 )
-from tests.fixtures.real_asterisk import dial, real_settings
+from tests.fixtures.real_asterisk import dial, real_settings, require_idle
 from tests.fixtures.waiting import eventually
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
@@ -164,14 +163,7 @@ def switch_settings(webrtc_asterisk: NamespacedAsterisk, redis_server, redis_pre
                     sqlite_url: str, tmp_path: Path) -> Iterator[Settings]:
     """The application's settings for the switch in the namespace; afterwards nothing may be up."""
     yield real_settings(webrtc_asterisk, redis_server.url, redis_prefix, sqlite_url, tmp_path)
-    left = wait_idle(webrtc_asterisk)
-    if left:
-        for channel in left:  # so that the next test starts clean
-            try:
-                webrtc_asterisk.ari("DELETE", f"/channels/{channel['id']}")
-            except OSError:
-                pass
-        pytest.fail(f"channels left up on the real Asterisk: {[c['name'] for c in left]}")
+    require_idle(webrtc_asterisk)
 
 
 @asynccontextmanager
@@ -317,7 +309,7 @@ async def test_an_agent_answers_in_the_browser_talks_over_dtls_srtp_holds_and_ha
         await call.wait_ended(10)
         await expect(agent.get_by_test_id("call-state")).to_have_attribute("data-state", "ended", timeout=WAIT_MS)
         await expect(agent.get_by_test_id("phone-status")).to_have_attribute("data-status", "registered", timeout=WAIT_MS)
-        assert await asyncio.to_thread(wait_idle, webrtc_asterisk) == []
+        assert await asyncio.to_thread(webrtc_asterisk.wait_idle) == []
         await shots.take(agent, "hung-up")
         assert page_errors == [], page_errors
 

@@ -5,34 +5,31 @@ outbox for the platform. Nothing is left up afterwards (the fixture checks)."""
 from __future__ import annotations
 
 import asyncio
-import math
-import struct
 
 import pytest
 from sqlalchemy import select
 
+from delivery.models import OutboxRow
 from devtools import audio
 from devtools.asterisk import AsteriskInstance
 from devtools.sip_phone import linear_to_ulaw
-from delivery.models import OutboxRow
 from hotline.app import Application
 from hotline.db import sessionmaker
 from ivr.prompts.catalogue import PromptCatalogue
 from pbx_config.moh import piece
 from queues.engine import Agent, AgentState
-from tests.fixtures.real_asterisk import dial, phones
+from tests.fixtures.real_asterisk import (
+    dial,
+    eventually_one_channel,
+    eventually_state,
+    phones,
+    prompt_sounds,
+)
 from tests.fixtures.waiting import eventually
-from tests.real_asterisk.test_what_callers_hear import eventually_one_channel, eventually_state, prompt_sounds
 
 pytestmark = pytest.mark.slow
 
 HANGZHOU = "330100"
-
-
-def tone(freq: float, seconds: float) -> bytes:
-    samples = b"".join(struct.pack("<h", int(8000 * math.sin(2 * math.pi * freq * i / 8000)))
-                       for i in range(int(seconds * 8000)))
-    return linear_to_ulaw(samples)
 
 
 async def agent_ready(app: Application, agent_id: str) -> None:
@@ -58,7 +55,7 @@ async def test_a_caller_reaches_an_agent_on_a_desk_phone_talks_is_recorded_and_t
         await eventually(bridged, timeout=10)
         # Each side hears the other: a tone from the agent reaches the caller.
         heard_before = len(call.rtp.received)
-        agent_call.rtp.play(tone(1000, 1.0))
+        agent_call.rtp.play(linear_to_ulaw(audio.tone(1000, 1.0)))
         await asyncio.sleep(1.5)
         from_agent = audio.pcm(audio_bytes(call, heard_before))
         assert audio.loud_seconds(from_agent) > 0.6

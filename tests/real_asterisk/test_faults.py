@@ -13,10 +13,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import math
 import os
 import signal
-import struct
 import subprocess
 import sys
 import time
@@ -45,9 +43,8 @@ from ivr.prompts.catalogue import PromptCatalogue
 from ivr.store import CallState, CallStateStore
 from queues.engine import Agent, AgentState, QueueEngine
 from tests.fixtures.app import running
-from tests.fixtures.real_asterisk import dial, phones
+from tests.fixtures.real_asterisk import dial, phones, prompt_sounds
 from tests.fixtures.waiting import eventually
-from tests.real_asterisk.test_what_callers_hear import prompt_sounds
 
 pytestmark = pytest.mark.slow
 
@@ -59,17 +56,11 @@ HANGZHOU_12315 = "057112315"
 # --- helpers -------------------------------------------------------------------------------------
 
 
-def tone(freq: float, seconds: float) -> bytes:
-    samples = b"".join(struct.pack("<h", int(8000 * math.sin(2 * math.pi * freq * i / 8000)))
-                       for i in range(int(seconds * 8000)))
-    return linear_to_ulaw(samples)
-
-
 async def hear_each_other(caller: Call, agent: Call) -> None:
     """A tone from each side reaches the other: the two are really talking through Asterisk."""
     for speaker, listener in ((agent, caller), (caller, agent)):
         start = len(listener.rtp.received)
-        speaker.rtp.play(tone(1000, 1.0))
+        speaker.rtp.play(linear_to_ulaw(audio.tone(1000, 1.0)))
         await asyncio.sleep(1.4)
         heard = audio.pcm(ulaw_to_linear(bytes(listener.rtp.received[start:])))
         assert audio.loud_seconds(heard) > 0.6, "the two parties do not hear each other"

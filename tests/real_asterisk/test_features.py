@@ -35,9 +35,13 @@ from pbx_config.moh import piece
 from queues.engine import AgentState
 from tests.accounts.helpers import PASSWORD, Users, browser, cheap_passwords, login
 from tests.fixtures.app import running
-from tests.fixtures.real_asterisk import dial, phones
+from tests.fixtures.real_asterisk import (
+    dial,
+    eventually_one_channel,
+    phones,
+    prompt_sounds,
+)
 from tests.fixtures.waiting import eventually
-from tests.real_asterisk.test_what_callers_hear import eventually_one_channel, prompt_sounds
 
 pytestmark = pytest.mark.slow
 

@@ -18,11 +18,11 @@ import pytest
 
 from devtools import audio
 from devtools.asterisk import AsteriskInstance, make_instance
+from hotline.app import Application
 from hotline.ari.dispatcher import Dispatcher
 from hotline.ari.events import EventStream
 from hotline.ari.models import Event, PlaybackFinished, StasisStart
 from hotline.ari.rest import AriRest
-from hotline.app import Application
 from hotline.settings import Settings, load_settings
 from hotline.tasks import cancel_and_wait
 from ivr.media_checks import CHANNEL_PREFIX, MediaChecks, lookup_languages
@@ -30,9 +30,15 @@ from ivr.prompts.build import build_numbers, build_prompts
 from ivr.prompts.catalogue import PromptCatalogue, asterisk_language
 from queues.engine import Agent
 from tests.fixtures.app import running
-from tests.fixtures.real_asterisk import AGENT_PHONES, SOUNDS_CACHE, _wait_idle, dial, phones, real_settings
+from tests.fixtures.real_asterisk import (
+    AGENT_PHONES,
+    SOUNDS_CACHE,
+    dial,
+    phones,
+    prompt_sounds,
+    real_settings,
+)
 from tests.fixtures.waiting import eventually
-from tests.real_asterisk.test_what_callers_hear import eventually_one_channel, prompt_sounds
 
 pytestmark = pytest.mark.slow
 
@@ -298,4 +304,4 @@ async def test_the_application_names_missing_sounds_and_music_at_every_connect(
         again = await asyncio.wait_for(app.media_checks.wait_checked(2), 20)
         assert again is not None and again.missing_sounds == ("hotline/goodbye", "digits/7")
         assert len(media_errors(caplog)) == 4
-    assert _wait_idle(broken_asterisk) == []
+    assert broken_asterisk.wait_idle() == []

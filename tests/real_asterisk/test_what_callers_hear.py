@@ -5,30 +5,22 @@ from __future__ import annotations
 
 import asyncio
 
-import numpy as np
 import pytest
 
 from devtools import audio
 from devtools.asterisk import AsteriskInstance
-from devtools.sip_phone import Call
 from hotline.app import Application
-from ivr.prompts.catalogue import PromptCatalogue, asterisk_language, sound_name
-from tests.fixtures.real_asterisk import SOUNDS_CACHE, dial, phones
+from ivr.prompts.catalogue import PromptCatalogue
+from tests.fixtures.real_asterisk import (
+    dial,
+    eventually_one_channel,
+    eventually_state,
+    phones,
+    prompt_sounds,
+)
 from tests.fixtures.waiting import eventually
 
 pytestmark = pytest.mark.slow
-
-
-def prompt_sounds(catalogue: PromptCatalogue, *keys: str) -> dict[str, np.ndarray]:
-    folder = SOUNDS_CACHE / asterisk_language(catalogue.locale) / "hotline"
-    return {key: audio.read_wav(folder / f"{sound_name(key)}.wav") for key in keys}
-
-
-async def record_of(app: Application, call: Call):  # type: ignore[no-untyped-def]
-    """The call record of the caller's channel (found by the caller's number and time)."""
-    await app.dispatcher.drain()
-    await app.records.flush()
-    return await app.call_records.latest()
 
 
 @pytest.mark.parametrize("dialled, line, area", [
@@ -45,21 +37,6 @@ async def test_every_hotline_number_reaches_the_application_as_its_business_line
         assert state.business_line == line
         assert (state.area_code or "") == area
         await call.hang_up()
-
-
-async def eventually_one_channel(instance: AsteriskInstance) -> str:
-    async def one() -> str | None:
-        chans = instance.channels()
-        return chans[0]["id"] if len(chans) == 1 else None
-
-    return str(await eventually(one))
-
-
-async def eventually_state(app: Application, channel_id: str):  # type: ignore[no-untyped-def]
-    async def stored():  # type: ignore[no-untyped-def]
-        return await app.ivr.svc.store.load(channel_id)
-
-    return await eventually(stored)
 
 
 async def test_a_caller_hears_the_welcome_then_the_recording_notice_then_the_menu(
