@@ -157,7 +157,7 @@ class MediaChecks:
         rtp_bind_host: str,
         rtp_advertise_host: str | None = None,
         asterisk_data_dir: Path | None = None,
-        listen_s: float = 2.0,
+        listen_s: float = 4.0,
         budget_s: float = 20.0,
         concurrency: int = 4,
     ) -> None:
