@@ -251,7 +251,7 @@ async def test_a_sound_asterisk_does_not_have_and_a_class_without_music_are_name
     assert "1 of the 51 sounds the IVR plays are not in Asterisk for language zh_CN: hotline/no-such-prompt" \
         in errors[0]
     assert "Run 'hotline asterisk install'" in errors[0] and "/var/lib/asterisk/sounds/zh_CN" in errors[0]
-    assert errors[1].startswith("music on hold class 'no-such-class' plays nothing: no audio at all in 2 s")
+    assert errors[1].startswith("music on hold class 'no-such-class' plays nothing: no audio at all in 4 s")
     assert "Set [ivr] moh_class (HOTLINE_IVR__MOH_CLASS) to 'hotline' ('hotline asterisk install' writes the " \
         "class 'hotline' into musiconhold.conf and its music into /var/lib/asterisk/moh/hotline; then " \
         "asterisk -rx 'moh reload'), or give musiconhold.conf a class 'no-such-class' with music." in errors[1]
@@ -295,7 +295,7 @@ async def test_the_application_names_missing_sounds_and_music_at_every_connect(
         first = media_errors(caplog)
         assert len(first) == 2, first
         assert "hotline/goodbye, digits/7" in first[0] and "hotline asterisk install" in first[0]
-        assert first[1].startswith("music on hold class 'hotline' plays nothing: no audio at all in 2 s")
+        assert first[1].startswith("music on hold class 'hotline' plays nothing: no audio at all in 4 s")
         assert first[1].endswith("Run 'hotline asterisk install' (it writes the class 'hotline' into musiconhold.conf "
                                  "and its music into /var/lib/asterisk/moh/hotline), then asterisk -rx 'moh reload'.")
 
