@@ -56,6 +56,19 @@ HANGZHOU_12315 = "057112315"
 # --- helpers -------------------------------------------------------------------------------------
 
 
+async def one_talking_one_waiting(carrier: SipPhone, desk: SipPhone, instance: AsteriskInstance,
+                                  store: CallStateStore) -> tuple[Call, str, Call, Call, str]:
+    """With one agent available on ``desk``: a first caller who talks to them and a second who
+    waits for them. (caller, its channel, the agent's call, the waiting caller, its channel)"""
+    talking, talking_channel = await call_in(carrier, instance, "13800138001")
+    agent_call = await asyncio.wait_for(desk.incoming.get(), 15)
+    await agent_call.wait_answered()
+    await eventually_call_state(store, talking_channel, "connected")
+    waiting, waiting_channel = await call_in(carrier, instance, "13800138002")
+    await eventually_call_state(store, waiting_channel, "in_queue")
+    return talking, talking_channel, agent_call, waiting, waiting_channel
+
+
 async def hear_each_other(caller: Call, agent: Call) -> None:
     """A tone from each side reaches the other: the two are really talking through Asterisk."""
     for speaker, listener in ((agent, caller), (caller, agent)):
@@ -283,12 +296,8 @@ async def test_callers_who_vanish_without_a_bye_are_hung_up_by_the_media_timeout
     async with phones(real_asterisk, "1001") as (carrier, desk), records_of(on_real_asterisk) as records:
         await real_app.queues.login(agent("1001"))
         await real_app.queues.available("1001")
-        talking, talking_channel = await call_in(carrier, real_asterisk, "13800138001")
-        agent_call = await asyncio.wait_for(desk["1001"].incoming.get(), 15)
-        await agent_call.wait_answered()
-        await eventually_call_state(store, talking_channel, "connected")
-        waiting, waiting_channel = await call_in(carrier, real_asterisk, "13800138002")
-        await eventually_call_state(store, waiting_channel, "in_queue")
+        talking, talking_channel, agent_call, waiting, waiting_channel = await one_talking_one_waiting(
+            carrier, desk["1001"], real_asterisk, store)
         await hear_each_other(talking, agent_call)
 
         # The carrier's side vanishes: no more RTP, no BYE, and its SIP socket is gone too
@@ -397,12 +406,8 @@ async def test_the_application_killed_and_restarted_keeps_its_talking_and_waitin
             # One agent: the first caller talks to them, the second waits for them.
             await engine.login(agent("1001"))
             assert await engine.set_available("1001") is None
-            talking, talking_channel = await call_in(carrier, real_asterisk, "13800138001")
-            agent_call = await asyncio.wait_for(desk["1001"].incoming.get(), 15)
-            await agent_call.wait_answered()
-            await eventually_call_state(store, talking_channel, "connected")
-            waiting, waiting_channel = await call_in(carrier, real_asterisk, "13800138002")
-            await eventually_call_state(store, waiting_channel, "in_queue")
+            talking, talking_channel, agent_call, waiting, waiting_channel = await one_talking_one_waiting(
+                carrier, desk["1001"], real_asterisk, store)
             await asyncio.sleep(1.0)
 
             heard_from = len(waiting.rtp.received)
@@ -610,12 +615,8 @@ async def test_after_asterisk_restarts_under_its_calls_their_records_are_closed_
     async with phones(real_asterisk, "1001") as (carrier, desk), records_of(on_real_asterisk) as records:
         await real_app.queues.login(agent("1001"))
         await real_app.queues.available("1001")
-        talking, talking_channel = await call_in(carrier, real_asterisk, "13800138001")
-        agent_call = await asyncio.wait_for(desk["1001"].incoming.get(), 15)
-        await agent_call.wait_answered()
-        await eventually_call_state(store, talking_channel, "connected")
-        waiting, waiting_channel = await call_in(carrier, real_asterisk, "13800138002")
-        await eventually_call_state(store, waiting_channel, "in_queue")
+        talking, talking_channel, agent_call, waiting, waiting_channel = await one_talking_one_waiting(
+            carrier, desk["1001"], real_asterisk, store)
 
         # The session's Asterisk, stopped ("core stop now": it hangs its calls up, and tells us)
         # or killed (a crash: nobody is told anything), then started on the same ports and files.
