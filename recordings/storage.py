@@ -174,6 +174,10 @@ class RecordingStore:
     async def _keep(self, row: Recording) -> Recording:
         data = await self._fetch(row)
         info = read_wav_info(data)
+        if info.data_bytes == 0:
+            # A header and nothing else: Asterisk stopped before writing any audio (seen when it
+            # crashed under a conversation). Kept as "stored" it would hide a gap in the record.
+            raise BadWav("the file holds no audio at all (did Asterisk stop or crash while recording?)")
         sha256 = hashlib.sha256(data).hexdigest()
         relative = relative_path(row, self._zone)
         target = resolve(self.root, relative)

@@ -81,3 +81,15 @@ async def test_a_fetched_file_that_is_not_a_wav_is_marked_failed_with_the_reason
     assert failed is not None and failed.state == "failed" and "BadWav" in (failed.error or "")
     assert not (tmp_path / "store").exists() or not any((tmp_path / "store").rglob("*.wav"))
     assert await store.store(f"{uuid.uuid4()}-1") is None  # not ours: left alone
+
+
+async def test_a_file_with_a_header_and_no_audio_is_a_gap_not_a_recording(index: RecordingIndex,
+                                                                          tmp_path: Path) -> None:
+    """What a real Asterisk leaves of a conversation when it crashes under it: 44 bytes."""
+    asterisk = FakeAsterisk()
+    store = RecordingStore(RecordingSettings(root=tmp_path / "store"), index, asterisk)
+    row = await index.begin(call_id=str(uuid.uuid4()), segment=1, agent_id="1001", jurisdiction="330100", fmt="wav")
+    asterisk.files[row.name] = wav_bytes(0.0)
+    assert len(asterisk.files[row.name]) == 44
+    failed = await store.store(row.name)
+    assert failed is not None and failed.state == "failed" and "no audio" in (failed.error or "")
