@@ -34,7 +34,15 @@ class InstallReport:
     music: list[Path] = field(default_factory=list)
 
 
+def _owner_of(path: Path) -> tuple[int, int]:
+    """Who must own the new file: the old file's owner, else its directory's (an
+    /etc/asterisk owned by the asterisk user stays readable by Asterisk)."""
+    st = (path if path.is_file() else path.parent).stat()
+    return st.st_uid, st.st_gid
+
+
 def _write(path: Path, text: str, report: InstallReport, stamp: str) -> None:
+    uid, gid = _owner_of(path)
     if path.is_file():
         old = path.read_text(encoding="utf-8", errors="replace")
         if old == text:
@@ -48,6 +56,11 @@ def _write(path: Path, text: str, report: InstallReport, stamp: str) -> None:
     tmp.write_text(text, encoding="utf-8")
     # ari.conf and pjsip.conf hold passwords: readable by Asterisk's group, not the world.
     os.chmod(tmp, 0o640)
+    if (uid, gid) != (os.getuid(), os.getgid()):
+        try:
+            os.chown(tmp, uid, gid)
+        except PermissionError as exc:  # not root: the operator sets it, told why
+            raise OSError(f"cannot give {path} to uid {uid} gid {gid} (Asterisk must read it): {exc}") from exc
     tmp.replace(path)
     report.written.append(path)
 
