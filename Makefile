@@ -3,7 +3,7 @@
 # Start the whole system on embedded defaults with simulated calls.
 demo:
 	bash scripts/bootstrap.sh
-	.venv/bin/hotline demo
+	.venv/bin/python -m devtools demo
 
 # Run every test (installs what it needs first).
 test:

@@ -13,8 +13,8 @@ from enum import StrEnum
 from sqlalchemy import JSON, Boolean, Index, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from hotline.db import Base, UtcDateTime
-from national.contract import BUSINESS_LINES
+from core.db import Base, UtcDateTime
+from core.vocabulary import BUSINESS_LINES
 
 
 class Role(StrEnum):

@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from accounts.models import LANGUAGES, LINES, Role, User
 from accounts.passwords import MAX_LENGTH, Passwords, WeakPassword, check_password
 from accounts.sessions import SessionStore
-from queues.jurisdictions import JurisdictionTree, UnknownJurisdiction
+from core.jurisdictions import JurisdictionTree, UnknownJurisdiction
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +66,7 @@ class AccountService:
         if sessions.kw.get("expire_on_commit", True):
             # Users are handed back after their session closed; expired ones could not be read.
             raise ValueError("the account service needs sessions with expire_on_commit=False "
-                             "(hotline.db.sessionmaker makes them)")
+                             "(core.db.sessionmaker makes them)")
         self._db = sessions
         self.tree = tree
         self.passwords = passwords or Passwords()

@@ -24,9 +24,9 @@ from typing import Any
 from redis.asyncio import Redis
 
 from agent_desktop.services import DesktopUser, Refused
-from hotline.ari import models as ari
-from hotline.ari.errors import AriError
-from hotline.ari.rest import AriRest
+from ari import models as ari
+from ari.errors import AriError
+from ari.rest import AriRest
 from ivr.store import CallStateStore
 from queues.engine import QueueEngine
 

@@ -32,7 +32,7 @@ from redis.asyncio import Redis
 
 from agent_desktop.services import DesktopService, DesktopUser
 from agent_desktop.wallboard import WallboardService
-from hotline.tasks import cancel_and_wait
+from core.tasks import cancel_and_wait
 from tickets.services import TicketNotFound, TicketService
 
 log = logging.getLogger(__name__)

@@ -36,10 +36,10 @@ from typing import Any, Literal
 
 from redis.asyncio import Redis
 
-from hotline.ari.errors import AriError, AriNotFound
-from hotline.ari.models import Endpoint, EndpointStateChange
-from hotline.ari.rest import AriRest
-from hotline.settings import DesktopSettings
+from ari.errors import AriError, AriNotFound
+from ari.models import Endpoint, EndpointStateChange
+from ari.rest import AriRest
+from core.settings import DesktopSettings
 from queues.engine import AgentState, AgentStateError, QueueEngine, UnknownAgentError
 
 log = logging.getLogger(__name__)

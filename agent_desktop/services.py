@@ -26,22 +26,24 @@ from redis.asyncio import Redis
 from agent_desktop.phones import PhoneService, PhoneState
 from callrecords.payload import handling_org
 from callrecords.services import CallRecordRepository
-from hotline.ari.dispatcher import Dispatcher
-from hotline.ari.errors import AriError
-from hotline.ari.models import Event
-from hotline.ari.rest import AriRest
-from hotline.privacy import mask_phone
-from hotline.settings import DesktopSettings
+from ari.dispatcher import Dispatcher
+from ari.errors import AriError
+from ari.models import Event
+from ari.rest import AriRest
+from core.privacy import mask_phone
+from core.settings import DesktopSettings
 from ivr.flow import BaseState, Call, State
 from ivr.services import IvrService
-from ivr.stasis_args import BUSINESS_LINES
+from core.vocabulary import LINE_OF_NUMBER
 from ivr.store import CallStateStore
-from national.contract import CHINA_TZ, Problem, format_datetime, format_money
+from national.contract import format_datetime, format_money
+from core.vocabulary import CHINA_TZ
+from core.problems import Problem
 from queues.engine import (
     PRIORITY_MAX, Agent, AgentState, AgentStateError, QueueEngine, QueueError, UnknownAgentError, WaitingCall,
 )
 from queues.flow import Connected, Connecting, InQueue
-from queues.jurisdictions import JurisdictionTree, UnknownJurisdiction
+from core.jurisdictions import JurisdictionTree, UnknownJurisdiction
 from queues.services import QueueService
 from tickets.fields import FIELDS, GROUPS
 from tickets.models import Ticket
@@ -238,7 +240,7 @@ class DesktopService:
         if user.jurisdiction not in self.tree:
             raise Refused(409, "no_home", f"your home jurisdiction {user.jurisdiction} is unknown; ask an admin",
                           f"您的所属辖区 {user.jurisdiction} 不存在，请联系管理员")
-        lines = [line for line in user.lines or () if line in BUSINESS_LINES.values()]
+        lines = [line for line in user.lines or () if line in LINE_OF_NUMBER.values()]
         if not lines:
             raise Refused(409, "no_lines", "your account serves no business line; ask an admin",
                           "您的账号未配置业务线，请联系管理员")
@@ -454,10 +456,10 @@ class DesktopService:
         """The caller goes back into the queues of ``jurisdiction`` and ``line``, ahead of the
         callers who have not been served yet; the agent goes to wrap-up."""
         self._known_jurisdiction(jurisdiction, "queue.jurisdiction")
-        if line not in BUSINESS_LINES.values():
+        if line not in LINE_OF_NUMBER.values():
             raise Refused(422, "invalid", f"unknown business line {line}", f"业务线 {line} 不存在",
                           [Problem("queue.line", "unknown", "业务线不存在",
-                                   f"one of {', '.join(BUSINESS_LINES.values())}")])
+                                   f"one of {', '.join(LINE_OF_NUMBER.values())}")])
         if not await self.engine.staffed(jurisdiction, line):
             raise Refused(409, "unstaffed", "nobody is logged in to that queue", "该队列无坐席登录")
         return await self._transfer(user, jurisdiction, line, f"transfer:queue:{jurisdiction}:{line}")

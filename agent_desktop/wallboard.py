@@ -29,10 +29,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from agent_desktop.services import rfc3339
 from callrecords.models import CallRecord
-from national.contract import CHINA_TZ
+from core.vocabulary import CHINA_TZ
 from queues.engine import AgentState, QueueEngine
 from queues.figures import THRESHOLDS_S, snapshot
-from queues.jurisdictions import NATIONAL, JurisdictionTree
+from core.jurisdictions import NATIONAL, JurisdictionTree
 from tickets.deadlines import CalendarNotPublished, WorkingCalendar
 from tickets.models import Status, Ticket
 

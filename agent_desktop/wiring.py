@@ -31,7 +31,7 @@ from agent_desktop.notifier import DesktopNotifier
 from agent_desktop.phones import PhoneService
 from agent_desktop.services import DesktopActions, DesktopService
 from agent_desktop.wallboard import AgentDirectory, WallboardService
-from hotline.db import sessionmaker
+from core.db import sessionmaker
 from ivr.store import CallStateStore
 from queues.services import QueueService
 from tickets.deadlines import official_calendar

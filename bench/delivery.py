@@ -32,9 +32,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.report import measures, table, write_block  # noqa: E402
 from delivery.outbox import Outbox  # noqa: E402
 from delivery.services import PlatformDelivery  # noqa: E402
-from hotline.db import create_schema, make_engine  # noqa: E402
-from hotline.embedded import PostgresProcess, free_port  # noqa: E402
-from hotline.settings import PlatformSettings  # noqa: E402
+from core.migrate import create_schema
+from core.db import make_engine  # noqa: E402
+from devtools.embedded import PostgresProcess, free_port  # noqa: E402
+from core.settings import PlatformSettings  # noqa: E402
 from tests.delivery.documents import ORG, SECRET, case_document  # noqa: E402
 
 BATCH = 100
@@ -44,7 +45,7 @@ OUTAGE_S = 5.0
 
 def _serve_platform(port: int) -> None:
     """The stand-in, alone in a process (the other core): its CPU is not ours to measure."""
-    from national.sim.server import PlatformSim
+    from devtools.platform_sim.server import PlatformSim
 
     async def serve() -> None:
         sim = PlatformSim(orgs={ORG: SECRET})

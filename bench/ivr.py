@@ -30,9 +30,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from hotline.embedded import RedisProcess, free_port  # noqa: E402
+from devtools.embedded import RedisProcess, free_port  # noqa: E402
 from bench.report import measures, write_block  # noqa: E402
-from hotline.pbx_sim.server import PbxSim  # noqa: E402
+from devtools.pbx_sim.server import PbxSim  # noqa: E402
 
 from ivr.prompts.catalogue import PromptCatalogue  # noqa: E402
 

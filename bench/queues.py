@@ -46,7 +46,7 @@ sys.path.insert(0, str(ROOT))
 from redis.asyncio import Redis  # noqa: E402
 
 from bench.report import measures, write_block  # noqa: E402
-from hotline.embedded import RedisProcess  # noqa: E402
+from devtools.embedded import RedisProcess  # noqa: E402
 from queues.engine import Agent, Offer, QueueEngine, WaitingCall  # noqa: E402
 
 PREFIX = "bench"

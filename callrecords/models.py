@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import JSON, BigInteger, Float, Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from hotline.db import Base, UtcDateTime
+from core.db import Base, UtcDateTime
 
 
 class CallRecord(Base):

@@ -20,7 +20,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, async_sessionmaker
 
 from callrecords.models import CallRecord, snapshot_columns
-from hotline.tasks import cancel_and_wait
+from core.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 

@@ -20,9 +20,10 @@ from typing import TextIO
 
 from delivery.models import Kind, OutboxRow, State
 from delivery.outbox import Outbox
-from hotline.db import create_schema, make_engine
-from hotline.settings import Settings
-from hotline.tasks import until_signalled
+from core.migrate import create_schema
+from core.db import make_engine
+from core.settings import Settings
+from core.tasks import until_signalled
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -157,7 +158,7 @@ async def _replay(outbox: Outbox, args: argparse.Namespace, out: TextIO) -> int:
 async def _work(settings: Settings, outbox: Outbox, workers: int | None) -> int:
     from delivery.feeds import TicketResults
     from delivery.services import PlatformDelivery
-    from hotline.db import sessionmaker
+    from core.db import sessionmaker
     from tickets.deadlines import official_calendar
     from tickets.services import TicketService
 

@@ -24,13 +24,12 @@ from sqlalchemy.orm import aliased
 
 from delivery.models import Kind, OutboxRow, State
 
+from core.vocabulary import utcnow
+
 log = logging.getLogger(__name__)
 
 TABLE = OutboxRow.__table__
 
-
-def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 def encode(body: dict[str, Any]) -> str:

@@ -16,10 +16,11 @@ from datetime import datetime, timedelta
 import aiohttp
 
 from delivery.models import Kind, State
-from delivery.outbox import Claimed, Outbox, Settled, utcnow
-from hotline.settings import PlatformSettings
+from delivery.outbox import Claimed, Outbox, Settled
+from core.vocabulary import utcnow
+from core.settings import PlatformSettings
 from national.client import Backoff, DeliveryResult, Outcome, PlatformClient
-from hotline.tasks import cancel_and_wait
+from core.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 

@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hotline.embedded import free_port
-from hotline.settings import Settings
+from devtools.embedded import free_port
+from core.settings import Settings
 from pbx_config.install import install
 from pbx_config.render import AgentPhone
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from devtools.asterisk import AsteriskInstance, free_udp_port
 from devtools.netns import TestNetwork
-from hotline.settings import Settings
+from core.settings import Settings
 from pbx_config.render import AgentPhone
 
 HTTP_PORT, HTTPS_PORT, SIP_PORT = 8088, 8089, 5060

@@ -28,28 +28,30 @@ from delivery.feeds import CallRecordFeed, TicketResults
 from delivery.notifier import DeliveryNotifier
 from delivery.outbox import Outbox
 from delivery.services import PlatformDelivery
-from hotline.ari.dispatcher import Dispatcher, Timers, make_sink_table
-from hotline.ari.events import EventStream
-from hotline.ari.rest import AriRest
-from hotline.db import create_schema, make_engine, sessionmaker
-from hotline.web import build_web_app
+from ari.dispatcher import Dispatcher, Timers, make_sink_table
+from ari.events import EventStream
+from ari.rest import AriRest
+from core.migrate import create_schema
+from core.db import make_engine, sessionmaker
+from core.web import new_web_app
+from tickets import http as tickets_http
 from tickets.deadlines import official_calendar
 from tickets.services import TicketService
-from hotline.settings import RedisSettings, Settings
+from core.settings import RedisSettings, Settings
 from ivr.media_checks import MediaChecks
 from ivr.prompts.catalogue import PromptCatalogue, asterisk_language
 from ivr.liveness import Liveness
 from ivr.services import CallServices, HoldRouter, IvrService, Router
 from ivr.stasis import IvrStasis
 from ivr.store import CallStateStore
-from queues.jurisdictions import JurisdictionTree
+from core.jurisdictions import JurisdictionTree
 from queues.resolve import JurisdictionResolver
 from queues.services import AgentEvents, AnnouncingEngine, QueueService
 from queues.stasis import QueueStasis
 from recordings import http as recordings_http
 from recordings import wiring as recordings_wiring
 from recordings.index import RecordingIndex
-from hotline.tasks import cancel_and_wait, until_signalled
+from core.tasks import cancel_and_wait, until_signalled
 
 if TYPE_CHECKING:
     from ivr.speech.engine import SpeechEngine
@@ -250,7 +252,8 @@ class Application:
     async def _serve_http(self) -> None:
         """The intake API, and with the queues on, accounts, the agent desktop and the wallboard."""
         s = self.settings
-        web_app = build_web_app(tickets=self.tickets, intake=s.intake)
+        web_app = new_web_app()
+        tickets_http.add_routes(web_app, tickets=self.tickets, intake=s.intake)
         if isinstance(self.queues, QueueService):
             sessions = SessionStore(self.redis, s.redis.prefix, s.http.session_idle_s)
             self.accounts = AccountService(sessionmaker(self.engine), self.queues.tree, passwords=self._passwords,

@@ -13,11 +13,11 @@ import sys
 from pathlib import Path
 from typing import Any, Callable, Coroutine
 
-from hotline.privacy import configure_logging
-from hotline.settings import SettingsError, load_settings
+from core.privacy import configure_logging
+from core.settings import SettingsError, load_settings
 
 
-def _run(main: Coroutine[Any, Any, int]) -> int:
+def run(main: Coroutine[Any, Any, int]) -> int:
     """Run on uvloop where it is installed: the same code, a faster event loop (libuv)."""
     try:
         import uvloop
@@ -31,22 +31,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
     settings = load_settings(args.config)
     configure_logging(settings.log_level)
-    return _run(run_serve(settings))
-
-
-def _cmd_pbx_sim(args: argparse.Namespace) -> int:
-    from hotline.pbx_sim.__main__ import main as pbx_main
-
-    configure_logging("INFO")
-    return pbx_main(args.rest)
-
-
-def _cmd_demo(args: argparse.Namespace) -> int:
-    from hotline.demo import run_demo
-
-    settings = load_settings(args.config, profile="demo")
-    configure_logging(settings.log_level)
-    return _run(run_demo(settings, calls=args.calls, open_browser=not args.no_browser))
+    return run(run_serve(settings))
 
 
 def _cmd_prompts(args: argparse.Namespace) -> int:
@@ -62,13 +47,6 @@ def _cmd_models(args: argparse.Namespace) -> int:
     return models_main(args.rest)
 
 
-def _cmd_platform_sim(args: argparse.Namespace) -> int:
-    from national.sim.__main__ import main as platform_main
-
-    configure_logging("INFO")
-    return platform_main(args.rest)
-
-
 def _with_settings(module: str) -> Callable[[argparse.Namespace], int]:
     """A command whose ``main(settings, argv)`` lives in ``module``, imported when it runs."""
 
@@ -82,7 +60,7 @@ def _with_settings(module: str) -> Callable[[argparse.Namespace], int]:
 
 
 _cmd_outbox = _with_settings("delivery.cli")
-_cmd_db = _with_settings("hotline.migrate")
+_cmd_db = _with_settings("core.migrate")
 _cmd_users = _with_settings("accounts.cli")
 _cmd_recordings = _with_settings("recordings.cli")
 _cmd_callrecords = _with_settings("callrecords.cli")
@@ -92,11 +70,8 @@ _cmd_asterisk = _with_settings("pbx_config.cli")
 COMMANDS: dict[str, tuple[str, Callable[[argparse.Namespace], int], bool]] = {
     # name: (help, handler, passes the remaining arguments through)
     "serve": ("run the ARI application against Asterisk", _cmd_serve, False),
-    "demo": ("start the whole system on embedded defaults with simulated calls", _cmd_demo, False),
-    "pbx-sim": ("run the Asterisk 22 ARI stand-in", _cmd_pbx_sim, True),
     "prompts": ("build the IVR prompt sound files", _cmd_prompts, True),
     "models": ("download and verify speech models", _cmd_models, True),
-    "platform-sim": ("run the national 12315 platform stand-in", _cmd_platform_sim, True),
     "outbox": ("inspect, retry and replay deliveries to the national platform", _cmd_outbox, True),
     "db": ("upgrade or inspect the database schema (Alembic)", _cmd_db, True),
     "users": ("add, list, disable users of the desktop and wallboard; set passwords", _cmd_users, True),
@@ -115,9 +90,6 @@ def build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_text, add_help=not passthrough)
         if passthrough:
             p.add_argument("rest", nargs=argparse.REMAINDER)
-        if name == "demo":
-            p.add_argument("--calls", type=int, default=20, help="simulated calls to place")
-            p.add_argument("--no-browser", action="store_true", help="do not open a browser")
     return parser
 
 

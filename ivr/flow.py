@@ -12,9 +12,10 @@ import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Awaitable, Callable, ClassVar, Protocol
 
-from hotline.ari.errors import CALL_GONE, AriError, AriNotFound
+from ari.errors import CALL_GONE, AriError, AriNotFound
 from ivr.speech.events import Recognized, SpeechEvent, SpeechStarted
-from ivr.store import CallState, utcnow
+from ivr.store import CallState
+from core.vocabulary import utcnow
 
 if TYPE_CHECKING:
     from ivr.services import CallServices

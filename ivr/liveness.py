@@ -4,7 +4,7 @@ reads it.
 ARI replays nothing: a call that ended while we were not listening is only found gone at
 the next resync. Its record must not end then (minutes or hours later) but at the last moment
 we knew it was alive: when this process lost the events WebSocket
-(:attr:`hotline.ari.events.EventStream.lost_at`), or, when the process itself died, the
+(:attr:`ari.events.EventStream.lost_at`), or, when the process itself died, the
 last heartbeat it wrote here while connected.
 """
 

@@ -34,9 +34,9 @@ from pathlib import Path
 from typing import Sequence
 from urllib.parse import quote
 
-from hotline.ari.errors import AriError, AriNotFound, AriNotInStasis
-from hotline.ari.rest import AriRest
-from hotline.settings import Settings
+from ari.errors import AriError, AriNotFound, AriNotInStasis
+from ari.rest import AriRest
+from core.settings import Settings
 from ivr.prompts.catalogue import PromptCatalogue, asterisk_language
 
 log = logging.getLogger(__name__)

@@ -1,7 +1,7 @@
 """IVR logic: start, drive, resume and end call flows.
 
 The handlers in :mod:`ivr.stasis` call into :class:`IvrService`; every method runs
-inside the caller's event FIFO (see :mod:`hotline.ari.dispatcher`), so no two of them
+inside the caller's event FIFO (see :mod:`ari.dispatcher`), so no two of them
 ever run at once for the same call.
 """
 
@@ -16,16 +16,17 @@ from enum import IntEnum
 from typing import TYPE_CHECKING, Awaitable, Callable, Protocol
 
 from callrecords.services import CallRecordWriter
-from hotline.ari.dispatcher import Dispatcher, Resynchronized, Timers
-from hotline.ari.errors import AriError
-from hotline.ari.models import Channel
-from hotline.ari.rest import AriRest
-from hotline.privacy import mask_phone
+from ari.dispatcher import Dispatcher, Resynchronized, Timers
+from ari.errors import AriError
+from ari.models import Channel
+from ari.rest import AriRest
+from core.privacy import mask_phone
 from ivr.flow import Answering, BaseState, Call, CallFlow, Ended, State, Waiting, restore_state
 from ivr.prompts.catalogue import PromptCatalogue
 from ivr.speech.events import SpeechEvent
 from ivr.stasis_args import InboundArgs, is_helper_id
-from ivr.store import CallState, CallStateStore, utcnow
+from ivr.store import CallState, CallStateStore
+from core.vocabulary import utcnow
 
 if TYPE_CHECKING:
     from ivr.speech.listener import Listeners

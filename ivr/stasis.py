@@ -10,9 +10,9 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
-from hotline.ari import models as ari
-from hotline.ari.dispatcher import Resynchronized, TimerFired
-from hotline.privacy import mask_phone
+from ari import models as ari
+from ari.dispatcher import Resynchronized, TimerFired
+from core.privacy import mask_phone
 from ivr.services import HangupCause, IvrService
 from ivr.stasis_args import InboundArgs
 

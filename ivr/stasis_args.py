@@ -16,14 +16,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-#: Hotline number -> business line. The five old hotlines now ring one system.
-BUSINESS_LINES: dict[str, str] = {
-    "12315": "general",
-    "12365": "quality",
-    "12331": "food_drug",
-    "12358": "price",
-    "12330": "intellectual_property",
-}
+from core.vocabulary import LINE_OF_NUMBER
+
 
 #: Chinese area codes: 3 digits (010, 02X) or 4 digits (03XX-09XX), always with the trunk 0.
 AREA_CODE = re.compile(r"0[1-9]\d{1,2}")
@@ -47,10 +41,10 @@ class InboundArgs:
                 f"area code or empty), got {len(args)}: {args!r}"
             )
         number, line, area = (a.strip() for a in args)
-        expected_line = BUSINESS_LINES.get(number)
+        expected_line = LINE_OF_NUMBER.get(number)
         if expected_line is None:
             raise ValueError(
-                f"{number!r} is not a hotline number; expected one of {', '.join(BUSINESS_LINES)}"
+                f"{number!r} is not a hotline number; expected one of {', '.join(LINE_OF_NUMBER)}"
             )
         if line != expected_line:
             raise ValueError(

@@ -19,9 +19,6 @@ from redis.asyncio import Redis
 TRANSCRIPT_MAX = 2000
 
 
-def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
-
 
 @dataclass(slots=True)
 class CallState:

@@ -29,7 +29,7 @@ import aiohttp
 from multidict import CIMultiDict
 from yarl import URL
 
-from national.contract import Problem
+from core.problems import Problem
 from national.signing import ORG_CODE_RE, signed_headers
 
 log = logging.getLogger(__name__)

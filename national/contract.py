@@ -24,21 +24,13 @@ from datetime import date, datetime, timedelta, timezone
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any, Iterable, Mapping, Sequence
 
+from core.problems import Problem
+from core.vocabulary import BUSINESS_LINE_OF_NUMBER, BUSINESS_LINES, CHINA_TZ, HANDLING_LEVELS, HOTLINE_NUMBERS
+
 # --------------------------------------------------------------------------- enumerations
 
 CASE_TYPES = ("complaint", "report", "consultation")
 CHANNELS = ("hotline", "web", "wechat", "app", "letter", "visit")
-HOTLINE_NUMBERS = ("12315", "12365", "12331", "12358", "12330")
-BUSINESS_LINES = ("general", "quality", "food_drug", "price", "intellectual_property")
-#: The business line each former hotline number stands for. 12315 (now the unified number)
-#: may carry any line, so only the other four are checked against ``business_line``.
-BUSINESS_LINE_OF_NUMBER = {
-    "12365": "quality",
-    "12331": "food_drug",
-    "12358": "price",
-    "12330": "intellectual_property",
-}
-HANDLING_LEVELS = ("national", "province", "city", "county", "station")
 SUBJECT_KINDS = ("goods", "service")
 DEMANDS = ("refund", "exchange", "repair", "compensation", "apology", "investigate",
            "information", "other")
@@ -59,8 +51,6 @@ NATIONAL_REGION = "000000"
 
 #: How far ``received_at`` may lie ahead of the platform's clock.
 MAX_FUTURE_SKEW = timedelta(minutes=5)
-#: Deadlines are dates of the Chinese calendar, so acceptance times are compared in UTC+8.
-CHINA_TZ = timezone(timedelta(hours=8), "CST")
 
 # --------------------------------------------------------------------------- patterns
 # [0-9] rather than \d: \d would also accept non-ASCII digits such as "１２３".
@@ -84,32 +74,6 @@ DATETIME_RE = re.compile(
 
 
 # --------------------------------------------------------------------------- the result
-
-
-@dataclass(frozen=True, slots=True)
-class Problem:
-    """One broken rule: where (JSON path), what (code), and how to say it to a person."""
-
-    field: str
-    code: str
-    message_zh: str
-    message_en: str
-
-    def to_dict(self) -> dict[str, str]:
-        """The platform's 422 ``errors`` item (``field``, ``code``) plus both messages."""
-        return {"field": self.field, "code": self.code,
-                "message": self.message_en, "message_zh": self.message_zh}
-
-    @classmethod
-    def from_dict(cls, item: Mapping[str, Any]) -> "Problem":
-        """Read an ``errors`` item back (messages may be missing when the platform sends none)."""
-        message = str(item.get("message", ""))
-        return cls(str(item.get("field", "")), str(item.get("code", "")),
-                   str(item.get("message_zh", message)), message)
-
-
-def problems_to_json(problems: Iterable[Problem]) -> list[dict[str, str]]:
-    return [p.to_dict() for p in problems]
 
 
 # --------------------------------------------------------------------------- small parsers

@@ -10,12 +10,13 @@ from typing import TextIO
 
 from accounts.models import Role
 from accounts.services import AccountService
-from hotline.db import create_schema, make_engine, sessionmaker
-from hotline.settings import Settings
+from core.migrate import create_schema
+from core.db import make_engine, sessionmaker
+from core.settings import Settings
 from ivr.prompts.build import PromptBuildError
 from pbx_config.install import install
 from pbx_config.render import AgentPhone, RenderError
-from queues.jurisdictions import JurisdictionTree
+from core.jurisdictions import JurisdictionTree
 
 
 def build_parser(settings: Settings) -> argparse.ArgumentParser:

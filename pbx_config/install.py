@@ -13,7 +13,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Callable
 
-from hotline.settings import Settings
+from core.settings import Settings
 from ivr.prompts.build import build_prompts
 from ivr.prompts.catalogue import SOUND_DIR, asterisk_language
 from ivr.prompts.numbers import DIGITS_DIR

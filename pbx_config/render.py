@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from hotline.settings import Settings
+from core.settings import Settings
 
 #: Where the shipped configuration lives (the repository's ``dialplans/``).
 DIALPLANS_DIR = Path(__file__).resolve().parent.parent / "dialplans"

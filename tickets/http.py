@@ -17,9 +17,11 @@ from typing import Any
 
 from aiohttp import web
 
-from hotline.settings import IntakeSettings
-from hotline.web import ApiError, Language, json_response, language, problem_item, read_json_object
-from national.contract import CHINA_TZ, UUID_RE, Problem, format_datetime
+from core.settings import IntakeSettings
+from core.web import ApiError, Language, json_response, language, problem_item, read_json_object
+from national.contract import UUID_RE, format_datetime
+from core.vocabulary import CHINA_TZ
+from core.problems import Problem
 from tickets.fields import BadChanges
 from tickets.intake import ApiKeys, IdempotencyConflict, Intake
 from tickets.models import Ticket

@@ -21,7 +21,7 @@ from typing import Any
 from sqlalchemy import JSON, Boolean, Date, Float, ForeignKey, Index, Integer, Numeric, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from hotline.db import Base, UtcDateTime
+from core.db import Base, UtcDateTime
 
 
 class Status(StrEnum):

@@ -23,9 +23,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm.exc import StaleDataError
 
-from national.contract import (
-    CHINA_TZ, UUID_RE, Problem, check_step_order, format_datetime, validate_case, validate_progress,
-)
+from national.contract import UUID_RE, check_step_order, format_datetime, validate_case, validate_progress
+from core.vocabulary import CHINA_TZ
+from core.problems import Problem
 from tickets.deadlines import CalendarNotPublished, WorkingCalendar
 from tickets.fields import BY_PATH, BadChanges, Field, audit_display, audit_text, parse_changes
 from tickets.models import DeliveryState, Status, Ticket, TicketAudit, TicketStatusChange
@@ -191,7 +191,7 @@ class TicketService:
         if sessions.kw.get("expire_on_commit", True):
             # Tickets are handed back after their session closed; expired ones could not be read.
             raise ValueError("the ticket service needs sessions with expire_on_commit=False "
-                             "(hotline.db.sessionmaker makes them)")
+                             "(core.db.sessionmaker makes them)")
         self._sessions = sessions
         self._outbox = outbox
         self._clock = clock

@@ -221,7 +221,7 @@ def _print_progress(index: int, total: int, key: str, path: Path, made: bool) ->
 
 
 def _parser() -> argparse.ArgumentParser:
-    from hotline.settings import load_settings
+    from core.settings import load_settings
 
     ivr = load_settings().ivr
     parser = argparse.ArgumentParser(

@@ -24,10 +24,10 @@ from contextlib import suppress
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from hotline.ari.dispatcher import Dispatcher
-from hotline.ari.errors import CALL_GONE, AriError
-from hotline.ari.models import Event
-from hotline.ari.rest import AriRest
+from ari.dispatcher import Dispatcher
+from ari.errors import CALL_GONE, AriError
+from ari.models import Event
+from ari.rest import AriRest
 from ivr.speech.events import Recognized, SpeechEvent
 from ivr.speech.rtp import RtpReceiver
 from ivr.stasis_args import HELPER_MARK

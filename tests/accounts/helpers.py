@@ -32,8 +32,8 @@ from accounts.passwords import Passwords
 from accounts.ratelimit import LoginLimiter
 from accounts.services import AccountService
 from accounts.sessions import SessionStore
-from hotline.db import sessionmaker
-from queues.jurisdictions import JurisdictionTree
+from core.db import sessionmaker
+from core.jurisdictions import JurisdictionTree
 from tests.queues.test_jurisdictions import TWO_XIHU_STATIONS
 
 #: Every factory user's password unless told otherwise.

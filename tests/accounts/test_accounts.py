@@ -12,8 +12,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from accounts.passwords import Passwords
 from accounts.services import AccountError, AccountService, UnknownUser
 from accounts.sessions import SessionStore
-from hotline.db import sessionmaker
-from queues.jurisdictions import JurisdictionTree
+from core.db import sessionmaker
+from core.jurisdictions import JurisdictionTree
 from tests.accounts.helpers import PASSWORD, Users
 
 sqlite_only = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)

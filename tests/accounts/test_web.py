@@ -20,10 +20,11 @@ from accounts.sessions import SessionStore
 from accounts.web import (COOKIE, check_websocket, install, require, require_scope, requires,
                           still_logged_in, user_of)
 from delivery.outbox import Outbox
-from hotline.db import sessionmaker
-from hotline.settings import HttpSettings, IntakeSettings
-from hotline.web import build_web_app, json_errors, json_response
+from core.db import sessionmaker
+from core.settings import HttpSettings, IntakeSettings
+from core.web import json_errors, new_web_app, json_response
 from tests.accounts.helpers import PASSWORD, Users, browser, csrf_headers, login, origin_of, ws_connect
+from tickets import http as tickets_http
 from tickets.deadlines import official_calendar
 from tickets.services import TicketService
 
@@ -170,7 +171,7 @@ async def test_the_intake_api_needs_no_csrf_token_it_authenticates_by_api_key(
         http: aiohttp.ClientSession) -> None:
     tickets = TicketService(sessionmaker(engine), Outbox(engine), calendar=official_calendar())
     intake = IntakeSettings(api_key_sha256={"web": hashlib.sha256(b"web-key-0123456789").hexdigest()})
-    app = build_web_app(tickets=tickets, intake=intake)
+    app = with_intake(tickets, intake)
     install(app, accounts=account_service, sessions=session_store, settings=HttpSettings(secure_cookies=False))
     await users.agent("zhang")
     async with TestServer(app) as server:
@@ -301,3 +302,9 @@ async def test_a_websocket_opens_only_from_our_own_origin_with_a_live_session(si
             async with http.ws_connect(f"{site.url}/api/ws", origin=origin):
                 pass
         assert caught.value.status == 403, origin
+
+
+def with_intake(tickets: TicketService, intake: IntakeSettings) -> web.Application:
+    app = new_web_app()
+    tickets_http.add_routes(app, tickets=tickets, intake=intake)
+    return app

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
-from hotline.ari.dispatcher import Dispatcher, Timers, TimerFired
-from hotline.ari.models import parse_event
+from ari.dispatcher import Dispatcher, Timers, TimerFired
+from ari.models import parse_event
 
 
 def dtmf(channel_id: str, digit: str) -> dict:

@@ -11,9 +11,9 @@ from collections.abc import AsyncIterator
 import pytest
 from aiohttp import web
 
-from hotline.ari.dispatcher import Dispatcher
-from hotline.ari.events import EventStream
-from hotline.ari.models import ChannelDtmfReceived, Event
+from ari.dispatcher import Dispatcher
+from ari.events import EventStream
+from ari.models import ChannelDtmfReceived, Event
 from tests.ari.test_models import CHANNEL
 
 

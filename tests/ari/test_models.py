@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from hotline.ari.errors import AriNotFound, AriNotInStasis, AriUnavailable, AriUnprocessable, error_for
-from hotline.ari.events import events_url
-from hotline.ari.models import (
+from ari.errors import AriNotFound, AriNotInStasis, AriUnavailable, AriUnprocessable, error_for
+from ari.events import events_url
+from ari.models import (
     ChannelHangupRequest, Dial, Endpoint, EndpointStateChange, EventParseError, PlaybackFinished, StasisStart, UnknownEvent, parse_event,
 )
 

@@ -10,11 +10,11 @@ from typing import AsyncIterator
 import aiohttp
 import pytest
 
-from hotline.ari.dispatcher import Dispatcher
-from hotline.ari.errors import AriNotFound, AriUnauthorized, AriUnavailable
-from hotline.ari.events import EventStream
-from hotline.ari.models import EndpointStateChange, Event, PlaybackEvent, PlaybackFinished, StasisStart
-from hotline.ari.rest import AriRest
+from ari.dispatcher import Dispatcher
+from ari.errors import AriNotFound, AriUnauthorized, AriUnavailable
+from ari.events import EventStream
+from ari.models import EndpointStateChange, Event, PlaybackEvent, PlaybackFinished, StasisStart
+from ari.rest import AriRest
 
 
 class Collector:

@@ -19,7 +19,7 @@ from typing import Any, AsyncIterator
 import aiohttp
 import pytest
 
-from hotline.pbx_sim.server import PbxSim
+from devtools.pbx_sim.server import PbxSim
 
 AUTH = {"Authorization": "Basic " + base64.b64encode(b"hotline:hotline").decode()}
 
@@ -368,7 +368,7 @@ async def test_music_on_hold_on_a_bridge_is_heard_by_its_members_only_in_a_class
 
 
 async def test_an_unknown_music_class_falls_back_to_default_where_there_is_one(tmp_path: Path) -> None:
-    from hotline.pbx_sim.server import DEFAULT_DIALPLAN
+    from devtools.pbx_sim.server import DEFAULT_DIALPLAN
 
     (tmp_path / "extensions.conf").write_text(DEFAULT_DIALPLAN.read_text())
     (tmp_path / "musiconhold.conf").write_text("[general]\n[default]\nmode=files\ndirectory=moh\n")

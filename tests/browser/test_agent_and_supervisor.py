@@ -10,8 +10,8 @@ import pytest
 from playwright.async_api import Browser, Page, expect
 
 from hotline.app import Application
-from hotline.pbx_sim.server import PbxSim
-from hotline.settings import Settings
+from devtools.pbx_sim.server import PbxSim
+from core.settings import Settings
 from ivr.prompts.catalogue import PromptCatalogue
 from tests.browser.conftest import Shots
 from tests.fixtures.app import running

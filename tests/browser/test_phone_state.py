@@ -17,8 +17,8 @@ from aiohttp import WSMsgType, web
 from playwright.async_api import Browser, Page, expect
 
 from hotline.app import Application
-from hotline.pbx_sim.server import PbxSim
-from hotline.settings import Settings
+from devtools.pbx_sim.server import PbxSim
+from core.settings import Settings
 from tests.browser.conftest import Shots
 from tests.fixtures.app import running
 

@@ -16,7 +16,8 @@ from sqlalchemy.exc import StatementError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from callrecords.services import CallRecordRepository, CallRecordWriter, upsert_statement
-from hotline.db import create_schema, make_engine, sessionmaker
+from core.migrate import create_schema
+from core.db import make_engine, sessionmaker
 from ivr.store import CallState
 
 T0 = datetime(2026, 11, 24, 9, 30, 15, 123456, tzinfo=timezone.utc)

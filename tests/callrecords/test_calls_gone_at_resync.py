@@ -9,7 +9,7 @@ from datetime import datetime, timedelta, timezone
 
 from redis.asyncio import Redis
 
-from hotline.settings import Settings
+from core.settings import Settings
 from ivr.liveness import Liveness
 from ivr.prompts.catalogue import PromptCatalogue
 from ivr.services import GONE_AT_RESYNC

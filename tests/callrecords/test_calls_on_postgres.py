@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import text
 
 from hotline.app import Application
-from hotline.db import make_engine
+from core.db import make_engine
 from ivr.prompts.catalogue import PromptCatalogue
 from tests.fixtures.app import app_settings
 from tests.fixtures.app import running

@@ -22,9 +22,9 @@ from delivery.models import State
 from delivery.outbox import Outbox
 from delivery.services import PlatformDelivery
 from hotline.cli import main as hotline_main
-from hotline.db import make_engine
-from hotline.settings import PlatformSettings, Settings
-from national.sim.server import PlatformSim
+from core.db import make_engine
+from core.settings import PlatformSettings, Settings
+from devtools.platform_sim.server import PlatformSim
 from tests.callrecords.test_cdr_import import ANSWERED, LINES, TIMEOUT
 from tests.delivery.documents import ORG, SECRET
 from tests.fixtures.app import running

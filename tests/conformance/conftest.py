@@ -14,8 +14,8 @@ from typing import AsyncIterator
 import pytest
 
 from devtools.asterisk import AsteriskInstance
-from hotline.pbx_sim.server import PbxSim
-from hotline.settings import load_settings
+from devtools.pbx_sim.server import PbxSim
+from core.settings import load_settings
 from pbx_config.render import render
 from tests.conformance.switches import AsteriskSwitch, StandInSwitch, Switch
 from tests.fixtures.ari_contract import AriContract, TrafficChecker

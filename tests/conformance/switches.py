@@ -26,7 +26,7 @@ import numpy as np
 from devtools import audio
 from devtools.asterisk import TRUNK_HOST, AsteriskInstance
 from devtools.sip_phone import Call, SipPhone
-from hotline.pbx_sim.server import PbxSim
+from devtools.pbx_sim.server import PbxSim
 from tests.fixtures.ari_contract import TrafficChecker
 
 #: Every scenario's caller, and the number it dials (12315: the general line).

@@ -11,7 +11,7 @@ import aiohttp
 import pytest
 
 from hotline.app import Application
-from hotline.settings import Settings
+from core.settings import Settings
 from tests.tickets.test_intake_api import complaint
 from tests.fixtures.app import running
 

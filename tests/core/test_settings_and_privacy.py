@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from hotline.privacy import MaskingFilter, mask_name, mask_phone, mask_text
-from hotline.settings import SettingsError, load_settings
+from core.privacy import MaskingFilter, mask_name, mask_phone, mask_text
+from core.settings import SettingsError, load_settings
 
 
 def test_defaults_are_usable_without_any_file(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -63,7 +63,7 @@ def test_log_records_are_masked_even_when_a_caller_forgot(caplog: pytest.LogCapt
 
 
 def test_identifiers_with_long_digit_runs_stay_readable_in_logs_but_phones_next_to_them_do_not() -> None:
-    from hotline.privacy import mask_text
+    from core.privacy import mask_text
 
     text = "call b5e3b0e3-3947-4676-bfe9-098296845297 on channel 1795524998.12 from 13800138000."
     assert mask_text(text) == "call b5e3b0e3-3947-4676-bfe9-098296845297 on channel 1795524998.12 from 138****8000."

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from sqlalchemy import text
 
-from hotline.db import make_engine
+from core.db import make_engine
 
 
 async def test_opening_waits_while_another_process_holds_the_write_lock_longer_than_five_seconds(
@@ -16,7 +16,7 @@ async def test_opening_waits_while_another_process_holds_the_write_lock_longer_t
     # A fresh file is in rollback-journal mode; switching it to WAL needs the write lock, which
     # a process migrating the schema on a loaded machine may hold for longer than sqlite3's
     # default five-second wait.
-    path = tmp_path / "hotline.db"
+    path = tmp_path / "core.db"
     holder = sqlite3.connect(path, check_same_thread=False)
     holder.execute("CREATE TABLE t (x INTEGER)")
     holder.commit()

@@ -7,7 +7,7 @@ import logging
 
 import pytest
 
-from hotline.tasks import cancel_and_wait
+from core.tasks import cancel_and_wait
 
 
 async def test_a_loop_that_swallows_one_cancel_is_cancelled_again_and_ends() -> None:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from hotline.settings import DEFAULT_VAR_DIR, load_settings
+from core.settings import DEFAULT_VAR_DIR, load_settings
 
 
 def test_speech_models_live_under_the_configured_var_dir_like_recordings(

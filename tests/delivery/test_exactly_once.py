@@ -16,10 +16,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from delivery.models import State
 from delivery.outbox import Outbox
 from delivery.services import PlatformDelivery
-from hotline.settings import PlatformSettings
+from core.settings import PlatformSettings
 from national.client import Backoff
-from national.sim.faults import Faults
-from national.sim.server import PlatformSim
+from devtools.platform_sim.faults import Faults
+from devtools.platform_sim.server import PlatformSim
 from tests.delivery.documents import ORG, SECRET, case_document
 
 pytestmark = pytest.mark.slow

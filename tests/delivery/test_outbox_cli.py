@@ -12,8 +12,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from delivery.cli import main
 from delivery.models import State
 from delivery.outbox import Outbox, Settled
-from hotline.db import create_schema, make_engine
-from hotline.settings import Settings, load_settings
+from core.migrate import create_schema
+from core.db import make_engine
+from core.settings import Settings, load_settings
 from tests.delivery.documents import case_document
 
 

@@ -13,9 +13,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from delivery.feeds import TicketResults
 from delivery.outbox import Outbox
 from delivery.services import PlatformDelivery
-from hotline.db import sessionmaker
-from hotline.settings import PlatformSettings
-from national.sim.server import PlatformSim
+from core.db import sessionmaker
+from core.settings import PlatformSettings
+from devtools.platform_sim.server import PlatformSim
 from tests.delivery.documents import ORG, SECRET
 from tests.tickets.documents import complaint
 from tickets.deadlines import official_calendar

@@ -16,9 +16,9 @@ import pytest
 from accounts.services import AccountService
 from agent_desktop import wiring
 from hotline.app import Application
-from hotline.pbx_sim.callers import SimCall
-from hotline.pbx_sim.server import PbxSim
-from hotline.settings import Settings
+from devtools.pbx_sim.callers import SimCall
+from devtools.pbx_sim.server import PbxSim
+from core.settings import Settings
 from ivr.prompts.catalogue import PromptCatalogue
 from tests.accounts.helpers import Users, browser, cheap_passwords, login, ws_connect
 from tests.fixtures.waiting import eventually  # noqa: F401  (the desktop tests import it from here)

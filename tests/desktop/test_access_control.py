@@ -12,7 +12,7 @@ import pytest
 from aiohttp import web
 
 from hotline.app import Application
-from hotline.settings import Settings
+from core.settings import Settings
 from tests.accounts.helpers import PASSWORD, browser, login, origin_of
 from tests.fixtures.app import running
 

@@ -12,7 +12,7 @@ import pytest
 
 from agent_desktop.notifier import Outlet
 from delivery.notifier import DeliveryNotifier
-from hotline.pbx_sim.server import PbxSim
+from devtools.pbx_sim.server import PbxSim
 from tests.desktop.conftest import HANGZHOU, Browser, Desk, ReadingSocket, StuckSocket, eventually, next_message
 
 pytestmark = pytest.mark.slow

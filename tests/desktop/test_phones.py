@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pytest
 
-from hotline.settings import Settings
+from core.settings import Settings
 from queues.engine import AgentState
 from tests.desktop.conftest import HANGZHOU, Browser, Desk, eventually, next_message
 

@@ -13,8 +13,8 @@ from sqlalchemy import update
 
 from agent_desktop.notifier import DesktopNotifier
 from agent_desktop.wallboard import Facts
-from hotline.db import sessionmaker
-from national.contract import CHINA_TZ
+from core.db import sessionmaker
+from core.vocabulary import CHINA_TZ
 from tests.desktop.conftest import (
     BEIJING, HANGZHOU, XIHU, ZHEJIANG, Browser, Desk, ReadingSocket, eventually, next_message,
 )

@@ -15,7 +15,7 @@ EXTENSIONS_CONF = DIALPLANS / "extensions.conf"
 def _render_example_site() -> Path:
     """The files as `hotline asterisk install` writes them for an example site: two browser
     agents, TLS with certificates under /etc/asterisk/keys, the default settings otherwise."""
-    from hotline.settings import load_settings
+    from core.settings import load_settings
     from pbx_config.render import AgentPhone, render
 
     settings = load_settings(asterisk={"tls_cert": "/etc/asterisk/keys/asterisk.crt",

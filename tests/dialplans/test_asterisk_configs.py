@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from hotline.settings import AriSettings
+from core.settings import AriSettings
 from tests.dialplans.support import RENDERED as DIALPLANS
 from tests.dialplans.support import conf_sections, section
 

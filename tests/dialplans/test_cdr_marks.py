@@ -8,8 +8,8 @@ import re
 import pytest
 
 from callrecords.cdr import CDR_FIELDS, FALLBACK, INVALID, LAYOUT
-from hotline.pbx_sim.dialplan import Dialplan
-from ivr.stasis_args import BUSINESS_LINES
+from devtools.pbx_sim.dialplan import Dialplan
+from core.vocabulary import LINE_OF_NUMBER
 from tests.dialplans.support import DIALPLANS, EXTENSIONS_CONF, RecordingHost, section
 
 CDR_CUSTOM_CONF = DIALPLANS / "cdr_custom.conf"
@@ -43,7 +43,7 @@ async def test_a_call_served_by_the_fallback_carries_its_number_line_area_and_pa
     host = await call(dialplan, dialled, status="FAILED")
     number, area = dialled[-5:], dialled[:-5]
     marks = cdr_marks(host)
-    assert marks == {"hotline_path": FALLBACK, "hotline_number": number, "hotline_line": BUSINESS_LINES[number],
+    assert marks == {"hotline_path": FALLBACK, "hotline_number": number, "hotline_line": LINE_OF_NUMBER[number],
                      "hotline_area": area, "hotline_queued": "", "hotline_queue_status": ""}
     # The stand-in has no ${EPOCH} nor a QUEUESTATUS here: empty; Asterisk fills them (see the
     # captured file in tests/callrecords/data). What matters here is where they are set.

@@ -6,10 +6,11 @@ import re
 
 import pytest
 
-from hotline.pbx_sim.dialplan import Dialplan, split_args
-from hotline.settings import AriSettings, IvrSettings
+from devtools.pbx_sim.dialplan import Dialplan, split_args
+from core.settings import AriSettings, IvrSettings
 from ivr.prompts.catalogue import PromptCatalogue, asterisk_language, sound_name
-from ivr.stasis_args import BUSINESS_LINES, InboundArgs
+from core.vocabulary import LINE_OF_NUMBER
+from ivr.stasis_args import InboundArgs
 from tests.dialplans.support import DIALPLANS, EXTENSIONS_CONF, RENDERED, RecordingHost, section
 
 AREA_CODES = ["", "010", "021", "029", "0571", "0755", "0931"]
@@ -31,7 +32,7 @@ async def call(dialplan: Dialplan, dialled: str, *, status: str = "SUCCESS",
 
 
 @pytest.mark.parametrize("area", AREA_CODES)
-@pytest.mark.parametrize("number", sorted(BUSINESS_LINES))
+@pytest.mark.parametrize("number", sorted(LINE_OF_NUMBER))
 async def test_each_hotline_number_with_or_without_area_code_enters_our_app_with_args_the_app_parses(
     dialplan: Dialplan, number: str, area: str
 ) -> None:
@@ -41,7 +42,7 @@ async def test_each_hotline_number_with_or_without_area_code_enters_our_app_with
     stasis = host.stasis_calls[0]
     app = AriSettings().app
     assert stasis["app"] == app
-    assert InboundArgs.parse(stasis["args"]) == InboundArgs(number, BUSINESS_LINES[number], area or None)
+    assert InboundArgs.parse(stasis["args"]) == InboundArgs(number, LINE_OF_NUMBER[number], area or None)
     assert stasis["app_data"] == ",".join([app, *stasis["args"]])
     assert stasis["language"] == asterisk_language(IvrSettings().language)
     # The application answers and prompts; the dialplan adds nothing before or after.
@@ -59,7 +60,7 @@ def test_every_stasis_in_the_file_names_the_configured_application(dialplan: Dia
 
 def test_the_number_to_business_line_table_of_the_dialplan_is_the_one_in_python(dialplan: Dialplan) -> None:
     numbers = dialplan.contexts["hotline-numbers"].extensions
-    assert {name for name in numbers if not name.startswith("_")} == set(BUSINESS_LINES)
+    assert {name for name in numbers if not name.startswith("_")} == set(LINE_OF_NUMBER)
 
 
 async def test_a_trunk_that_sends_no_called_number_reaches_the_main_number(dialplan: Dialplan) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from hotline.settings import load_settings
+from core.settings import load_settings
 from pbx_config.install import install
 from pbx_config.render import AgentPhone, RenderError, render
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from hotline.pbx_sim.dialplan import ChannelHungUp, Dialplan, DialplanError, Pattern, evaluate, substring
+from devtools.pbx_sim.dialplan import ChannelHungUp, Dialplan, DialplanError, Pattern, evaluate, substring
 from tests.dialplans.support import RecordingHost
 
 

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from ivr.stasis_args import BUSINESS_LINES, InboundArgs
+from core.vocabulary import LINE_OF_NUMBER
+from ivr.stasis_args import InboundArgs
 
 
 def test_the_five_hotlines_and_their_business_lines() -> None:
-    assert BUSINESS_LINES == {
+    assert LINE_OF_NUMBER == {
         "12315": "general",
         "12365": "quality",
         "12331": "food_drug",

@@ -10,8 +10,8 @@ from __future__ import annotations
 import pytest
 
 from hotline.app import Application
-from hotline.pbx_sim.callers import SimCall
-from hotline.pbx_sim.server import PbxSim
+from devtools.pbx_sim.callers import SimCall
+from devtools.pbx_sim.server import PbxSim
 from ivr.prompts.catalogue import PromptCatalogue
 from tests.fixtures.waiting import eventually
 

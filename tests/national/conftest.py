@@ -9,7 +9,7 @@ import aiohttp
 import pytest
 
 from national.client import PlatformClient
-from national.sim import PlatformSim
+from devtools.platform_sim import PlatformSim
 from tests.national.openapi_check import PlatformContract, TrafficChecker, assert_clean
 from tests.national.support import ORG, OTHER_ORG, OTHER_SECRET, SECRET, FakeClock
 

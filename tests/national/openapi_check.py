@@ -23,7 +23,7 @@ from jsonschema import Draft202012Validator
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
-from national.sim import Exchange
+from devtools.platform_sim import Exchange
 
 ENV_VAR = "HOTLINE_PLATFORM_CONTRACT"
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -115,7 +115,7 @@ class PlatformContract:
 
 @dataclass
 class TrafficChecker:
-    """An observer for :class:`national.sim.PlatformSim`: keeps every exchange, and tells
+    """An observer for :class:`devtools.platform_sim.PlatformSim`: keeps every exchange, and tells
     what in them the contract does not allow."""
 
     contract: PlatformContract

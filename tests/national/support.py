@@ -12,7 +12,8 @@ from typing import Any, Mapping
 import aiohttp
 from yarl import URL
 
-from national.contract import CHINA_TZ, credit_code_check_char, format_datetime
+from national.contract import credit_code_check_char, format_datetime
+from core.vocabulary import CHINA_TZ
 from national.signing import signed_headers
 
 ORG, SECRET = "ZJ330100", "hangzhou-secret"

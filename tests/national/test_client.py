@@ -21,7 +21,7 @@ from national.client import (
     PlatformClient,
     parse_retry_after,
 )
-from national.sim import Faults, OutageMode, PlatformSim
+from devtools.platform_sim import Faults, OutageMode, PlatformSim
 from tests.national.openapi_check import TrafficChecker, assert_clean
 from tests.national.support import ORG, SECRET, FakeClock, a_call_record, a_case, a_step
 

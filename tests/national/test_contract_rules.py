@@ -13,20 +13,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from national.contract import (
-    CREDIT_CODE_ALPHABET,
-    Problem,
-    check_step_order,
-    credit_code_check_char,
-    format_datetime,
-    format_money,
-    next_steps,
-    parse_date,
-    parse_datetime,
-    validate_call_record,
-    validate_case,
-    validate_progress,
-)
+from national.contract import CREDIT_CODE_ALPHABET, check_step_order, credit_code_check_char, format_datetime, format_money, next_steps, parse_date, parse_datetime, validate_call_record, validate_case, validate_progress
+from core.problems import Problem
 from tests.national.openapi_check import PlatformContract
 from tests.national.support import FakeClock, a_call_record, a_case, a_step, credit_code
 

@@ -19,9 +19,9 @@ import aiohttp
 import pytest
 
 from national.client import Backoff, DeliveryResult, Outcome, PlatformClient
-from national.sim import Faults, OutageMode, PlatformSim, SimStats
-from national.sim.faults import FaultInjector, FaultKind, retry_after_header
-from national.sim.ratelimit import TokenBucket
+from devtools.platform_sim import Faults, OutageMode, PlatformSim, SimStats
+from devtools.platform_sim.faults import FaultInjector, FaultKind, retry_after_header
+from devtools.platform_sim.ratelimit import TokenBucket
 from tests.national.openapi_check import PlatformContract, TrafficChecker, assert_clean
 from tests.national.support import ORG, SECRET, FakeClock, a_case, post_case
 
@@ -273,7 +273,7 @@ def test_the_stand_in_refuses_impossible_settings() -> None:
 async def test_hotline_platform_sim_runs_on_its_own_and_stops_on_sigterm(http: aiohttp.ClientSession) -> None:
     env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT)}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "hotline.cli", "platform-sim", "--port", "0", "--org", f"{ORG}={SECRET}"],
+        [sys.executable, "-m", "devtools", "platform-sim", "--port", "0", "--org", f"{ORG}={SECRET}"],
         cwd=PROJECT_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         line = await asyncio.wait_for(asyncio.to_thread(proc.stdout.readline), 20)  # type: ignore[union-attr]
@@ -290,7 +290,7 @@ async def test_hotline_platform_sim_runs_on_its_own_and_stops_on_sigterm(http: a
 
 
 async def test_a_bad_command_line_says_what_is_wrong(capsys: pytest.CaptureFixture[str]) -> None:
-    from national.sim.__main__ import main
+    from devtools.platform_sim.__main__ import main
     with pytest.raises(SystemExit) as exited:
         main(["--org", "ZJ330100"])
     assert exited.value.code == 2 and "expected CODE=SECRET" in capsys.readouterr().err

@@ -14,7 +14,7 @@ import aiohttp
 import pytest
 
 from national.contract import parse_datetime
-from national.sim import Exchange, PlatformSim
+from devtools.platform_sim import Exchange, PlatformSim
 from tests.national.openapi_check import PlatformContract, TrafficChecker, assert_clean
 from tests.national.support import (
     ORG,

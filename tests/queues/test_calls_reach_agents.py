@@ -11,9 +11,9 @@ from typing import AsyncIterator
 import pytest
 
 from hotline.app import Application
-from hotline.pbx_sim.callers import SimCall
-from hotline.pbx_sim.server import PbxSim
-from hotline.settings import Settings
+from devtools.pbx_sim.callers import SimCall
+from devtools.pbx_sim.server import PbxSim
+from core.settings import Settings
 from ivr.prompts.catalogue import PromptCatalogue
 from queues.engine import Agent, AgentState
 from tests.fixtures.waiting import eventually
@@ -347,7 +347,7 @@ async def test_after_hours_a_caller_hears_the_after_hours_message_and_is_not_que
 async def test_a_waiting_call_survives_a_restart_of_redis_and_still_reaches_an_agent(
     pbx_sim: PbxSim, queue_settings: Settings, prompts: PromptCatalogue, tmp_path
 ) -> None:  # type: ignore[no-untyped-def]
-    from hotline.embedded import RedisProcess
+    from devtools.embedded import RedisProcess
 
     redis = RedisProcess(tmp_path / "redis")  # its own server: this test restarts it
     redis.start()

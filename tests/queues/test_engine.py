@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from redis.asyncio import Redis
 
-from hotline.embedded import RedisProcess
+from devtools.embedded import RedisProcess
 from tests.queues.conftest import Clock
 from queues.engine import (
     Agent,

@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule, run_state_machine_as_test
 from redis.asyncio import Redis
 
-from hotline.embedded import RedisProcess
+from devtools.embedded import RedisProcess
 from queues.engine import (
     Agent,
     AgentStateError,

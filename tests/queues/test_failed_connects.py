@@ -16,8 +16,8 @@ from typing import Any, AsyncIterator
 import pytest
 
 from hotline.app import Application
-from hotline.pbx_sim.server import PbxSim
-from hotline.settings import RecordingSettings, Settings
+from devtools.pbx_sim.server import PbxSim
+from core.settings import RecordingSettings, Settings
 from ivr.prompts.catalogue import PromptCatalogue
 from queues.engine import Agent, AgentState
 from tests.fixtures.app import running

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 
-from hotline.embedded import RedisProcess
+from devtools.embedded import RedisProcess
 from tests.queues.conftest import Clock
 from queues.engine import Agent, QueueEngine, WaitingCall
 from queues.figures import FiguresPublisher, snapshot

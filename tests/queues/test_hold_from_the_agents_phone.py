@@ -12,8 +12,8 @@ import aiohttp
 import pytest
 
 from hotline.app import Application
-from hotline.pbx_sim.server import PbxSim
-from hotline.settings import Settings
+from devtools.pbx_sim.server import PbxSim
+from core.settings import Settings
 from ivr.prompts.catalogue import PromptCatalogue
 from tests.fixtures.app import running
 from tests.queues.test_calls_reach_agents import HANGZHOU, agent_ready, press, record_of, talking_to

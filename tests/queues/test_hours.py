@@ -7,8 +7,8 @@ from datetime import datetime, timezone
 import pytest
 from pydantic import ValidationError
 
-from hotline.settings import OpeningHours
-from queues.hours import is_open
+from core.settings import OpeningHours
+from core.hours import is_open
 
 WEEKDAYS = [1, 2, 3, 4, 5]
 

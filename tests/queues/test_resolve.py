@@ -8,7 +8,7 @@ import logging
 import phonenumbers.geodata
 import pytest
 
-from queues.jurisdictions import JurisdictionTree, Level, UnknownJurisdiction
+from core.jurisdictions import JurisdictionTree, Level, UnknownJurisdiction
 from queues.resolve import JurisdictionResolver, Resolution
 
 

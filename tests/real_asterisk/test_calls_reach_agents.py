@@ -14,7 +14,7 @@ from devtools import audio
 from devtools.asterisk import AsteriskInstance
 from devtools.sip_phone import linear_to_ulaw
 from hotline.app import Application
-from hotline.db import sessionmaker
+from core.db import sessionmaker
 from ivr.prompts.catalogue import PromptCatalogue
 from pbx_config.moh import piece
 from queues.engine import Agent, AgentState

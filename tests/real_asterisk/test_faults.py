@@ -37,8 +37,8 @@ from devtools.asterisk import AsteriskInstance
 from devtools.sip_phone import Call, SipPhone, linear_to_ulaw, ulaw_to_linear
 from devtools.tcp_proxy import TcpProxy, ari_events
 from hotline.app import Application
-from hotline.db import make_engine, sessionmaker
-from hotline.settings import CallRecordSettings, Settings
+from core.db import make_engine, sessionmaker
+from core.settings import CallRecordSettings, Settings
 from ivr.prompts.catalogue import PromptCatalogue
 from ivr.store import CallState, CallStateStore
 from queues.engine import Agent, AgentState, QueueEngine

@@ -28,7 +28,7 @@ from devtools import audio
 from devtools.asterisk import AsteriskInstance
 from devtools.sip_phone import Call, SipPhone, linear_to_ulaw, ulaw_to_linear
 from hotline.app import Application
-from hotline.settings import Settings
+from core.settings import Settings
 from ivr.prompts.build import build_prompts
 from ivr.prompts.catalogue import PromptCatalogue
 from pbx_config.moh import piece

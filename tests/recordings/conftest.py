@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from hotline.settings import RecordingSettings, Settings
+from core.settings import RecordingSettings, Settings
 from tests.desktop.conftest import desk  # noqa: F401  (the fixture, built on the settings below)
 
 

@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from hotline.pbx_sim.playbacks import write_wav
+from devtools.pbx_sim.playbacks import write_wav
 from national.contract import validate_case
 from recordings.models import Recording
 from recordings.wav import read_wav_info

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from hotline.db import sessionmaker
-from hotline.settings import RecordingSettings, load_settings
+from core.db import sessionmaker
+from core.settings import RecordingSettings, load_settings
 from recordings import cli
 from recordings.index import RecordingIndex
 from recordings.maintenance import add_years, check, purge

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from hotline.ari.errors import AriNotFound
-from hotline.db import sessionmaker
-from hotline.settings import RecordingSettings
+from ari.errors import AriNotFound
+from core.db import sessionmaker
+from core.settings import RecordingSettings
 from recordings.index import RecordingIndex
 from recordings.storage import RecordingStore, relative_path
 from tests.recordings.helpers import wav_bytes

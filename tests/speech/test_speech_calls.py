@@ -11,9 +11,9 @@ from typing import AsyncIterator, Iterator
 import pytest
 
 from hotline.app import Application
-from hotline.pbx_sim.callers import SimCall
-from hotline.pbx_sim.server import PbxSim
-from hotline.settings import Settings
+from devtools.pbx_sim.callers import SimCall
+from devtools.pbx_sim.server import PbxSim
+from core.settings import Settings
 from ivr.prompts.catalogue import PromptCatalogue
 from ivr.speech.engine import SpeechEngine
 from ivr.speech.locale import load_speech_pack

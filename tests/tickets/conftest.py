@@ -12,7 +12,8 @@ import pytest
 from sqlalchemy import Column, Integer, MetaData, String, Table, Text, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from hotline.db import create_schema, make_engine, sessionmaker
+from core.migrate import create_schema
+from core.db import make_engine, sessionmaker
 from tickets.deadlines import WorkingCalendar
 from tickets.services import TicketService
 

@@ -19,7 +19,7 @@ from typing import Any
 import openapi_spec_validator
 import pytest
 import yaml
-from aiohttp import ClientResponse
+from aiohttp import ClientResponse, web
 from aiohttp.test_utils import TestClient, TestServer
 from jsonschema import Draft202012Validator
 from referencing import Registry, Resource
@@ -29,9 +29,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from delivery.models import OutboxRow
 from delivery.outbox import Outbox
-from hotline.db import sessionmaker
-from hotline.settings import IntakeSettings
-from hotline.web import build_web_app
+from core.web import new_web_app
+from core.db import sessionmaker
+from core.settings import IntakeSettings
 from national.contract import validate_case
 from tests.tickets.conftest import Clock, TableOutbox
 from tickets import http as tickets_http
@@ -186,7 +186,7 @@ def tickets(engine: AsyncEngine, clock: Clock, calendar: WorkingCalendar) -> Tic
 
 @pytest.fixture
 async def api(tickets: TicketService, description: ApiDescription) -> AsyncIterator[Api]:
-    async with TestServer(build_web_app(tickets=tickets, intake=INTAKE)) as server, TestClient(server) as client:
+    async with TestServer(with_intake(tickets, INTAKE)) as server, TestClient(server) as client:
         yield Api(client, description)
 
 
@@ -543,7 +543,7 @@ async def test_an_unexpected_failure_is_a_500_with_a_request_id_logged_without_p
         raise RuntimeError("INSERT failed for caller 13812345678 张三丰")
 
     monkeypatch.setattr(tickets, "create_completed", broken)
-    with caplog.at_level(logging.ERROR, logger="hotline.web"):
+    with caplog.at_level(logging.ERROR, logger="core.web"):
         answer = await api.submit(complaint())
 
     assert answer.status == 500 and answer.body["code"] == "internal_error"
@@ -638,3 +638,9 @@ def test_check_new_reads_the_draft_as_sent_and_receives_it_now(service: TicketSe
     problems = service.check_new(wechat_draft(summary=42, received_at="2026-09-28T10:30:00+08:00"), ticket_id=key)
     assert {(p.field, p.code) for p in problems} == {("summary", "bad_type"), ("received_at", "in_future")}
 
+
+
+def with_intake(tickets: TicketService, intake: IntakeSettings) -> web.Application:
+    app = new_web_app()
+    tickets_http.add_routes(app, tickets=tickets, intake=intake)
+    return app

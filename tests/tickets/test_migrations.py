@@ -13,9 +13,10 @@ from sqlalchemy import Column, Integer, MetaData, String, Table, inspect, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from hotline import migrate
-from hotline.db import create_schema, make_engine
-from hotline.settings import load_settings
+from core import migrate
+from core.migrate import create_schema
+from core.db import make_engine
+from core.settings import load_settings
 
 HEAD = migrate.scripts().get_current_head()
 

@@ -12,7 +12,8 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
-from national.contract import Problem, validate_case
+from national.contract import validate_case
+from core.problems import Problem
 from tests.tickets import documents
 from tests.tickets.conftest import Clock, TableOutbox
 from tickets.models import TicketAudit, TicketStatusChange

@@ -66,7 +66,7 @@ export function t(key, params = {}) {
   return text.replace(/\{(\w+)\}/g, (whole, name) => (name in params ? String(params[name]) : whole));
 }
 
-// Jurisdiction levels may come as names or as the tree's numbers (queues/jurisdictions.py Level).
+// Jurisdiction levels may come as names or as the tree's numbers (core/jurisdictions.py Level).
 const LEVELS = ["national", "province", "city", "county", "station"];
 
 /** The label of an enumerated value (`enum.<kind>.<value>`); the raw value when unknown. */

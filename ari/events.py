@@ -1,0 +1,133 @@
+"""The ARI events WebSocket: one connection, reconnect with backoff, resync on connect.
+
+ARI does not replay events: whatever happened while we were disconnected is lost.
+So after every (re)connect the ``on_connect`` callback resynchronizes from
+``GET /channels`` and ``GET /bridges`` before the new connection's events are read
+(they wait, in order, in the socket buffer meanwhile).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import logging
+import random
+from datetime import datetime, timezone
+from typing import Awaitable, Callable
+from urllib.parse import urlencode, urlsplit, urlunsplit
+
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
+
+from ari.dispatcher import Dispatcher
+from ari.models import EventParseError, parse_event
+
+log = logging.getLogger(__name__)
+
+#: How many of the last events of a connection are remembered to drop a second copy (_read).
+RECENT_EVENTS = 256
+
+
+def events_url(base_url: str, app: str, *, subscribe_all: bool = False) -> str:
+    """``http://pbx:8088`` -> ``ws://pbx:8088/ari/events?app=...``."""
+    parts = urlsplit(base_url)
+    scheme = {"http": "ws", "https": "wss"}.get(parts.scheme, parts.scheme)
+    path = parts.path.rstrip("/") + "/ari/events"
+    query = urlencode({"app": app, "subscribeAll": "true" if subscribe_all else "false"})
+    return urlunsplit((scheme, parts.netloc, path, query, ""))
+
+
+class EventStream:
+    def __init__(
+        self,
+        base_url: str,
+        app: str,
+        username: str,
+        password: str,
+        dispatcher: Dispatcher,
+        on_connect: Callable[[], Awaitable[None]],
+        *,
+        initial_backoff_s: float = 0.5,
+        max_backoff_s: float = 10.0,
+    ) -> None:
+        self._url = events_url(base_url, app)
+        token = base64.b64encode(f"{username}:{password}".encode()).decode()
+        self._headers = {"Authorization": f"Basic {token}"}
+        self._dispatcher = dispatcher
+        self._on_connect = on_connect
+        self._initial = initial_backoff_s
+        self._max = max_backoff_s
+        self.connected = asyncio.Event()
+        self.connections = 0
+        #: When the last connection was lost: the last moment this process knew what was alive
+        #: in Asterisk (calls found gone at the next resync ended after it, not at the resync).
+        self.lost_at: datetime | None = None
+        #: Second copies of events dropped (see _read).
+        self.copies_dropped = 0
+        self._ws = None
+
+    async def run(self) -> None:
+        """Connect, read, reconnect — until cancelled."""
+        delay = self._initial
+        while True:
+            try:
+                async with connect(
+                    self._url, additional_headers=self._headers, max_size=2**22, ping_interval=20
+                ) as ws:
+                    self._ws = ws
+                    self.connections += 1
+                    log.info("ARI events connected (%s, connection %d)", self._url.split("?")[0], self.connections)
+                    await self._on_connect()
+                    self.connected.set()
+                    delay = self._initial
+                    await self._read(ws)
+            except asyncio.CancelledError:
+                raise
+            except InvalidStatus as exc:
+                status = exc.response.status_code
+                if status in (401, 403):  # wrong user or password: nothing fixes itself
+                    log.error("ARI refused the events WebSocket: HTTP %s (check [ari] username and password)",
+                              status)
+                else:  # 503 while Asterisk starts (its HTTP server is up before ARI): transient
+                    log.warning("ARI refused the events WebSocket: HTTP %s; trying again", status)
+            except (OSError, ConnectionClosed, InvalidHandshake, TimeoutError) as exc:
+                log.warning("ARI events connection lost: %s", exc or type(exc).__name__)
+            except Exception:
+                log.exception("resynchronization after connect failed")
+            finally:
+                if self._ws is not None:
+                    self.lost_at = datetime.now(timezone.utc)
+                self._ws = None
+                self.connected.clear()
+            # Full jitter: many app instances restarting together do not stampede Asterisk.
+            await asyncio.sleep(random.uniform(delay / 2, delay))
+            delay = min(delay * 2, self._max)
+
+    async def _read(self, ws) -> None:  # type: ignore[no-untyped-def]
+        # Asterisk forwards an event once per subscription that covers it: an application that
+        # follows the PJSIP endpoints (the desktop's phones, endpoint:PJSIP) gets every event of
+        # every SIP channel twice, byte for byte (the same message and timestamp), through the
+        # channel and through its endpoint. A second ChannelDtmfReceived would be a second key
+        # press (a "1" keyed in the menu would also book a callback in the queue), so an exact
+        # copy of one of the last events is dropped. Events that differ in anything (each
+        # carries its time, in ms, and the state it reports) are all kept.
+        recent: dict[str, None] = {}  # insertion-ordered: the oldest goes first
+        async for message in ws:
+            if message in recent:
+                self.copies_dropped += 1
+                continue
+            recent[message] = None
+            if len(recent) > RECENT_EVENTS:
+                del recent[next(iter(recent))]
+            try:
+                event = parse_event(json.loads(message))
+            except (ValueError, EventParseError) as exc:
+                log.error("dropping an event we cannot parse: %s", exc)
+                continue
+            self._dispatcher.dispatch(event)
+
+    async def disconnect(self) -> None:
+        """Drop the current connection (tests and operators use it to force a resync)."""
+        if self._ws is not None:
+            await self._ws.close()

@@ -1,0 +1,1 @@
+"""The core every feature builds on; it imports no feature."""

@@ -1,0 +1,432 @@
+"""One typed settings object for the whole application.
+
+Precedence, lowest to highest: defaults in this file, the ``test`` profile (when
+``HOTLINE_PROFILE=test``), a TOML file (``HOTLINE_CONFIG`` or ``--config``), then
+environment variables ``HOTLINE_<SECTION>__<FIELD>`` (for example
+``HOTLINE_ARI__URL=http://pbx:8088``).
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+#: Where runtime data (SQLite file, sounds, recordings, redis dump) lives by default.
+DEFAULT_VAR_DIR = Path("var")
+
+
+class AriSettings(BaseModel):
+    url: str = "http://127.0.0.1:8088"
+    username: str = "hotline"
+    password: SecretStr = SecretStr("hotline")
+    app: str = "hotline"
+    #: Reconnect backoff of the events WebSocket: first delay, cap (seconds).
+    reconnect_initial_s: float = 0.5
+    reconnect_max_s: float = 10.0
+    request_timeout_s: float = 5.0
+
+
+class DatabaseSettings(BaseModel):
+    #: SQLAlchemy async URL. SQLite is the embedded default; PostgreSQL via
+    #: ``postgresql+asyncpg://user:pass@host/db``.
+    url: str = f"sqlite+aiosqlite:///{DEFAULT_VAR_DIR}/core.db"
+
+
+class RedisSettings(BaseModel):
+    url: str = "redis://127.0.0.1:6379/0"
+    #: Prefix of every key, so that several deployments (or tests) share a server.
+    prefix: str = "hotline"
+    #: Connections per process. Redis runs commands one at a time, so more connections
+    #: buy nothing; when all are busy, a command waits for one (up to the timeout).
+    max_connections: int = Field(32, ge=1, le=10_000)
+    pool_timeout_s: float = Field(5.0, gt=0)
+
+
+class IvrSettings(BaseModel):
+    language: str = "zh-CN"
+    #: Seconds of silence after a menu prompt before the caller is reprompted.
+    no_input_timeout_s: float = 5.0
+    #: Attempts at a menu (first prompt included) before the caller goes to an operator.
+    max_attempts: int = Field(3, ge=1, le=10)
+    #: Where ``hotline prompts build`` writes Asterisk sound files (``<dir>/<lang>/hotline/*.wav``).
+    sounds_dir: Path = DEFAULT_VAR_DIR / "sounds"
+    #: Music on hold class callers hear while waiting or held (musiconhold.conf [hotline]).
+    moh_class: str = "hotline"
+    #: After every connect, check in the background that Asterisk has every prompt and number
+    #: sound and that moh_class plays music; ERROR in the log if not (ivr/media_checks.py).
+    #: Off in the test and demo profiles: the Asterisk stand-in has no sounds index or music.
+    check_media: bool = True
+
+
+class SpeechSettings(BaseModel):
+    """Speech menus: callers may say their choice (Vosk), DTMF always works too."""
+
+    #: Listen to callers in menus. Without an installed model the IVR logs how to install
+    #: one and serves DTMF only: callers are never turned away for want of speech.
+    enabled: bool = True
+    #: Where ``hotline models download`` puts models; the model name comes from the locale pack.
+    #: Not given: ``<var_dir>/models`` (see Settings).
+    models_dir: Path = DEFAULT_VAR_DIR / "models"
+    #: Recognizers at once per process; a caller beyond that is served by DTMF alone.
+    max_streams: int = Field(16, ge=1, le=1000)
+    #: Threads running Vosk (it releases the GIL, so one per core is the useful most).
+    threads: int = Field(2, ge=1, le=64)
+    #: Where we receive the callers' audio (RTP), and the address Asterisk must send it to.
+    rtp_bind_host: str = "127.0.0.1"
+    rtp_advertise_host: str | None = None
+    #: externalMedia format: slin16 (16 kHz, best for recognition) or ulaw (8 kHz).
+    format: Literal["slin16", "ulaw"] = "slin16"
+
+
+class OpeningHours(BaseModel):
+    """When agents answer; outside these hours callers hear the after-hours message."""
+
+    timezone: str = "Asia/Shanghai"
+    #: ISO weekdays: 1 is Monday, 7 Sunday.
+    days: list[int] = Field(default_factory=lambda: [1, 2, 3, 4, 5, 6, 7])
+    opens: str = "00:00"
+    closes: str = "24:00"
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        from core.hours import check_timezone
+
+        return check_timezone(value)
+
+    @field_validator("opens", "closes")
+    @classmethod
+    def _hhmm(cls, value: str) -> str:
+        from core.hours import parse_hhmm
+
+        parse_hhmm(value, "opening hours")
+        return value
+
+    @field_validator("days")
+    @classmethod
+    def _weekdays(cls, value: list[int]) -> list[int]:
+        if any(not 1 <= d <= 7 for d in value):
+            raise ValueError(f"days are ISO weekdays 1 (Monday) to 7 (Sunday), got {value}")
+        return value
+
+
+class QueueSettings(BaseModel):
+    """Jurisdiction queues: where calls wait for agents, and how they climb the levels."""
+
+    #: Route calls to agents through the queue engine (off: callers are told they are
+    #: queued and held, as before the engine existed).
+    enabled: bool = True
+    #: Jurisdiction of a call whose line, number and words say nothing (national).
+    default_jurisdiction: str = "000000"
+    #: Grassroots stations (TOML, ``[[station]]`` code/name/county); none by default.
+    stations_file: Path | None = None
+    #: Seconds a call waits at a level before it is also offered one level up; the last
+    #: value repeats for the levels above. A level with nobody logged in is skipped at once.
+    overflow_after_s: list[float] = Field(default_factory=lambda: [60.0, 90.0, 120.0, 180.0])
+    #: Seconds between position and estimated-wait announcements to a waiting caller.
+    announce_every_s: float = Field(45.0, gt=0)
+    #: Seconds an agent's phone rings before the call goes to the next agent.
+    ring_timeout_s: int = Field(20, ge=1, le=300)
+    #: Agent wrap-up after a call (seconds) before the next offer.
+    wrap_up_s: float = Field(10.0, ge=0)
+    #: A caller who hung up while waiting and calls again within this many minutes (same
+    #: number, same line) gets their old place back. 0 turns it off.
+    resume_place_min: float = Field(10.0, ge=0)
+    #: Waiting callers may ask to be called back when their turn comes, keeping their place.
+    callback_offer: bool = True
+    #: The trunk (pjsip.conf endpoint) that calls callers back, and how often it tries.
+    callback_trunk: str = "carrier"
+    callback_attempts: int = Field(3, ge=1, le=10)
+    callback_retry_s: float = Field(120.0, ge=0)
+    #: Answered around the clock by default; a centre with hours sets them here.
+    hours: OpeningHours = OpeningHours()
+
+
+class HttpSettings(BaseModel):
+    """Our own HTTP API (intake, and the agent desktop's). Port 0 takes any free port."""
+
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=0, le=65535)
+    #: Session cookies only over HTTPS. Off in the test and demo profiles (plain http on loopback).
+    secure_cookies: bool = True
+    #: Logged-in sessions end after this long without a request.
+    session_idle_s: int = Field(8 * 3600, ge=60)
+    #: Failed logins allowed per username and per client address within the window.
+    login_attempts: int = Field(5, ge=1)
+    login_window_s: int = Field(300, ge=1)
+
+
+class DesktopSettings(BaseModel):
+    """The agent desktop and the wallboard."""
+
+    #: ``sip``: the browser registers to Asterisk over WSS with SIP.js and answers there.
+    #: ``simulated``: no media (the demo, tests): the desktop answers through our API.
+    phone_mode: Literal["sip", "simulated"] = "sip"
+    #: Asterisk's WebSocket for SIP (pjsip transport-wss), as the browser reaches it.
+    sip_ws_url: str = "wss://asterisk.example:8089/ws"
+    sip_domain: str = "asterisk.example"
+    #: Show agents the caller's full number (otherwise masked: 138****8000).
+    show_full_number: bool = False
+    #: A ticket is "near its deadline" on the wallboard this many working days before it.
+    deadline_warning_days: int = Field(2, ge=0)
+
+
+class PlatformSettings(BaseModel):
+    """The national 12315 platform (``../shared/national-platform/openapi.yaml``) and our
+    delivery to it through the outbox."""
+
+    #: Base URL; the contract's paths (``/v1/cases``) are appended to it.
+    url: str = "http://127.0.0.1:8090/api"
+    org_code: str = "DEMO330100"
+    #: The shared secret the platform issued; set it through HOTLINE_PLATFORM__SECRET.
+    secret: str = "demo-secret"
+    timeout_s: float = 10.0
+    #: Delivery workers in this process (each sends up to ``concurrency`` requests at once).
+    workers: int = 1
+    concurrency: int = 32
+    #: Rows one claim takes; a claimed row is leased, so a killed worker's rows come back.
+    claim_batch: int = 64
+    lease_s: float = 60.0
+    #: Backoff between attempts: full jitter up to ``base * 2**attempt``, capped; a
+    #: ``Retry-After`` is a floor.
+    backoff_base_s: float = 1.0
+    backoff_cap_s: float = 60.0
+    #: After this many failed attempts of a retryable kind, a row is dead-lettered.
+    max_attempts: int = 200
+    #: How often an idle worker looks for due rows (new rows also wake it in-process).
+    poll_s: float = 1.0
+    #: A hotline case completed during its call waits for the call's recording (its hash and
+    #: duration go with the case), but never longer than this.
+    hold_for_recording_s: float = 3600.0
+    enabled: bool = True
+
+
+#: Years recordings are kept by default, per case type of their call's tickets.
+DEFAULT_RETENTION_YEARS: dict[str, int] = {"complaint": 3, "report": 3, "consultation": 1, "no_ticket": 1}
+
+
+class RecordingSettings(BaseModel):
+    """Call recordings: captured in Asterisk, kept under ``root``, heard only by those allowed."""
+
+    #: Record every answered call (the IVR tells callers so).
+    enabled: bool = True
+    #: Where verified recordings are kept: ``<root>/<YYYY>/<MM>/<DD>/<jurisdiction>/<call>-<segment>.wav``;
+    #: unset: ``<var_dir>/recordings``.
+    root: Path | None = None
+    #: What Asterisk records; WAV is what the browser plays and what durations are read from.
+    format: Literal["wav"] = "wav"
+    #: The dates of the layout are this zone's (the centre's working day, not UTC's).
+    timezone: str = "Asia/Shanghai"
+    #: Fetch each finished file over ARI (``GET /recordings/stored/{name}/file``), so that it
+    #: works when Asterisk runs on another host. Off: read it from ``spool_dir`` (Asterisk's
+    #: ``recording`` spool, on this host or a shared file system).
+    fetch_from_ari: bool = True
+    spool_dir: Path | None = None
+    #: Years a recording is kept, per case type of the tickets of its call (the longest wins);
+    #: ``no_ticket`` for calls that produced none.
+    retention_years: dict[str, int] = Field(default_factory=lambda: dict(DEFAULT_RETENTION_YEARS))
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        from core.hours import check_timezone
+
+        return check_timezone(value)
+
+    @field_validator("retention_years")
+    @classmethod
+    def _retention(cls, value: dict[str, int]) -> dict[str, int]:
+        known = tuple(DEFAULT_RETENTION_YEARS)
+        unknown = sorted(set(value) - set(known))
+        if unknown:
+            raise ValueError(f"retention_years: unknown case type(s) {', '.join(unknown)}; "
+                             f"the keys are {', '.join(known)}")
+        short = sorted(k for k, years in value.items() if years < 1)
+        if short:
+            raise ValueError(f"retention_years: {', '.join(short)} must be kept at least 1 year")
+        # A file that names one case type keeps the defaults of the others.
+        return {**DEFAULT_RETENTION_YEARS, **value}
+
+
+class CallRecordSettings(BaseModel):
+    """Call records of the calls Asterisk serves without the application (the fallback while
+    it is down, numbers that are not ours): Asterisk's CDRs, imported from the file
+    ``dialplans/cdr_custom.conf`` makes it write."""
+
+    #: That file as this host reads it: ``<astlogdir>/cdr-custom/hotline-cdr.csv`` on the
+    #: Asterisk host (``/var/log/asterisk/cdr-custom/hotline-cdr.csv``), here or on a shared file
+    #: system. ``hotline serve`` follows it when set; unset, those calls are not imported.
+    cdr_file: Path | None = None
+    #: Seconds between two looks at the file for new lines.
+    cdr_poll_s: float = Field(2.0, gt=0)
+    #: The last call in the file is imported once the file has not changed for this long
+    #: (Asterisk writes a call's CDR lines one after another when the call ends).
+    cdr_settle_s: float = Field(3.0, ge=0)
+
+
+class IntakeSettings(BaseModel):
+    """Omni-channel intake: complaints from the web, WeChat and the app, one API key per channel.
+    Keys are given as their SHA-256 (hex), so the settings file holds no usable secret."""
+
+    api_key_sha256: dict[str, str] = {}
+
+
+class AsteriskSettings(BaseModel):
+    """The Asterisk that serves the hotline, as ``hotline asterisk install`` configures it.
+
+    ARI's user and password come from ``[ari]``; the agents' SIP endpoints from their
+    accounts (``hotline users add --endpoint PJSIP/1001 --sip-password ...``).
+    """
+
+    #: Asterisk's configuration directory (``astetcdir``) that the files are written into.
+    etc_dir: Path = Path("/etc/asterisk")
+    #: Asterisk's data directory (``astdatadir``): prompts go to ``sounds/<lang>/hotline``,
+    #: music on hold to ``moh/hotline``.
+    data_dir: Path = Path("/var/lib/asterisk")
+    #: Address Asterisk's HTTP server (ARI, SIP over WebSocket) and SIP listen on.
+    bind_host: str = "0.0.0.0"
+    http_port: int = Field(8088, ge=1, le=65535)
+    #: HTTPS and WSS for browsers; on when a certificate is given.
+    https_port: int = Field(8089, ge=1, le=65535)
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    #: SIP over UDP from the carrier.
+    sip_port: int = Field(5060, ge=1, le=65535)
+    #: The carrier's (or SBC's) SIP address: calls from it are trusted as the trunk.
+    trunk_host: str = "198.51.100.10"
+    trunk_port: int = Field(5060, ge=1, le=65535)
+    #: RTP port range (open it in the firewall).
+    rtp_start: int = Field(10000, ge=1024, le=65535)
+    rtp_end: int = Field(20000, ge=1024, le=65535)
+    #: A call whose media stopped this long (seconds) is hung up: a caller gone without a BYE
+    #: must not keep caller, agent and recorder channels up for ever. On hold, longer.
+    rtp_timeout_s: int = Field(30, ge=1)
+    rtp_timeout_hold_s: int = Field(300, ge=1)
+    #: Local address => address browsers reach, for ICE (rtp.conf ``[ice_host_candidates]``).
+    ice_host_candidates: dict[str, str] = {}
+    #: Agents' endpoints (``PJSIP/1001``) that are desk phones or plain SIP softphones, not the
+    #: browser: they register over UDP with unencrypted RTP instead of WebRTC.
+    desk_phones: list[str] = []
+    @model_validator(mode="after")
+    def _rtp_range(self) -> "AsteriskSettings":
+        if self.rtp_start >= self.rtp_end:
+            raise ValueError(f"rtp_start ({self.rtp_start}) must be below rtp_end ({self.rtp_end})")
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("tls_cert and tls_key go together: give both or neither")
+        return self
+
+
+class Settings(BaseSettings):
+    """Everything configurable, grouped by concern."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="HOTLINE_", env_nested_delimiter="__", extra="forbid"
+    )
+
+    profile: Literal["production", "test", "demo"] = "production"
+    log_level: str = "INFO"
+    var_dir: Path = DEFAULT_VAR_DIR
+    ari: AriSettings = AriSettings()
+    database: DatabaseSettings = DatabaseSettings()
+    redis: RedisSettings = RedisSettings()
+    ivr: IvrSettings = IvrSettings()
+    speech: SpeechSettings = SpeechSettings()
+    queues: QueueSettings = QueueSettings()
+    http: HttpSettings = HttpSettings()
+    platform: PlatformSettings = PlatformSettings()
+    intake: IntakeSettings = IntakeSettings()
+    desktop: DesktopSettings = DesktopSettings()
+    recordings: RecordingSettings = RecordingSettings()
+    callrecords: CallRecordSettings = CallRecordSettings()
+    asterisk: AsteriskSettings = AsteriskSettings()
+
+    @model_validator(mode="after")
+    def _recordings_under_var_dir(self) -> "Settings":
+        # Beside the database and the sounds, wherever var_dir is (the demo and tests move it).
+        if self.recordings.root is None:
+            self.recordings.root = self.var_dir / "recordings"
+        # Speech models too, unless a models_dir was given (the default names var/ itself).
+        if "models_dir" not in self.speech.model_fields_set:
+            self.speech.models_dir = self.var_dir / "models"
+        return self
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Environment beats explicit init values (which carry the TOML file and profile).
+        return (env_settings, init_settings)
+
+
+#: Values the ``test`` profile changes: short timeouts so that tests run fast.
+TEST_PROFILE: dict[str, Any] = {
+    "profile": "test",
+    "log_level": "DEBUG",
+    "ivr": {"no_input_timeout_s": 0.3, "check_media": False},
+    # Loading a speech model takes seconds: tests that test speech turn it on themselves.
+    "speech": {"enabled": False},
+    "ari": {"reconnect_initial_s": 0.05, "reconnect_max_s": 0.5},
+    # No platform is listening in most tests: ended calls still go into the outbox, and the
+    # delivery tests start a platform stand-in and workers themselves.
+    "platform": {"enabled": False},
+    # Many applications run at once in tests: each takes a free port.
+    "http": {"port": 0, "secure_cookies": False},
+    "desktop": {"phone_mode": "simulated"},
+    # Recordings would land under var/ of the working directory: the recording tests turn
+    # them on with a root of their own.
+    "recordings": {"enabled": False},
+}
+
+#: Values the ``demo`` profile changes: everything on loopback, no Asterisk media.
+DEMO_PROFILE: dict[str, Any] = {
+    "profile": "demo",
+    "ivr": {"check_media": False},
+    "http": {"secure_cookies": False},
+    "desktop": {"phone_mode": "simulated"},
+}
+
+
+def _deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+class SettingsError(ValueError):
+    """A settings file that cannot be read or does not fit the schema."""
+
+
+def load_settings(config: Path | str | None = None, **overrides: Any) -> Settings:
+    """Build the settings: defaults, profile, TOML file, overrides, environment."""
+    values: dict[str, Any] = {}
+    profile = os.environ.get("HOTLINE_PROFILE", overrides.get("profile"))
+    if profile == "test":
+        values = _deep_merge(values, TEST_PROFILE)
+    elif profile == "demo":
+        values = _deep_merge(values, DEMO_PROFILE)
+    path = config or os.environ.get("HOTLINE_CONFIG")
+    if path:
+        path = Path(path)
+        try:
+            values = _deep_merge(values, tomllib.loads(path.read_text(encoding="utf-8")))
+        except FileNotFoundError as exc:
+            raise SettingsError(f"settings file {path} does not exist") from exc
+        except tomllib.TOMLDecodeError as exc:
+            raise SettingsError(f"settings file {path} is not valid TOML: {exc}") from exc
+    values = _deep_merge(values, overrides)
+    return Settings(**values)
