@@ -29,10 +29,10 @@ from redis.exceptions import RedisError
 from accounts.models import LANGUAGES, LINES, Role, User
 from accounts.services import AccountError, AccountService, UnknownUser
 from accounts.sessions import SessionStore
-from core.migrate import create_schema
 from core.db import make_engine, sessionmaker
-from core.settings import Settings
 from core.jurisdictions import JurisdictionTree, StationConfigError
+from core.migrate import create_schema
+from core.settings import Settings
 
 Prompt = Callable[[str], str]
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable, Iterable, Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import select, update
@@ -60,7 +60,7 @@ def normalize_username(username: str) -> str:
 class AccountService:
     def __init__(self, sessions: async_sessionmaker, tree: JurisdictionTree, *,
                  passwords: Passwords | None = None, session_store: SessionStore | None = None,
-                 clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)) -> None:
+                 clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
         """``sessions`` makes database sessions; ``session_store``, when given, is where the
         logged-in sessions live that :meth:`disable` and :meth:`set_password` end."""
         if sessions.kw.get("expire_on_commit", True):

@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from redis.asyncio import Redis
 
@@ -94,8 +94,8 @@ class SessionStore:
     async def create(self, user_id: int) -> tuple[str, Session]:
         """A new session of ``user_id``: the token for the cookie, and the session."""
         token = secrets.token_urlsafe(32)
-        created_ms = round(datetime.now(timezone.utc).timestamp() * 1000)
-        session = Session(user_id, secrets.token_urlsafe(32), datetime.fromtimestamp(created_ms / 1000, timezone.utc))
+        created_ms = round(datetime.now(UTC).timestamp() * 1000)
+        session = Session(user_id, secrets.token_urlsafe(32), datetime.fromtimestamp(created_ms / 1000, UTC))
         await self._create(keys=[self._key(token), f"{self._user_prefix}{user_id}"],
                            args=[user_id, session.csrf, created_ms, self.idle_ms, self._session_prefix])
         return token, session
@@ -137,4 +137,4 @@ def _session(found: list[bytes | str | None] | None) -> Session | None:
     if not found or found[0] is None or found[1] is None or found[2] is None:
         return None
     user_id, csrf, created_ms = (v.decode() if isinstance(v, bytes) else str(v) for v in found)
-    return Session(int(user_id), csrf, datetime.fromtimestamp(int(created_ms) / 1000, timezone.utc))
+    return Session(int(user_id), csrf, datetime.fromtimestamp(int(created_ms) / 1000, UTC))

@@ -40,10 +40,10 @@ from accounts.models import Role, User
 from accounts.ratelimit import LoginLimiter
 from accounts.services import AccountService
 from accounts.sessions import Session, SessionStore
+from core.jurisdictions import JurisdictionTree, UnknownJurisdiction
+from core.problems import Problem
 from core.settings import HttpSettings, Settings
 from core.web import ApiError, json_response, read_json_object
-from core.problems import Problem
-from core.jurisdictions import JurisdictionTree, UnknownJurisdiction
 
 log = logging.getLogger(__name__)
 

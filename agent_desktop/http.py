@@ -25,9 +25,9 @@ from agent_desktop.monitor import MODES, MonitorService
 from agent_desktop.notifier import DesktopNotifier, Outlet
 from agent_desktop.services import BREAK_REASONS, DesktopService, Refused, rfc3339, ticket_fields
 from agent_desktop.wallboard import WallboardService
-from core.web import ApiError, Language, json_response, language, problem_item, read_json_object
-from core.problems import Problem
 from core.jurisdictions import JurisdictionTree
+from core.problems import Problem
+from core.web import ApiError, Language, json_response, language, problem_item, read_json_object
 from tickets.fields import BadChanges
 from tickets.models import Ticket
 from tickets.services import TicketConflict, TicketInvalid, TicketNotEditable, TicketNotFound, delivery_problems

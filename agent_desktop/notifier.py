@@ -105,7 +105,7 @@ class _Serial:
                 await asyncio.wait([before])
             try:
                 await job()
-            except Exception:  # noqa: BLE001 - one failed push must not stop the next ones
+            except Exception:
                 log.exception("pushing to desktop sockets (%s) failed", key.split(":", 1)[0])
 
         task = asyncio.get_running_loop().create_task(step(), name=f"desktop-push:{key}")
@@ -286,7 +286,7 @@ class DesktopNotifier:
             self._last_render = time.monotonic()
             try:
                 await self._render_all()
-            except Exception:  # noqa: BLE001 - the next change renders again
+            except Exception:
                 log.exception("rendering the wallboards failed")
             if not self._render_again:
                 return

@@ -17,33 +17,39 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any, Protocol
 
 from redis.asyncio import Redis
 
 from agent_desktop.phones import PhoneService, PhoneState
-from callrecords.payload import handling_org
-from callrecords.services import CallRecordRepository
 from ari.dispatcher import Dispatcher
 from ari.errors import AriError
 from ari.models import Event
 from ari.rest import AriRest
+from callrecords.payload import handling_org
+from callrecords.services import CallRecordRepository
+from core.jurisdictions import JurisdictionTree, UnknownJurisdiction
 from core.privacy import mask_phone
+from core.problems import Problem
 from core.settings import DesktopSettings
+from core.vocabulary import CHINA_TZ, LINE_OF_NUMBER
 from ivr.flow import BaseState, Call, State
 from ivr.services import IvrService
-from core.vocabulary import LINE_OF_NUMBER
 from ivr.store import CallStateStore
 from national.contract import format_datetime, format_money
-from core.vocabulary import CHINA_TZ
-from core.problems import Problem
 from queues.engine import (
-    PRIORITY_MAX, Agent, AgentState, AgentStateError, QueueEngine, QueueError, UnknownAgentError, WaitingCall,
+    PRIORITY_MAX,
+    Agent,
+    AgentState,
+    AgentStateError,
+    QueueEngine,
+    QueueError,
+    UnknownAgentError,
+    WaitingCall,
 )
 from queues.flow import Connected, Connecting, InQueue
-from core.jurisdictions import JurisdictionTree, UnknownJurisdiction
 from queues.services import QueueService
 from tickets.fields import FIELDS, GROUPS
 from tickets.models import Ticket
@@ -98,15 +104,15 @@ def _agent_state(en: str, zh: str) -> Refused:
 def rfc3339(moment: datetime | None) -> str | None:
     if moment is None:
         return None
-    return moment.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def from_ms(ms: int | None) -> datetime | None:
-    return None if ms is None else datetime.fromtimestamp(ms / 1000, timezone.utc)
+    return None if ms is None else datetime.fromtimestamp(ms / 1000, UTC)
 
 
 def now_utc() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 # --------------------------------------------------------------------------- actions on live calls
@@ -119,7 +125,7 @@ class DesktopAction(Event):
 
     key: str
     reaction: Callable[[BaseState, Call], Awaitable[State]] = field(compare=False)
-    done: "asyncio.Future[bool]" = field(compare=False)
+    done: asyncio.Future[bool] = field(compare=False)
 
     def route_key(self) -> str | None:
         return self.key

@@ -20,7 +20,8 @@ import logging
 import time
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
-from datetime import date, datetime, time as clock_time, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
+from datetime import time as clock_time
 from typing import Any, Protocol
 
 from redis.asyncio import Redis
@@ -29,10 +30,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from agent_desktop.services import rfc3339
 from callrecords.models import CallRecord
+from core.jurisdictions import NATIONAL, JurisdictionTree
 from core.vocabulary import CHINA_TZ
 from queues.engine import AgentState, QueueEngine
 from queues.figures import THRESHOLDS_S, snapshot
-from core.jurisdictions import NATIONAL, JurisdictionTree
 from tickets.deadlines import CalendarNotPublished, WorkingCalendar
 from tickets.models import Status, Ticket
 
@@ -141,7 +142,7 @@ class WallboardService:
                 continue  # logged out between the two reads
             since_ms = int(_s(since)) if since else None
             agents.append(AgentRow(agent_id, names.get(agent_id) or agent_id, _s(home), state,
-                                   datetime.fromtimestamp(since_ms / 1000, timezone.utc) if since_ms else None,
+                                   datetime.fromtimestamp(since_ms / 1000, UTC) if since_ms else None,
                                    _s(call) or None))
         return agents
 
@@ -206,7 +207,7 @@ class WallboardService:
 
     async def _day(self) -> dict[str, list[list[int]]]:
         today = self.today()
-        start = datetime.combine(today, clock_time(0), CHINA_TZ).astimezone(timezone.utc)
+        start = datetime.combine(today, clock_time(0), CHINA_TZ).astimezone(UTC)
         # started_at is indexed; a call queued after midnight started at most minutes before it.
         query = (select(CallRecord.jurisdiction, CallRecord.queued_at, CallRecord.answered_at, CallRecord.outcome)
                  .where(CallRecord.started_at >= start - timedelta(hours=1), CallRecord.queued_at.is_not(None),

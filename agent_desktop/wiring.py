@@ -19,9 +19,9 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Collection
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Awaitable, Callable
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
@@ -65,14 +65,14 @@ class Desktop:
         """After every (re)connect of the ARI events: the agents' phones (never raises)."""
         try:
             await self.phones.resync()
-        except Exception:  # noqa: BLE001 - the calls' resync must go on; the next connect tries again
+        except Exception:
             log.exception("phones: resync failed")
 
     async def stop(self) -> None:
         await self.notifier.stop()
 
 
-def build(app: "Application", *, directory: AgentDirectory) -> Desktop:
+def build(app: Application, *, directory: AgentDirectory) -> Desktop:
     """The desktop's services on the application's clients (after ``app.start()`` built them)."""
     queues = app.queues
     if not isinstance(queues, QueueService):
@@ -113,7 +113,7 @@ class AccountsDirectory:
     #: An agent id not among the names is looked for again after this long at the soonest.
     UNKNOWN_RETRY_S = 2.0
 
-    def __init__(self, accounts: "AccountService", *, ttl_s: float = 30.0) -> None:
+    def __init__(self, accounts: AccountService, *, ttl_s: float = 30.0) -> None:
         self._accounts, self._ttl_s = accounts, ttl_s
         self._names: dict[str, str] = {}
         self._read_at = float("-inf")

@@ -13,8 +13,8 @@ import base64
 import json
 import logging
 import random
-from datetime import datetime, timezone
-from typing import Awaitable, Callable
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from websockets.asyncio.client import connect
@@ -97,7 +97,7 @@ class EventStream:
                 log.exception("resynchronization after connect failed")
             finally:
                 if self._ws is not None:
-                    self.lost_at = datetime.now(timezone.utc)
+                    self.lost_at = datetime.now(UTC)
                 self._ws = None
                 self.connected.clear()
             # Full jitter: many app instances restarting together do not stampede Asterisk.

@@ -6,8 +6,9 @@ Asterisk sends is lost. Unknown event types parse to :class:`UnknownEvent`.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,7 +32,7 @@ class Channel:
     raw: dict[str, Any] = field(repr=False, compare=False)
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> "Channel":
+    def from_json(cls, data: dict[str, Any]) -> Channel:
         caller = data.get("caller") or {}
         plan = data.get("dialplan") or {}
         return cls(
@@ -72,7 +73,7 @@ class Bridge:
     raw: dict[str, Any] = field(repr=False, compare=False)
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> "Bridge":
+    def from_json(cls, data: dict[str, Any]) -> Bridge:
         return cls(
             id=data["id"],
             name=data.get("name", ""),
@@ -91,7 +92,7 @@ class Playback:
     raw: dict[str, Any] = field(repr=False, compare=False)
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> "Playback":
+    def from_json(cls, data: dict[str, Any]) -> Playback:
         return cls(
             id=data["id"],
             media_uri=data.get("media_uri", ""),
@@ -112,7 +113,7 @@ class LiveRecording:
     raw: dict[str, Any] = field(repr=False, compare=False)
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> "LiveRecording":
+    def from_json(cls, data: dict[str, Any]) -> LiveRecording:
         return cls(
             name=data["name"],
             format=data.get("format", ""),
@@ -135,7 +136,7 @@ class Endpoint:
     raw: dict[str, Any] = field(repr=False, compare=False)
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> "Endpoint":
+    def from_json(cls, data: dict[str, Any]) -> Endpoint:
         return cls(
             technology=data["technology"],
             resource=data["resource"],

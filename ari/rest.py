@@ -7,11 +7,11 @@ usual races (404 after a hang-up, 409 out of Stasis) as the normal events they a
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 import logging
-from typing import Any, Iterable, Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 import aiohttp
 
@@ -88,7 +88,7 @@ class AriRest:
                 return json.loads(text) if text else None
         except AriError:
             raise
-        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, aiohttp.ClientError) as exc:
             raise error_for(method, path, 0, f"{type(exc).__name__}: {exc}") from exc
 
     async def read_bytes(self, path: str, *, timeout_s: float | None = None) -> bytes:
@@ -99,7 +99,7 @@ class AriRest:
                 if resp.status >= 400:
                     raise error_for("GET", path, resp.status, _message(await resp.text()))
                 return await resp.read()
-        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, aiohttp.ClientError) as exc:
             raise error_for("GET", path, 0, f"{type(exc).__name__}: {exc}") from exc
 
     # --- asterisk / applications ------------------------------------------------

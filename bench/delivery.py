@@ -29,14 +29,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.report import measures, table, write_block  # noqa: E402
-from delivery.outbox import Outbox  # noqa: E402
-from delivery.services import PlatformDelivery  # noqa: E402
+from bench.report import measures, table, write_block
+from core.db import make_engine
 from core.migrate import create_schema
-from core.db import make_engine  # noqa: E402
-from devtools.embedded import PostgresProcess, free_port  # noqa: E402
-from core.settings import PlatformSettings  # noqa: E402
-from tests.delivery.documents import ORG, SECRET, case_document  # noqa: E402
+from core.settings import PlatformSettings
+from delivery.outbox import Outbox
+from delivery.services import PlatformDelivery
+from devtools.embedded import PostgresProcess, free_port
+from tests.delivery.documents import ORG, SECRET, case_document
 
 BATCH = 100
 #: Real seconds the platform is down while the backlog builds up.

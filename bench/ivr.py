@@ -18,11 +18,11 @@ import argparse
 import asyncio
 import os
 import re
+import shutil
 import signal
 import statistics
 import subprocess
 import sys
-import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -30,10 +30,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from devtools.embedded import RedisProcess, free_port  # noqa: E402
 from bench.report import measures, write_block  # noqa: E402
+from devtools.embedded import RedisProcess, free_port  # noqa: E402
 from devtools.pbx_sim.server import PbxSim  # noqa: E402
-
 from ivr.prompts.catalogue import PromptCatalogue  # noqa: E402
 
 MENU = PromptCatalogue.load("zh-CN").media("main_menu")

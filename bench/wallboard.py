@@ -25,9 +25,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.report import measures, write_block  # noqa: E402
-from devtools.embedded import RedisProcess, free_port  # noqa: E402
-from devtools.pbx_sim.server import PbxSim  # noqa: E402
+from bench.report import measures, write_block
+from devtools.embedded import RedisProcess, free_port
+from devtools.pbx_sim.server import PbxSim
 
 PASSWORD = "bench-password-12315"
 OBSERVER = """
@@ -81,9 +81,9 @@ class Desk:
 
 async def create_accounts(database_url: str, agents: int) -> None:
     from accounts.services import AccountService
-    from core.migrate import create_schema
-from core.db import make_engine, sessionmaker
+    from core.db import make_engine, sessionmaker
     from core.jurisdictions import JurisdictionTree
+    from core.migrate import create_schema
 
     engine = make_engine(database_url)
     await create_schema(engine)

@@ -23,7 +23,7 @@ import io
 import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from core.vocabulary import LINE_OF_NUMBER
@@ -67,7 +67,7 @@ def epoch(text: str) -> datetime | None:
         value = float(text)
     except ValueError:
         raise CdrLineError(f"{text!r} is not a time in seconds since the epoch") from None
-    return datetime.fromtimestamp(value, timezone.utc) if value > 0 else None
+    return datetime.fromtimestamp(value, UTC) if value > 0 else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,7 +94,7 @@ class CdrLine:
     queue_status: str
 
     @classmethod
-    def parse(cls, fields: list[str]) -> "CdrLine":
+    def parse(cls, fields: list[str]) -> CdrLine:
         if not fields or fields[0] != LAYOUT:
             raise CdrLineError(f"not a line of layout {LAYOUT} (first field {fields[0] if fields else ''!r})")
         if len(fields) != len(CDR_FIELDS):

@@ -24,7 +24,7 @@ import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -80,7 +80,7 @@ class ImportStats:
     held_back: int = 0
     outcomes: Counter[str] = field(default_factory=Counter)
 
-    def add(self, other: "ImportStats") -> None:
+    def add(self, other: ImportStats) -> None:
         for name in ("lines", "marked_lines", "skipped_lines", "imported", "for_platform", "already_imported"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.held_back = other.held_back  # only the last batch's tail is still held
@@ -241,7 +241,7 @@ class CdrImporter:
                 self.totals.add(batch)
                 if batch.imported:
                     log.info("CDR import: %d call(s) served without the application imported", batch.imported)
-            except Exception:  # noqa: BLE001 - a database or file hiccup must not end the import for good
+            except Exception:
                 log.exception("importing CDRs from %s failed; trying again", path)
             await asyncio.sleep(poll_s)
 
@@ -267,7 +267,7 @@ class CdrImporter:
 
     async def _move(self, conn: AsyncConnection, key: str, old: _Position | None, new: _Position) -> None:
         """Move the position from ``old`` to ``new`` only if nobody moved it meanwhile."""
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         if old is None:
             table = CdrImportState.__table__
             make = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}[self._engine.dialect.name]

@@ -18,11 +18,11 @@ import time
 from pathlib import Path
 
 from callrecords.cdr_import import CdrImporter, ImportStats, agents_from_accounts
+from core.db import make_engine
+from core.migrate import create_schema
+from core.settings import Settings
 from delivery.feeds import CallRecordFeed
 from delivery.outbox import Outbox
-from core.migrate import create_schema
-from core.db import make_engine
-from core.settings import Settings
 
 
 def build_parser() -> argparse.ArgumentParser:

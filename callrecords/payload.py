@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from national.contract import PHONE_RE, format_datetime
 from core.vocabulary import CHINA_TZ
+from national.contract import PHONE_RE, format_datetime
 
 #: Our outcomes that the platform names differently. A booked callback and one that rang
 #: out are both, for the platform, a caller who asked to be called back.

@@ -4,8 +4,9 @@ every HTTP refusal speak it."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,7 +24,7 @@ class Problem:
                 "message": self.message_en, "message_zh": self.message_zh}
 
     @classmethod
-    def from_dict(cls, item: Mapping[str, Any]) -> "Problem":
+    def from_dict(cls, item: Mapping[str, Any]) -> Problem:
         """Read an ``errors`` item back (messages may be missing when the platform sends none)."""
         message = str(item.get("message", ""))
         return cls(str(item.get("field", "")), str(item.get("code", "")),

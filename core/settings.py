@@ -314,7 +314,7 @@ class AsteriskSettings(BaseModel):
     #: browser: they register over UDP with unencrypted RTP instead of WebRTC.
     desk_phones: list[str] = []
     @model_validator(mode="after")
-    def _rtp_range(self) -> "AsteriskSettings":
+    def _rtp_range(self) -> AsteriskSettings:
         if self.rtp_start >= self.rtp_end:
             raise ValueError(f"rtp_start ({self.rtp_start}) must be below rtp_end ({self.rtp_end})")
         if (self.tls_cert is None) != (self.tls_key is None):
@@ -347,7 +347,7 @@ class Settings(BaseSettings):
     asterisk: AsteriskSettings = AsteriskSettings()
 
     @model_validator(mode="after")
-    def _recordings_under_var_dir(self) -> "Settings":
+    def _recordings_under_var_dir(self) -> Settings:
         # Beside the database and the sounds, wherever var_dir is (the demo and tests move it).
         if self.recordings.root is None:
             self.recordings.root = self.var_dir / "recordings"

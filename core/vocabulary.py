@@ -7,9 +7,9 @@ the reports cannot drift apart.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta, timezone
 from types import MappingProxyType
-from typing import Mapping
 
 #: The unified number first, then the four former hotlines that still ring the same system.
 HOTLINE_NUMBERS = ("12315", "12365", "12331", "12358", "12330")
@@ -30,4 +30,4 @@ CHINA_TZ = timezone(timedelta(hours=8), "CST")
 
 def utcnow() -> datetime:
     """Now, timezone-aware in UTC (what every stored time is)."""
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)

@@ -15,15 +15,15 @@ import asyncio
 import json
 import sys
 from collections.abc import Awaitable, Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import TextIO
 
-from delivery.models import Kind, OutboxRow, State
-from delivery.outbox import Outbox
-from core.migrate import create_schema
 from core.db import make_engine
+from core.migrate import create_schema
 from core.settings import Settings
 from core.tasks import until_signalled
+from delivery.models import Kind, OutboxRow, State
+from delivery.outbox import Outbox
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -94,7 +94,7 @@ async def _stats(outbox: Outbox, _args: argparse.Namespace, out: TextIO) -> int:
         out.write(f"{kind.value:<12} {row[0]:>9} {row[1]:>10} {row[2]:>6}\n")
     oldest = await outbox.oldest_pending()
     if oldest is not None:
-        age = (datetime.now(timezone.utc) - oldest).total_seconds()
+        age = (datetime.now(UTC) - oldest).total_seconds()
         out.write(f"oldest waiting: {oldest.isoformat(timespec='seconds')} ({age:.0f} s ago)\n")
     return 0
 
@@ -156,9 +156,9 @@ async def _replay(outbox: Outbox, args: argparse.Namespace, out: TextIO) -> int:
 
 
 async def _work(settings: Settings, outbox: Outbox, workers: int | None) -> int:
+    from core.db import sessionmaker
     from delivery.feeds import TicketResults
     from delivery.services import PlatformDelivery
-    from core.db import sessionmaker
     from tickets.deadlines import official_calendar
     from tickets.services import TicketService
 

@@ -14,7 +14,7 @@ import json
 import logging
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, bindparam, event, exists, func, or_, select, update
@@ -22,9 +22,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 from sqlalchemy.orm import aliased
 
-from delivery.models import Kind, OutboxRow, State
-
 from core.vocabulary import utcnow
+from delivery.models import Kind, OutboxRow, State
 
 log = logging.getLogger(__name__)
 
@@ -177,7 +176,7 @@ class Outbox:
         due = (
             select(OutboxRow.id)
             .where(OutboxRow.state == State.PENDING.value,
-                   OutboxRow.next_attempt_at <= (datetime.max.replace(tzinfo=timezone.utc) if early else now),
+                   OutboxRow.next_attempt_at <= (datetime.max.replace(tzinfo=UTC) if early else now),
                    or_(OutboxRow.lease_until.is_(None), OutboxRow.lease_until < now),
                    or_(OutboxRow.ticket_id.is_(None), ~blocked))
             .order_by(OutboxRow.next_attempt_at, OutboxRow.id)

@@ -15,12 +15,12 @@ from datetime import datetime, timedelta
 
 import aiohttp
 
+from core.settings import PlatformSettings
+from core.tasks import cancel_and_wait
+from core.vocabulary import utcnow
 from delivery.models import Kind, State
 from delivery.outbox import Claimed, Outbox, Settled
-from core.vocabulary import utcnow
-from core.settings import PlatformSettings
 from national.client import Backoff, DeliveryResult, Outcome, PlatformClient
-from core.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +56,7 @@ class DeliveryWorker:
                 worked = await self.run_once() or await self._probe()
                 if not worked:
                     await self._release_stale()
-            except Exception:  # noqa: BLE001 - a database hiccup must not stop delivery for good
+            except Exception:
                 log.exception("delivery worker %s: a round failed; trying again shortly", self.name)
                 await asyncio.sleep(min(self.settings.poll_s, 1.0))
                 continue

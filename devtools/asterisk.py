@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from devtools.embedded import free_port
 from core.settings import Settings
+from devtools.embedded import free_port
 from pbx_config.install import install
 from pbx_config.render import AgentPhone
 
@@ -115,7 +115,7 @@ class AsteriskInstance:
         return []
 
     def start(self, timeout: float = 30.0) -> None:
-        out = open(self.workdir / "log" / "console.log", "ab")  # noqa: SIM115 - lives with the process
+        out = open(self.workdir / "log" / "console.log", "ab")
         self.proc = subprocess.Popen(
             [*self.launch_prefix(), str(BUILD / "sbin" / "asterisk"), "-C", str(self.conf), "-f", "-n"],
             stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, cwd=self.workdir,

@@ -14,12 +14,12 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from hotline.app import Application
+from core.privacy import mask_phone
+from core.settings import Settings
 from devtools.demo_accounts import HUMAN_AGENT, create_people, welcome
 from devtools.demo_tickets import file_tickets, print_deliveries, start_platform
 from devtools.embedded import RedisProcess, redis_answers
-from core.privacy import mask_phone
-from core.settings import Settings
+from hotline.app import Application
 
 log = logging.getLogger(__name__)
 

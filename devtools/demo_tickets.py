@@ -9,8 +9,8 @@ from urllib.parse import urlsplit
 
 from callrecords.models import CallRecord
 from callrecords.payload import handling_org
-from hotline.app import Application
 from core.settings import Settings
+from hotline.app import Application
 
 #: What the demo's callers complain about (a Hangzhou shop; the credit code's check
 #: character is right, so the platform accepts it).

@@ -137,7 +137,7 @@ class TestNetwork:
         return [ip, "netns", "exec", self.name]
 
     @classmethod
-    def new(cls) -> "TestNetwork":
+    def new(cls) -> TestNetwork:
         """A name and a free subnet of this run's own (nothing created yet)."""
         token = secrets.token_hex(3)
         used = _used_ipv4()
@@ -149,7 +149,7 @@ class TestNetwork:
                 return cls(f"hotline-{os.getpid()}-{token}", f"hv{token}h", f"hv{token}n", subnet)  # type: ignore[arg-type]
         raise NetworkError(f"no free /{PREFIX} left in {POOL}")
 
-    def create(self) -> "TestNetwork":
+    def create(self) -> TestNetwork:
         if os.geteuid() != 0:
             raise NetworkError("a private test network needs root (network namespaces, veth pairs)")
         remove_stale()

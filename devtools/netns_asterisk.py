@@ -17,9 +17,9 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from core.settings import Settings
 from devtools.asterisk import AsteriskInstance, free_udp_port
 from devtools.netns import TestNetwork
-from core.settings import Settings
 from pbx_config.render import AgentPhone
 
 HTTP_PORT, HTTPS_PORT, SIP_PORT = 8088, 8089, 5060

@@ -18,8 +18,8 @@ import socket
 import struct
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +105,7 @@ class SipMessage:
         return ("\r\n".join(lines) + "\r\n\r\n").encode() + self.body
 
     @classmethod
-    def parse(cls, data: bytes) -> "SipMessage":
+    def parse(cls, data: bytes) -> SipMessage:
         head, _, body = data.partition(b"\r\n\r\n")
         lines = head.decode(errors="replace").split("\r\n")
         headers = []
@@ -265,7 +265,7 @@ class Dialog:
 class Call:
     """One call of a phone: its dialog, its media and what happened to it."""
 
-    phone: "SipPhone"
+    phone: SipPhone
     dialog: Dialog
     rtp: RtpStream
     answered: asyncio.Event = field(default_factory=asyncio.Event)
@@ -335,7 +335,7 @@ class SipPhone(asyncio.DatagramProtocol):
     def contact(self) -> str:
         return f"<sip:{self.user}@{self.host}:{self.port}>"
 
-    async def start(self, port: int = 0) -> "SipPhone":
+    async def start(self, port: int = 0) -> SipPhone:
         loop = asyncio.get_running_loop()
         await loop.create_datagram_endpoint(lambda: self, local_addr=(self.host, port), family=socket.AF_INET)
         return self
@@ -436,7 +436,7 @@ class SipPhone(asyncio.DatagramProtocol):
         ], sdp_offer(self.host, call.rtp.port))
         try:
             resp = await self._transact(msg, timeout=60)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             call.final_status = 408
             call._end()
             return

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING, Awaitable, Callable
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
 
 import aiohttp
 from aiohttp import web
@@ -22,36 +23,36 @@ from accounts.services import AccountService
 from accounts.sessions import SessionStore
 from accounts.web import install as install_accounts
 from agent_desktop import wiring
+from ari.dispatcher import Dispatcher, Timers, make_sink_table
+from ari.events import EventStream
+from ari.rest import AriRest
 from callrecords.cdr_import import CdrImporter, agents_from_accounts
 from callrecords.services import CallRecordRepository, CallRecordWriter
+from core.db import make_engine, sessionmaker
+from core.jurisdictions import JurisdictionTree
+from core.migrate import create_schema
+from core.settings import RedisSettings, Settings
+from core.tasks import cancel_and_wait, until_signalled
+from core.web import new_web_app
 from delivery.feeds import CallRecordFeed, TicketResults
 from delivery.notifier import DeliveryNotifier
 from delivery.outbox import Outbox
 from delivery.services import PlatformDelivery
-from ari.dispatcher import Dispatcher, Timers, make_sink_table
-from ari.events import EventStream
-from ari.rest import AriRest
-from core.migrate import create_schema
-from core.db import make_engine, sessionmaker
-from core.web import new_web_app
-from tickets import http as tickets_http
-from tickets.deadlines import official_calendar
-from tickets.services import TicketService
-from core.settings import RedisSettings, Settings
+from ivr.liveness import Liveness
 from ivr.media_checks import MediaChecks
 from ivr.prompts.catalogue import PromptCatalogue, asterisk_language
-from ivr.liveness import Liveness
 from ivr.services import CallServices, HoldRouter, IvrService, Router
 from ivr.stasis import IvrStasis
 from ivr.store import CallStateStore
-from core.jurisdictions import JurisdictionTree
 from queues.resolve import JurisdictionResolver
 from queues.services import AgentEvents, AnnouncingEngine, QueueService
 from queues.stasis import QueueStasis
 from recordings import http as recordings_http
 from recordings import wiring as recordings_wiring
 from recordings.index import RecordingIndex
-from core.tasks import cancel_and_wait, until_signalled
+from tickets import http as tickets_http
+from tickets.deadlines import official_calendar
+from tickets.services import TicketService
 
 if TYPE_CHECKING:
     from ivr.speech.engine import SpeechEngine
@@ -75,7 +76,7 @@ def connect_redis(settings: RedisSettings) -> Redis:
     return Redis.from_pool(pool)  # owns the pool: aclose() closes its connections
 
 
-async def load_speech(settings: Settings) -> "SpeechEngine | None":
+async def load_speech(settings: Settings) -> SpeechEngine | None:
     """The speech engine for the IVR's locale, or None (DTMF only) with the reason logged.
 
     A missing model must not keep callers from being served: the menus still take keys.
@@ -104,8 +105,8 @@ async def load_speech(settings: Settings) -> "SpeechEngine | None":
 
 class Application:
     def __init__(
-        self, settings: Settings, *, router: Router | None = None, speech: "SpeechEngine | None" = None,
-        passwords: "Passwords | None" = None,
+        self, settings: Settings, *, router: Router | None = None, speech: SpeechEngine | None = None,
+        passwords: Passwords | None = None,
     ) -> None:
         self.settings = settings
         self._router = router
@@ -150,7 +151,7 @@ class Application:
         self.outbox.hooks.append(TicketResults(self.tickets, DeliveryNotifier(self.redis, s.redis.prefix)))
         self.web_url: str | None = None
         self._web: web.AppRunner | None = None
-        self.desk: "wiring.Desktop | None" = None
+        self.desk: wiring.Desktop | None = None
         self.delivery: PlatformDelivery | None = None
         if s.platform.enabled:
             self.delivery = PlatformDelivery(self.outbox, s.platform)
@@ -215,7 +216,7 @@ class Application:
         self._tasks.append(asyncio.create_task(self.events.run(), name="ari-events"))
         self._tasks.append(asyncio.create_task(self.liveness.run(self.events.connected), name="ari-liveness"))
 
-    async def _build_queues(self) -> "QueueService | None":
+    async def _build_queues(self) -> QueueService | None:
         """The queue engine and its call logic, when queues are on (the default)."""
         s = self.settings
         if not s.queues.enabled:

@@ -10,8 +10,9 @@ import argparse
 import asyncio
 import importlib
 import sys
+from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import Any, Callable, Coroutine
+from typing import Any
 
 from core.privacy import configure_logging
 from core.settings import SettingsError, load_settings

@@ -9,13 +9,14 @@ state, which may itself move on (e.g. a menu whose attempts are used up).
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Awaitable, Callable, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from ari.errors import CALL_GONE, AriError, AriNotFound
+from core.vocabulary import utcnow
 from ivr.speech.events import Recognized, SpeechEvent, SpeechStarted
 from ivr.store import CallState
-from core.vocabulary import utcnow
 
 if TYPE_CHECKING:
     from ivr.services import CallServices
@@ -31,7 +32,7 @@ NO_INPUT_TIMER = "no_input"
 class Call:
     """Everything a state needs about one call: its stored state and the services."""
 
-    def __init__(self, state: CallState, services: "CallServices") -> None:
+    def __init__(self, state: CallState, services: CallServices) -> None:
         self.data = state
         self.svc = services
         self.playback_id: str | None = None
@@ -40,7 +41,7 @@ class Call:
         self.announce: list[str] = []
         #: The call's speech pipeline, from the first listening menu on (not stored: a
         #: restarted process builds a new one).
-        self.listener: "Listener | None" = None
+        self.listener: Listener | None = None
         #: The caller is talking (voice activity seen, no result yet).
         self.speaking = False
 
@@ -151,12 +152,12 @@ class Call:
 class State(Protocol):
     name: ClassVar[str]
 
-    async def enter(self, call: Call) -> "State": ...
-    async def resume(self, call: Call) -> "State": ...
-    async def on_dtmf(self, call: Call, digit: str) -> "State": ...
-    async def on_playback_finished(self, call: Call, playback_id: str) -> "State": ...
-    async def on_timer(self, call: Call, name: str, token: int) -> "State": ...
-    async def on_speech(self, call: Call, event: SpeechEvent) -> "State": ...
+    async def enter(self, call: Call) -> State: ...
+    async def resume(self, call: Call) -> State: ...
+    async def on_dtmf(self, call: Call, digit: str) -> State: ...
+    async def on_playback_finished(self, call: Call, playback_id: str) -> State: ...
+    async def on_timer(self, call: Call, name: str, token: int) -> State: ...
+    async def on_speech(self, call: Call, event: SpeechEvent) -> State: ...
 
 
 class BaseState:

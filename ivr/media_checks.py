@@ -27,11 +27,11 @@ import itertools
 import logging
 import math
 import uuid
+from collections.abc import Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Sequence
 from urllib.parse import quote
 
 from ari.errors import AriError, AriNotFound, AriNotInStasis
@@ -182,7 +182,7 @@ class MediaChecks:
         self._finished = asyncio.Event()
 
     @classmethod
-    def for_app(cls, ari: AriRest, settings: Settings, prompts: PromptCatalogue) -> "MediaChecks":
+    def for_app(cls, ari: AriRest, settings: Settings, prompts: PromptCatalogue) -> MediaChecks:
         """The checks for what the application plays: its locale's prompts and number files,
         its music class; music received where speech receives callers' audio (same network
         path from Asterisk)."""
@@ -209,7 +209,7 @@ class MediaChecks:
             except TimeoutError:
                 log.warning("checking the IVR's sounds and music in Asterisk took over %g s; gave up "
                             "(ARI slow or unreachable), next try at the next connect", self._budget_s)
-            except Exception:  # noqa: BLE001 - a bug here must not end the checks for good
+            except Exception:
                 log.exception("checking the IVR's sounds and music in Asterisk failed")
             self.completed += 1
             self._finished.set()
@@ -250,7 +250,7 @@ class MediaChecks:
             log.info("Asterisk has the IVR's %d sounds for %s and music on hold class '%s' plays music",
                      len(self.sounds), self.language, self.moh_class)
         return MediaReport(
-            checked_at=datetime.now(timezone.utc), language=self.language,
+            checked_at=datetime.now(UTC), language=self.language,
             missing_sounds=None if sounds_error is not None else tuple(missing),
             fallback_sounds=tuple(fallback), moh_class=self.moh_class, moh_audible=audible,
             moh_detail=moh_detail, problems=tuple(problems),

@@ -10,23 +10,24 @@ from __future__ import annotations
 import itertools
 import logging
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from enum import IntEnum
-from typing import TYPE_CHECKING, Awaitable, Callable, Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from callrecords.services import CallRecordWriter
 from ari.dispatcher import Dispatcher, Resynchronized, Timers
 from ari.errors import AriError
 from ari.models import Channel
 from ari.rest import AriRest
+from callrecords.services import CallRecordWriter
 from core.privacy import mask_phone
+from core.vocabulary import utcnow
 from ivr.flow import Answering, BaseState, Call, CallFlow, Ended, State, Waiting, restore_state
 from ivr.prompts.catalogue import PromptCatalogue
 from ivr.speech.events import SpeechEvent
 from ivr.stasis_args import InboundArgs, is_helper_id
 from ivr.store import CallState, CallStateStore
-from core.vocabulary import utcnow
 
 if TYPE_CHECKING:
     from ivr.speech.listener import Listeners
@@ -82,7 +83,7 @@ class CallServices:
     no_input_timeout_s: float
     max_attempts: int
     #: Speech menus; None where no model is installed (DTMF only).
-    listeners: "Listeners | None" = None
+    listeners: Listeners | None = None
     #: The music on hold class callers hear (``[ivr] moh_class``; musiconhold.conf).
     moh_class: str = "hotline"
 
@@ -224,7 +225,7 @@ class IvrService:
         if flow is not None:
             await flow.react(lambda state, call: state.on_hold(call, holder_id, held, music_class))
 
-    async def deliver(self, channel_id: str, reaction: "Callable[[BaseState, Call], Awaitable[State]]") -> bool:
+    async def deliver(self, channel_id: str, reaction: Callable[[BaseState, Call], Awaitable[State]]) -> bool:
         """Hand a feature's input to the call's flow; False when no such call lives here."""
         flow = self.flows.get(channel_id)
         if flow is None:

@@ -8,7 +8,8 @@ channel id for everything about one call).
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any, Awaitable, Callable
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
 
 from ari import models as ari
 from ari.dispatcher import Resynchronized, TimerFired

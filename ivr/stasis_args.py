@@ -18,7 +18,6 @@ from dataclasses import dataclass
 
 from core.vocabulary import LINE_OF_NUMBER
 
-
 #: Chinese area codes: 3 digits (010, 02X) or 4 digits (03XX-09XX), always with the trunk 0.
 AREA_CODE = re.compile(r"0[1-9]\d{1,2}")
 
@@ -33,7 +32,7 @@ class InboundArgs:
     area_code: str | None = None
 
     @classmethod
-    def parse(cls, args: list[str]) -> "InboundArgs":
+    def parse(cls, args: list[str]) -> InboundArgs:
         """Parse ``StasisStart.args``; ``ValueError`` for anything that is not an inbound call."""
         if len(args) != ARG_COUNT:
             raise ValueError(

@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field, fields
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
 from redis.asyncio import Redis
-
 
 #: Length of the call record's transcript column.
 TRANSCRIPT_MAX = 2000
@@ -60,7 +59,7 @@ class CallState:
         return json.dumps(data, ensure_ascii=False)
 
     @classmethod
-    def from_json(cls, text: str | bytes) -> "CallState":
+    def from_json(cls, text: str | bytes) -> CallState:
         data: dict[str, Any] = json.loads(text)
         known = {f.name for f in fields(cls)}
         data = {k: v for k, v in data.items() if k in known}

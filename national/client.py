@@ -20,9 +20,10 @@ import math
 import random
 import re
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, Callable, Mapping
+from typing import Any
 from urllib.parse import quote
 
 import aiohttp

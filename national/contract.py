@@ -19,10 +19,10 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from collections.abc import Mapping, Sequence
+from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 from core.problems import Problem
 from core.vocabulary import BUSINESS_LINE_OF_NUMBER, BUSINESS_LINES, CHINA_TZ, HANDLING_LEVELS, HOTLINE_NUMBERS
@@ -91,7 +91,7 @@ def parse_datetime(value: str) -> datetime | None:
         second = 59
     try:
         if zulu:
-            tz = timezone.utc
+            tz = UTC
         else:
             if int(off_h) > 23 or int(off_m) > 59:
                 return None
@@ -306,7 +306,7 @@ class _Object:
             return None
         return value
 
-    def obj(self, key: str, *, required: bool = False) -> "_Object | None":
+    def obj(self, key: str, *, required: bool = False) -> _Object | None:
         value = self._get(key, required, "object")
         return None if value is _MISSING else _Object(self.report, value, self.path(key))
 

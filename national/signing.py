@@ -24,7 +24,7 @@ import hmac
 import re
 import secrets
 from collections import deque
-from typing import Callable, Mapping
+from collections.abc import Callable, Mapping
 
 ORG_CODE_RE = re.compile(r"[0-9A-Z]{6,32}")
 TIMESTAMP_RE = re.compile(r"[0-9]{10}")

@@ -10,13 +10,13 @@ from typing import TextIO
 
 from accounts.models import Role
 from accounts.services import AccountService
-from core.migrate import create_schema
 from core.db import make_engine, sessionmaker
+from core.jurisdictions import JurisdictionTree
+from core.migrate import create_schema
 from core.settings import Settings
 from ivr.prompts.build import PromptBuildError
 from pbx_config.install import install
 from pbx_config.render import AgentPhone, RenderError
-from core.jurisdictions import JurisdictionTree
 
 
 def build_parser(settings: Settings) -> argparse.ArgumentParser:

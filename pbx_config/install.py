@@ -8,10 +8,10 @@ prove is what operators install.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Callable
 
 from core.settings import Settings
 from ivr.prompts.build import build_prompts

@@ -40,7 +40,7 @@ class AgentPhone:
     desk: bool = False
 
     @classmethod
-    def from_account(cls, sip_endpoint: str, secret: str, name: str, *, desk: bool = False) -> "AgentPhone":
+    def from_account(cls, sip_endpoint: str, secret: str, name: str, *, desk: bool = False) -> AgentPhone:
         m = _ENDPOINT.fullmatch(sip_endpoint)
         if m is None:
             raise RenderError(f"agent endpoint {sip_endpoint!r} is not PJSIP/<name>")

@@ -166,6 +166,6 @@ class FiguresPublisher:
             try:
                 if await self.publish() is None:
                     changed.set()  # throttled: this change goes out with the next snapshot
-            except Exception:  # noqa: BLE001 - a Redis hiccup must not end the wallboard for good
+            except Exception:
                 log.warning("publishing the queue figures failed; trying again", exc_info=True)
             await asyncio.sleep(self.min_interval_ms / 1000)

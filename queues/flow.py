@@ -25,7 +25,7 @@ ANNOUNCE_TIMER = "announce"
 OVERFLOW_TIMER = "overflow"
 
 
-def queues(call: Call) -> "QueueService":
+def queues(call: Call) -> QueueService:
     """The queue service is the IVR's router when queues are on."""
     return call.svc.router  # type: ignore[return-value]
 
@@ -244,11 +244,11 @@ class Connecting(BaseState):
     endpoint: str = ""
 
     @classmethod
-    def to(cls, call: Call, offer: "Offer") -> "Connecting":
+    def to(cls, call: Call, offer: Offer) -> Connecting:
         return cls.ring(call, offer.agent_id, offer.endpoint)
 
     @classmethod
-    def ring(cls, call: Call, agent_id: str, endpoint: str) -> "Connecting":
+    def ring(cls, call: Call, agent_id: str, endpoint: str) -> Connecting:
         """Ring the agent. The agent and the leg's id go on the call first, so that they are
         stored before the phone rings (a restart then knows whom it was ringing)."""
         call.data.agent_id = agent_id
@@ -346,7 +346,7 @@ class Connecting(BaseState):
         return self._next(call, await queues(call).give_back(call, agent_id))
 
     @staticmethod
-    def _next(call: Call, offer: "Offer | None") -> State:
+    def _next(call: Call, offer: Offer | None) -> State:
         call.data.agent_id = call.data.agent_channel = None
         # Back in the queue the caller hears music again (not the "you are queued" notice).
         return Connecting.to(call, offer) if offer is not None else InQueue(notice=False)

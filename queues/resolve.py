@@ -24,8 +24,8 @@ from types import MappingProxyType
 import phonenumbers
 from phonenumbers import PhoneNumber, PhoneNumberType, geocoder
 
-from core.privacy import mask_phone
 from core.jurisdictions import NATIONAL, Jurisdiction, JurisdictionTree, Level, short_name
+from core.privacy import mask_phone
 
 logger = logging.getLogger(__name__)
 

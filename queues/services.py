@@ -11,13 +11,14 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
-import uuid
-from datetime import datetime, timezone
 import logging
-from contextlib import suppress
+import uuid
 from collections import deque
+from collections.abc import Awaitable, Callable
+from contextlib import suppress
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Awaitable, Callable, Protocol
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Protocol
 
 from redis.asyncio import Redis
 
@@ -25,17 +26,17 @@ from ari.dispatcher import Dispatcher
 from ari.errors import CALL_GONE, AriError, AriNotFound, AriUnavailable
 from ari.models import Event
 from ari.rest import AriRest
-from core.settings import QueueSettings
-from ivr.flow import BaseState, Call
-from core.vocabulary import utcnow
-from queues.engine import Agent, Offer, QueueEngine, QueueError, WaitingCall
-from queues.figures import FiguresPublisher
-from ivr.store import CallState
-from queues.flow import AfterHours, AskCity, CallingBack, Connecting, InQueue
 from core.hours import is_open
 from core.jurisdictions import JurisdictionTree
-from queues.resolve import JurisdictionResolver
+from core.settings import QueueSettings
 from core.tasks import cancel_and_wait
+from core.vocabulary import utcnow
+from ivr.flow import BaseState, Call
+from ivr.store import CallState
+from queues.engine import Agent, Offer, QueueEngine, QueueError, WaitingCall
+from queues.figures import FiguresPublisher
+from queues.flow import AfterHours, AskCity, CallingBack, Connecting, InQueue
+from queues.resolve import JurisdictionResolver
 
 if TYPE_CHECKING:
     from ivr.services import IvrService
@@ -265,7 +266,7 @@ class QueueService:
 
     def open_now(self) -> bool:
         h = self.settings.hours
-        return is_open(datetime.now(timezone.utc), timezone=h.timezone, days=h.days, opens=h.opens, closes=h.closes)
+        return is_open(datetime.now(UTC), timezone=h.timezone, days=h.days, opens=h.opens, closes=h.closes)
 
     async def enqueue(self, call: Call, code: str, source: str) -> BaseState:
         data = call.data
@@ -299,7 +300,7 @@ class QueueService:
         number = "".join(ch for ch in call.data.caller_phone if ch.isdigit())
         return f"PJSIP/{number}@{self.settings.callback_trunk}"
 
-    async def call_back(self, offer: Offer, ivr: "IvrService") -> bool:
+    async def call_back(self, offer: Offer, ivr: IvrService) -> bool:
         """An agent was offered a call whose caller waits for our call: ring the caller."""
         raw = await self.engine.redis.hget(self._callback_key(offer.call_id), "state")
         if raw is None:
@@ -529,7 +530,7 @@ class QueueService:
             return
         try:
             await self.recorder.start(call.data, bridge_id)
-        except Exception:  # noqa: BLE001 - a recording problem must never drop the caller
+        except Exception:
             log.exception("call %s: starting the recording failed", call.data.call_id)
 
     async def stop_recording(self, call: Call) -> None:
@@ -537,7 +538,7 @@ class QueueService:
             return
         try:
             await self.recorder.stop(call.data.call_id)
-        except Exception:  # noqa: BLE001 - the bridge's end stops it in Asterisk anyway
+        except Exception:
             log.exception("call %s: stopping the recording failed", call.data.call_id)
 
     async def hang_up_leg(self, call: Call, channel_id: str) -> None:

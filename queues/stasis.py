@@ -7,7 +7,8 @@ here is the queue engine's own news: an agent was assigned to a waiting call.
 
 from __future__ import annotations
 
-from typing import Any, Awaitable, Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from ivr.services import IvrService
 from queues.services import QueueOffered, QueueService

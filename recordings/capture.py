@@ -225,7 +225,7 @@ class CallRecorder:
     async def _recover_logged(self) -> None:
         try:
             await self.recover()
-        except Exception:  # noqa: BLE001 - the next start tries again; calls go on meanwhile
+        except Exception:
             log.exception("recovering unfinished recordings failed")
 
     # ----------------------------------------------------------------- tasks

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
-from core.migrate import create_schema
 from core.db import make_engine, sessionmaker
+from core.migrate import create_schema
 from core.settings import Settings
 from recordings.index import RecordingIndex
 from recordings.maintenance import check, purge
@@ -38,7 +38,7 @@ async def _run(settings: Settings, action: str, *, dry_run: bool) -> int:
         if action == "check":
             report = await check(root, index, say=_say)
             return 0 if report.ok else 1
-        await purge(settings.recordings, index, sessionmaker(engine), now=datetime.now(timezone.utc),
+        await purge(settings.recordings, index, sessionmaker(engine), now=datetime.now(UTC),
                     dry_run=dry_run, say=_say)
         return 0
     finally:

@@ -33,8 +33,8 @@ from aiohttp import web
 
 from accounts.models import Role, User
 from accounts.web import in_scope, user_of
-from core.web import ApiError, json_response
 from core.jurisdictions import JurisdictionTree
+from core.web import ApiError, json_response
 from recordings.index import AccessEntry, RecordingIndex
 from recordings.models import Access, Recording, RecordingAccess, RecordingState
 from recordings.storage import RecordingStore, StorageError

@@ -7,10 +7,9 @@ storage run them behind it (:mod:`recordings.capture`, :mod:`recordings.storage`
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import Callable
+from datetime import datetime
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
@@ -20,7 +19,6 @@ from callrecords.models import CallRecord
 from core.vocabulary import utcnow
 from recordings.models import Recording, RecordingAccess, RecordingState
 from tickets.services import RecordingRef
-
 
 
 def call_recording_state(states: Sequence[str]) -> str:

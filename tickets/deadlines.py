@@ -63,7 +63,7 @@ class WorkingCalendar:
         self.source = source
 
     @classmethod
-    def official(cls) -> "WorkingCalendar":
+    def official(cls) -> WorkingCalendar:
         """The State Council's schedule as carried by the installed ``chinesecalendar``."""
         import chinese_calendar
 

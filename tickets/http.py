@@ -17,11 +17,11 @@ from typing import Any
 
 from aiohttp import web
 
+from core.problems import Problem
 from core.settings import IntakeSettings
+from core.vocabulary import CHINA_TZ
 from core.web import ApiError, Language, json_response, language, problem_item, read_json_object
 from national.contract import UUID_RE, format_datetime
-from core.vocabulary import CHINA_TZ
-from core.problems import Problem
 from tickets.fields import BadChanges
 from tickets.intake import ApiKeys, IdempotencyConflict, Intake
 from tickets.models import Ticket

@@ -22,8 +22,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from national.contract import CHANNELS
 from core.problems import Problem
+from national.contract import CHANNELS
 from tickets.fields import BY_PATH, GROUPS
 from tickets.models import Ticket
 from tickets.services import TicketExists, TicketInvalid, TicketNotFound, TicketService

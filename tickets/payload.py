@@ -13,8 +13,8 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from national.contract import format_datetime, format_money
 from core.vocabulary import CHINA_TZ
+from national.contract import format_datetime, format_money
 from tickets.fields import FIELDS, Field
 from tickets.models import Ticket, TicketStatusChange
 

@@ -15,7 +15,7 @@ import logging
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from typing import Any, Protocol, TypeVar, cast
 
 from sqlalchemy import select
@@ -23,9 +23,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm.exc import StaleDataError
 
-from national.contract import UUID_RE, check_step_order, format_datetime, validate_case, validate_progress
-from core.vocabulary import CHINA_TZ
 from core.problems import Problem
+from core.vocabulary import CHINA_TZ
+from national.contract import UUID_RE, check_step_order, format_datetime, validate_case, validate_progress
 from tickets.deadlines import CalendarNotPublished, WorkingCalendar
 from tickets.fields import BY_PATH, BadChanges, Field, audit_display, audit_text, parse_changes
 from tickets.models import DeliveryState, Status, Ticket, TicketAudit, TicketStatusChange
@@ -44,7 +44,7 @@ _RETRIES = 3
 
 
 def now_utc() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 class OutboxWriter(Protocol):

@@ -11,8 +11,8 @@ import asyncio
 import sys
 from pathlib import Path
 
-from devtools.pbx_sim.server import DEFAULT_DIALPLAN, PbxSim
 from core.tasks import until_signalled
+from devtools.pbx_sim.server import DEFAULT_DIALPLAN, PbxSim
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -12,8 +12,9 @@ import asyncio
 import contextlib
 import logging
 import wave
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
 from devtools.pbx_sim.dialplan import ChannelHungUp
 from devtools.pbx_sim.state import SimChannel, SimError
@@ -28,7 +29,7 @@ FRAME_SAMPLES_16K = 320
 
 
 class SimCall:
-    def __init__(self, engine: "Engine", channel: SimChannel, dialled: str) -> None:
+    def __init__(self, engine: Engine, channel: SimChannel, dialled: str) -> None:
         self._engine = engine
         self.channel = channel
         self.dialled = dialled
@@ -174,7 +175,7 @@ class SimCall:
             self._engine.phone_hold(self.channel, on)
 
     @property
-    def dialplan_host(self) -> "DialplanSide":
+    def dialplan_host(self) -> DialplanSide:
         """What the dialplan interpreter runs this call's channel through."""
         return DialplanSide(self)
 

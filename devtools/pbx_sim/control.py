@@ -37,8 +37,9 @@ from __future__ import annotations
 
 import asyncio
 import re
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Awaitable, Callable
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
 from aiohttp import web
@@ -156,7 +157,7 @@ class Faults:
 
 
 class ControlViews:
-    def __init__(self, sim: "PbxSim") -> None:
+    def __init__(self, sim: PbxSim) -> None:
         self._sim = sim
 
     def routes(self) -> list[tuple[str, str, Any]]:

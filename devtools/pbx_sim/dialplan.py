@@ -90,7 +90,7 @@ class Pattern:
     is_pattern: bool
 
     @classmethod
-    def compile(cls, text: str, where: str) -> "Pattern":
+    def compile(cls, text: str, where: str) -> Pattern:
         if not text.startswith("_"):
             return cls(text, re.compile(re.escape(text)), (), False)
         parts: list[str] = []
@@ -213,7 +213,7 @@ class Dialplan:
     # --- loading ----------------------------------------------------------------------
 
     @classmethod
-    def load(cls, path: Path) -> "Dialplan":
+    def load(cls, path: Path) -> Dialplan:
         path = Path(path)
         try:
             text = path.read_text(encoding="utf-8")
@@ -222,7 +222,7 @@ class Dialplan:
         return cls.parse(text, source=str(path))
 
     @classmethod
-    def parse(cls, text: str, source: str = "<dialplan>") -> "Dialplan":
+    def parse(cls, text: str, source: str = "<dialplan>") -> Dialplan:
         contexts: dict[str, Context] = {}
         globals_: dict[str, str] = {}
         section: str | None = None

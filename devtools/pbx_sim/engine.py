@@ -24,10 +24,10 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from core.tasks import cancel_and_wait
 from devtools.pbx_sim.apps import Applications
 from devtools.pbx_sim.playbacks import Player, Recorder, SoundLibrary
 from devtools.pbx_sim.state import Ids, SimBridge, SimChannel, SimError, SimPlayback, SimRecording, sip_call_id
-from core.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 

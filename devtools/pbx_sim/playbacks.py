@@ -16,8 +16,8 @@ import asyncio
 import logging
 import time
 import wave
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from devtools.pbx_sim.state import SimError, SimPlayback, SimRecording
 

@@ -13,7 +13,7 @@ import itertools
 import time
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
 def ari_time(ts: float | None = None) -> str:
     """Asterisk's timestamp format: ``2026-11-24T10:00:00.123+0000``."""
-    moment = datetime.fromtimestamp(ts if ts is not None else time.time(), timezone.utc)
+    moment = datetime.fromtimestamp(ts if ts is not None else time.time(), UTC)
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}+0000"
 
 
@@ -105,7 +105,7 @@ class SimChannel:
     destroyed: bool = False
     #: Resolved when the channel leaves Stasis: "continue" or "hangup".
     stasis_exit: asyncio.Future[str] | None = None
-    call: "SimCall | None" = None
+    call: SimCall | None = None
     #: For external media: where RTP goes, and its payload format.
     external_host: tuple[str, int] | None = None
     media_format: str = ""

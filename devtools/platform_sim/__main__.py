@@ -13,11 +13,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-from typing import Any, Coroutine
+from collections.abc import Coroutine
+from typing import Any
 
+from core.tasks import until_signalled
 from devtools.platform_sim.faults import Faults, OutageMode
 from devtools.platform_sim.server import PlatformSim
-from core.tasks import until_signalled
 
 #: The organisation of the default settings (``[platform]`` in ``core/settings.py``).
 DEMO_ORG = "DEMO330100=demo-secret"

@@ -24,19 +24,27 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import Any, Awaitable, Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any
 
 from aiohttp import web
 
-from national.contract import UUID_RE, check_step_order, parse_date, validate_call_record, validate_case, validate_progress
 from core.problems import Problem, problems_to_json
-from national.signing import AuthError, NonceCache, verify_request
 from devtools.platform_sim.faults import FaultInjector, FaultKind, Strike, retry_after_header
 from devtools.platform_sim.ratelimit import TokenBucket
 from devtools.platform_sim.stats import SimStats
 from devtools.platform_sim.store import PlatformStore, StoredCase, same_document
+from national.contract import (
+    UUID_RE,
+    check_step_order,
+    parse_date,
+    validate_call_record,
+    validate_case,
+    validate_progress,
+)
+from national.signing import AuthError, NonceCache, verify_request
 
 log = logging.getLogger(__name__)
 
@@ -166,7 +174,7 @@ class ContractApi:
         stored = self._store.case_by_key(org, key)
         if stored is not None:
             return self._replay_or_conflict(stored.case, doc, stored.receipt, "case")
-        problems = validate_case(doc, now=datetime.fromtimestamp(now, timezone.utc), idempotency_key=key)
+        problems = validate_case(doc, now=datetime.fromtimestamp(now, UTC), idempotency_key=key)
         if problems:
             raise self._invalid(problems, "case")
         stored = self._store.add_case(org, key, doc, now)

@@ -27,9 +27,10 @@ from __future__ import annotations
 import math
 import random
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, fields
 from enum import StrEnum
-from typing import Any, Callable, Mapping
+from typing import Any
 
 #: Statuses a random failure may take. 503 and 429 carry ``Retry-After`` (the contract's
 #: ``Busy`` answer); 500, 502 and 408 do not. All of them tell a sender to try again.
@@ -87,7 +88,7 @@ class Faults:
             raise ValueError("time_scale must be a positive number")
 
     @classmethod
-    def from_json(cls, doc: Mapping[str, Any]) -> "Faults":
+    def from_json(cls, doc: Mapping[str, Any]) -> Faults:
         """Read a JSON object (``PUT /sim/faults``); unknown keys and wrong types are errors."""
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(doc) - known)

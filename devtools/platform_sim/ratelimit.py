@@ -7,7 +7,7 @@ organisation (the claimed ``X-Org-Code`` is not proven at that point).
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 
 class TokenBucket:

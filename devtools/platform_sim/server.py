@@ -22,16 +22,17 @@ import json
 import logging
 import math
 import time
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from aiohttp import web
 
-from national.signing import ORG_CODE_RE
 from devtools.platform_sim.api import MAX_BODY_BYTES, ContractApi, Observer, json_response, problem
 from devtools.platform_sim.faults import FaultInjector, Faults
 from devtools.platform_sim.ratelimit import TokenBucket
 from devtools.platform_sim.stats import SimStats
 from devtools.platform_sim.store import PlatformStore
+from national.signing import ORG_CODE_RE
 
 log = logging.getLogger(__name__)
 

@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from national.contract import format_datetime
 from core.vocabulary import CHINA_TZ
+from national.contract import format_datetime
 
 #: The platform's case numbers: this prefix, the day (China time), a sequence of the day.
 CASE_NO_PREFIX = "12315"

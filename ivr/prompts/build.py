@@ -33,9 +33,9 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from ivr.prompts.catalogue import (
     SOUND_DIR,

@@ -18,10 +18,10 @@ from __future__ import annotations
 
 import re
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Mapping
 
 from ivr.prompts.numbers import UnknownNumberRules, number_files, number_sound
 
@@ -78,7 +78,7 @@ class PromptCatalogue:
     numbers: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
 
     @classmethod
-    def load(cls, locale: str) -> "PromptCatalogue":
+    def load(cls, locale: str) -> PromptCatalogue:
         """The catalogue of ``locale``; checked against the reference locale's keys."""
         if not _LOCALE.fullmatch(locale) or not (PROMPTS_DIR / f"{locale}.toml").is_file():
             raise PromptCatalogueError(
@@ -116,7 +116,7 @@ class PromptCatalogue:
             )
 
     @classmethod
-    def _read(cls, locale: str) -> "PromptCatalogue":
+    def _read(cls, locale: str) -> PromptCatalogue:
         path = PROMPTS_DIR / f"{locale}.toml"
         try:
             data = tomllib.loads(path.read_text(encoding="utf-8"))

@@ -17,9 +17,10 @@ import asyncio
 import json
 import logging
 from collections import deque
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import vosk
 
@@ -55,7 +56,7 @@ TIMEOUT = Recognized(choice=None, transcript="", confidence=0.0, reason="timeout
 
 class SpeechEngine:
     def __init__(
-        self, model: "vosk.Model", pack: SpeechPack, *, max_streams: int = 8, threads: int = 2
+        self, model: vosk.Model, pack: SpeechPack, *, max_streams: int = 8, threads: int = 2
     ) -> None:
         if max_streams < 1 or threads < 1:
             raise ValueError("max_streams and threads must be at least 1")
@@ -75,7 +76,7 @@ class SpeechEngine:
     @classmethod
     async def load(
         cls, model_dir: Path, pack: SpeechPack, *, max_streams: int = 8, threads: int = 2
-    ) -> "SpeechEngine":
+    ) -> SpeechEngine:
         """Load the model (seconds of work, in a thread) and compile every menu's grammar."""
         vosk.SetLogLevel(-1)  # Kaldi logs every grammar it builds: once per call otherwise
         if not Path(model_dir).is_dir():
@@ -91,7 +92,7 @@ class SpeechEngine:
     def in_use(self) -> int:
         return len(self._live)
 
-    def open(self, menu: str) -> "SpeechStream | None":
+    def open(self, menu: str) -> SpeechStream | None:
         """A stream for one utterance in ``menu``; None when every slot is busy (use DTMF)."""
         grammar = self.grammars.get(menu)
         if grammar is None:
@@ -115,10 +116,10 @@ class SpeechEngine:
 
     # --- for streams ------------------------------------------------------------------
 
-    def _release(self, stream: "SpeechStream") -> None:
+    def _release(self, stream: SpeechStream) -> None:
         self._live.discard(stream)
 
-    def _run(self, work: Callable[..., Any], *args: Any) -> "asyncio.Future[Any]":
+    def _run(self, work: Callable[..., Any], *args: Any) -> asyncio.Future[Any]:
         return asyncio.get_running_loop().run_in_executor(self._pool, work, *args)
 
 
@@ -130,7 +131,7 @@ class _Decoder:
     reference: the running batch keeps the decoder alive until it returns.
     """
 
-    def __init__(self, model: "vosk.Model", grammar_json: str) -> None:
+    def __init__(self, model: vosk.Model, grammar_json: str) -> None:
         self._model = model
         self._grammar = grammar_json
         self._recognizer: vosk.KaldiRecognizer | None = None
@@ -254,14 +255,14 @@ class SpeechStream:
             await inflight
 
 
-def _vocabulary(model: "vosk.Model") -> Callable[[str], bool]:
+def _vocabulary(model: vosk.Model) -> Callable[[str], bool]:
     def known(word: str) -> bool:
         return bool(model.vosk_model_find_word(word) != -1)
 
     return known
 
 
-def _consume(future: "asyncio.Future[Any]") -> None:
+def _consume(future: asyncio.Future[Any]) -> None:
     """Retrieve the outcome of a batch nobody waits for any more (no "never retrieved")."""
     if not future.cancelled():
         future.exception()

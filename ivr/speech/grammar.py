@@ -16,9 +16,10 @@ required rather than "contains a phrase".
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 from ivr.speech.locale import MenuPhrases
 

@@ -51,7 +51,7 @@ class SpeechDetected(Event):
 class Listener:
     """The media pipeline of one call; lives from the first listening menu to the last."""
 
-    def __init__(self, owner: "Listeners", key: str, serial: int) -> None:
+    def __init__(self, owner: Listeners, key: str, serial: int) -> None:
         self._owner = owner
         self.key = key
         self.snoop_id = f"{key}{HELPER_MARK}snoop-{serial}"
@@ -60,7 +60,7 @@ class Listener:
         self._entered: set[str] = set()
         self._receiver: RtpReceiver | None = None
         self._pump: asyncio.Task[None] | None = None
-        self._stream: "SpeechStream | None" = None
+        self._stream: SpeechStream | None = None
         self.ready = False
         self.closed = False
 
@@ -183,7 +183,7 @@ class Listener:
 class Listeners:
     """Builds listeners; one per process, from the composition root."""
 
-    def __init__(self, ari: AriRest, dispatcher: Dispatcher, engine: "SpeechEngine", app: str, *,
+    def __init__(self, ari: AriRest, dispatcher: Dispatcher, engine: SpeechEngine, app: str, *,
                  fmt: str, bind_host: str, advertise_host: str | None) -> None:
         self.ari, self.dispatcher, self.engine, self.app = ari, dispatcher, engine, app
         self.format, self.bind_host, self.advertise_host = fmt, bind_host, advertise_host

@@ -12,9 +12,9 @@ from redis.asyncio import Redis
 
 from accounts.cli import main
 from accounts.sessions import SessionStore
-from hotline import cli as hotline_cli
-from devtools.embedded import RedisProcess
 from core.settings import Settings, load_settings
+from devtools.embedded import RedisProcess
+from hotline import cli as hotline_cli
 from tests.accounts.helpers import stations_file
 
 AGENT = ["add", "--username", "zhangwei", "--role", "agent", "--jurisdiction", "330106-01",

@@ -6,8 +6,8 @@ import pytest
 
 from accounts.models import User
 from accounts.web import in_scope, require_scope
-from core.web import ApiError
 from core.jurisdictions import JurisdictionTree
+from core.web import ApiError
 
 
 def person(role: str, jurisdiction: str) -> User:

@@ -17,12 +17,11 @@ from accounts.models import User
 from accounts.ratelimit import LoginLimiter
 from accounts.services import AccountService
 from accounts.sessions import SessionStore
-from accounts.web import (COOKIE, check_websocket, install, require, require_scope, requires,
-                          still_logged_in, user_of)
-from delivery.outbox import Outbox
+from accounts.web import COOKIE, check_websocket, install, require, require_scope, requires, still_logged_in, user_of
 from core.db import sessionmaker
 from core.settings import HttpSettings, IntakeSettings
-from core.web import json_errors, new_web_app, json_response
+from core.web import json_errors, json_response, new_web_app
+from delivery.outbox import Outbox
 from tests.accounts.helpers import PASSWORD, Users, browser, csrf_headers, login, origin_of, ws_connect
 from tickets import http as tickets_http
 from tickets.deadlines import official_calendar

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from ari.dispatcher import Dispatcher, Timers, TimerFired
+from ari.dispatcher import Dispatcher, TimerFired, Timers
 from ari.models import parse_event
 
 

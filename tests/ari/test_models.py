@@ -7,7 +7,15 @@ import pytest
 from ari.errors import AriNotFound, AriNotInStasis, AriUnavailable, AriUnprocessable, error_for
 from ari.events import events_url
 from ari.models import (
-    ChannelHangupRequest, Dial, Endpoint, EndpointStateChange, EventParseError, PlaybackFinished, StasisStart, UnknownEvent, parse_event,
+    ChannelHangupRequest,
+    Dial,
+    Endpoint,
+    EndpointStateChange,
+    EventParseError,
+    PlaybackFinished,
+    StasisStart,
+    UnknownEvent,
+    parse_event,
 )
 
 CHANNEL = {

@@ -5,7 +5,7 @@ fixture checks each request, response and event against ``../shared/asterisk-ari
 from __future__ import annotations
 
 import asyncio
-from typing import AsyncIterator
+from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest

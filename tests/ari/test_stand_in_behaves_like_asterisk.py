@@ -13,8 +13,9 @@ import json
 import math
 import struct
 import wave
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any, AsyncIterator
+from typing import Any
 
 import aiohttp
 import pytest

@@ -9,9 +9,9 @@ from collections.abc import AsyncIterator
 import pytest
 from playwright.async_api import Browser, Page, expect
 
-from hotline.app import Application
-from devtools.pbx_sim.server import PbxSim
 from core.settings import Settings
+from devtools.pbx_sim.server import PbxSim
+from hotline.app import Application
 from ivr.prompts.catalogue import PromptCatalogue
 from tests.browser.conftest import Shots
 from tests.fixtures.app import running

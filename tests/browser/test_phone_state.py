@@ -16,9 +16,9 @@ import pytest
 from aiohttp import WSMsgType, web
 from playwright.async_api import Browser, Page, expect
 
-from hotline.app import Application
-from devtools.pbx_sim.server import PbxSim
 from core.settings import Settings
+from devtools.pbx_sim.server import PbxSim
+from hotline.app import Application
 from tests.browser.conftest import Shots
 from tests.fixtures.app import running
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from collections.abc import AsyncIterator
 from dataclasses import replace
-from datetime import datetime, timedelta, timezone
-from typing import Any, AsyncIterator
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
 
 import asyncpg
 import pytest
@@ -16,11 +17,11 @@ from sqlalchemy.exc import StatementError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from callrecords.services import CallRecordRepository, CallRecordWriter, upsert_statement
-from core.migrate import create_schema
 from core.db import make_engine, sessionmaker
+from core.migrate import create_schema
 from ivr.store import CallState
 
-T0 = datetime(2026, 11, 24, 9, 30, 15, 123456, tzinfo=timezone.utc)
+T0 = datetime(2026, 11, 24, 9, 30, 15, 123456, tzinfo=UTC)
 
 
 def call(n: int = 0, **changes: Any) -> CallState:
@@ -108,7 +109,7 @@ async def test_times_come_back_timezone_aware_utc_and_equal_to_what_was_stored(
     record = await repository.get(state.call_id)
     assert record is not None
     assert record.started_at == started and record.queued_at == started + timedelta(microseconds=1)
-    assert record.started_at.tzinfo == timezone.utc and record.queued_at.tzinfo == timezone.utc
+    assert record.started_at.tzinfo == UTC and record.queued_at.tzinfo == UTC
     assert (record.started_at.hour, record.started_at.microsecond) == (9, 654321)
     assert record.answered_at is None and record.ended_at is None
 

@@ -5,7 +5,7 @@ wrote its heartbeat. Not at the resync that found it gone (ARI replays nothing).
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from redis.asyncio import Redis
 
@@ -18,7 +18,7 @@ from tests.fixtures.waiting import eventually
 
 
 def now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 async def test_a_call_that_ended_while_the_connection_was_lost_ends_when_it_was_lost(
@@ -74,7 +74,7 @@ async def test_a_call_that_ended_while_the_application_was_down_ends_at_its_last
 
 async def test_the_heartbeat_is_what_a_restarted_process_reads_unless_it_saw_the_loss_itself(
         redis: Redis, redis_prefix: str) -> None:
-    beat_at = datetime(2026, 12, 5, 13, 0, 2, tzinfo=timezone.utc)
+    beat_at = datetime(2026, 12, 5, 13, 0, 2, tzinfo=UTC)
     liveness = Liveness(redis, redis_prefix, clock=lambda: beat_at)
     assert await liveness.last() is None and await liveness.gone_since(None) is None
     await liveness.beat()

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from typing import AsyncIterator
+from collections.abc import AsyncIterator
 
 import pytest
 from sqlalchemy import text
 
-from hotline.app import Application
 from core.db import make_engine
+from hotline.app import Application
 from ivr.prompts.catalogue import PromptCatalogue
-from tests.fixtures.app import app_settings
-from tests.fixtures.app import running
+from tests.fixtures.app import app_settings, running
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ import logging
 import os
 import time
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -56,7 +56,7 @@ def still_for_an_hour() -> float:
 
 
 def utc(epoch: float) -> datetime:
-    return datetime.fromtimestamp(epoch, timezone.utc)
+    return datetime.fromtimestamp(epoch, UTC)
 
 
 @pytest.fixture
@@ -153,7 +153,7 @@ async def test_the_agent_who_answered_is_named_by_the_account_that_has_their_pho
     async with AsyncSession(engine) as session, session.begin():
         session.add(User(username="wang", display_name="Wang", role="agent", jurisdiction="330100",
                          agent_id="hz-017", sip_endpoint="PJSIP/1001", lines=["general"], language="zh-CN",
-                         password_hash="-", created_at=datetime.now(timezone.utc)))
+                         password_hash="-", created_at=datetime.now(UTC)))
     cdr = tmp_path / "hotline-cdr.csv"
     write(cdr, LINES)
     await importer(engine, outbox).import_file(cdr)

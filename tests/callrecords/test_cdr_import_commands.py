@@ -17,14 +17,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from callrecords.cdr import call_id_for
 from callrecords.cdr_import import CdrImporter
 from callrecords.models import CallRecord
+from core.db import make_engine
+from core.settings import PlatformSettings, Settings
 from delivery.feeds import CallRecordFeed
 from delivery.models import State
 from delivery.outbox import Outbox
 from delivery.services import PlatformDelivery
-from hotline.cli import main as hotline_main
-from core.db import make_engine
-from core.settings import PlatformSettings, Settings
 from devtools.platform_sim.server import PlatformSim
+from hotline.cli import main as hotline_main
 from tests.callrecords.test_cdr_import import ANSWERED, LINES, TIMEOUT
 from tests.delivery.documents import ORG, SECRET
 from tests.fixtures.app import running

@@ -8,14 +8,14 @@ agents' desk phones, music classes) and plays the same prompts.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import AsyncIterator
 
 import pytest
 
+from core.settings import load_settings
 from devtools.asterisk import AsteriskInstance
 from devtools.pbx_sim.server import PbxSim
-from core.settings import load_settings
 from pbx_config.render import render
 from tests.conformance.switches import AsteriskSwitch, StandInSwitch, Switch
 from tests.fixtures.ari_contract import AriContract, TrafficChecker

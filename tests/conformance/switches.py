@@ -16,17 +16,18 @@ import json
 import time
 import wave
 from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import aiohttp
 import numpy as np
 
 from devtools import audio
 from devtools.asterisk import TRUNK_HOST, AsteriskInstance
-from devtools.sip_phone import Call, SipPhone
 from devtools.pbx_sim.server import PbxSim
+from devtools.sip_phone import Call, SipPhone
 from tests.fixtures.ari_contract import TrafficChecker
 
 #: Every scenario's caller, and the number it dials (12315: the general line).
@@ -221,7 +222,7 @@ class Switch(ABC):
 
 
 class StandInLeg(Leg):
-    def __init__(self, switch: "StandInSwitch", channel_id: str) -> None:
+    def __init__(self, switch: StandInSwitch, channel_id: str) -> None:
         self._switch, self.channel_id = switch, channel_id
 
     async def answered(self) -> None:

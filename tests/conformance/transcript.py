@@ -15,7 +15,8 @@ order they first appear; playbacks get ``pb1``, ``pb2`` ...
 from __future__ import annotations
 
 import re
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 #: ``ChannelVarset`` of variables that Asterisk sets for its own bookkeeping, which no ARI
 #: application reads and the stand-in does not model (it models RTPAUDIOQOS*, which a SIP

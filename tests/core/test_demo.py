@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from core.settings import load_settings
 from devtools.demo import make_scripts, run_demo
 from devtools.embedded import free_port
-from core.settings import load_settings
 
 pytestmark = pytest.mark.slow
 

@@ -5,15 +5,15 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from typing import AsyncIterator
+from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
 
-from hotline.app import Application
 from core.settings import Settings
-from tests.tickets.test_intake_api import complaint
+from hotline.app import Application
 from tests.fixtures.app import running
+from tests.tickets.test_intake_api import complaint
 
 WECHAT_KEY = "wechat-key-for-tests-0123456789"
 

@@ -3,7 +3,7 @@ clock moved by hand."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -13,7 +13,7 @@ from delivery.outbox import Outbox
 
 class Clock:
     def __init__(self) -> None:
-        self.now = datetime(2026, 11, 24, 2, 0, tzinfo=timezone.utc)
+        self.now = datetime(2026, 11, 24, 2, 0, tzinfo=UTC)
 
     def __call__(self) -> datetime:
         return self.now

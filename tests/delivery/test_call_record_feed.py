@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -14,7 +14,7 @@ from delivery.outbox import Outbox
 from national.contract import validate_call_record
 
 CALL = "2c9f3b1e-5d4a-4f6b-8e7c-9a0b1c2d3e4f"
-T0 = datetime(2026, 11, 24, 1, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 11, 24, 1, 0, tzinfo=UTC)
 
 
 def record(**changes: object) -> dict[str, object]:

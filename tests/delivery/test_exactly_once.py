@@ -13,13 +13,13 @@ from collections.abc import AsyncIterator
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+from core.settings import PlatformSettings
 from delivery.models import State
 from delivery.outbox import Outbox
 from delivery.services import PlatformDelivery
-from core.settings import PlatformSettings
-from national.client import Backoff
 from devtools.platform_sim.faults import Faults
 from devtools.platform_sim.server import PlatformSim
+from national.client import Backoff
 from tests.delivery.documents import ORG, SECRET, case_document
 
 pytestmark = pytest.mark.slow
@@ -86,10 +86,10 @@ async def test_with_30_percent_failures_a_10_minute_outage_and_killed_workers_ev
     keys += await queue_cases(outbox, 150, start=150)  # the centre keeps working meanwhile
     await asyncio.sleep(0.5)
     # Killed: the workers' tasks die mid-batch and their leases are not given back.
-    for task in first.service._tasks:  # noqa: SLF001 - a kill, not a clean stop
+    for task in first.service._tasks:
         task.cancel()
-    await asyncio.gather(*first.service._tasks, return_exceptions=True)  # noqa: SLF001
-    first.service._tasks = []  # noqa: SLF001
+    await asyncio.gather(*first.service._tasks, return_exceptions=True)
+    first.service._tasks = []
     first.service.workers.clear()
     await first.stop()
 
@@ -108,7 +108,7 @@ async def test_with_30_percent_failures_a_10_minute_outage_and_killed_workers_ev
     assert platform.stats.replayed > 0  # answers lost after storing came back as replays
 
 
-def worker_process(database_url: str, platform: PlatformSim) -> "asyncio.subprocess.Process":
+def worker_process(database_url: str, platform: PlatformSim) -> asyncio.subprocess.Process:
     env = {**os.environ, "HOTLINE_DATABASE__URL": database_url, "HOTLINE_PLATFORM__URL": platform.url,
            "HOTLINE_PLATFORM__ORG_CODE": ORG, "HOTLINE_PLATFORM__SECRET": SECRET,
            "HOTLINE_PLATFORM__LEASE_S": "1.0", "HOTLINE_PLATFORM__BACKOFF_BASE_S": "0.01",

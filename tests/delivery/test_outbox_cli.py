@@ -9,12 +9,12 @@ import json
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core.db import make_engine
+from core.migrate import create_schema
+from core.settings import Settings, load_settings
 from delivery.cli import main
 from delivery.models import State
 from delivery.outbox import Outbox, Settled
-from core.migrate import create_schema
-from core.db import make_engine
-from core.settings import Settings, load_settings
 from tests.delivery.documents import case_document
 
 

@@ -10,11 +10,11 @@ from collections.abc import AsyncIterator, Callable
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from core.db import sessionmaker
+from core.settings import PlatformSettings
 from delivery.feeds import TicketResults
 from delivery.outbox import Outbox
 from delivery.services import PlatformDelivery
-from core.db import sessionmaker
-from core.settings import PlatformSettings
 from devtools.platform_sim.server import PlatformSim
 from tests.delivery.documents import ORG, SECRET
 from tests.tickets.documents import complaint

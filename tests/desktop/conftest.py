@@ -15,14 +15,14 @@ import pytest
 
 from accounts.services import AccountService
 from agent_desktop import wiring
-from hotline.app import Application
+from core.settings import Settings
 from devtools.pbx_sim.callers import SimCall
 from devtools.pbx_sim.server import PbxSim
-from core.settings import Settings
+from hotline.app import Application
 from ivr.prompts.catalogue import PromptCatalogue
 from tests.accounts.helpers import Users, browser, cheap_passwords, login, ws_connect
-from tests.fixtures.waiting import eventually  # noqa: F401  (the desktop tests import it from here)
 from tests.fixtures.app import running
+from tests.fixtures.waiting import eventually  # noqa: F401  (the desktop tests import it from here)
 
 HANGZHOU, ZHEJIANG, XIHU, BEIJING = "330100", "330000", "330106", "110000"
 
@@ -36,9 +36,9 @@ class Desk:
     url: str
     pbx: PbxSim
     prompts: PromptCatalogue
-    _browsers: list["Browser"] = field(default_factory=list)
+    _browsers: list[Browser] = field(default_factory=list)
 
-    async def browser_for(self, username: str) -> "Browser":
+    async def browser_for(self, username: str) -> Browser:
         b = Browser(self.url)
         self._browsers.append(b)
         await b.login(username)

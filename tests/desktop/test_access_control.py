@@ -11,8 +11,8 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from hotline.app import Application
 from core.settings import Settings
+from hotline.app import Application
 from tests.accounts.helpers import PASSWORD, browser, login, origin_of
 from tests.fixtures.app import running
 
@@ -35,8 +35,8 @@ async def app(settings: Settings) -> AsyncIterator[Application]:
 
 def endpoints(app: Application, prefix: str) -> list[tuple[str, str]]:
     """(method, concrete path) of every route under ``prefix``."""
-    assert app._web is not None  # noqa: SLF001 - the runner holds the one aiohttp application
-    web_app: web.Application = app._web.app  # noqa: SLF001
+    assert app._web is not None
+    web_app: web.Application = app._web.app
     found = []
     for route in web_app.router.routes():
         info = route.resource.get_info() if route.resource else {}

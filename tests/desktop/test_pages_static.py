@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from national.contract import CASE_TYPES, DEMANDS, RECOGNIZERS, SUBJECT_KINDS
 from core.vocabulary import BUSINESS_LINES, HANDLING_LEVELS
+from national.contract import CASE_TYPES, DEMANDS, RECOGNIZERS, SUBJECT_KINDS
 from queues.engine import AgentState
 from tickets.fields import BY_PATH
 from tickets.models import DeliveryState, Status

@@ -5,7 +5,7 @@ and listen to, whisper to or barge into an agent's call from their own phone."""
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import aiohttp
 import pytest
@@ -16,7 +16,15 @@ from agent_desktop.wallboard import Facts
 from core.db import sessionmaker
 from core.vocabulary import CHINA_TZ
 from tests.desktop.conftest import (
-    BEIJING, HANGZHOU, XIHU, ZHEJIANG, Browser, Desk, ReadingSocket, eventually, next_message,
+    BEIJING,
+    HANGZHOU,
+    XIHU,
+    ZHEJIANG,
+    Browser,
+    Desk,
+    ReadingSocket,
+    eventually,
+    next_message,
 )
 from tickets.models import Ticket
 
@@ -101,7 +109,7 @@ async def test_tickets_near_their_deadline_are_listed_for_the_supervisors_whose_
         "summary": "购买的电水壶使用三天后漏电，商家拒绝退货。", "handling": {"region": XIHU, "level": "county"},
     }, by="web")
     ticket = await desk.app.tickets.complete(ticket.id, by="web", version=ticket.version)
-    today = datetime.now(timezone.utc).astimezone(CHINA_TZ).date()
+    today = datetime.now(UTC).astimezone(CHINA_TZ).date()
     async with sessionmaker(desk.app.engine)() as session, session.begin():
         await session.execute(update(Ticket).where(Ticket.id == ticket.id).values(accept_by=today))
 
@@ -204,5 +212,5 @@ async def test_a_burst_of_changes_renders_the_wallboards_at_once_and_then_once_p
     await notifier.detach(outlet)
 
 
-async def _received(socket: "ReadingSocket", count: int) -> bool:
+async def _received(socket: ReadingSocket, count: int) -> bool:
     return len(socket.received) == count

@@ -6,10 +6,10 @@ import re
 
 import pytest
 
-from devtools.pbx_sim.dialplan import Dialplan, split_args
 from core.settings import AriSettings, IvrSettings
-from ivr.prompts.catalogue import PromptCatalogue, asterisk_language, sound_name
 from core.vocabulary import LINE_OF_NUMBER
+from devtools.pbx_sim.dialplan import Dialplan, split_args
+from ivr.prompts.catalogue import PromptCatalogue, asterisk_language, sound_name
 from ivr.stasis_args import InboundArgs
 from tests.dialplans.support import DIALPLANS, EXTENSIONS_CONF, RENDERED, RecordingHost, section
 

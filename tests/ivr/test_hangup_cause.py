@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import pytest
 
-from hotline.app import Application
 from devtools.pbx_sim.callers import SimCall
 from devtools.pbx_sim.server import PbxSim
+from hotline.app import Application
 from ivr.prompts.catalogue import PromptCatalogue
 from tests.fixtures.waiting import eventually
 

@@ -3,13 +3,13 @@ is checked against that contract, and our client pointed at it."""
 
 from __future__ import annotations
 
-from typing import AsyncIterator
+from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
 
-from national.client import PlatformClient
 from devtools.platform_sim import PlatformSim
+from national.client import PlatformClient
 from tests.national.openapi_check import PlatformContract, TrafficChecker, assert_clean
 from tests.national.support import ORG, OTHER_ORG, OTHER_SECRET, SECRET, FakeClock
 

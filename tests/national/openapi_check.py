@@ -13,10 +13,11 @@ from __future__ import annotations
 import json
 import os
 import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 import yaml
 from jsonschema import Draft202012Validator
@@ -70,7 +71,7 @@ class PlatformContract:
         ]
 
     @classmethod
-    def load(cls, path: Path | None = None) -> "PlatformContract":
+    def load(cls, path: Path | None = None) -> PlatformContract:
         path = path or contract_path()
         if not path.is_file():
             raise FileNotFoundError(f"the national platform's contract is not at {path} (set {ENV_VAR})")

@@ -6,14 +6,15 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from collections.abc import Mapping
 from datetime import datetime
-from typing import Any, Mapping
+from typing import Any
 
 import aiohttp
 from yarl import URL
 
-from national.contract import credit_code_check_char, format_datetime
 from core.vocabulary import CHINA_TZ
+from national.contract import credit_code_check_char, format_datetime
 from national.signing import signed_headers
 
 ORG, SECRET = "ZJ330100", "hangzhou-secret"

@@ -7,12 +7,13 @@ from __future__ import annotations
 import email.utils
 import random
 import socket
-from typing import AsyncIterator
+from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
 from aiohttp import web
 
+from devtools.platform_sim import Faults, OutageMode, PlatformSim
 from national.client import (
     MAX_RETRY_AFTER_S,
     Backoff,
@@ -21,7 +22,6 @@ from national.client import (
     PlatformClient,
     parse_retry_after,
 )
-from devtools.platform_sim import Faults, OutageMode, PlatformSim
 from tests.national.openapi_check import TrafficChecker, assert_clean
 from tests.national.support import ORG, SECRET, FakeClock, a_call_record, a_case, a_step
 

@@ -5,16 +5,29 @@ problem of a document is reported at once."""
 from __future__ import annotations
 
 import copy
-from datetime import date, datetime, timedelta, timezone
+from collections.abc import Callable
+from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from national.contract import CREDIT_CODE_ALPHABET, check_step_order, credit_code_check_char, format_datetime, format_money, next_steps, parse_date, parse_datetime, validate_call_record, validate_case, validate_progress
 from core.problems import Problem
+from national.contract import (
+    CREDIT_CODE_ALPHABET,
+    check_step_order,
+    credit_code_check_char,
+    format_datetime,
+    format_money,
+    next_steps,
+    parse_date,
+    parse_datetime,
+    validate_call_record,
+    validate_case,
+    validate_progress,
+)
 from tests.national.openapi_check import PlatformContract
 from tests.national.support import FakeClock, a_call_record, a_case, a_step, credit_code
 
@@ -338,7 +351,7 @@ def test_received_at_may_be_up_to_5_minutes_ahead_of_the_platforms_clock() -> No
     assert case_problems(a_case(CLOCK, received_at=CLOCK.rfc3339(300))) == set()
     assert case_problems(a_case(CLOCK, received_at=CLOCK.rfc3339(301))) == {("received_at", "in_future")}
     # The same instant in another offset is the same instant.
-    utc = format_datetime(CLOCK.datetime(301).astimezone(timezone.utc))
+    utc = format_datetime(CLOCK.datetime(301).astimezone(UTC))
     assert case_problems(a_case(CLOCK, received_at=utc)) == {("received_at", "in_future")}
 
 
@@ -512,11 +525,11 @@ def test_call_id_must_equal_the_idempotency_key() -> None:
 
 
 @pytest.mark.parametrize(("text", "expected"), [
-    ("2026-11-23T10:15:00+08:00", datetime(2026, 11, 23, 2, 15, tzinfo=timezone.utc)),
-    ("2026-11-23T02:15:00Z", datetime(2026, 11, 23, 2, 15, tzinfo=timezone.utc)),
-    ("2026-11-23t02:15:00z", datetime(2026, 11, 23, 2, 15, tzinfo=timezone.utc)),
-    ("2026-11-23T02:15:00.5-00:30", datetime(2026, 11, 23, 2, 45, 0, 500000, tzinfo=timezone.utc)),
-    ("2016-12-31T23:59:60Z", datetime(2017, 1, 1, tzinfo=timezone.utc)),  # a leap second
+    ("2026-11-23T10:15:00+08:00", datetime(2026, 11, 23, 2, 15, tzinfo=UTC)),
+    ("2026-11-23T02:15:00Z", datetime(2026, 11, 23, 2, 15, tzinfo=UTC)),
+    ("2026-11-23t02:15:00z", datetime(2026, 11, 23, 2, 15, tzinfo=UTC)),
+    ("2026-11-23T02:15:00.5-00:30", datetime(2026, 11, 23, 2, 45, 0, 500000, tzinfo=UTC)),
+    ("2016-12-31T23:59:60Z", datetime(2017, 1, 1, tzinfo=UTC)),  # a leap second
 ])
 def test_rfc_3339_times_with_an_offset_are_read(text: str, expected: datetime) -> None:
     assert parse_datetime(text) == expected

@@ -18,10 +18,10 @@ from typing import Any
 import aiohttp
 import pytest
 
-from national.client import Backoff, DeliveryResult, Outcome, PlatformClient
 from devtools.platform_sim import Faults, OutageMode, PlatformSim, SimStats
 from devtools.platform_sim.faults import FaultInjector, FaultKind, retry_after_header
 from devtools.platform_sim.ratelimit import TokenBucket
+from national.client import Backoff, DeliveryResult, Outcome, PlatformClient
 from tests.national.openapi_check import PlatformContract, TrafficChecker, assert_clean
 from tests.national.support import ORG, SECRET, FakeClock, a_case, post_case
 

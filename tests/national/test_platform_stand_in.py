@@ -13,8 +13,8 @@ from typing import Any
 import aiohttp
 import pytest
 
-from national.contract import parse_datetime
 from devtools.platform_sim import Exchange, PlatformSim
+from national.contract import parse_datetime
 from tests.national.openapi_check import PlatformContract, TrafficChecker, assert_clean
 from tests.national.support import (
     ORG,

@@ -20,7 +20,7 @@ from national.signing import (
 
 ORG, SECRET = "ZJ330100", "s3cret"
 NOW = 1_795_000_000.0
-BODY = '{"summary":"牛奶过期"}'.encode("utf-8")
+BODY = '{"summary":"牛奶过期"}'.encode()
 NONCE = "n0nce-0123456789abcdef"
 
 

@@ -6,18 +6,18 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import AsyncIterator
+from collections.abc import AsyncIterator
 
 import pytest
 
-from hotline.app import Application
+from core.settings import Settings
 from devtools.pbx_sim.callers import SimCall
 from devtools.pbx_sim.server import PbxSim
-from core.settings import Settings
+from hotline.app import Application
 from ivr.prompts.catalogue import PromptCatalogue
 from queues.engine import Agent, AgentState
-from tests.fixtures.waiting import eventually
 from tests.fixtures.app import running
+from tests.fixtures.waiting import eventually
 
 pytestmark = pytest.mark.slow
 

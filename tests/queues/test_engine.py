@@ -11,7 +11,6 @@ import pytest
 from redis.asyncio import Redis
 
 from devtools.embedded import RedisProcess
-from tests.queues.conftest import Clock
 from queues.engine import (
     Agent,
     AgentState,
@@ -23,6 +22,7 @@ from queues.engine import (
     UnknownCallError,
     WaitingCall,
 )
+from tests.queues.conftest import Clock
 
 COUNTY, OTHER_COUNTY, CITY, PROVINCE = "330106", "330108", "330100", "330000"
 LINE, QUALITY = "12315", "12365"

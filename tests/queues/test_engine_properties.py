@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from typing import Any, Coroutine, TypeVar
+from collections.abc import Coroutine
+from typing import Any, TypeVar
 
 import redis as sync_redis
 from hypothesis import HealthCheck, Phase, settings

@@ -9,15 +9,16 @@ import asyncio
 import json
 import logging
 import re
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, AsyncIterator
+from typing import Any
 
 import pytest
 
-from hotline.app import Application
-from devtools.pbx_sim.server import PbxSim
 from core.settings import RecordingSettings, Settings
+from devtools.pbx_sim.server import PbxSim
+from hotline.app import Application
 from ivr.prompts.catalogue import PromptCatalogue
 from queues.engine import Agent, AgentState
 from tests.fixtures.app import running
@@ -80,7 +81,7 @@ class AgentNews:
         self.seen: list[dict[str, Any]] = []
         self._task: asyncio.Task[None] | None = None
 
-    async def __aenter__(self) -> "AgentNews":
+    async def __aenter__(self) -> AgentNews:
         await self._pubsub.subscribe(self._channel)
         self._task = asyncio.create_task(self._read())
         return self

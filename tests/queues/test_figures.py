@@ -11,9 +11,9 @@ import pytest
 from redis.asyncio import Redis
 
 from devtools.embedded import RedisProcess
-from tests.queues.conftest import Clock
 from queues.engine import Agent, QueueEngine, WaitingCall
 from queues.figures import FiguresPublisher, snapshot
+from tests.queues.conftest import Clock
 
 COUNTY, OTHER_COUNTY, CITY = "330106", "330108", "330100"
 LINE, QUALITY = "12315", "12365"

@@ -6,14 +6,14 @@ and wallboard. The stand-in's control API plays the agent's phone."""
 from __future__ import annotations
 
 import base64
-from typing import AsyncIterator
+from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
 
-from hotline.app import Application
-from devtools.pbx_sim.server import PbxSim
 from core.settings import Settings
+from devtools.pbx_sim.server import PbxSim
+from hotline.app import Application
 from ivr.prompts.catalogue import PromptCatalogue
 from tests.fixtures.app import running
 from tests.queues.test_calls_reach_agents import HANGZHOU, agent_ready, press, record_of, talking_to

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 from pydantic import ValidationError
 
-from core.settings import OpeningHours
 from core.hours import is_open
+from core.settings import OpeningHours
 
 WEEKDAYS = [1, 2, 3, 4, 5]
 
@@ -16,7 +16,7 @@ WEEKDAYS = [1, 2, 3, 4, 5]
 def shanghai(day: int, hour: int, minute: int = 0) -> datetime:
     """Nov 2026: the 23rd is a Monday; Shanghai is UTC+8."""
     return datetime(2026, 11, 22 + day, hour - 8 if hour >= 8 else hour + 16, minute,
-                    tzinfo=timezone.utc).replace(day=22 + day if hour >= 8 else 21 + day)
+                    tzinfo=UTC).replace(day=22 + day if hour >= 8 else 21 + day)
 
 
 @pytest.mark.parametrize(("day", "hour", "minute", "open_"), [

@@ -26,12 +26,12 @@ import numpy as np
 import pytest
 from playwright.async_api import Browser, Page, async_playwright, expect
 
+from core.settings import Settings
 from devtools import audio
 from devtools.netns import has_default_route
 from devtools.netns_asterisk import NamespacedAsterisk
 from devtools.sip_phone import Call, linear_to_ulaw, ulaw_to_linear
 from hotline.app import Application
-from core.settings import Settings
 from pbx_config.moh import piece
 from tests.browser.conftest import CHROMIUM_ARGS, Shots, chromium_path
 from tests.fixtures.app import running

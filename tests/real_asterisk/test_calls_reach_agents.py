@@ -9,12 +9,12 @@ import asyncio
 import pytest
 from sqlalchemy import select
 
+from core.db import sessionmaker
 from delivery.models import OutboxRow
 from devtools import audio
 from devtools.asterisk import AsteriskInstance
 from devtools.sip_phone import linear_to_ulaw
 from hotline.app import Application
-from core.db import sessionmaker
 from ivr.prompts.catalogue import PromptCatalogue
 from pbx_config.moh import piece
 from queues.engine import Agent, AgentState

@@ -20,7 +20,7 @@ import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -31,14 +31,14 @@ from sqlalchemy import select
 
 from callrecords.models import CallRecord
 from callrecords.services import CallRecordRepository
+from core.db import make_engine, sessionmaker
+from core.settings import CallRecordSettings, Settings
 from delivery.models import OutboxRow
 from devtools import audio
 from devtools.asterisk import AsteriskInstance
 from devtools.sip_phone import Call, SipPhone, linear_to_ulaw, ulaw_to_linear
 from devtools.tcp_proxy import TcpProxy, ari_events
 from hotline.app import Application
-from core.db import make_engine, sessionmaker
-from core.settings import CallRecordSettings, Settings
 from ivr.prompts.catalogue import PromptCatalogue
 from ivr.store import CallState, CallStateStore
 from queues.engine import Agent, AgentState, QueueEngine
@@ -172,7 +172,7 @@ async def record_of(records: CallRecordRepository, channel_id: str, timeout: flo
 
 
 def utc(ts: float) -> datetime:
-    return datetime.fromtimestamp(ts, timezone.utc)
+    return datetime.fromtimestamp(ts, UTC)
 
 
 # --- 5. the application down: Asterisk's own fallback queue ----------------------------------------

@@ -24,11 +24,11 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from core.settings import Settings
 from devtools import audio
 from devtools.asterisk import AsteriskInstance
 from devtools.sip_phone import Call, SipPhone, linear_to_ulaw, ulaw_to_linear
 from hotline.app import Application
-from core.settings import Settings
 from ivr.prompts.build import build_prompts
 from ivr.prompts.catalogue import PromptCatalogue
 from pbx_config.moh import piece
@@ -61,7 +61,7 @@ class Browser:
     def __init__(self, url: str) -> None:
         self.url, self.http, self.csrf = url, browser(), ""
 
-    async def login(self, username: str) -> "Browser":
+    async def login(self, username: str) -> Browser:
         self.csrf = await login(self.http, self.url, username, PASSWORD)
         return self
 

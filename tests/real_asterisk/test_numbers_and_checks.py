@@ -16,15 +16,15 @@ import aiohttp
 import numpy as np
 import pytest
 
-from devtools import audio
-from devtools.asterisk import AsteriskInstance, make_instance
-from hotline.app import Application
 from ari.dispatcher import Dispatcher
 from ari.events import EventStream
 from ari.models import Event, PlaybackFinished, StasisStart
 from ari.rest import AriRest
 from core.settings import Settings, load_settings
 from core.tasks import cancel_and_wait
+from devtools import audio
+from devtools.asterisk import AsteriskInstance, make_instance
+from hotline.app import Application
 from ivr.media_checks import CHANNEL_PREFIX, MediaChecks, lookup_languages
 from ivr.prompts.build import build_numbers, build_prompts
 from ivr.prompts.catalogue import PromptCatalogue, asterisk_language

@@ -5,7 +5,7 @@ ticket. On SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -19,17 +19,17 @@ from recordings.maintenance import add_years, check, purge
 from tests.recordings.helpers import stored_recording
 from tickets.models import Ticket
 
-NOW = datetime(2031, 6, 1, tzinfo=timezone.utc)
+NOW = datetime(2031, 6, 1, tzinfo=UTC)
 
 
 @pytest.fixture
 def index(engine: AsyncEngine) -> RecordingIndex:
     # Recorded on 2026-12-08 (four and a half years before NOW).
-    return RecordingIndex(sessionmaker(engine), clock=lambda: datetime(2026, 12, 8, 2, tzinfo=timezone.utc))
+    return RecordingIndex(sessionmaker(engine), clock=lambda: datetime(2026, 12, 8, 2, tzinfo=UTC))
 
 
 async def add_ticket(engine: AsyncEngine, call_id: str, case_type: str, status: str) -> None:
-    at = datetime(2026, 12, 8, tzinfo=timezone.utc)
+    at = datetime(2026, 12, 8, tzinfo=UTC)
     async with sessionmaker(engine)() as session, session.begin():
         session.add(Ticket(id=str(uuid.uuid4()), call_id=call_id, case_type=case_type, status=status,
                            received_at=at, created_at=at, updated_at=at, caller_anonymous=False,
@@ -100,9 +100,9 @@ async def test_purge_keeps_open_tickets_and_young_recordings_and_deletes_the_res
 
 
 def test_years_are_counted_on_the_calendar() -> None:
-    assert add_years(datetime(2028, 2, 29, tzinfo=timezone.utc), 1) == datetime(2029, 2, 28, tzinfo=timezone.utc)
-    assert add_years(datetime(2026, 12, 8, tzinfo=timezone.utc), 3) - timedelta(days=1) < datetime(
-        2029, 12, 8, tzinfo=timezone.utc)
+    assert add_years(datetime(2028, 2, 29, tzinfo=UTC), 1) == datetime(2029, 2, 28, tzinfo=UTC)
+    assert add_years(datetime(2026, 12, 8, tzinfo=UTC), 3) - timedelta(days=1) < datetime(
+        2029, 12, 8, tzinfo=UTC)
 
 
 def test_the_check_command_exits_non_zero_when_something_is_wrong(tmp_path: Path, capsys: pytest.CaptureFixture[str],

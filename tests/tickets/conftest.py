@@ -5,15 +5,15 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from sqlalchemy import Column, Integer, MetaData, String, Table, Text, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from core.migrate import create_schema
 from core.db import make_engine, sessionmaker
+from core.migrate import create_schema
 from tickets.deadlines import WorkingCalendar
 from tickets.services import TicketService
 
@@ -32,7 +32,7 @@ OUTBOX = Table(
 class Clock:
     def __init__(self) -> None:
         # Monday 28 September 2026, 10:00 in Beijing: just before the National Day holiday.
-        self.now = datetime(2026, 9, 28, 2, 0, tzinfo=timezone.utc)
+        self.now = datetime(2026, 9, 28, 2, 0, tzinfo=UTC)
 
     def __call__(self) -> datetime:
         return self.now

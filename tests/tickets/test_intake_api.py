@@ -27,12 +27,13 @@ from referencing.jsonschema import DRAFT202012
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from delivery.models import OutboxRow
-from delivery.outbox import Outbox
-from core.web import new_web_app
 from core.db import sessionmaker
 from core.settings import IntakeSettings
+from core.web import new_web_app
+from delivery.models import OutboxRow
+from delivery.outbox import Outbox
 from national.contract import validate_case
+from tests.tickets import documents
 from tests.tickets.conftest import Clock, TableOutbox
 from tickets import http as tickets_http
 from tickets.deadlines import WorkingCalendar
@@ -40,7 +41,6 @@ from tickets.fields import BY_PATH, GROUPS
 from tickets.intake import NOT_FOR_CHANNELS, ApiKeys
 from tickets.models import Ticket, TicketAudit, TicketStatusChange
 from tickets.services import TicketExists, TicketInvalid, TicketService
-from tests.tickets import documents
 
 KEYS = {"wechat": "wx-0f3c9a7d2e", "web": "web-7b1e5c0a94", "app": "app-52d8e6f13b"}
 INTAKE = IntakeSettings(api_key_sha256={c: hashlib.sha256(k.encode()).hexdigest() for c, k in KEYS.items()})

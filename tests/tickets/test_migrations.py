@@ -14,8 +14,8 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core import migrate
-from core.migrate import create_schema
 from core.db import make_engine
+from core.migrate import create_schema
 from core.settings import load_settings
 
 HEAD = migrate.scripts().get_current_head()

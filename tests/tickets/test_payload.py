@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -15,7 +15,7 @@ from tickets.models import Ticket, TicketStatusChange
 from tickets.payload import case_payload, progress_payload
 
 TICKET_ID = "5d0c6a38-1f7e-4c55-a0a4-2b9e6f000001"
-NOW = datetime(2026, 9, 28, 2, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 9, 28, 2, 0, tzinfo=UTC)
 
 
 def ticket_of(draft: dict[str, Any], **columns: Any) -> Ticket:

@@ -4,7 +4,7 @@ delivery worker do to tickets, and that nothing is ever half-written."""
 from __future__ import annotations
 
 import asyncio
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from typing import Any
 
 import chinese_calendar
@@ -12,15 +12,20 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
-from national.contract import validate_case
 from core.problems import Problem
+from national.contract import validate_case
 from tests.tickets import documents
 from tests.tickets.conftest import Clock, TableOutbox
-from tickets.models import TicketAudit, TicketStatusChange
 from tickets import services
+from tickets.models import TicketAudit, TicketStatusChange
 from tickets.payload import case_payload
 from tickets.services import (
-    StepOutOfOrder, TicketConflict, TicketInvalid, TicketNotEditable, TicketNotFound, TicketService,
+    StepOutOfOrder,
+    TicketConflict,
+    TicketInvalid,
+    TicketNotEditable,
+    TicketNotFound,
+    TicketService,
     delivery_problems,
 )
 
@@ -53,7 +58,7 @@ async def test_a_draft_may_start_with_almost_nothing_and_is_received_now(service
 
 async def test_an_intake_ticket_keeps_the_time_its_channel_received_it(service: TicketService) -> None:
     ticket = await service.create(documents.consultation(received_at="2026-09-27T21:30:00+08:00"), by="wechat")
-    assert (await service.get(ticket.id)).received_at == datetime(2026, 9, 27, 13, 30, tzinfo=timezone.utc)
+    assert (await service.get(ticket.id)).received_at == datetime(2026, 9, 27, 13, 30, tzinfo=UTC)
 
 
 async def test_one_call_about_two_shops_gives_two_related_tickets_listed_for_the_call(
@@ -260,7 +265,7 @@ async def test_a_completed_ticket_is_no_longer_edited_nor_completed_twice(servic
 async def test_a_ticket_is_completed_without_its_acceptance_deadline_when_the_calendar_has_no_data_yet(
         service: TicketService, clock: Clock, engine: AsyncEngine, outbox: TableOutbox) -> None:
     # Thu 24 Dec 2026: the seventh working day falls in 2027, not yet published.
-    clock.now = datetime(2026, 12, 24, 2, 0, tzinfo=timezone.utc)
+    clock.now = datetime(2026, 12, 24, 2, 0, tzinfo=UTC)
     ticket_id = await completed(service, documents.complaint())
     ticket = await service.get(ticket_id)
     assert (ticket.status, ticket.accept_by, ticket.finish_by) == ("completed", None, None)
@@ -272,7 +277,7 @@ async def test_a_ticket_is_completed_without_its_acceptance_deadline_when_the_ca
 async def test_a_handling_deadline_in_an_unpublished_year_is_left_unset_with_a_note(
         service: TicketService, clock: Clock) -> None:
     # Fri 20 Nov 2026: accepted by Tue 1 Dec, but 45 working days after that run into 2027.
-    clock.now = datetime(2026, 11, 20, 2, 0, tzinfo=timezone.utc)
+    clock.now = datetime(2026, 11, 20, 2, 0, tzinfo=UTC)
     ticket = await service.get(await completed(service, documents.complaint()))
     assert (ticket.accept_by, ticket.finish_by) == (date(2026, 12, 1), None)
     assert ticket.deadline_note == f"finish_by unset: {UNPUBLISHED}"
@@ -330,7 +335,7 @@ async def test_steps_the_platform_would_refuse_are_refused_with_their_problems(
     with pytest.raises(TicketInvalid) as caught:
         await service.progress(ticket_id, "acknowledged", by="a2001")
     assert [(p.field, p.code) for p in caught.value.problems] == [("step", "not_allowed")]
-    clock.now = datetime(2026, 10, 14, 2, 0, tzinfo=timezone.utc)  # the day after accept_by
+    clock.now = datetime(2026, 10, 14, 2, 0, tzinfo=UTC)  # the day after accept_by
     with pytest.raises(TicketInvalid) as caught:
         await service.progress(ticket_id, "accepted", by="a2001")
     assert [(p.field, p.code) for p in caught.value.problems] == [("at", "past_deadline")]
