@@ -43,8 +43,8 @@ class RedisSettings(BaseModel):
     prefix: str = "hotline"
     #: Connections per process. Redis runs commands one at a time, so more connections
     #: buy nothing; when all are busy, a command waits for one (up to the timeout).
-    max_connections: int = Field(32, ge=1, le=10_000)
-    pool_timeout_s: float = Field(5.0, gt=0)
+    max_connections: int = Field(default=32, ge=1, le=10_000)
+    pool_timeout_s: float = Field(default=5.0, gt=0)
 
 
 class IvrSettings(BaseModel):
@@ -52,7 +52,7 @@ class IvrSettings(BaseModel):
     #: Seconds of silence after a menu prompt before the caller is reprompted.
     no_input_timeout_s: float = 5.0
     #: Attempts at a menu (first prompt included) before the caller goes to an operator.
-    max_attempts: int = Field(3, ge=1, le=10)
+    max_attempts: int = Field(default=3, ge=1, le=10)
     #: Where ``hotline prompts build`` writes Asterisk sound files (``<dir>/<lang>/hotline/*.wav``).
     sounds_dir: Path = DEFAULT_VAR_DIR / "sounds"
     #: Music on hold class callers hear while waiting or held (musiconhold.conf [hotline]).
@@ -73,9 +73,9 @@ class SpeechSettings(BaseModel):
     #: Not given: ``<var_dir>/models`` (see Settings).
     models_dir: Path = DEFAULT_VAR_DIR / "models"
     #: Recognizers at once per process; a caller beyond that is served by DTMF alone.
-    max_streams: int = Field(16, ge=1, le=1000)
+    max_streams: int = Field(default=16, ge=1, le=1000)
     #: Threads running Vosk (it releases the GIL, so one per core is the useful most).
-    threads: int = Field(2, ge=1, le=64)
+    threads: int = Field(default=2, ge=1, le=64)
     #: Where we receive the callers' audio (RTP), and the address Asterisk must send it to.
     rtp_bind_host: str = "127.0.0.1"
     rtp_advertise_host: str | None = None
@@ -129,20 +129,20 @@ class QueueSettings(BaseModel):
     #: value repeats for the levels above. A level with nobody logged in is skipped at once.
     overflow_after_s: list[float] = Field(default_factory=lambda: [60.0, 90.0, 120.0, 180.0])
     #: Seconds between position and estimated-wait announcements to a waiting caller.
-    announce_every_s: float = Field(45.0, gt=0)
+    announce_every_s: float = Field(default=45.0, gt=0)
     #: Seconds an agent's phone rings before the call goes to the next agent.
-    ring_timeout_s: int = Field(20, ge=1, le=300)
+    ring_timeout_s: int = Field(default=20, ge=1, le=300)
     #: Agent wrap-up after a call (seconds) before the next offer.
-    wrap_up_s: float = Field(10.0, ge=0)
+    wrap_up_s: float = Field(default=10.0, ge=0)
     #: A caller who hung up while waiting and calls again within this many minutes (same
     #: number, same line) gets their old place back. 0 turns it off.
-    resume_place_min: float = Field(10.0, ge=0)
+    resume_place_min: float = Field(default=10.0, ge=0)
     #: Waiting callers may ask to be called back when their turn comes, keeping their place.
     callback_offer: bool = True
     #: The trunk (pjsip.conf endpoint) that calls callers back, and how often it tries.
     callback_trunk: str = "carrier"
-    callback_attempts: int = Field(3, ge=1, le=10)
-    callback_retry_s: float = Field(120.0, ge=0)
+    callback_attempts: int = Field(default=3, ge=1, le=10)
+    callback_retry_s: float = Field(default=120.0, ge=0)
     #: Answered around the clock by default; a centre with hours sets them here.
     hours: OpeningHours = OpeningHours()
 
@@ -152,14 +152,14 @@ class HttpSettings(BaseModel):
 
     enabled: bool = True
     host: str = "127.0.0.1"
-    port: int = Field(8080, ge=0, le=65535)
+    port: int = Field(default=8080, ge=0, le=65535)
     #: Session cookies only over HTTPS. Off in the test and demo profiles (plain http on loopback).
     secure_cookies: bool = True
     #: Logged-in sessions end after this long without a request.
-    session_idle_s: int = Field(8 * 3600, ge=60)
+    session_idle_s: int = Field(default=8 * 3600, ge=60)
     #: Failed logins allowed per username and per client address within the window.
-    login_attempts: int = Field(5, ge=1)
-    login_window_s: int = Field(300, ge=1)
+    login_attempts: int = Field(default=5, ge=1)
+    login_window_s: int = Field(default=300, ge=1)
 
 
 class DesktopSettings(BaseModel):
@@ -174,7 +174,7 @@ class DesktopSettings(BaseModel):
     #: Show agents the caller's full number (otherwise masked: 138****8000).
     show_full_number: bool = False
     #: A ticket is "near its deadline" on the wallboard this many working days before it.
-    deadline_warning_days: int = Field(2, ge=0)
+    deadline_warning_days: int = Field(default=2, ge=0)
 
 
 class PlatformSettings(BaseModel):
@@ -264,10 +264,10 @@ class CallRecordSettings(BaseModel):
     #: system. ``hotline serve`` follows it when set; unset, those calls are not imported.
     cdr_file: Path | None = None
     #: Seconds between two looks at the file for new lines.
-    cdr_poll_s: float = Field(2.0, gt=0)
+    cdr_poll_s: float = Field(default=2.0, gt=0)
     #: The last call in the file is imported once the file has not changed for this long
     #: (Asterisk writes a call's CDR lines one after another when the call ends).
-    cdr_settle_s: float = Field(3.0, ge=0)
+    cdr_settle_s: float = Field(default=3.0, ge=0)
 
 
 class IntakeSettings(BaseModel):
@@ -291,23 +291,23 @@ class AsteriskSettings(BaseModel):
     data_dir: Path = Path("/var/lib/asterisk")
     #: Address Asterisk's HTTP server (ARI, SIP over WebSocket) and SIP listen on.
     bind_host: str = "0.0.0.0"
-    http_port: int = Field(8088, ge=1, le=65535)
+    http_port: int = Field(default=8088, ge=1, le=65535)
     #: HTTPS and WSS for browsers; on when a certificate is given.
-    https_port: int = Field(8089, ge=1, le=65535)
+    https_port: int = Field(default=8089, ge=1, le=65535)
     tls_cert: Path | None = None
     tls_key: Path | None = None
     #: SIP over UDP from the carrier.
-    sip_port: int = Field(5060, ge=1, le=65535)
+    sip_port: int = Field(default=5060, ge=1, le=65535)
     #: The carrier's (or SBC's) SIP address: calls from it are trusted as the trunk.
     trunk_host: str = "198.51.100.10"
-    trunk_port: int = Field(5060, ge=1, le=65535)
+    trunk_port: int = Field(default=5060, ge=1, le=65535)
     #: RTP port range (open it in the firewall).
-    rtp_start: int = Field(10000, ge=1024, le=65535)
-    rtp_end: int = Field(20000, ge=1024, le=65535)
+    rtp_start: int = Field(default=10000, ge=1024, le=65535)
+    rtp_end: int = Field(default=20000, ge=1024, le=65535)
     #: A call whose media stopped this long (seconds) is hung up: a caller gone without a BYE
     #: must not keep caller, agent and recorder channels up for ever. On hold, longer.
-    rtp_timeout_s: int = Field(30, ge=1)
-    rtp_timeout_hold_s: int = Field(300, ge=1)
+    rtp_timeout_s: int = Field(default=30, ge=1)
+    rtp_timeout_hold_s: int = Field(default=300, ge=1)
     #: Local address => address browsers reach, for ICE (rtp.conf ``[ice_host_candidates]``).
     ice_host_candidates: dict[str, str] = {}
     #: Agents' endpoints (``PJSIP/1001``) that are desk phones or plain SIP softphones, not the

@@ -23,6 +23,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
 from core.problems import Problem
 
@@ -65,7 +66,7 @@ _HTTP_ERRORS: dict[int, tuple[str, str, str]] = {
 
 
 @web.middleware
-async def json_errors(request: web.Request, handler: Any) -> web.StreamResponse:
+async def json_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     request_id = uuid.uuid4().hex
     request[REQUEST_ID] = request_id
     try:
@@ -81,7 +82,8 @@ async def json_errors(request: web.Request, handler: Any) -> web.StreamResponse:
     except Exception as exc:  # noqa: BLE001 - the last line: the client gets JSON, we get the stack
         _log_unexpected(request, request_id, exc)
         response = problem_response(request, ApiError(
-            500, "internal_error", f"an internal error occurred; quote request id {request_id} when reporting it",
+            500, "internal_error",
+            f"an internal error occurred; quote request id {request_id} when reporting it",
             f"服务器内部错误；反馈时请提供请求编号 {request_id}"))
     if not response.prepared:
         response.headers["X-Request-Id"] = request_id
@@ -98,7 +100,8 @@ def _from_http(exc: web.HTTPException) -> ApiError:
 def _log_unexpected(request: web.Request, request_id: str, exc: BaseException) -> None:
     # Types and where only: exception messages (and a database error's parameters) may
     # hold personal data, and so may the source lines a traceback quotes.
-    chain, cause = [], exc
+    chain: list[str] = []
+    cause: BaseException | None = exc
     while cause is not None and len(chain) < 5:
         chain.append(type(cause).__qualname__)
         cause = cause.__cause__ or cause.__context__
