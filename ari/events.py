@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
-from websockets.asyncio.client import connect
+from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
 from ari.dispatcher import Dispatcher
@@ -65,7 +65,7 @@ class EventStream:
         self.lost_at: datetime | None = None
         #: Second copies of events dropped (see _read).
         self.copies_dropped = 0
-        self._ws = None
+        self._ws: ClientConnection | None = None
 
     async def run(self) -> None:
         """Connect, read, reconnect — until cancelled."""
@@ -104,7 +104,7 @@ class EventStream:
             await asyncio.sleep(random.uniform(delay / 2, delay))
             delay = min(delay * 2, self._max)
 
-    async def _read(self, ws) -> None:  # type: ignore[no-untyped-def]
+    async def _read(self, ws: ClientConnection) -> None:
         # Asterisk forwards an event once per subscription that covers it: an application that
         # follows the PJSIP endpoints (the desktop's phones, endpoint:PJSIP) gets every event of
         # every SIP channel twice, byte for byte (the same message and timestamp), through the
@@ -112,7 +112,7 @@ class EventStream:
         # press (a "1" keyed in the menu would also book a callback in the queue), so an exact
         # copy of one of the last events is dropped. Events that differ in anything (each
         # carries its time, in ms, and the state it reports) are all kept.
-        recent: dict[str, None] = {}  # insertion-ordered: the oldest goes first
+        recent: dict[str | bytes, None] = {}  # insertion-ordered: the oldest goes first
         async for message in ws:
             if message in recent:
                 self.copies_dropped += 1

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NotRequired, TypedDict
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,6 +154,34 @@ class Endpoint:
     @property
     def online(self) -> bool:
         return self.state == "online"
+
+
+# --- documents handed on as Asterisk sends them ----------------------------------
+# Nothing here is parsed: these ARI models go to the caller as the decoded JSON, so their
+# types are the declarations' own (applications.json, recordings.json, asterisk.json).
+
+
+class Application(TypedDict):
+    name: str
+    channel_ids: list[str]
+    bridge_ids: list[str]
+    endpoint_ids: list[str]
+    device_names: list[str]
+    events_allowed: list[dict[str, Any]]
+    events_disallowed: list[dict[str, Any]]
+
+
+class StoredRecording(TypedDict):
+    name: str
+    format: str
+
+
+class AsteriskInfo(TypedDict):
+    # Every part is optional in the declaration (``only=`` asks for some of them).
+    build: NotRequired[dict[str, Any]]
+    system: NotRequired[dict[str, Any]]
+    config: NotRequired[dict[str, Any]]
+    status: NotRequired[dict[str, Any]]
 
 
 # --- events -----------------------------------------------------------------------

@@ -16,7 +16,16 @@ from typing import Any
 import aiohttp
 
 from ari.errors import AriError, error_for
-from ari.models import Bridge, Channel, Endpoint, LiveRecording, Playback
+from ari.models import (
+    Application,
+    AsteriskInfo,
+    Bridge,
+    Channel,
+    Endpoint,
+    LiveRecording,
+    Playback,
+    StoredRecording,
+)
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +78,12 @@ class AriRest:
         params: list[tuple[str, str]] | None = None,
         body: dict[str, Any] | None = None,
     ) -> Any:
-        """Send one request; return the decoded JSON (``None`` for 204)."""
+        """Send one request; return the decoded JSON (``None`` for 204).
+
+        ``Any`` because the shape depends on the operation: each method below states the
+        ARI model it gets, a parsed one (``Channel.from_json``) or the JSON as it came
+        (a ``TypedDict`` named after the declaration's model).
+        """
         url = self._base + path
         try:
             async with self._session.request(
@@ -104,23 +118,29 @@ class AriRest:
 
     # --- asterisk / applications ------------------------------------------------
 
-    async def asterisk_info(self) -> dict[str, Any]:
-        return await self.request("GET", "/asterisk/info")
+    async def asterisk_info(self) -> AsteriskInfo:
+        info: AsteriskInfo = await self.request("GET", "/asterisk/info")
+        return info
 
-    async def applications(self) -> list[dict[str, Any]]:
-        return await self.request("GET", "/applications")
+    async def applications(self) -> list[Application]:
+        apps: list[Application] = await self.request("GET", "/applications")
+        return apps
 
-    async def subscribe(self, app: str, event_source: str | Sequence[str]) -> dict[str, Any]:
+    async def subscribe(self, app: str, event_source: str | Sequence[str]) -> Application:
         """Subscribe ``app`` to ``endpoint:PJSIP/1001`` (one phone) or ``endpoint:PJSIP`` (all).
 
         Returns the Application. Its events (``EndpointStateChange``) then come on the
         events WebSocket; subscribe again after every reconnect (the ``on_connect``
         callback), since a new connection does not inherit the old one's subscriptions.
         """
-        return await self.request("POST", f"/applications/{app}/subscription", _query(eventSource=event_source))
+        subscribed: Application = await self.request(
+            "POST", f"/applications/{app}/subscription", _query(eventSource=event_source))
+        return subscribed
 
-    async def unsubscribe(self, app: str, event_source: str | Sequence[str]) -> dict[str, Any]:
-        return await self.request("DELETE", f"/applications/{app}/subscription", _query(eventSource=event_source))
+    async def unsubscribe(self, app: str, event_source: str | Sequence[str]) -> Application:
+        unsubscribed: Application = await self.request(
+            "DELETE", f"/applications/{app}/subscription", _query(eventSource=event_source))
+        return unsubscribed
 
     # --- endpoints --------------------------------------------------------------
 
@@ -332,9 +352,10 @@ class AriRest:
     async def live_recording(self, name: str) -> LiveRecording:
         return LiveRecording.from_json(await self.request("GET", f"/recordings/live/{name}"))
 
-    async def stored_recording(self, name: str) -> dict[str, Any]:
+    async def stored_recording(self, name: str) -> StoredRecording:
         """``{"name", "format"}`` of a finished recording still in Asterisk's spool."""
-        return await self.request("GET", f"/recordings/stored/{name}")
+        stored: StoredRecording = await self.request("GET", f"/recordings/stored/{name}")
+        return stored
 
     async def stored_recording_file(self, name: str, *, timeout_s: float | None = None) -> bytes:
         """The file's bytes. An hour of WAV is 57 MB: callers give a timeout that fits."""
