@@ -55,7 +55,7 @@ class LoginLimiter:
         """Seconds until a login for ``username`` from ``address`` may be tried again, or
         None when it may be tried now."""
         found = await self._status(keys=self._keys(username, address))
-        waits = [math.ceil(int(left) / 1000) for count, left in zip(found[::2], found[1::2])
+        waits = [math.ceil(int(left) / 1000) for count, left in zip(found[::2], found[1::2], strict=True)
                  if int(count) >= self.attempts and int(left) > 0]
         return max(waits) if waits else None
 

@@ -18,7 +18,7 @@ from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from accounts.models import LANGUAGES, LINES, Role, User
 from accounts.passwords import MAX_LENGTH, Passwords, WeakPassword, check_password
@@ -58,7 +58,7 @@ def normalize_username(username: str) -> str:
 
 
 class AccountService:
-    def __init__(self, sessions: async_sessionmaker, tree: JurisdictionTree, *,
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], tree: JurisdictionTree, *,
                  passwords: Passwords | None = None, session_store: SessionStore | None = None,
                  clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
         """``sessions`` makes database sessions; ``session_store``, when given, is where the

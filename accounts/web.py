@@ -33,8 +33,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
 from redis.asyncio import Redis
-from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from accounts.models import Role, User
 from accounts.ratelimit import LoginLimiter
@@ -97,7 +98,7 @@ def install(app: web.Application, *, accounts: AccountService, sessions: Session
     app.router.add_delete(SESSION_PATH, logout)
 
 
-def setup(app: web.Application, *, settings: Settings, redis: Redis, db: async_sessionmaker,
+def setup(app: web.Application, *, settings: Settings, redis: Redis, db: async_sessionmaker[AsyncSession],
           tree: JurisdictionTree, on_logout: OnLogout | None = None) -> AccountService:
     """Everything accounts need, from the settings, installed on ``app``; the account service."""
     sessions = SessionStore(redis, settings.redis.prefix, settings.http.session_idle_s)
@@ -110,7 +111,7 @@ def setup(app: web.Application, *, settings: Settings, redis: Redis, db: async_s
 
 
 @web.middleware
-async def auth_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
+async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     if not request.path.startswith("/api/"):
         return await handler(request)
     auth = request.config_dict[_AUTH]
@@ -157,11 +158,11 @@ def _csrf_error(what: str) -> ApiError:
 
 def user_of(request: web.Request) -> User:
     """The logged-in user of ``request``, or the 401 ``unauthenticated`` refusal."""
-    user = request.get(_USER)
-    if user is None:
+    # ``in`` and ``[]`` rather than ``get``: only ``[]`` knows the RequestKey's type.
+    if _USER not in request:
         raise ApiError(401, "unauthenticated", "you are not logged in, or your session has ended: log in again",
                        "未登录或会话已结束，请重新登录")
-    return user
+    return request[_USER]
 
 
 def require(request: web.Request, *roles: str) -> User:
