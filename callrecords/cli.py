@@ -18,10 +18,10 @@ import time
 from pathlib import Path
 
 from callrecords.cdr_import import CdrImporter, ImportStats, agents_from_accounts
+from callrecords.feed import CallRecordFeed
 from core.db import make_engine
 from core.migrate import create_schema
 from core.settings import Settings
-from delivery.feeds import CallRecordFeed
 from delivery.outbox import Outbox
 
 

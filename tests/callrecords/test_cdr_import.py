@@ -24,8 +24,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from accounts.models import User
 from callrecords.cdr import call_id_for
 from callrecords.cdr_import import CdrImporter, ImportStats, agents_from_accounts
+from callrecords.feed import CallRecordFeed
 from callrecords.models import CallRecord, CdrImportState
-from delivery.feeds import CallRecordFeed
 from delivery.outbox import Outbox
 from national.contract import validate_call_record
 

@@ -16,10 +16,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from callrecords.cdr import call_id_for
 from callrecords.cdr_import import CdrImporter
+from callrecords.feed import CallRecordFeed
 from callrecords.models import CallRecord
 from core.db import make_engine
 from core.settings import PlatformSettings, Settings
-from delivery.feeds import CallRecordFeed
 from delivery.models import State
 from delivery.outbox import Outbox
 from delivery.services import PlatformDelivery

@@ -7,9 +7,9 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from callrecords.feed import CallRecordFeed
 from callrecords.payload import call_record_payload, handling_org
 from callrecords.services import CallRecordWriter
-from delivery.feeds import CallRecordFeed
 from delivery.outbox import Outbox
 from national.contract import validate_call_record
 
