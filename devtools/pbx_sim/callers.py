@@ -12,15 +12,13 @@ import asyncio
 import contextlib
 import logging
 import wave
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 from devtools.pbx_sim.dialplan import ChannelHungUp
-from devtools.pbx_sim.state import SimChannel, SimError
-
-if TYPE_CHECKING:
-    from devtools.pbx_sim.engine import Engine
+from devtools.pbx_sim.playbacks import SoundLibrary
+from devtools.pbx_sim.state import SimBridge, SimChannel, SimError
 
 log = logging.getLogger(__name__)
 
@@ -28,9 +26,30 @@ log = logging.getLogger(__name__)
 FRAME_SAMPLES_16K = 320
 
 
+class Switch(Protocol):
+    """What a caller needs of the switch its channel is on (``engine.Engine``).
+
+    The engine tells callers what they hear through ``SimChannel.call``; declaring the way
+    back here keeps the callers below the engine instead of the two importing each other.
+    """
+
+    @property
+    def bridges(self) -> Mapping[str, SimBridge]: ...
+    @property
+    def sounds(self) -> SoundLibrary: ...
+
+    def moh_heard(self, moh_class: str | None) -> str | None: ...
+    def emit_channel(self, ch: SimChannel, event_type: str, *, key: str = "channel", **extra: Any) -> None: ...
+    def set_state(self, ch: SimChannel, state: str) -> None: ...
+    def enter_stasis(self, ch: SimChannel, app: str, args: list[str]) -> None: ...
+    def hangup(self, ch: SimChannel, cause: int = 16) -> None: ...
+    def phone_hangs_up(self, ch: SimChannel, q850_cause: int | None) -> None: ...
+    def phone_hold(self, ch: SimChannel, on: bool) -> None: ...
+
+
 class SimCall:
-    def __init__(self, engine: Engine, channel: SimChannel, dialled: str) -> None:
-        self._engine = engine
+    def __init__(self, switch: Switch, channel: SimChannel, dialled: str) -> None:
+        self._switch = switch
         self.channel = channel
         self.dialled = dialled
         channel.call = self
@@ -70,7 +89,7 @@ class SimCall:
     @property
     def on_hold_music(self) -> bool:
         """Music on hold is on for this caller, and they hear it."""
-        return any(self._engine.moh_heard(c) for c in self._moh_requested())
+        return any(self._switch.moh_heard(c) for c in self._moh_requested())
 
     @property
     def on_hold_in_silence(self) -> bool:
@@ -78,7 +97,7 @@ class SimCall:
         return bool(self._moh_requested()) and not self.on_hold_music
 
     def _moh_requested(self) -> list[str]:
-        bridge = self._engine.bridges.get(self.channel.bridge_id or "")
+        bridge = self._switch.bridges.get(self.channel.bridge_id or "")
         return [c for c in (self.channel.moh_class, bridge.moh_class if bridge else None) if c is not None]
 
     def _notify(self) -> None:
@@ -139,7 +158,7 @@ class SimCall:
             if digit not in "0123456789*#ABCD":
                 raise ValueError(f"{digit!r} is not a DTMF digit")
             if self.channel.stasis_app is not None and not self.channel.hangup_requested:
-                self._engine.emit_channel(self.channel, "ChannelDtmfReceived", digit=digit, duration_ms=duration_ms)
+                self._switch.emit_channel(self.channel, "ChannelDtmfReceived", digit=digit, duration_ms=duration_ms)
 
     def say(self, audio: Path | bytes) -> float:
         """Queue speech: a WAV file (8 or 16 kHz mono 16-bit) or raw 16 kHz LE PCM. Returns seconds."""
@@ -167,12 +186,12 @@ class SimCall:
         """The caller hangs up: a BYE, with ``Reason: Q.850;cause=<q850_cause>`` when given
         (a carrier often says why), and the events Asterisk sends for one."""
         if not self.channel.hangup_requested:
-            self._engine.phone_hangs_up(self.channel, q850_cause)
+            self._switch.phone_hangs_up(self.channel, q850_cause)
 
     def hold(self, on: bool) -> None:
         """The caller's phone puts the call on hold (a re-INVITE ``a=sendonly``) or resumes it."""
         if not self.channel.hangup_requested:
-            self._engine.phone_hold(self.channel, on)
+            self._switch.phone_hold(self.channel, on)
 
     @property
     def dialplan_host(self) -> DialplanSide:
@@ -200,14 +219,14 @@ class SimCall:
     async def switch_hangup(self, cause: int) -> None:
         """The dialplan hangs the channel up with ``cause`` (Hangup(), or nowhere left to go)."""
         if not self.channel.hangup_requested:
-            self._engine.hangup(self.channel, cause)
+            self._switch.hangup(self.channel, cause)
 
     def dialplan_step(self, context: str, exten: str, priority: int, app: str, data: str) -> None:
         """The dialplan runs ``app(data)`` here: the channel shows it, and whoever follows the
         channel's endpoint hears ``ChannelDialplan`` (and a ``ChannelVarset`` for a ``Set``)."""
         ch = self.channel
         ch.context, ch.exten, ch.priority, ch.app_name, ch.app_data = context, exten, priority, app, data
-        self._engine.emit_channel(ch, "ChannelDialplan", dialplan_app=app, dialplan_app_data=data)
+        self._switch.emit_channel(ch, "ChannelDialplan", dialplan_app=app, dialplan_app_data=data)
 
     def _check_alive(self) -> None:
         if self.channel.hangup_requested:
@@ -215,7 +234,7 @@ class SimCall:
 
     async def answer(self) -> None:
         self._check_alive()
-        self._engine.set_state(self.channel, "Up")
+        self._switch.set_state(self.channel, "Up")
 
     async def stasis(self, app: str, args: list[str], *, context: str, exten: str, priority: int,
                      app_data: str) -> str:
@@ -223,7 +242,7 @@ class SimCall:
         ch = self.channel
         ch.context, ch.exten, ch.priority, ch.app_name, ch.app_data = context, exten, priority, "Stasis", app_data
         try:
-            self._engine.enter_stasis(ch, app, args)
+            self._switch.enter_stasis(ch, app, args)
         except SimError:
             # The application is not connected: Stasis() fails at once (FIELD-NOTES).
             self.stasis_status = "FAILED"
@@ -242,7 +261,7 @@ class SimCall:
     async def playback(self, sound: str) -> None:
         self._check_alive()
         media = f"sound:{sound}"
-        seconds = self._engine.sounds.duration(media, self.channel.language)
+        seconds = self._switch.sounds.duration(media, self.channel.language)
         if seconds is None:
             log.warning("dialplan Playback(%s): file not found", sound)
             return
@@ -262,7 +281,7 @@ class SimCall:
         self.channel.variables[name] = value
         if "(" not in name:
             # A variable is announced; a function written (CDR(...)) is not.
-            self._engine.emit_channel(self.channel, "ChannelVarset", variable=name, value=value)
+            self._switch.emit_channel(self.channel, "ChannelVarset", variable=name, value=value)
 
     async def other_app(self, name: str, data: str) -> None:
         self._check_alive()

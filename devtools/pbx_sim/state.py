@@ -14,16 +14,29 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from devtools.pbx_sim.callers import SimCall
+from typing import Any, Protocol
 
 
 def ari_time(ts: float | None = None) -> str:
     """Asterisk's timestamp format: ``2026-11-24T10:00:00.123+0000``."""
     moment = datetime.fromtimestamp(ts if ts is not None else time.time(), UTC)
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}+0000"
+
+
+class CallerSide(Protocol):
+    """The scripted caller on a channel, as the switch sees it (``callers.SimCall``).
+
+    Declared here, below the callers, so that a channel can point at its caller without
+    this module (which every other one imports) importing the callers and their engine.
+    """
+
+    #: DTMF the application sent towards the caller.
+    dtmf_heard: list[str]
+
+    def heard(self, media: str) -> None: ...
+    def playback_finished(self, media: list[str], *, stopped: bool = False) -> None: ...
+    def on_destroyed(self, cause: int) -> None: ...
+    def frame(self, tick: int) -> bytes: ...
 
 
 class SimError(Exception):
@@ -105,7 +118,7 @@ class SimChannel:
     destroyed: bool = False
     #: Resolved when the channel leaves Stasis: "continue" or "hangup".
     stasis_exit: asyncio.Future[str] | None = None
-    call: SimCall | None = None
+    call: CallerSide | None = None
     #: For external media: where RTP goes, and its payload format.
     external_host: tuple[str, int] | None = None
     media_format: str = ""
