@@ -201,6 +201,13 @@ class TicketService:
         #: Whether a call's recording is still running: its completed cases wait for it.
         self._recording_pending = recording_pending
 
+    def follow_recordings(self, recordings_of: RecordingsOf,
+                          recording_pending: Callable[[str], Awaitable[bool]] | None) -> None:
+        """The recordings feature registers itself (it is built after tickets, and links its
+        stored recordings to them): before any ticket is written."""
+        self._recordings_of = recordings_of
+        self._recording_pending = recording_pending
+
     # ----------------------------------------------------------------- editing
 
     async def create(self, draft: Mapping[str, Any], *, by: str, ticket_id: str | None = None) -> Ticket:
@@ -253,7 +260,8 @@ class TicketService:
 
     async def _recordings(self, changes: dict[Field, Any]) -> Sequence[RecordingRef]:
         call_id = changes.get(BY_PATH["call_id"])
-        if self._recordings_of is None or not isinstance(call_id, str) or changes.get(BY_PATH["recording.recording_id"]):
+        if (self._recordings_of is None or not isinstance(call_id, str)
+                or changes.get(BY_PATH["recording.recording_id"])):
             return ()
         return await self._recordings_of(call_id)
 
