@@ -67,9 +67,8 @@ class DeliveryResult:
 
     @property
     def platform_case_no(self) -> str | None:
-        if isinstance(self.body, dict) and isinstance(self.body.get("platform_case_no"), str):
-            return self.body["platform_case_no"]
-        return None
+        case_no = self.body.get("platform_case_no") if isinstance(self.body, dict) else None
+        return case_no if isinstance(case_no, str) else None
 
     @property
     def problems(self) -> list[Problem]:

@@ -22,7 +22,8 @@ import re
 from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
-from typing import Any
+from enum import Enum
+from typing import Any, Final, Literal, overload
 
 from core.problems import Problem
 from core.vocabulary import BUSINESS_LINE_OF_NUMBER, BUSINESS_LINES, CHINA_TZ, HANDLING_LEVELS, HOTLINE_NUMBERS
@@ -144,7 +145,7 @@ def credit_code_check_char(first17: str) -> str:
     if len(first17) != 17:
         raise ValueError(f"need the first 17 characters, got {len(first17)}")
     try:
-        total = sum(CREDIT_CODE_ALPHABET.index(ch) * w for ch, w in zip(first17, CREDIT_CODE_WEIGHTS))
+        total = sum(CREDIT_CODE_ALPHABET.index(ch) * w for ch, w in zip(first17, CREDIT_CODE_WEIGHTS, strict=True))
     except ValueError as exc:
         raise ValueError(f"{first17!r} has a character outside {CREDIT_CODE_ALPHABET}") from exc
     return CREDIT_CODE_ALPHABET[(31 - total % 31) % 31]
@@ -191,7 +192,14 @@ _PATTERNS = {
     "uuid": UUID_RE,
 }
 
-_MISSING = object()
+
+class _Missing(Enum):
+    """An absent or unusable field (not ``None``: JSON ``null`` is a value, and a wrong one)."""
+
+    MISSING = "missing"
+
+
+_MISSING: Final = _Missing.MISSING
 
 
 class _Report:
@@ -219,6 +227,18 @@ class _Object:
 
     def has(self, key: str) -> bool:
         return key in self.data
+
+    # One signature per JSON kind: the value comes back only when _is_type found it of that kind.
+    @overload
+    def _get(self, key: str, required: bool, kind: Literal["string"]) -> str | _Missing: ...
+    @overload
+    def _get(self, key: str, required: bool, kind: Literal["object"]) -> dict[str, Any] | _Missing: ...
+    @overload
+    def _get(self, key: str, required: bool, kind: Literal["array"]) -> list[Any] | _Missing: ...
+    @overload
+    def _get(self, key: str, required: bool, kind: Literal["boolean"]) -> bool | _Missing: ...
+    @overload
+    def _get(self, key: str, required: bool, kind: Literal["number", "integer"]) -> float | _Missing: ...
 
     def _get(self, key: str, required: bool, kind: str) -> Any:
         value = self.data.get(key, _MISSING)

@@ -24,7 +24,7 @@ import hmac
 import re
 import secrets
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 
 ORG_CODE_RE = re.compile(r"[0-9A-Z]{6,32}")
 TIMESTAMP_RE = re.compile(r"[0-9]{10}")
@@ -107,15 +107,16 @@ class NonceCache:
     def __len__(self) -> int:
         return len(self._expiry)
 
-    def dump(self) -> list[list[object]]:
+    def dump(self) -> list[list[str | float]]:
         """Live entries as JSON-friendly ``[org, nonce, expires]`` (for the stand-in's state file)."""
         return [[org, nonce, expires] for (org, nonce), expires in self._expiry.items()]
 
-    def load(self, entries: list[list[object]], now: float) -> None:
-        for org, nonce, expires in sorted(entries, key=lambda e: float(e[2])):  # type: ignore[arg-type]
-            if float(expires) > now:  # type: ignore[arg-type]
-                self._expiry[(str(org), str(nonce))] = float(expires)  # type: ignore[arg-type]
-                self._order.append((float(expires), (str(org), str(nonce))))  # type: ignore[arg-type]
+    def load(self, entries: Sequence[Sequence[str | float]], now: float) -> None:
+        # Read back from JSON, so each item is converted to what it stands for.
+        for org, nonce, expires in sorted(entries, key=lambda e: float(e[2])):
+            if float(expires) > now:
+                self._expiry[(str(org), str(nonce))] = float(expires)
+                self._order.append((float(expires), (str(org), str(nonce))))
 
 
 class AuthError(Exception):
