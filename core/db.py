@@ -7,8 +7,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import DateTime, event
-from sqlalchemy.engine import Dialect
+from sqlalchemy import DateTime, Table, event
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import CursorResult, Dialect, Result
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.types import TypeDecorator
@@ -65,3 +66,36 @@ def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
 
 def sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False)
+
+
+def table_of(model: type[Base]) -> Table:
+    """The model's table, for Core statements (bulk updates, dialect inserts).
+
+    ``__table__`` is declared a ``FromClause`` because a mapped class may sit on a join or a
+    subquery; ours all sit on one plain table, and Core's ``insert``/``update`` want that.
+    """
+    table = model.__table__
+    if not isinstance(table, Table):
+        raise TypeError(f"{model.__name__} is not mapped to a plain table")
+    return table
+
+
+def dialect_insert(dialect: str, table: Table) -> sqlite.Insert | postgresql.Insert:
+    """An INSERT that can take ``ON CONFLICT`` clauses, which each database spells in its
+    own dialect (both accept ``excluded``, ``on_conflict_do_update`` and ``_do_nothing``)."""
+    if dialect == "sqlite":
+        return sqlite.insert(table)
+    if dialect == "postgresql":
+        return postgresql.insert(table)
+    raise RuntimeError(f"unsupported database dialect {dialect!r}: use SQLite or PostgreSQL")
+
+
+def rows_matched(result: Result[Any]) -> int:
+    """How many rows an UPDATE or DELETE run through a Session matched.
+
+    ``Session.execute`` is declared to return a ``Result`` whatever the statement; for these
+    it is a ``CursorResult``, the only kind that knows the count.
+    """
+    if not isinstance(result, CursorResult):
+        raise TypeError(f"{type(result).__name__} has no row count: not the result of an UPDATE or DELETE")
+    return result.rowcount

@@ -41,7 +41,8 @@ def build_parser() -> argparse.ArgumentParser:
     retry.add_argument("--all-dead", action="store_true")
     replay = sub.add_parser("replay", help="send delivered rows again (the platform replays what it has)")
     replay.add_argument("ids", type=_positive, nargs="*")
-    replay.add_argument("--since", type=_moment, help="delivered at or after (RFC 3339, e.g. 2026-11-24T08:00:00+08:00)")
+    replay.add_argument("--since", type=_moment,
+                        help="delivered at or after (RFC 3339, e.g. 2026-11-24T08:00:00+08:00)")
     replay.add_argument("--kind", choices=[k.value for k in Kind])
     work = sub.add_parser("work", help="run delivery workers until interrupted")
     work.add_argument("--workers", type=_positive, help="workers in this process (default: settings)")

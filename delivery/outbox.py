@@ -17,17 +17,18 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, bindparam, event, exists, func, or_, select, update
+from sqlalchemy import ColumnElement, and_, bindparam, event, exists, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 from sqlalchemy.orm import aliased
 
+from core.db import dialect_insert, rows_matched, table_of
 from core.vocabulary import utcnow
 from delivery.models import Kind, OutboxRow, State
 
 log = logging.getLogger(__name__)
 
-TABLE = OutboxRow.__table__
+TABLE = table_of(OutboxRow)
 
 
 
@@ -111,7 +112,7 @@ class Outbox:
             update(OutboxRow).where(OutboxRow.kind == Kind(kind).value, OutboxRow.key == key,
                                     OutboxRow.state == State.HELD.value).values(**values))
         self._wake_after_commit(session)
-        return bool(result.rowcount)
+        return bool(rows_matched(result))
 
     async def release_stale(self, older_than_s: float) -> int:
         """Held rows waited long enough (a recording that never finished): sent as they are."""
@@ -143,7 +144,7 @@ class Outbox:
                 "state": state.value, "attempts": 0, "next_attempt_at": now, "created_at": now,
                 "problems": problems, "last_error": "breaks the platform's rules" if problems else None}
 
-    def _insert(self) -> Any:
+    def _insert(self) -> sqlite.Insert | postgresql.Insert:
         return insert_statement(self.engine.dialect.name)
 
     def _wake_after_commit(self, session: AsyncSession) -> None:
@@ -312,7 +313,7 @@ class Outbox:
             cond = and_(cond, OutboxRow.kind == Kind(kind).value)
         return await self._requeue(cond)
 
-    async def _requeue(self, cond: Any) -> int:
+    async def _requeue(self, cond: ColumnElement[bool]) -> int:
         stmt = update(OutboxRow).where(cond).values(
             state=State.PENDING.value, attempts=0, next_attempt_at=self.clock(), lease_owner=None,
             lease_until=None)
@@ -322,19 +323,18 @@ class Outbox:
         return int(count or 0)
 
 
-def insert_statement(dialect: str) -> Any:
+def insert_statement(dialect: str) -> sqlite.Insert | postgresql.Insert:
     """Insert a row; for a key already queued, keep the row as it is, unless it is dead.
 
     A dead row for the same key is a document the platform refused (and did not store) or
     that we gave up on: queuing it again — an agent completing the corrected ticket — takes
     the new body and starts afresh. A pending or delivered row stays: the same call record
     saved twice is one record, and a delivered key must never change its body (409)."""
-    make = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}.get(dialect)
-    if make is None:
-        raise RuntimeError(f"unsupported database dialect {dialect!r}: use SQLite or PostgreSQL")
-    stmt = make(TABLE)
-    fresh = {name: stmt.excluded[name] for name in ("ticket_id", "body", "state", "attempts", "next_attempt_at",
-                                                     "problems", "last_error", "created_at")}
+    stmt = dialect_insert(dialect, TABLE)
+    # Column -> what it is set to: the new row's value, or a literal (None clears it).
+    fresh: dict[str, Any] = {name: stmt.excluded[name]
+                             for name in ("ticket_id", "body", "state", "attempts", "next_attempt_at",
+                                          "problems", "last_error", "created_at")}
     fresh.update(lease_owner=None, lease_until=None, last_status=None, receipt=None, delivered_at=None)
     return stmt.on_conflict_do_update(index_elements=["kind", "key"], set_=fresh,
                                       where=TABLE.c.state == State.DEAD.value)
