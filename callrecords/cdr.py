@@ -99,7 +99,7 @@ class CdrLine:
             raise CdrLineError(f"not a line of layout {LAYOUT} (first field {fields[0] if fields else ''!r})")
         if len(fields) != len(CDR_FIELDS):
             raise CdrLineError(f"{len(fields)} fields, layout {LAYOUT} has {len(CDR_FIELDS)}")
-        f = dict(zip(CDR_FIELDS, fields))
+        f = dict(zip(CDR_FIELDS, fields, strict=True))
         if not f["uniqueid"]:
             raise CdrLineError("no uniqueid")
         try:

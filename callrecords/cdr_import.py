@@ -31,10 +31,12 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.sql.dml import UpdateBase
 
 from callrecords.cdr import CdrCall, CdrLine, CdrLineError, RawRecord, complete_records, parse_record
 from callrecords.models import CallRecord, CdrImportState
 from callrecords.services import AfterWrite
+from core.db import dialect_insert, table_of
 from core.privacy import mask_phone
 from core.tasks import cancel_and_wait
 
@@ -148,12 +150,9 @@ def _find_rotated(path: Path, first_line: str) -> Path | None:
     return None
 
 
-def _insert_new(dialect: str) -> Any:
-    make = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}.get(dialect)
-    if make is None:
-        raise RuntimeError(f"unsupported database dialect {dialect!r}: use SQLite or PostgreSQL")
+def _insert_new(dialect: str) -> sqlite.Insert | postgresql.Insert:
     # A record already there (another importer raced us to it) stays as it is.
-    return make(CallRecord.__table__).on_conflict_do_nothing(index_elements=["call_id"])
+    return dialect_insert(dialect, table_of(CallRecord)).on_conflict_do_nothing(index_elements=["call_id"])
 
 
 class CdrImporter:
@@ -268,11 +267,12 @@ class CdrImporter:
     async def _move(self, conn: AsyncConnection, key: str, old: _Position | None, new: _Position) -> None:
         """Move the position from ``old`` to ``new`` only if nobody moved it meanwhile."""
         now = datetime.now(UTC)
+        stmt: UpdateBase
         if old is None:
-            table = CdrImportState.__table__
-            make = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}[self._engine.dialect.name]
-            stmt = make(table).values(path=key, first_line=new.first_line, byte_offset=new.offset,
-                                      updated_at=now).on_conflict_do_nothing(index_elements=["path"])
+            # The dialect was checked when the importer was made (_insert_new).
+            insert = dialect_insert(self._engine.dialect.name, table_of(CdrImportState))
+            stmt = insert.values(path=key, first_line=new.first_line, byte_offset=new.offset,
+                                 updated_at=now).on_conflict_do_nothing(index_elements=["path"])
         else:
             stmt = (update(CdrImportState)
                     .where(CdrImportState.path == key, CdrImportState.first_line == old.first_line,

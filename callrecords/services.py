@@ -17,9 +17,10 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, StatementError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
 from callrecords.models import CallRecord, snapshot_columns
+from core.db import dialect_insert, table_of
 from core.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
@@ -27,14 +28,10 @@ log = logging.getLogger(__name__)
 AfterWrite = Callable[[AsyncConnection, list[dict[str, Any]]], Awaitable[None]]
 
 
-def upsert_statement(dialect: str) -> Any:
+def upsert_statement(dialect: str) -> sqlite.Insert | postgresql.Insert:
     """One upsert of a full call record, built once and run with many rows (executemany):
     SQLAlchemy compiles it once, where a multi-row VALUES would be compiled per batch."""
-    table = CallRecord.__table__
-    insert = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}.get(dialect)
-    if insert is None:
-        raise RuntimeError(f"unsupported database dialect {dialect!r}: use SQLite or PostgreSQL")
-    stmt = insert(table)
+    stmt = dialect_insert(dialect, table_of(CallRecord))
     # Columns other features keep (the recording state) are never overwritten by a snapshot.
     updates = {c.name: stmt.excluded[c.name] for c in snapshot_columns() if c.name != "call_id"}
     return stmt.on_conflict_do_update(index_elements=["call_id"], set_=updates)
@@ -119,7 +116,7 @@ class CallRecordWriter:
         for row in rows:
             try:
                 await self._write([row])
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - refused rows are set aside, anything else retried (logged then)
                 if not refused_data(exc):
                     self._requeue([row])
                     continue
@@ -149,7 +146,7 @@ class CallRecordWriter:
 class CallRecordRepository:
     """Queries on call records (used by resync, tests, the desktop and the delivery)."""
 
-    def __init__(self, sessions: async_sessionmaker) -> None:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
         self._sessions = sessions
 
     async def get(self, call_id: str) -> CallRecord | None:
