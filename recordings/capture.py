@@ -24,9 +24,9 @@ from redis.asyncio import Redis
 from ari import models as ari
 from ari.errors import AriError, AriNotFound
 from ari.rest import AriRest
+from calls.store import CallState
 from core.settings import RecordingSettings
 from core.tasks import cancel_and_wait
-from ivr.store import CallState
 from recordings.index import RecordingIndex, recording_name
 from recordings.models import Recording, RecordingState
 from recordings.storage import RecordingStore
@@ -34,7 +34,8 @@ from recordings.storage import RecordingStore
 log = logging.getLogger(__name__)
 
 #: Our recordings' names; others in the same Asterisk are not ours to take.
-NAME_RE = re.compile(r"(?P<call_id>[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})-(?P<segment>[1-9][0-9]{0,3})")
+NAME_RE = re.compile(r"(?P<call_id>[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})"
+                     r"-(?P<segment>[1-9][0-9]{0,3})")
 #: How long a call's segment counter is kept (longer than any call).
 SEGMENT_TTL_S = 2 * 24 * 3600
 #: Pauses while the call record is not written yet (it is written behind the call path).

@@ -187,7 +187,8 @@ async def _send(request: web.Request, path: Path, size: int, span: tuple[int, in
     if span:
         response.headers["Content-Range"] = f"bytes {first}-{last}/{size}"
     await response.prepare(request)
-    with open(path, "rb") as f:  # opening is cheap; the reads run in threads
+    # Opening and reading touch the disk (a slow or network volume): in threads, off the loop.
+    with await asyncio.to_thread(open, path, "rb") as f:
         await asyncio.to_thread(f.seek, first)
         left = last - first + 1 if size else 0
         while left > 0:

@@ -13,9 +13,10 @@ from datetime import datetime
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from callrecords.models import CallRecord
+from core.db import rows_matched
 from core.vocabulary import utcnow
 from recordings.models import Recording, RecordingAccess, RecordingState
 from tickets.services import RecordingRef
@@ -46,7 +47,7 @@ class AccessEntry:
 
 
 class RecordingIndex:
-    def __init__(self, sessions: async_sessionmaker, *, clock: Callable[[], datetime] = utcnow) -> None:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], *, clock: Callable[[], datetime] = utcnow) -> None:
         self._sessions = sessions
         self._clock = clock
 
@@ -104,7 +105,7 @@ class RecordingIndex:
             return await self._by_name(session, name)
 
     @staticmethod
-    async def _by_name(session, name: str) -> Recording | None:  # type: ignore[no-untyped-def]
+    async def _by_name(session: AsyncSession, name: str) -> Recording | None:
         return await session.scalar(select(Recording).where(Recording.name == name))
 
     async def for_call(self, call_id: str) -> list[Recording]:
@@ -137,7 +138,7 @@ class RecordingIndex:
             states = list(await session.scalars(select(Recording.state).where(Recording.call_id == call_id)))
             result = await session.execute(update(CallRecord).where(CallRecord.call_id == call_id)
                                            .values(recording_state=call_recording_state(states)))
-            return bool(result.rowcount)
+            return bool(rows_matched(result))
 
     # ----------------------------------------------------------------- the access audit
 

@@ -21,7 +21,7 @@ from datetime import datetime
 from pathlib import Path
 
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.settings import RecordingSettings
 from recordings.index import RecordingIndex
@@ -111,7 +111,7 @@ class RetentionPolicy:
         return self._years[kind], kind
 
 
-async def purge(settings: RecordingSettings, index: RecordingIndex, sessions: async_sessionmaker, *,
+async def purge(settings: RecordingSettings, index: RecordingIndex, sessions: async_sessionmaker[AsyncSession], *,
                 now: datetime, dry_run: bool = False, say: Say = print) -> PurgeReport:
     policy = RetentionPolicy(settings)
     report = PurgeReport()
@@ -140,11 +140,11 @@ async def purge(settings: RecordingSettings, index: RecordingIndex, sessions: as
     return report
 
 
-async def _tickets_of(sessions: async_sessionmaker, call_id: str) -> list[tuple[str, str, str | None]]:
+async def _tickets_of(sessions: async_sessionmaker[AsyncSession], call_id: str) -> list[tuple[str, str, str | None]]:
     async with sessions() as session:
         result = await session.execute(select(Ticket.id, Ticket.status, Ticket.case_type)
                                        .where(Ticket.call_id == call_id))
-        return [tuple(r) for r in result.all()]  # type: ignore[misc]
+        return [(t_id, status, kind) for t_id, status, kind in result.all()]
 
 
 async def _delete(root: Path, row: Recording) -> None:
