@@ -67,7 +67,9 @@ def _agents_block(agents: list[AgentPhone]) -> str:
             f"password={conf_value(a.secret, f'agent {a.endpoint} SIP secret')}\n\n"
             f"[{a.endpoint}](agent-aor)\n"
         )
-    return "\n".join(blocks) if blocks else "; No agent has a SIP account yet (hotline users add --endpoint ... --sip-password ...)."
+    if not blocks:
+        return "; No agent has a SIP account yet (hotline users add --endpoint ... --sip-password ...)."
+    return "\n".join(blocks)
 
 
 def _members_block(agents: list[AgentPhone]) -> str:
