@@ -16,7 +16,7 @@ import functools
 import logging
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from aiohttp import web
 
@@ -42,7 +42,9 @@ WS_HEARTBEAT_S = 30.0
 #: Close code when the session behind a socket has ended (``accounts`` uses 4401 too).
 WS_CLOSE_SESSION_ENDED = 4401
 
-View = Callable[[web.Request], Awaitable[web.StreamResponse]]
+#: The views class a method view belongs to (DesktopViews, WallboardViews).
+_Views = TypeVar("_Views")
+MethodView = Callable[[_Views, web.Request], Awaitable[web.StreamResponse]]
 
 
 def add_routes(app: web.Application, *, desktop: DesktopService, wallboard: WallboardService,
@@ -77,19 +79,21 @@ def add_routes(app: web.Application, *, desktop: DesktopService, wallboard: Wall
 # --------------------------------------------------------------------------- refusals
 
 
-def _refusals(view: View) -> View:
+def _refusals(view: MethodView[_Views]) -> MethodView[_Views]:
     """The services' refusals as JSON problems."""
 
     @functools.wraps(view)
-    async def wrapped(self: Any, request: web.Request) -> web.StreamResponse:  # type: ignore[misc]
+    async def wrapped(self: _Views, request: web.Request) -> web.StreamResponse:
         try:
-            return await view(self, request)  # type: ignore[call-arg]
+            return await view(self, request)
         except Refused as exc:
             raise ApiError(exc.status, exc.code, exc.message_en, exc.message_zh, errors=exc.problems) from None
         except TicketNotFound as exc:
-            raise ApiError(404, "not_found", f"there is no ticket {exc.ticket_id}", f"不存在工单 {exc.ticket_id}") from None
+            raise ApiError(404, "not_found", f"there is no ticket {exc.ticket_id}",
+                           f"不存在工单 {exc.ticket_id}") from None
         except TicketConflict as exc:
-            raise ApiError(409, "conflict", str(exc), f"工单已被修改（当前版本 {exc.current}），请刷新后重做修改") from None
+            raise ApiError(409, "conflict", str(exc),
+                           f"工单已被修改（当前版本 {exc.current}），请刷新后重做修改") from None
         except TicketNotEditable as exc:
             raise ApiError(409, "not_editable", str(exc), f"工单状态为 {exc.status}，只有草稿可以修改或提交") from None
         except TicketInvalid as exc:
@@ -100,7 +104,7 @@ def _refusals(view: View) -> View:
                            errors=[Problem(path, "bad_value", f"取值无法保存：{message}", message)
                                    for path, message in exc.errors]) from None
 
-    return wrapped  # type: ignore[return-value]
+    return wrapped
 
 
 def _bad(field: str, en: str, zh: str) -> ApiError:

@@ -20,6 +20,7 @@ queue, is dropped and closed, and never holds up anyone else.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import time
@@ -174,10 +175,10 @@ class DesktopNotifier:
         for key, by in list(self._agents.items()):
             if by.pop(outlet, None) is not None and not by:
                 del self._agents[key]
-        for key, outlets in list(self._boards.items()):
+        for board, outlets in list(self._boards.items()):
             outlets.discard(outlet)
             if not outlets:
-                del self._boards[key]
+                del self._boards[board]
         await outlet.close()
 
     def _to_agent(self, agent_id: str, message: dict[str, Any]) -> None:
@@ -262,7 +263,9 @@ class DesktopNotifier:
 
     def _catch_up(self) -> None:
         for agent_id in list(self._agents):
-            self._serial.run(f"agent:{agent_id}", lambda a=agent_id: self._push_agent(a, {"type": "agent.state"}))
+            # partial, not a lambda: each job keeps its own agent (a lambda would see the loop's last).
+            self._serial.run(f"agent:{agent_id}",
+                             functools.partial(self._push_agent, agent_id, {"type": "agent.state"}))
         self.wallboard_changed()
 
     # ----------------------------------------------------------------- the wallboards

@@ -170,8 +170,8 @@ class PhoneService:
         results = await asyncio.gather(*(one(a) for a in agents), return_exceptions=True)
         offline = sum(1 for r in results if r in UNREACHABLE)
         failed = [r for r in results if isinstance(r, BaseException)]
-        for exc in failed[:3]:
-            log.warning("phones: resync of an agent's phone failed: %s", exc or type(exc).__name__)
+        for error in failed[:3]:
+            log.warning("phones: resync of an agent's phone failed: %s", error or type(error).__name__)
         log.info("phones: %d logged-in agent(s) checked, %d phone(s) offline", len(agents), offline)
 
     async def _resync_agent(self, agent_id: str) -> str | None:

@@ -136,7 +136,8 @@ class WallboardService:
             rows = await pipe.execute()
         names = await self.directory.display_names(ids) if ids else {}
         agents = []
-        for agent_id, (home, state, since, call) in zip(ids, rows):
+        # One reply per command sent: as many as there are agents.
+        for agent_id, (home, state, since, call) in zip(ids, rows, strict=True):
             state = _s(state)
             if state not in AGENT_STATES or not home:
                 continue  # logged out between the two reads
@@ -216,7 +217,8 @@ class WallboardService:
             rows = (await session.execute(query)).all()
         day: dict[str, list[list[int]]] = {}
         for jurisdiction, queued_at, answered_at, outcome in rows:
-            if queued_at < start:
+            # The query leaves out rows without either; the columns may hold None in general.
+            if jurisdiction is None or queued_at is None or queued_at < start:
                 continue
             hour = queued_at.astimezone(CHINA_TZ).hour
             slot = day.setdefault(jurisdiction, [[0, 0, 0] for _ in range(24)])[hour]
