@@ -15,7 +15,8 @@ def table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
     widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
 
     def line(row: list[str]) -> str:
-        return "| " + " | ".join(f"{c:<{w}}" for c, w in zip(row, widths)) + " |"
+        # A row has a cell per column, as the header does.
+        return "| " + " | ".join(f"{c:<{w}}" for c, w in zip(row, widths, strict=True)) + " |"
 
     return "\n".join([line(cells[0]), "| " + " | ".join("-" * w for w in widths) + " |", *map(line, cells[1:])])
 
@@ -38,5 +39,6 @@ def write_block(name: str, text: str, readme: Path = README) -> None:
         if section is None:
             raise SystemExit(f"{readme} has no '## Benchmarks' section for the {name} figures")
         end = section.end()
-        content = content[:end].rstrip("\n") + "\n\n" + block + "\n" + ("\n" if end < len(content) else "") + content[end:]
+        after = "\n" if end < len(content) else ""
+        content = content[:end].rstrip("\n") + "\n\n" + block + "\n" + after + content[end:]
     readme.write_text(content, encoding="utf-8")

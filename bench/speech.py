@@ -260,7 +260,7 @@ def build_samples(synth: Synth, quick: bool) -> tuple[list[Sample], list[Sample]
     # espeak-ng and sox are separate processes: run a few at once.
     with ThreadPoolExecutor(max_workers=4) as pool:
         audio = list(pool.map(lambda job: job[0](), jobs))
-    samples = [make_sample(*meta, pcm) for (_, meta), pcm in zip(jobs, audio)]
+    samples = [make_sample(*meta, pcm) for (_, meta), pcm in zip(jobs, audio, strict=True)]
     return samples[:phrase_jobs], samples[phrase_jobs:]
 
 
@@ -398,7 +398,7 @@ async def caller(engine: SpeechEngine, turns: Iterator[Sample], start: float, wi
 async def _turn(stream: SpeechStream, sample: Sample, due: float, window: tuple[float, float],
                 out: Paced) -> float:
     first_due = due
-    for i, frame in enumerate(sample.frames):
+    for frame in sample.frames:
         delay = due - time.perf_counter()
         if delay > 0:
             await asyncio.sleep(delay)
