@@ -37,9 +37,9 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 from urllib.parse import unquote
 
 from aiohttp import web
@@ -47,9 +47,6 @@ from aiohttp import web
 from devtools.pbx_sim.callers import SimCall
 from devtools.pbx_sim.engine import Endpoint, Engine
 from devtools.pbx_sim.state import SimError
-
-if TYPE_CHECKING:
-    from devtools.pbx_sim.server import PbxSim
 
 
 def describe(call: SimCall) -> dict[str, Any]:
@@ -156,8 +153,24 @@ class Faults:
         raise SimError(fault.status, fault.message)
 
 
+class Simulator(Protocol):
+    """What the control API drives (``server.PbxSim``, which serves these views): declared
+    here so that the server can build the views without the two modules importing each other."""
+
+    @property
+    def calls(self) -> Sequence[SimCall]: ...
+    @property
+    def engine(self) -> Engine: ...
+    @property
+    def faults(self) -> Faults: ...
+
+    async def place_call(self, dialled: str, *, caller_id: str = "") -> SimCall: ...
+    def endpoint(self, name: str, *, answer_after_s: float = 0.0, mode: str = "answer") -> Endpoint: ...
+    def set_registered(self, name: str, registered: bool) -> Endpoint: ...
+
+
 class ControlViews:
-    def __init__(self, sim: PbxSim) -> None:
+    def __init__(self, sim: Simulator) -> None:
         self._sim = sim
 
     def routes(self) -> list[tuple[str, str, Any]]:
