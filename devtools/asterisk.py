@@ -16,6 +16,7 @@ import signal
 import subprocess
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -165,7 +166,7 @@ class AsteriskInstance:
 
     def ari(self, method: str, path: str, **params: str) -> Any:
         """A blocking ARI request, for set-up and checks outside the application's loop."""
-        query = "&".join(f"{k}={urllib.request.quote(v, safe='')}" for k, v in params.items())
+        query = "&".join(f"{k}={urllib.parse.quote(v, safe='')}" for k, v in params.items())
         url = f"{self.ari_url}/ari{path}" + (f"?{query}" if query else "")
         req = urllib.request.Request(url, method=method)
         password = self.settings.ari.password.get_secret_value()

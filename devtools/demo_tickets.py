@@ -4,13 +4,17 @@ national platform (its stand-in, with some failures injected) receiving each exa
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from callrecords.models import CallRecord
 from callrecords.payload import handling_org
 from core.settings import Settings
 from hotline.app import Application
+
+if TYPE_CHECKING:
+    # Only for annotations: start_platform imports the stand-in when the demo starts.
+    from devtools.platform_sim.server import PlatformSim
 
 #: What the demo's callers complain about (a Hangzhou shop; the credit code's check
 #: character is right, so the platform accepts it).
@@ -21,7 +25,7 @@ SUMMARY = {"complaint": "购买的电水壶使用三天后漏电，商家拒绝�
            "consultation": "网购七天无理由退货的规定是怎样的？"}
 
 
-async def start_platform(settings: Settings):  # type: ignore[no-untyped-def]
+async def start_platform(settings: Settings) -> PlatformSim:
     """The platform stand-in where the settings point, failing one request in ten."""
     from devtools.platform_sim.faults import Faults
     from devtools.platform_sim.server import PlatformSim
@@ -60,7 +64,8 @@ async def file_tickets(app: Application, records: list[CallRecord]) -> list[str]
     return ids
 
 
-async def print_deliveries(app: Application, platform, ticket_ids: list[str], timeout: float = 30) -> None:  # type: ignore[no-untyped-def]
+async def print_deliveries(app: Application, platform: PlatformSim, ticket_ids: list[str],
+                           timeout: float = 30) -> None:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     while loop.time() < deadline:

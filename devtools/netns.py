@@ -39,7 +39,7 @@ import subprocess
 from dataclasses import dataclass
 
 #: Test networks are carved out of this range, one /29 each.
-POOL = ipaddress.ip_network("10.203.0.0/16")
+POOL = ipaddress.IPv4Network("10.203.0.0/16")
 PREFIX = 29
 #: ``hotline-<pid of the test run>-<random>``: a run's own name; a dead run's namespaces are
 #: recognised by their pid and removed by the next run.
@@ -78,7 +78,7 @@ def _namespaces() -> list[str]:
 def _used_ipv4() -> list[ipaddress.IPv4Network]:
     """Every IPv4 subnet on this host's interfaces (the root namespace), to avoid overlapping."""
     out = _ip("-4", "-o", "addr", "show").stdout
-    return [ipaddress.ip_interface(m).network for m in re.findall(r"\binet (\S+)", out)]  # type: ignore[misc]
+    return [ipaddress.IPv4Interface(m).network for m in re.findall(r"\binet (\S+)", out)]
 
 
 def has_default_route() -> bool:
@@ -144,9 +144,9 @@ class TestNetwork:
         blocks = 2 ** (PREFIX - POOL.prefixlen)
         for _ in range(64):
             index = random.randrange(blocks)
-            subnet = ipaddress.ip_network(f"{POOL.network_address + index * 2 ** (32 - PREFIX)}/{PREFIX}")
+            subnet = ipaddress.IPv4Network(f"{POOL.network_address + index * 2 ** (32 - PREFIX)}/{PREFIX}")
             if not any(subnet.overlaps(u) for u in used):
-                return cls(f"hotline-{os.getpid()}-{token}", f"hv{token}h", f"hv{token}n", subnet)  # type: ignore[arg-type]
+                return cls(f"hotline-{os.getpid()}-{token}", f"hv{token}h", f"hv{token}n", subnet)
         raise NetworkError(f"no free /{PREFIX} left in {POOL}")
 
     def create(self) -> TestNetwork:

@@ -164,6 +164,7 @@ class RtpStream(asyncio.DatagramProtocol):
         self.sending = True
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # typeshed gives every protocol a BaseTransport; a datagram endpoint's is a DatagramTransport.
         self.transport = transport  # type: ignore[assignment]
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
@@ -347,6 +348,7 @@ class SipPhone(asyncio.DatagramProtocol):
             self.transport.close()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # typeshed gives every protocol a BaseTransport; a datagram endpoint's is a DatagramTransport.
         self.transport = transport  # type: ignore[assignment]
 
     # --- sending ---------------------------------------------------------------------------

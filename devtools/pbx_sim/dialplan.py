@@ -31,7 +31,7 @@ import logging
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +56,9 @@ class ChannelHungUp(Exception):
 class DialplanHost(Protocol):
     """The channel the dialplan runs on (the stand-in's simulated call)."""
 
-    caller_number: str
+    # Read-only: the dialplan reads ${CALLERID(num)}, it never sets it.
+    @property
+    def caller_number(self) -> str: ...
 
     async def answer(self) -> None: ...
     async def stasis(
@@ -663,20 +665,27 @@ class _ExprParser:
         return token
 
 
+#: Two numbers, or else two strings: never one of each, which Python cannot order.
+_Operand = TypeVar("_Operand", float, str)
+
+
 def _compare(left: str, op: str, right: str) -> bool:
     try:
-        a: float | str = float(left)
-        b: float | str = float(right)
+        numbers = float(left), float(right)
     except ValueError:
-        a, b = left, right
+        return _ordered(left, op, right)
+    return _ordered(numbers[0], op, numbers[1])
+
+
+def _ordered(a: _Operand, op: str, b: _Operand) -> bool:
     if op in ("=", "=="):
         return a == b
     if op == "!=":
         return a != b
     if op == "<":
-        return a < b  # type: ignore[operator]
+        return a < b
     if op == ">":
-        return a > b  # type: ignore[operator]
+        return a > b
     if op == "<=":
-        return a <= b  # type: ignore[operator]
-    return a >= b  # type: ignore[operator]
+        return a <= b
+    return a >= b

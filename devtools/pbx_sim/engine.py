@@ -22,7 +22,7 @@ import logging
 import random
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 from core.tasks import cancel_and_wait
 from devtools.pbx_sim.apps import Applications
@@ -58,6 +58,18 @@ HANGUP_REASONS: dict[str, int] = {
     "unallocated": 1, "normal_unspecified": 31, "number_incomplete": 28, "codec_mismatch": 58,
     "interworking": 127, "failure": 38, "answered_elsewhere": 26,
 }
+
+
+class TechCause(TypedDict, total=False):
+    """A PJSIP channel's SIP status of its end, in an event only once it has one."""
+
+    tech_cause: int
+
+
+class HangupCauses(TechCause, total=False):
+    """A hang-up request's causes, each only when the channel has it (Asterisk leaves them out)."""
+
+    cause: int
 
 
 class Endpoint:
@@ -387,10 +399,12 @@ class Engine:
             if ch.endpoint is not None:
                 ch.tech_cause = SIP_STATUS.get(cause, 0)
 
-    def _causes(self, ch: SimChannel) -> dict[str, int]:
+    def _causes(self, ch: SimChannel) -> HangupCauses:
         """A hang-up request's causes: the channel's, if it has one, and its SIP status."""
-        causes = {"cause": ch.hangup_cause} if ch.hangup_cause else {}
-        return causes | ({"tech_cause": ch.tech_cause} if ch.tech_cause else {})
+        causes: HangupCauses = {"cause": ch.hangup_cause} if ch.hangup_cause else {}
+        if ch.tech_cause:
+            causes["tech_cause"] = ch.tech_cause
+        return causes
 
     def _media_statistics(self, ch: SimChannel) -> None:
         """As chan_pjsip ends a session that had media: ``RTPAUDIOQOS*`` on the channel and, on
@@ -419,15 +433,15 @@ class Engine:
             # Stasis() returns into a hung-up channel and its dialplan ends (pbx.c): the
             # APPUNLOAD soft hang-up, heard by whoever still follows the channel.
             self.emit_channel(ch, "ChannelHangupRequest", cause=SOFTHANGUP_APPUNLOAD, soft=True,
-                              **({"tech_cause": ch.tech_cause} if ch.tech_cause else {}))
+                              **_tech_cause(ch))
         elif ch.dialling:
             # A channel hung up while it was being dialled: the dial ends unanswered.
             self._dial(ch, "NOANSWER")
         final = ch.hangup_cause
         if ch.endpoint is not None and not ch.tech_cause:
             ch.tech_cause = SIP_STATUS.get(final, 0)
-        extra = {"tech_cause": ch.tech_cause} if ch.tech_cause else {}
-        self.emit_channel(ch, "ChannelDestroyed", cause=final, cause_txt=CAUSES.get(final, "Unknown"), **extra)
+        self.emit_channel(ch, "ChannelDestroyed", cause=final, cause_txt=CAUSES.get(final, "Unknown"),
+                          **_tech_cause(ch))
         ch.destroyed = True
         ch.state = "Down"
         ch.subscriptions.clear()
@@ -469,8 +483,10 @@ class Engine:
         if device.registered == registered:
             return device
         technology, _, resource = name.partition("/")
-        emit = lambda kind, **extra: self.apps.emit_endpoint(  # noqa: E731 - four events alike
-            technology, resource, kind, endpoint=self.endpoint_json(name), **extra)
+
+        def emit(kind: str, **extra: Any) -> None:
+            self.apps.emit_endpoint(technology, resource, kind, endpoint=self.endpoint_json(name), **extra)
+
         contact = {"uri": f"sip:{resource}@127.0.0.1:5060", "aor": resource}
         if registered:
             # The contact is added before the endpoint counts as online, then qualified.
@@ -655,7 +671,8 @@ class Engine:
         except SimError:
             self.hangup(ch, 16)
 
-    def snoop(self, channel_id: str, app: str, spy: str, whisper: str, args: list[str], snoop_id: str | None) -> SimChannel:
+    def snoop(self, channel_id: str, app: str, spy: str, whisper: str, args: list[str],
+              snoop_id: str | None) -> SimChannel:
         if spy == "none" and whisper == "none":
             raise SimError(400, "Direction must be specified for at least spy or whisper")
         target = self.channel(channel_id)
@@ -812,6 +829,10 @@ class Engine:
         for ch in list(self.channels.values()):
             self.hangup(ch, 16)
         await cancel_and_wait(list(self._tasks), what="the stand-in's tasks")
+
+
+def _tech_cause(ch: SimChannel) -> TechCause:
+    return {"tech_cause": ch.tech_cause} if ch.tech_cause else {}
 
 
 def _caller_id(text: str) -> tuple[str, str]:

@@ -1,8 +1,9 @@
 """ARI REST views of the stand-in: Asterisk 22's paths, parameters, status codes and bodies.
 
 Views are thin: they read parameters as Asterisk does (a parameter given twice keeps
-its last value, lists are comma-separated, ``true``/``false``), call the :class:`~devtools.pbx_sim.engine.Engine` and turn a
-:class:`SimError` into Asterisk's ``{"message": ...}`` answer.
+its last value, lists are comma-separated, ``true``/``false``), call the
+:class:`~devtools.pbx_sim.engine.Engine` and turn a :class:`SimError` into Asterisk's
+``{"message": ...}`` answer.
 """
 
 from __future__ import annotations

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import WSMsgType, web
+from aiohttp.typedefs import Handler
 
 from devtools.pbx_sim.apps import AppConnection, Applications, TrafficHook
 from devtools.pbx_sim.asterisk_conf import moh_classes, pjsip_endpoint_options
@@ -83,7 +84,8 @@ class PbxSim:
         await self._runner.setup()
         site = web.TCPSite(self._runner, host, port)
         await site.start()
-        bound = site._server.sockets[0].getsockname()  # type: ignore[union-attr]
+        # The runner's one site: its address tells the port picked when port 0 was asked for.
+        bound = self._runner.addresses[0]
         self.url = f"http://{bound[0]}:{bound[1]}"
         await self.rtp.start()
         log.info("Asterisk stand-in serving ARI at %s/ari", self.url)
@@ -176,7 +178,7 @@ class PbxSim:
     # --- middlewares ----------------------------------------------------------------------
 
     @web.middleware
-    async def _auth(self, request: web.Request, handler: Any) -> web.StreamResponse:
+    async def _auth(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         if not self._authorized(request):
             return error(401, "Authentication required")
         return await handler(request)
@@ -196,7 +198,7 @@ class PbxSim:
         return given == f"{user}:{password}"
 
     @web.middleware
-    async def _errors(self, request: web.Request, handler: Any) -> web.StreamResponse:
+    async def _errors(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         try:
             return await handler(request)
         except SimError as exc:
@@ -207,7 +209,7 @@ class PbxSim:
             return error(405, "Invalid method")
 
     @web.middleware
-    async def _traffic(self, request: web.Request, handler: Any) -> web.StreamResponse:
+    async def _traffic(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         hook = self._on_traffic
         if hook is None or not request.path.startswith("/ari/") or request.path == "/ari/events":
             return await handler(request)

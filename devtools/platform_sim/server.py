@@ -85,7 +85,8 @@ class PlatformSim:
         await self._runner.setup()
         site = web.TCPSite(self._runner, host, port)
         await site.start()
-        bound = site._server.sockets[0].getsockname()  # type: ignore[union-attr]
+        # The runner's one site: its address tells the port picked when port 0 was asked for.
+        bound = self._runner.addresses[0]
         self._root = f"http://{bound[0]}:{bound[1]}"
         log.info("national platform stand-in at %s", self.url)
 
