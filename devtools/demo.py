@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
+from accounts.services import AccountService
 from callrecords.models import CallRecord
 from core.privacy import mask_phone
 from core.settings import Settings
@@ -129,8 +130,10 @@ async def run_demo(
     await app.start()
     await app.wait_connected()
     print(f"[demo] hotline app connected as ARI application {settings.ari.app!r}", flush=True)
-    if getattr(app, "accounts", None) is not None:
-        await create_people(app.accounts)
+    # The app has accounts only with the queues on (the desktop's sign-in).
+    accounts: AccountService | None = getattr(app, "accounts", None)
+    if accounts is not None:
+        await create_people(accounts)
     sim.endpoint(f"PJSIP/{HUMAN_AGENT}", mode="manual")
     await staff_agents(app, sim)
     welcome(app, open_browser)
