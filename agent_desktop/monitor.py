@@ -17,9 +17,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Awaitable, Callable
 from contextlib import suppress
-from typing import Any
 
 from redis.asyncio import Redis
 
@@ -27,7 +25,8 @@ from agent_desktop.services import DesktopUser, Refused
 from ari import models as ari
 from ari.errors import AriError
 from ari.rest import AriRest
-from ivr.store import CallStateStore
+from calls.store import CallStateStore
+from core.plugins import CONSUMED, Subscription
 from queues.engine import QueueEngine
 
 log = logging.getLogger(__name__)
@@ -38,7 +37,6 @@ MODES: dict[str, tuple[str, str]] = {"listen": ("both", "none"), "whisper": ("bo
 #: How long a monitor's owner is remembered (a monitor forgotten this long is surely over).
 RECORD_TTL_S = 12 * 3600
 
-Handler = Callable[[str, Any], Awaitable[None]]
 
 
 def monitor_of(object_id: str) -> str | None:
@@ -135,28 +133,30 @@ class MonitorService:
 
 
 class MonitorStasis:
-    """Catches the monitors' channel events before the IVR's handlers (which would take them
-    for callers); everything else goes on to the handlers it wraps."""
+    """Claims the monitors' channel events before the call logic sees them (it would take
+    them for callers); every other channel's events go on to the other handlers."""
 
     def __init__(self, monitor: MonitorService) -> None:
         self._monitor = monitor
 
-    def wrap(self, table: dict[str, Handler]) -> dict[str, Handler]:
-        """Handlers to put in ``table`` in place of its StasisStart, StasisEnd and ChannelDestroyed."""
-        return {name: self._first(name, table.get(name))
-                for name in ("StasisStart", "StasisEnd", "ChannelDestroyed")}
+    def subscriptions(self) -> list[Subscription]:
+        return [Subscription("StasisStart", self.on_stasis_start, first=True),
+                Subscription("StasisEnd", self.on_stasis_end, first=True),
+                Subscription("ChannelDestroyed", self.on_channel_destroyed, first=True)]
 
-    def _first(self, name: str, then: Handler | None) -> Handler:
-        async def handler(key: str, event: Any) -> None:
-            channel: ari.Channel | None = getattr(event, "channel", None)
-            monitor_id = monitor_of(channel.id) if channel is not None else None
-            if monitor_id is None or channel is None:
-                if then is not None:
-                    await then(key, event)
-                return
-            if name == "StasisStart":
-                await self._monitor.entered(channel.id, monitor_id)
-            elif name == "ChannelDestroyed":
-                await self._monitor.end(monitor_id)
+    async def on_stasis_start(self, key: str, event: ari.StasisStart) -> object:
+        monitor_id = monitor_of(event.channel.id)
+        if monitor_id is None:
+            return None
+        await self._monitor.entered(event.channel.id, monitor_id)
+        return CONSUMED
 
-        return handler
+    async def on_stasis_end(self, key: str, event: ari.StasisEnd) -> object:
+        return CONSUMED if monitor_of(event.channel.id) is not None else None
+
+    async def on_channel_destroyed(self, key: str, event: ari.ChannelDestroyed) -> object:
+        monitor_id = monitor_of(event.channel.id)
+        if monitor_id is None:
+            return None
+        await self._monitor.end(monitor_id)
+        return CONSUMED

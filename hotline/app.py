@@ -1,7 +1,8 @@
-"""Composition root: builds every component from the settings, by constructor injection.
+"""Composition root: the shared clients, then every enabled feature's plugin, in order.
 
-``hotline serve`` runs exactly this against a real Asterisk; the demo and the tests run
-it against the stand-in. Nothing here holds module-level state.
+``hotline serve`` runs exactly this against a real Asterisk; the demo and the tests run it
+against the stand-in. The features are listed in :mod:`hotline.plugins`; how one plugs in is
+in :mod:`core.plugins`. Nothing here holds module-level state.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import aiohttp
 from aiohttp import web
@@ -17,45 +18,39 @@ from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from accounts.passwords import Passwords
+from accounts.plugin import Accounts
 from accounts.services import AccountService
-from accounts.sessions import SessionStore
-from accounts.web import install as install_accounts
-from agent_desktop import wiring
-from ari.dispatcher import Dispatcher, Timers, make_sink_table
+from agent_desktop.plugin import Desktop
+from ari.dispatcher import Dispatcher, Timers
 from ari.events import EventStream
 from ari.rest import AriRest
-from callrecords.cdr_import import CdrImporter, agents_from_accounts
+from callrecords.cdr_import import CdrImporter
+from callrecords.plugin import CallRecords
 from callrecords.services import CallRecordRepository, CallRecordWriter
-from core.db import make_engine, sessionmaker
+from calls.registry import StateRegistry
+from calls.services import CallService
+from core.db import make_engine
 from core.jurisdictions import JurisdictionTree
 from core.migrate import create_schema
+from core.plugins import Assembly, EventTable, assemble
 from core.settings import RedisSettings, Settings
 from core.tasks import cancel_and_wait, until_signalled
 from core.web import new_web_app
-from delivery.feeds import CallRecordFeed, TicketResults
-from delivery.notifier import DeliveryNotifier
 from delivery.outbox import Outbox
-from delivery.services import PlatformDelivery
-from ivr.liveness import Liveness
+from hotline.plugins import load_plugins
 from ivr.media_checks import MediaChecks
-from ivr.prompts.catalogue import PromptCatalogue, asterisk_language
-from ivr.services import CallServices, HoldRouter, IvrService, Router
-from ivr.stasis import IvrStasis
-from ivr.store import CallStateStore
-from queues.resolve import JurisdictionResolver
-from queues.services import AgentEvents, AnnouncingEngine, QueueService
-from queues.stasis import QueueStasis
-from recordings import http as recordings_http
-from recordings import wiring as recordings_wiring
+from ivr.plugin import Ivr
+from queues.services import AnnouncingEngine, QueueService
 from recordings.index import RecordingIndex
-from tickets import http as tickets_http
-from tickets.deadlines import official_calendar
+from recordings.plugin import Recordings
 from tickets.services import TicketService
 
 if TYPE_CHECKING:
     from ivr.speech.engine import SpeechEngine
+    from ivr.speech.listener import Listeners
 
 log = logging.getLogger(__name__)
 
@@ -76,242 +71,113 @@ def connect_redis(settings: RedisSettings) -> Redis:
     return Redis.from_pool(pool)  # owns the pool: aclose() closes its connections
 
 
-async def load_speech(settings: Settings) -> SpeechEngine | None:
-    """The speech engine for the IVR's locale, or None (DTMF only) with the reason logged.
+class Clients:
+    """What every feature may be given by name: the settings and the shared connections."""
 
-    A missing model must not keep callers from being served: the menus still take keys.
-    """
-    if not settings.speech.enabled:
-        return None
-    try:
-        from ivr.speech.engine import SpeechEngine
-        from ivr.speech.locale import load_speech_pack
-        from ivr.speech.models import ModelNotInstalled, find_model
-    except ImportError as exc:
-        log.error("speech menus off, DTMF only: %s (install the 'speech' extra)", exc)
-        return None
-    try:
-        pack = load_speech_pack(settings.ivr.language)
-        model_dir = find_model(pack.model, settings.speech.models_dir)
-    except (ModelNotInstalled, ValueError) as exc:
-        log.error("speech menus off, DTMF only: %s", exc)
-        return None
-    engine = await SpeechEngine.load(
-        model_dir, pack, max_streams=settings.speech.max_streams, threads=settings.speech.threads
-    )
-    log.info("speech menus on: %s, model %s, %d recognizer(s)", pack.locale, model_dir.name, engine.capacity)
-    return engine
+    def __init__(self, settings: Settings, resync: Callable[[], Awaitable[None]], table: EventTable) -> None:
+        s = settings
+        self.settings = settings
+        self.http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=200), raise_for_status=False)
+        self.ari = AriRest(self.http, s.ari.url, s.ari.username, s.ari.password.get_secret_value(),
+                           timeout_s=s.ari.request_timeout_s)
+        self.redis = connect_redis(s.redis)
+        self.db = make_engine(s.database.url)
+        # Cases, progress and call records are written in the transaction of the change that
+        # makes them: every feature that feeds the national platform writes to this one outbox.
+        self.outbox = Outbox(self.db)
+        self.tree = JurisdictionTree.load(s.queues.stations_file)
+        self.dispatcher = Dispatcher(table)
+        self.timers = Timers(self.dispatcher, s.ari.app)
+        # The call states of every feature by name (the IVR's and the queues' register theirs),
+        # so that a restarted process resumes each stored call in its own.
+        self.states = StateRegistry()
+        self.events = EventStream(
+            s.ari.url, s.ari.app, s.ari.username, s.ari.password.get_secret_value(), self.dispatcher,
+            on_connect=resync, initial_backoff_s=s.ari.reconnect_initial_s, max_backoff_s=s.ari.reconnect_max_s,
+        )
+
+    def by_name(self) -> dict[str, object]:
+        return {"settings": self.settings, "http": self.http, "ari": self.ari, "redis": self.redis, "db": self.db,
+                "outbox": self.outbox, "tree": self.tree, "dispatcher": self.dispatcher, "timers": self.timers,
+                "states": self.states, "events": self.events}
 
 
 class Application:
-    def __init__(
-        self, settings: Settings, *, router: Router | None = None, speech: SpeechEngine | None = None,
-        passwords: Passwords | None = None,
-    ) -> None:
+    def __init__(self, settings: Settings, *, speech: SpeechEngine | None = None,
+                 passwords: Passwords | None = None) -> None:
         self.settings = settings
-        self._router = router
-        #: Password hashing; tests give a cheaper one (argon2 at full cost is slow on purpose).
-        self._passwords = passwords
-        #: A speech engine given from outside (tests share one loaded model) is not ours to close.
-        self._given_speech = speech
+        #: Given from outside (tests share one loaded speech model, and hash passwords cheaply).
+        self._given = {name: part for name, part in (("given_speech", speech), ("passwords", passwords))
+                       if part is not None}
+        self._table = EventTable()
+        self._clients: Clients | None = None
+        self.parts = Assembly()
         self._tasks: list[asyncio.Task[None]] = []
+        self._web: web.AppRunner | None = None
+        self.web_url: str | None = None
+
+    @property
+    def clients(self) -> Clients:
+        if self._clients is None:
+            raise RuntimeError("the application is not started")
+        return self._clients
 
     async def start(self) -> None:
-        s = self.settings
-        self.http = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=200), raise_for_status=False
-        )
-        self.ari = AriRest(
-            self.http, s.ari.url, s.ari.username, s.ari.password.get_secret_value(),
-            timeout_s=s.ari.request_timeout_s,
-        )
-        self.redis = connect_redis(s.redis)
-        await self.redis.ping()
-        self.engine = make_engine(s.database.url)
-        await create_schema(self.engine)
-        # Ended calls are queued for the national platform in the transaction that saves them.
-        self.outbox = Outbox(self.engine)
-        self.records = CallRecordWriter(self.engine, after_write=CallRecordFeed(self.outbox))
-        self.records.start()
-        # Calls Asterisk served without us (its fallback while we were down, numbers that are
-        # not ours) have only a CDR: imported from the file cdr_custom.conf writes, once each.
-        self.cdr_import: CdrImporter | None = None
-        if s.callrecords.cdr_file is not None:
-            self.cdr_import = CdrImporter(self.engine, after_write=CallRecordFeed(self.outbox),
-                                          agents=agents_from_accounts, settle_s=s.callrecords.cdr_settle_s)
-            self.cdr_import.start(s.callrecords.cdr_file, s.callrecords.cdr_poll_s)
-        # A ticket of a call already recorded carries the recording (hash, duration) to the platform.
-        self.recording_index = RecordingIndex(sessionmaker(self.engine))
-        self.tickets = TicketService(sessionmaker(self.engine), self.outbox, calendar=official_calendar(),
-                                     recordings_of=self.recording_index.refs_for_call,
-                                     recording_pending=self.recording_index.recording_in_progress
-                                     if s.recordings.enabled else None)
-        self.recordings = recordings_wiring.build(s, ari=self.ari, redis=self.redis, index=self.recording_index,
-                                                  tickets=self.tickets)
-        self.outbox.hooks.append(TicketResults(self.tickets, DeliveryNotifier(self.redis, s.redis.prefix)))
-        self.web_url: str | None = None
-        self._web: web.AppRunner | None = None
-        self.desk: wiring.Desktop | None = None
-        self.delivery: PlatformDelivery | None = None
-        if s.platform.enabled:
-            self.delivery = PlatformDelivery(self.outbox, s.platform)
-            await self.delivery.start()
-        self.call_records = CallRecordRepository(sessionmaker(self.engine))
-
-        prompts = PromptCatalogue.load(s.ivr.language)
-        self.dispatcher = Dispatcher(self._sink)
-        #: When our calls were last known alive, for calls found gone at a resync.
-        self.liveness = Liveness(self.redis, s.redis.prefix)
-        self.timers = Timers(self.dispatcher, s.ari.app)
-        self.speech = self._given_speech or await load_speech(s)
-        self.listeners = None
-        if self.speech is not None:
-            from ivr.speech.listener import Listeners
-
-            self.listeners = Listeners(
-                self.ari, self.dispatcher, self.speech, s.ari.app, fmt=s.speech.format,
-                bind_host=s.speech.rtp_bind_host, advertise_host=s.speech.rtp_advertise_host,
-            )
-        self.queues = self._router or await self._build_queues()
-        self.ivr = IvrService(
-            CallServices(
-                ari=self.ari,
-                prompts=prompts,
-                timers=self.timers,
-                router=self.queues or HoldRouter(),
-                store=CallStateStore(self.redis, s.redis.prefix),
-                records=self.records,
-                language=asterisk_language(s.ivr.language),
-                no_input_timeout_s=s.ivr.no_input_timeout_s,
-                max_attempts=s.ivr.max_attempts,
-                listeners=self.listeners,
-                moh_class=s.ivr.moh_class,
-            ),
-            self.dispatcher,
-            s.ari.app,
-        )
-        self._table = IvrStasis(self.ivr).table()
-        if self.recordings.recorder is not None:
-            self._table.update(self.recordings.recorder.table())
-        if isinstance(self.queues, QueueService):
-            self._table.update(QueueStasis(self.queues, self.ivr).table())
-            self.queues.start()
-        if s.http.enabled:
-            await self._serve_http()  # adds the desktop's handlers to the table: before it is frozen
-        self._handle = make_sink_table(self._table)
-        # Can callers hear what the IVR plays? Checked after every connect, in the background.
-        self.media_checks = MediaChecks.for_app(self.ari, s, prompts) if s.ivr.check_media else None
-        if self.media_checks is not None:
-            self._tasks.append(asyncio.create_task(self.media_checks.run(), name="media-checks"))
-        self.events = EventStream(
-            s.ari.url,
-            s.ari.app,
-            s.ari.username,
-            s.ari.password.get_secret_value(),
-            self.dispatcher,
-            on_connect=self._resync,
-            initial_backoff_s=s.ari.reconnect_initial_s,
-            max_backoff_s=s.ari.reconnect_max_s,
-        )
-        self._tasks.append(asyncio.create_task(self.events.run(), name="ari-events"))
-        self._tasks.append(asyncio.create_task(self.liveness.run(self.events.connected), name="ari-liveness"))
-
-    async def _build_queues(self) -> QueueService | None:
-        """The queue engine and its call logic, when queues are on (the default)."""
-        s = self.settings
-        if not s.queues.enabled:
-            return None
-        tree = JurisdictionTree.load(s.queues.stations_file)
-        # The engine announces agents' states and calls (for desktops and wallboards, in any process).
-        self.agent_events = AgentEvents(self.redis, s.redis.prefix)
-        self.queue_engine = AnnouncingEngine(self.redis, f"{s.redis.prefix}:queues", wrap_up_s=s.queues.wrap_up_s,
-                                             events=self.agent_events)
-        return QueueService(
-            self.queue_engine, tree, JurisdictionResolver(tree, default_code=s.queues.default_jurisdiction),
-            self.ari, self.dispatcher, s.ari.app, s.queues, recorder=self.recordings.recorder,
-        )
+        # Made here, not in __init__: the clients belong to the running event loop.
+        self._clients = c = Clients(self.settings, self._resync, self._table)
+        await c.redis.ping()
+        await create_schema(c.db)
+        self.parts = await assemble(load_plugins(), {**c.by_name(), **self._given}, self._table)
+        for start in self.parts.starts():
+            await start()
+        if self.settings.http.enabled:
+            await self._serve_http()
+        self._tasks.append(asyncio.create_task(c.events.run(), name="ari-events"))
 
     async def _resync(self) -> None:
-        """After every (re)connect: calls first, then the queues they may have left."""
-        live = await self.ivr.resync(await self.liveness.gone_since(self.events.lost_at))
-        if isinstance(self.queues, QueueService):
-            await self.queues.resync(live)
-        if self.desk is not None:
-            await self.desk.resync()  # the agents' phones: endpoint events, and their states now
-        if self.recordings.recorder is not None:
-            # Recordings that finished while we were not listening (events are not replayed).
-            self.recordings.recorder.start_recovery()
-        if self.media_checks is not None:
-            self.media_checks.connected()  # prompts, numbers and music: checked in the background
-
-    async def _sink(self, key: str, event) -> None:  # type: ignore[no-untyped-def]
-        await self._handle(key, event)
+        """After every (re)connect, each feature in build order; one failing does not stop the rest."""
+        for name, resync in self.parts.resyncs():
+            try:
+                await resync()
+            except Exception:
+                log.exception("resync of %s failed", name)
 
     async def wait_connected(self, timeout: float = 10.0) -> None:
-        await asyncio.wait_for(self.events.connected.wait(), timeout)
+        await asyncio.wait_for(self.clients.events.connected.wait(), timeout)
 
     async def _serve_http(self) -> None:
-        """The intake API, and with the queues on, accounts, the agent desktop and the wallboard."""
+        """Every feature's routes on one HTTP application (``[http]``)."""
         s = self.settings
         web_app = new_web_app()
-        tickets_http.add_routes(web_app, tickets=self.tickets, intake=s.intake)
-        if isinstance(self.queues, QueueService):
-            sessions = SessionStore(self.redis, s.redis.prefix, s.http.session_idle_s)
-            self.accounts = AccountService(sessionmaker(self.engine), self.queues.tree, passwords=self._passwords,
-                                           session_store=sessions)
-            self.desk = wiring.build(self, directory=wiring.AccountsDirectory(self.accounts))
-            self._table.update(wiring.event_handlers(self.desk, self._table))
-            install_accounts(web_app, accounts=self.accounts, sessions=sessions, settings=s,
-                             on_logout=self.desk.desktop.on_logout)
-            self.desk.add_routes(web_app)
-            recordings_http.add_routes(web_app, index=self.recordings.index, store=self.recordings.store,
-                                       tree=self.queues.tree)
-            self.desk.start()
+        for add_routes in self.parts.routes():
+            add_routes(web_app)
         self._web = web.AppRunner(web_app, access_log=None, shutdown_timeout=5.0)
         await self._web.setup()
         site = web.TCPSite(self._web, s.http.host, s.http.port)
         await site.start()
-        host, port = site._server.sockets[0].getsockname()[:2]  # type: ignore[union-attr]
+        host, port = self._web.addresses[0][:2]
         self.web_url = f"http://{host}:{port}"
         log.info("HTTP API at %s", self.web_url)
 
     async def _stop_http(self) -> None:
         if self._web is not None:
             await self._web.cleanup()
-        if self.desk is not None:
-            await self.desk.stop()
-
-    async def _stop_delivery(self) -> None:
-        if self.delivery is not None:
-            await self.delivery.stop()
 
     async def stop(self) -> None:
         """Stop taking events, finish what is queued, release everything. Each step runs even
         if one before it failed, so that a stuck database never leaves sockets and tasks behind.
         Calls in progress stay in Asterisk (and in Redis): a restarted process resumes them."""
+        c = self.clients
         await cancel_and_wait(self._tasks, what="the application")
         self._tasks.clear()
         steps: list[tuple[str, Callable[[], Awaitable[object]]]] = [
             ("closing the HTTP API", self._stop_http),
-            ("draining events", lambda: self.dispatcher.drain(timeout=2.0)),
-            ("closing the dispatcher", self.dispatcher.close),
-        ]
-        if isinstance(self.queues, QueueService):
-            steps.append(("stopping the queues", self.queues.close))
-        if self.listeners is not None:
-            steps.append(("closing listeners", self.listeners.close))
-        if self.speech is not None and self.speech is not self._given_speech:
-            steps.append(("closing the speech engine", self.speech.close))
-        if self.recordings.recorder is not None:
-            steps.append(("finishing recordings", self.recordings.recorder.close))
-        if self.cdr_import is not None:
-            steps.append(("stopping the CDR import", self.cdr_import.close))
-        steps += [
-            ("writing call records", self.records.close),
-            ("stopping delivery to the platform", self._stop_delivery),
-            ("closing the database", self.engine.dispose),
-            ("closing Redis", self.redis.aclose),
-            ("closing the ARI client", self.http.close),
+            ("draining events", lambda: c.dispatcher.drain(timeout=2.0)),
+            ("closing the dispatcher", c.dispatcher.close),
+            *self.parts.stops(),
+            ("closing the database", c.db.dispose),
+            ("closing Redis", c.redis.aclose),
+            ("closing the ARI client", c.http.close),
         ]
         for what, step in steps:
             try:
@@ -320,6 +186,96 @@ class Application:
                     await step()
             except Exception as exc:  # noqa: BLE001 - the next steps must still run
                 log.warning("stopping: %s failed: %s", what, exc or type(exc).__name__)
+
+    # ----------------------------------------------------------------- what tests and the demo look at
+
+    @property
+    def ari(self) -> AriRest:
+        return self.clients.ari
+
+    @property
+    def redis(self) -> Redis:
+        return self.clients.redis
+
+    @property
+    def engine(self) -> AsyncEngine:
+        return self.clients.db
+
+    @property
+    def outbox(self) -> Outbox:
+        return self.clients.outbox
+
+    @property
+    def dispatcher(self) -> Dispatcher:
+        return self.clients.dispatcher
+
+    @property
+    def timers(self) -> Timers:
+        return self.clients.timers
+
+    @property
+    def events(self) -> EventStream:
+        return self.clients.events
+
+    @property
+    def tickets(self) -> TicketService:
+        return cast(TicketService, self.parts.api("tickets"))
+
+    @property
+    def records(self) -> CallRecordWriter:
+        return cast(CallRecords, self.parts.api("callrecords")).writer
+
+    @property
+    def call_records(self) -> CallRecordRepository:
+        return cast(CallRecords, self.parts.api("callrecords")).repository
+
+    @property
+    def cdr_import(self) -> CdrImporter | None:
+        return cast(CallRecords, self.parts.api("callrecords")).cdr_import
+
+    @property
+    def recordings(self) -> Recordings:
+        return cast(Recordings, self.parts.api("recordings"))
+
+    @property
+    def recording_index(self) -> RecordingIndex:
+        return self.recordings.index
+
+    @property
+    def ivr(self) -> CallService:
+        return cast(Ivr, self.parts.api("ivr")).service
+
+    @property
+    def speech(self) -> SpeechEngine | None:
+        return cast(Ivr, self.parts.api("ivr")).speech
+
+    @property
+    def listeners(self) -> Listeners | None:
+        return cast(Ivr, self.parts.api("ivr")).listeners
+
+    @property
+    def media_checks(self) -> MediaChecks | None:
+        return cast(Ivr, self.parts.api("ivr")).media_checks
+
+    @property
+    def queues(self) -> QueueService | None:
+        return cast("QueueService | None", self.parts.api("queues"))
+
+    @property
+    def queue_engine(self) -> AnnouncingEngine:
+        queues = self.queues
+        if queues is None:
+            raise RuntimeError("the queues are off ([queues] enabled = false)")
+        return cast(AnnouncingEngine, queues.engine)
+
+    @property
+    def accounts(self) -> AccountService | None:
+        accounts = cast("Accounts | None", self.parts.api("accounts"))
+        return None if accounts is None else accounts.service
+
+    @property
+    def desk(self) -> Desktop | None:
+        return cast("Desktop | None", self.parts.api("agent_desktop"))
 
 
 async def run_serve(settings: Settings) -> int:

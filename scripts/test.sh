@@ -6,6 +6,8 @@ bash scripts/bootstrap.sh || exit 1
 # The real Asterisk the tests run calls through (a test dependency only).
 bash scripts/install_asterisk.sh || exit 1
 mkdir -p test-artifacts
+# Linters first: a minute, and a broken contract fails the run as a broken test does.
+bash scripts/lint.sh || exit 1
 .venv/bin/python -m pytest "$@"
 rc=$?
 if [ "$rc" -eq 5 ]; then
