@@ -30,26 +30,18 @@ from ari.models import Event
 from ari.rest import AriRest
 from callrecords.payload import handling_org
 from callrecords.services import CallRecordRepository
+from calls.call import Call
+from calls.flow import Reaction, State
+from calls.services import CallService
+from calls.store import CallStateStore
 from core.jurisdictions import JurisdictionTree, UnknownJurisdiction
 from core.privacy import mask_phone
 from core.problems import Problem
 from core.settings import DesktopSettings
 from core.vocabulary import CHINA_TZ, LINE_OF_NUMBER
-from ivr.flow import BaseState, Call, State
-from ivr.services import IvrService
-from ivr.store import CallStateStore
 from national.contract import format_datetime, format_money
-from queues.engine import (
-    PRIORITY_MAX,
-    Agent,
-    AgentState,
-    AgentStateError,
-    QueueEngine,
-    QueueError,
-    UnknownAgentError,
-    WaitingCall,
-)
-from queues.flow import Connected, Connecting, InQueue
+from queues.engine import Agent, AgentState, AgentStateError, QueueEngine, UnknownAgentError
+from queues.flow import Connected
 from queues.services import QueueService
 from tickets.fields import FIELDS, GROUPS
 from tickets.models import Ticket
@@ -58,8 +50,6 @@ from tickets.services import TicketNotFound, TicketService
 log = logging.getLogger(__name__)
 
 BREAK_REASONS = ("lunch", "meeting", "training", "other")
-#: A transferred caller has waited already: they go ahead of everyone who has not.
-TRANSFER_PRIORITY = PRIORITY_MAX
 #: Ticket fields the desktop fills in from the call and the agent may not change.
 LINKED_FIELDS = ("call_id", "agent_id")
 #: How long the desktop remembers an agent's last call (to show it during wrap-up).
@@ -124,7 +114,7 @@ class DesktopAction(Event):
     FIFO so that it never runs at the same time as the call's Asterisk events."""
 
     key: str
-    reaction: Callable[[BaseState, Call], Awaitable[State]] = field(compare=False)
+    reaction: Reaction = field(compare=False)
     done: asyncio.Future[bool] = field(compare=False)
 
     def route_key(self) -> str | None:
@@ -132,17 +122,17 @@ class DesktopAction(Event):
 
 
 class DesktopActions:
-    """The event-table handler for :class:`DesktopAction` (installed by ``agent_desktop.wiring``)."""
+    """The event-table handler for :class:`DesktopAction` (subscribed by ``agent_desktop.plugin``)."""
 
-    def __init__(self, ivr: IvrService) -> None:
-        self._ivr = ivr
+    def __init__(self, calls: CallService) -> None:
+        self._calls = calls
 
     def table(self) -> dict[str, Callable[[str, Any], Awaitable[None]]]:
         return {"DesktopAction": self.on_desktop_action}
 
     async def on_desktop_action(self, key: str, event: DesktopAction) -> None:
         try:
-            taken = await self._ivr.deliver(key, event.reaction)
+            taken = await self._calls.deliver(key, event.reaction)
         except Exception as exc:  # noqa: BLE001 - handed to the request that asked
             if not event.done.done():
                 event.done.set_exception(exc)
@@ -440,7 +430,7 @@ class DesktopService:
         agent_id = _agent_id(user)
         call = await self.live_call(user, AgentState.ON_CALL)
 
-        async def reaction(state: BaseState, flow_call: Call) -> State:
+        async def reaction(state: State, flow_call: Call) -> State:
             if not isinstance(state, Connected) or flow_call.data.agent_id != agent_id:
                 raise _agent_state("the call is no longer connected to you", "该通话已不在您这里")
             flow_call.data.jurisdiction = code
@@ -490,15 +480,15 @@ class DesktopService:
         agent_id = _agent_id(user)
         call = await self.live_call(user, AgentState.ON_CALL)
 
-        async def reaction(state: BaseState, flow_call: Call) -> State:
+        async def reaction(state: State, flow_call: Call) -> State:
             if not isinstance(state, Connected) or flow_call.data.agent_id != agent_id:
                 raise _agent_state("the call is no longer connected to you", "该通话已不在您这里")
-            return await _requeue(flow_call, agent_id, jurisdiction, line, step)
+            return await self.queues.transfer(flow_call, agent_id, jurisdiction, line, step)
 
         await self._act(call.channel_id, reaction)
         return await self.state(user)
 
-    async def _act(self, channel_id: str, reaction: Callable[[BaseState, Call], Awaitable[State]]) -> None:
+    async def _act(self, channel_id: str, reaction: Reaction) -> None:
         done: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         self.dispatcher.post(DesktopAction(type="DesktopAction", application=self.app_name, timestamp="",
                                            key=channel_id, reaction=reaction, done=done))
@@ -637,33 +627,6 @@ def _no_linked_fields(changes: Mapping[str, Any]) -> None:
                       "工单的通话与坐席由系统填写，不能修改",
                       [Problem(path, "read_only", "由系统填写，不能修改", "set by the desktop; cannot be changed")
                        for path in linked])
-
-
-async def _requeue(call: Call, agent_id: str, jurisdiction: str, line: str, step: str) -> State:
-    """In the call's FIFO: end the agent's part, queue the caller again, release the agent's leg."""
-    svc: QueueService = call.svc.router  # type: ignore[assignment]
-    data = call.data
-    leg, bridge = data.agent_channel, data.call_bridge
-    # The agent's segment ends with their part of the conversation (stopped before its bridge
-    # goes, so that Asterisk finishes the file and the recorder keeps it).
-    await svc.stop_recording(call)
-    await svc.engine.hung_up(data.call_id, agent_id)
-    data.agent_id = data.agent_channel = data.call_bridge = None
-    data.jurisdiction, data.jurisdiction_source, data.business_line = jurisdiction, "transferred", line
-    data.menu_path.append(step)
-    try:
-        offer = await svc.engine.enqueue(WaitingCall(
-            call_id=data.call_id, channel_id=data.channel_id, jurisdiction=jurisdiction, line=line,
-            priority=TRANSFER_PRIORITY, language=data.language.replace("_", "-")))
-    except QueueError:
-        log.exception("call %s: queueing the transfer failed", data.call_id)
-        offer = None
-    if bridge:
-        await svc.destroy_bridge_quietly(bridge)
-    if leg:
-        await svc.hangup_quietly(leg)
-    log.info("call %s transferred by agent %s to %s on %s", data.call_id, agent_id, jurisdiction, line)
-    return Connecting.to(call, offer) if offer is not None else InQueue()
 
 
 def ticket_fields(ticket: Ticket, *, show_phone: bool) -> dict[str, Any]:

@@ -1,6 +1,7 @@
 """ARI event handlers of the IVR, in one table named after the events.
 
-Handlers are thin: they pick the fields out of the typed event and call the service.
+Handlers are thin: they pick the fields out of the typed event and call the call core
+(:class:`calls.services.CallService`), which runs each call's flow.
 ``key`` is the route key the dispatcher ordered the event under (the caller's
 channel id for everything about one call).
 """
@@ -13,9 +14,9 @@ from typing import TYPE_CHECKING, Any
 
 from ari import models as ari
 from ari.dispatcher import Resynchronized, TimerFired
+from calls.services import CallService, HangupCause
+from calls.stasis_args import InboundArgs
 from core.privacy import mask_phone
-from ivr.services import HangupCause, IvrService
-from ivr.stasis_args import InboundArgs
 
 if TYPE_CHECKING:
     from ivr.speech.listener import SpeechDetected
@@ -29,8 +30,8 @@ Handler = Callable[[str, Any], Awaitable[None]]
 
 
 class IvrStasis:
-    def __init__(self, service: IvrService) -> None:
-        self._ivr = service
+    def __init__(self, calls: CallService) -> None:
+        self._calls = calls
 
     def table(self) -> dict[str, Handler]:
         return {
@@ -50,11 +51,11 @@ class IvrStasis:
     async def on_stasis_start(self, key: str, event: ari.StasisStart) -> None:
         if event.channel.id != key:
             # A channel we made for this call (aliased to it): its listener's media legs.
-            await self._ivr.helper_entered(key, event.channel.id)
+            await self._calls.helper_entered(key, event.channel.id)
             return
-        if key in self._ivr.flows:
+        if key in self._calls.flows:
             # A channel we placed for a call of ours (a callback) answered and entered Stasis.
-            await self._ivr.helper_entered(key, key)
+            await self._calls.helper_entered(key, key)
             return
         try:
             args = InboundArgs.parse(list(event.args))
@@ -62,23 +63,23 @@ class IvrStasis:
             # Not an inbound hotline call; other features register their own Stasis args.
             log.debug("StasisStart on %s not for the IVR: %s", event.channel.id, exc)
             return
-        await self._ivr.start_call(event.channel, args)
+        await self._calls.start_call(event.channel, args)
 
     async def on_channel_dtmf_received(self, key: str, event: ari.ChannelDtmfReceived) -> None:
-        await self._ivr.dtmf(key, event.digit)
+        await self._calls.dtmf(key, event.digit)
 
     async def on_playback_finished(self, key: str, event: ari.PlaybackFinished) -> None:
-        await self._ivr.playback_finished(key, event.playback.id)
+        await self._calls.playback_finished(key, event.playback.id)
 
     async def on_timer_fired(self, key: str, event: TimerFired) -> None:
-        await self._ivr.timer(key, event.name, event.token)
+        await self._calls.timer(key, event.name, event.token)
 
     async def on_channel_hold(self, key: str, event: ari.ChannelHold) -> None:
         # The channel's own phone holds: the agent's leg (aliased to the caller) or the caller.
-        await self._ivr.hold(key, event.channel.id, held=True, music_class=event.musicclass)
+        await self._calls.hold(key, event.channel.id, held=True, music_class=event.musicclass)
 
     async def on_channel_unhold(self, key: str, event: ari.ChannelUnhold) -> None:
-        await self._ivr.hold(key, event.channel.id, held=False, music_class=None)
+        await self._calls.hold(key, event.channel.id, held=False, music_class=None)
 
     async def on_channel_hangup_request(self, key: str, event: ari.ChannelHangupRequest) -> None:
         if event.channel.id != key:
@@ -96,29 +97,29 @@ class IvrStasis:
             cause = CALLER_HUNG_UP
         else:
             cause = f"hangup request (cause {event.cause})"
-        await self._ivr.end_call(key, cause, rank=HangupCause.REQUEST)
+        await self._calls.end_call(key, cause, rank=HangupCause.REQUEST)
 
     async def on_stasis_end(self, key: str, event: ari.StasisEnd) -> None:
         if event.channel.id == key:
-            await self._ivr.end_call(key, "left the application", rank=HangupCause.LEFT)
+            await self._calls.end_call(key, "left the application", rank=HangupCause.LEFT)
 
     async def on_channel_destroyed(self, key: str, event: ari.ChannelDestroyed) -> None:
         if event.channel.id != key:
-            await self._ivr.helper_gone(key, event.channel.id, event.cause)
+            await self._calls.helper_gone(key, event.channel.id, event.cause)
             return
         if event.channel.id == key:
             log.debug("channel of %s destroyed: %s", mask_phone(event.channel.caller_number), event.cause_txt)
             # Cause 0 says nothing ("Unknown"): what an earlier event said stays.
             cause = None if not event.cause else f"{event.cause_txt or 'destroyed'} ({event.cause})"
-            await self._ivr.end_call(key, cause, rank=HangupCause.DESTROYED)
+            await self._calls.end_call(key, cause, rank=HangupCause.DESTROYED)
 
     async def on_speech_detected(self, key: str, event: SpeechDetected) -> None:
-        await self._ivr.speech(key, event.detected)
+        await self._calls.speech(key, event.detected)
 
     async def on_resynchronized(self, key: str, event: Resynchronized) -> None:
-        flow = self._ivr.flows.get(event.channel.id)
+        flow = self._calls.flows.get(event.channel.id)
         if flow is not None:
             # Live here through a reconnect of the events: what it missed meanwhile is not replayed.
             await flow.resync()
             return
-        await self._ivr.resume_call(event.channel)
+        await self._calls.resume_call(event.channel)

@@ -1,23 +1,27 @@
 """The call's states between the menu and the end: waiting in a queue, ringing an agent, talking.
 
-They continue the IVR's state machine (:mod:`ivr.flow`): same inputs, same rule that a
-transition returns the next state. Everything that must survive a restart is on the call
-state in Redis (jurisdiction, agent, agent leg, bridge) or in the queue engine.
+They continue the IVR's states (:mod:`ivr.flow`) under the call core's rules
+(:mod:`calls.flow`): same inputs, same rule that a transition returns the next state. Each
+state gets the queue service by its constructor, as :class:`CallQueues`. Everything that must
+survive a restart is on the call state in Redis (jurisdiction, agent, agent leg, bridge) or
+in the queue engine.
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import ClassVar, Protocol
 
 from ari.errors import AriError, AriNotFound, AriUnavailable
-from ivr.flow import BaseState, Call, Ended, State, Waiting, register_states
-from ivr.speech.events import Recognized, SpeechEvent, SpeechStarted
-
-if TYPE_CHECKING:
-    from queues.engine import Offer
-    from queues.services import QueueService
+from calls.call import Call
+from calls.flow import BaseState, Ended, State
+from calls.registry import StateRegistry
+from calls.speech import Recognized, SpeechEvent, SpeechStarted
+from core.settings import QueueSettings
+from ivr.flow import Waiting
+from queues.engine import Offer
+from queues.resolve import JurisdictionResolver
 
 log = logging.getLogger(__name__)
 
@@ -25,9 +29,34 @@ ANNOUNCE_TIMER = "announce"
 OVERFLOW_TIMER = "overflow"
 
 
-def queues(call: Call) -> QueueService:
-    """The queue service is the IVR's router when queues are on."""
-    return call.svc.router  # type: ignore[return-value]
+class CallQueues(Protocol):
+    """The queue service as the queue states use it (:class:`queues.services.QueueService`)."""
+
+    app: str
+    settings: QueueSettings
+    resolver: JurisdictionResolver
+
+    async def enqueue(self, call: Call, code: str, source: str) -> State: ...
+    async def overflow_delay(self, call: Call) -> float | None: ...
+    async def overflow_next(self, call: Call) -> Offer | None: ...
+    async def announce(self, call: Call) -> None: ...
+    async def keep_place(self, call: Call) -> None: ...
+    async def leave(self, call: Call) -> None: ...
+    def callback_possible(self, call: Call) -> bool: ...
+    async def book_callback(self, call: Call) -> None: ...
+    def callback_endpoint(self, call: Call) -> str: ...
+    async def callback_failed(self, call: Call) -> None: ...
+    def agent_leg_id(self, call: Call) -> str: ...
+    def alias(self, call: Call, key: str) -> None: ...
+    async def connect(self, call: Call) -> bool: ...
+    async def ring_no_answer(self, call: Call, agent_id: str) -> Offer | None: ...
+    async def give_back(self, call: Call, agent_id: str) -> Offer | None: ...
+    async def hung_up(self, call: Call, agent_id: str) -> None: ...
+    async def release_stray(self, call: Call, channel_id: str) -> None: ...
+    async def agent_held(self, call: Call, held: bool) -> None: ...
+    async def hang_up_leg(self, call: Call, channel_id: str) -> None: ...
+    async def destroy_bridge(self, call: Call, bridge_id: str, *, missing_ok: bool = True) -> None: ...
+    async def stop_recording(self, call: Call) -> None: ...
 
 
 class Farewell(BaseState):
@@ -63,6 +92,7 @@ class AskCity(BaseState):
     """Nothing says where the caller is: they say their city, or key its area code and #."""
 
     name: ClassVar[str] = "ask_city"
+    queues: CallQueues
     attempt: int = 1
     keyed: str = ""
     reason: str = ""
@@ -86,7 +116,7 @@ class AskCity(BaseState):
         call.stop_listening()
         if self.keyed:  # keyed digits but no #: take them as they are
             return await self._keyed_done(call)
-        return AskCity(attempt=self.attempt + 1, reason="no_input")
+        return AskCity(self.queues, attempt=self.attempt + 1, reason="no_input")
 
     async def on_dtmf(self, call: Call, digit: str) -> State:
         call.stop_listening()
@@ -99,10 +129,10 @@ class AskCity(BaseState):
         return self
 
     async def _keyed_done(self, call: Call) -> State:
-        code = queues(call).resolver.spoken_city_code(self.keyed) if self.keyed else None
+        code = self.queues.resolver.spoken_city_code(self.keyed) if self.keyed else None
         call.data.menu_path.append(f"ask_city:keyed:{'found' if code else 'no_match'}")
         if code is None:
-            return AskCity(attempt=self.attempt + 1, reason="no_match")
+            return AskCity(self.queues, attempt=self.attempt + 1, reason="no_match")
         return await self._queue(call, code, "keyed_area_code")
 
     async def on_speech(self, call: Call, event: SpeechEvent) -> State:
@@ -112,16 +142,17 @@ class AskCity(BaseState):
         assert isinstance(event, Recognized)
         call.speaking = False
         # A pack's city phrase must name a jurisdiction we know; anything else is no match.
-        code = queues(call).resolver.spoken_city_code(event.choice) if event.choice else None
+        code = self.queues.resolver.spoken_city_code(event.choice) if event.choice else None
         call.data.menu_path.append(f"ask_city:speech:{code or event.reason}")
         if code is None:
-            return AskCity(attempt=self.attempt + 1, reason="no_input" if event.reason == "timeout" else "no_match")
+            return AskCity(self.queues, attempt=self.attempt + 1,
+                           reason="no_input" if event.reason == "timeout" else "no_match")
         return await self._queue(call, code, "spoken_city")
 
     async def _queue(self, call: Call, code: str | None, source: str) -> State:
         await call.close_listener()
         call.cancel_timer(CITY_TIMER)
-        svc = queues(call)
+        svc = self.queues
         return await svc.enqueue(call, code or svc.resolver.default_code, source)
 
 
@@ -130,6 +161,7 @@ class InQueue(Waiting):
     """Waiting for an agent: music, position and wait announcements, climbing the levels."""
 
     name: ClassVar[str] = "in_queue"
+    queues: CallQueues
     #: Tell the caller they are queued (not again after an agent did not answer).
     notice: bool = True
 
@@ -149,43 +181,44 @@ class InQueue(Waiting):
         return self
 
     async def _arm(self, call: Call) -> None:
-        svc = queues(call)
+        svc = self.queues
         call.svc.timers.start(call.key, ANNOUNCE_TIMER, svc.settings.announce_every_s)
         delay = await svc.overflow_delay(call)
         if delay is not None:
             call.svc.timers.start(call.key, OVERFLOW_TIMER, delay)
 
     async def on_timer(self, call: Call, name: str, token: int) -> State:
-        svc = queues(call)
+        svc = self.queues
         if name == ANNOUNCE_TIMER:
             await svc.announce(call)
             call.svc.timers.start(call.key, ANNOUNCE_TIMER, svc.settings.announce_every_s)
         elif name == OVERFLOW_TIMER:
             offer = await svc.overflow_next(call)
             if offer is not None:
-                return Connecting.to(call, offer)
+                return Connecting.to(self.queues, call, offer)
             delay = await svc.overflow_delay(call)
             if delay is not None:
                 call.svc.timers.start(call.key, OVERFLOW_TIMER, delay)
         return self
 
-    async def on_offer(self, call: Call, offer: Any) -> State:
-        return Connecting.to(call, offer)
+    async def on_offer(self, call: Call, offer: Offer) -> State:
+        """An agent was assigned to this call (only a waiting call takes an offer)."""
+        return Connecting.to(self.queues, call, offer)
 
     async def on_helper_entered(self, call: Call, channel_id: str) -> State:
-        await queues(call).release_stray(call, channel_id)
+        await self.queues.release_stray(call, channel_id)
         return self
 
     async def on_dtmf(self, call: Call, digit: str) -> State:
-        if digit == "1" and queues(call).callback_possible(call):
+        if digit == "1" and self.queues.callback_possible(call):
             call.data.menu_path.append("in_queue:callback")
-            return CallbackBooked()
+            return CallbackBooked(self.queues)
         return self
 
     async def on_caller_gone(self, call: Call) -> None:
-        svc = queues(call)
+        svc = self.queues
         await svc.keep_place(call)
-        await svc.engine.remove(call.data.call_id, "abandoned")
+        await svc.leave(call)
 
 
 @dataclass
@@ -194,9 +227,10 @@ class CallbackBooked(Farewell):
 
     name: ClassVar[str] = "callback_booked"
     outcome_on_hangup: ClassVar[str] = "callback_booked"
+    queues: CallQueues
 
     async def enter(self, call: Call) -> State:
-        await queues(call).book_callback(call)
+        await self.queues.book_callback(call)
         await call.stop_music()
         await call.play("callback_booked")
         return self
@@ -208,11 +242,12 @@ class CallingBack(BaseState):
 
     name: ClassVar[str] = "calling_back"
     outcome_on_hangup: ClassVar[str] = "callback_unanswered"
+    queues: CallQueues
     agent_id: str = ""
     endpoint: str = ""
 
     async def enter(self, call: Call) -> State:
-        svc = queues(call)
+        svc = self.queues
         try:
             await call.svc.ari.originate(
                 svc.callback_endpoint(call), app=svc.app, app_args=["callback", call.data.call_id],
@@ -228,10 +263,10 @@ class CallingBack(BaseState):
         if channel_id != call.key:
             return self
         # The caller picked up: now their agent's phone rings, as for any call.
-        return Connecting.ring(call, self.agent_id, self.endpoint)
+        return Connecting.ring(self.queues, call, self.agent_id, self.endpoint)
 
     async def on_caller_gone(self, call: Call) -> None:
-        await queues(call).callback_failed(call)
+        await self.queues.callback_failed(call)
 
 
 @dataclass
@@ -240,23 +275,24 @@ class Connecting(BaseState):
 
     name: ClassVar[str] = "connecting"
     outcome_on_hangup: ClassVar[str] = "abandoned_in_queue"
+    queues: CallQueues
     agent_id: str = ""
     endpoint: str = ""
 
     @classmethod
-    def to(cls, call: Call, offer: Offer) -> Connecting:
-        return cls.ring(call, offer.agent_id, offer.endpoint)
+    def to(cls, queues: CallQueues, call: Call, offer: Offer) -> Connecting:
+        return cls.ring(queues, call, offer.agent_id, offer.endpoint)
 
     @classmethod
-    def ring(cls, call: Call, agent_id: str, endpoint: str) -> Connecting:
+    def ring(cls, queues: CallQueues, call: Call, agent_id: str, endpoint: str) -> Connecting:
         """Ring the agent. The agent and the leg's id go on the call first, so that they are
         stored before the phone rings (a restart then knows whom it was ringing)."""
         call.data.agent_id = agent_id
-        call.data.agent_channel = queues(call).agent_leg_id(call)
-        return cls(agent_id=agent_id, endpoint=endpoint)
+        call.data.agent_channel = queues.agent_leg_id(call)
+        return cls(queues, agent_id=agent_id, endpoint=endpoint)
 
     async def enter(self, call: Call) -> State:
-        svc = queues(call)
+        svc = self.queues
         svc.alias(call, call.data.agent_channel or "")
         # The caller hears why the line is quiet while the agent's phone rings. What they were
         # hearing ("you are queued", their position) stops first: Asterisk would play this after
@@ -293,19 +329,19 @@ class Connecting(BaseState):
     async def resume(self, call: Call) -> State:
         # After a restart we cannot know how far the ringing got (the agent may have answered):
         # start the offer over, without blaming the agent for our restart.
-        svc = queues(call)
+        svc = self.queues
         if call.data.agent_channel:
             await svc.hang_up_leg(call, call.data.agent_channel)
         return await self._give_back(call)
 
     async def on_helper_entered(self, call: Call, channel_id: str) -> State:
         if channel_id != call.data.agent_channel:
-            await queues(call).release_stray(call, channel_id)
+            await self.queues.release_stray(call, channel_id)
             return self
-        if not await queues(call).connect(call):
+        if not await self.queues.connect(call):
             # The agent's phone answered: whatever failed, it was not the agent.
             return await self._give_back(call)
-        return Connected()
+        return Connected(self.queues)
 
     async def on_helper_gone(self, call: Call, channel_id: str, cause: int) -> State:
         if channel_id != call.data.agent_channel:
@@ -327,15 +363,15 @@ class Connecting(BaseState):
         except AriError as exc:
             log.warning("call %s: agent leg %s unknown after the reconnect: %s", call.data.call_id, leg, exc)
             return await super().on_resync(call)
-        if channel.state == "Up" and channel.in_stasis_app(queues(call).app):
+        if channel.state == "Up" and channel.in_stasis_app(self.queues.app):
             log.info("call %s: agent %s answered while events were lost", call.data.call_id, self.agent_id)
             return await self.on_helper_entered(call, leg)
         return await super().on_resync(call)
 
     async def _not_answered(self, call: Call) -> State:
-        svc = queues(call)
+        svc = self.queues
         agent_id = self.agent_id or call.data.agent_id or ""  # restored states carry it on the call
-        offer = await svc.engine.ring_no_answer(call.data.call_id, agent_id)
+        offer = await svc.ring_no_answer(call, agent_id)
         log.info("call %s: agent %s did not answer", call.data.call_id, agent_id)
         return self._next(call, offer)
 
@@ -343,19 +379,18 @@ class Connecting(BaseState):
         """The attempt failed through no fault of the agent: they are given back (not on break)
         and the caller, back at the head of the queue, gets the next offer."""
         agent_id = self.agent_id or call.data.agent_id or ""  # restored states carry it on the call
-        return self._next(call, await queues(call).give_back(call, agent_id))
+        return self._next(call, await self.queues.give_back(call, agent_id))
 
-    @staticmethod
-    def _next(call: Call, offer: Offer | None) -> State:
+    def _next(self, call: Call, offer: Offer | None) -> State:
         call.data.agent_id = call.data.agent_channel = None
         # Back in the queue the caller hears music again (not the "you are queued" notice).
-        return Connecting.to(call, offer) if offer is not None else InQueue(notice=False)
+        return Connecting.to(self.queues, call, offer) if offer is not None else InQueue(self.queues, notice=False)
 
     async def on_caller_gone(self, call: Call) -> None:
-        svc = queues(call)
+        svc = self.queues
         if call.data.agent_channel:
             await svc.hang_up_leg(call, call.data.agent_channel)
-        await svc.engine.remove(call.data.call_id, "abandoned")
+        await svc.leave(call)
 
 
 @dataclass
@@ -364,16 +399,17 @@ class Connected(BaseState):
 
     name: ClassVar[str] = "connected"
     outcome_on_hangup: ClassVar[str] = "answered"
+    queues: CallQueues
 
     async def resume(self, call: Call) -> State:
-        svc = queues(call)
+        svc = self.queues
         for helper in (call.data.agent_channel, call.data.call_bridge and f"bridge:{call.data.call_bridge}"):
             if helper:
                 svc.alias(call, helper)
         return self
 
     async def on_helper_entered(self, call: Call, channel_id: str) -> State:
-        await queues(call).release_stray(call, channel_id)
+        await self.queues.release_stray(call, channel_id)
         return self
 
     async def on_hold(self, call: Call, channel_id: str, held: bool, music_class: str | None) -> State:
@@ -381,7 +417,7 @@ class Connected(BaseState):
         # button (Asterisk's hold indication, which plays the caller music itself) or the
         # caller's phone.
         if channel_id == call.data.agent_channel:
-            await queues(call).agent_held(call, held)
+            await self.queues.agent_held(call, held)
         return self
 
     async def on_resync(self, call: Call) -> State:
@@ -405,7 +441,7 @@ class Connected(BaseState):
         return self
 
     async def on_caller_gone(self, call: Call) -> None:
-        svc = queues(call)
+        svc = self.queues
         # Stopped first, so that the file ends with the conversation, not with our clean-up.
         await svc.stop_recording(call)
         if call.data.agent_channel:
@@ -413,7 +449,16 @@ class Connected(BaseState):
         if call.data.call_bridge:
             await svc.destroy_bridge(call, call.data.call_bridge)
         if call.data.agent_id:
-            await svc.engine.hung_up(call.data.call_id, call.data.agent_id)
+            await svc.hung_up(call, call.data.agent_id)
 
 
-register_states(AfterHours, AskCity, InQueue, CallbackBooked, CallingBack, Connecting, Connected)
+def register_states(registry: StateRegistry, queues: CallQueues) -> None:
+    """The queues' states, so that a restarted process can restore them."""
+    registry.register(AfterHours.name, lambda data: AfterHours())
+    registry.register(AskCity.name, lambda data: AskCity(queues))
+    registry.register(InQueue.name, lambda data: InQueue(queues))
+    registry.register(CallbackBooked.name, lambda data: CallbackBooked(queues))
+    registry.register(CallingBack.name, lambda data: CallingBack(queues))
+    # The agent being rung is on the stored call (``agent_id``), which the state falls back to.
+    registry.register(Connecting.name, lambda data: Connecting(queues))
+    registry.register(Connected.name, lambda data: Connected(queues))

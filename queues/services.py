@@ -1,7 +1,8 @@
 """Queue logic for calls: route a call to its jurisdiction's queue, climb the levels, offer
 agents, connect them, announce positions, run wrap-ups.
 
-:class:`QueueService` is the IVR's :class:`~ivr.services.Router`. Offers that arise outside a
+:class:`QueueService` is the IVR's :class:`~ivr.flow.Router` and the service the queue states
+use (:class:`~queues.flow.CallQueues`). Offers that arise outside a
 call's own events (an agent becoming free) reach the call as a :class:`QueueOffered` event in
 the call's FIFO, so a call never handles two inputs at once.
 """
@@ -18,7 +19,7 @@ from collections.abc import Awaitable, Callable
 from contextlib import suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 from redis.asyncio import Redis
 
@@ -26,20 +27,19 @@ from ari.dispatcher import Dispatcher
 from ari.errors import CALL_GONE, AriError, AriNotFound, AriUnavailable
 from ari.models import Event
 from ari.rest import AriRest
+from calls.call import Call
+from calls.flow import State
+from calls.services import CallService
+from calls.store import CallState
 from core.hours import is_open
 from core.jurisdictions import JurisdictionTree
 from core.settings import QueueSettings
 from core.tasks import cancel_and_wait
 from core.vocabulary import utcnow
-from ivr.flow import BaseState, Call
-from ivr.store import CallState
-from queues.engine import Agent, Offer, QueueEngine, QueueError, WaitingCall
+from queues.engine import PRIORITY_MAX, Agent, Offer, QueueEngine, QueueError, WaitingCall
 from queues.figures import FiguresPublisher
 from queues.flow import AfterHours, AskCity, CallingBack, Connecting, InQueue
 from queues.resolve import JurisdictionResolver
-
-if TYPE_CHECKING:
-    from ivr.services import IvrService
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +58,8 @@ LEGACY_CALL_BRIDGE_SUFFIX = "-call"
 CONNECT_FAILED_PAUSE_S = 3.0
 #: Seconds between tries at removing what a failed clean-up left (besides every resync).
 LEFTOVER_SWEEP_EVERY_S = 30.0
+#: A transferred caller has waited already: they go ahead of everyone who has not.
+TRANSFER_PRIORITY = PRIORITY_MAX
 
 
 def call_bridge_caller(bridge_id: str) -> str | None:
@@ -227,6 +229,16 @@ class QueueOffered(Event):
         return self.key
 
 
+def _waiting(data: CallState, code: str, *, priority: int = 0, enqueued_at_ms: int | None = None) -> WaitingCall:
+    """The engine's view of a call to queue at ``code`` on the call's line."""
+    return WaitingCall(
+        call_id=data.call_id, channel_id=data.channel_id, jurisdiction=code, line=data.business_line,
+        priority=priority,
+        # Agents speak locales (zh-CN); the call carries Asterisk's spelling (zh_CN).
+        language=data.language.replace("_", "-"), enqueued_at_ms=enqueued_at_ms,
+    )
+
+
 class CallRecorder(Protocol):
     """Records conversations (``recordings.capture``): a segment per bridging of caller and agent."""
 
@@ -250,7 +262,7 @@ class QueueService:
 
     # --- the router -------------------------------------------------------------------------
 
-    async def route(self, call: Call) -> BaseState:
+    async def route(self, call: Call) -> State:
         """The IVR has decided: queue the call where it belongs, or hand it to an agent now.
 
         When neither the dialled line nor the caller's number says where the caller is, they
@@ -261,25 +273,50 @@ class QueueService:
             return AfterHours()
         where = self.resolver.resolve(area_code=data.area_code, caller_number=data.caller_phone)
         if where.source == "default" and data.jurisdiction is None:
-            return AskCity()
+            return AskCity(self)
         return await self.enqueue(call, data.jurisdiction or where.code, data.jurisdiction_source or where.source)
 
     def open_now(self) -> bool:
         h = self.settings.hours
         return is_open(datetime.now(UTC), timezone=h.timezone, days=h.days, opens=h.opens, closes=h.closes)
 
-    async def enqueue(self, call: Call, code: str, source: str) -> BaseState:
+    async def enqueue(self, call: Call, code: str, source: str) -> State:
         data = call.data
         data.jurisdiction, data.jurisdiction_source = code, source
         place = await self._place_kept(call)
-        offer = await self.engine.enqueue(WaitingCall(
-            call_id=data.call_id, channel_id=data.channel_id, jurisdiction=code, line=data.business_line,
-            # Agents speak locales (zh-CN); the call carries Asterisk's spelling (zh_CN).
-            language=data.language.replace("_", "-"), enqueued_at_ms=place,
-        ))
+        offer = await self.engine.enqueue(_waiting(data, code, enqueued_at_ms=place))
         offer = offer or await self._skip_unstaffed(call)
         log.info("call %s queued for %s (%s) on %s", data.call_id, code, source, data.business_line)
-        return Connecting.to(call, offer) if offer is not None else InQueue()
+        return Connecting.to(self, call, offer) if offer is not None else InQueue(self)
+
+    async def leave(self, call: Call) -> None:
+        """The caller hung up while queued or while an agent's phone rang: out of the queues."""
+        await self.engine.remove(call.data.call_id, "abandoned")
+
+    async def transfer(self, call: Call, agent_id: str, jurisdiction: str, line: str, step: str) -> State:
+        """In the call's FIFO: the agent's part ends (wrap-up), the caller is queued again at
+        ``jurisdiction`` and ``line`` ahead of the callers not yet served, and the agent's leg and
+        the conversation's bridge go. ``step`` is what the call's menu path records."""
+        data = call.data
+        leg, bridge = data.agent_channel, data.call_bridge
+        # The agent's segment ends with their part of the conversation (stopped before its bridge
+        # goes, so that Asterisk finishes the file and the recorder keeps it).
+        await self.stop_recording(call)
+        await self.engine.hung_up(data.call_id, agent_id)
+        data.agent_id = data.agent_channel = data.call_bridge = None
+        data.jurisdiction, data.jurisdiction_source, data.business_line = jurisdiction, "transferred", line
+        data.menu_path.append(step)
+        try:
+            offer = await self.engine.enqueue(_waiting(data, jurisdiction, priority=TRANSFER_PRIORITY))
+        except QueueError:
+            log.exception("call %s: queueing the transfer failed", data.call_id)
+            offer = None
+        if bridge:
+            await self.destroy_bridge_quietly(bridge)
+        if leg:
+            await self.hangup_quietly(leg)
+        log.info("call %s transferred by agent %s to %s on %s", data.call_id, agent_id, jurisdiction, line)
+        return Connecting.to(self, call, offer) if offer is not None else InQueue(self)
 
     # --- callbacks: the caller hangs up, keeps their place, and is called when it is their turn ------
 
@@ -300,7 +337,7 @@ class QueueService:
         number = "".join(ch for ch in call.data.caller_phone if ch.isdigit())
         return f"PJSIP/{number}@{self.settings.callback_trunk}"
 
-    async def call_back(self, offer: Offer, ivr: IvrService) -> bool:
+    async def call_back(self, offer: Offer, calls: CallService) -> bool:
         """An agent was offered a call whose caller waits for our call: ring the caller."""
         raw = await self.engine.redis.hget(self._callback_key(offer.call_id), "state")
         if raw is None:
@@ -309,7 +346,7 @@ class QueueService:
         attempt = await self.engine.redis.hincrby(self._callback_key(offer.call_id), "attempts", 1)
         state.channel_id = f"{offer.channel_id}-cb-{attempt}"
         state.state, state.ended_at, state.outcome, state.hangup_cause = "calling_back", None, None, None
-        await ivr.adopt(state, CallingBack(agent_id=offer.agent_id, endpoint=offer.endpoint))
+        await calls.adopt(state, CallingBack(self, agent_id=offer.agent_id, endpoint=offer.endpoint))
         return True
 
     async def callback_failed(self, call: Call) -> None:
@@ -333,6 +370,8 @@ class QueueService:
 
     async def _requeue_due_callbacks(self) -> None:
         for raw in await self.engine.redis.zrangebyscore(self._retry_key(), "-inf", self.engine.clock_ms()):
+            if not isinstance(raw, bytes | str):
+                continue  # members only: no scores were asked for
             if await self.engine.redis.zrem(self._retry_key(), raw):  # claimed by this process only
                 self.deliver(await self.engine.enqueue(WaitingCall(**json.loads(raw))))
 
@@ -486,6 +525,15 @@ class QueueService:
                              self.destroy_bridge(call, bridge_id, missing_ok=not bridge_may_appear))
         self.dispatcher.unalias(f"bridge:{bridge_id}")
 
+    async def ring_no_answer(self, call: Call, agent_id: str) -> Offer | None:
+        """The agent's phone rang out (or could not ring): they go on break, the caller gets the
+        next offer, if any."""
+        return await self.engine.ring_no_answer(call.data.call_id, agent_id)
+
+    async def hung_up(self, call: Call, agent_id: str) -> None:
+        """The conversation is over: the agent goes to wrap-up."""
+        await self.engine.hung_up(call.data.call_id, agent_id)
+
     async def give_back(self, call: Call, agent_id: str) -> Offer | None:
         """The agent's phone answered (or may have) but the call could not be put through to
         them: not their doing, so no break for "no answer". They pause a few seconds in a wrap-up
@@ -628,8 +676,8 @@ class QueueService:
                 log.info("resync: hanging up an agent's leg whose caller is gone")
                 await self.hangup_quietly(channel_id)
         for bridge in await self.ari.list_bridges():
-            caller = call_bridge_caller(bridge.id)
-            if caller is not None and caller not in live:
+            bridge_caller = call_bridge_caller(bridge.id)
+            if bridge_caller is not None and bridge_caller not in live:
                 log.info("resync: destroying bridge %s, whose caller is gone", bridge.id)
                 await self.destroy_bridge_quietly(bridge.id)
 

@@ -24,7 +24,7 @@ from typing import Any
 
 import vosk
 
-from ivr.speech.events import Recognized, SpeechEvent, SpeechStarted
+from calls.speech import Recognized, SpeechEvent, SpeechStarted
 from ivr.speech.grammar import Grammar, compile_grammar, decide
 from ivr.speech.locale import SpeechPack
 from ivr.speech.vad import (
@@ -79,7 +79,7 @@ class SpeechEngine:
     ) -> SpeechEngine:
         """Load the model (seconds of work, in a thread) and compile every menu's grammar."""
         vosk.SetLogLevel(-1)  # Kaldi logs every grammar it builds: once per call otherwise
-        if not Path(model_dir).is_dir():
+        if not await asyncio.to_thread(Path(model_dir).is_dir):
             raise FileNotFoundError(f"no Vosk model directory at {model_dir}")
         model = await asyncio.to_thread(vosk.Model, str(model_dir))
         return cls(model, pack, max_streams=max_streams, threads=threads)

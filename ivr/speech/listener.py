@@ -28,9 +28,9 @@ from ari.dispatcher import Dispatcher
 from ari.errors import CALL_GONE, AriError
 from ari.models import Event
 from ari.rest import AriRest
-from ivr.speech.events import Recognized, SpeechEvent
+from calls.speech import Recognized, SpeechEvent
+from calls.stasis_args import HELPER_MARK
 from ivr.speech.rtp import RtpReceiver
-from ivr.stasis_args import HELPER_MARK
 
 if TYPE_CHECKING:
     from ivr.speech.engine import SpeechEngine, SpeechStream

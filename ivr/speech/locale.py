@@ -13,8 +13,8 @@ read by the prompt catalogue) plus the speech tables read here::
     complaint = ["投诉", "我 要 投诉"]
 
 A spoken digit means what its key means in that menu: "一" in the main menu is the choice
-of key 1 there. The key tables are the IVR's own (``ivr.flow``), so a pack can never
-disagree with what the keys do.
+of key 1 there. The key tables are the ones the menus act on (``ivr.speech.menus``), so a
+pack can never disagree with what the keys do.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from types import MappingProxyType
 from typing import Any
 
 from ivr.prompts.catalogue import PROMPTS_DIR, available_locales
+from ivr.speech.menus import MENU_KEYS
 
 _LOCALE = re.compile(r"[a-z]{2,3}(?:-[A-Z]{2})?")
 _NAME = re.compile(r"[a-z][a-z0-9_]*")
@@ -56,15 +57,6 @@ class SpeechPack:
     decoys: tuple[str, ...] = field(default=())
 
 
-def menu_keys() -> dict[str, Mapping[str, str]]:
-    """DTMF key -> choice of every menu that takes keys, from the IVR itself."""
-    # Imported here, not at the top: the IVR flow imports the speech package, and a pack
-    # is read once at start-up, so the late import costs nothing and avoids a cycle.
-    from ivr.flow import MAIN_MENU
-
-    return {"main_menu": MAIN_MENU}
-
-
 def load_speech_pack(locale: str) -> SpeechPack:
     """The speech tables of ``locale``; :class:`SpeechPackError` naming file and key if wrong."""
     path = _pack_path(locale)
@@ -83,9 +75,8 @@ def load_speech_pack(locale: str) -> SpeechPack:
     menus = speech.get("menus")
     if not isinstance(menus, dict) or not menus:
         raise SpeechPackError(f"{path}: [speech.menus] is missing or empty")
-    keys = menu_keys()
     parsed = {
-        name: _menu(name, table, digits, keys.get(name), path) for name, table in menus.items()
+        name: _menu(name, table, digits, MENU_KEYS.get(name), path) for name, table in menus.items()
     }
     return SpeechPack(locale, model.strip(), MappingProxyType(parsed), decoys)
 

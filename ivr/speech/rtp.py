@@ -32,7 +32,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ivr.speech import codec
+from ivr.speech.codec import Upsampler2x, be_to_le, pcm_from_bytes, pcm_to_bytes, ulaw_decode
 
 __all__ = ["FRAME_BYTES", "WINDOW_FRAMES", "RtpStats", "JitterBuffer", "RtpReceiver"]
 
@@ -126,7 +126,7 @@ class JitterBuffer:
         self._max_gap = max_gap_frames
         self.stats = RtpStats()
         # 8 kHz audio goes through one filter for the whole call, so frame edges do not click.
-        self._upsampler = codec.Upsampler2x() if fmt == "ulaw" else None
+        self._upsampler = Upsampler2x() if fmt == "ulaw" else None
         n = self._fmt.ticks
         self._fade = np.linspace(0.5, 0.0, n)
         self._zeros = np.zeros(n, dtype=np.int16)
@@ -269,13 +269,13 @@ class JitterBuffer:
 
     def _decode(self, payload: bytes) -> np.ndarray:
         if self._upsampler is not None:
-            return codec.ulaw_decode(payload)
-        return codec.pcm_from_bytes(codec.be_to_le(payload))
+            return ulaw_decode(payload)
+        return pcm_from_bytes(be_to_le(payload))
 
     def _render(self, samples: np.ndarray) -> bytes:
         if self._upsampler is not None:
             samples = self._upsampler.process(samples)
-        return codec.pcm_to_bytes(samples)
+        return pcm_to_bytes(samples)
 
 
 class _Protocol(asyncio.DatagramProtocol):

@@ -17,9 +17,9 @@ from sqlalchemy.exc import StatementError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from callrecords.services import CallRecordRepository, CallRecordWriter, upsert_statement
+from calls.store import CallState
 from core.db import make_engine, sessionmaker
 from core.migrate import create_schema
-from ivr.store import CallState
 
 T0 = datetime(2026, 11, 24, 9, 30, 15, 123456, tzinfo=UTC)
 

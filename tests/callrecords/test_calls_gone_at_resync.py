@@ -9,10 +9,10 @@ from datetime import UTC, datetime, timedelta
 
 from redis.asyncio import Redis
 
+from calls.liveness import Liveness
+from calls.services import GONE_AT_RESYNC
 from core.settings import Settings
-from ivr.liveness import Liveness
 from ivr.prompts.catalogue import PromptCatalogue
-from ivr.services import GONE_AT_RESYNC
 from tests.fixtures.app import running
 from tests.fixtures.waiting import eventually
 
@@ -52,7 +52,7 @@ async def test_a_call_that_ended_while_the_connection_was_lost_ends_when_it_was_
 
 async def test_a_call_that_ended_while_the_application_was_down_ends_at_its_last_heartbeat(
         pbx_sim, settings: Settings, prompts: PromptCatalogue) -> None:  # type: ignore[no-untyped-def]
-    async with running(settings) as first:
+    async with running(settings):
         call = await pbx_sim.place_call("12365", caller_id="13800138000")
         await call.wait_for_playback(prefix=prompts.media("main_menu"))
     stopped = now()  # the process is gone; the call stays in Asterisk and in Redis

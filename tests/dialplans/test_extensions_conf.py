@@ -6,12 +6,12 @@ import re
 
 import pytest
 
+from calls.stasis_args import InboundArgs
 from core.settings import AriSettings, IvrSettings
 from core.vocabulary import LINE_OF_NUMBER
 from devtools.pbx_sim.dialplan import Dialplan, split_args
 from ivr.prompts.catalogue import PromptCatalogue, asterisk_language, sound_name
-from ivr.stasis_args import InboundArgs
-from tests.dialplans.support import DIALPLANS, EXTENSIONS_CONF, RENDERED, RecordingHost, section
+from tests.support.dialplans import DIALPLANS, EXTENSIONS_CONF, RENDERED, RecordingHost, section
 
 AREA_CODES = ["", "010", "021", "029", "0571", "0755", "0931"]
 
@@ -146,7 +146,8 @@ def test_every_hotline_sound_asterisk_plays_is_a_prompt_of_the_catalogue(locale:
     catalogue = PromptCatalogue.load(locale)
     names = {sound_name(key) for key in catalogue.keys()}
     used = re.findall(r"\bhotline/([\w-]+)", EXTENSIONS_CONF.read_text(encoding="utf-8"))
-    used += [v.removeprefix("hotline/") for v in section(DIALPLANS / "queues.conf", "hotline-fallback")["periodic-announce"]]
+    announced = section(DIALPLANS / "queues.conf", "hotline-fallback")["periodic-announce"]
+    used += [v.removeprefix("hotline/") for v in announced]
     assert used and set(used) <= names
     assert {"fallback-unavailable", "invalid-number", "goodbye"} <= set(used)
 

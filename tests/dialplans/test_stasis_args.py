@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from calls.stasis_args import InboundArgs
 from core.vocabulary import LINE_OF_NUMBER
-from ivr.stasis_args import InboundArgs
 
 
 def test_the_five_hotlines_and_their_business_lines() -> None:

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 import ivr.speech.locale as locale_module
-from ivr.flow import MAIN_MENU
 from ivr.speech.grammar import MIN_WORD_CONFIDENCE, GrammarError, compile_grammar, decide
 from ivr.speech.locale import MenuPhrases, SpeechPackError, load_speech_pack
+from ivr.speech.menus import MAIN_MENU
 
 MENU = MenuPhrases("main_menu", {"complaint": ("민원", "일 번"), "operator": ("사람 연결",)})
 VOCABULARY = {"민원", "일", "번", "사람", "연결", "여기", "밥", "<UNK>"}

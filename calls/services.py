@@ -1,48 +1,35 @@
-"""IVR logic: start, drive, resume and end call flows.
+"""The call core's logic: start, drive, resume and end call flows.
 
-The handlers in :mod:`ivr.stasis` call into :class:`IvrService`; every method runs
+The handlers in :mod:`ivr.stasis` call into :class:`CallService`; every method runs
 inside the caller's event FIFO (see :mod:`ari.dispatcher`), so no two of them
-ever run at once for the same call.
+ever run at once for the same call. Features hand their own inputs to a call with
+:meth:`CallService.deliver`.
 """
 
 from __future__ import annotations
 
-import itertools
 import logging
 import uuid
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from datetime import datetime
 from enum import IntEnum
-from typing import TYPE_CHECKING, Protocol
 
-from ari.dispatcher import Dispatcher, Resynchronized, Timers
+from ari.dispatcher import Dispatcher, Resynchronized
 from ari.errors import AriError
 from ari.models import Channel
-from ari.rest import AriRest
-from callrecords.services import CallRecordWriter
+from calls.call import Call, CallServices
+from calls.flow import CallFlow, Ended, Reaction, State
+from calls.registry import StateRegistry
+from calls.speech import SpeechEvent
+from calls.stasis_args import InboundArgs, is_helper_id
+from calls.store import CallState
 from core.privacy import mask_phone
 from core.vocabulary import utcnow
-from ivr.flow import Answering, BaseState, Call, CallFlow, Ended, State, Waiting, restore_state
-from ivr.prompts.catalogue import PromptCatalogue
-from ivr.speech.events import SpeechEvent
-from ivr.stasis_args import InboundArgs, is_helper_id
-from ivr.store import CallState, CallStateStore
-
-if TYPE_CHECKING:
-    from ivr.speech.listener import Listeners
 
 log = logging.getLogger(__name__)
 
 #: Hang-up cause of a call whose channel was gone when we (re)connected: it ended while we were
 #: not listening (ARI replays nothing), after the ``ended_at`` it is given (see resync).
 GONE_AT_RESYNC = "found gone at resync"
-
-
-class Router(Protocol):
-    """Where a call goes once the IVR has decided (the queue engine implements this)."""
-
-    async def route(self, call: Call) -> BaseState: ...
 
 
 class HangupCause(IntEnum):
@@ -62,47 +49,16 @@ class HangupCause(IntEnum):
 MAX_ENDING = 10_000
 
 
-class HoldRouter:
-    """Until a queue engine is plugged in: tell the caller they are queued and hold them."""
+class CallService:
+    """Starts, drives, resumes and ends the flows of the calls in our application.
 
-    async def route(self, call: Call) -> BaseState:
-        return Waiting()
+    ``states``: the features' states by name (a stored call resumes in its own) and the one
+    new inbound calls begin in.
+    """
 
-
-@dataclass
-class CallServices:
-    """What call states may use; built once by the composition root."""
-
-    ari: AriRest
-    prompts: PromptCatalogue
-    timers: Timers
-    router: Router
-    store: CallStateStore
-    records: CallRecordWriter
-    language: str
-    no_input_timeout_s: float
-    max_attempts: int
-    #: Speech menus; None where no model is installed (DTMF only).
-    listeners: Listeners | None = None
-    #: The music on hold class callers hear (``[ivr] moh_class``; musiconhold.conf).
-    moh_class: str = "hotline"
-
-    def __post_init__(self) -> None:
-        # Playback ids: unique per process start, cheap to make (no uuid4 on the hot path).
-        self._ids = itertools.count(1)
-        self._run = uuid.uuid4().hex[:8]
-
-    def new_id(self) -> str:
-        return f"pb-{self._run}-{next(self._ids)}"
-
-    async def persist(self, state: CallState) -> None:
-        await self.store.save(state)
-        self.records.save(state.to_record())
-
-
-class IvrService:
-    def __init__(self, services: CallServices, dispatcher: Dispatcher, app_name: str) -> None:
+    def __init__(self, services: CallServices, states: StateRegistry, dispatcher: Dispatcher, app_name: str) -> None:
         self.svc = services
+        self._states = states
         self._dispatcher = dispatcher
         self._app = app_name
         self.flows: dict[str, CallFlow] = {}
@@ -126,7 +82,7 @@ class IvrService:
             language=self.svc.language,
             started_at=utcnow(),
         )
-        flow = CallFlow(Call(state, self.svc), Answering())
+        flow = CallFlow(Call(state, self.svc), self._states.first())
         self.flows[channel.id] = flow
         self.calls_started += 1
         log.info(
@@ -151,7 +107,7 @@ class IvrService:
         except AriError as exc:  # gone already: its events say so; anything else costs only the cause
             log.debug("following channel %s failed: %s", channel_id, exc)
 
-    async def adopt(self, state: CallState, first: BaseState) -> None:
+    async def adopt(self, state: CallState, first: State) -> None:
         """Start a flow for a call we place ourselves (a callback): its channel's id is chosen
         by us, so its events come to this flow's own FIFO."""
         flow = CallFlow(Call(state, self.svc), first)
@@ -173,7 +129,7 @@ class IvrService:
             await self.start_call(channel, args)
             return
         call = Call(stored, self.svc)
-        flow = CallFlow(call, restore_state(call))
+        flow = CallFlow(call, self._states.restore(stored))
         self.flows[channel.id] = flow
         log.info("resync: resuming call %s in state %s", stored.call_id, stored.state)
         await flow.resume()
@@ -225,7 +181,7 @@ class IvrService:
         if flow is not None:
             await flow.react(lambda state, call: state.on_hold(call, holder_id, held, music_class))
 
-    async def deliver(self, channel_id: str, reaction: Callable[[BaseState, Call], Awaitable[State]]) -> bool:
+    async def deliver(self, channel_id: str, reaction: Reaction) -> bool:
         """Hand a feature's input to the call's flow; False when no such call lives here."""
         flow = self.flows.get(channel_id)
         if flow is None:
@@ -304,7 +260,7 @@ class IvrService:
         the ids of the live channels, for other features to reconcile with.
 
         ``gone_since``: the last moment we knew our calls alive (the connection was lost then,
-        or a process that died last wrote its heartbeat then; see :mod:`ivr.liveness`). Calls
+        or a process that died last wrote its heartbeat then; see :mod:`calls.liveness`). Calls
         found gone end then, not now: they may have been gone for hours."""
         channels = await self.svc.ari.list_channels()
         await self._sweep_helpers(channels)
@@ -323,7 +279,7 @@ class IvrService:
             if stored is None:
                 await self.svc.store.delete(channel_id)
                 continue
-            outcome = restore_state(Call(stored, self.svc)).outcome_on_hangup
+            outcome = self._states.restore(stored).outcome_on_hangup
             self._ended_while_away(stored, gone_since)
             await self._finish(stored, outcome=outcome, cause=GONE_AT_RESYNC)
         # Live channels: resume each in its own FIFO, in order with its later events.

@@ -1,4 +1,4 @@
-"""Live IVR call state in Redis: what must survive an application restart.
+"""Live call state in Redis: what must survive an application restart.
 
 One JSON value per call (keyed by the caller's channel id) plus a set of the live
 channel ids, written on every state transition. After a restart the resync reads
@@ -16,7 +16,6 @@ from redis.asyncio import Redis
 
 #: Length of the call record's transcript column.
 TRANSCRIPT_MAX = 2000
-
 
 
 @dataclass(slots=True)
@@ -99,6 +98,8 @@ class CallState:
 class CallStateStore:
     def __init__(self, redis: Redis, prefix: str) -> None:
         self._redis = redis
+        # The keys keep the names they had when the IVR owned them: calls stored by an older
+        # process are still found and resumed after an upgrade.
         self._live = f"{prefix}:ivr:live"
         self._prefix = f"{prefix}:ivr:call:"
 

@@ -35,6 +35,8 @@ class Liveness:
     def __init__(self, redis: Redis, prefix: str, *, interval_s: float = HEARTBEAT_S,
                  clock: Callable[[], datetime] = _utcnow) -> None:
         self._redis = redis
+        # The key's name predates the call core: a process of this version reads the heartbeat
+        # of an older one.
         self._key = f"{prefix}:ivr:alive"
         self._interval = interval_s
         self._clock = clock

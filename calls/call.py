@@ -1,0 +1,184 @@
+"""One live call as its states see it: its stored state, what it is playing and hearing, and
+the services every state may use.
+
+Features reach their own services through their states' constructors (see
+:mod:`ivr.flow`, :mod:`queues.flow`); :class:`CallServices` holds only what any call needs.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import uuid
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from ari.dispatcher import Timers
+from ari.errors import CALL_GONE, AriError, AriNotFound
+from ari.rest import AriRest
+from calls.speech import SpeechListener, SpeechListeners
+from calls.store import CallState, CallStateStore
+
+log = logging.getLogger(__name__)
+
+
+class Prompts(Protocol):
+    """Prompt keys to Asterisk media URIs (``ivr.prompts.PromptCatalogue``)."""
+
+    def media(self, key: str) -> str: ...
+
+
+class RecordSink(Protocol):
+    """Takes call-record rows without waiting for the database (``callrecords.services.CallRecordWriter``)."""
+
+    def save(self, snapshot: dict[str, Any]) -> None: ...
+
+
+@dataclass
+class CallServices:
+    """What call states may use; built once by the composition root."""
+
+    ari: AriRest
+    prompts: Prompts
+    timers: Timers
+    store: CallStateStore
+    records: RecordSink
+    language: str
+    #: How long a menu (of any feature) waits for a key or a word after its prompt.
+    no_input_timeout_s: float
+    #: Speech menus; None where no model is installed (DTMF only).
+    listeners: SpeechListeners | None = None
+    #: The music on hold class callers hear (``[ivr] moh_class``; musiconhold.conf).
+    moh_class: str = "hotline"
+
+    def __post_init__(self) -> None:
+        # Playback ids: unique per process start, cheap to make (no uuid4 on the hot path).
+        self._ids = itertools.count(1)
+        self._run = uuid.uuid4().hex[:8]
+
+    def new_id(self) -> str:
+        return f"pb-{self._run}-{next(self._ids)}"
+
+    async def persist(self, state: CallState) -> None:
+        await self.store.save(state)
+        self.records.save(state.to_record())
+
+
+class Call:
+    """Everything a state needs about one call: its stored state and the services."""
+
+    def __init__(self, state: CallState, services: CallServices) -> None:
+        self.data = state
+        self.svc = services
+        self.playback_id: str | None = None
+        self.timer_token: int | None = None
+        #: Prompts to say before the next state's own (e.g. "too many attempts").
+        self.announce: list[str] = []
+        #: The call's speech pipeline, from the first listening menu on (not stored: a
+        #: restarted process builds a new one).
+        self.listener: SpeechListener | None = None
+        #: The caller is talking (voice activity seen, no result yet).
+        self.speaking = False
+
+    @property
+    def key(self) -> str:
+        return self.data.channel_id
+
+    async def play(self, *prompt_keys: str) -> str | None:
+        """Play prompts as one playback; ``None`` when the caller is already gone."""
+        # Prompt keys, or media URIs as they are ("number:3" says a number in the call's language).
+        media = [k if ":" in k else self.svc.prompts.media(k) for k in prompt_keys]
+        try:
+            playback = await self.svc.ari.play(
+                self.key, media, playback_id=self.svc.new_id(), lang=self.svc.language
+            )
+        except CALL_GONE:
+            return None
+        self.playback_id = playback.id
+        return playback.id
+
+    async def stop_prompt(self) -> None:
+        """Barge-in: the caller acted, so the prompt stops at once."""
+        playback_id, self.playback_id = self.playback_id, None
+        if playback_id is None:
+            return
+        try:
+            await self.svc.ari.stop_playback(playback_id)
+        except CALL_GONE:
+            pass  # already finished: nothing to stop
+
+    async def prompt_ended_unseen(self) -> str | None:
+        """The id of the prompt this call waits for if it has ended although no
+        PlaybackFinished came (it was lost with the events connection); None otherwise."""
+        playback_id = self.playback_id
+        if playback_id is None:
+            return None
+        try:
+            await self.svc.ari.get_playback(playback_id)
+        except AriNotFound:
+            return playback_id
+        except AriError as exc:
+            log.warning("call %s: whether prompt %s ended is unknown: %s", self.data.call_id, playback_id, exc)
+        return None
+
+    async def barge_in(self, timer: str) -> None:
+        """The caller started talking: the prompt stops and the silence timer with it."""
+        self.speaking = True
+        self.cancel_timer(timer)
+        await self.stop_prompt()
+
+    async def start_music(self) -> bool:
+        """Music on hold on, in the configured class (Asterisk's ``default`` class may not exist:
+        then the caller hears nothing at all, FIELD-NOTES); False when it could not be started."""
+        try:
+            await self.svc.ari.start_moh(self.key, self.svc.moh_class)
+        except CALL_GONE:
+            return False  # the caller left; the hang-up events end the call
+        except AriError as exc:
+            log.warning("music on hold failed for call %s: %s", self.data.call_id, exc)
+            return False
+        return True
+
+    async def stop_music(self) -> None:
+        """Music on hold off (before a prompt or a bridge); already off is fine."""
+        try:
+            await self.svc.ari.stop_moh(self.key)
+        except AriError:
+            pass
+
+    async def hang_up(self) -> None:
+        """Close the caller's line; the hang-up events then end the call as usual."""
+        try:
+            await self.svc.ari.hangup(self.key)
+        except CALL_GONE:
+            pass  # already gone
+
+    async def listen(self, menu: str) -> bool:
+        """Let the caller say their choice in ``menu``; False means DTMF only this time."""
+        self.speaking = False
+        listeners = self.svc.listeners
+        if listeners is None:
+            return False
+        if self.listener is None or self.listener.closed:
+            self.listener = await listeners.open(self.key)
+            if self.listener is None:
+                return False
+        return self.listener.listen(menu)
+
+    def stop_listening(self) -> None:
+        self.speaking = False
+        if self.listener is not None:
+            self.listener.stop_listening()
+
+    async def close_listener(self) -> None:
+        """The call leaves the menus: give back the recognizer and the helper channels now."""
+        self.speaking = False
+        if self.listener is not None:
+            await self.listener.close()
+
+    def start_timer(self, name: str, seconds: float) -> None:
+        self.timer_token = self.svc.timers.start(self.key, name, seconds)
+
+    def cancel_timer(self, name: str) -> None:
+        self.svc.timers.cancel(self.key, name)
+        self.timer_token = None
