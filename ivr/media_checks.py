@@ -299,7 +299,7 @@ class MediaChecks:
             return [], [], str(exc)
         missing: list[str] = []
         fallback: list[str] = []
-        for sound, languages in zip(self.sounds, results):
+        for sound, languages in zip(self.sounds, results, strict=True):
             if languages and languages & accepted:
                 continue
             if languages and DEFAULT_LANGUAGE in languages:

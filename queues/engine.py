@@ -67,6 +67,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 from redis.exceptions import NoScriptError, ResponseError
+from redis.typing import EncodableT
 
 PRIORITY_MIN, PRIORITY_MAX = -512, 511
 TIME_BITS = 43
@@ -220,10 +221,10 @@ class _Batcher:
         self._redis = redis
         self._sources = dict(sources)
         self._shas = {name: hashlib.sha1(src.encode()).hexdigest() for name, src in sources.items()}
-        self._batch: list[tuple[str, list[object], asyncio.Future[Any]]] = []
+        self._batch: list[tuple[str, list[EncodableT], asyncio.Future[Any]]] = []
         self._tasks: set[asyncio.Task[None]] = set()  # running sends, kept from the GC
 
-    def run(self, name: str, args: list[object]) -> asyncio.Future[Any]:
+    def run(self, name: str, args: list[EncodableT]) -> asyncio.Future[Any]:
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         if not self._batch:
             # The task's first step comes after everything else ready in this turn of the loop:
@@ -242,7 +243,7 @@ class _Batcher:
             if lost:  # Redis restarted or flushed its scripts; those did not run: load, run again
                 for name in {batch[i][0] for i in lost}:
                     await self._redis.script_load(self._sources[name])
-                for i, reply in zip(lost, await self._pipeline([batch[i] for i in lost])):
+                for i, reply in zip(lost, await self._pipeline([batch[i] for i in lost]), strict=True):
                     replies[i] = reply
         except asyncio.CancelledError:  # the loop is closing: so are the callers
             for _, _, future in batch:
@@ -250,7 +251,7 @@ class _Batcher:
             raise
         except Exception as exc:  # noqa: BLE001 - e.g. the connection failed: every caller hears of it
             replies = [exc] * len(batch)
-        for (_, _, future), reply in zip(batch, replies):
+        for (_, _, future), reply in zip(batch, replies, strict=True):
             if future.done():  # the caller was cancelled
                 continue
             if isinstance(reply, Exception):
@@ -258,10 +259,10 @@ class _Batcher:
             else:
                 future.set_result(reply)
 
-    async def _pipeline(self, batch: list[tuple[str, list[object], asyncio.Future[Any]]]) -> list[Any]:
+    async def _pipeline(self, batch: list[tuple[str, list[EncodableT], asyncio.Future[Any]]]) -> list[Any]:
         async with self._redis.pipeline(transaction=False) as pipe:
             for name, args, _ in batch:
-                pipe.evalsha(self._shas[name], 0, *args)  # type: ignore[arg-type]
+                pipe.evalsha(self._shas[name], 0, *args)
             return await pipe.execute(raise_on_error=False)
 
 
@@ -293,7 +294,7 @@ class QueueEngine:
     def key(self, *parts: str) -> str:
         return ":".join((self.prefix, *parts))
 
-    async def _run(self, name: str, *args: object, now: int | None = None) -> Any:
+    async def _run(self, name: str, *args: EncodableT, now: int | None = None) -> Any:
         now = self.clock_ms() if now is None else now
         try:
             return await self._batcher.run(name, [self.prefix, now, *args])
@@ -355,7 +356,8 @@ class QueueEngine:
 
     async def call(self, call_id: str) -> dict[str, Any] | None:
         async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.hgetall(self.key("call", call_id)).hgetall(self.key("cq", call_id))
+            pipe.hgetall(self.key("call", call_id))
+            pipe.hgetall(self.key("cq", call_id))
             raw, queues = await pipe.execute()
         if not raw:
             return None
@@ -455,7 +457,7 @@ class QueueEngine:
                 return round(float(spec[name]) * 1000)
         return round(DEFAULT_WRAP_UP_S * 1000)
 
-    async def _with_wrap_up(self, script: str, *args: object) -> Any:
+    async def _with_wrap_up(self, script: str, *args: EncodableT) -> Any:
         # The wrap-up depends on the queue that answered, known only in Redis. Try a guess: a
         # flat wrap-up fits any queue ('*'); with a mapping the script names the queue and the
         # second run is exact (an answered call's queue never changes).

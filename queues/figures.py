@@ -112,14 +112,16 @@ async def snapshot(redis: Redis, prefix: str, now_ms: int, *,
         async with redis.pipeline(transaction=False) as pipe:
             for jur, line in chunk:
                 age = f"{prefix}:age:{jur}:{line}"
-                pipe.zcard(age).zrange(age, 0, 0, withscores=True)
-                pipe.hgetall(f"{prefix}:st:{jur}:{line}").smembers(f"{prefix}:staff:{jur}:{line}")
+                pipe.zcard(age)
+                pipe.zrange(age, 0, 0, withscores=True)
+                pipe.hgetall(f"{prefix}:st:{jur}:{line}")
+                pipe.smembers(f"{prefix}:staff:{jur}:{line}")
             replies = await pipe.execute()
         agents = sorted({_s(a) for i in range(len(chunk)) for a in replies[4 * i + 3]})
         async with redis.pipeline(transaction=False) as pipe:
             for agent_id in agents:
                 pipe.hget(f"{prefix}:agent:{agent_id}", "state")
-            states = {a: _s(st) for a, st in zip(agents, await pipe.execute()) if st is not None}
+            states = {a: _s(st) for a, st in zip(agents, await pipe.execute(), strict=True) if st is not None}
         for i, (jur, line) in enumerate(chunk):
             waiting, oldest, slots, staff = replies[4 * i:4 * i + 4]
             agent_states = [states.get(_s(a), "") for a in staff]

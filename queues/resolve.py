@@ -177,7 +177,7 @@ class JurisdictionResolver:
     def _common_ancestor(self, places: list[Jurisdiction]) -> Jurisdiction:
         chains = [self._tree.chain(p.code)[::-1] for p in places]  # national first
         common = chains[0][0]
-        for level_items in zip(*chains):
+        for level_items in zip(*chains, strict=False):  # down to the shortest chain
             if any(j.code != level_items[0].code for j in level_items):
                 break
             common = level_items[0]

@@ -61,7 +61,7 @@ Progress = Callable[[int, int, str, Path, bool], None]
 #: Debian package of each tool we run, for the error message when one is missing.
 TOOLS = {"espeak-ng": "espeak-ng", "sox": "sox"}
 
-_ZH_DIGITS = dict(zip("0123456789", "零幺二三四五六七八九"))
+_ZH_DIGITS = dict(zip("0123456789", "零幺二三四五六七八九", strict=True))
 
 
 class PromptBuildError(RuntimeError):

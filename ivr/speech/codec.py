@@ -59,7 +59,7 @@ def ulaw_encode(samples: np.ndarray) -> bytes:
     magnitude = np.minimum(np.abs(x), _CLIP) + _BIAS
     exponent = _SEGMENT[magnitude >> 7]
     mantissa = (magnitude >> (exponent + 3)) & 0x0F
-    return (~(sign | (exponent << 4) | mantissa) & 0xFF).astype(np.uint8).tobytes()
+    return np.asarray(~(sign | (exponent << 4) | mantissa) & 0xFF, dtype=np.uint8).tobytes()
 
 
 # --- byte order --------------------------------------------------------------------
@@ -105,7 +105,7 @@ _TAPS = 47  # odd: a linear-phase filter with a whole-sample delay of 23 samples
 def _halfband_lowpass(taps: int = _TAPS) -> np.ndarray:
     n = np.arange(taps) - (taps - 1) / 2
     h = 0.5 * np.sinc(0.5 * n) * np.blackman(taps)  # cut-off at a quarter of the rate
-    return h / h.sum()
+    return np.asarray(h / h.sum(), dtype=np.float64)
 
 
 _LOWPASS = _halfband_lowpass()
