@@ -26,12 +26,12 @@ from agent_desktop.wallboard import WallboardService
 from ari.dispatcher import Dispatcher
 from ari.rest import AriRest
 from callrecords.plugin import CallRecords
+from calls.store import CallStateStore
 from core.db import sessionmaker
 from core.jurisdictions import JurisdictionTree
 from core.plugins import Feature, Subscription
 from core.settings import Settings
 from ivr.plugin import Ivr
-from calls.store import CallStateStore
 from queues.services import QueueService
 from tickets.deadlines import official_calendar
 from tickets.services import TicketService

@@ -296,11 +296,13 @@ class DesktopService:
         except ValueError:
             raise Refused(409, "phone_not_found", f"your phone {endpoint} is not an endpoint the telephone system "
                           "knows (TECH/resource, e.g. PJSIP/1001); ask an admin",
-                          f"您的话机 {endpoint} 不是电话系统可识别的终端（应为 PJSIP/1001 这样的格式），请联系管理员") from None
+                          f"您的话机 {endpoint} 不是电话系统可识别的终端（应为 PJSIP/1001 这样的格式），"
+                          "请联系管理员") from None
         except AriError as exc:
             log.warning("desktop: agent %s's phone could not be checked: %s", agent_id, exc)
             raise Refused(503, "pbx_unavailable", "the telephone system cannot say whether your phone is "
-                          "registered; try again in a moment", "电话系统暂时无法确认您的话机是否已注册，请稍后再试") from None
+                          "registered; try again in a moment",
+                          "电话系统暂时无法确认您的话机是否已注册，请稍后再试") from None
         if phone.state == "missing":
             raise Refused(409, "phone_not_found", f"the telephone system has no endpoint {endpoint}; ask an admin",
                           f"电话系统中没有终端 {endpoint}，请联系管理员")
@@ -404,7 +406,10 @@ class DesktopService:
     async def _set_flag(self, call_id: str, name: str, on: bool) -> None:
         key = self._flags_key(call_id)
         async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.hset(key, name, "1" if on else "0").expire(key, LAST_CALL_TTL_S)
+            # One statement each: the pipeline's commands are typed as the client's (an int),
+            # though they return the pipeline.
+            pipe.hset(key, name, "1" if on else "0")
+            pipe.expire(key, LAST_CALL_TTL_S)
             await pipe.execute()
 
     async def _ari(self, what: str, command: Callable[[], Awaitable[None]], *, gone_ok: bool = False,
