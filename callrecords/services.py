@@ -14,7 +14,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, StatementError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
@@ -59,6 +59,8 @@ class CallRecordWriter:
         self._delay = batch_delay_s
         self._max_batch = max_batch
         self._pending: dict[str, dict[str, Any]] = {}
+        #: Columns other features keep on a call's record (its recording state), by call.
+        self._amends: dict[str, dict[str, Any]] = {}
         self._wakeup = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
@@ -76,6 +78,14 @@ class CallRecordWriter:
         self._idle.clear()
         self._wakeup.set()
 
+    def amend(self, call_id: str, **columns: Any) -> None:
+        """Set columns another feature keeps on a call's record (the recordings set its
+        recording state). Written after every snapshot of the call queued before, in the same
+        or a later transaction: the caller never waits for the record to exist."""
+        self._amends.setdefault(call_id, {}).update(columns)
+        self._idle.clear()
+        self._wakeup.set()
+
     async def _run(self) -> None:
         while True:
             await self._wakeup.wait()
@@ -85,11 +95,13 @@ class CallRecordWriter:
             await self._flush_pending()
 
     async def _flush_pending(self) -> None:
-        while self._pending:
+        while self._pending or self._amends:
             batch_ids = list(self._pending)[: self._max_batch]
             rows = [self._pending.pop(cid) for cid in batch_ids]
+            # An amend waits while its call's snapshot is still queued behind this batch.
+            amends = {cid: self._amends.pop(cid) for cid in list(self._amends) if cid not in self._pending}
             try:
-                await self._write(rows)
+                await self._write(rows, amends)
             except Exception as exc:
                 if refused_data(exc):
                     # The database refused a value in the batch: find the rows it refuses,
@@ -97,19 +109,26 @@ class CallRecordWriter:
                     log.warning("a batch of %d call record(s) was refused (%s); writing one by one",
                                 len(rows), type(exc).__name__)
                     await self._write_one_by_one(rows)
+                    self._requeue_amends(amends)
                     continue
                 # Unreachable, restarting, table being migrated: keep the rows (unless newer
                 # snapshots arrived meanwhile) and retry; a hiccup must not lose records.
                 log.exception("writing %d call record(s) failed; will retry", len(rows))
                 self._requeue(rows)
+                self._requeue_amends(amends)
                 await asyncio.sleep(1.0)
         self._idle.set()
 
-    async def _write(self, rows: list[dict[str, Any]]) -> None:
+    async def _write(self, rows: list[dict[str, Any]], amends: dict[str, dict[str, Any]] | None = None) -> None:
         async with self._engine.begin() as conn:
-            await conn.execute(self._upsert, rows)
-            if self._after_write is not None:
-                await self._after_write(conn, rows)
+            if rows:
+                await conn.execute(self._upsert, rows)
+                if self._after_write is not None:
+                    await self._after_write(conn, rows)
+            for call_id, columns in (amends or {}).items():
+                result = await conn.execute(update(CallRecord).where(CallRecord.call_id == call_id).values(**columns))
+                if not result.rowcount:
+                    log.warning("call %s has no record to set %s on", call_id, ", ".join(sorted(columns)))
         self.batches_written += 1
 
     async def _write_one_by_one(self, rows: list[dict[str, Any]]) -> None:
@@ -128,6 +147,11 @@ class CallRecordWriter:
     def _requeue(self, rows: list[dict[str, Any]]) -> None:
         for row in rows:
             self._pending.setdefault(row["call_id"], row)
+
+    def _requeue_amends(self, amends: dict[str, dict[str, Any]]) -> None:
+        for call_id, columns in amends.items():
+            # What was amended meanwhile is newer than what failed.
+            self._amends[call_id] = {**columns, **self._amends.get(call_id, {})}
 
     async def flush(self, timeout: float = 10.0) -> None:
         """Wait until everything saved so far is committed."""

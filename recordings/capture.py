@@ -38,8 +38,6 @@ NAME_RE = re.compile(r"(?P<call_id>[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{
                      r"-(?P<segment>[1-9][0-9]{0,3})")
 #: How long a call's segment counter is kept (longer than any call).
 SEGMENT_TTL_S = 2 * 24 * 3600
-#: Pauses while the call record is not written yet (it is written behind the call path).
-CALL_RECORD_WAITS_S = (0.0, 0.1, 0.3, 1.0, 3.0, 10.0)
 #: Files stored at once (each is read, hashed and written in a thread).
 STORE_CONCURRENCY = 4
 #: On shutdown, stores under way get this long to finish before they are cancelled (they
@@ -94,7 +92,7 @@ class CallRecorder:
                                             error=error), f"recording-row:{name}")
         self._rows[name] = row
         row.add_done_callback(lambda _t: self._rows.pop(name, None))
-        self._spawn(self._after(row, self._sync_call(data.call_id)), f"recording-state:{name}")
+        self._spawn(self._after(row, self._store.show_call_state(data.call_id)), f"recording-state:{name}")
 
     async def stop(self, call_id: str) -> None:
         """The call is over: stop its current segment (Asterisk then finishes the file)."""
@@ -186,7 +184,7 @@ class CallRecorder:
         await self._row_written(name)
         row = await self._index.failed(name, reason)
         if row is not None:
-            await self._sync_call(row.call_id)
+            await self._store.show_call_state(row.call_id)
             await self._store.settle_tickets(row.call_id)  # a case held for it goes without it
 
     async def _row_written(self, name: str) -> None:
@@ -194,13 +192,6 @@ class CallRecorder:
         if row is not None:
             with suppress(Exception):  # its failure is logged by the task itself
                 await asyncio.shield(row)
-
-    async def _sync_call(self, call_id: str) -> None:
-        for delay in CALL_RECORD_WAITS_S:
-            await asyncio.sleep(delay)
-            if await self._index.sync_call_state(call_id):
-                return
-        log.warning("call %s: no call record to show its recording state on", call_id)
 
     async def recover(self) -> None:
         """After a start: segments left ``recording`` whose end we missed (we were down when

@@ -131,9 +131,16 @@ class RecordingIndex:
 
     # ----------------------------------------------------------------- the call record
 
+    async def call_state(self, call_id: str) -> str:
+        """The call record's summary of the call's segments (see :func:`call_recording_state`)."""
+        async with self._sessions() as session:
+            states = list(await session.scalars(select(Recording.state).where(Recording.call_id == call_id)))
+        return call_recording_state(states)
+
     async def sync_call_state(self, call_id: str) -> bool:
-        """Write the call record's ``recording_state`` from its segments; False when the call
-        record is not written yet (it is written behind the call path: try again later)."""
+        """Write the call record's ``recording_state`` from its segments, directly (the
+        commands' way, where no call is being written); False when there is no call record.
+        The application goes through the call records' writer instead (see RecordingStore)."""
         async with self._sessions() as session, session.begin():
             states = list(await session.scalars(select(Recording.state).where(Recording.call_id == call_id)))
             result = await session.execute(update(CallRecord).where(CallRecord.call_id == call_id)

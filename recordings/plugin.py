@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from accounts.plugin import Accounts
 from ari.rest import AriRest
+from callrecords.plugin import CallRecords
 from core.db import sessionmaker
 from core.jurisdictions import JurisdictionTree
 from core.plugins import Feature, Subscription
@@ -31,7 +32,7 @@ class Recordings:
 
 
 async def build(*, settings: Settings, ari: AriRest, redis: Redis, db: AsyncEngine, tree: JurisdictionTree,
-                tickets: TicketService, accounts: Accounts | None = None) -> Feature:
+                tickets: TicketService, callrecords: CallRecords, accounts: Accounts | None = None) -> Feature:
     s = settings.recordings
     index = RecordingIndex(sessionmaker(db))
     # A ticket of a call already recorded carries the recording (hash, duration) to the platform;
@@ -39,7 +40,13 @@ async def build(*, settings: Settings, ari: AriRest, redis: Redis, db: AsyncEngi
     tickets.follow_recordings(index.refs_for_call, index.recording_in_progress if s.enabled else None)
     source: RecordingSource = (AriSource(ari) if s.fetch_from_ari or s.spool_dir is None
                                else SpoolSource(s.spool_dir, ari))
-    store = RecordingStore(s, index, source, link_tickets=tickets.link_recordings)
+
+    async def show_call_state(call_id: str) -> None:
+        # Through the writer of the call records: it writes this after the call's record,
+        # which is written behind the call and may not exist yet.
+        callrecords.writer.amend(call_id, recording_state=await index.call_state(call_id))
+
+    store = RecordingStore(s, index, source, link_tickets=tickets.link_recordings, show_call_state=show_call_state)
     recorder = CallRecorder(ari, index, store, redis, settings.redis.prefix, s) if s.enabled else None
 
     def routes(app: web.Application) -> None:

@@ -132,14 +132,22 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+#: Shows a call's recording state on its record.
+ShowCallState = Callable[[str], Awaitable[None]]
+
+
 class RecordingStore:
     def __init__(self, settings: RecordingSettings, index: RecordingIndex, source: RecordingSource, *,
-                 link_tickets: LinkTickets | None = None) -> None:
+                 link_tickets: LinkTickets | None = None, show_call_state: ShowCallState | None = None) -> None:
         if settings.root is None:
             raise ValueError("the recordings root is not set (Settings fills it from var_dir)")
         self.root: Path = settings.root
         self._zone = ZoneInfo(settings.timezone)
         self._index, self._source, self._link = index, source, link_tickets
+        #: How a call's record learns its recording state. The application hands it to the call
+        #: records' writer, which orders it after the record itself (written behind the call);
+        #: the commands, with no call being written, update the row directly.
+        self._show_call_state = show_call_state or self._update_call_record
 
     async def store(self, name: str) -> Recording | None:
         """Keep the finished recording ``name``; the row as it ends (``stored`` or ``failed``),
@@ -157,14 +165,22 @@ class RecordingStore:
                 reason = f"{type(exc).__name__}: {exc}"
                 log.error("recording %s of call %s could not be stored: %s", name, row.call_id, reason)
                 await self._index.failed(name, reason)
-                await self._index.sync_call_state(row.call_id)
+                await self.show_call_state(row.call_id)
                 await self.settle_tickets(row.call_id)  # cases held for it go without it
                 return await self._index.by_name(name)
         # Stored (now or before a crash): Asterisk's copy goes, the call and its tickets learn.
         await self._delete_from_asterisk(name)
-        await self._index.sync_call_state(row.call_id)
+        await self.show_call_state(row.call_id)
         await self.settle_tickets(row.call_id)
         return row
+
+    async def show_call_state(self, call_id: str) -> None:
+        """The call's record shows what its segments came to (recording, recorded, failed)."""
+        await self._show_call_state(call_id)
+
+    async def _update_call_record(self, call_id: str) -> None:
+        if not await self._index.sync_call_state(call_id):
+            log.warning("call %s: no call record to show its recording state on", call_id)
 
     async def settle_tickets(self, call_id: str) -> None:
         """The call's tickets learn its stored recordings; cases held for them are let go."""
