@@ -6,6 +6,6 @@ administrators, their passwords, their logged-in sessions and what each may see.
 * :mod:`accounts.services` — :class:`~accounts.services.AccountService` (add, authenticate, disable…);
 * :mod:`accounts.sessions` — server-side sessions in Redis;
 * :mod:`accounts.ratelimit` — failed-login counters;
-* :mod:`accounts.web` — ``/api/session``, the CSRF check and the access helpers other features use;
+* :mod:`accounts.http` — ``/api/session``, the CSRF check and the access helpers other features use;
 * :mod:`accounts.cli` — ``hotline users``.
 """

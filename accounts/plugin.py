@@ -9,11 +9,11 @@ from aiohttp import web
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from accounts.http import OnLogout, install
 from accounts.models import User
 from accounts.passwords import Passwords
 from accounts.services import AccountService
 from accounts.sessions import SessionStore
-from accounts.web import OnLogout, install
 from core.db import sessionmaker
 from core.jurisdictions import JurisdictionTree
 from core.plugins import Feature

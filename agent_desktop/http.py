@@ -1,6 +1,6 @@
 """The desktop's and the wallboard's HTTP API and WebSockets, and their pages.
 
-Views are thin: who may ask (``accounts.web``), what the body says (checked here, every
+Views are thin: who may ask (``accounts.http``), what the body says (checked here, every
 mistake named), then one call to the services. The services' refusals (:class:`Refused`,
 the ticket service's errors) become the product's JSON problems in one place
 (:func:`_refusals`). Each view's docstring says its part of the contract with the pages.
@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 
-from accounts.web import check_websocket, require, require_scope, still_logged_in
+from accounts.http import check_websocket, require, require_scope, still_logged_in
 from agent_desktop.monitor import MODES, MonitorService
 from agent_desktop.notifier import DesktopNotifier, Outlet
 from agent_desktop.services import BREAK_REASONS, DesktopService, Refused, rfc3339, ticket_fields

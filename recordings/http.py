@@ -31,8 +31,8 @@ from typing import Any
 
 from aiohttp import web
 
+from accounts.http import in_scope, user_of
 from accounts.models import Role, User
-from accounts.web import in_scope, user_of
 from core.jurisdictions import JurisdictionTree
 from core.web import ApiError, json_response
 from recordings.index import AccessEntry, RecordingIndex

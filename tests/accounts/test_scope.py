@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from accounts.http import in_scope, require_scope
 from accounts.models import User
-from accounts.web import in_scope, require_scope
 from core.jurisdictions import JurisdictionTree
 from core.web import ApiError
 
