@@ -15,13 +15,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Coroutine
 from contextlib import suppress
 from typing import Any
 
 from redis.asyncio import Redis
 
-from ari import models as ari
 from ari.errors import AriError, AriNotFound
 from ari.rest import AriRest
 from calls.store import CallState
@@ -50,7 +49,6 @@ FINISH_WAIT_S = 10.0
 FINISH_POLL_S = 0.1
 EVENT_GRACE_S = 0.5
 
-Handler = Callable[[str, Any], Awaitable[None]]
 
 
 class CallRecorder:
@@ -138,30 +136,17 @@ class CallRecorder:
         log.info("recording %s finished without its RecordingFinished (its bridge went first): storing it", name)
         await self._keep(name)
 
-    # ----------------------------------------------------------------- Asterisk's events
+    # ----------------------------------------------------------------- what Asterisk reports
 
-    def table(self) -> dict[str, Handler]:
-        return {"RecordingStarted": self.on_started, "RecordingFinished": self.on_finished,
-                "RecordingFailed": self.on_failed}
-
-    async def on_started(self, key: str, event: ari.RecordingStarted) -> None:
-        log.debug("recording %s is recording", event.recording.name)
-
-    async def on_finished(self, key: str, event: ari.RecordingFinished) -> None:
-        name = event.recording.name
-        if not NAME_RE.fullmatch(name):
-            return
-        if event.recording.state == "canceled":
+    def finished(self, name: str, *, cancelled: bool) -> None:
+        """Asterisk finished the segment ``name`` (one of ours): stored behind the call path."""
+        if cancelled:
             # Asterisk deleted the file: nothing will come of this segment.
             self._spawn(self._fail(name, "the recording was cancelled in Asterisk"), f"recording-failed:{name}")
             return
         self._spawn(self._keep(name), f"recording-store:{name}")
 
-    async def on_failed(self, key: str, event: ari.RecordingFailed) -> None:
-        name = event.recording.name
-        if not NAME_RE.fullmatch(name):
-            return
-        cause = event.recording.cause or "no cause given"
+    def failed(self, name: str, cause: str) -> None:
         log.error("recording %s failed in Asterisk: %s", name, cause)
         self._spawn(self._fail(name, f"Asterisk failed the recording: {cause}"), f"recording-failed:{name}")
 

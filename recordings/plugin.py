@@ -14,11 +14,12 @@ from ari.rest import AriRest
 from callrecords.plugin import CallRecords
 from core.db import sessionmaker
 from core.jurisdictions import JurisdictionTree
-from core.plugins import Feature, Subscription
+from core.plugins import Feature
 from core.settings import Settings
 from recordings import http
 from recordings.capture import CallRecorder
 from recordings.index import RecordingIndex
+from recordings.stasis import RecordingStasis
 from recordings.storage import AriSource, RecordingSource, RecordingStore, SpoolSource
 from tickets.services import TicketService
 
@@ -63,5 +64,5 @@ async def build(*, settings: Settings, ari: AriRest, redis: Redis, db: AsyncEngi
         recorder.start_recovery()
 
     return Feature(api=api, routes=shown, resync=recover,
-                   subscriptions=[Subscription(name, handler) for name, handler in recorder.table().items()],
+                   subscriptions=RecordingStasis(recorder).subscriptions(),
                    stop=[("finishing recordings", recorder.close)])
