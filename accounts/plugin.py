@@ -9,7 +9,8 @@ from aiohttp import web
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from accounts.http import OnLogout, install
+from accounts.auth import OnLogout
+from accounts.http import install
 from accounts.models import User
 from accounts.passwords import Passwords
 from accounts.services import AccountService

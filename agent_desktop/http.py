@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 
-from accounts.http import check_websocket, require, require_scope, still_logged_in
+from accounts.auth import check_websocket, require, require_scope, still_logged_in
 from agent_desktop.monitor import MODES, MonitorService
 from agent_desktop.notifier import DesktopNotifier, Outlet
 from agent_desktop.services import BREAK_REASONS, DesktopService, Refused, rfc3339, ticket_fields

@@ -31,7 +31,7 @@ from typing import Any
 
 from aiohttp import web
 
-from accounts.http import in_scope, user_of
+from accounts.auth import in_scope, user_of
 from accounts.models import Role, User
 from core.jurisdictions import JurisdictionTree
 from core.web import ApiError, json_response

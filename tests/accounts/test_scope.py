@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from accounts.http import in_scope, require_scope
+from accounts.auth import in_scope, require_scope
 from accounts.models import User
 from core.jurisdictions import JurisdictionTree
 from core.web import ApiError
