@@ -90,7 +90,8 @@ async def test_a_call_can_be_driven_with_every_command_the_product_uses(pbx_sim,
     wav = await rest.stored_recording_file("rec-test-1")
     assert wav[:4] == b"RIFF"
 
-    agent = await rest.originate("PJSIP/1001", app="hotline", app_args=["agent", "1001"], caller_id="12315", timeout_s=5)
+    agent = await rest.originate("PJSIP/1001", app="hotline", app_args=["agent", "1001"], caller_id="12315",
+                                 timeout_s=5)
     agent_start = await events.wait_for(lambda e: isinstance(e, StasisStart) and e.channel.id == agent.id)
     assert agent_start.args == ("agent", "1001")
 

@@ -292,7 +292,7 @@ async def test_external_media_joins_a_bridge_only_after_its_own_stasis_start_and
     assert {p["pt"] for p in packets} == {118}
     assert {len(p["payload"]) for p in packets} == {640}
     seqs = [p["seq"] for p in packets]
-    assert all((b - a) % 65536 == 1 for a, b in zip(seqs, seqs[1:]))
+    assert all((b - a) % 65536 == 1 for a, b in zip(seqs, seqs[1:], strict=False))
     voiced = [p for p in packets if any(p["payload"])]
     assert voiced, "the caller's voice never reached the external media host"
     # Network byte order: the tone's first samples decode as big-endian, not little-endian.
@@ -321,7 +321,8 @@ async def test_a_second_connection_for_the_same_application_replaces_the_first(p
 async def test_the_events_socket_refuses_wrong_credentials(pbx_sim: PbxSim) -> None:
     async with aiohttp.ClientSession() as http:
         with pytest.raises(aiohttp.WSServerHandshakeError) as info:
-            await http.ws_connect(f"{pbx_sim.url}/ari/events?app=hotline", headers={"Authorization": "Basic " + base64.b64encode(b"hotline:x").decode()})
+            wrong = {"Authorization": "Basic " + base64.b64encode(b"hotline:x").decode()}
+            await http.ws_connect(f"{pbx_sim.url}/ari/events?app=hotline", headers=wrong)
         assert info.value.status == 401
 
 
@@ -421,7 +422,9 @@ async def test_originating_a_phone_announces_the_dial_placed_then_how_it_ended(
         assert order[:4] == ["Dial", "ChannelStateChange", "Dial", "Dial"]
 
 
-async def test_endpoints_are_online_while_registered_and_offline_without_a_contact(pbx_sim: PbxSim, ari: RawAri) -> None:
+async def test_endpoints_are_online_while_registered_and_offline_without_a_contact(
+    pbx_sim: PbxSim, ari: RawAri
+) -> None:
     pbx_sim.endpoint("PJSIP/1002", mode="manual")
     status, endpoints = await ari.call("GET", "/endpoints")
     assert status == 200
@@ -463,8 +466,10 @@ async def test_an_application_subscribed_to_an_endpoint_hears_when_it_goes_offli
 
 async def test_subscriptions_are_refused_as_asterisk_refuses_them(pbx_sim: PbxSim, ari: RawAri) -> None:
     path = "/applications/hotline/subscription"
-    assert await ari.call("POST", path, eventSource="nowhere:1") == (400, {"message": "Invalid event source URI scheme"})
-    assert await ari.call("POST", path, eventSource="endpoint:XMPP/1") == (422, {"message": "Event source does not exist"})
+    assert await ari.call("POST", path, eventSource="nowhere:1") == (
+        400, {"message": "Invalid event source URI scheme"})
+    assert await ari.call("POST", path, eventSource="endpoint:XMPP/1") == (
+        422, {"message": "Event source does not exist"})
     assert await ari.call("POST", "/applications/other/subscription", eventSource="endpoint:PJSIP") == (
         404, {"message": "Application not found"})
     assert await ari.call("DELETE", path, eventSource="endpoint:PJSIP/1001") == (

@@ -118,7 +118,8 @@ def test_a_locale_that_misses_a_key_of_zh_cn_is_refused(tmp_path: Path, monkeypa
     (tmp_path / "en-GB.toml").write_text('[meta]\nvoice = "en-gb"\n[prompts]\ngoodbye = "Bye"\nqueue = "Hold"\n',
                                          encoding="utf-8")
     monkeypatch.setattr(catalogue_module, "PROMPTS_DIR", tmp_path)
-    with pytest.raises(PromptCatalogueError, match="en-GB.toml does not match zh-CN.toml: missing queued; unknown queue"):
+    with pytest.raises(PromptCatalogueError,
+                       match="en-GB.toml does not match zh-CN.toml: missing queued; unknown queue"):
         PromptCatalogue.load("en-GB")
 
 

@@ -108,7 +108,7 @@ async def test_an_unversioned_database_whose_tables_differ_is_refused_and_left_a
 def test_the_revisions_form_one_line_from_the_initial_one() -> None:
     revisions = list(migrate.scripts().walk_revisions())
     assert revisions[-1].revision == "0001_initial" and revisions[-1].down_revision is None
-    for newer, older in zip(revisions, revisions[1:]):
+    for newer, older in zip(revisions, revisions[1:], strict=False):
         assert newer.down_revision == older.revision
     assert len(migrate.scripts().get_heads()) == 1
 
