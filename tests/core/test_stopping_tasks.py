@@ -39,10 +39,8 @@ async def test_a_task_that_never_ends_is_named_in_the_log_and_left_behind(caplog
 
     task = asyncio.create_task(stubborn(), name="stubborn-worker")
     await asyncio.sleep(0)
-    loop = asyncio.get_running_loop()
-    started = loop.time()
     with caplog.at_level(logging.ERROR):
-        await cancel_and_wait([task], timeout=0.3, what="the test's tasks")
-    assert loop.time() - started < 1.0
+        # It gives up after its own timeout: the outer bound only turns a hang into a failure.
+        await asyncio.wait_for(cancel_and_wait([task], timeout=0.3, what="the test's tasks"), 10)
     assert "stubborn-worker" in caplog.text and not task.done()
     task.get_coro().close()  # type: ignore[union-attr]
