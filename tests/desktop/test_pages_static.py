@@ -153,18 +153,22 @@ def test_the_built_bundle_and_node_modules_are_not_committed() -> None:
 def test_a_page_loads_only_files_of_our_own_static_directory(url: str) -> None:
     page_file = PAGES[url]
     page = parse(page_file)
-    for tag, attrs in page.tags:
-        for name in ("src", "href"):
-            ref = attrs.get(name)
-            if ref is None:
-                continue
-            if tag == "link" and ref == "data:,":  # the empty favicon: no request at all
-                continue
-            assert not re.match(r"^[a-z][a-z0-9+.-]*:|^//", ref, re.I), f"{url}: <{tag} {name}={ref!r}> is not local"
-            target = (page_file.parent / ref.split("?")[0]).resolve()
-            if ref.startswith("/"):
-                target = (STATIC / ref.lstrip("/")).resolve()
-            assert target.is_relative_to(STATIC) and target.is_file(), f"{url}: {ref!r} is not a file of static/"
+    refs = [(tag, name, attrs[name]) for tag, attrs in page.tags for name in ("src", "href")
+            if attrs.get(name) is not None]
+    assert refs, f"{url}: no src or href found: has the markup changed?"
+    for tag, name, ref in refs:
+        if tag == "link" and ref == "data:,":  # the empty favicon: no request at all
+            continue
+        assert not re.match(r"^[a-z][a-z0-9+.-]*:|^//", ref, re.I), f"{url}: <{tag} {name}={ref!r}> is not local"
+        target = (page_file.parent / ref.split("?")[0]).resolve()
+        if ref.startswith("/"):
+            target = (STATIC / ref.lstrip("/")).resolve()
+        assert target.is_relative_to(STATIC) and target.is_file(), f"{url}: {ref!r} is not a file of static/"
+
+
+def test_the_file_scans_find_our_pages_modules_and_stylesheets() -> None:
+    # The checks run per file below would all be skipped, and nothing fail, if none were found.
+    assert authored(".html") and authored(".js") and authored(".css"), f"nothing authored found under {STATIC}"
 
 
 @pytest.mark.parametrize("path", authored(".js") + authored(".html") + authored(".css"),
@@ -175,7 +179,9 @@ def test_no_authored_file_names_an_outside_address(path: Path) -> None:
 
 
 def test_stylesheets_import_nothing_from_elsewhere() -> None:
-    for path in authored(".css"):
+    stylesheets = authored(".css")
+    assert stylesheets, f"no stylesheet found under {STATIC}"
+    for path in stylesheets:
         text = read(path)
         assert "@import" not in text, f"{path.name}: @import"
         assert not re.search(r"url\(\s*['\"]?(?!data:)", text), f"{path.name}: url() of a file"
@@ -241,7 +247,8 @@ def keys_used() -> dict[str, str]:
             for name, value in attrs.items():
                 if name.startswith("data-i18n") and value:
                     used[value] = path.name
-    literal = re.compile(r"""["'`]((?:%s)\.[\w.-]+)["'`]""" % "|".join(sorted(namespaces())))
+    names = "|".join(sorted(namespaces()))
+    literal = re.compile(rf"""["'`]((?:{names})\.[\w.-]+)["'`]""")
     for path in authored(".js"):
         for key in literal.findall(read(path)):
             used[key] = path.name
@@ -322,6 +329,8 @@ def test_every_input_has_a_label_and_every_button_a_text(url: str) -> None:
     page = parse(PAGES[url])
     labelled_ids = set(re.findall(r'<label[^>]*\bfor="([^"]+)"', text))
     wrapped = {m for m in re.findall(r"<label[^>]*>(.*?)</label>", text, re.S)}
+    # Every page has at least the language switch: a page with no control found is a broken scan.
+    assert any(tag in ("input", "select", "textarea", "button") for tag, _ in page.tags), f"{url}: no control"
     for tag, attrs in page.tags:
         if tag in ("input", "select", "textarea"):
             testid = attrs.get("data-testid")
