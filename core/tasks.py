@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable
+from collections.abc import Coroutine, Iterable
+from typing import Any, TypeVar
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 
 async def cancel_and_wait(tasks: Iterable[asyncio.Task[object]], *, timeout: float = 5.0,
@@ -41,3 +44,43 @@ async def until_signalled() -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
+
+
+class BackgroundTasks:
+    """Work started behind the call path and not awaited by whoever started it.
+
+    The loop keeps only weak references to tasks, so a task nobody holds may be collected
+    half-way: the group holds each until it ends. A task that fails is logged with its name
+    (nobody else would ever see its exception); :meth:`close` lets the work under way finish
+    for a grace period, then cancels what is left without hanging on it.
+    """
+
+    def __init__(self, what: str) -> None:
+        self._what = what
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    def __len__(self) -> int:
+        return len(self._tasks)
+
+    def spawn(self, coro: Coroutine[Any, Any, T], name: str) -> asyncio.Task[T]:
+        task = asyncio.get_running_loop().create_task(coro, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._done)
+        return task
+
+    def _done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("%s: %s failed", self._what, task.get_name(), exc_info=task.exception())
+
+    async def drain(self, timeout: float) -> None:
+        """Wait until nothing is running (new work started meanwhile included)."""
+        while self._tasks:
+            _done, pending = await asyncio.wait(set(self._tasks), timeout=timeout)
+            if pending:
+                raise TimeoutError(f"{self._what}: {len(pending)} task(s) still running")
+
+    async def close(self, grace_s: float = 0.0) -> None:
+        if self._tasks and grace_s > 0:
+            await asyncio.wait(set(self._tasks), timeout=grace_s)
+        await cancel_and_wait(list(self._tasks), what=self._what)

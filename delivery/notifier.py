@@ -3,7 +3,6 @@ platform's answers to tickets, on Redis pub/sub (``<prefix>:events:tickets``).""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 from typing import Any
@@ -11,6 +10,8 @@ from typing import Any
 from redis.asyncio import Redis
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncConnection
+
+from core.tasks import BackgroundTasks
 
 log = logging.getLogger(__name__)
 
@@ -21,7 +22,7 @@ class DeliveryNotifier:
     def __init__(self, redis: Redis, prefix: str) -> None:
         self._redis = redis
         self.channel = f"{prefix}:events:tickets"
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks = BackgroundTasks("ticket delivery events")
 
     def after_commit(self, conn: AsyncConnection, answers: list[Answer]) -> None:
         """Publish when the settling transaction commits, not before: a result rolled back
@@ -32,9 +33,7 @@ class DeliveryNotifier:
         event.listen(sync, "commit", lambda _conn: self._publish_soon(answers), once=True)
 
     def _publish_soon(self, answers: list[Answer]) -> None:
-        task = asyncio.get_running_loop().create_task(self.publish(answers), name="ticket-delivery-events")
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._tasks.spawn(self.publish(answers), "ticket-delivery-events")
 
     async def publish(self, answers: list[Answer]) -> None:
         for ticket_id, platform_case_no, problems in answers:

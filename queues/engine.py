@@ -69,6 +69,8 @@ from redis.asyncio import Redis
 from redis.exceptions import NoScriptError, ResponseError
 from redis.typing import EncodableT
 
+from core.tasks import BackgroundTasks
+
 PRIORITY_MIN, PRIORITY_MAX = -512, 511
 TIME_BITS = 43
 #: Wrap-up when nothing more specific is configured.
@@ -222,16 +224,14 @@ class _Batcher:
         self._sources = dict(sources)
         self._shas = {name: hashlib.sha1(src.encode()).hexdigest() for name, src in sources.items()}
         self._batch: list[tuple[str, list[EncodableT], asyncio.Future[Any]]] = []
-        self._tasks: set[asyncio.Task[None]] = set()  # running sends, kept from the GC
+        self._sends = BackgroundTasks("queue engine batches")
 
     def run(self, name: str, args: list[EncodableT]) -> asyncio.Future[Any]:
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         if not self._batch:
             # The task's first step comes after everything else ready in this turn of the loop:
             # whatever those coroutines submit meanwhile goes in the same batch.
-            task = asyncio.ensure_future(self._send())
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            self._sends.spawn(self._send(), "queue-engine-batch")
         self._batch.append((name, args, future))
         return future
 

@@ -25,7 +25,7 @@ from ari.errors import AriError, AriNotFound
 from ari.rest import AriRest
 from calls.store import CallState
 from core.settings import RecordingSettings
-from core.tasks import cancel_and_wait
+from core.tasks import BackgroundTasks
 from recordings.index import RecordingIndex, recording_name
 from recordings.models import Recording, RecordingState
 from recordings.storage import RecordingStore
@@ -56,7 +56,7 @@ class CallRecorder:
                  settings: RecordingSettings) -> None:
         self._ari, self._index, self._store, self._redis = ari, index, store, redis
         self._prefix, self._format = prefix, settings.format
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._tasks = BackgroundTasks("the recordings")
         #: Rows being written, by recording name: storing waits for its row.
         self._rows: dict[str, asyncio.Task[Recording]] = {}
         self._storing = asyncio.Semaphore(STORE_CONCURRENCY)
@@ -208,15 +208,7 @@ class CallRecorder:
     # ----------------------------------------------------------------- tasks
 
     def _spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> asyncio.Task[Any]:
-        task = asyncio.get_running_loop().create_task(coro, name=name)
-        self._tasks.add(task)
-        task.add_done_callback(self._done)
-        return task
-
-    def _done(self, task: asyncio.Task[Any]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.error("%s failed", task.get_name(), exc_info=task.exception())
+        return self._tasks.spawn(coro, name)
 
     @staticmethod
     async def _after(first: asyncio.Task[Any], then: Coroutine[Any, Any, Any]) -> None:
@@ -229,12 +221,7 @@ class CallRecorder:
 
     async def drain(self, timeout: float = STOP_GRACE_S) -> None:
         """Wait for the work under way (tests, and a graceful stop)."""
-        while self._tasks:
-            done, pending = await asyncio.wait(set(self._tasks), timeout=timeout)
-            if pending:
-                raise TimeoutError(f"{len(pending)} recording task(s) still running")
+        await self._tasks.drain(timeout)
 
     async def close(self) -> None:
-        if self._tasks:
-            await asyncio.wait(set(self._tasks), timeout=STOP_GRACE_S)
-        await cancel_and_wait(list(self._tasks), what="the recordings")
+        await self._tasks.close(grace_s=STOP_GRACE_S)
