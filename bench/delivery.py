@@ -23,6 +23,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
@@ -67,9 +68,10 @@ class Platform:
         self.root = f"http://127.0.0.1:{port}"
         self.url = f"{self.root}/api"
 
-    async def stats(self, http: aiohttp.ClientSession) -> dict[str, object]:
+    async def stats(self, http: aiohttp.ClientSession) -> dict[str, Any]:
         async with http.get(f"{self.root}/sim/stats") as resp:
-            return await resp.json()
+            stats: dict[str, Any] = await resp.json()  # a JSON object of counters
+            return stats
 
     async def outage(self, http: aiohttp.ClientSession, seconds: float) -> None:
         """Down for ``seconds`` (the stand-in's default time scale is real time)."""
@@ -79,7 +81,7 @@ class Platform:
     async def wait_stored(self, http: aiohttp.ClientSession, count: int, timeout: float = 600) -> float:
         deadline = time.perf_counter() + timeout
         while time.perf_counter() < deadline:
-            if int((await self.stats(http))["stored"]) >= count:  # type: ignore[call-overload]
+            if int((await self.stats(http))["stored"]) >= count:
                 return time.perf_counter()
             await asyncio.sleep(0.02)
         raise SystemExit(f"the platform did not get {count} cases within {timeout} s")
@@ -109,7 +111,7 @@ async def run_backend(name: str, engine: AsyncEngine, platform: Platform, cases:
     settings = PlatformSettings(url=platform.url, org_code=ORG, secret=SECRET, workers=workers,
                                 concurrency=128 // workers, claim_batch=128 // workers * 2, poll_s=0.2)
     async with aiohttp.ClientSession() as http:
-        base = int((await platform.stats(http))["stored"])  # type: ignore[call-overload]
+        base = int((await platform.stats(http))["stored"])
         delivery = PlatformDelivery(outbox, settings)
         # 1. Delivery alone: cases already committed, workers started, until the platform has all.
         await produce(outbox, base, cases)
