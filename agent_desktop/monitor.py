@@ -8,7 +8,7 @@ into a mixing bridge of their own. Stopping hangs both up and destroys the bridg
 either of them going away (the call ended, the supervisor put the phone down).
 
 Each monitor's channels and bridge are named after it (``monitor-<id>``, ``-spy``,
-``-phone``), so that their Asterisk events are recognised here (:class:`MonitorStasis`) and
+``-phone``), so that their Asterisk events are recognised here (:class:`agent_desktop.stasis.MonitorStasis`) and
 a stop needs nothing but the id. Who started it is kept in Redis, so that any process may
 stop it.
 """
@@ -22,11 +22,9 @@ from contextlib import suppress
 from redis.asyncio import Redis
 
 from agent_desktop.services import DesktopUser, Refused
-from ari import models as ari
 from ari.errors import AriError
 from ari.rest import AriRest
 from calls.store import CallStateStore
-from core.plugins import CONSUMED, Subscription
 from queues.engine import QueueEngine
 
 log = logging.getLogger(__name__)
@@ -130,33 +128,3 @@ class MonitorService:
         except AriError as exc:
             log.info("monitor %s: joining %s failed (%s); ending it", monitor_id, channel_id, exc)
             await self.end(monitor_id)
-
-
-class MonitorStasis:
-    """Claims the monitors' channel events before the call logic sees them (it would take
-    them for callers); every other channel's events go on to the other handlers."""
-
-    def __init__(self, monitor: MonitorService) -> None:
-        self._monitor = monitor
-
-    def subscriptions(self) -> list[Subscription]:
-        return [Subscription("StasisStart", self.on_stasis_start, first=True),
-                Subscription("StasisEnd", self.on_stasis_end, first=True),
-                Subscription("ChannelDestroyed", self.on_channel_destroyed, first=True)]
-
-    async def on_stasis_start(self, key: str, event: ari.StasisStart) -> object:
-        monitor_id = monitor_of(event.channel.id)
-        if monitor_id is None:
-            return None
-        await self._monitor.entered(event.channel.id, monitor_id)
-        return CONSUMED
-
-    async def on_stasis_end(self, key: str, event: ari.StasisEnd) -> object:
-        return CONSUMED if monitor_of(event.channel.id) is not None else None
-
-    async def on_channel_destroyed(self, key: str, event: ari.ChannelDestroyed) -> object:
-        monitor_id = monitor_of(event.channel.id)
-        if monitor_id is None:
-            return None
-        await self._monitor.end(monitor_id)
-        return CONSUMED

@@ -18,10 +18,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from accounts.plugin import Accounts
 from agent_desktop.directory import AccountsDirectory
 from agent_desktop.http import add_routes
-from agent_desktop.monitor import MonitorService, MonitorStasis
+from agent_desktop.monitor import MonitorService
 from agent_desktop.notifier import DesktopNotifier
 from agent_desktop.phones import PhoneService
-from agent_desktop.services import DesktopActions, DesktopService
+from agent_desktop.services import DesktopService
+from agent_desktop.stasis import DesktopStasis
 from agent_desktop.wallboard import WallboardService
 from ari.dispatcher import Dispatcher
 from ari.rest import AriRest
@@ -29,7 +30,7 @@ from callrecords.plugin import CallRecords
 from calls.store import CallStateStore
 from core.db import sessionmaker
 from core.jurisdictions import JurisdictionTree
-from core.plugins import Feature, Subscription
+from core.plugins import Feature
 from core.settings import Settings
 from ivr.plugin import Ivr
 from queues.services import QueueService
@@ -45,7 +46,6 @@ class Desktop:
     wallboard: WallboardService
     monitor: MonitorService
     notifier: DesktopNotifier
-    actions: DesktopActions
     phones: PhoneService
 
     def add_routes(self, app: web.Application) -> None:
@@ -61,12 +61,6 @@ class Desktop:
             await self.phones.resync()
         except Exception:
             log.exception("phones: resync failed")
-
-    def subscriptions(self) -> list[Subscription]:
-        # The monitors' channels are claimed before the call logic would take them for callers.
-        return [*MonitorStasis(self.monitor).subscriptions(),
-                *(Subscription(name, handler) for name, handler in self.actions.table().items()),
-                Subscription("EndpointStateChange", self.phones.on_endpoint_state_change)]
 
 
 async def build(*, settings: Settings, ari: AriRest, redis: Redis, db: AsyncEngine, dispatcher: Dispatcher,
@@ -92,7 +86,8 @@ async def build(*, settings: Settings, ari: AriRest, redis: Redis, db: AsyncEngi
                              prefix=s.redis.prefix, app_name=s.ari.app, ring_timeout_s=s.queues.ring_timeout_s)
     notifier = DesktopNotifier(redis, s.redis.prefix, desktop=desktop, wallboard=wallboard, tickets=tickets,
                                on_agent_event=phones.agent_changed)
-    desk = Desktop(desktop, wallboard, monitor, notifier, DesktopActions(ivr.service), phones)
+    desk = Desktop(desktop, wallboard, monitor, notifier, phones)
     accounts.on_logout.append(desktop.on_logout)
-    return Feature(api=desk, subscriptions=desk.subscriptions(), routes=desk.add_routes, start=desk.start,
+    stasis = DesktopStasis(ivr.service, monitor, phones)
+    return Feature(api=desk, subscriptions=stasis.subscriptions(), routes=desk.add_routes, start=desk.start,
                    resync=desk.resync, stop=[("closing the desktops' events", notifier.stop)])

@@ -32,7 +32,6 @@ from callrecords.payload import handling_org
 from callrecords.services import CallRecordRepository
 from calls.call import Call
 from calls.flow import Reaction, State
-from calls.services import CallService
 from calls.store import CallStateStore
 from core.jurisdictions import JurisdictionTree, UnknownJurisdiction
 from core.privacy import mask_phone
@@ -119,26 +118,6 @@ class DesktopAction(Event):
 
     def route_key(self) -> str | None:
         return self.key
-
-
-class DesktopActions:
-    """The event-table handler for :class:`DesktopAction` (subscribed by ``agent_desktop.plugin``)."""
-
-    def __init__(self, calls: CallService) -> None:
-        self._calls = calls
-
-    def table(self) -> dict[str, Callable[[str, Any], Awaitable[None]]]:
-        return {"DesktopAction": self.on_desktop_action}
-
-    async def on_desktop_action(self, key: str, event: DesktopAction) -> None:
-        try:
-            taken = await self._calls.deliver(key, event.reaction)
-        except Exception as exc:  # noqa: BLE001 - handed to the request that asked
-            if not event.done.done():
-                event.done.set_exception(exc)
-            return
-        if not event.done.done():
-            event.done.set_result(taken)
 
 
 # --------------------------------------------------------------------------- the service
