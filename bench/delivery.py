@@ -37,7 +37,7 @@ from core.settings import PlatformSettings
 from delivery.outbox import Outbox
 from delivery.services import PlatformDelivery
 from devtools.embedded import PostgresProcess, free_port
-from tests.delivery.documents import ORG, SECRET, case_document
+from tests.support.documents import ORG, SECRET, case_document
 
 BATCH = 100
 #: Real seconds the platform is down while the backlog builds up.

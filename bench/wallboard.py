@@ -101,7 +101,7 @@ async def create_accounts(database_url: str, agents: int) -> None:
 async def run(events: int, agents: int) -> list[tuple[str, str]]:
     from playwright.async_api import async_playwright
 
-    from tests.browser.conftest import CHROMIUM_ARGS, chromium_path
+    from tests.support.browser import CHROMIUM_ARGS, chromium_path
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-wallboard-"))
     redis_proc = RedisProcess(tmp / "redis")

@@ -3,7 +3,8 @@
 import pytest
 
 pytest_plugins = ["tests.fixtures.servers", "tests.fixtures.pbx", "tests.fixtures.app", "tests.fixtures.postgres",
-                  "tests.fixtures.watchdog", "tests.fixtures.real_asterisk"]
+                  "tests.fixtures.watchdog", "tests.fixtures.real_asterisk", "tests.fixtures.desktop",
+                  "tests.fixtures.screenshots"]
 
 
 #: Test folders that run calls through a real Asterisk in real time on a shared 2-core machine.

@@ -14,7 +14,7 @@ from accounts.services import AccountError, AccountService, UnknownUser
 from accounts.sessions import SessionStore
 from core.db import sessionmaker
 from core.jurisdictions import JurisdictionTree
-from tests.accounts.helpers import PASSWORD, Users
+from tests.support.accounts import PASSWORD, Users
 
 sqlite_only = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 

@@ -15,7 +15,7 @@ from accounts.sessions import SessionStore
 from core.settings import Settings, load_settings
 from devtools.embedded import RedisProcess
 from hotline import cli as hotline_cli
-from tests.accounts.helpers import stations_file
+from tests.support.jurisdictions import stations_file
 
 AGENT = ["add", "--username", "zhangwei", "--role", "agent", "--jurisdiction", "330106-01",
          "--display-name", "张伟", "--agent-id", "1001", "--endpoint", "PJSIP/1001", "--sip-password", "s1p-secret",

@@ -8,7 +8,7 @@ import pytest
 from argon2 import PasswordHasher
 
 from accounts.passwords import MIN_LENGTH, Passwords, WeakPassword, check_password
-from tests.accounts.helpers import cheap_passwords
+from tests.support.accounts import cheap_passwords
 
 
 async def test_a_hash_is_argon2id_and_only_the_right_password_matches_it() -> None:

@@ -13,16 +13,17 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from accounts.auth import check_websocket, require, require_scope, requires, still_logged_in, user_of
+from accounts.http import COOKIE, install
 from accounts.models import User
 from accounts.ratelimit import LoginLimiter
 from accounts.services import AccountService
 from accounts.sessions import SessionStore
-from accounts.web import COOKIE, check_websocket, install, require, require_scope, requires, still_logged_in, user_of
 from core.db import sessionmaker
 from core.settings import HttpSettings, IntakeSettings
 from core.web import json_errors, json_response, new_web_app
 from delivery.outbox import Outbox
-from tests.accounts.helpers import PASSWORD, Users, browser, csrf_headers, login, origin_of, ws_connect
+from tests.support.accounts import PASSWORD, Users, browser, csrf_headers, login, origin_of, ws_connect
 from tickets import http as tickets_http
 from tickets.deadlines import official_calendar
 from tickets.services import TicketService

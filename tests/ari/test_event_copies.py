@@ -14,7 +14,8 @@ from aiohttp import web
 from ari.dispatcher import Dispatcher
 from ari.events import EventStream
 from ari.models import ChannelDtmfReceived, Event
-from tests.ari.test_models import CHANNEL
+from tests.fixtures.waiting import eventually
+from tests.support.ari import CHANNEL
 
 
 def dtmf(digit: str, at: str) -> str:
@@ -87,8 +88,7 @@ async def test_a_second_copy_of_an_event_is_dropped_and_a_new_event_is_not(switc
             await dispatcher.drain()
             return len(handled) >= 3
 
-        while not await three():
-            await asyncio.sleep(0.01)
+        await eventually(three)
         await asyncio.sleep(0.1)  # nothing more comes
         assert all(isinstance(e, ChannelDtmfReceived) for e in handled)
         assert [(e.digit, e.timestamp) for e in handled] == [  # type: ignore[attr-defined]

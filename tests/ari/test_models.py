@@ -17,14 +17,7 @@ from ari.models import (
     UnknownEvent,
     parse_event,
 )
-
-CHANNEL = {
-    "id": "1732440000.1", "name": "PJSIP/trunk-00000001", "state": "Ring", "protocol_id": "abc",
-    "caller": {"name": "", "number": "13800138000"}, "connected": {"name": "", "number": ""},
-    "accountcode": "", "creationtime": "2026-11-24T10:00:00.000+0000", "language": "zh_CN",
-    "dialplan": {"context": "from-pstn", "exten": "12365", "priority": 3,
-                 "app_name": "Stasis", "app_data": "hotline,12365,quality,"},
-}
+from tests.support.ari import CHANNEL
 
 
 def test_stasis_start_carries_args_and_the_dialplan_location() -> None:
@@ -40,11 +33,13 @@ def test_stasis_start_carries_args_and_the_dialplan_location() -> None:
 
 
 def test_playback_events_route_to_their_target_channel_or_bridge() -> None:
-    pb = {"id": "p1", "media_uri": "sound:hotline/main_menu", "target_uri": "channel:c9", "state": "done", "language": "zh_CN"}
+    pb = {"id": "p1", "media_uri": "sound:hotline/main_menu", "target_uri": "channel:c9", "state": "done",
+          "language": "zh_CN"}
     event = parse_event({"type": "PlaybackFinished", "application": "hotline", "timestamp": "t", "playback": pb})
     assert isinstance(event, PlaybackFinished) and event.route_key() == "c9"
     pb["target_uri"] = "bridge:b1"
-    assert parse_event({"type": "PlaybackFinished", "application": "hotline", "timestamp": "t", "playback": pb}).route_key() == "bridge:b1"
+    finished = parse_event({"type": "PlaybackFinished", "application": "hotline", "timestamp": "t", "playback": pb})
+    assert finished.route_key() == "bridge:b1"
 
 
 def test_an_endpoint_state_change_says_which_phone_and_whether_it_is_online() -> None:

@@ -13,13 +13,14 @@ from core.settings import Settings
 from devtools.pbx_sim.server import PbxSim
 from hotline.app import Application
 from ivr.prompts.catalogue import PromptCatalogue
-from tests.browser.conftest import Shots
 from tests.fixtures.app import running
+from tests.support.accounts import PASSWORD
+from tests.support.browser import Shots
+from tests.support.documents import CREDIT_CODE
 
 pytestmark = pytest.mark.slow
 
-PASSWORD = "correct-horse-battery-12315"
-WRONG_CODE, RIGHT_CODE = "91330106MA2B3C4D5X", "91330106MA2B3C4D5D"
+WRONG_CODE = "91330106MA2B3C4D5X"
 
 
 @pytest.fixture
@@ -90,14 +91,14 @@ async def test_an_agent_answers_a_call_and_files_a_ticket_while_the_supervisor_w
     await expect(problem).not_to_be_empty(timeout=10_000)
     await shots.take(agent, "ticket-wrong-credit-code")
 
-    await agent.get_by_test_id("field-respondent.credit_code").fill(RIGHT_CODE)
+    await agent.get_by_test_id("field-respondent.credit_code").fill(CREDIT_CODE)
     await expect(problem).to_be_empty(timeout=10_000)
     await agent.get_by_test_id("ticket-submit").click()
     await expect(agent.get_by_test_id("ticket-status")).to_have_attribute("data-status", "completed", timeout=10_000)
     await shots.take(agent, "ticket-completed")
 
     [ticket] = [t for t in await app.tickets.list_for_call(await call_id_of(app, call.channel_id))]
-    assert ticket.respondent_credit_code == RIGHT_CODE and ticket.status == "completed"
+    assert ticket.respondent_credit_code == CREDIT_CODE and ticket.status == "completed"
     await call.hangup()
     await expect(boss.get_by_test_id("agent-1001")).to_have_attribute("data-state", "wrap_up", timeout=10_000)
     await shots.take(boss, "wallboard-wrap-up")

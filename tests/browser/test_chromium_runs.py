@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from playwright.async_api import Browser
 
-from tests.browser.conftest import Shots
+from tests.support.browser import Shots
 
 
 async def test_debians_chromium_renders_a_page_and_a_screenshot_is_kept(browser: Browser, shots: Shots) -> None:

@@ -19,12 +19,12 @@ from playwright.async_api import Browser, Page, expect
 from core.settings import Settings
 from devtools.pbx_sim.server import PbxSim
 from hotline.app import Application
-from tests.browser.conftest import Shots
 from tests.fixtures.app import running
+from tests.support.accounts import PASSWORD
+from tests.support.browser import Shots
 
 pytestmark = pytest.mark.slow
 
-PASSWORD = "correct-horse-battery-12315"
 PHONE = "PJSIP/1001"
 #: How long the page may take to notice a change (its retries wait 1 s, then 2 s ...).
 WAIT_MS = 15_000

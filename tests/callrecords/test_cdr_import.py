@@ -28,27 +28,18 @@ from callrecords.feed import CallRecordFeed
 from callrecords.models import CallRecord, CdrImportState
 from delivery.outbox import Outbox
 from national.contract import validate_call_record
-
-CAPTURE = Path(__file__).with_name("data") / "hotline-cdr-asterisk-22.10.1.csv"
-LINES = CAPTURE.read_text(encoding="utf-8").splitlines(keepends=True)
-
-#: Asterisk's uniqueid of each captured call (the caller's channel).
-ANSWERED = "1796507615.38"            # 057112315 from 13800138000, agent 1001 answered
-ABANDONED_QUEUED = "1796507625.40"    # 01012365, hung up while the queue rang 1001
-TIMEOUT = "1796507631.42"             # 075512358, three lines: two ring attempts, then TIMEOUT
-JOINEMPTY = "1796507644.45"           # 02912330, nobody in the queue
-ABANDONED_APOLOGY = "1796507649.46"   # 12315, hung up during the apology
-INVALID_AREA = "1796507651.47"        # 057112399: not one of ours
-INVALID = "1796507655.48"             # 110
-
-#: Two more real lines of Asterisk 22.10.1 with the same layout: an agent's leg (a Local
-#: channel playing the agent) and the caller of that call, which the application had not
-#: marked: calls the application served itself look like this, and are not imported.
-UNMARKED = (
-    '"hotline-cdr-1","1796507547.22","1796507546.20","24","1796507547.785196","1796507547.785372",'
-    '"1796507550.288076","ANSWERED","sipp","agent","sim-agents","Local/agent@sim-agents-00000006;2","","Hangup",'
-    '"","","","","","",""\n'
+from tests.support.cdr import (
+    ABANDONED_APOLOGY,
+    ABANDONED_QUEUED,
+    ANSWERED,
+    INVALID,
+    INVALID_AREA,
+    JOINEMPTY,
+    LINES,
+    TIMEOUT,
+    UNMARKED,
 )
+
 
 #: For the settle rule: a clock long after the file was written, and one right after.
 def still_for_an_hour() -> float:

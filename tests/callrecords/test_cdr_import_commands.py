@@ -25,10 +25,10 @@ from delivery.outbox import Outbox
 from delivery.services import PlatformDelivery
 from devtools.platform_sim.server import PlatformSim
 from hotline.cli import main as hotline_main
-from tests.callrecords.test_cdr_import import ANSWERED, LINES, TIMEOUT
-from tests.delivery.documents import ORG, SECRET
 from tests.fixtures.app import running
 from tests.fixtures.waiting import eventually
+from tests.support.cdr import ANSWERED, LINES, TIMEOUT
+from tests.support.documents import ORG, SECRET
 
 
 def an_hour_old(path: Path) -> None:

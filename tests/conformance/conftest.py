@@ -17,9 +17,9 @@ from core.settings import load_settings
 from devtools.asterisk import AsteriskInstance
 from devtools.pbx_sim.server import PbxSim
 from pbx_config.render import render
-from tests.conformance.switches import AsteriskSwitch, StandInSwitch, Switch
 from tests.fixtures.ari_contract import AriContract, TrafficChecker
 from tests.fixtures.real_asterisk import AGENT_PHONES, SOUNDS_CACHE
+from tests.support.conformance import AsteriskSwitch, StandInSwitch, Switch
 
 #: The stand-in plays prompts at this fraction of their length: only the order of events is
 #: compared, never how long a prompt takes.

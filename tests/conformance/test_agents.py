@@ -6,9 +6,8 @@ import collections
 import json
 from typing import Any
 
-from tests.conformance.switches import Switch
-from tests.conformance.test_calls import RTP_STATS, answered_call
-from tests.conformance.transcript import Transcript, of_channel
+from tests.support.conformance import RTP_STATS, Switch, answered_call
+from tests.support.transcript import Transcript, of_channel
 
 #: An agent leg as POST /channels answers it: the endpoint's context and caller name
 #: (pjsip.conf), the callerId given as its number and connected line, the dialler's app.
@@ -69,7 +68,8 @@ async def test_an_agents_registered_phone_answers_and_its_leg_enters_stasis_afte
     assert t.channel(start["channel"]) == {**AGENT_LEG, "state": "Up", "dialplan": {
         "context": "from-agents", "exten": "s", "priority": 1, "app_name": "Stasis", "app_data": "hotline,agent,1001"}}
     endpoint = await ari.request("GET", "/endpoints/PJSIP/1001")
-    assert endpoint.body == {"technology": "PJSIP", "resource": "1001", "state": "online", "channel_ids": ["conf-agent"]}
+    assert endpoint.body == {"technology": "PJSIP", "resource": "1001", "state": "online",
+                             "channel_ids": ["conf-agent"]}
     assert settled(t.lines()) == [
         "Dial dialstatus='' dialstring='1001' forward='' peer=agent:Down",
         "Dial dialstatus='RINGING' dialstring='1001' forward='' peer=agent:Ringing",
@@ -115,7 +115,7 @@ async def test_an_agent_bridged_with_the_caller_exchanges_connected_lines_and_su
     await ari.quiet()
     bridged = [f"ChannelVarset channel=agent:Up value=<rtp stats> variable='RTPAUDIOQOS{k}BRIDGED'"
                for k in ("", "JITTER", "LOSS", "RTT", "MES")]
-    interleaved = [line for pair in zip(RTP_STATS, bridged) for line in pair]
+    interleaved = [line for pair in zip(RTP_STATS, bridged, strict=True) for line in pair]
     assert t.lines(ari.events[mark:]) == [
         # Statistics of the caller's media, each followed by the same for its bridged peer.
         *interleaved,

@@ -7,8 +7,10 @@ import io
 import wave
 from typing import Any
 
-from tests.conformance.switches import Switch
-from tests.conformance.test_calls import answered_call
+from tests.support.conformance import Switch, answered_call
+
+#: Asterisk's refusal of a second recording under a name in use.
+RECORDING_EXISTS = "Recording 'conf-rec' already exists and can not be overwritten"
 
 
 class _Sink(asyncio.DatagramProtocol):
@@ -105,7 +107,7 @@ async def test_a_bridge_is_recorded_to_a_stored_wav_that_can_be_fetched_and_dele
                                                     "target_uri": "bridge:conf-rec-bridge"})
     assert started.headers["Location"] == "/ari/recordings/live/conf-rec"
     busy = await ari.request("POST", "/bridges/conf-rec-bridge/record", name="conf-rec", format="wav")
-    assert (busy.status, busy.body) == (409, {"message": "Recording 'conf-rec' already exists and can not be overwritten"})
+    assert (busy.status, busy.body) == (409, {"message": RECORDING_EXISTS})
     unknown = await ari.request("POST", "/bridges/conf-rec-bridge/record", name="conf-rec-2", format="mp3")
     assert (unknown.status, unknown.body) == (422, {"message": "specified format is unknown on this system"})
     await ari.wait_event("RecordingStarted")
@@ -129,7 +131,7 @@ async def test_a_bridge_is_recorded_to_a_stored_wav_that_can_be_fetched_and_dele
         assert (w.getnchannels(), w.getsampwidth(), w.getframerate()) == (1, 2, 8000)
         assert 0.8 < w.getnframes() / 8000 < 2.0
     exists = await ari.request("POST", "/bridges/conf-rec-bridge/record", name="conf-rec", format="wav")
-    assert (exists.status, exists.body) == (409, {"message": "Recording 'conf-rec' already exists and can not be overwritten"})
+    assert (exists.status, exists.body) == (409, {"message": RECORDING_EXISTS})
 
     assert (await ari.request("DELETE", "/recordings/stored/conf-rec")).status == 204
     for method, path in (("DELETE", "/recordings/stored/conf-rec"), ("GET", "/recordings/stored/conf-rec/file")):
@@ -205,7 +207,8 @@ async def test_external_media_enters_stasis_on_its_own_joins_a_bridge_only_after
             # a real Asterisk closes it within a millisecond or so and may have done already.
             assert (early.status, early.body) == (422, {"message": "Channel not in Stasis application"})
             await ari.wait_event("StasisStart", lambda e: e["channel"]["id"] == "conf-media")
-            assert (await ari.request("POST", "/bridges/conf-media-bridge/addChannel", channel="conf-media")).status == 204
+            added = await ari.request("POST", "/bridges/conf-media-bridge/addChannel", channel="conf-media")
+            assert added.status == 204
         else:
             assert early.status == 204
         for _ in range(50):

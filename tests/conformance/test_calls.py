@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from tests.conformance.switches import CALLER, Switch, channel_of
-from tests.conformance.transcript import Transcript, of_channel
+from tests.support.conformance import CALLER, RTP_STATS, Switch, answered_call, channel_of
+from tests.support.transcript import Transcript, of_channel
 
 #: The caller's channel as it enters Stasis (FIELD-NOTES), every field.
 CALLER_IN_STASIS = {
@@ -26,9 +26,6 @@ CALLER_IN_STASIS = {
 #: A prompt that exists (1.8 s on the real switch) and one that does not.
 PROMPT = "sound:hotline/callers-ahead-before"
 MISSING = "sound:hotline/no-such-prompt"
-#: What a SIP channel's hang-up always carries first: the statistics of its media.
-RTP_STATS = [f"ChannelVarset channel=caller:Up value=<rtp stats> variable='RTPAUDIOQOS{kind}'"
-             for kind in ("", "JITTER", "LOSS", "RTT", "MES")]
 
 
 def as_answered(playback: dict[str, Any]) -> dict[str, Any]:
@@ -36,13 +33,6 @@ def as_answered(playback: dict[str, Any]) -> dict[str, Any]:
     the playback may already have started on an idle channel: ``queued`` or ``playing``."""
     assert playback["state"] in ("queued", "playing"), playback
     return {**playback, "state": "queued"}
-
-
-async def answered_call(switch: Switch) -> tuple[str, Transcript]:
-    leg = await switch.call()
-    assert (await switch.ari.request("POST", f"/channels/{leg.channel_id}/answer")).status == 204
-    await leg.answered()
-    return leg.channel_id, Transcript(switch.ari.events, caller=leg.channel_id)
 
 
 async def test_a_call_enters_stasis_ringing_with_its_args_dialplan_caller_and_language(switch: Switch) -> None:

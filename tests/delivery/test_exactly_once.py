@@ -20,7 +20,8 @@ from delivery.services import PlatformDelivery
 from devtools.platform_sim.faults import Faults
 from devtools.platform_sim.server import PlatformSim
 from national.client import Backoff
-from tests.delivery.documents import ORG, SECRET, case_document
+from tests.fixtures.waiting import eventually
+from tests.support.documents import ORG, SECRET, case_document
 
 pytestmark = pytest.mark.slow
 
@@ -125,8 +126,11 @@ async def test_worker_processes_killed_with_sigkill_mid_delivery_lose_and_double
     platform.set_faults(Faults(error_rate=0.3, latency_s=(0.0, 4.0), time_scale=TIME_SCALE, seed=7))
     keys = await queue_cases(outbox, 200)
     doomed = [await worker_process(database_url, platform) for _ in range(2)]
-    while platform.stats.stored < 20:  # killed in the thick of it, requests in flight
-        await asyncio.sleep(0.05)
+
+    async def in_the_thick_of_it() -> bool:  # killed with requests in flight
+        return platform.stats.stored >= 20
+
+    await eventually(in_the_thick_of_it, timeout=60)
     for proc in doomed:
         proc.send_signal(signal.SIGKILL)
         await proc.wait()

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from delivery.models import Kind, State
 from delivery.outbox import Outbox, Settled
-from tests.delivery.conftest import Clock
+from tests.support.clock import Clock
 
 CASE_A = "8b0e7f4c-4a59-4c5e-9a43-1d7e3c6b2a01"
 STEP_1 = "0f3c2a6e-1b7d-4e2f-8c55-5a9d0e1f2b31"
@@ -68,7 +68,8 @@ async def test_steps_wait_for_their_case_and_go_in_order_with_its_platform_numbe
     await enqueue(outbox, "progress", STEP_2, CASE_A)
     [case] = await outbox.claim("w1", 10, 60)
     assert case.kind is Kind.CASE
-    await outbox.settle("w1", [Settled(case, State.DELIVERED, 201, receipt={"platform_case_no": "1231520261124000001"})])
+    receipt = {"platform_case_no": "1231520261124000001"}
+    await outbox.settle("w1", [Settled(case, State.DELIVERED, 201, receipt=receipt)])
     [step] = await outbox.claim("w1", 10, 60)
     assert (step.key, step.platform_case_no) == (STEP_1, "1231520261124000001")
     assert await outbox.claim("w2", 10, 60) == []  # step 2 waits for step 1

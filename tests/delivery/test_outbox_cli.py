@@ -15,7 +15,7 @@ from core.settings import Settings, load_settings
 from delivery.cli import main
 from delivery.models import State
 from delivery.outbox import Outbox, Settled
-from tests.delivery.documents import case_document
+from tests.support.documents import case_document
 
 
 @pytest.fixture

@@ -16,8 +16,7 @@ from delivery.feeds import TicketResults
 from delivery.outbox import Outbox
 from delivery.services import PlatformDelivery
 from devtools.platform_sim.server import PlatformSim
-from tests.delivery.documents import ORG, SECRET
-from tests.tickets.documents import complaint
+from tests.support.documents import ORG, SECRET, complaint
 from tickets.deadlines import official_calendar
 from tickets.models import Ticket
 from tickets.services import TicketService

@@ -13,8 +13,8 @@ from aiohttp import web
 
 from core.settings import Settings
 from hotline.app import Application
-from tests.accounts.helpers import PASSWORD, browser, login, origin_of
 from tests.fixtures.app import running
+from tests.support.accounts import PASSWORD, browser, login, origin_of
 
 pytestmark = pytest.mark.slow
 

@@ -13,37 +13,23 @@ import pytest
 from agent_desktop.notifier import Outlet
 from delivery.notifier import DeliveryNotifier
 from devtools.pbx_sim.server import PbxSim
-from tests.desktop.conftest import HANGZHOU, Browser, Desk, ReadingSocket, StuckSocket, eventually, next_message
+from tests.fixtures.waiting import eventually
+from tests.support.desktop import (
+    Browser,
+    Desk,
+    ReadingSocket,
+    StuckSocket,
+    answered_call,
+    next_message,
+    ready_agent,
+    state_is,
+)
+from tests.support.documents import CREDIT_CODE
+from tests.support.jurisdictions import HANGZHOU
 
 pytestmark = pytest.mark.slow
 
 WRONG_CHECK_CHARACTER = "91330106MA2B3C4D5X"
-RIGHT_CREDIT_CODE = "91330106MA2B3C4D5D"
-
-
-async def ready_agent(desk: Desk, agent_id: str = "1001", **fields: object) -> Browser:
-    """An agent of Hangzhou, logged in and available, whose simulated phone waits for the desktop."""
-    desk.pbx.endpoint(f"PJSIP/{agent_id}", mode="manual")
-    await desk.users.agent(agent_id=agent_id, jurisdiction=HANGZHOU, **fields)
-    agent = await desk.browser_for(f"agent{agent_id}")
-    await agent.ok("POST", "/api/desktop/queues/login")
-    await agent.ok("POST", "/api/desktop/state", {"state": "available"})
-    return agent
-
-
-async def answered_call(desk: Desk, agent: Browser) -> str:
-    """A caller who chose "complaint" is connected to ``agent``; the call's id."""
-    call = await desk.caller_reaches_menu()
-    state = await eventually(lambda: _state_is(agent, "ringing"))
-    await agent.ok("POST", "/api/desktop/call/answer")
-    await eventually(lambda: _state_is(agent, "on_call"))
-    assert desk.pbx.channel(call.channel_id) is not None
-    return str(state["call"]["call_id"])
-
-
-async def _state_is(agent: Browser, wanted: str) -> dict | None:
-    state = await agent.ok("GET", "/api/desktop/state")
-    return state if state["agent"]["state"] == wanted else None
 
 
 async def test_an_offered_call_reaches_the_desktop_with_its_card_and_is_answered_held_muted_and_hung_up(
@@ -117,7 +103,7 @@ async def test_a_ticket_is_filled_in_for_the_call_checked_by_the_platforms_rules
 
     # The page sends the whole form back, the masked number included: the number is kept.
     fixed = await agent.ok("PATCH", f"/api/desktop/tickets/{ticket['id']}", {"version": ticket["version"], "fields": {
-        "respondent.credit_code": RIGHT_CREDIT_CODE, "respondent.region": "330106",
+        "respondent.credit_code": CREDIT_CODE, "respondent.region": "330106",
         "summary": "购买的电水壶使用三天后漏电，商家拒绝退货。", "caller.phone": "138****8000"}})
     assert fixed["version"] == 2
     assert (await desk.app.tickets.get(ticket["id"])).caller_phone == "13800138000"
@@ -223,11 +209,11 @@ async def test_a_call_transferred_to_a_queue_and_then_to_a_named_agent_rings_the
     await answered_call(desk, first)
     second = await ready_agent(desk, "1002")
     await first.ok("POST", "/api/desktop/call/transfer", {"queue": {"jurisdiction": HANGZHOU, "line": "general"}})
-    state = await eventually(lambda: _state_is(second, "ringing"))
+    state = await eventually(lambda: state_is(second, "ringing"))
     assert "transfer:queue:330100:general" in state["call"]["menu_path"]
     assert (await first.ok("GET", "/api/desktop/state"))["agent"]["state"] in ("wrap_up", "available")
     await second.ok("POST", "/api/desktop/call/answer")
-    await eventually(lambda: _state_is(second, "on_call"))
+    await eventually(lambda: state_is(second, "on_call"))
 
     # The first agent takes a break (a free agent of the same home could take the call first).
     await first.ok("POST", "/api/desktop/state", {"state": "break", "reason": "meeting"})
@@ -235,10 +221,10 @@ async def test_a_call_transferred_to_a_queue_and_then_to_a_named_agent_rings_the
     status, refusal = await second.call("POST", "/api/desktop/call/transfer", {"agent_id": "1001"})
     assert (status, refusal["code"]) == (409, "agent_state")  # not available
     await second.ok("POST", "/api/desktop/call/transfer", {"agent_id": "1003"})
-    state = await eventually(lambda: _state_is(third, "ringing"))
+    state = await eventually(lambda: state_is(third, "ringing"))
     assert state["call"]["menu_path"][-1] == "transfer:agent:1003"
     await third.ok("POST", "/api/desktop/call/answer")
-    await eventually(lambda: _state_is(third, "on_call"))
+    await eventually(lambda: state_is(third, "on_call"))
     await third.ok("POST", "/api/desktop/call/hangup")
     await desk.pbx.wait_idle()
 

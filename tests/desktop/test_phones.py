@@ -13,7 +13,9 @@ import pytest
 
 from core.settings import Settings
 from queues.engine import AgentState
-from tests.desktop.conftest import HANGZHOU, Browser, Desk, eventually, next_message
+from tests.fixtures.waiting import eventually
+from tests.support.desktop import Browser, Desk, next_message
+from tests.support.jurisdictions import HANGZHOU
 
 pytestmark = pytest.mark.slow
 

@@ -15,17 +15,10 @@ from agent_desktop.notifier import DesktopNotifier
 from agent_desktop.wallboard import Facts
 from core.db import sessionmaker
 from core.vocabulary import CHINA_TZ
-from tests.desktop.conftest import (
-    BEIJING,
-    HANGZHOU,
-    XIHU,
-    ZHEJIANG,
-    Browser,
-    Desk,
-    ReadingSocket,
-    eventually,
-    next_message,
-)
+from tests.fixtures.waiting import eventually
+from tests.support.desktop import Browser, Desk, ReadingSocket, next_message
+from tests.support.documents import CREDIT_CODE
+from tests.support.jurisdictions import BEIJING, HANGZHOU, XIHU, ZHEJIANG
 from tickets.models import Ticket
 
 pytestmark = pytest.mark.slow
@@ -105,7 +98,7 @@ async def test_the_wallboard_socket_pushes_an_update_when_a_call_starts_waiting(
 async def test_tickets_near_their_deadline_are_listed_for_the_supervisors_whose_scope_handles_them(desk: Desk) -> None:
     ticket = await desk.app.tickets.create({
         "case_type": "complaint", "channel": "web", "caller": {"phone": "13800138000"},
-        "respondent": {"name": "杭州示例电器有限公司", "credit_code": "91330106MA2B3C4D5D", "region": XIHU},
+        "respondent": {"name": "杭州示例电器有限公司", "credit_code": CREDIT_CODE, "region": XIHU},
         "summary": "购买的电水壶使用三天后漏电，商家拒绝退货。", "handling": {"region": XIHU, "level": "county"},
     }, by="web")
     ticket = await desk.app.tickets.complete(ticket.id, by="web", version=ticket.version)
@@ -207,7 +200,7 @@ async def test_a_burst_of_changes_renders_the_wallboards_at_once_and_then_once_p
     renders = [t - start for t in board.renders[1:]]  # the first was the socket's initial board
     assert renders[0] < 0.05  # the first change is on screen at once
     assert 2 <= len(renders) <= burst / 0.1 + 2  # the rest of the burst: once per 100 ms, not 50 times
-    assert all(b - a >= 0.09 for a, b in zip(renders, renders[1:]))
+    assert all(b - a >= 0.09 for a, b in zip(renders, renders[1:], strict=False))
     await eventually(lambda: _received(socket, len(board.renders)))
     await notifier.detach(outlet)
 

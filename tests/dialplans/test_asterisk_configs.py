@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from core.settings import AriSettings
-from tests.dialplans.support import RENDERED as DIALPLANS
-from tests.dialplans.support import conf_sections, section
+from tests.support.dialplans import RENDERED as DIALPLANS
+from tests.support.dialplans import conf_sections, section
 
 
 def test_ari_has_a_user_with_the_applications_user_name_and_password() -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.dialplans.support import DIALPLANS, EXTENSIONS_CONF, RENDERED
+from tests.support.dialplans import DIALPLANS, EXTENSIONS_CONF, RENDERED
 
 ASTERISKLINT = Path(sys.executable).parent / "asterisklint"
 CONFIG_CHECK = Path(__file__).with_name("alint_config_check.py")

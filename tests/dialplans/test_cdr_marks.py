@@ -10,7 +10,7 @@ import pytest
 from callrecords.cdr import CDR_FIELDS, FALLBACK, INVALID, LAYOUT
 from core.vocabulary import LINE_OF_NUMBER
 from devtools.pbx_sim.dialplan import Dialplan
-from tests.dialplans.support import DIALPLANS, EXTENSIONS_CONF, RecordingHost, section
+from tests.support.dialplans import DIALPLANS, EXTENSIONS_CONF, RecordingHost, section
 
 CDR_CUSTOM_CONF = DIALPLANS / "cdr_custom.conf"
 

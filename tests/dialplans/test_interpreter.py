@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from devtools.pbx_sim.dialplan import ChannelHungUp, Dialplan, DialplanError, Pattern, evaluate, substring
-from tests.dialplans.support import RecordingHost
+from tests.support.dialplans import RecordingHost
 
 
 def plan(text: str) -> Dialplan:

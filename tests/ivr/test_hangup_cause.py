@@ -14,6 +14,7 @@ from devtools.pbx_sim.server import PbxSim
 from hotline.app import Application
 from ivr.prompts.catalogue import PromptCatalogue
 from tests.fixtures.waiting import eventually
+from tests.support.calls import ended_record
 
 pytestmark = pytest.mark.slow
 
@@ -22,13 +23,6 @@ async def in_the_menu(pbx_sim: PbxSim, prompts: PromptCatalogue) -> SimCall:
     call = await pbx_sim.place_call("057112315", caller_id="13800138000")
     await call.wait_for_playback(prompts.media("main_menu"))
     return call
-
-
-async def ended_record(app: Application, call: SimCall):  # type: ignore[no-untyped-def]
-    await app.dispatcher.drain()
-    await app.records.flush()
-    record = await app.call_records.by_channel(call.channel_id)
-    return record if record is not None and record.ended_at is not None else None
 
 
 async def cause_is(app: Application, call: SimCall, cause: str | None) -> bool:

@@ -10,8 +10,9 @@ import pytest
 
 from devtools.platform_sim import PlatformSim
 from national.client import PlatformClient
-from tests.national.openapi_check import PlatformContract, TrafficChecker, assert_clean
-from tests.national.support import ORG, OTHER_ORG, OTHER_SECRET, SECRET, FakeClock
+from tests.support.clock import EpochClock
+from tests.support.documents import ORG, OTHER_ORG, OTHER_SECRET, SECRET
+from tests.support.national import PlatformContract, TrafficChecker, assert_clean
 
 
 @pytest.fixture(scope="session")
@@ -20,8 +21,8 @@ def platform_contract() -> PlatformContract:
 
 
 @pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
+def clock() -> EpochClock:
+    return EpochClock()
 
 
 @pytest.fixture
@@ -30,7 +31,7 @@ def traffic(platform_contract: PlatformContract) -> TrafficChecker:
 
 
 @pytest.fixture
-async def platform(clock: FakeClock, traffic: TrafficChecker) -> AsyncIterator[PlatformSim]:
+async def platform(clock: EpochClock, traffic: TrafficChecker) -> AsyncIterator[PlatformSim]:
     """A running stand-in on the test's clock; the test fails if any answer broke the contract."""
     sim = PlatformSim(orgs={ORG: SECRET, OTHER_ORG: OTHER_SECRET}, clock=clock, observer=traffic)
     await sim.start()
@@ -48,5 +49,5 @@ async def http() -> AsyncIterator[aiohttp.ClientSession]:
 
 
 @pytest.fixture
-def client(platform: PlatformSim, http: aiohttp.ClientSession, clock: FakeClock) -> PlatformClient:
+def client(platform: PlatformSim, http: aiohttp.ClientSession, clock: EpochClock) -> PlatformClient:
     return PlatformClient(platform.url, ORG, SECRET, http, timeout_s=5.0, clock=clock)

@@ -22,8 +22,9 @@ from national.client import (
     PlatformClient,
     parse_retry_after,
 )
-from tests.national.openapi_check import TrafficChecker, assert_clean
-from tests.national.support import ORG, SECRET, FakeClock, a_call_record, a_case, a_step
+from tests.support.clock import EpochClock
+from tests.support.documents import ORG, SECRET, a_call_record, a_case, a_step
+from tests.support.national import TrafficChecker, assert_clean
 
 #: The statuses a random fault may take beyond what the contract declares.
 FAULT_STATUSES = frozenset({500, 502, 408})
@@ -45,7 +46,7 @@ def faulty(platform: PlatformSim, traffic: TrafficChecker, **faults: object) -> 
 
 
 async def test_a_new_case_is_delivered_with_the_platforms_case_number(
-    client: PlatformClient, clock: FakeClock, platform: PlatformSim
+    client: PlatformClient, clock: EpochClock, platform: PlatformSim
 ) -> None:
     result = await client.submit_case(a_case(clock))
     assert result.outcome is Outcome.DELIVERED and result.ok and result.status == 201
@@ -53,7 +54,7 @@ async def test_a_new_case_is_delivered_with_the_platforms_case_number(
 
 
 async def test_a_case_sent_again_is_replayed_with_the_same_number(
-    client: PlatformClient, clock: FakeClock, platform: PlatformSim
+    client: PlatformClient, clock: EpochClock, platform: PlatformSim
 ) -> None:
     case = a_case(clock)
     first = await client.submit_case(case)
@@ -64,7 +65,7 @@ async def test_a_case_sent_again_is_replayed_with_the_same_number(
 
 
 async def test_a_call_record_is_delivered_then_replayed(
-    client: PlatformClient, clock: FakeClock, platform: PlatformSim
+    client: PlatformClient, clock: EpochClock, platform: PlatformSim
 ) -> None:
     record = a_call_record(clock)
     assert (await client.submit_call_record(record)).outcome is Outcome.DELIVERED
@@ -72,7 +73,7 @@ async def test_a_call_record_is_delivered_then_replayed(
     assert len(platform.call_records()) == 1
 
 
-async def test_progress_is_delivered_replayed_and_read_back(client: PlatformClient, clock: FakeClock) -> None:
+async def test_progress_is_delivered_replayed_and_read_back(client: PlatformClient, clock: EpochClock) -> None:
     number = (await client.submit_case(a_case(clock))).platform_case_no
     accepted = a_step("accepted", clock)
     assert (await client.report_progress(number, accepted)).outcome is Outcome.DELIVERED
@@ -83,7 +84,7 @@ async def test_progress_is_delivered_replayed_and_read_back(client: PlatformClie
 
 
 async def test_a_base_url_with_a_trailing_slash_reaches_the_same_paths(
-    http: aiohttp.ClientSession, clock: FakeClock, platform: PlatformSim
+    http: aiohttp.ClientSession, clock: EpochClock, platform: PlatformSim
 ) -> None:
     client = PlatformClient(platform.url + "/", ORG, SECRET, http, clock=clock)
     assert (await client.submit_case(a_case(clock))).outcome is Outcome.DELIVERED
@@ -93,7 +94,7 @@ async def test_a_base_url_with_a_trailing_slash_reaches_the_same_paths(
 
 
 async def test_an_invalid_case_is_rejected_with_the_platforms_problems(
-    client: PlatformClient, clock: FakeClock
+    client: PlatformClient, clock: EpochClock
 ) -> None:
     case = a_case(clock, summary="短")
     case["respondent"]["credit_code"] = "91350100M000100Y44"
@@ -106,7 +107,7 @@ async def test_an_invalid_case_is_rejected_with_the_platforms_problems(
 
 
 async def test_a_different_case_under_a_used_key_is_rejected_as_a_conflict(
-    client: PlatformClient, clock: FakeClock
+    client: PlatformClient, clock: EpochClock
 ) -> None:
     case = a_case(clock)
     await client.submit_case(case)
@@ -114,7 +115,7 @@ async def test_a_different_case_under_a_used_key_is_rejected_as_a_conflict(
     assert (result.outcome, result.status) == (Outcome.REJECTED, 409)
 
 
-async def test_a_step_out_of_order_is_rejected_naming_the_step(client: PlatformClient, clock: FakeClock) -> None:
+async def test_a_step_out_of_order_is_rejected_naming_the_step(client: PlatformClient, clock: EpochClock) -> None:
     number = (await client.submit_case(a_case(clock))).platform_case_no
     result = await client.report_progress(number, a_step("closed", clock))
     assert (result.outcome, result.status) == (Outcome.REJECTED, 409)
@@ -122,7 +123,7 @@ async def test_a_step_out_of_order_is_rejected_naming_the_step(client: PlatformC
 
 
 async def test_progress_on_an_unknown_case_is_rejected_and_reading_it_is_not_found(
-    client: PlatformClient, clock: FakeClock
+    client: PlatformClient, clock: EpochClock
 ) -> None:
     result = await client.report_progress("1231520200101000001", a_step("accepted", clock))
     assert (result.outcome, result.status) == (Outcome.REJECTED, 404)
@@ -130,7 +131,7 @@ async def test_progress_on_an_unknown_case_is_rejected_and_reading_it_is_not_fou
 
 
 async def test_a_wrong_secret_is_rejected_not_retried(
-    http: aiohttp.ClientSession, clock: FakeClock, platform: PlatformSim
+    http: aiohttp.ClientSession, clock: EpochClock, platform: PlatformSim
 ) -> None:
     client = PlatformClient(platform.url, ORG, "not-the-secret", http, clock=clock)
     result = await client.submit_case(a_case(clock))
@@ -139,9 +140,9 @@ async def test_a_wrong_secret_is_rejected_not_retried(
 
 
 async def test_a_sender_clock_far_off_is_rejected_as_unauthorized(
-    http: aiohttp.ClientSession, clock: FakeClock, platform: PlatformSim
+    http: aiohttp.ClientSession, clock: EpochClock, platform: PlatformSim
 ) -> None:
-    client = PlatformClient(platform.url, ORG, SECRET, http, clock=FakeClock(clock.now - 600))
+    client = PlatformClient(platform.url, ORG, SECRET, http, clock=EpochClock(clock.now - 600))
     result = await client.submit_case(a_case(clock))
     assert (result.outcome, result.status, result.problems[0].code) == (Outcome.REJECTED, 401, "stale_timestamp")
 
@@ -151,7 +152,7 @@ async def test_a_sender_clock_far_off_is_rejected_as_unauthorized(
 
 @pytest.mark.parametrize(("status", "retry_after"), [(500, None), (502, None), (503, 1.0), (429, 1.0), (408, None)])
 async def test_each_retryable_failure_is_retry_with_the_wait_the_platform_asked(
-    client: PlatformClient, clock: FakeClock, platform: PlatformSim, traffic: TrafficChecker, status: int,
+    client: PlatformClient, clock: EpochClock, platform: PlatformSim, traffic: TrafficChecker, status: int,
     retry_after: float | None
 ) -> None:
     faulty(platform, traffic, error_rate=1.0, error_statuses=(status,))
@@ -161,7 +162,7 @@ async def test_each_retryable_failure_is_retry_with_the_wait_the_platform_asked(
 
 
 async def test_a_connection_dropped_before_the_platform_stored_the_case_is_retry(
-    client: PlatformClient, clock: FakeClock, platform: PlatformSim, traffic: TrafficChecker
+    client: PlatformClient, clock: EpochClock, platform: PlatformSim, traffic: TrafficChecker
 ) -> None:
     faulty(platform, traffic, drop_rate=1.0, drop_after_store_share=0.0)
     result = await client.submit_case(a_case(clock))
@@ -170,7 +171,7 @@ async def test_a_connection_dropped_before_the_platform_stored_the_case_is_retry
 
 
 async def test_a_connection_dropped_after_the_case_was_stored_is_retry_and_the_resend_a_replay(
-        client: PlatformClient, clock: FakeClock, platform: PlatformSim, traffic: TrafficChecker) -> None:
+        client: PlatformClient, clock: EpochClock, platform: PlatformSim, traffic: TrafficChecker) -> None:
     case = a_case(clock)
     faulty(platform, traffic, drop_rate=1.0, drop_after_store_share=1.0)
     assert (await client.submit_case(case)).outcome is Outcome.RETRY
@@ -181,7 +182,7 @@ async def test_a_connection_dropped_after_the_case_was_stored_is_retry_and_the_r
 
 
 async def test_an_answer_slower_than_the_clients_timeout_is_retry(
-    http: aiohttp.ClientSession, clock: FakeClock, platform: PlatformSim, traffic: TrafficChecker
+    http: aiohttp.ClientSession, clock: EpochClock, platform: PlatformSim, traffic: TrafficChecker
 ) -> None:
     faulty(platform, traffic, latency_s=(1.0, 1.0), time_scale=0.5)
     client = PlatformClient(platform.url, ORG, SECRET, http, timeout_s=0.1, clock=clock)
@@ -190,7 +191,7 @@ async def test_an_answer_slower_than_the_clients_timeout_is_retry(
 
 
 async def test_an_outage_is_retry_after_what_is_left_of_it(
-    client: PlatformClient, clock: FakeClock, platform: PlatformSim
+    client: PlatformClient, clock: EpochClock, platform: PlatformSim
 ) -> None:
     platform.set_faults(Faults(time_scale=0.01))
     platform.start_outage(600)  # 10 platform minutes are 6 real seconds
@@ -203,7 +204,7 @@ async def test_an_outage_is_retry_after_what_is_left_of_it(
 
 
 async def test_an_outage_that_drops_connections_is_retry(
-    client: PlatformClient, clock: FakeClock, platform: PlatformSim
+    client: PlatformClient, clock: EpochClock, platform: PlatformSim
 ) -> None:
     platform.set_faults(Faults(outage_mode=OutageMode.DROP))
     platform.start_outage(60)
@@ -213,7 +214,7 @@ async def test_an_outage_that_drops_connections_is_retry(
     assert (await client.submit_call_record(a_call_record(clock))).outcome is Outcome.DELIVERED
 
 
-async def test_a_platform_that_is_not_there_is_retry(http: aiohttp.ClientSession, clock: FakeClock) -> None:
+async def test_a_platform_that_is_not_there_is_retry(http: aiohttp.ClientSession, clock: EpochClock) -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]  # closed again: nothing listens there
@@ -242,7 +243,7 @@ async def garbled_platform() -> AsyncIterator[str]:
 
 
 async def test_a_receipt_that_cannot_be_read_is_retry_since_a_resend_replays(
-    garbled_platform: str, http: aiohttp.ClientSession, clock: FakeClock
+    garbled_platform: str, http: aiohttp.ClientSession, clock: EpochClock
 ) -> None:
     client = PlatformClient(garbled_platform, ORG, SECRET, http, clock=clock)
     result = await client.submit_case(a_case(clock))
@@ -323,7 +324,7 @@ def test_backoff_settings_and_attempts_are_checked() -> None:
         Backoff().ceiling_s(-1)
 
 
-async def test_the_client_speaks_to_a_session_of_its_owners_choosing(platform: PlatformSim, clock: FakeClock) -> None:
+async def test_the_client_speaks_to_a_session_of_its_owners_choosing(platform: PlatformSim, clock: EpochClock) -> None:
     # The delivery workers share one session (one connection pool) among many requests.
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=2)) as session:
         client = PlatformClient(platform.url, ORG, SECRET, session, clock=clock)

@@ -28,10 +28,11 @@ from national.contract import (
     validate_case,
     validate_progress,
 )
-from tests.national.openapi_check import PlatformContract
-from tests.national.support import FakeClock, a_call_record, a_case, a_step, credit_code
+from tests.support.clock import EpochClock
+from tests.support.documents import a_call_record, a_case, a_step, credit_code
+from tests.support.national import PlatformContract
 
-CLOCK = FakeClock(datetime(2026, 11, 23, 10, 15, tzinfo=timezone(timedelta(hours=8))).timestamp())
+CLOCK = EpochClock(datetime(2026, 11, 23, 10, 15, tzinfo=timezone(timedelta(hours=8))).timestamp())
 NOW = CLOCK.datetime()
 
 
@@ -56,7 +57,7 @@ def independent_check_char(first17: str) -> str:
     """GB 32100-2015 as the contract states it, written out without national.contract."""
     alphabet = "0123456789ABCDEFGHJKLMNPQRTUWXY"
     weights = [1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28]
-    total = sum(alphabet.index(c) * w for c, w in zip(first17, weights))
+    total = sum(alphabet.index(c) * w for c, w in zip(first17, weights, strict=True))
     return alphabet[(31 - total % 31) % 31]
 
 

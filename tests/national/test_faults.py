@@ -22,8 +22,9 @@ from devtools.platform_sim import Faults, OutageMode, PlatformSim, SimStats
 from devtools.platform_sim.faults import FaultInjector, FaultKind, retry_after_header
 from devtools.platform_sim.ratelimit import TokenBucket
 from national.client import Backoff, DeliveryResult, Outcome, PlatformClient
-from tests.national.openapi_check import PlatformContract, TrafficChecker, assert_clean
-from tests.national.support import ORG, SECRET, FakeClock, a_case, post_case
+from tests.support.clock import EpochClock
+from tests.support.documents import ORG, SECRET, a_case
+from tests.support.national import PlatformContract, TrafficChecker, assert_clean, post_case
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
@@ -70,7 +71,7 @@ async def test_with_errors_and_drops_after_storing_every_case_is_stored_exactly_
     assert len(sim.cases()) == 200 and sim.stats.stored == 200
     # Every sender learnt the number the platform gave its case, replay or not.
     numbers = {c["case_id"]: c["platform_case_no"] for c in sim.cases()}
-    assert all(r.platform_case_no == numbers[c["case_id"]] for (r, _), c in zip(results, cases))
+    assert all(r.platform_case_no == numbers[c["case_id"]] for (r, _), c in zip(results, cases, strict=True))
     # And the faults did happen, including the nasty kind: stored, then the answer lost.
     injected = sim.stats.faults_injected
     assert injected["drop_after_store"] > 5 and injected["drop_before_store"] > 5
@@ -86,7 +87,7 @@ async def test_with_errors_and_drops_after_storing_every_case_is_stored_exactly_
 
 
 async def test_an_outage_answers_before_authentication(
-    http: aiohttp.ClientSession, clock: FakeClock, platform: PlatformSim
+    http: aiohttp.ClientSession, clock: EpochClock, platform: PlatformSim
 ) -> None:
     platform.start_outage(60)
     status, headers, body = await post_case(http, platform.url, a_case(clock), clock=clock, secret="wrong")
@@ -95,7 +96,7 @@ async def test_an_outage_answers_before_authentication(
 
 
 async def test_a_failure_at_the_gateway_spends_no_nonce(
-    http: aiohttp.ClientSession, clock: FakeClock, platform: PlatformSim, traffic: TrafficChecker
+    http: aiohttp.ClientSession, clock: EpochClock, platform: PlatformSim, traffic: TrafficChecker
 ) -> None:
     traffic.extra_statuses = frozenset({500})
     case = a_case(clock)
@@ -107,7 +108,7 @@ async def test_a_failure_at_the_gateway_spends_no_nonce(
 
 
 async def test_an_outage_ends_by_itself_on_the_platforms_clock_or_when_ended(
-    http: aiohttp.ClientSession, clock: FakeClock, platform: PlatformSim
+    http: aiohttp.ClientSession, clock: EpochClock, platform: PlatformSim
 ) -> None:
     platform.start_outage(30)
     clock.advance(29)
@@ -120,7 +121,7 @@ async def test_an_outage_ends_by_itself_on_the_platforms_clock_or_when_ended(
 
 
 async def test_latency_delays_the_answer_by_the_scaled_time(
-    http: aiohttp.ClientSession, clock: FakeClock, platform: PlatformSim
+    http: aiohttp.ClientSession, clock: EpochClock, platform: PlatformSim
 ) -> None:
     platform.set_faults(Faults(latency_s=(0.2, 0.2), time_scale=0.5))
     started = time.monotonic()
@@ -138,7 +139,7 @@ async def test_latency_delays_the_answer_by_the_scaled_time(
 ])
 def test_retry_after_speaks_real_seconds_rounded_up_and_never_below_1(outage_s: float, scale: float,
                                                                        header: str) -> None:
-    clock = FakeClock(1_000.0)
+    clock = EpochClock(1_000.0)
     injector = FaultInjector(Faults(time_scale=scale), clock)
     injector.start_outage(outage_s)
     strike = injector.decide()
@@ -147,7 +148,7 @@ def test_retry_after_speaks_real_seconds_rounded_up_and_never_below_1(outage_s: 
 
 
 def test_a_compressed_outage_lasts_its_scaled_time() -> None:
-    clock = FakeClock(1_000.0)
+    clock = EpochClock(1_000.0)
     injector = FaultInjector(Faults(time_scale=0.01), clock)
     injector.start_outage(600)
     clock.advance(5.9)
@@ -157,7 +158,7 @@ def test_a_compressed_outage_lasts_its_scaled_time() -> None:
 
 
 def test_a_dropping_outage_strikes_without_a_status() -> None:
-    injector = FaultInjector(Faults(outage_mode=OutageMode.DROP), FakeClock())
+    injector = FaultInjector(Faults(outage_mode=OutageMode.DROP), EpochClock())
     injector.start_outage(10)
     strike = injector.decide()
     assert strike is not None and strike.kind is FaultKind.OUTAGE and strike.status is None
@@ -167,7 +168,7 @@ def test_the_same_seed_gives_the_same_faults() -> None:
     faults = Faults(error_rate=0.3, drop_rate=0.2, latency_s=(0.0, 1.0), seed=7)
     runs = []
     for _ in range(2):
-        injector = FaultInjector(faults, FakeClock())
+        injector = FaultInjector(faults, EpochClock())
         runs.append([(injector.latency_real_s(), injector.decide()) for _ in range(200)])
     assert runs[0] == runs[1]
     kinds = Counter(strike.kind if strike else None for _, strike in runs[0])
@@ -175,7 +176,7 @@ def test_the_same_seed_gives_the_same_faults() -> None:
 
 
 def test_random_429_and_503_carry_the_scaled_retry_after_and_the_others_none() -> None:
-    injector = FaultInjector(Faults(error_rate=1.0, retry_after_s=300, time_scale=0.01, seed=1), FakeClock())
+    injector = FaultInjector(Faults(error_rate=1.0, retry_after_s=300, time_scale=0.01, seed=1), EpochClock())
     waits = {s.status: s.retry_after_real_s for s in (injector.decide() for _ in range(100)) if s}
     assert waits == {500: None, 502: None, 503: 3.0, 429: 3.0, 408: None}
 
@@ -211,7 +212,7 @@ def test_fault_settings_read_from_json_and_back() -> None:
 
 
 def test_the_rate_limit_is_a_token_bucket_of_one_seconds_burst() -> None:
-    clock = FakeClock(0.0)
+    clock = EpochClock(0.0)
     bucket = TokenBucket(4, clock)
     assert [bucket.take() for _ in range(5)] == [0.0, 0.0, 0.0, 0.0, 0.25]
     clock.advance(0.25)
@@ -224,7 +225,7 @@ def test_the_rate_limit_is_a_token_bucket_of_one_seconds_burst() -> None:
 
 
 async def test_the_control_api_sets_faults_starts_outages_and_shows_what_was_stored(
-    http: aiohttp.ClientSession, clock: FakeClock, platform: PlatformSim, traffic: TrafficChecker
+    http: aiohttp.ClientSession, clock: EpochClock, platform: PlatformSim, traffic: TrafficChecker
 ) -> None:
     traffic.extra_statuses = frozenset({502})
     control = platform.root_url + "/sim"
@@ -270,11 +271,16 @@ def test_the_stand_in_refuses_impossible_settings() -> None:
             PlatformSim(orgs={ORG: SECRET}, base_path=base)
 
 
-async def test_hotline_platform_sim_runs_on_its_own_and_stops_on_sigterm(http: aiohttp.ClientSession) -> None:
+def platform_sim_process() -> subprocess.Popen[str]:
+    """``python -m devtools platform-sim`` started (Popen returns at once: nothing waits here)."""
     env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT)}
-    proc = subprocess.Popen(
+    return subprocess.Popen(
         [sys.executable, "-m", "devtools", "platform-sim", "--port", "0", "--org", f"{ORG}={SECRET}"],
         cwd=PROJECT_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+async def test_hotline_platform_sim_runs_on_its_own_and_stops_on_sigterm(http: aiohttp.ClientSession) -> None:
+    proc = platform_sim_process()
     try:
         line = await asyncio.wait_for(asyncio.to_thread(proc.stdout.readline), 20)  # type: ignore[union-attr]
         url = re.search(r"contract at (\S+),", line)

@@ -15,20 +15,9 @@ import pytest
 
 from devtools.platform_sim import Exchange, PlatformSim
 from national.contract import parse_datetime
-from tests.national.openapi_check import PlatformContract, TrafficChecker, assert_clean
-from tests.national.support import (
-    ORG,
-    OTHER_ORG,
-    OTHER_SECRET,
-    SECRET,
-    FakeClock,
-    a_call_record,
-    a_case,
-    a_step,
-    encode,
-    post_case,
-    send,
-)
+from tests.support.clock import EpochClock
+from tests.support.documents import ORG, OTHER_ORG, OTHER_SECRET, SECRET, a_call_record, a_case, a_step
+from tests.support.national import PlatformContract, TrafficChecker, assert_clean, encode, post_case, send
 
 CASE_NO = re.compile(r"12315([0-9]{8})([0-9]{6})")
 
@@ -38,13 +27,13 @@ def base(platform: PlatformSim) -> str:
     return platform.url
 
 
-async def stored_case_no(http: aiohttp.ClientSession, base: str, clock: FakeClock, **fields: Any) -> str:
+async def stored_case_no(http: aiohttp.ClientSession, base: str, clock: EpochClock, **fields: Any) -> str:
     status, _, receipt = await post_case(http, base, a_case(clock, **fields), clock=clock)
     assert status == 201, receipt
     return receipt["platform_case_no"]
 
 
-async def progress(http: aiohttp.ClientSession, base: str, number: str, step: dict[str, Any], clock: FakeClock,
+async def progress(http: aiohttp.ClientSession, base: str, number: str, step: dict[str, Any], clock: EpochClock,
                    **kwargs: Any) -> tuple[int, dict[str, str], Any]:
     return await send(http, base, "POST", f"/v1/cases/{number}/progress", encode(step), clock=clock, **kwargs)
 
@@ -53,7 +42,7 @@ async def progress(http: aiohttp.ClientSession, base: str, number: str, step: di
 
 
 async def test_a_request_without_a_signature_is_unauthorized(
-    http: aiohttp.ClientSession, base: str, clock: FakeClock, platform: PlatformSim
+    http: aiohttp.ClientSession, base: str, clock: EpochClock, platform: PlatformSim
 ) -> None:
     status, headers, body = await post_case(http, base, a_case(clock), clock=clock, headers={"X-Signature": None})
     assert status == 401
@@ -64,7 +53,7 @@ async def test_a_request_without_a_signature_is_unauthorized(
 
 
 async def test_a_request_signed_with_another_secret_is_unauthorized(
-    http: aiohttp.ClientSession, base: str, clock: FakeClock, platform: PlatformSim
+    http: aiohttp.ClientSession, base: str, clock: EpochClock, platform: PlatformSim
 ) -> None:
     status, _, body = await post_case(http, base, a_case(clock), clock=clock, secret="guessed")
     assert (status, body["errors"][0]["code"]) == (401, "bad_signature")
@@ -72,7 +61,7 @@ async def test_a_request_signed_with_another_secret_is_unauthorized(
 
 
 async def test_a_signature_over_the_path_without_the_base_path_is_unauthorized(
-    http: aiohttp.ClientSession, base: str, clock: FakeClock
+    http: aiohttp.ClientSession, base: str, clock: EpochClock
 ) -> None:
     # The signed PATH is the request's own path, base path included (see national.signing).
     status, _, body = await post_case(http, base, a_case(clock), clock=clock, sign_path="/v1/cases")
@@ -81,15 +70,15 @@ async def test_a_signature_over_the_path_without_the_base_path_is_unauthorized(
 
 @pytest.mark.parametrize("skew", [-301, 301])
 async def test_a_request_signed_more_than_300_s_away_from_the_platforms_clock_is_unauthorized(
-        http: aiohttp.ClientSession, base: str, clock: FakeClock, skew: float) -> None:
-    sender_clock = FakeClock(clock.now + skew)
+        http: aiohttp.ClientSession, base: str, clock: EpochClock, skew: float) -> None:
+    sender_clock = EpochClock(clock.now + skew)
     status, _, body = await post_case(http, base, a_case(clock), clock=sender_clock)
     assert (status, body["errors"][0]) == (401, {"field": "X-Timestamp", "code": "stale_timestamp",
                                                  "message": body["message"]})
 
 
 async def test_a_nonce_used_twice_within_10_minutes_is_unauthorized_the_second_time(
-    http: aiohttp.ClientSession, base: str, clock: FakeClock
+    http: aiohttp.ClientSession, base: str, clock: EpochClock
 ) -> None:
     nonce = "reused-nonce-0123456789"
     first, _, _ = await post_case(http, base, a_case(clock), clock=clock, nonce=nonce)
@@ -101,7 +90,7 @@ async def test_a_nonce_used_twice_within_10_minutes_is_unauthorized_the_second_t
 
 
 async def test_an_unknown_organisation_is_unauthorized(
-    http: aiohttp.ClientSession, base: str, clock: FakeClock
+    http: aiohttp.ClientSession, base: str, clock: EpochClock
 ) -> None:
     status, _, body = await post_case(http, base, a_case(clock), clock=clock, org="SH310000", secret="x")
     assert (status, body["errors"][0]["code"]) == (401, "unknown_org")
@@ -111,7 +100,7 @@ async def test_an_unknown_organisation_is_unauthorized(
 
 
 async def test_a_case_without_an_idempotency_key_is_malformed(
-    http: aiohttp.ClientSession, base: str, clock: FakeClock, platform: PlatformSim
+    http: aiohttp.ClientSession, base: str, clock: EpochClock, platform: PlatformSim
 ) -> None:
     case = a_case(clock)
     status, _, body = await send(http, base, "POST", "/v1/cases", encode(case), clock=clock)
@@ -122,7 +111,7 @@ async def test_a_case_without_an_idempotency_key_is_malformed(
 
 
 async def test_an_idempotency_key_that_is_not_a_uuid_is_malformed(
-    http: aiohttp.ClientSession, base: str, clock: FakeClock
+    http: aiohttp.ClientSession, base: str, clock: EpochClock
 ) -> None:
     status, _, body = await post_case(http, base, a_case(clock), clock=clock, key="case-1")
     assert (status, body["errors"][0]["code"]) == (400, "bad_format")
@@ -131,7 +120,7 @@ async def test_an_idempotency_key_that_is_not_a_uuid_is_malformed(
 @pytest.mark.parametrize("content_type", [None, "text/plain", "application/x-www-form-urlencoded",
                                           "application/json; charset=gbk"])
 async def test_a_body_of_the_wrong_content_type_is_malformed(
-    http: aiohttp.ClientSession, base: str, clock: FakeClock, content_type: str | None
+    http: aiohttp.ClientSession, base: str, clock: EpochClock, content_type: str | None
 ) -> None:
     status, _, body = await post_case(http, base, a_case(clock), clock=clock, content_type=content_type)
     assert (status, body["code"]) == (400, "malformed")
@@ -147,7 +136,7 @@ async def test_a_body_of_the_wrong_content_type_is_malformed(
     (b"[" * 50_000 + b"]" * 50_000, "nested too deeply"),
 ])
 async def test_a_body_that_is_not_a_json_object_is_malformed(
-    http: aiohttp.ClientSession, base: str, clock: FakeClock, raw: bytes, words: str
+    http: aiohttp.ClientSession, base: str, clock: EpochClock, raw: bytes, words: str
 ) -> None:
     status, _, body = await send(http, base, "POST", "/v1/cases", raw, clock=clock, key=str(uuid.uuid4()))
     assert (status, body["code"]) == (400, "malformed")
@@ -167,7 +156,7 @@ def padded_to(case: dict[str, Any], size: int) -> bytes:
 
 
 async def test_a_body_of_exactly_256_kib_is_read_and_one_byte_more_is_too_large(
-    http: aiohttp.ClientSession, base: str, clock: FakeClock, platform: PlatformSim
+    http: aiohttp.ClientSession, base: str, clock: EpochClock, platform: PlatformSim
 ) -> None:
     case = a_case(clock)
     status, _, _ = await send(http, base, "POST", "/v1/cases", padded_to(case, 256 * 1024), clock=clock,
@@ -184,7 +173,7 @@ async def test_a_body_of_exactly_256_kib_is_read_and_one_byte_more_is_too_large(
 
 
 async def test_a_valid_case_is_stored_with_a_receipt(
-    http: aiohttp.ClientSession, base: str, clock: FakeClock, platform: PlatformSim
+    http: aiohttp.ClientSession, base: str, clock: EpochClock, platform: PlatformSim
 ) -> None:
     case = a_case(clock)
     status, headers, receipt = await post_case(http, base, case, clock=clock)
@@ -196,7 +185,7 @@ async def test_a_valid_case_is_stored_with_a_receipt(
 
 
 async def test_case_numbers_count_up_within_a_china_day_and_start_again_the_next(
-    http: aiohttp.ClientSession, base: str, clock: FakeClock
+    http: aiohttp.ClientSession, base: str, clock: EpochClock
 ) -> None:
     first = await stored_case_no(http, base, clock)
     second = await stored_case_no(http, base, clock)
@@ -208,7 +197,7 @@ async def test_case_numbers_count_up_within_a_china_day_and_start_again_the_next
 
 
 async def test_the_same_case_sent_again_is_a_replay_of_the_original_receipt(
-    http: aiohttp.ClientSession, base: str, clock: FakeClock, platform: PlatformSim
+    http: aiohttp.ClientSession, base: str, clock: EpochClock, platform: PlatformSim
 ) -> None:
     case = a_case(clock)
     _, _, receipt = await post_case(http, base, case, clock=clock)
@@ -220,7 +209,7 @@ async def test_the_same_case_sent_again_is_a_replay_of_the_original_receipt(
 
 
 async def test_the_same_document_written_differently_is_still_a_replay(
-    http: aiohttp.ClientSession, base: str, clock: FakeClock
+    http: aiohttp.ClientSession, base: str, clock: EpochClock
 ) -> None:
     case = a_case(clock)
     await post_case(http, base, case, clock=clock)
@@ -230,7 +219,7 @@ async def test_the_same_document_written_differently_is_still_a_replay(
 
 
 async def test_the_same_key_with_a_different_case_is_a_conflict_and_changes_nothing(
-    http: aiohttp.ClientSession, base: str, clock: FakeClock, platform: PlatformSim
+    http: aiohttp.ClientSession, base: str, clock: EpochClock, platform: PlatformSim
 ) -> None:
     case = a_case(clock)
     await post_case(http, base, case, clock=clock)
@@ -241,7 +230,7 @@ async def test_the_same_key_with_a_different_case_is_a_conflict_and_changes_noth
 
 
 async def test_idempotency_keys_belong_to_one_organisation(
-    http: aiohttp.ClientSession, base: str, clock: FakeClock, platform: PlatformSim
+    http: aiohttp.ClientSession, base: str, clock: EpochClock, platform: PlatformSim
 ) -> None:
     case = a_case(clock)
     mine, _, _ = await post_case(http, base, case, clock=clock)
@@ -251,7 +240,7 @@ async def test_idempotency_keys_belong_to_one_organisation(
 
 
 async def test_an_invalid_case_is_refused_with_every_problem_and_not_stored(
-    http: aiohttp.ClientSession, base: str, clock: FakeClock, platform: PlatformSim
+    http: aiohttp.ClientSession, base: str, clock: EpochClock, platform: PlatformSim
 ) -> None:
     case = a_case(clock, handling={"region": "330100", "level": "county"}, summary="短")
     case["respondent"]["credit_code"] = "91350100M000100Y44"
@@ -269,14 +258,14 @@ async def test_an_invalid_case_is_refused_with_every_problem_and_not_stored(
 
 
 async def test_a_case_whose_id_is_not_its_idempotency_key_is_invalid(
-    http: aiohttp.ClientSession, base: str, clock: FakeClock
+    http: aiohttp.ClientSession, base: str, clock: EpochClock
 ) -> None:
     status, _, body = await post_case(http, base, a_case(clock), clock=clock, key=str(uuid.uuid4()))
     assert (status, body["errors"][0]["field"], body["errors"][0]["code"]) == (422, "case_id", "mismatch")
 
 
 async def test_a_case_received_more_than_5_minutes_in_the_platforms_future_is_invalid(
-    http: aiohttp.ClientSession, base: str, clock: FakeClock
+    http: aiohttp.ClientSession, base: str, clock: EpochClock
 ) -> None:
     status, _, body = await post_case(http, base, a_case(clock, received_at=clock.rfc3339(301)), clock=clock)
     assert (status, body["errors"][0]["code"]) == (422, "in_future")
@@ -286,7 +275,7 @@ async def test_a_case_received_more_than_5_minutes_in_the_platforms_future_is_in
 
 
 async def test_a_case_goes_through_its_life_cycle_and_reads_back_with_its_progress(
-    http: aiohttp.ClientSession, base: str, clock: FakeClock
+    http: aiohttp.ClientSession, base: str, clock: EpochClock
 ) -> None:
     number = await stored_case_no(http, base, clock)
     steps = [a_step("accepted", clock), a_step("transferred", clock), a_step("transferred", clock,
@@ -300,7 +289,7 @@ async def test_a_case_goes_through_its_life_cycle_and_reads_back_with_its_progre
 
 
 async def test_a_step_sent_again_is_a_replay_even_after_later_steps(
-    http: aiohttp.ClientSession, base: str, clock: FakeClock, platform: PlatformSim
+    http: aiohttp.ClientSession, base: str, clock: EpochClock, platform: PlatformSim
 ) -> None:
     number = await stored_case_no(http, base, clock)
     accepted = a_step("accepted", clock)
@@ -312,7 +301,7 @@ async def test_a_step_sent_again_is_a_replay_even_after_later_steps(
 
 
 async def test_a_step_id_sent_again_with_a_different_step_is_a_conflict(
-    http: aiohttp.ClientSession, base: str, clock: FakeClock
+    http: aiohttp.ClientSession, base: str, clock: EpochClock
 ) -> None:
     number = await stored_case_no(http, base, clock)
     accepted = a_step("accepted", clock)
@@ -325,7 +314,7 @@ async def test_a_step_id_sent_again_with_a_different_step_is_a_conflict(
     ([], "transferred"), ([], "closed"), (["accepted"], "rejected"), (["accepted", "closed"], "transferred"),
 ])
 async def test_a_step_out_of_order_is_a_conflict_naming_the_step(
-    http: aiohttp.ClientSession, base: str, clock: FakeClock, before: list[str], step: str
+    http: aiohttp.ClientSession, base: str, clock: EpochClock, before: list[str], step: str
 ) -> None:
     number = await stored_case_no(http, base, clock)
     for kind in before:
@@ -337,7 +326,7 @@ async def test_a_step_out_of_order_is_a_conflict_naming_the_step(
 
 
 async def test_acceptance_after_the_cases_deadline_is_invalid(
-    http: aiohttp.ClientSession, base: str, clock: FakeClock
+    http: aiohttp.ClientSession, base: str, clock: EpochClock
 ) -> None:
     today = clock.datetime().date().isoformat()
     number = await stored_case_no(http, base, clock, deadlines={"accept_by": today})
@@ -348,7 +337,7 @@ async def test_acceptance_after_the_cases_deadline_is_invalid(
 
 
 async def test_an_invalid_step_is_refused_and_not_recorded(
-    http: aiohttp.ClientSession, base: str, clock: FakeClock
+    http: aiohttp.ClientSession, base: str, clock: EpochClock
 ) -> None:
     number = await stored_case_no(http, base, clock)
     await progress(http, base, number, a_step("accepted", clock), clock)
@@ -361,7 +350,7 @@ async def test_an_invalid_step_is_refused_and_not_recorded(
 
 
 async def test_progress_on_an_unknown_case_or_another_centres_case_is_not_found(
-    http: aiohttp.ClientSession, base: str, clock: FakeClock
+    http: aiohttp.ClientSession, base: str, clock: EpochClock
 ) -> None:
     number = await stored_case_no(http, base, clock)
     status, _, body = await progress(http, base, "1231520200101000001", a_step("accepted", clock), clock)
@@ -375,7 +364,7 @@ async def test_progress_on_an_unknown_case_or_another_centres_case_is_not_found(
 
 
 async def test_a_case_reads_back_as_stored_only_for_its_own_centre(
-    http: aiohttp.ClientSession, base: str, clock: FakeClock
+    http: aiohttp.ClientSession, base: str, clock: EpochClock
 ) -> None:
     case = a_case(clock)
     _, _, receipt = await post_case(http, base, case, clock=clock)
@@ -391,7 +380,7 @@ async def test_a_case_reads_back_as_stored_only_for_its_own_centre(
 
 
 async def test_call_records_are_stored_replayed_and_checked_like_cases(
-    http: aiohttp.ClientSession, base: str, clock: FakeClock, platform: PlatformSim
+    http: aiohttp.ClientSession, base: str, clock: EpochClock, platform: PlatformSim
 ) -> None:
     record = a_call_record(clock)
     body = encode(record)
@@ -414,7 +403,7 @@ async def test_call_records_are_stored_replayed_and_checked_like_cases(
 
 
 async def test_a_path_outside_the_contract_is_not_found(
-    http: aiohttp.ClientSession, base: str, clock: FakeClock
+    http: aiohttp.ClientSession, base: str, clock: EpochClock
 ) -> None:
     for path in ("/v2/cases", "/v1/cases/", "/v1/complaints"):
         status, _, body = await send(http, base, "GET", path, clock=clock)
@@ -427,7 +416,7 @@ async def test_a_path_outside_the_contract_is_not_found(
     ("PATCH", "/v1/call-records", "POST"),
 ])
 async def test_a_wrong_method_on_a_contract_path_is_not_allowed(
-    http: aiohttp.ClientSession, base: str, clock: FakeClock, method: str, path: str, allowed: str
+    http: aiohttp.ClientSession, base: str, clock: EpochClock, method: str, path: str, allowed: str
 ) -> None:
     async with http.request(method, base + path) as resp:
         assert resp.status == 405
@@ -438,7 +427,7 @@ async def test_a_wrong_method_on_a_contract_path_is_not_allowed(
 async def test_the_rate_limit_answers_429_with_a_whole_second_retry_after(
     platform_contract: PlatformContract, http: aiohttp.ClientSession
 ) -> None:
-    clock = FakeClock()
+    clock = EpochClock()
     traffic = TrafficChecker(platform_contract)
     sim = PlatformSim(orgs={ORG: SECRET}, clock=clock, rate_limit_per_s=2, observer=traffic)
     await sim.start()
@@ -479,7 +468,7 @@ def test_the_contract_checker_catches_an_answer_the_contract_does_not_allow(
 
 
 def test_our_test_documents_are_valid_for_the_contracts_own_schemas(platform_contract: PlatformContract) -> None:
-    clock = FakeClock()
+    clock = EpochClock()
     assert platform_contract.schema_errors("/components/schemas/Case", a_case(clock)) == []
     assert platform_contract.schema_errors("/components/schemas/CallRecord", a_call_record(clock)) == []
     for kind in ("accepted", "transferred", "closed"):

@@ -17,8 +17,8 @@ from national.signing import (
     string_to_sign,
     verify_request,
 )
+from tests.support.documents import ORG, SECRET
 
-ORG, SECRET = "ZJ330100", "s3cret"
 NOW = 1_795_000_000.0
 BODY = '{"summary":"牛奶过期"}'.encode()
 NONCE = "n0nce-0123456789abcdef"

@@ -11,17 +11,16 @@ from collections.abc import AsyncIterator
 import pytest
 
 from core.settings import Settings
-from devtools.pbx_sim.callers import SimCall
 from devtools.pbx_sim.server import PbxSim
 from hotline.app import Application
 from ivr.prompts.catalogue import PromptCatalogue
-from queues.engine import Agent, AgentState
+from queues.engine import AgentState
 from tests.fixtures.app import running
 from tests.fixtures.waiting import eventually
+from tests.support.calls import agent_on_break, agent_ready, agent_state, ended_record, press, record_of, talking_to
+from tests.support.jurisdictions import HANGZHOU, ZHEJIANG
 
 pytestmark = pytest.mark.slow
-
-HANGZHOU, ZHEJIANG = "330100", "330000"
 
 
 @pytest.fixture
@@ -35,54 +34,6 @@ def queue_settings(settings: Settings) -> Settings:
 async def app(queue_settings: Settings) -> AsyncIterator[Application]:
     async with running(queue_settings) as app:
         yield app
-
-
-async def agent_ready(app: Application, agent_id: str, home: str, lines: set[str], endpoint: str) -> None:
-    await app.queues.login(Agent(agent_id, home, frozenset(lines), frozenset({"zh-CN"}), endpoint))
-    await app.queues.available(agent_id)
-
-
-async def agent_on_break(app: Application, agent_id: str, home: str, line: str, reason: str = "meeting") -> None:
-    """Logged in (so the level counts as staffed) but not taking calls."""
-    await app.queues.login(Agent(agent_id, home, frozenset({line}), frozenset({"zh-CN"}), f"PJSIP/{agent_id}"))
-    await app.queue_engine.set_break(agent_id, reason)
-
-
-
-
-async def agent_state(app: Application, agent_id: str) -> AgentState:
-    return (await app.queue_engine.agent(agent_id))["state"]
-
-
-async def press(call: SimCall, prompts: PromptCatalogue, digit: str = "1") -> None:
-    await call.wait_for_playback(prompts.media("main_menu"))
-    call.send_dtmf(digit)
-
-
-async def talking_to(pbx_sim: PbxSim, call: SimCall, endpoint: str, timeout: float = 5) -> str:
-    """Wait until the caller shares a bridge with a leg to ``endpoint``; that leg's id."""
-    def agent_leg() -> str | None:
-        caller = pbx_sim.channel(call.channel_id)
-        bridge = pbx_sim.engine.bridges.get(caller.bridge_id or "") if caller else None
-        for member in bridge.channels if bridge else ():
-            ch = pbx_sim.channel(member)
-            if ch is not None and ch.name.startswith(endpoint + "-"):
-                return ch.id
-        return None
-
-    return str(await call.wait_for(agent_leg, timeout=timeout, what=f"a conversation with {endpoint}"))
-
-
-async def record_of(app: Application, call: SimCall):  # type: ignore[no-untyped-def]
-    await app.dispatcher.drain()
-    await app.records.flush()
-    return await app.call_records.by_channel(call.channel_id)
-
-
-async def ended_record(app: Application, call: SimCall):  # type: ignore[no-untyped-def]
-    """The call's record once the app has closed it, else None."""
-    record = await record_of(app, call)
-    return record if record is not None and record.ended_at is not None else None
 
 
 async def test_a_caller_from_hangzhou_who_dials_12331_reaches_a_hangzhou_food_and_drug_agent(

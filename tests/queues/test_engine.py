@@ -4,7 +4,6 @@ wrap-up, two processes sharing Redis, and state surviving a restart of either.""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
 from pathlib import Path
 
 import pytest
@@ -22,38 +21,8 @@ from queues.engine import (
     UnknownCallError,
     WaitingCall,
 )
-from tests.queues.conftest import Clock
-
-COUNTY, OTHER_COUNTY, CITY, PROVINCE = "330106", "330108", "330100", "330000"
-LINE, QUALITY = "12315", "12365"
-
-
-@pytest.fixture
-def engine(redis: Redis, redis_prefix: str, clock: Clock) -> QueueEngine:
-    return QueueEngine(redis, redis_prefix, clock_ms=clock)
-
-
-def agent(agent_id: str, home: str = COUNTY, lines: Iterable[str] = (LINE,),
-          languages: Iterable[str] = ("zh-CN",)) -> Agent:
-    return Agent(agent_id, home, frozenset(lines), frozenset(languages), f"PJSIP/{agent_id}")
-
-
-def call(call_id: str, jurisdiction: str = COUNTY, line: str = LINE, **kw: object) -> WaitingCall:
-    return WaitingCall(call_id, f"ch-{call_id}", jurisdiction, line, **kw)  # type: ignore[arg-type]
-
-
-async def ready(engine: QueueEngine, *agents: Agent) -> list[Offer | None]:
-    offers = []
-    for a in agents:
-        await engine.login(a)
-        offers.append(await engine.set_available(a.agent_id))
-    return offers
-
-
-async def state(engine: QueueEngine, agent_id: str) -> AgentState:
-    info = await engine.agent(agent_id)
-    assert info is not None
-    return info["state"]
+from tests.support.clock import MillisClock
+from tests.support.queues import CITY, COUNTY, LINE, OTHER_COUNTY, PROVINCE, QUALITY, agent, call, ready, state
 
 
 async def test_a_call_is_offered_at_once_to_a_free_matching_agent(engine: QueueEngine) -> None:
@@ -74,7 +43,7 @@ async def test_a_logged_in_agent_takes_no_call_until_available(engine: QueueEngi
     assert offer is not None and offer.call_id == "c1"
 
 
-async def test_the_agent_idle_longest_gets_the_next_call(engine: QueueEngine, clock: Clock) -> None:
+async def test_the_agent_idle_longest_gets_the_next_call(engine: QueueEngine, clock: MillisClock) -> None:
     for name in ("a1", "a2", "a3"):
         await ready(engine, agent(name))
         clock.advance(1)
@@ -90,7 +59,7 @@ async def test_the_agent_idle_longest_gets_the_next_call(engine: QueueEngine, cl
     assert third is not None and third.agent_id == "a3"
 
 
-async def test_calls_are_served_by_priority_then_by_wait_time(engine: QueueEngine, clock: Clock) -> None:
+async def test_calls_are_served_by_priority_then_by_wait_time(engine: QueueEngine, clock: MillisClock) -> None:
     await engine.enqueue(call("old"))
     clock.advance(5)
     await engine.enqueue(call("young"))
@@ -115,7 +84,7 @@ async def test_an_agent_takes_only_calls_of_their_lines_languages_and_home_queue
 
 
 async def test_an_agent_with_several_lines_and_languages_takes_the_best_call_of_all(
-    engine: QueueEngine, clock: Clock
+    engine: QueueEngine, clock: MillisClock
 ) -> None:
     await engine.enqueue(call("zh-quality", line=QUALITY))
     clock.advance(1)
@@ -126,7 +95,7 @@ async def test_an_agent_with_several_lines_and_languages_takes_the_best_call_of_
 
 
 async def test_a_call_waiting_at_a_county_is_offered_to_a_city_agent_once_it_overflows_ahead_of_younger_city_calls(
-    engine: QueueEngine, clock: Clock
+    engine: QueueEngine, clock: MillisClock
 ) -> None:
     await engine.enqueue(call("county-call", jurisdiction=COUNTY))
     clock.advance(10)
@@ -149,7 +118,9 @@ async def test_an_overflow_offers_the_call_at_once_to_a_free_agent_of_the_higher
     assert offer is not None and (offer.agent_id, offer.queue) == ("province-agent", PROVINCE)
 
 
-async def test_overflow_is_idempotent_and_keeps_the_call_in_its_own_queue(engine: QueueEngine, clock: Clock) -> None:
+async def test_overflow_is_idempotent_and_keeps_the_call_in_its_own_queue(
+    engine: QueueEngine, clock: MillisClock
+) -> None:
     await engine.enqueue(call("c1"))
     clock.advance(30)
     await engine.overflow("c1", CITY)
@@ -170,7 +141,7 @@ async def test_overflowing_an_unknown_call_is_a_clear_error(engine: QueueEngine)
 
 
 async def test_a_ring_no_answer_puts_the_agent_on_break_and_the_call_back_at_the_head(
-    engine: QueueEngine, clock: Clock
+    engine: QueueEngine, clock: MillisClock
 ) -> None:
     await ready(engine, agent("a1"))
     offer = await engine.enqueue(call("first"))
@@ -180,13 +151,14 @@ async def test_a_ring_no_answer_puts_the_agent_on_break_and_the_call_back_at_the
     clock.advance(20)
     assert await engine.ring_no_answer("first", "a1") is None
     info = await engine.agent("a1")
-    assert info is not None and (info["state"], info["reason"], info["call_id"]) == (AgentState.BREAK, "no_answer", None)
+    assert info is not None
+    assert (info["state"], info["reason"], info["call_id"]) == (AgentState.BREAK, "no_answer", None)
     assert await engine.waiting(COUNTY, LINE) == ["first", "second"]
     assert await engine.position("first") == (1, None)
 
 
 async def test_a_ring_no_answer_offers_the_call_to_another_free_agent_in_every_queue_it_was_in(
-    engine: QueueEngine, clock: Clock
+    engine: QueueEngine, clock: MillisClock
 ) -> None:
     await ready(engine, agent("a1"))
     assert await engine.enqueue(call("c1")) is not None
@@ -197,7 +169,7 @@ async def test_a_ring_no_answer_offers_the_call_to_another_free_agent_in_every_q
 
 
 async def test_a_ring_no_answer_offers_the_call_to_the_agent_idle_longest_across_its_queues(
-    engine: QueueEngine, clock: Clock
+    engine: QueueEngine, clock: MillisClock
 ) -> None:
     await ready(engine, agent("a1"))
     assert await engine.enqueue(call("c1")) is not None
@@ -210,7 +182,9 @@ async def test_a_ring_no_answer_offers_the_call_to_the_agent_idle_longest_across
     assert offer is not None and (offer.agent_id, offer.queue) == ("z-city", CITY)
 
 
-async def test_answered_and_ring_no_answer_are_refused_for_a_call_not_ringing_at_that_agent(engine: QueueEngine) -> None:
+async def test_answered_and_ring_no_answer_are_refused_for_a_call_not_ringing_at_that_agent(
+    engine: QueueEngine
+) -> None:
     await ready(engine, agent("a1"), agent("a2"))
     offer = await engine.enqueue(call("c1"))
     assert offer is not None and offer.agent_id == "a1"
@@ -281,7 +255,7 @@ async def test_a_hung_up_caller_leaves_every_queue(engine: QueueEngine) -> None:
 
 
 async def test_a_caller_who_hangs_up_while_the_agent_rings_frees_the_agent_keeping_their_place(
-    engine: QueueEngine, clock: Clock
+    engine: QueueEngine, clock: MillisClock
 ) -> None:
     await ready(engine, agent("a1"))
     clock.advance(1)
@@ -306,7 +280,7 @@ async def test_a_caller_who_hangs_up_mid_conversation_puts_the_agent_in_wrap_up(
 
 
 async def test_hung_up_starts_the_wrap_up_of_the_queue_that_answered(
-    redis: Redis, redis_prefix: str, clock: Clock
+    redis: Redis, redis_prefix: str, clock: MillisClock
 ) -> None:
     engine = QueueEngine(redis, redis_prefix, clock_ms=clock, wrap_up_s={f"{CITY}:{LINE}": 60, LINE: 20, "*": 5})
     await ready(engine, agent("city", home=CITY), agent("county"), agent("quality", lines=(QUALITY,)))
@@ -321,7 +295,7 @@ async def test_hung_up_starts_the_wrap_up_of_the_queue_that_answered(
 
 
 async def test_a_restarted_engine_finishes_wrap_ups_it_did_not_time(
-    redis: Redis, redis_prefix: str, clock: Clock
+    redis: Redis, redis_prefix: str, clock: MillisClock
 ) -> None:
     first = QueueEngine(redis, redis_prefix, clock_ms=clock, wrap_up_s=10)
     await ready(first, agent("a1"))
@@ -339,7 +313,7 @@ async def test_a_restarted_engine_finishes_wrap_ups_it_did_not_time(
     assert await second.wrap_up_due() == []
 
 
-async def test_position_and_estimated_wait_follow_recent_answers(engine: QueueEngine, clock: Clock) -> None:
+async def test_position_and_estimated_wait_follow_recent_answers(engine: QueueEngine, clock: MillisClock) -> None:
     for c in (call("c0"), call("c1"), call("c2"), call("c3"), call("bo", language="bo"), call("vip", priority=1)):
         await engine.enqueue(c)
         clock.advance(1)
@@ -361,7 +335,7 @@ async def test_position_and_estimated_wait_follow_recent_answers(engine: QueueEn
     assert await engine.position("c1") == (0, None)  # ringing: no longer waiting
 
 
-async def test_position_of_an_overflowed_call_is_its_best_queue(engine: QueueEngine, clock: Clock) -> None:
+async def test_position_of_an_overflowed_call_is_its_best_queue(engine: QueueEngine, clock: MillisClock) -> None:
     for i in range(3):
         await engine.enqueue(call(f"county{i}"))
         clock.advance(1)
@@ -436,7 +410,9 @@ async def test_an_engine_carries_on_when_redis_forgot_its_scripts(engine: QueueE
     assert await engine.waiting(COUNTY, LINE) == ["c2"]
 
 
-async def test_waiting_calls_and_agent_states_survive_a_redis_server_restart(tmp_path: Path, clock: Clock) -> None:
+async def test_waiting_calls_and_agent_states_survive_a_redis_server_restart(
+    tmp_path: Path, clock: MillisClock
+) -> None:
     server = RedisProcess(tmp_path / "redis")
     server.start()
     try:

@@ -4,20 +4,14 @@
 from __future__ import annotations
 
 import pytest
-from redis.asyncio import Redis
 
 from queues.engine import AgentState, CallStateError, QueueEngine
-from tests.queues.conftest import Clock
-from tests.queues.test_engine import COUNTY, LINE, agent, call, ready
-
-
-@pytest.fixture
-def engine(redis: Redis, redis_prefix: str, clock: Clock) -> QueueEngine:
-    return QueueEngine(redis, redis_prefix, clock_ms=clock)
+from tests.support.clock import MillisClock
+from tests.support.queues import COUNTY, LINE, agent, call, ready
 
 
 async def test_the_agent_pauses_briefly_keeping_their_idle_place_and_the_call_goes_back_to_the_head(
-    engine: QueueEngine, clock: Clock
+    engine: QueueEngine, clock: MillisClock
 ) -> None:
     await ready(engine, agent("a1"))
     idle_since = (await engine.agent("a1"))["idle_since_ms"]  # type: ignore[index]
@@ -41,7 +35,7 @@ async def test_the_agent_pauses_briefly_keeping_their_idle_place_and_the_call_go
     assert (await engine.agent("a1"))["idle_since_ms"] == idle_since  # type: ignore[index]
 
 
-async def test_the_call_is_offered_at_once_to_another_free_agent(engine: QueueEngine, clock: Clock) -> None:
+async def test_the_call_is_offered_at_once_to_another_free_agent(engine: QueueEngine, clock: MillisClock) -> None:
     await ready(engine, agent("a1"))
     assert await engine.enqueue(call("c1")) is not None
     clock.advance(1)

@@ -35,6 +35,7 @@ from queues.engine import (
     UnknownCallError,
     WaitingCall,
 )
+from tests.support.clock import MillisClock
 
 T = TypeVar("T")
 
@@ -70,14 +71,6 @@ async def at_once(work: list[Coroutine[Any, Any, Any]]) -> list[Any]:
     return await asyncio.gather(*work, return_exceptions=True)
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_790_000_000_000
-
-    def __call__(self) -> int:
-        return self.now
-
-
 class QueueMachine(RuleBasedStateMachine):
     url = ""  # set by the test from the session's redis-server
 
@@ -85,7 +78,7 @@ class QueueMachine(RuleBasedStateMachine):
         super().__init__()
         self.loop = asyncio.new_event_loop()
         self.prefix = f"prop-{uuid.uuid4().hex[:10]}"
-        self.clock = Clock()
+        self.clock = MillisClock()
         self.check = sync_redis.Redis.from_url(self.url, decode_responses=True)
         self.clients: list[Redis] = []
         self.engines: list[QueueEngine] = []
@@ -203,7 +196,7 @@ class QueueMachine(RuleBasedStateMachine):
 
     @initialize(profiles=st.lists(st.tuples(PROFILES, st.booleans()), min_size=len(AGENTS), max_size=len(AGENTS)))
     def the_agents_log_in(self, profiles: list[tuple[tuple[str, set[str], set[str]], bool]]) -> None:
-        for aid, ((home, lines, languages), ready) in zip(AGENTS, profiles):
+        for aid, ((home, lines, languages), ready) in zip(AGENTS, profiles, strict=True):
             self.run(self.engines[0].login(Agent(aid, home, frozenset(lines), frozenset(languages), f"PJSIP/{aid}")))
             if ready:
                 assert self.run(self.engines[0].set_available(aid)) is None  # no calls yet
@@ -334,7 +327,7 @@ class QueueMachine(RuleBasedStateMachine):
             work.append((one, two)[self.serial % 2].enqueue(
                 WaitingCall(cid, f"ch-{cid}", jurisdiction, line, priority=priority, language=language)))
         hanging_up = set()
-        for aid, make_ready, rna in zip(AGENTS, ready, no_answer):
+        for aid, make_ready, rna in zip(AGENTS, ready, no_answer, strict=True):
             a = self.agent_hash(aid)
             if a.get("state") in ("break", "wrap_up") and make_ready:
                 work += [one.set_available(aid), two.set_available(aid)]

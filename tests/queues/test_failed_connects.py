@@ -6,7 +6,6 @@ engine and redis-server; the stand-in's fault injection (``/sim/faults``) plays 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import re
 from collections.abc import AsyncIterator
@@ -23,7 +22,8 @@ from ivr.prompts.catalogue import PromptCatalogue
 from queues.engine import Agent, AgentState
 from tests.fixtures.app import running
 from tests.fixtures.waiting import eventually
-from tests.queues.test_calls_reach_agents import HANGZHOU, agent_state, press, record_of, talking_to
+from tests.support.calls import AgentNews, agent_state, press, record_of, talking_to
+from tests.support.jurisdictions import HANGZHOU
 
 pytestmark = pytest.mark.slow
 
@@ -70,38 +70,6 @@ async def started(settings: Settings) -> AsyncIterator[Application]:
 async def app(fault_settings: Settings) -> AsyncIterator[Application]:
     async with started(fault_settings) as app:
         yield app
-
-
-class AgentNews:
-    """Every agent event the application publishes (what desktops and the wallboard see)."""
-
-    def __init__(self, app: Application, settings: Settings) -> None:
-        self._pubsub = app.redis.pubsub()
-        self._channel = f"{settings.redis.prefix}:events:agents"
-        self.seen: list[dict[str, Any]] = []
-        self._task: asyncio.Task[None] | None = None
-
-    async def __aenter__(self) -> AgentNews:
-        await self._pubsub.subscribe(self._channel)
-        self._task = asyncio.create_task(self._read())
-        return self
-
-    async def _read(self) -> None:
-        while True:
-            message = await self._pubsub.get_message(ignore_subscribe_messages=True, timeout=0.1)
-            if message is not None:
-                self.seen.append(json.loads(message["data"]))
-
-    async def __aexit__(self, *exc: object) -> None:
-        await asyncio.sleep(0.2)  # what was published last
-        assert self._task is not None
-        self._task.cancel()
-        await asyncio.gather(self._task, return_exceptions=True)
-        await self._pubsub.aclose()
-
-    def states_of(self, agent_id: str) -> list[tuple[str, str | None]]:
-        return [(m["state"], m["reason"]) for m in self.seen
-                if m["type"] == "agent.state" and m["agent_id"] == agent_id]
 
 
 async def logged_in(app: Application, agent_id: str) -> None:

@@ -11,34 +11,26 @@ import pytest
 from redis.asyncio import Redis
 
 from devtools.embedded import RedisProcess
-from queues.engine import Agent, QueueEngine, WaitingCall
+from queues.engine import QueueEngine
 from queues.figures import FiguresPublisher, snapshot
-from tests.queues.conftest import Clock
-
-COUNTY, OTHER_COUNTY, CITY = "330106", "330108", "330100"
-LINE, QUALITY = "12315", "12365"
+from tests.support.clock import MillisClock
+from tests.support.queues import CITY, COUNTY, LINE, OTHER_COUNTY, QUALITY, agent, call
 
 
 @pytest.fixture
-def engine(redis: Redis, redis_prefix: str, clock: Clock) -> QueueEngine:
+def engine(redis: Redis, redis_prefix: str, clock: MillisClock) -> QueueEngine:
+    # No wrap-up: agent a1 answers one call after another (answer_after).
     return QueueEngine(redis, redis_prefix, clock_ms=clock, wrap_up_s=0)
 
 
-def agent(agent_id: str, home: str = COUNTY, lines: tuple[str, ...] = (LINE,)) -> Agent:
-    return Agent(agent_id, home, frozenset(lines), frozenset({"zh-CN"}), f"PJSIP/{agent_id}")
-
-
-def call(call_id: str, jurisdiction: str = COUNTY, line: str = LINE) -> WaitingCall:
-    return WaitingCall(call_id, f"ch-{call_id}", jurisdiction, line)
-
-
-async def figures_of(redis: Redis, prefix: str, clock: Clock, jurisdiction: str, line: str = LINE) -> dict[str, Any]:
+async def figures_of(redis: Redis, prefix: str, clock: MillisClock, jurisdiction: str,
+                     line: str = LINE) -> dict[str, Any]:
     figures = await snapshot(redis, prefix, clock())
     [queue] = [q for q in figures["queues"] if (q["jurisdiction"], q["line"]) == (jurisdiction, line)]
     return queue
 
 
-async def answer_after(engine: QueueEngine, clock: Clock, call_id: str, wait_s: float) -> None:
+async def answer_after(engine: QueueEngine, clock: MillisClock, call_id: str, wait_s: float) -> None:
     """Queue a call, let it wait, and have agent a1 (logged in, resting) answer it."""
     await engine.enqueue(call(call_id))
     clock.advance(wait_s)
@@ -49,7 +41,7 @@ async def answer_after(engine: QueueEngine, clock: Clock, call_id: str, wait_s: 
 
 
 async def test_waiting_calls_and_the_longest_wait_are_counted_per_queue(
-    engine: QueueEngine, redis: Redis, redis_prefix: str, clock: Clock
+    engine: QueueEngine, redis: Redis, redis_prefix: str, clock: MillisClock
 ) -> None:
     await engine.enqueue(call("c1"))
     clock.advance(12)
@@ -65,7 +57,7 @@ async def test_waiting_calls_and_the_longest_wait_are_counted_per_queue(
 
 
 async def test_answers_are_counted_within_15_20_and_30_seconds_over_the_last_hour(
-    engine: QueueEngine, redis: Redis, redis_prefix: str, clock: Clock
+    engine: QueueEngine, redis: Redis, redis_prefix: str, clock: MillisClock
 ) -> None:
     start = clock.now = clock.now - clock.now % 60_000  # on a minute boundary
     await engine.login(agent("a1"))
@@ -89,7 +81,7 @@ async def test_answers_are_counted_within_15_20_and_30_seconds_over_the_last_hou
 
 
 async def test_a_caller_who_leaves_unanswered_counts_as_abandoned_in_every_queue_it_waited_in(
-    engine: QueueEngine, redis: Redis, redis_prefix: str, clock: Clock
+    engine: QueueEngine, redis: Redis, redis_prefix: str, clock: MillisClock
 ) -> None:
     await engine.enqueue(call("gone"))
     await engine.overflow("gone", CITY)
@@ -107,7 +99,7 @@ async def test_a_caller_who_leaves_unanswered_counts_as_abandoned_in_every_queue
 
 
 async def test_agents_are_counted_by_state_in_each_queue_they_serve(
-    engine: QueueEngine, redis: Redis, redis_prefix: str, clock: Clock
+    engine: QueueEngine, redis: Redis, redis_prefix: str, clock: MillisClock
 ) -> None:
     await engine.login(agent("both", lines=(LINE, QUALITY)))
     await engine.login(agent("resting"))
@@ -122,7 +114,7 @@ async def test_agents_are_counted_by_state_in_each_queue_they_serve(
 
 
 async def test_figures_add_up_per_level_when_levels_are_given(
-    engine: QueueEngine, redis: Redis, redis_prefix: str, clock: Clock
+    engine: QueueEngine, redis: Redis, redis_prefix: str, clock: MillisClock
 ) -> None:
     await engine.enqueue(call("c1"))
     clock.advance(5)
@@ -136,7 +128,7 @@ async def test_figures_add_up_per_level_when_levels_are_given(
 
 
 async def test_the_figures_are_published_as_json_on_the_prefix_figures_channel(
-    engine: QueueEngine, redis: Redis, redis_prefix: str, clock: Clock
+    engine: QueueEngine, redis: Redis, redis_prefix: str, clock: MillisClock
 ) -> None:
     await engine.enqueue(call("c1"))
     pubsub = redis.pubsub()
@@ -155,7 +147,7 @@ async def test_the_figures_are_published_as_json_on_the_prefix_figures_channel(
 
 
 async def test_publishing_is_throttled_to_once_per_fifth_of_a_second_across_processes(
-    redis_server: RedisProcess, redis_prefix: str, clock: Clock
+    redis_server: RedisProcess, redis_prefix: str, clock: MillisClock
 ) -> None:
     one, two = Redis.from_url(redis_server.url), Redis.from_url(redis_server.url)
     try:

@@ -16,8 +16,8 @@ from devtools.pbx_sim.server import PbxSim
 from hotline.app import Application
 from ivr.prompts.catalogue import PromptCatalogue
 from tests.fixtures.app import running
-from tests.queues.test_calls_reach_agents import HANGZHOU, agent_ready, press, record_of, talking_to
-from tests.queues.test_failed_connects import AgentNews
+from tests.support.calls import AgentNews, agent_ready, press, record_of, talking_to
+from tests.support.jurisdictions import HANGZHOU
 
 pytestmark = pytest.mark.slow
 

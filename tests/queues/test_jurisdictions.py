@@ -18,6 +18,7 @@ from core.jurisdictions import (
     UnknownJurisdiction,
     short_name,
 )
+from tests.support.jurisdictions import TWO_XIHU_STATIONS, stations_file
 
 PROVINCES = {
     "110000": "北京市", "120000": "天津市", "130000": "河北省", "140000": "山西省",
@@ -233,28 +234,8 @@ def test_short_names_are_what_people_say(name: str, short: str) -> None:
 # -- stations ----------------------------------------------------------------------------
 
 
-#: Two grassroots stations of Hangzhou's Xihu district (the accounts tests use them too).
-TWO_XIHU_STATIONS = """
-[[station]]
-code = "330106-01"
-name = "北山市场监管所"
-county = "330106"
-
-[[station]]
-code = "330106-02"
-name = "西溪市场监管所"
-county = "330106"
-"""
-
-
-def _stations(tmp_path: Path, text: str) -> Path:
-    path = tmp_path / "stations.toml"
-    path.write_text(text, encoding="utf-8")
-    return path
-
-
 def test_the_overflow_chain_of_a_station_climbs_county_city_province_national(tmp_path: Path) -> None:
-    path = _stations(tmp_path, TWO_XIHU_STATIONS)
+    path = stations_file(tmp_path, TWO_XIHU_STATIONS)
     tree = JurisdictionTree.load(stations=path)
     station = tree.get("330106-01")
     assert station == Jurisdiction("330106-01", "北山市场监管所", Level.STATION, "330106")
@@ -266,7 +247,7 @@ def test_the_overflow_chain_of_a_station_climbs_county_city_province_national(tm
 
 
 def test_a_city_without_counties_can_have_stations(tmp_path: Path) -> None:
-    path = _stations(tmp_path, '[[station]]\ncode = "441900-01"\nname = "虎门"\ncounty = "441900"\n')
+    path = stations_file(tmp_path, '[[station]]\ncode = "441900-01"\nname = "虎门"\ncounty = "441900"\n')
     tree = JurisdictionTree.load(stations=path)
     assert [j.code for j in tree.chain("441900-01")] == ["441900-01", "441900", "440000", "000000"]
 
@@ -296,7 +277,7 @@ def test_a_city_without_counties_can_have_stations(tmp_path: Path) -> None:
 def test_a_bad_stations_file_is_a_clear_error_naming_the_file_and_the_entry(
     tmp_path: Path, text: str, message: str
 ) -> None:
-    path = _stations(tmp_path, text)
+    path = stations_file(tmp_path, text)
     with pytest.raises(StationConfigError, match=message) as caught:
         JurisdictionTree.load(stations=path)
     assert str(path) in str(caught.value)

@@ -33,7 +33,6 @@ from devtools.netns_asterisk import NamespacedAsterisk
 from devtools.sip_phone import Call, linear_to_ulaw, ulaw_to_linear
 from hotline.app import Application
 from pbx_config.moh import piece
-from tests.browser.conftest import CHROMIUM_ARGS, Shots, chromium_path
 from tests.fixtures.app import running
 from tests.fixtures.netns import (  # noqa: F401 - fixtures used by name
     WEBRTC_AGENTS,
@@ -44,10 +43,11 @@ from tests.fixtures.netns import (  # noqa: F401 - fixtures used by name
 )
 from tests.fixtures.real_asterisk import dial, real_settings, require_idle
 from tests.fixtures.waiting import eventually
+from tests.support.accounts import PASSWORD
+from tests.support.browser import CHROMIUM_ARGS, Shots, chromium_path
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
 
-PASSWORD = "correct-horse-battery-12315"
 AGENT = WEBRTC_AGENTS[0]
 #: How long the page may take to show what the switch did.
 WAIT_MS = 15_000
@@ -125,11 +125,6 @@ def is_music(heard: np.ndarray) -> bool:
 
 
 @pytest.fixture
-def shots(request: pytest.FixtureRequest) -> Shots:
-    return Shots(request.node.name)
-
-
-@pytest.fixture
 async def webrtc_browser(tmp_path: Path) -> AsyncIterator[Browser]:
     """Chromium with a fake microphone (and its permission), its own ICE candidates as plain
     addresses (mDNS names are of no use to Asterisk), and the test certificate accepted."""
@@ -171,8 +166,9 @@ async def desktop_app(settings: Settings) -> AsyncIterator[Application]:
     """The application running, with the agent whose SIP account is the switch's WebRTC endpoint."""
     async with running(settings) as app:
         await app.accounts.add_user(username="wang", password=PASSWORD, role="agent", jurisdiction="330100",
-                                    display_name="王芳", agent_id=AGENT.endpoint, sip_endpoint=f"PJSIP/{AGENT.endpoint}",
-                                    sip_password=AGENT.secret, lines=["general"])
+                                    display_name="王芳", agent_id=AGENT.endpoint,
+                                    sip_endpoint=f"PJSIP/{AGENT.endpoint}", sip_password=AGENT.secret,
+                                    lines=["general"])
         yield app
 
 
@@ -297,7 +293,8 @@ async def test_an_agent_answers_in_the_browser_talks_over_dtls_srtp_holds_and_ha
         start = len(call.rtp.received)
         await asyncio.sleep(2.0)
         resumed = heard_since(call, start)
-        assert audio.loud_seconds(resumed) > 1.5 and not is_music(resumed), "after unhold the caller does not hear the agent"
+        assert audio.loud_seconds(resumed) > 1.5 and not is_music(resumed), \
+            "after unhold the caller does not hear the agent"
         received_before = (await media_stats(agent))["inbound"]["packetsReceived"]
         call.rtp.play(tone_ulaw(800, 1.0))
         await asyncio.sleep(1.2)
@@ -308,7 +305,8 @@ async def test_an_agent_answers_in_the_browser_talks_over_dtls_srtp_holds_and_ha
         await agent.get_by_test_id("call-hangup").click()
         await call.wait_ended(10)
         await expect(agent.get_by_test_id("call-state")).to_have_attribute("data-state", "ended", timeout=WAIT_MS)
-        await expect(agent.get_by_test_id("phone-status")).to_have_attribute("data-status", "registered", timeout=WAIT_MS)
+        await expect(agent.get_by_test_id("phone-status")).to_have_attribute("data-status", "registered",
+                                                                             timeout=WAIT_MS)
         assert await asyncio.to_thread(webrtc_asterisk.wait_idle) == []
         await shots.take(agent, "hung-up")
         assert page_errors == [], page_errors

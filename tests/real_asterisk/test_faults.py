@@ -31,6 +31,7 @@ from sqlalchemy import select
 
 from callrecords.models import CallRecord
 from callrecords.services import CallRecordRepository
+from calls.store import CallState, CallStateStore
 from core.db import make_engine, sessionmaker
 from core.settings import CallRecordSettings, Settings
 from delivery.models import OutboxRow
@@ -40,7 +41,6 @@ from devtools.sip_phone import Call, SipPhone, linear_to_ulaw, ulaw_to_linear
 from devtools.tcp_proxy import TcpProxy, ari_events
 from hotline.app import Application
 from ivr.prompts.catalogue import PromptCatalogue
-from ivr.store import CallState, CallStateStore
 from queues.engine import Agent, AgentState, QueueEngine
 from tests.fixtures.app import running
 from tests.fixtures.real_asterisk import dial, phones, prompt_sounds
@@ -367,13 +367,17 @@ class Served:
     def log(self) -> Path:
         return self.logs / f"serve-{self.starts}.log"
 
+    def _spawn(self) -> None:
+        """``hotline serve`` started, its output appended to the log (Popen returns at once)."""
+        with self.log.open("ab") as out:
+            self.proc = subprocess.Popen([sys.executable, "-m", "hotline.cli", "serve"], env=self.env,
+                                         stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+
     async def start(self) -> None:
         self.starts += 1
         # The log is kept across starts: only what this start writes counts.
         offset = self.log.stat().st_size if self.log.exists() else 0
-        with self.log.open("ab") as out:
-            self.proc = subprocess.Popen([sys.executable, "-m", "hotline.cli", "serve"], env=self.env,
-                                         stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        self._spawn()
 
         async def resynced() -> bool:
             assert self.proc is not None and self.proc.poll() is None, self.tail()
@@ -399,6 +403,11 @@ class Served:
 
     def tail(self, lines: int = 60) -> str:
         return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:]) if self.log.exists() else ""
+
+
+def serve_logs(directory: Path) -> str:
+    """Everything every start of ``hotline serve`` wrote."""
+    return "".join(p.read_text(errors="replace") for p in sorted(directory.glob("serve-*.log")))
 
 
 async def test_the_application_killed_and_restarted_keeps_its_talking_and_waiting_callers(
@@ -452,7 +461,7 @@ async def test_the_application_killed_and_restarted_keeps_its_talking_and_waitin
             await nothing_left(real_asterisk, engine, records, "1001")
     finally:
         app.stop()
-    assert "Traceback" not in "".join(p.read_text(errors="replace") for p in tmp_path.glob("serve-*.log"))
+    assert "Traceback" not in serve_logs(tmp_path)
 
 
 # --- 2. the ARI events WebSocket cut -------------------------------------------------------------------

@@ -33,7 +33,6 @@ from ivr.prompts.build import build_prompts
 from ivr.prompts.catalogue import PromptCatalogue
 from pbx_config.moh import piece
 from queues.engine import AgentState
-from tests.accounts.helpers import PASSWORD, Users, browser, cheap_passwords, login
 from tests.fixtures.app import running
 from tests.fixtures.real_asterisk import (
     dial,
@@ -42,10 +41,11 @@ from tests.fixtures.real_asterisk import (
     prompt_sounds,
 )
 from tests.fixtures.waiting import eventually
+from tests.support.accounts import PASSWORD, Users, browser, cheap_passwords, login
+from tests.support.jurisdictions import HANGZHOU, ZHEJIANG
 
 pytestmark = pytest.mark.slow
 
-HANGZHOU, ZHEJIANG = "330100", "330000"
 #: Each party's own tone (multiples of 50 Hz: a whole number of cycles per 20 ms frame).
 CALLER_HZ, AGENT_HZ, OTHER_HZ = 600, 1400, 1000
 #: A tone counts as heard when at least this much of it (of 1 s sent) came through.

@@ -1,5 +1,6 @@
 """The application wired as ``hotline serve`` wires it, with recording on, on the stand-in, a
-real redis-server and SQLite (the desktop tests' ``desk``, with this directory's settings)."""
+real redis-server and SQLite (the ``desk`` of ``tests/fixtures/desktop.py``, with this directory's
+settings)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,6 @@ from pathlib import Path
 import pytest
 
 from core.settings import RecordingSettings, Settings
-from tests.desktop.conftest import desk  # noqa: F401  (the fixture, built on the settings below)
 
 
 @pytest.fixture

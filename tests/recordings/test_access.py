@@ -10,13 +10,12 @@ import aiohttp
 import pytest
 
 from recordings.models import Recording
-from tests.accounts.helpers import browser
-from tests.desktop.conftest import Browser, Desk
-from tests.recordings.helpers import stored_recording, wav_bytes
+from tests.support.accounts import browser
+from tests.support.desktop import Browser, Desk
+from tests.support.jurisdictions import BEIJING, HANGZHOU, ZHEJIANG
+from tests.support.recordings import stored_recording, wav_bytes
 
 pytestmark = pytest.mark.slow
-
-HANGZHOU, ZHEJIANG, BEIJING = "330100", "330000", "110000"
 
 
 async def audio(who: Browser, recording_id: str, *, headers: dict[str, str] | None = None,

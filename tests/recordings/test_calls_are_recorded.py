@@ -15,13 +15,13 @@ from devtools.pbx_sim.playbacks import write_wav
 from national.contract import validate_case
 from recordings.models import Recording
 from recordings.wav import read_wav_info
-from tests.desktop.conftest import HANGZHOU, Desk, eventually
-from tests.desktop.test_desktop_api import _state_is, answered_call, ready_agent
+from tests.fixtures.waiting import eventually
+from tests.support.desktop import Desk, answered_call, ready_agent, state_is
+from tests.support.documents import CREDIT_CODE
+from tests.support.jurisdictions import HANGZHOU
 from tickets.payload import case_payload
 
 pytestmark = pytest.mark.slow
-
-RIGHT_CREDIT_CODE = "91330106MA2B3C4D5D"
 
 
 async def settled(desk: Desk, call_id: str, count: int = 1) -> list[Recording]:
@@ -47,7 +47,7 @@ async def test_an_answered_call_is_recorded_verified_and_linked_to_its_ticket_wi
     agent = await ready_agent(desk)
     call_id = await answered_call(desk, agent)
     ticket = await agent.ok("POST", "/api/desktop/tickets", {"call_id": call_id, "fields": {
-        "respondent": {"name": "杭州示例电器有限公司", "credit_code": RIGHT_CREDIT_CODE, "region": "330106"},
+        "respondent": {"name": "杭州示例电器有限公司", "credit_code": CREDIT_CODE, "region": "330106"},
         "summary": "购买的电水壶使用三天后漏电，商家拒绝退货。"}}, status=201)
     await eventually(lambda: _recording_state_is(desk, call_id, "recording"))
     await agent.ok("POST", "/api/desktop/call/hangup")
@@ -94,14 +94,14 @@ async def test_a_recording_asterisk_fails_is_marked_failed_on_the_call_record_ne
 async def test_a_recording_asterisk_refuses_to_start_is_marked_failed_with_its_reason(desk: Desk) -> None:
     agent = await ready_agent(desk)
     call = await desk.caller_reaches_menu()
-    state = await eventually(lambda: _state_is(agent, "ringing"))
+    state = await eventually(lambda: state_is(agent, "ringing"))
     call_id = state["call"]["call_id"]
     # A file of the same name in Asterisk's spool: ifExists=fail makes Asterisk answer 409.
     clash = desk.pbx.engine.recorder.path(f"{call_id}-1")
     clash.parent.mkdir(parents=True, exist_ok=True)
     clash.write_bytes(b"RIFF")
     await agent.ok("POST", "/api/desktop/call/answer")
-    await eventually(lambda: _state_is(agent, "on_call"))
+    await eventually(lambda: state_is(agent, "on_call"))
     [row] = await settled(desk, call_id)
     assert row.state == "failed" and "Asterisk refused to record" in (row.error or "") and "409" in row.error
     assert await recording_state(desk, call_id) == "failed"
@@ -114,9 +114,9 @@ async def test_a_transferred_call_is_recorded_in_two_segments_one_per_agent(desk
     call_id = await answered_call(desk, first)
     second = await ready_agent(desk, "1002")
     await first.ok("POST", "/api/desktop/call/transfer", {"queue": {"jurisdiction": HANGZHOU, "line": "general"}})
-    await eventually(lambda: _state_is(second, "ringing"))
+    await eventually(lambda: state_is(second, "ringing"))
     await second.ok("POST", "/api/desktop/call/answer")
-    await eventually(lambda: _state_is(second, "on_call"))
+    await eventually(lambda: state_is(second, "on_call"))
     await second.ok("POST", "/api/desktop/call/hangup")
 
     rows = await settled(desk, call_id, count=2)
@@ -149,7 +149,7 @@ async def test_a_ticket_completed_during_the_call_waits_and_goes_to_the_platform
     call_id = await answered_call(desk, agent)
     await eventually(lambda: _recording_state_is(desk, call_id, "recording"))
     ticket = await agent.ok("POST", "/api/desktop/tickets", {"call_id": call_id, "fields": {
-        "respondent": {"name": "杭州示例电器有限公司", "credit_code": RIGHT_CREDIT_CODE, "region": "330106"},
+        "respondent": {"name": "杭州示例电器有限公司", "credit_code": CREDIT_CODE, "region": "330106"},
         "summary": "购买的电水壶使用三天后漏电，商家拒绝退货。"}}, status=201)
     await agent.ok("POST", f"/api/desktop/tickets/{ticket['id']}/complete", {"version": ticket["version"]})
     [held] = await desk.app.outbox.rows(kind="case")

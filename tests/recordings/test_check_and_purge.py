@@ -16,7 +16,7 @@ from core.settings import RecordingSettings, load_settings
 from recordings import cli
 from recordings.index import RecordingIndex
 from recordings.maintenance import add_years, check, purge
-from tests.recordings.helpers import stored_recording
+from tests.support.recordings import stored_recording
 from tickets.models import Ticket
 
 NOW = datetime(2031, 6, 1, tzinfo=UTC)
@@ -36,15 +36,20 @@ async def add_ticket(engine: AsyncEngine, call_id: str, case_type: str, status: 
                            delivery_state="delivered"))
 
 
+def flip_two_bytes(path: Path) -> None:
+    """Change two bytes of the audio in place: same size, another hash."""
+    with open(path, "r+b") as f:
+        f.seek(60)
+        f.write(b"\x00\x01")
+
+
 async def test_check_finds_orphans_missing_files_and_hash_mismatches(index: RecordingIndex, tmp_path: Path) -> None:
     root = tmp_path / "store"
     fine = await stored_recording(index, root, seed=1)
     gone = await stored_recording(index, root, seed=2)
     tampered = await stored_recording(index, root, seed=3)
     (root / (gone.path or "")).unlink()
-    with open(root / (tampered.path or ""), "r+b") as f:
-        f.seek(60)
-        f.write(b"\x00\x01")
+    flip_two_bytes(root / (tampered.path or ""))
     (root / "2026/12/08/330100/stray.wav").write_bytes(b"RIFF")
     (root / "2026/12/08/330100/.half.wav.123.tmp").write_bytes(b"RI")
     lines: list[str] = []

@@ -15,7 +15,7 @@ from core.db import sessionmaker
 from core.settings import RecordingSettings
 from recordings.index import RecordingIndex
 from recordings.storage import RecordingStore, relative_path
-from tests.recordings.helpers import wav_bytes
+from tests.support.recordings import wav_bytes
 
 
 class FakeAsterisk:

@@ -8,7 +8,7 @@ import pytest
 from recordings.http import RangeNotSatisfiable, parse_range
 from recordings.storage import StorageError, resolve
 from recordings.wav import BadWav, read_wav_info
-from tests.recordings.helpers import wav_bytes
+from tests.support.recordings import wav_bytes
 
 
 def test_the_duration_comes_from_the_header_and_the_data_length() -> None:

@@ -13,12 +13,10 @@ from ivr.speech.engine import Recognized, SpeechEngine, SpeechStarted
 from ivr.speech.grammar import GrammarError
 from ivr.speech.locale import MenuPhrases, SpeechPack, load_speech_pack
 from ivr.speech.vad import FRAME_MS
-from tests.speech.audio import (  # noqa: F401  (fixtures)
+from tests.support.speech import (
     KOREAN_MODEL_DIR,
     PhoneLine,
     frames,
-    korean_model,
-    phone_line,
     play,
     silence,
     trimmed,
@@ -58,7 +56,8 @@ def test_closing_a_stream_twice_frees_its_slot_once(engine: SpeechEngine) -> Non
 
 
 def test_a_menu_without_a_grammar_is_a_clear_error(engine: SpeechEngine) -> None:
-    with pytest.raises(KeyError, match="no speech grammar for menu 'city_menu' in the ko-KR pack; it has city, main_menu"):
+    with pytest.raises(KeyError,
+                       match="no speech grammar for menu 'city_menu' in the ko-KR pack; it has city, main_menu"):
         engine.open("city_menu")
 
 

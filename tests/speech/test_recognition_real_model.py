@@ -14,7 +14,7 @@ import vosk
 
 from ivr.speech.engine import Recognized, SpeechEngine
 from ivr.speech.locale import load_speech_pack
-from tests.speech.audio import PhoneLine, korean_model, noise, phone_line, play, tone, utterance  # noqa: F401
+from tests.support.speech import PhoneLine, noise, play, tone, utterance
 
 PACK = load_speech_pack("ko-KR")
 PHRASES = [(p, c) for c, phrases in PACK.menus["main_menu"].choices.items() for p in phrases]

@@ -18,7 +18,8 @@ from ivr.prompts.catalogue import PromptCatalogue
 from ivr.speech.engine import SpeechEngine
 from ivr.speech.locale import load_speech_pack
 from tests.fixtures.app import app_settings, running
-from tests.speech.audio import PhoneLine, load_korean_model, phone_line, silence  # noqa: F401 (fixture)
+from tests.support.calls import record_of
+from tests.support.speech import PhoneLine, load_korean_model, silence
 
 pytestmark = pytest.mark.slow
 
@@ -51,14 +52,8 @@ async def app(ko_settings: Settings, korean_engine: SpeechEngine) -> AsyncIterat
 
 async def in_menu_and_listening(app: Application, call: SimCall, prompts: PromptCatalogue) -> None:
     await call.wait_for_playback(prompts.media("main_menu"))
-    await call.wait_for(lambda: (l := app.listeners.get(call.channel_id)) is not None and l.ready, timeout=5,
+    await call.wait_for(lambda: (lst := app.listeners.get(call.channel_id)) is not None and lst.ready, timeout=5,
                         what="the call's listener to be bridged")
-
-
-async def record_of(app: Application, call: SimCall):  # type: ignore[no-untyped-def]
-    await app.dispatcher.drain()
-    await app.records.flush()
-    return await app.call_records.by_channel(call.channel_id)
 
 
 async def test_a_caller_who_says_the_complaint_phrase_is_queued_as_a_complaint(
@@ -177,7 +172,7 @@ async def test_listener_channels_left_by_a_dead_process_are_swept_on_restart(
     try:
         await second.wait_connected()
         await call.wait_for_playback(ko_prompts.media("main_menu"))  # the call is resumed in its menu
-        await call.wait_for(lambda: (l := second.listeners.get(call.channel_id)) is not None and l.ready,
+        await call.wait_for(lambda: (lst := second.listeners.get(call.channel_id)) is not None and lst.ready,
                             timeout=5, what="a new listener")
         stale = [c for c in pbx_sim.engine.channels if "-ivr-" in c and c not in second.listeners.owned_ids()]
         assert stale == []

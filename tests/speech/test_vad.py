@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from ivr.speech.vad import ENDED, FRAME_BYTES, FRAME_MS, STARTED, EndpointDetector
-from tests.speech.audio import PhoneLine, frames, noise, phone_line, silence, trimmed, voiced_span  # noqa: F401
+from tests.support.speech import PhoneLine, frames, noise, silence, trimmed, voiced_span
 
 SENTENCE = "민원 접수를 하고 싶습니다"
 

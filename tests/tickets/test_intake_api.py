@@ -33,8 +33,10 @@ from core.web import new_web_app
 from delivery.models import OutboxRow
 from delivery.outbox import Outbox
 from national.contract import validate_case
-from tests.tickets import documents
-from tests.tickets.conftest import Clock, TableOutbox
+from tests.support import documents
+from tests.support.clock import Clock
+from tests.support.documents import channel_complaint
+from tests.support.tickets import TableOutbox
 from tickets import http as tickets_http
 from tickets.deadlines import WorkingCalendar
 from tickets.fields import BY_PATH, GROUPS
@@ -48,13 +50,6 @@ CASES = "/api/v1/intake/cases"
 CREDIT_CODE = documents.CREDIT_CODE
 #: Variants that run on SQLite only: HTTP-level behaviour that no database changes.
 sqlite_only = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
-
-
-def complaint(**over: Any) -> dict[str, Any]:
-    """A WeChat user's complaint about a Hangzhou shop, as the WeChat backend sends it: the
-    agents' complaint without what only a hotline call has, or we set ourselves."""
-    case = {k: v for k, v in documents.complaint().items() if k not in NOT_FOR_CHANNELS}
-    return {**case, **over}
 
 
 # --------------------------------------------------------------------------- the description
@@ -91,7 +86,8 @@ class ApiDescription:
     def schema_errors(self, pointer: str, instance: Any) -> list[str]:
         validator = Draft202012Validator({"$ref": f"{self.URI}#{pointer}"}, registry=self.registry,
                                          format_checker=Draft202012Validator.FORMAT_CHECKER)
-        return [f"{'/'.join(map(str, e.absolute_path)) or '(body)'}: {e.message}" for e in validator.iter_errors(instance)]
+        return [f"{'/'.join(map(str, e.absolute_path)) or '(body)'}: {e.message}"
+                for e in validator.iter_errors(instance)]
 
     def operation(self, method: str, path: str) -> str | None:
         for template in self.document["paths"]:
@@ -214,7 +210,7 @@ async def outbox_rows(engine: AsyncEngine) -> list[OutboxRow]:
 async def test_a_wechat_complaint_becomes_a_completed_ticket_queued_once_for_the_platform(
         api: Api, tickets: TicketService, engine: AsyncEngine, clock: Clock, calendar: WorkingCalendar) -> None:
     key = str(uuid.uuid4())
-    answer = await api.submit(complaint(), key=key)
+    answer = await api.submit(channel_complaint(), key=key)
 
     assert answer.status == 201
     assert answer.headers["Location"] == f"{CASES}/{key}"
@@ -257,11 +253,11 @@ async def test_an_app_consultation_and_an_anonymous_web_report_are_registered_fo
 async def test_a_retry_with_the_same_idempotency_key_is_answered_from_the_first_ticket_and_registers_nothing(
         api: Api, engine: AsyncEngine, clock: Clock) -> None:
     key = str(uuid.uuid4())
-    first = await api.submit(complaint(), key=key)
+    first = await api.submit(channel_complaint(), key=key)
     clock.advance(seconds=30)
     # The same case as the client's JSON library may write it again: other key order,
     # blanks around text, "1999" for "1999.00", the key in capitals.
-    again = dict(reversed(complaint(summary=" 购买的洗衣机三周内两次故障，商家拒绝退货。 ").items()))
+    again = dict(reversed(channel_complaint(summary=" 购买的洗衣机三周内两次故障，商家拒绝退货。 ").items()))
     again["subject"] = {**again["subject"], "amount": "1999"}
     retry = await api.submit(again, key=key.upper())
 
@@ -273,7 +269,7 @@ async def test_a_retry_with_the_same_idempotency_key_is_answered_from_the_first_
 
 async def test_two_copies_of_one_case_sent_at_once_register_one_ticket(api: Api, engine: AsyncEngine) -> None:
     key = str(uuid.uuid4())
-    answers = await asyncio.gather(*(api.submit(complaint(), key=key) for _ in range(2)))
+    answers = await asyncio.gather(*(api.submit(channel_complaint(), key=key) for _ in range(2)))
     assert sorted(a.status for a in answers) == [200, 201]
     assert answers[0].body == answers[1].body
     assert (await count(engine, Ticket), await count(engine, OutboxRow)) == (1, 1)
@@ -282,12 +278,12 @@ async def test_two_copies_of_one_case_sent_at_once_register_one_ticket(api: Api,
 async def test_the_same_key_with_a_different_case_is_a_conflict_and_changes_nothing(
         api: Api, tickets: TicketService, engine: AsyncEngine) -> None:
     key = str(uuid.uuid4())
-    await api.submit(complaint(), key=key)
+    await api.submit(channel_complaint(), key=key)
     before = await stored(engine)
 
-    changed = await api.submit(complaint(demand="compensation"), key=key)
-    extra_field = await api.submit({**complaint(), "channel": "web"}, key=key)
-    other_channel = await api.submit(complaint(), key=key, channel="web")
+    changed = await api.submit(channel_complaint(demand="compensation"), key=key)
+    extra_field = await api.submit({**channel_complaint(), "channel": "web"}, key=key)
+    other_channel = await api.submit(channel_complaint(), key=key, channel="web")
 
     for answer in (changed, extra_field, other_channel):
         assert answer.status == 409 and answer.body["code"] == "conflict", answer.body
@@ -300,13 +296,13 @@ async def test_the_same_key_with_a_different_case_is_a_conflict_and_changes_noth
 async def test_a_retry_after_the_platform_refused_the_case_and_an_agent_corrected_it_is_still_a_replay(
         api: Api, tickets: TicketService) -> None:
     key = str(uuid.uuid4())
-    await api.submit(complaint(), key=key)
+    await api.submit(channel_complaint(), key=key)
     await tickets.record_delivery(key, problems=[{"field": "respondent.address", "code": "too_long",
                                                   "message": "too long", "message_zh": "过长"}])
     await tickets.update(key, {"respondent": {"address": "西湖区文三路 100 号 2 楼"}}, by="a1001",
                          version=(await tickets.get(key)).version)
 
-    retry = await api.submit(complaint(), key=key)
+    retry = await api.submit(channel_complaint(), key=key)
     assert retry.status == 200
     assert (retry.body["status"], retry.body["delivery_state"]) == ("draft", "refused")
 
@@ -316,7 +312,7 @@ async def test_a_retry_after_the_platform_refused_the_case_and_an_agent_correcte
 
 async def test_a_case_whose_credit_code_has_a_wrong_check_character_is_refused_with_every_problem_and_nothing_stored(
         api: Api, engine: AsyncEngine, caplog: pytest.LogCaptureFixture) -> None:
-    case = complaint(
+    case = channel_complaint(
         respondent={"name": "杭州某某电器有限公司", "credit_code": CREDIT_CODE[:17] + "E", "region": "330106",
                     "founded": "2015"},
         handling={"region": "330106", "level": "city"},
@@ -342,7 +338,8 @@ async def test_a_case_whose_credit_code_has_a_wrong_check_character_is_refused_w
     }
     assert answer.body["message"] == "the case breaks 9 rule(s) of the national platform; nothing was stored"
     check = next(e for e in answer.body["errors"] if e["code"] == "bad_check_digit")
-    assert check["message"] == check["message_en"] == "the check character does not match; a character is probably mistyped"
+    assert check["message"] == check["message_en"] == (
+        "the check character does not match; a character is probably mistyped")
     assert check["message_zh"] == "统一社会信用代码校验位不正确，请核对每一位"
     assert await stored(engine) == NOTHING
     assert "respondent.credit_code bad_check_digit" in caplog.text
@@ -352,7 +349,7 @@ async def test_a_case_whose_credit_code_has_a_wrong_check_character_is_refused_w
 async def test_a_case_that_breaks_the_rules_only_once_stored_as_a_ticket_leaves_no_draft_behind(
         api: Api, engine: AsyncEngine) -> None:
     # Five characters as sent, two once the blanks a ticket never keeps are gone.
-    answer = await api.submit(complaint(summary="   坏了   "))
+    answer = await api.submit(channel_complaint(summary="   坏了   "))
     assert answer.status == 422
     assert [(e["field"], e["code"]) for e in answer.body["errors"]] == [("summary", "too_short")]
     assert await stored(engine) == NOTHING
@@ -365,11 +362,12 @@ async def test_a_case_that_breaks_the_rules_only_once_stored_as_a_ticket_leaves_
 ])
 async def test_accept_language_chooses_the_language_of_the_messages_and_both_are_always_given(
         api: Api, accept_language: str | None, chosen: str) -> None:
-    answer = await api.submit(complaint(summary="坏了"), language=accept_language)
+    answer = await api.submit(channel_complaint(summary="坏了"), language=accept_language)
     assert answer.headers["Content-Language"] == chosen
     (error,) = answer.body["errors"]
     assert error["message"] == error[f"message_{chosen}"]
-    assert (error["message_en"], error["message_zh"]) == ("must be at least 5 characters (has 2)", "至少需要 5 个字符（现为 2）")
+    assert (error["message_en"], error["message_zh"]) == (
+        "must be at least 5 characters (has 2)", "至少需要 5 个字符（现为 2）")
     expected = "案件有 1 处不符合全国平台的规则，未予登记" if chosen == "zh" else \
         "the case breaks 1 rule(s) of the national platform; nothing was stored"
     assert answer.body["message"] == expected
@@ -382,7 +380,7 @@ async def test_a_missing_or_unknown_api_key_is_refused_without_naming_any_channe
     headers = {"Idempotency-Key": str(uuid.uuid4())}
     if api_key is not None:
         headers["X-Api-Key"] = api_key
-    answers = [await api.call("POST", CASES, channel=None, headers=headers, json=complaint()),
+    answers = [await api.call("POST", CASES, channel=None, headers=headers, json=channel_complaint()),
                await api.call("GET", f"{CASES}/{uuid.uuid4()}", channel=None, headers=headers)]
     for answer in answers:
         assert answer.status == 401
@@ -404,9 +402,10 @@ def _json(raw: bytes) -> dict[str, Any]:
      "the body is not valid JSON: the key 'summary' appears twice in one object"),
     (_json(b'{"subject": {"amount": NaN}}'), "the body is not valid JSON: NaN is not a JSON value"),
     (_json("{\"summary\": \"\xe5\"}".encode("latin-1")), "the body is not UTF-8 (byte 13)"),
-    ({"data": json.dumps(complaint()), "headers": {"Content-Type": "text/plain", "Idempotency-Key": str(uuid.uuid4())}},
+    ({"data": json.dumps(channel_complaint()),
+      "headers": {"Content-Type": "text/plain", "Idempotency-Key": str(uuid.uuid4())}},
      "the body must be JSON sent as Content-Type: application/json (got text/plain)"),
-    ({"data": json.dumps(complaint()).encode("utf-16"),
+    ({"data": json.dumps(channel_complaint()).encode("utf-16"),
       "headers": {"Content-Type": "application/json; charset=utf-16", "Idempotency-Key": str(uuid.uuid4())}},
      "JSON is UTF-8; charset utf-16 is not accepted"),
 ], ids=["truncated", "array", "string", "empty", "duplicate-key", "nan", "latin-1", "text-plain", "utf-16"])
@@ -423,7 +422,7 @@ async def test_a_body_that_is_not_a_json_object_is_a_400_saying_what_is_wrong(
 async def test_a_missing_or_malformed_idempotency_key_is_a_400_naming_the_header(
         api: Api, engine: AsyncEngine, key: str | None, code: str) -> None:
     headers = {} if key is None else {"Idempotency-Key": key}
-    answer = await api.call("POST", CASES, headers=headers, json=complaint())
+    answer = await api.call("POST", CASES, headers=headers, json=channel_complaint())
     assert answer.status == 400 and answer.body["code"] == "malformed"
     assert [(e["field"], e["code"]) for e in answer.body["errors"]] == [("Idempotency-Key", code)]
     assert await stored(engine) == NOTHING
@@ -432,7 +431,7 @@ async def test_a_missing_or_malformed_idempotency_key_is_a_400_naming_the_header
 @sqlite_only
 async def test_a_body_over_256_kib_is_refused_whether_its_length_is_announced_or_not(
         api: Api, engine: AsyncEngine) -> None:
-    big = json.dumps(complaint(summary="很" * 90_000), ensure_ascii=False).encode()
+    big = json.dumps(channel_complaint(summary="很" * 90_000), ensure_ascii=False).encode()
     assert len(big) > 256 * 1024
 
     async def chunked() -> AsyncIterator[bytes]:
@@ -451,7 +450,7 @@ async def test_a_body_over_256_kib_is_refused_whether_its_length_is_announced_or
 
 
 async def test_a_channel_follows_its_case_until_the_platform_has_it(api: Api, tickets: TicketService) -> None:
-    key = (await api.submit(complaint())).body["case_id"]
+    key = (await api.submit(channel_complaint())).body["case_id"]
     assert (await api.read(key)).body["delivery_state"] == "pending"
 
     await tickets.record_delivery(key, platform_case_no="1231520260928000001")
@@ -464,7 +463,7 @@ async def test_a_channel_follows_its_case_until_the_platform_has_it(api: Api, ti
 @sqlite_only
 async def test_a_case_the_platform_refused_shows_why_in_the_language_asked_for(
         api: Api, tickets: TicketService) -> None:
-    key = (await api.submit(complaint())).body["case_id"]
+    key = (await api.submit(channel_complaint())).body["case_id"]
     await tickets.record_delivery(key, problems=[{
         "field": "respondent.region", "code": "unknown_region", "message": "region code has no province with prefix 99",
         "message_zh": "行政区划代码的省级前缀 99 不存在"}])
@@ -480,7 +479,7 @@ async def test_a_case_the_platform_refused_shows_why_in_the_language_asked_for(
 @sqlite_only
 async def test_a_channel_sees_only_its_own_cases_and_every_other_id_is_the_same_404(
         api: Api, tickets: TicketService) -> None:
-    wechat_case = (await api.submit(complaint())).body["case_id"]
+    wechat_case = (await api.submit(channel_complaint())).body["case_id"]
     # An agent typed a WeChat complaint in by hand: the centre's ticket, not the channel's.
     by_agent = await tickets.create({"channel": "wechat", "summary": "客服代录的微信投诉"}, by="a1001")
 
@@ -544,7 +543,7 @@ async def test_an_unexpected_failure_is_a_500_with_a_request_id_logged_without_p
 
     monkeypatch.setattr(tickets, "create_completed", broken)
     with caplog.at_level(logging.ERROR, logger="core.web"):
-        answer = await api.submit(complaint())
+        answer = await api.submit(channel_complaint())
 
     assert answer.status == 500 and answer.body["code"] == "internal_error"
     request_id = answer.headers["X-Request-Id"]
@@ -586,7 +585,7 @@ def service(engine: AsyncEngine, table_outbox: TableOutbox, clock: Clock, calend
 
 
 def wechat_draft(**over: Any) -> dict[str, Any]:
-    return {**complaint(**over), "channel": "wechat"}
+    return {**channel_complaint(**over), "channel": "wechat"}
 
 
 async def test_create_completed_writes_the_ticket_its_history_and_its_case_in_one_go(

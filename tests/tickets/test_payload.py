@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from national.contract import validate_case, validate_progress
-from tests.tickets import documents
+from tests.support import documents
 from tickets.fields import BadChanges, parse_changes
 from tickets.models import Ticket, TicketStatusChange
 from tickets.payload import case_payload, progress_payload

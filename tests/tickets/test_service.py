@@ -14,8 +14,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
 from core.problems import Problem
 from national.contract import validate_case
-from tests.tickets import documents
-from tests.tickets.conftest import Clock, TableOutbox
+from tests.support import documents
+from tests.support.clock import Clock
+from tests.support.tickets import TableOutbox
 from tickets import services
 from tickets.models import TicketAudit, TicketStatusChange
 from tickets.payload import case_payload

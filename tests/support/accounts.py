@@ -1,73 +1,26 @@
-"""What tests of the desktop and the wallboard need to have users and log them in.
-
-Fixtures (import them into your conftest or test module to use them: ``from
-tests.accounts.helpers import account_service, users, ...  # noqa: F401``):
-
-* ``jurisdiction_tree`` — the shipped divisions plus two stations, ``330106-01`` and ``330106-02``;
-* ``redis`` — a client on the test redis-server;
-* ``session_store``, ``login_limiter`` — on that Redis, under the test's ``redis_prefix``;
-* ``account_service`` — on the ``engine`` fixture (SQLite and PostgreSQL in turn), with cheap
-  argon2 parameters so that tests stay fast;
-* ``users`` — a :class:`Users` factory: ``await users.agent()``, ``users.supervisor(...)``, ``users.admin()``.
-
-Functions: :func:`browser` (a client session that keeps cookies from ``127.0.0.1``),
-:func:`login` (returns the CSRF token), :func:`csrf_headers`, :func:`ws_connect` (sends our Origin).
-"""
+"""Users and logging them in, for the tests of accounts, the desktop, the wallboard and
+recordings (the accounts fixtures are in ``tests/accounts/conftest.py``)."""
 
 from __future__ import annotations
 
 from itertools import count
-from pathlib import Path
 from typing import Any
 
 import aiohttp
-import pytest
 from aiohttp.test_utils import TestClient
 from argon2 import PasswordHasher
-from redis.asyncio import Redis
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from accounts.models import User
 from accounts.passwords import Passwords
-from accounts.ratelimit import LoginLimiter
 from accounts.services import AccountService
-from accounts.sessions import SessionStore
-from core.db import sessionmaker
-from core.jurisdictions import JurisdictionTree
-from tests.queues.test_jurisdictions import TWO_XIHU_STATIONS
 
 #: Every factory user's password unless told otherwise.
 PASSWORD = "correct horse battery"
-STATIONS = TWO_XIHU_STATIONS
 
 
 def cheap_passwords() -> Passwords:
     """argon2id with the smallest parameters: the same code path, milliseconds per hash."""
     return Passwords(PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1), max_concurrent=4)
-
-
-@pytest.fixture(scope="session")
-def jurisdiction_tree(tmp_path_factory: pytest.TempPathFactory) -> JurisdictionTree:
-    stations = tmp_path_factory.mktemp("stations") / "stations.toml"
-    stations.write_text(STATIONS, encoding="utf-8")
-    return JurisdictionTree.load(stations)
-
-
-@pytest.fixture
-def session_store(redis: Redis, redis_prefix: str) -> SessionStore:
-    return SessionStore(redis, redis_prefix, idle_s=3600)
-
-
-@pytest.fixture
-def login_limiter(redis: Redis, redis_prefix: str) -> LoginLimiter:
-    return LoginLimiter(redis, redis_prefix, attempts=5, window_s=300)
-
-
-@pytest.fixture
-def account_service(engine: AsyncEngine, jurisdiction_tree: JurisdictionTree,
-                    session_store: SessionStore) -> AccountService:
-    return AccountService(sessionmaker(engine), jurisdiction_tree, passwords=cheap_passwords(),
-                          session_store=session_store)
 
 
 class Users:
@@ -102,11 +55,6 @@ class Users:
                                             password=password, **fields)
 
 
-@pytest.fixture
-def users(account_service: AccountService) -> Users:
-    return Users(account_service)
-
-
 def browser() -> aiohttp.ClientSession:
     """A client session as a browser: it keeps cookies from ``http://127.0.0.1`` (aiohttp's
     default jar ignores cookies of IP addresses)."""
@@ -126,7 +74,7 @@ async def login(client_session: aiohttp.ClientSession | TestClient, base_url: st
     session = client_session if isinstance(client_session, aiohttp.ClientSession) else client_session.session
     jar = session.cookie_jar
     assert any(c.key == "hotline_session" for c in jar), (
-        "the client did not keep the session cookie: use tests.accounts.helpers.browser() "
+        "the client did not keep the session cookie: use tests.support.accounts.browser() "
         "(a cookie jar with unsafe=True) for http://127.0.0.1")
     return csrf
 
@@ -145,10 +93,3 @@ def ws_connect(client_session: aiohttp.ClientSession, base_url: str, path: str,
                **kwargs: Any) -> Any:
     """Open a WebSocket as our own page would (with our ``Origin``); use with ``async with``."""
     return client_session.ws_connect(f"{base_url}{path}", origin=origin_of(base_url), **kwargs)
-
-
-def stations_file(tmp_path: Path) -> Path:
-    """The test stations as a file, for settings (``[queues] stations_file``)."""
-    path = tmp_path / "stations.toml"
-    path.write_text(STATIONS, encoding="utf-8")
-    return path

@@ -1,5 +1,7 @@
-"""Checks traffic with the national platform against its own contract, the OpenAPI document
-in ``../shared/national-platform/openapi.yaml`` (or ``HOTLINE_PLATFORM_CONTRACT``).
+"""The national platform from the tests' side: its traffic checked against its own contract,
+the OpenAPI document in ``../shared/national-platform/openapi.yaml`` (or
+``HOTLINE_PLATFORM_CONTRACT``), and raw signed requests for probing the stand-in where our
+client would refuse to go (valid documents are in ``tests/support/documents.py``).
 
 Why: our client, our validators and our stand-in are all written by us, so they can agree
 with each other and still disagree with the platform. The contract's JSON Schemas, read at
@@ -19,12 +21,17 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import yaml
 from jsonschema import Draft202012Validator
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
+from yarl import URL
 
 from devtools.platform_sim import Exchange
+from national.signing import signed_headers
+from tests.support.clock import EpochClock
+from tests.support.documents import ORG, SECRET
 
 ENV_VAR = "HOTLINE_PLATFORM_CONTRACT"
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -253,3 +260,38 @@ def _inline_errors(contract: PlatformContract, schema: Mapping[str, Any], instan
 def assert_clean(violations: Iterable[str]) -> None:
     found = list(violations)
     assert not found, "traffic the contract does not allow:\n" + "\n".join(found[:20])
+
+
+# --------------------------------------------------------------------------- raw requests
+
+
+def encode(doc: Any) -> bytes:
+    return json.dumps(doc, ensure_ascii=False).encode("utf-8")
+
+
+async def send(http: aiohttp.ClientSession, base_url: str, method: str, path: str, body: bytes = b"", *,
+               clock: EpochClock, org: str = ORG, secret: str = SECRET, key: str | None = None,
+               content_type: str | None = "application/json; charset=utf-8",
+               headers: Mapping[str, str | None] | None = None, sign_path: str | None = None,
+               nonce: str | None = None) -> tuple[int, dict[str, str], Any]:
+    """One raw signed request; ``headers`` overrides (``None`` removes a header)."""
+    url = base_url + path
+    request_path = URL(url).raw_path
+    all_headers: dict[str, str | None] = dict(signed_headers(org, secret, method, sign_path or request_path,
+                                                             body, now=clock(), nonce=nonce))
+    if key is not None:
+        all_headers["Idempotency-Key"] = key
+    if content_type is not None and method != "GET":
+        all_headers["Content-Type"] = content_type
+    all_headers.update(headers or {})
+    sent = {k: v for k, v in all_headers.items() if v is not None}
+    async with http.request(method, url, data=body if body or method != "GET" else None,
+                            headers=sent, skip_auto_headers=["Content-Type"]) as resp:
+        raw = await resp.read()
+        return resp.status, dict(resp.headers), json.loads(raw) if raw else None
+
+
+async def post_case(http: aiohttp.ClientSession, base_url: str, case: Mapping[str, Any], *,
+                    clock: EpochClock, **kwargs: Any) -> tuple[int, dict[str, str], Any]:
+    kwargs.setdefault("key", case.get("case_id"))
+    return await send(http, base_url, "POST", "/v1/cases", encode(case), clock=clock, **kwargs)

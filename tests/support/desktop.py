@@ -1,36 +1,32 @@
-"""The application with the agent desktop and the wallboard wired as ``hotline serve`` wires
-them, on the Asterisk stand-in, a real redis-server and SQLite; browsers that log in and talk
-to it over HTTP and WebSockets."""
+"""The agent desktop and the wallboard from a browser's side: the running application with its
+parts (:class:`Desk`, built by the ``desk`` fixture of ``tests/fixtures/desktop.py``), logged-in
+browsers, WebSocket messages, and an agent taking a call."""
 
 from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
-import pytest
 
 from accounts.services import AccountService
-from agent_desktop import wiring
-from core.settings import Settings
+from agent_desktop.plugin import Desktop
 from devtools.pbx_sim.callers import SimCall
 from devtools.pbx_sim.server import PbxSim
 from hotline.app import Application
 from ivr.prompts.catalogue import PromptCatalogue
-from tests.accounts.helpers import Users, browser, cheap_passwords, login, ws_connect
-from tests.fixtures.app import running
-from tests.fixtures.waiting import eventually  # noqa: F401  (the desktop tests import it from here)
-
-HANGZHOU, ZHEJIANG, XIHU, BEIJING = "330100", "330000", "330106", "110000"
+from tests.fixtures.waiting import eventually
+from tests.support.accounts import Users, browser, login, ws_connect
+from tests.support.jurisdictions import HANGZHOU
 
 
 @dataclass
 class Desk:
     app: Application
-    parts: wiring.Desktop
+    parts: Desktop
     accounts: AccountService
     users: Users
     url: str
@@ -51,6 +47,10 @@ class Desk:
         await call.wait_for_playback(self.prompts.media("main_menu"))
         call.send_dtmf(digit)
         return call
+
+    async def close_browsers(self) -> None:
+        for b in self._browsers:
+            await b.http.close()
 
 
 class Browser:
@@ -90,32 +90,6 @@ async def next_message(ws: aiohttp.ClientWebSocketResponse, kind: str, *, timeou
     return await asyncio.wait_for(read(), timeout)
 
 
-
-
-@pytest.fixture
-def desk_settings(settings: Settings) -> Settings:
-    # The HTTP server is started below, with the desktop on it; calls ring long enough to be
-    # answered from the desktop; no announcements or overflows interrupt a test's call.
-    return settings.model_copy(update={
-        "queues": settings.queues.model_copy(update={
-            "ring_timeout_s": 10, "wrap_up_s": 0.5, "overflow_after_s": [60.0], "announce_every_s": 60.0}),
-    })
-
-
-@pytest.fixture
-async def desk(desk_settings: Settings, pbx_sim: PbxSim, prompts: PromptCatalogue) -> AsyncIterator[Desk]:
-    """The application as `hotline serve` wires it, its HTTP API on a free port."""
-    async with running(desk_settings, passwords=cheap_passwords()) as app:
-        assert app.desk is not None and app.web_url is not None
-        await asyncio.wait_for(app.desk.notifier.subscribed.wait(), 5)
-        d = Desk(app, app.desk, app.accounts, Users(app.accounts), app.web_url, pbx_sim, prompts)
-        try:
-            yield d
-        finally:
-            for b in d._browsers:
-                await b.http.close()
-
-
 class StuckSocket:
     """A browser that stopped reading: every send waits for ever."""
 
@@ -135,3 +109,29 @@ class ReadingSocket(StuckSocket):
 
     async def send_str(self, text: str) -> None:
         self.received.append(text)
+
+
+async def ready_agent(desk: Desk, agent_id: str = "1001", **fields: object) -> Browser:
+    """An agent of Hangzhou, logged in and available, whose simulated phone waits for the desktop."""
+    desk.pbx.endpoint(f"PJSIP/{agent_id}", mode="manual")
+    await desk.users.agent(agent_id=agent_id, jurisdiction=HANGZHOU, **fields)
+    agent = await desk.browser_for(f"agent{agent_id}")
+    await agent.ok("POST", "/api/desktop/queues/login")
+    await agent.ok("POST", "/api/desktop/state", {"state": "available"})
+    return agent
+
+
+async def answered_call(desk: Desk, agent: Browser) -> str:
+    """A caller who chose "complaint" is connected to ``agent``; the call's id."""
+    call = await desk.caller_reaches_menu()
+    state = await eventually(lambda: state_is(agent, "ringing"))
+    await agent.ok("POST", "/api/desktop/call/answer")
+    await eventually(lambda: state_is(agent, "on_call"))
+    assert desk.pbx.channel(call.channel_id) is not None
+    return str(state["call"]["call_id"])
+
+
+async def state_is(agent: Browser, wanted: str) -> dict | None:
+    """The agent's desktop state if the agent is in state ``wanted``, else None."""
+    state = await agent.ok("GET", "/api/desktop/state")
+    return state if state["agent"]["state"] == wanted else None

