@@ -11,7 +11,10 @@ With 1,000 agents logged in and 10,000 calls waiting, measures on this machine:
   queues, with at least 10,000 calls still waiting at the end. Each assignment is a full agent
   cycle: ready -> offer, answered, hung up (three scripts), so the figure is the rate at which
   agents can be given calls, not the rate of one script; and that no call was offered to two
-  agents across the two processes.
+  agents across the two processes;
+- change -> figures: a queue or an agent changes and the wallboard's figures (a snapshot of
+  every queue, the backlog waiting) are published on ``<prefix>:figures``, p50/p99: the
+  publisher acts on a change at once, not at its heartbeat.
 
 Redis, the benchmark and its worker processes share the machine. Before each measured phase the
 set-up's objects are frozen out of Python's garbage collector (as a server would after start-up)
@@ -48,6 +51,7 @@ from redis.asyncio import Redis  # noqa: E402
 from bench.report import measures, write_block  # noqa: E402
 from devtools.embedded import RedisProcess  # noqa: E402
 from queues.engine import Agent, Offer, QueueEngine, WaitingCall  # noqa: E402
+from queues.figures import FiguresPublisher  # noqa: E402
 
 PREFIX = "bench"
 LINES = ("12315", "12365", "12331", "12358", "12330")
@@ -193,6 +197,31 @@ async def steady(engine: QueueEngine, busy: list[Agent], free: list[Agent], rate
     return arrivals, readies
 
 
+async def change_to_figures(redis: Redis, samples: int) -> list[float]:
+    """A change is signalled and the publisher's snapshot reaches a subscriber, in ms. The
+    heartbeat is an hour away, and each change waits out the interval: none is throttled."""
+    interval_s = 0.05
+    publisher = FiguresPublisher(redis, PREFIX, min_interval_s=interval_s)
+    pubsub = redis.pubsub()
+    await pubsub.subscribe(publisher.channel)
+    changed = asyncio.Event()
+    task = asyncio.create_task(publisher.run(changed, heartbeat_s=3600))
+    latencies = []
+    try:
+        for _ in range(samples):
+            await asyncio.sleep(interval_s * 1.5)
+            t0 = time.perf_counter()
+            changed.set()
+            while await pubsub.get_message(ignore_subscribe_messages=True, timeout=10) is None:
+                pass
+            latencies.append((time.perf_counter() - t0) * 1000)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await pubsub.aclose()
+    return latencies
+
+
 @dataclass
 class Throughput:
     assignments: int
@@ -298,6 +327,8 @@ async def run(agents: int, calls: int, samples: int, rate: float, quota: int) ->
         ready = await available_to_offer(engine, busy, samples, backlog)
         await backlog.fill(calls)
         settle()
+        # Fewer samples: each waits out the publisher's interval.
+        figures = await change_to_figures(redis, max(20, samples // 20))
         # A first second to warm up: the client opens the connections the load needs (each a
         # few ms, felt by the operations waiting for it), then the measured run.
         await steady(engine, busy, free, rate, 1.0, backlog, rng)
@@ -325,6 +356,8 @@ async def run(agents: int, calls: int, samples: int, rate: float, quota: int) ->
              f"{one.assignments / one.seconds:.0f}"),
             ("assignments/s at saturation, two app processes sharing one Redis", f"{len(both) / wall:.0f}"),
             ("calls offered twice across the two processes", f"{twice}"),
+            ("change -> figures published (every queue), p50 (ms)", f"{statistics.median(figures):.2f}"),
+            ("change -> figures published (every queue), p99 (ms)", f"{pct(figures, 99):.2f}"),
         ]
     finally:
         server.stop()

@@ -123,11 +123,15 @@ async def test_an_outage_ends_by_itself_on_the_platforms_clock_or_when_ended(
 async def test_latency_delays_the_answer_by_the_scaled_time(
     http: aiohttp.ClientSession, clock: EpochClock, platform: PlatformSim
 ) -> None:
-    platform.set_faults(Faults(latency_s=(0.2, 0.2), time_scale=0.5))
+    # 20 s of platform time at 1/100: 0.2 s here.
+    faults = Faults(latency_s=(20.0, 20.0), time_scale=0.01)
+    assert FaultInjector(faults, clock).latency_real_s() == pytest.approx(0.2)
+    platform.set_faults(faults)
     started = time.monotonic()
-    status, _, _ = await post_case(http, platform.url, a_case(clock), clock=clock)
-    elapsed = time.monotonic() - started
-    assert status == 201 and 0.1 <= elapsed < 0.5
+    # Unscaled, the answer would take 20 s: the bound turns that (or a hang) into a failure.
+    status, _, _ = await asyncio.wait_for(post_case(http, platform.url, a_case(clock), clock=clock), 10)
+    assert status == 201
+    assert time.monotonic() - started >= 0.2  # held back the scaled latency, no less
     assert platform.stats.faults_injected["latency"] == 1
 
 
