@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import AsyncIterator
 
 import pytest
@@ -366,6 +367,17 @@ async def test_a_caller_who_does_not_answer_the_callback_is_tried_again_then_giv
     settings = queue_settings.model_copy(update={"queues": queue_settings.queues.model_copy(
         update={"callback_attempts": 2, "callback_retry_s": 0.2})})
     pbx_sim.endpoint("PJSIP/13800138009@carrier", mode="no_answer")
+    # Every channel the application originates to call the caller back (``<call>-cb-<attempt>``),
+    # seen by the stand-in's contract checker.
+    callbacks: list[str] = []
+
+    def note_callback(kind: str, payload: dict) -> None:
+        if kind == "request" and payload["method"] == "POST" and payload["path"].endswith("/channels"):
+            channel_id = dict(payload.get("query") or []).get("channelId", "")
+            if attempt := re.search(r"-cb-(\d+)$", channel_id):
+                callbacks.append(attempt.group(1))
+
+    pbx_sim.contract.then = note_callback  # type: ignore[attr-defined]
     app = Application(settings)
     await app.start()
     try:
@@ -379,7 +391,8 @@ async def test_a_caller_who_does_not_answer_the_callback_is_tried_again_then_giv
         await app.queues.available("9401")
 
         async def given_up() -> bool:
-            return not await app.queue_engine.live_calls()
+            # Between the attempts the call waits in Redis, not among the live calls.
+            return len(callbacks) == 2 and not await app.queue_engine.live_calls()
 
         await eventually(given_up, timeout=10)  # two rings of 2 s each, 0.2 s apart
 
@@ -387,5 +400,6 @@ async def test_a_caller_who_does_not_answer_the_callback_is_tried_again_then_giv
             return await agent_state(app, "9401") == AgentState.AVAILABLE
 
         await eventually(agent_free)
+        assert callbacks == ["1", "2"]  # tried again once, then given up: no third ring
     finally:
         await app.stop()

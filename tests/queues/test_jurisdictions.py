@@ -68,7 +68,9 @@ def test_counts_per_level_are_those_of_china_today(tree: JurisdictionTree) -> No
 
 
 def test_every_county_has_a_city_and_a_province_above_it(tree: JurisdictionTree) -> None:
-    for county in (j for j in _all(tree) if j.level is Level.COUNTY):
+    counties = [j for j in _all(tree) if j.level is Level.COUNTY]
+    assert counties
+    for county in counties:
         levels = [j.level for j in tree.chain(county.code)]
         assert levels == [Level.COUNTY, Level.CITY, Level.PROVINCE, Level.NATIONAL], county
 
