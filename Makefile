@@ -1,4 +1,4 @@
-.PHONY: demo test bootstrap bench
+.PHONY: demo test test-fast bootstrap bench
 
 # Start the whole system on embedded defaults with simulated calls.
 demo:
@@ -8,6 +8,13 @@ demo:
 # Run every test (installs what it needs first).
 test:
 	bash scripts/test.sh
+
+# The inner loop: every test but the slow ones, those through a real Asterisk or Chromium
+# (tests/real_asterisk, tests/conformance, tests/browser) and those marked slow. Installs
+# nothing: run `make bootstrap` (or `make test`) once first. Extra pytest options: ARGS="-x -k queue".
+FAST_TESTS = --ignore=tests/real_asterisk --ignore=tests/conformance --ignore=tests/browser -m "not slow"
+test-fast:
+	.venv/bin/python -m pytest $(FAST_TESTS) $(ARGS)
 
 bootstrap:
 	bash scripts/bootstrap.sh
