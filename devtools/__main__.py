@@ -12,8 +12,8 @@ import sys
 from pathlib import Path
 
 from core.privacy import configure_logging
-from core.settings import SettingsError, load_settings
-from hotline.cli import run
+from core.settings import load_settings
+from hotline.cli import guarded, run
 
 
 def _demo(args: argparse.Namespace, _rest: list[str]) -> int:
@@ -57,13 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     args, rest = parser.parse_known_args(argv)
     if rest and not args.passthrough:
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
-    try:
-        return int(args.handler(args, rest))
-    except SettingsError as exc:
-        print(f"devtools: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        return 130
+    return guarded("devtools", lambda: int(args.handler(args, rest)))
 
 
 if __name__ == "__main__":

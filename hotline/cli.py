@@ -104,10 +104,15 @@ def main(argv: list[str] | None = None) -> int:
         args.rest = extra + list(args.rest)
     elif extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    return guarded("hotline", lambda: handler(args))
+
+
+def guarded(prog: str, command: Callable[[], int]) -> int:
+    """Run a command: bad settings are one line on stderr and exit 2, Ctrl-C exits 130."""
     try:
-        return handler(args)
+        return command()
     except SettingsError as exc:
-        print(f"hotline: {exc}", file=sys.stderr)
+        print(f"{prog}: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
