@@ -37,7 +37,7 @@ from core.jurisdictions import JurisdictionTree, UnknownJurisdiction
 from core.privacy import mask_phone
 from core.problems import Problem
 from core.settings import DesktopSettings
-from core.vocabulary import CHINA_TZ, LINE_OF_NUMBER
+from core.vocabulary import CHINA_TZ, LINE_OF_NUMBER, utcnow
 from national.contract import format_datetime, format_money
 from queues.engine import Agent, AgentState, AgentStateError, QueueEngine, UnknownAgentError
 from queues.flow import Connected
@@ -99,9 +99,6 @@ def rfc3339(moment: datetime | None) -> str | None:
 def from_ms(ms: int | None) -> datetime | None:
     return None if ms is None else datetime.fromtimestamp(ms / 1000, UTC)
 
-
-def now_utc() -> datetime:
-    return datetime.now(UTC)
 
 
 # --------------------------------------------------------------------------- actions on live calls
@@ -582,7 +579,7 @@ def _endpoint_view(phone: PhoneState) -> dict[str, Any]:
 
 def _waited(data: Any) -> float:
     start = data.queued_at or data.started_at
-    end = data.answered_at or data.ended_at or now_utc()
+    end = data.answered_at or data.ended_at or utcnow()
     return round(max(0.0, (end - start).total_seconds()), 1) if start else 0.0
 
 

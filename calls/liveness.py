@@ -13,10 +13,12 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
+
+from core.vocabulary import utcnow
 
 log = logging.getLogger(__name__)
 
@@ -25,15 +27,12 @@ log = logging.getLogger(__name__)
 HEARTBEAT_S = 2.0
 
 
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
-
 
 class Liveness:
     """A heartbeat in Redis while the events WebSocket is connected."""
 
     def __init__(self, redis: Redis, prefix: str, *, interval_s: float = HEARTBEAT_S,
-                 clock: Callable[[], datetime] = _utcnow) -> None:
+                 clock: Callable[[], datetime] = utcnow) -> None:
         self._redis = redis
         # The key's name predates the call core: a process of this version reads the heartbeat
         # of an older one.
