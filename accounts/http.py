@@ -33,11 +33,13 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from accounts.auth import AUTH, SESSION, TOKEN, USER, Auth, OnLogout, same_origin, user_of
 from accounts.models import User
-from accounts.ratelimit import LoginLimiter
+from accounts.ratelimit import LoginLimiter, retry_after_header
 from accounts.services import AccountService
 from accounts.sessions import SessionStore
+from core.forwarded import TRUSTED_PROXIES, client_address, trust_proxies
 from core.jurisdictions import JurisdictionTree
 from core.problems import Problem
+from core.sealing import secret_box
 from core.settings import HttpSettings, Settings
 from core.web import ApiError, json_response, read_json_object
 
@@ -63,13 +65,14 @@ def install(app: web.Application, *, accounts: AccountService, sessions: Session
             on_logout: OnLogout | None = None) -> None:
     """Add sessions, the CSRF check and ``/api/session`` to ``app`` (before it starts).
 
-    ``limiter`` defaults to one on the sessions' Redis with the settings' attempts and
-    window; ``on_logout(user)`` is awaited after a user logs out (the desktop logs an agent
-    out of the queues there)."""
+    ``limiter`` defaults to one on the sessions' Redis with the settings' limits;
+    ``on_logout(user)`` is awaited after a user logs out (the desktop logs an agent out of the
+    queues there). The client of a login is told by ``[http] trusted_proxies``."""
     http = settings.http if isinstance(settings, Settings) else settings
     if limiter is None:
-        limiter = LoginLimiter(sessions.redis, sessions.prefix, attempts=http.login_attempts,
-                               window_s=http.login_window_s)
+        limiter = LoginLimiter.from_settings(sessions.redis, sessions.prefix, http)
+    if TRUSTED_PROXIES not in app:
+        trust_proxies(app, http.trusted_proxies)
     app[AUTH] = Auth(accounts, sessions, limiter, http.secure_cookies, on_logout)
     # After json_errors (build_web_app puts it first), so that our refusals are JSON too.
     app.middlewares.append(auth_middleware)
@@ -82,7 +85,7 @@ def setup(app: web.Application, *, settings: Settings, redis: Redis, db: async_s
           tree: JurisdictionTree, on_logout: OnLogout | None = None) -> AccountService:
     """Everything accounts need, from the settings, installed on ``app``; the account service."""
     sessions = SessionStore(redis, settings.redis.prefix, settings.http.session_idle_s)
-    accounts = AccountService(db, tree, session_store=sessions)
+    accounts = AccountService(db, tree, session_store=sessions, box=secret_box(settings))
     install(app, accounts=accounts, sessions=sessions, settings=settings, on_logout=on_logout)
     return accounts
 
@@ -150,16 +153,17 @@ async def login(request: web.Request) -> web.Response:
         raise ApiError(403, "csrf", f"logging in is only possible from this site's own page (Origin {origin})",
                        f"只能在本站页面登录（Origin 为 {origin}）")
     username, password = _credentials(await read_json_object(request, limit=_LOGIN_BODY_LIMIT))
-    address = request.remote
+    address = client_address(request)
     wait = await auth.limiter.retry_after(username, address)
     if wait is not None:
-        raise ApiError(429, "rate_limited", f"too many failed logins: try again in {wait} s",
-                       f"登录失败次数过多，请 {wait} 秒后再试", headers={"Retry-After": str(wait)})
+        seconds = retry_after_header(wait)
+        raise ApiError(429, "rate_limited", f"too many failed logins: try again in {seconds} s",
+                       f"登录失败次数过多，请 {seconds} 秒后再试", headers={"Retry-After": seconds})
     user = await auth.accounts.authenticate(username, password)
     if user is None:
         await auth.limiter.failed(username, address)
         raise ApiError(401, "bad_credentials", "wrong username or password", "用户名或密码错误")
-    await auth.limiter.succeeded(username)
+    await auth.limiter.succeeded(username, address)
     old = request.cookies.get(COOKIE)
     if old:
         # A new token at every login: a token planted before it (session fixation) is worthless.

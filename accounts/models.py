@@ -26,6 +26,8 @@ class Role(StrEnum):
     ADMIN = "admin"
 
 
+#: Where a row keeps its opened SIP secret: an instance attribute the ORM knows nothing of.
+_OPENED = "_sip_password_opened"
 #: The desktop's languages (its ``i18n`` files).
 LANGUAGES = ("zh-CN", "en-US")
 #: The business lines an agent may serve (one per old hotline number).
@@ -46,9 +48,10 @@ class User(Base):
     agent_id: Mapped[str | None] = mapped_column(String(32))
     #: Where the queue engine rings the agent (``PJSIP/1001``); a supervisor's own phone for monitoring.
     sip_endpoint: Mapped[str | None] = mapped_column(String(80))
-    #: The SIP account's secret, which the browser needs to register. Stored as is because it
-    #: must be handed to the browser; never logged, never in a repr.
-    sip_password: Mapped[str | None] = mapped_column(String(128))
+    #: The SIP account's secret, which the browser needs to register (so it cannot be a hash):
+    #: sealed (AES-GCM, core.sealing) under the settings' key; never logged, never in a repr.
+    #: The account service opens it into :attr:`sip_password` when it hands the user out.
+    sip_password_sealed: Mapped[str | None] = mapped_column(String(255))
     lines: Mapped[list[str]] = mapped_column(JSON)
     language: Mapped[str] = mapped_column(String(8))
     #: argon2id, in the PHC string format (parameters included, so they can change).
@@ -62,6 +65,16 @@ class User(Base):
         UniqueConstraint("agent_id", name="uq_users_agent_id"),
         Index("ix_users_jurisdiction", "jurisdiction"),
     )
+
+    @property
+    def sip_password(self) -> str | None:
+        """The SIP secret in clear, when the account service opened it (never stored so)."""
+        value = self.__dict__.get(_OPENED)
+        return value if isinstance(value, str) else None
+
+    def opened(self, sip_password: str | None) -> None:
+        """Keep the opened SIP secret on this (detached) row, outside what the ORM maps."""
+        self.__dict__[_OPENED] = sip_password
 
     def __repr__(self) -> str:
         # Reprs end up in logs and tracebacks: no secrets, no display name (a person's name).

@@ -3,6 +3,7 @@ logout and CSRF checks every page and API of the desktop goes through."""
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 
 from aiohttp import web
@@ -18,6 +19,7 @@ from accounts.sessions import SessionStore
 from core.db import sessionmaker
 from core.jurisdictions import JurisdictionTree
 from core.plugins import Feature
+from core.sealing import secret_box
 from core.settings import Settings
 
 
@@ -39,8 +41,10 @@ async def build(*, settings: Settings, db: AsyncEngine, redis: Redis, tree: Juri
     if not (settings.http.enabled and settings.queues.enabled):
         return None
     sessions = SessionStore(redis, settings.redis.prefix, settings.http.session_idle_s)
-    accounts = Accounts(AccountService(sessionmaker(db), tree, passwords=passwords, session_store=sessions),
-                        sessions)
+    # The key file, when there is no key in the settings, is made here: at the start, not at a login.
+    box = await asyncio.to_thread(secret_box, settings)
+    accounts = Accounts(AccountService(sessionmaker(db), tree, passwords=passwords, session_store=sessions,
+                                       box=box), sessions)
 
     def routes(app: web.Application) -> None:
         install(app, accounts=accounts.service, sessions=sessions, settings=settings, on_logout=accounts.logged_out)

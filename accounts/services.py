@@ -24,12 +24,15 @@ from accounts.models import LANGUAGES, LINES, Role, User
 from accounts.passwords import MAX_LENGTH, Passwords, WeakPassword, check_password
 from accounts.sessions import SessionStore
 from core.jurisdictions import JurisdictionTree, UnknownJurisdiction
+from core.sealing import SealingError, SecretBox
 
 log = logging.getLogger(__name__)
 
 _USERNAME = re.compile(r"[a-z0-9][a-z0-9._-]{1,63}")
 _AGENT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,31}")
 _ENDPOINT = re.compile(r"PJSIP/[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+#: What sealed SIP secrets are bound to (core.sealing; the same in migration 0006).
+SIP_PURPOSE = "users.sip_password"
 
 
 class AccountError(ValueError):
@@ -60,9 +63,11 @@ def normalize_username(username: str) -> str:
 class AccountService:
     def __init__(self, sessions: async_sessionmaker[AsyncSession], tree: JurisdictionTree, *,
                  passwords: Passwords | None = None, session_store: SessionStore | None = None,
-                 clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+                 box: SecretBox | None = None, clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
         """``sessions`` makes database sessions; ``session_store``, when given, is where the
-        logged-in sessions live that :meth:`disable` and :meth:`set_password` end."""
+        logged-in sessions live that :meth:`disable` and :meth:`set_password` end; ``box``
+        seals SIP secrets and opens them into the users handed out (without it, users keep
+        ``sip_password`` None and a new SIP secret is refused)."""
         if sessions.kw.get("expire_on_commit", True):
             # Users are handed back after their session closed; expired ones could not be read.
             raise ValueError("the account service needs sessions with expire_on_commit=False "
@@ -71,6 +76,7 @@ class AccountService:
         self.tree = tree
         self.passwords = passwords or Passwords()
         self._logins = session_store
+        self._box = box
         self._clock = clock
 
     # ------------------------------------------------------------------ adding
@@ -88,6 +94,8 @@ class AccountService:
         except WeakPassword as exc:
             raise AccountError("password", str(exc).removeprefix("password: ")) from None
         await self._check_free(values["username"], values["agent_id"])
+        sip_password = values.pop("sip_password")
+        values["sip_password_sealed"] = self._seal(sip_password)
         user = User(**values, password_hash=await self.passwords.hash(password), disabled=False,
                     created_at=self._clock(), last_login_at=None)
         try:
@@ -98,6 +106,25 @@ class AccountService:
             await self._check_free(values["username"], values["agent_id"])
             raise
         log.info("user %s added (%s at %s)", user.username, user.role, user.jurisdiction)
+        user.opened(sip_password)
+        return user
+
+    def _seal(self, sip_password: str | None) -> str | None:
+        if sip_password is None:
+            return None
+        if self._box is None:
+            raise AccountError("sip_password", "cannot be stored: this account service has no secret key "
+                                               "to encrypt it with ([accounts] secret_key)")
+        return self._box.seal(sip_password, SIP_PURPOSE)
+
+    def _open(self, user: User | None) -> User | None:
+        """``user`` with its SIP secret opened (when there is a key to open it with)."""
+        if user is not None and user.sip_password_sealed is not None and self._box is not None:
+            try:
+                user.opened(self._box.open(user.sip_password_sealed, SIP_PURPOSE))
+            except SealingError as exc:
+                # Another key than the one that sealed it: the phone cannot register, the rest works.
+                log.error("user %s: %s", user.username, exc)
         return user
 
     def _checked(self, *, username: str, role: str, jurisdiction: str, display_name: str,
@@ -166,15 +193,15 @@ class AccountService:
 
     async def get(self, user_id: int) -> User | None:
         async with self._db() as db:
-            return await db.get(User, user_id)
+            return self._open(await db.get(User, user_id))
 
     async def by_username(self, username: str) -> User | None:
         async with self._db() as db:
-            return await db.scalar(select(User).where(User.username == username.strip().lower()))
+            return self._open(await db.scalar(select(User).where(User.username == username.strip().lower())))
 
     async def by_agent_id(self, agent_id: str) -> User | None:
         async with self._db() as db:
-            return await db.scalar(select(User).where(User.agent_id == agent_id))
+            return self._open(await db.scalar(select(User).where(User.agent_id == agent_id)))
 
     async def list(self, *, role: str | None = None, include_disabled: bool = True) -> Sequence[User]:
         """Users by username, optionally of one role, optionally only the enabled ones."""
@@ -184,7 +211,7 @@ class AccountService:
         if not include_disabled:
             query = query.where(User.disabled.is_(False))
         async with self._db() as db:
-            return (await db.scalars(query)).all()
+            return [u for u in map(self._open, (await db.scalars(query)).all()) if u is not None]
 
     # ------------------------------------------------------------------ changing
 
@@ -219,7 +246,9 @@ class AccountService:
                 raise UnknownUser(who)
             for name, value in values.items():
                 setattr(user, name, value)
-        return user
+        opened = self._open(user)
+        assert opened is not None
+        return opened
 
     async def _end_sessions(self, user: User) -> None:
         if self._logins is not None:

@@ -94,7 +94,7 @@ async def create_accounts(database_url: str, agents: int) -> None:
     for n in range(agents):
         await accounts.add_user(username=f"agent{n}", password=PASSWORD, role="agent", jurisdiction="330100",
                                 display_name=f"agent {n}", agent_id=f"9{n:03d}", sip_endpoint=f"PJSIP/9{n:03d}",
-                                sip_password="bench", lines=["general"])
+                                lines=["general"])  # no SIP secret: the wallboard needs no phone
     await engine.dispose()
 
 

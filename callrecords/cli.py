@@ -65,7 +65,7 @@ class _Progress:
 async def import_cdr(settings: Settings, path: Path) -> int:
     engine = make_engine(settings.database.url)
     try:
-        await create_schema(engine)
+        await create_schema(engine, settings)
         outbox = Outbox(engine)
         # The file is read through as it is: a call whose lines Asterisk is writing this very
         # moment is left for the next import (or for `hotline serve`).

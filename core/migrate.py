@@ -29,6 +29,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from core.db import Base, make_engine
+from core.sealing import secret_box
 from core.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -50,10 +51,13 @@ def target_metadata() -> MetaData:
     return Base.metadata
 
 
-def alembic_config(connection: Connection | None = None) -> Config:
+def alembic_config(connection: Connection | None = None, settings: Settings | None = None) -> Config:
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     config.attributes["connection"] = connection
+    if settings is not None:
+        # Called only by a revision that has something to seal: no key file for nothing.
+        config.attributes["secret_box"] = lambda: secret_box(settings)
     return config
 
 
@@ -61,20 +65,22 @@ def scripts() -> ScriptDirectory:
     return ScriptDirectory.from_config(alembic_config())
 
 
-async def upgrade(engine: AsyncEngine) -> None:
-    """Bring the database to the newest revision (adopting an unversioned one first)."""
+async def upgrade(engine: AsyncEngine, settings: Settings | None = None) -> None:
+    """Bring the database to the newest revision (adopting an unversioned one first).
+    ``settings`` give the key of the secrets a revision seals (see 0006); without them, a
+    database with secrets to seal is refused."""
     _quiet_alembic()
     async with engine.connect() as conn:
         await _lock(conn)
-        before, after = await conn.run_sync(_upgrade)
+        before, after = await conn.run_sync(_upgrade, settings)
         await conn.commit()
     if before != after:
         log.info("database schema upgraded from %s to %s", before or "nothing", after)
 
 
-async def create_schema(engine: AsyncEngine) -> None:
+async def create_schema(engine: AsyncEngine, settings: Settings | None = None) -> None:
     """What every process calls at start (the name is kept from before migrations)."""
-    await upgrade(engine)
+    await upgrade(engine, settings)
 
 
 async def current(engine: AsyncEngine) -> str | None:
@@ -103,8 +109,8 @@ def _current(connection: Connection) -> str | None:
     return MigrationContext.configure(connection).get_current_revision()
 
 
-def _upgrade(connection: Connection) -> tuple[str | None, str | None]:
-    config = alembic_config(connection)
+def _upgrade(connection: Connection, settings: Settings | None) -> tuple[str | None, str | None]:
+    config = alembic_config(connection, settings)
     if not inspect(connection).has_table("alembic_version"):
         _adopt(connection, config)
     before = _current(connection)
@@ -178,17 +184,17 @@ def main(settings: Settings, argv: list[str]) -> int:
     if args.action == "history":
         return _history()
     try:
-        return asyncio.run(_run(settings.database.url, args.action))
+        return asyncio.run(_run(settings, args.action))
     except SchemaMismatch as exc:
         print(f"hotline db: {exc}")
         return 1
 
 
-async def _run(url: str, action: str) -> int:
-    engine = make_engine(url)
+async def _run(settings: Settings, action: str) -> int:
+    engine = make_engine(settings.database.url)
     try:
         if action == "upgrade":
-            await upgrade(engine)
+            await upgrade(engine, settings)
         revision = await current(engine)
     finally:
         await engine.dispose()

@@ -157,9 +157,57 @@ class HttpSettings(BaseModel):
     secure_cookies: bool = True
     #: Logged-in sessions end after this long without a request.
     session_idle_s: int = Field(default=8 * 3600, ge=60)
-    #: Failed logins allowed per username and per client address within the window.
+    #: Reverse proxies (CIDRs) whose ``X-Forwarded-For`` is believed: the client is the
+    #: rightmost address in it that is not one of them. Empty: the peer is the client.
+    trusted_proxies: list[str] = []
+    #: Failed logins for one username from one client address before each further one makes
+    #: the next try wait: ``login_delay_s`` doubling per failure, up to ``login_delay_max_s``.
+    #: A wrong guess thus slows that pair only, never the user elsewhere nor the address's others.
     login_attempts: int = Field(default=5, ge=1)
-    login_window_s: int = Field(default=300, ge=1)
+    login_delay_s: float = Field(default=1.0, gt=0)
+    login_delay_max_s: float = Field(default=900.0, gt=0)
+    #: A pair's failures are forgotten this long after its last one (and its wait, if longer).
+    login_window_s: int = Field(default=900, ge=1)
+    #: Failures for one username from addresses it never logged in from, before those
+    #: addresses are delayed too (guessing from many addresses); its known addresses are not.
+    login_user_attempts: int = Field(default=20, ge=1)
+    #: The coarse ceiling per client address, whatever the usernames: failed logins within
+    #: ``login_address_window_s``. High, so that a centre of hundreds behind one NAT is never
+    #: stopped by its own typing; it stops spraying passwords over many accounts.
+    login_address_failures: int = Field(default=1000, ge=1)
+    login_address_window_s: int = Field(default=600, ge=1)
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        import ipaddress
+
+        bad = []
+        for item in value:
+            try:
+                ipaddress.ip_network(item.strip(), strict=False)
+            except ValueError:
+                bad.append(item)
+        if bad:
+            raise ValueError(f"trusted_proxies are addresses or CIDRs (10.0.0.0/8, ::1); not {', '.join(bad)}")
+        return [item.strip() for item in value]
+
+    @model_validator(mode="after")
+    def _delays(self) -> HttpSettings:
+        if self.login_delay_max_s < self.login_delay_s:
+            raise ValueError(f"login_delay_max_s ({self.login_delay_max_s}) must not be below "
+                             f"login_delay_s ({self.login_delay_s})")
+        return self
+
+
+class AccountsSettings(BaseModel):
+    """Secrets of the accounts kept in the database."""
+
+    #: Key (32 bytes, base64) that encrypts the agents' SIP secrets at rest. Not given: read
+    #: from ``<var_dir>/secret.key``, which is made (mode 0600) the first time it is needed.
+    #: Keep it with the backups of the database, apart from them: without it the SIP secrets
+    #: cannot be read; with it and a stolen database, they can.
+    secret_key: SecretStr | None = None
 
 
 class DesktopSettings(BaseModel):
@@ -281,7 +329,7 @@ class AsteriskSettings(BaseModel):
     """The Asterisk that serves the hotline, as ``hotline asterisk install`` configures it.
 
     ARI's user and password come from ``[ari]``; the agents' SIP endpoints from their
-    accounts (``hotline users add --endpoint PJSIP/1001 --sip-password ...``).
+    accounts (``hotline users add --endpoint PJSIP/1001 --sip-password``).
     """
 
     #: Asterisk's configuration directory (``astetcdir``) that the files are written into.
@@ -339,6 +387,7 @@ class Settings(BaseSettings):
     speech: SpeechSettings = SpeechSettings()
     queues: QueueSettings = QueueSettings()
     http: HttpSettings = HttpSettings()
+    accounts: AccountsSettings = AccountsSettings()
     platform: PlatformSettings = PlatformSettings()
     intake: IntakeSettings = IntakeSettings()
     desktop: DesktopSettings = DesktopSettings()
@@ -382,6 +431,8 @@ TEST_PROFILE: dict[str, Any] = {
     "platform": {"enabled": False},
     # Many applications run at once in tests: each takes a free port.
     "http": {"port": 0, "secure_cookies": False},
+    # A fixed key: tests write no key file under the working directory's var/. Never for production.
+    "accounts": {"secret_key": "dGVzdC1vbmx5LWtleS1ub3QtZm9yLXByb2R1Y3Rpb24="},
     "desktop": {"phone_mode": "simulated"},
     # Recordings would land under var/ of the working directory: the recording tests turn
     # them on with a root of their own.

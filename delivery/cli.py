@@ -77,7 +77,7 @@ def main(settings: Settings, argv: list[str], out: TextIO = sys.stdout) -> int:
 async def _main(settings: Settings, args: argparse.Namespace, out: TextIO) -> int:
     engine = make_engine(settings.database.url)
     try:
-        await create_schema(engine)
+        await create_schema(engine, settings)
         outbox = Outbox(engine)
         if args.action == "work":
             return await _work(settings, outbox, args.workers)

@@ -39,6 +39,7 @@ from core.plugins import Assembly, EventTable, assemble
 from core.settings import RedisSettings, Settings
 from core.tasks import cancel_and_wait, until_signalled
 from core.web import new_web_app
+from core.web_security import secure
 from delivery.outbox import Outbox
 from hotline.plugins import load_plugins
 from ivr.media_checks import MediaChecks
@@ -126,7 +127,7 @@ class Application:
         # Made here, not in __init__: the clients belong to the running event loop.
         self._clients = c = Clients(self.settings, self._resync, self._table)
         await c.redis.ping()
-        await create_schema(c.db)
+        await create_schema(c.db, self.settings)
         self.parts = await assemble(load_plugins(), {**c.by_name(), **self._given}, self._table)
         for start in self.parts.starts():
             await start()
@@ -149,6 +150,7 @@ class Application:
         """Every feature's routes on one HTTP application (``[http]``)."""
         s = self.settings
         web_app = new_web_app()
+        secure(web_app, s)
         for add_routes in self.parts.routes():
             add_routes(web_app)
         self._web = web.AppRunner(web_app, access_log=None, shutdown_timeout=5.0)

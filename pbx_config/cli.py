@@ -13,6 +13,7 @@ from accounts.services import AccountService
 from core.db import make_engine, sessionmaker
 from core.jurisdictions import JurisdictionTree
 from core.migrate import create_schema
+from core.sealing import secret_box
 from core.settings import Settings
 from ivr.prompts.build import PromptBuildError
 from pbx_config.install import install
@@ -39,8 +40,9 @@ async def agent_phones(settings: Settings) -> list[AgentPhone]:
     """Every enabled agent with a SIP account, from the accounts database."""
     engine = make_engine(settings.database.url)
     try:
-        await create_schema(engine)
-        accounts = AccountService(sessionmaker(engine), JurisdictionTree.load(settings.queues.stations_file))
+        await create_schema(engine, settings)
+        accounts = AccountService(sessionmaker(engine), JurisdictionTree.load(settings.queues.stations_file),
+                                  box=secret_box(settings))  # pjsip.conf needs the secrets in clear
         users = await accounts.list(role=Role.AGENT.value, include_disabled=False)
     finally:
         await engine.dispose()

@@ -68,7 +68,7 @@ def _agents_block(agents: list[AgentPhone]) -> str:
             f"[{a.endpoint}](agent-aor)\n"
         )
     if not blocks:
-        return "; No agent has a SIP account yet (hotline users add --endpoint ... --sip-password ...)."
+        return "; No agent has a SIP account yet (hotline users add --endpoint ... --sip-password)."
     return "\n".join(blocks)
 
 

@@ -30,7 +30,7 @@ def main(settings: Settings, argv: list[str]) -> int:
 async def _run(settings: Settings, action: str, *, dry_run: bool) -> int:
     engine = make_engine(settings.database.url)
     try:
-        await create_schema(engine)
+        await create_schema(engine, settings)
         index = RecordingIndex(sessionmaker(engine))
         root = settings.recordings.root
         assert root is not None  # Settings fills it from var_dir

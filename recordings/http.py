@@ -2,10 +2,12 @@
 the access audit for supervisors.
 
 Who may hear a recording: the agent who talked in it, a supervisor whose scope holds its
-jurisdiction, an admin. Every request for audio, allowed or refused, anonymous too, is
+jurisdiction, an admin. Every request for audio of a logged-in user, allowed or refused, is
 written to the audit (who, which, when, play/download/denied, from where) before the
-answer goes out. Users name recordings by id only: an id that is not a UUID names nothing,
-and a file's path comes from its index row, checked to stay inside the recordings root.
+answer goes out. Requests without a session are counted per minute instead
+(:mod:`recordings.refusals`): one row each would let anyone flood the audit. Users name
+recordings by id only: an id that is not a UUID names nothing, and a file's path comes from
+its index row, checked to stay inside the recordings root.
 
 ``GET /api/recordings?call_id=<uuid>``
     ``{"recordings": [{"id", "call_id", "segment", "agent_id", "jurisdiction", "state",
@@ -17,7 +19,8 @@ and a file's path comes from its index row, checked to stay inside the recording
     with ``Content-Range: bytes */<size>``. ``download=1`` sends it as an attachment.
 ``GET /api/recordings/audit[?recording_id=&since=<RFC 3339>&limit=]``
     Supervisors (their scope's recordings) and admins (everything): ``{"entries": [...]}``,
-    newest first.
+    newest first; for admins also ``"anonymous_refusals"``: ``[{"minute", "count"}]`` of the
+    last hour's minutes that had any.
 """
 
 from __future__ import annotations
@@ -33,10 +36,12 @@ from aiohttp import web
 
 from accounts.auth import in_scope, user_of
 from accounts.models import Role, User
+from core.forwarded import client_address
 from core.jurisdictions import JurisdictionTree
 from core.web import ApiError, json_response
 from recordings.index import AccessEntry, RecordingIndex
 from recordings.models import Access, Recording, RecordingAccess, RecordingState
+from recordings.refusals import AnonymousRefusals
 from recordings.storage import RecordingStore, StorageError
 
 log = logging.getLogger(__name__)
@@ -48,8 +53,8 @@ AUDIT_LIMIT_MAX = 500
 
 
 def add_routes(app: web.Application, *, index: RecordingIndex, store: RecordingStore,
-               tree: JurisdictionTree) -> None:
-    views = RecordingViews(index, store, tree)
+               tree: JurisdictionTree, anonymous: AnonymousRefusals) -> None:
+    views = RecordingViews(index, store, tree, anonymous)
     app.router.add_get("/api/recordings", views.list, allow_head=False)
     app.router.add_get("/api/recordings/audit", views.audit, allow_head=False)
     app.router.add_get("/api/recordings/{id}/audio", views.audio, allow_head=False)
@@ -90,8 +95,10 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
 
 
 class RecordingViews:
-    def __init__(self, index: RecordingIndex, store: RecordingStore, tree: JurisdictionTree) -> None:
+    def __init__(self, index: RecordingIndex, store: RecordingStore, tree: JurisdictionTree,
+                 anonymous: AnonymousRefusals) -> None:
         self._index, self._store, self._tree = index, store, tree
+        self._anonymous = anonymous
 
     # ----------------------------------------------------------------- list
 
@@ -112,9 +119,9 @@ class RecordingViews:
 
     async def audio(self, request: web.Request) -> web.StreamResponse:
         asked = request.match_info["id"]
-        user = _user_or_none(request)  # anonymous requests are audited too
+        user = _user_or_none(request)
         if user is None:
-            await self._audit(request, None, asked, None, Access.DENIED, "unauthenticated")
+            await self._anonymous.count(asked, client_address(request))
             user_of(request)  # raises the 401
         assert user is not None
         row = await self._index.get(asked) if _UUID.fullmatch(asked) else None
@@ -163,14 +170,17 @@ class RecordingViews:
         if user.role != Role.ADMIN:
             # The prefix narrows the query; the tree decides (a station, a renamed division).
             entries = [e for e in entries if e.jurisdiction and in_scope(user, e.jurisdiction, self._tree)]
-        return json_response({"entries": [_entry_json(e) for e in entries]})
+        doc: dict[str, Any] = {"entries": [_entry_json(e) for e in entries]}
+        if user.role == Role.ADMIN:
+            doc["anonymous_refusals"] = await self._anonymous.recent()
+        return json_response(doc)
 
     async def _audit(self, request: web.Request, user: User | None, recording_id: str, jurisdiction: str | None,
                      action: Access, detail: str) -> None:
         await self._index.audit(AccessEntry(
             recording_id=recording_id, jurisdiction=jurisdiction, user_id=user.id if user else None,
             username=user.username if user else None, role=user.role if user else None, action=action.value,
-            detail=detail, client=request.remote))
+            detail=detail, client=client_address(request)))
 
 
 async def _send(request: web.Request, path: Path, size: int, span: tuple[int, int] | None, *, filename: str,

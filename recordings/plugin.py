@@ -19,6 +19,7 @@ from core.settings import Settings
 from recordings import http
 from recordings.capture import CallRecorder
 from recordings.index import RecordingIndex
+from recordings.refusals import AnonymousRefusals
 from recordings.stasis import RecordingStasis
 from recordings.storage import AriSource, RecordingSource, RecordingStore, SpoolSource
 from tickets.services import TicketService
@@ -51,7 +52,8 @@ async def build(*, settings: Settings, ari: AriRest, redis: Redis, db: AsyncEngi
     recorder = CallRecorder(ari, index, store, redis, settings.redis.prefix, s) if s.enabled else None
 
     def routes(app: web.Application) -> None:
-        http.add_routes(app, index=index, store=store, tree=tree)
+        http.add_routes(app, index=index, store=store, tree=tree,
+                        anonymous=AnonymousRefusals(redis, settings.redis.prefix))
 
     api = Recordings(index, store, recorder)
     # The playback routes need the accounts' sessions (who may hear what).

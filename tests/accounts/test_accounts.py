@@ -161,5 +161,6 @@ def test_a_users_repr_holds_no_secret_and_no_name(users: Users) -> None:
     from accounts.models import User
 
     user = User(id=7, username="li", role="agent", jurisdiction="330106", display_name="李四",
-                sip_password="sip-secret", password_hash="$argon2id$...", disabled=False)
+                sip_password_sealed="v1:sealed", password_hash="$argon2id$...", disabled=False)
+    user.opened("sip-secret")
     assert repr(user) == "<User 7 li agent@330106>"

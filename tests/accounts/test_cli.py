@@ -9,16 +9,20 @@ from pathlib import Path
 
 import pytest
 from redis.asyncio import Redis
+from sqlalchemy import text
 
 from accounts.cli import main
+from accounts.ratelimit import LoginLimiter
 from accounts.sessions import SessionStore
+from core.db import make_engine
 from core.settings import Settings, load_settings
 from devtools.embedded import RedisProcess
 from hotline import cli as hotline_cli
+from pbx_config.cli import agent_phones
 from tests.support.jurisdictions import stations_file
 
 AGENT = ["add", "--username", "zhangwei", "--role", "agent", "--jurisdiction", "330106-01",
-         "--display-name", "张伟", "--agent-id", "1001", "--endpoint", "PJSIP/1001", "--sip-password", "s1p-secret",
+         "--display-name", "张伟", "--agent-id", "1001", "--endpoint", "PJSIP/1001", "--sip-password-stdin",
          "--lines", "general,price", "--password-stdin"]
 
 
@@ -34,7 +38,7 @@ class Run:
         self.settings = settings
         self.out = self.err = ""
 
-    def __call__(self, *argv: str, stdin: str = "a long passphrase\n", typed: tuple[str, ...] = ()) -> int:
+    def __call__(self, *argv: str, stdin: str = "a long passphrase\ns1p-secret\n", typed: tuple[str, ...] = ()) -> int:
         out, err, answers = io.StringIO(), io.StringIO(), iter(typed)
         code = main(self.settings, list(argv), stdin=io.StringIO(stdin), out=out, err=err,
                     prompt=lambda _text: next(answers))
@@ -72,11 +76,11 @@ def test_a_bad_field_is_refused_with_exit_code_1_naming_it(run: Run, change: tup
 
 
 def test_a_short_password_is_refused_whether_piped_or_typed(run: Run) -> None:
-    assert run(*AGENT, stdin="short\n") == 1
+    assert run(*AGENT, stdin="short\ns1p-secret\n") == 1
     assert run.err == "hotline users: password: must be at least 10 characters long (got 5)\n"
     assert run(*AGENT, stdin="\n") == 1
     assert "standard input had no password" in run.err
-    typed = [a for a in AGENT if a != "--password-stdin"]
+    typed = [a for a in AGENT if a not in ("--password-stdin", "--sip-password-stdin")]
     assert run(*typed, typed=("a long passphrase", "a long passphrasf")) == 1
     assert "the two passwords typed differ" in run.err
     assert run(*typed, typed=("a long passphrase", "a long passphrase")) == 0
@@ -129,3 +133,57 @@ def test_the_hotline_command_has_users(settings: Settings, monkeypatch: pytest.M
     monkeypatch.setenv("HOTLINE_REDIS__URL", settings.redis.url)
     assert hotline_cli.main(["users", "list"]) == 0
     assert "(no users)" in capsys.readouterr().out
+
+
+def test_the_sip_secret_is_never_an_argument_and_comes_from_stdin_a_variable_or_the_terminal(
+        run: Run, settings: Settings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    argv = [a for a in AGENT if a != "--sip-password-stdin"]
+    assert run(*argv, "--sip-password", "s1p-secret") == 2
+    assert "a SIP secret is never given as an argument" in capsys.readouterr().err
+    assert run(*AGENT, stdin="a long passphrase\n") == 1
+    assert run.err == "hotline users: sip_password: standard input had no SIP secret on its second line\n"
+
+    assert run(*AGENT) == 0, run.err  # password, then SIP secret, on standard input
+    monkeypatch.setenv("AGENT2_SIP", "env-secret")
+    second = [a.replace("1001", "1002").replace("zhangwei", "li") for a in argv]
+    assert run(*second, "--sip-password-env", "AGENT2_SIP") == 0, run.err
+    assert run(*second, "--sip-password-env", "NOT_SET") == 1 and "NOT_SET is not set" in run.err
+    third = [a.replace("1001", "1003").replace("zhangwei", "zhao") for a in argv]
+    assert run(*third, "--sip-password", typed=("typed-secret", "typed-secret")) == 0, run.err
+
+    # Stored sealed: the database never holds them in clear; pjsip.conf gets them in clear.
+    async def stored() -> list[str]:
+        engine = make_engine(settings.database.url)
+        try:
+            async with engine.connect() as conn:
+                return [row[0] for row in await conn.execute(text("SELECT sip_password_sealed FROM users"))]
+        finally:
+            await engine.dispose()
+
+    sealed = asyncio.run(stored())
+    assert len(sealed) == 3 and all(v.startswith("v1:") for v in sealed)
+    assert not any(secret in v for v in sealed for secret in ("s1p-secret", "env-secret", "typed-secret"))
+    phones = asyncio.run(agent_phones(settings))
+    assert sorted(p.secret for p in phones) == ["env-secret", "s1p-secret", "typed-secret"]
+
+
+def test_operators_list_who_is_made_to_wait_and_end_it(run: Run, settings: Settings) -> None:
+    async def fail(times: int) -> None:
+        redis = Redis.from_url(settings.redis.url)
+        try:
+            limiter = LoginLimiter.from_settings(redis, settings.redis.prefix, settings.http)
+            for _ in range(times):
+                await limiter.failed("zhangwei", "192.0.2.44")
+        finally:
+            await redis.aclose()
+
+    assert run("lockouts") == 0 and run.out.endswith("(nobody is made to wait)\n")
+    asyncio.run(fail(7))
+    assert run("lockouts") == 0
+    [_, row] = run.out.splitlines()
+    assert row.split()[:3] == ["zhangwei", "192.0.2.44", "7"] and row.endswith("user at address")
+    assert run("unlock", "ZhangWei") == 0
+    assert run.out == "ZhangWei: 2 counter(s) of failed logins cleared, no wait left\n"  # at the address, overall
+    assert run("lockouts") == 0 and run.out.endswith("(nobody is made to wait)\n")
+    assert run("unlock", "--address", "192.0.2.44") == 0 and run.out == "address 192.0.2.44: its count of failed logins cleared\n"
+    assert run("unlock", "--address", "192.0.2.44") == 0 and "had no failed logins counted" in run.out

@@ -1,5 +1,5 @@
-"""Sessions live in Redis under the token's hash and slide while used; failed logins are
-counted per username and per address in fixed windows."""
+"""Sessions live in Redis under the token's hash and slide while used; failed logins slow down
+the guesser (per username and address, doubling waits), never lock the user out."""
 
 from __future__ import annotations
 
@@ -66,37 +66,78 @@ async def test_all_sessions_of_a_user_end_together_and_expired_ones_are_forgotte
     assert await lasting.delete_all_for(7) == 0
 
 
-async def test_five_failures_for_one_username_block_it_for_the_rest_of_the_window(
+async def test_failures_for_one_username_at_one_address_make_that_pair_wait_doubling(
         redis: Redis, redis_prefix: str) -> None:
-    limiter = LoginLimiter(redis, redis_prefix, attempts=5, window_s=300)
+    limiter = LoginLimiter(redis, redis_prefix, attempts=3, delay_s=10, delay_max_s=35, window_s=300)
+    for _ in range(2):
+        await limiter.failed("Wang", "10.0.0.1")
+    assert await limiter.retry_after("wang", "10.0.0.1") is None  # free tries left
+    waits = []
+    for _ in range(4):
+        await limiter.failed("Wang", "10.0.0.1")
+        waits.append(await limiter.retry_after("WANG", "10.0.0.1"))  # the same name in other case
+    assert [round(w or 0) for w in waits] == [10, 20, 35, 35]  # doubling, up to the cap
+    # Nobody else is slowed: not the user from elsewhere, not the others at that address.
+    assert await limiter.retry_after("wang", "10.0.0.2") is None
+    assert await limiter.retry_after("li", "10.0.0.1") is None
+
+
+async def test_a_wait_ends_and_a_success_forgets_the_pairs_failures(redis: Redis, redis_prefix: str) -> None:
+    limiter = LoginLimiter(redis, redis_prefix, attempts=1, delay_s=0.3, delay_max_s=5, window_s=60)
+    await limiter.failed("zhao", "192.0.2.7")
+    assert await limiter.retry_after("zhao", "192.0.2.7") is not None
+    await asyncio.sleep(0.4)
+    assert await limiter.retry_after("zhao", "192.0.2.7") is None  # delayed, not locked out
+    await limiter.succeeded("zhao", "192.0.2.7")
+    await limiter.failed("zhao", "192.0.2.7")
+    wait = await limiter.retry_after("zhao", "192.0.2.7")
+    assert wait is not None and wait <= 0.3  # back to the first delay
+
+
+async def test_guessing_one_account_from_many_addresses_slows_only_addresses_it_never_used(
+        redis: Redis, redis_prefix: str) -> None:
+    limiter = LoginLimiter(redis, redis_prefix, attempts=100, user_attempts=5, delay_s=30, window_s=300)
+    await limiter.succeeded("chen", "198.51.100.20")  # chen's desk
     for n in range(5):
-        assert await limiter.retry_after("Wang", f"10.0.0.{n}") is None
-        await limiter.failed("Wang", f"10.0.0.{n}")  # each from another address
-    wait = await limiter.retry_after("wang", "10.9.9.9")  # the same name in other case
-    assert wait is not None and 295 <= wait <= 300
-    assert await limiter.retry_after("li", "10.9.9.9") is None
+        await limiter.failed("chen", f"203.0.113.{n}")
+    assert await limiter.retry_after("chen", "203.0.113.99") is not None  # a new address waits
+    assert await limiter.retry_after("chen", "198.51.100.20") is None  # chen at their desk does not
+    # Failures from the desk's address do not count against chen's unknown addresses.
+    fresh = LoginLimiter(redis, f"{redis_prefix}:b", attempts=100, user_attempts=2, delay_s=30)
+    await fresh.succeeded("chen", "198.51.100.20")
+    for _ in range(5):
+        await fresh.failed("chen", "198.51.100.20")
+    assert await fresh.retry_after("chen", "203.0.113.1") is None
 
 
-async def test_five_failures_from_one_address_block_it_whatever_the_username(redis: Redis,
+async def test_one_address_failing_on_many_accounts_meets_the_coarse_ceiling(redis: Redis,
                                                                              redis_prefix: str) -> None:
-    limiter = LoginLimiter(redis, redis_prefix, attempts=5, window_s=60)
-    for n in range(5):
-        await limiter.failed(f"user{n}", "192.0.2.7")
-    assert await limiter.retry_after("someone", "192.0.2.7") == 60
-    assert await limiter.retry_after("someone", "192.0.2.8") is None
-    # A success clears the username's count, never the address's.
-    await limiter.succeeded("user0")
-    assert await limiter.retry_after("user0", "192.0.2.7") == 60
+    limiter = LoginLimiter(redis, redis_prefix, address_failures=30, address_window_s=60)
+    for n in range(30):
+        await limiter.failed(f"user{n}", "192.0.2.9")
+    wait = await limiter.retry_after("someone", "192.0.2.9")
+    assert wait is not None and 59 <= wait <= 60
+    assert await limiter.retry_after("someone", "192.0.2.10") is None
+    await limiter.succeeded("user0", "192.0.2.9")  # a success never resets the address's count
+    assert await limiter.retry_after("user0", "192.0.2.9") is not None
+    assert [(lock.kind, lock.address) for lock in await limiter.lockouts()] == [("address", "192.0.2.9")]
+    assert await limiter.unlock_address("192.0.2.9") == 1
+    assert await limiter.retry_after("someone", "192.0.2.9") is None
 
 
-async def test_the_window_is_fixed_from_the_first_failure(redis: Redis, redis_prefix: str) -> None:
-    limiter = LoginLimiter(redis, redis_prefix, attempts=2, window_s=0.5)
-    await limiter.failed("zhao", None)
-    await asyncio.sleep(0.3)
-    await limiter.failed("zhao", None)
-    assert await limiter.retry_after("zhao", None) == 1  # whole seconds, rounded up
-    await asyncio.sleep(0.3)  # 0.6 s after the first failure: the window is over
-    assert await limiter.retry_after("zhao", None) is None
+async def test_operators_see_who_waits_and_where_and_clear_it(redis: Redis, redis_prefix: str) -> None:
+    limiter = LoginLimiter(redis, redis_prefix, attempts=2, user_attempts=50, delay_s=60)
+    for _ in range(3):
+        await limiter.failed("Sun", "192.0.2.1")
+    await limiter.failed("zhou", "192.0.2.1")  # one failure: not waiting
+    [lock] = await limiter.lockouts()
+    assert (lock.kind, lock.username, lock.address, lock.failures) == ("user at address", "sun", "192.0.2.1", 3)
+    assert 100 < lock.wait_s <= 120
+    keys = [k.decode() async for k in redis.scan_iter(f"{redis_prefix}:login:*")]
+    assert keys and not any("sun" in k or "192.0.2.1" in k for k in keys)  # keys are hashes
+    assert await limiter.unlock("SUN") == 2  # the pair's counter and the username's
+    assert await limiter.lockouts() == [] and await limiter.retry_after("sun", "192.0.2.1") is None
+    assert await limiter.unlock("sun") == 0
 
 
 def test_an_ipv6_client_counts_by_its_64_and_a_mapped_ipv4_as_ipv4() -> None:

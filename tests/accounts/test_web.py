@@ -209,11 +209,13 @@ async def test_after_five_failures_even_the_right_password_waits_with_429_and_re
     for _ in range(5):
         async with http.post(f"{site.url}/api/session", json={"username": "zhang", "password": "guess guess"}) as resp:
             assert resp.status == 401
-    for name in ("zhang", "wang"):  # the name, and (all from 127.0.0.1) the address are blocked
-        async with http.post(f"{site.url}/api/session", json={"username": name, "password": PASSWORD}) as resp:
-            assert resp.status == 429
-            assert (await resp.json())["code"] == "rate_limited"
-            assert 295 <= int(resp.headers["Retry-After"]) <= 300
+    async with http.post(f"{site.url}/api/session", json={"username": "zhang", "password": PASSWORD}) as resp:
+        assert resp.status == 429
+        assert (await resp.json())["code"] == "rate_limited"
+        assert 55 <= int(resp.headers["Retry-After"]) <= 60  # the first delay of the fixture's limiter
+    # Another user at the same address (all are at 127.0.0.1 here) is not slowed by it.
+    async with http.post(f"{site.url}/api/session", json={"username": "wang", "password": PASSWORD}) as resp:
+        assert resp.status == 200
 
 
 async def test_logging_out_ends_the_session_clears_the_cookie_and_tells_the_desktop(

@@ -1,6 +1,6 @@
 """Only the handling agent, supervisors of the jurisdiction's subtree and admins hear a
-recording; seeking works with HTTP ranges; ids from users name nothing else; every access,
-allowed or refused, is in the audit supervisors read."""
+recording; seeking works with HTTP ranges; ids from users name nothing else; every access of a
+logged-in user, allowed or refused, is in the audit supervisors read; anonymous ones are counted."""
 
 from __future__ import annotations
 
@@ -88,7 +88,31 @@ async def test_wrong_users_are_refused_and_every_refusal_is_audited(desk: Desk, 
         await anonymous.http.close()
 
     assert await audit_of(desk, recording.id) == [
-        ("agent1002", "denied", "forbidden"), ("beijing", "denied", "forbidden"), (None, "denied", "unauthenticated")]
+        ("agent1002", "denied", "forbidden"), ("beijing", "denied", "forbidden")]  # the anonymous one is counted
+
+
+async def test_a_flood_of_anonymous_requests_writes_no_audit_rows_and_is_counted(
+        desk: Desk, recording: Recording, caplog: pytest.LogCaptureFixture) -> None:
+    await desk.users.admin()
+    admin = await desk.browser_for("admin")
+    before = (await admin.ok("GET", "/api/recordings/audit?limit=500"))["entries"]
+    anonymous = Browser(desk.url)
+    anonymous.http = browser()
+    try:
+        for n in range(300):
+            status, _, _ = await audio(anonymous, recording.id if n % 2 else f"anything-{n}")
+            assert status == 401
+    finally:
+        await anonymous.http.close()
+    doc = await admin.ok("GET", "/api/recordings/audit?limit=500")
+    assert doc["entries"] == before
+    assert sum(m["count"] for m in doc["anonymous_refusals"]) == 300  # one minute, or two if it turned
+    samples = [r for r in caplog.records if "request without a session" in r.getMessage()]
+    assert 1 <= len(samples) <= 2
+    # Supervisors read their scope's audit; the anonymous count has no jurisdiction: admins only.
+    await desk.users.supervisor("zhejiang", jurisdiction=ZHEJIANG)
+    zhejiang = await desk.browser_for("zhejiang")
+    assert "anonymous_refusals" not in await zhejiang.ok("GET", "/api/recordings/audit")
 
 
 async def test_supervisors_of_the_subtree_and_admins_may_listen_and_list(desk: Desk, recording: Recording) -> None:
