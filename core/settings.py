@@ -249,6 +249,10 @@ class PlatformSettings(BaseModel):
     max_attempts: int = 200
     #: How often an idle worker looks for due rows (new rows also wake it in-process).
     poll_s: float = 1.0
+    #: While delivery is halted (the platform refuses our credentials or URL: 401, 403, 404),
+    #: one row is tried this often to notice the fix; a process started with another
+    #: configuration tries at once.
+    probe_s: float = Field(default=30.0, gt=0)
     #: A hotline case completed during its call waits for the call's recording (its hash and
     #: duration go with the case), but never longer than this.
     hold_for_recording_s: float = 3600.0

@@ -1,6 +1,6 @@
 """``hotline outbox``: what is owed to the national platform, and the operator's levers.
 
-    hotline outbox stats                      rows per kind and state, oldest waiting
+    hotline outbox stats                      rows per kind and state, oldest waiting, halt or pause
     hotline outbox list [--state dead] [--kind case] [--limit 50]
     hotline outbox show ID                    one row: body, last answer, problems
     hotline outbox retry ID... | --all-dead   dead rows back to the queue
@@ -81,13 +81,16 @@ async def _main(settings: Settings, args: argparse.Namespace, out: TextIO) -> in
         outbox = Outbox(engine)
         if args.action == "work":
             return await _work(settings, outbox, args.workers)
+        if args.action == "stats":
+            return await _stats(outbox, args, out, settings=settings)
         action: Callable[[Outbox, argparse.Namespace, TextIO], Awaitable[int]] = ACTIONS[args.action]
         return await action(outbox, args, out)
     finally:
         await engine.dispose()
 
 
-async def _stats(outbox: Outbox, _args: argparse.Namespace, out: TextIO) -> int:
+async def _stats(outbox: Outbox, _args: argparse.Namespace, out: TextIO, *,
+                 settings: Settings | None = None) -> int:
     counts = await outbox.counts()
     out.write(f"{'kind':<12} {'pending':>9} {'delivered':>10} {'dead':>6}\n")
     for kind in Kind:
@@ -97,7 +100,35 @@ async def _stats(outbox: Outbox, _args: argparse.Namespace, out: TextIO) -> int:
     if oldest is not None:
         age = (datetime.now(UTC) - oldest).total_seconds()
         out.write(f"oldest waiting: {oldest.isoformat(timespec='seconds')} ({age:.0f} s ago)\n")
+    if settings is not None:
+        await _gate_state(settings, out)
     return 0
+
+
+async def _gate_state(settings: Settings, out: TextIO) -> None:
+    """The gate every delivery process shares: a halt is what the operators must fix."""
+    from redis.asyncio import Redis
+    from redis.exceptions import RedisError
+
+    from delivery.gate import RedisGate
+
+    redis = Redis.from_url(settings.redis.url)
+    try:
+        left, halt = await RedisGate(redis, settings.redis.prefix, settings.platform).state()
+    except (RedisError, OSError) as exc:
+        out.write(f"delivery gate: unknown (Redis at {settings.redis.url} unreachable: {exc})\n")
+        return
+    finally:
+        await redis.aclose()
+    if halt is not None:
+        out.write(f"DELIVERY HALTED since {halt.since}: the platform answered {halt.status} {halt.reason} "
+                  f"(to {halt.document}).\n  To fix: {halt.fix}\n"
+                  f"  Rows wait; delivery resumes by itself once a probe is accepted "
+                  f"(every {settings.platform.probe_s:.0f} s).\n")
+    elif left > 0:
+        out.write(f"delivery paused {left:.1f} s more: the platform asked us to wait (Retry-After)\n")
+    else:
+        out.write("delivery: running\n")
 
 
 async def _list(outbox: Outbox, args: argparse.Namespace, out: TextIO) -> int:
@@ -157,8 +188,11 @@ async def _replay(outbox: Outbox, args: argparse.Namespace, out: TextIO) -> int:
 
 
 async def _work(settings: Settings, outbox: Outbox, workers: int | None) -> int:
+    from redis.asyncio import Redis
+
     from core.db import sessionmaker
     from delivery.feeds import TicketResults
+    from delivery.gate import RedisGate
     from delivery.services import PlatformDelivery
     from tickets.deadlines import official_calendar
     from tickets.services import TicketService
@@ -169,12 +203,15 @@ async def _work(settings: Settings, outbox: Outbox, workers: int | None) -> int:
     # A case's answer is written on its ticket in the same transaction, as in `hotline serve`.
     tickets = TicketService(sessionmaker(outbox.engine), outbox, calendar=official_calendar())
     outbox.hooks.append(TicketResults(tickets))
-    delivery = PlatformDelivery(outbox, platform)
+    # The gate is shared with `hotline serve` and every other worker process, through Redis.
+    redis = Redis.from_url(settings.redis.url)
+    delivery = PlatformDelivery(outbox, platform, gate=RedisGate(redis, settings.redis.prefix, platform))
     await delivery.start()
     try:
         await until_signalled()
     finally:
         await delivery.stop()
+        await redis.aclose()
     return 0
 
 

@@ -63,6 +63,9 @@ class Settled:
     problems: list[dict[str, Any]] | None = None
     #: When to try again (state pending only).
     retry_at: datetime | None = None
+    #: The attempt does not count towards ``max_attempts``: the row was not sent (the
+    #: platform asked every sender to wait) or its refusal was not about it (a halt).
+    refund: bool = False
 
 
 #: Called inside the settling transaction, so a ticket's delivery state and its outbox row
@@ -83,14 +86,18 @@ class Outbox:
     # ----------------------------------------------------------------- writing
 
     async def enqueue(self, session: AsyncSession, *, kind: str, key: str, body: dict[str, Any],
-                      ticket_id: str | None = None, held: bool = False) -> None:
+                      ticket_id: str | None = None, held: bool = False) -> bool:
         """Add a row to ``session``'s transaction; it is sent only if that commits (and, when
-        ``held``, once :meth:`release` lets it go)."""
+        ``held``, once :meth:`release` lets it go). ``False`` when nothing was queued: a row
+        with this key is pending, held or delivered already (see :func:`insert_statement`),
+        which a caller sending a *changed* document must not take for success."""
         row = self._row(Kind(kind), key, body, ticket_id)
         if held:
             row["state"] = State.HELD.value
-        await session.execute(self._insert(), [row])
+        # One row, not a list: an executemany's row count is not reliable on every driver.
+        result = await session.execute(self._insert(), row)
         self._wake_after_commit(session)
+        return bool(rows_matched(result))
 
     async def held_keys(self, session: AsyncSession, *, kind: str, keys: Iterable[str]) -> set[str]:
         """Which of ``keys`` are held (in ``session``'s transaction, locked where the database can)."""
@@ -236,9 +243,11 @@ class Outbox:
                                              TABLE.c.state == State.PENDING.value)).values(
                         state=bindparam("new_state"), next_attempt_at=bindparam("retry_at"),
                         last_status=bindparam("status"), last_error=bindparam("error"),
-                        problems=bindparam("problems"), lease_owner=None, lease_until=None),
+                        problems=bindparam("problems"), lease_owner=None, lease_until=None,
+                        attempts=TABLE.c.attempts - bindparam("refund")),
                     [{"row_id": r.row.id, "new_state": r.state.value, "retry_at": r.retry_at or now,
-                      "status": r.status, "error": r.error, "problems": r.problems} for r in others],
+                      "status": r.status, "error": r.error, "problems": r.problems, "refund": int(r.refund)}
+                     for r in others],
                 )
             for hook in self.hooks:
                 await hook(conn, results)

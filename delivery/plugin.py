@@ -8,6 +8,7 @@ from redis.asyncio import Redis
 from core.plugins import Feature, Step
 from core.settings import Settings
 from delivery.feeds import TicketResults
+from delivery.gate import RedisGate
 from delivery.notifier import DeliveryNotifier
 from delivery.outbox import Outbox
 from delivery.services import PlatformDelivery
@@ -18,6 +19,8 @@ async def build(*, settings: Settings, outbox: Outbox, redis: Redis, tickets: Ti
     outbox.hooks.append(TicketResults(tickets, DeliveryNotifier(redis, settings.redis.prefix)))
     if not settings.platform.enabled:
         return Feature(api=None)
-    delivery = PlatformDelivery(outbox, settings.platform)
+    # One gate for every process that delivers for us: a Retry-After or a halt holds for all.
+    delivery = PlatformDelivery(outbox, settings.platform,
+                                gate=RedisGate(redis, settings.redis.prefix, settings.platform))
     stop: list[tuple[str, Step]] = [("stopping delivery to the platform", delivery.stop)]
     return Feature(api=delivery, start=delivery.start, stop=stop)

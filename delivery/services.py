@@ -11,6 +11,7 @@ import os
 import socket
 import uuid
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 import aiohttp
@@ -18,6 +19,7 @@ import aiohttp
 from core.settings import PlatformSettings
 from core.tasks import cancel_and_wait
 from core.vocabulary import utcnow
+from delivery.gate import NOT_ABOUT_THE_DOCUMENT, Halt, LocalGate, SenderGate, Turn, advice, fingerprint
 from delivery.models import Kind, State
 from delivery.outbox import Claimed, Outbox, Settled
 from national.client import Backoff, DeliveryResult, Outcome, PlatformClient
@@ -37,9 +39,11 @@ class DeliveryWorker:
     """One claim-send-settle loop."""
 
     def __init__(self, outbox: Outbox, client: PlatformClient, backoff: Backoff, settings: PlatformSettings,
-                 *, name: str, clock: Callable[[], datetime] = utcnow) -> None:
+                 *, name: str, gate: SenderGate, clock: Callable[[], datetime] = utcnow) -> None:
         self.outbox, self.client, self.backoff, self.settings = outbox, client, backoff, settings
         self.name = name
+        self.gate = gate
+        self._config = fingerprint(settings)
         self.clock = clock
         self._sending = asyncio.Semaphore(settings.concurrency)
         self.sent = 0
@@ -53,7 +57,7 @@ class DeliveryWorker:
     async def run(self) -> None:
         while True:
             try:
-                worked = await self.run_once() or await self._probe()
+                worked = await self._round()
                 if not worked:
                     await self._release_stale()
             except Exception:
@@ -63,17 +67,48 @@ class DeliveryWorker:
             if not worked:
                 await self._idle()
 
-    async def run_once(self, *, probe: bool = False) -> int:
-        """Claim one batch, send it, settle it; how many rows were handled."""
+    async def _round(self) -> int:
+        """One turn of the loop: nothing is claimed while the platform asked every sender to
+        wait, and while delivery is halted only a probe goes out now and then."""
+        left, halt = await self.gate.state()
+        if left > 0:
+            await asyncio.sleep(left)
+            return 1
+        if halt is not None:
+            # Another configuration (a process started after the fix) tries at once.
+            every = self.settings.probe_s if halt.config == self._config else 0.001
+            if await self.gate.take_probe(self._config, every):
+                return await self.run_once(probe=True, halted=True)
+            return 0
+        return await self.run_once() or await self._probe()
+
+    async def run_once(self, *, probe: bool = False, halted: bool = False) -> int:
+        """Claim one batch, send it, settle it; how many rows were handled. ``halted``: the
+        batch is a probe of whether the platform accepts us again."""
         limit = 1 if probe else self.settings.claim_batch
         batch = await self.outbox.claim(self.name, limit, self.settings.lease_s, early=probe)
         if not batch:
             return 0
-        results = await asyncio.gather(*(self._attempt(row) for row in batch))
+        results = await asyncio.gather(*(self._attempt(row, probe=halted) for row in batch))
+        lifted = await self._lift(results) if halted else None
         await self.outbox.settle(self.name, results)
         self.sent += len(batch)
         await self._note_health(results)
+        if lifted is not None:
+            hastened = await self.outbox.hasten()
+            self.outbox.wakeup.set()
+            log.warning("delivery to the national platform resumed: the platform accepts our requests again "
+                        "(halted since %s for %s); %d waiting row(s) sent now", lifted.since, lifted.status,
+                        hastened)
         return len(batch)
+
+    async def _lift(self, results: list[Settled]) -> Halt | None:
+        """A probe the platform answered about its document (delivered, or refused for the
+        document's own sake) shows that our credentials and URL are good again."""
+        if not any(r.status is not None and r.status < 500 and r.status not in (408, 429)
+                   and r.status not in NOT_ABOUT_THE_DOCUMENT for r in results):
+            return None
+        return await self.gate.resume()
 
     async def _note_health(self, results: list[Settled]) -> None:
         """After a batch that failed entirely, the first success means the platform is back:
@@ -122,10 +157,54 @@ class DeliveryWorker:
 
     # ----------------------------------------------------------------- one row
 
-    async def _attempt(self, row: Claimed) -> Settled:
+    async def _attempt(self, row: Claimed, *, probe: bool = False) -> Settled:
         async with self._sending:
+            try:
+                # At most half the lease: a row waiting longer goes back unsent rather than
+                # be claimed by another worker while this one still holds it.
+                turn, left = await self.gate.turn(max_wait_s=self.settings.lease_s / 2, probe=probe)
+            except Exception as exc:  # noqa: BLE001 - without the gate nothing is sent; the row waits
+                log.warning("delivery gate unreadable (%s); row %d waits", exc, row.id)
+                turn, left = Turn.LATER, self.settings.poll_s
+            if turn is not Turn.GO:
+                why = "delivery halted" if turn is Turn.HALTED else "waiting out the platform's Retry-After"
+                return Settled(row, State.PENDING, error=why, retry_at=self.clock() + timedelta(seconds=left),
+                               refund=True)
             result = await self._send(row)
+            await self._tell_gate(row, result, probe=probe)
         return self._settled(row, result)
+
+    async def _tell_gate(self, row: Claimed, result: DeliveryResult | str, *, probe: bool) -> None:
+        """What holds for every request of ours, whoever got it: a Retry-After, or a refusal
+        of our credentials or URL."""
+        if isinstance(result, str):
+            return
+        try:
+            if result.retry_after_s is not None and result.status in (429, 503):
+                await self.gate.pause(result.retry_after_s)
+            if _not_about_the_document(result):
+                await self._halt(row, result, probe=probe)
+        except Exception as exc:  # noqa: BLE001 - the row's own result still settles
+            log.warning("could not tell the delivery gate about %s %s: %s", row.kind, row.key, exc)
+
+    async def _halt(self, row: Claimed, result: DeliveryResult, *, probe: bool) -> None:
+        status = result.status or 0
+        halt = Halt(status=status, reason=result.reason or f"HTTP {status}",
+                    fix=advice(status, self.settings, _operation(row)),
+                    since=self.clock().isoformat(timespec="seconds"), config=self._config,
+                    document=f"{row.kind} {row.key}")
+        before = await self.gate.halt(halt)
+        if before is not None and before.same_fault(halt):
+            await self.gate.halt(replace(halt, since=before.since))
+            # Still refused: the operators are reminded at each probe (every probe_s), not per row.
+            if probe:
+                log.error("delivery to the national platform still HALTED since %s: %s %s. To fix: %s",
+                          before.since, status, halt.reason, halt.fix)
+            return
+        log.error("delivery to the national platform HALTED for every document: the platform answered %s %s "
+                  "to %s. Nothing is lost, every row waits; delivery resumes by itself once this is fixed "
+                  "(a row is tried every %.0f s). To fix: %s", status, halt.reason, halt.document,
+                  self.settings.probe_s, halt.fix)
 
     async def _send(self, row: Claimed) -> DeliveryResult | str:
         body = json.loads(row.body)
@@ -146,6 +225,10 @@ class DeliveryWorker:
             receipt = result.body if isinstance(result.body, dict) else None
             return Settled(row, State.DELIVERED, result.status, receipt=receipt)
         error = result.reason or (f"HTTP {result.status}" if result.status else "no answer")
+        if _not_about_the_document(result):
+            # Not the document's fault: it waits, uncounted, for the halt to end.
+            return Settled(row, State.PENDING, result.status, f"delivery halted: {error}", retry_at=self.clock(),
+                           refund=True)
         if result.outcome is Outcome.REJECTED:
             log.warning("outbox row %d (%s %s) refused by the platform: %s %s", row.id, row.kind, row.key,
                         result.status, error)
@@ -166,9 +249,12 @@ class DeliveryService:
     """The workers of one process, started and stopped together."""
 
     def __init__(self, outbox: Outbox, client: PlatformClient, settings: PlatformSettings, *,
-                 backoff: Backoff | None = None, clock: Callable[[], datetime] = utcnow) -> None:
+                 backoff: Backoff | None = None, gate: SenderGate | None = None,
+                 clock: Callable[[], datetime] = utcnow) -> None:
         backoff = backoff or Backoff(settings.backoff_base_s, settings.backoff_cap_s)
-        self.workers = [DeliveryWorker(outbox, client, backoff, settings, name=worker_name(i), clock=clock)
+        gate = gate or LocalGate()
+        self.workers = [DeliveryWorker(outbox, client, backoff, settings, name=worker_name(i), gate=gate,
+                                       clock=clock)
                         for i in range(settings.workers)]
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -196,8 +282,12 @@ class PlatformDelivery:
     """The platform client and this process's workers, with the HTTP session they share:
     what the application (and ``hotline outbox work``) start and stop as one."""
 
-    def __init__(self, outbox: Outbox, settings: PlatformSettings, *, backoff: Backoff | None = None) -> None:
+    def __init__(self, outbox: Outbox, settings: PlatformSettings, *, backoff: Backoff | None = None,
+                 gate: SenderGate | None = None) -> None:
+        """``gate``: shared with every other process that delivers for this sender (a
+        :class:`~delivery.gate.RedisGate`); by default one for this instance's workers only."""
         self.outbox, self.settings, self._backoff = outbox, settings, backoff
+        self.gate = gate or LocalGate()
         self._session: aiohttp.ClientSession | None = None
         self.service: DeliveryService | None = None
 
@@ -206,7 +296,7 @@ class PlatformDelivery:
         # One connection per request in flight: keep-alive carries the throughput.
         self._session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=s.concurrency * s.workers))
         client = PlatformClient(s.url, s.org_code, s.secret, self._session, timeout_s=s.timeout_s)
-        self.service = DeliveryService(self.outbox, client, s, backoff=self._backoff)
+        self.service = DeliveryService(self.outbox, client, s, backoff=self._backoff, gate=self.gate)
         self.service.start()
 
     async def stop(self) -> None:
@@ -214,3 +304,11 @@ class PlatformDelivery:
             await self.service.stop()
         if self._session is not None:
             await self._session.close()
+
+
+def _not_about_the_document(result: DeliveryResult) -> bool:
+    return result.outcome is Outcome.REJECTED and result.status in NOT_ABOUT_THE_DOCUMENT
+
+
+def _operation(row: Claimed) -> str:
+    return {Kind.CASE: "/v1/cases", Kind.CALL_RECORD: "/v1/call-records"}.get(row.kind, "/v1/cases/{no}/progress")

@@ -48,15 +48,18 @@ def now_utc() -> datetime:
 
 
 class OutboxWriter(Protocol):
+    """Queues a document in the caller's transaction. ``False``: not queued, because a row
+    with this key is already on its way or delivered (``None``: the writer cannot tell)."""
+
     async def enqueue(self, session: AsyncSession, *, kind: str, key: str, body: dict[str, Any],
-                      ticket_id: str | None = None) -> None: ...
+                      ticket_id: str | None = None) -> bool | None: ...
 
 
 class HoldingOutbox(OutboxWriter, Protocol):
     """An outbox that can hold a case until its call's recording is stored."""
 
     async def enqueue(self, session: AsyncSession, *, kind: str, key: str, body: dict[str, Any],
-                      ticket_id: str | None = None, held: bool = False) -> None: ...
+                      ticket_id: str | None = None, held: bool = False) -> bool | None: ...
 
     async def held_keys(self, session: AsyncSession, *, kind: str, keys: Iterable[str]) -> set[str]: ...
 
@@ -123,6 +126,22 @@ class TicketNotEditable(TicketError):
     def __init__(self, ticket_id: str, status: str, action: str) -> None:
         self.ticket_id, self.status = ticket_id, status
         super().__init__(f"ticket {ticket_id} is {status}; only a draft can be {action}")
+
+
+class CaseAlreadySent(TicketNotEditable):
+    """A changed case whose earlier version the platform has (or is about to get): the
+    platform cannot amend a case (no operation for it; the same ``case_id`` with another body
+    is a ``409``), so the change is refused here rather than dropped without a word."""
+
+    def __init__(self, ticket_id: str, platform_case_no: str | None) -> None:
+        self.ticket_id, self.status, self.platform_case_no = ticket_id, Status.COMPLETED.value, platform_case_no
+        if platform_case_no:
+            where = f"the national platform already has this case as no. {platform_case_no}"
+        else:
+            where = "this case is already on its way to the national platform with its earlier content"
+        TicketError.__init__(self, f"ticket {ticket_id}: {where}, and the platform cannot amend a case. "
+                                   "Report further handling as a progress step (its note may say what changed), "
+                                   "or open a related ticket for a new matter")
 
 
 class TicketInvalid(TicketError):
@@ -429,6 +448,13 @@ class TicketService:
     def _apply_delivery(self, session: AsyncSession, ticket: Ticket, platform_case_no: str | None,
                         refused: list[dict[str, str]] | None) -> None:
         now = self._clock()
+        if refused is not None and ticket.delivery_state == DeliveryState.DELIVERED.value:
+            # A refusal that arrives after the platform stored the case (a worker whose lease
+            # ran out while another delivered the row): the platform has it; a draft now would
+            # invite a correction that could never be sent.
+            log.warning("ticket %s: a refusal after delivery (no. %s) ignored: %s", ticket.id,
+                        ticket.platform_case_no, ", ".join(f"{p['field']} {p['code']}" for p in refused))
+            return
         if refused is None:
             ticket.delivery_state = DeliveryState.DELIVERED.value
             ticket.platform_case_no = platform_case_no
@@ -544,12 +570,16 @@ class TicketService:
     async def _queue_case(self, session: AsyncSession, ticket: Ticket) -> None:
         if await self._waits_for_recording(ticket):
             holding = cast(HoldingOutbox, self._outbox)
-            await holding.enqueue(session, kind="case", key=ticket.id, body=case_payload(ticket),
-                                  ticket_id=ticket.id, held=True)
+            if await holding.enqueue(session, kind="case", key=ticket.id, body=case_payload(ticket),
+                                     ticket_id=ticket.id, held=True) is False:
+                raise CaseAlreadySent(ticket.id, ticket.platform_case_no)
             log.info("ticket %s completed during its call: its case waits for the recording", ticket.id)
             return
-        await self._outbox.enqueue(session, kind="case", key=ticket.id, body=case_payload(ticket),
-                                   ticket_id=ticket.id)
+        queued = await self._outbox.enqueue(session, kind="case", key=ticket.id, body=case_payload(ticket),
+                                            ticket_id=ticket.id)
+        if queued is False:
+            # Rolls the completion back: the agent hears why, and the platform keeps what it has.
+            raise CaseAlreadySent(ticket.id, ticket.platform_case_no)
 
     async def _waits_for_recording(self, ticket: Ticket) -> bool:
         if self._recording_pending is None or not ticket.call_id or ticket.recording_id:

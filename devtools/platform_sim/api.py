@@ -252,6 +252,9 @@ class ContractApi:
     async def _serve(self, request: web.Request,
                      operation: Callable[[web.Request, str, bytes, float], web.Response]) -> web.StreamResponse:
         self._stats.requests += 1
+        # Before any fault's latency: when the request reached the platform, as a sender's
+        # back-pressure is judged.
+        arrived = self._clock()
         body: bytes | None = None
         strike: Strike | None = None
         try:
@@ -265,9 +268,12 @@ class ContractApi:
             if response.status == 400:
                 self._stats.rejected_400 += 1
         except _Drop:
+            self._stats.note_arrival(arrived, None, None)
             return self._drop(request, body)
         if strike is not None and strike.kind is FaultKind.DROP_AFTER:
+            self._stats.note_arrival(arrived, None, None)
             return self._drop(request, body)
+        self._stats.note_arrival(arrived, response.status, response.headers.get("Retry-After"))
         if self._observer is not None:
             self._observe(request, body, response)
         return response

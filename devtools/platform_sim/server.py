@@ -42,7 +42,7 @@ CONTROL_PREFIX = "/sim"
 class PlatformSim:
     def __init__(self, *, orgs: dict[str, str], base_path: str = "/api", faults: Faults | None = None,
                  clock: Callable[[], float] = time.time, rate_limit_per_s: float | None = None,
-                 observer: Observer | None = None) -> None:
+                 observer: Observer | None = None, record_arrivals: bool = False) -> None:
         """``orgs`` maps each organisation code to its shared secret. ``clock`` is the
         platform's clock (timestamps, nonces, receipts, outages, the rate limit); tests
         inject one to move time without sleeping. ``observer`` sees every exchange on the
@@ -64,7 +64,11 @@ class PlatformSim:
         self._clock = clock
         self.injector = FaultInjector(faults, clock)
         limiter = TokenBucket(rate_limit_per_s, clock) if rate_limit_per_s is not None else None
-        self._api = ContractApi(orgs={code: secret.encode("utf-8") for code, secret in orgs.items()},
+        if record_arrivals:
+            self.stats.arrivals = []
+        # Kept, so that an organisation's secret can be (re)issued while serving: set_secret.
+        self._secrets = {code: secret.encode("utf-8") for code, secret in orgs.items()}
+        self._api = ContractApi(orgs=self._secrets,
                                 store=self.store, stats=self.stats, injector=self.injector, clock=clock,
                                 limiter=limiter, observer=observer)
         self._runner: web.AppRunner | None = None
@@ -130,6 +134,13 @@ class PlatformSim:
 
     def end_outage(self) -> None:
         self.injector.end_outage()
+
+    def set_secret(self, org_code: str, secret: str) -> None:
+        """The platform issues ``org_code`` this secret (a new organisation, or a new secret):
+        from the next request on, only signatures with it are accepted."""
+        if not ORG_CODE_RE.fullmatch(org_code) or not secret:
+            raise ValueError("an organisation code of 6 to 32 of [0-9A-Z] and a non-empty secret")
+        self._secrets[org_code] = secret.encode("utf-8")
 
     def _control_routes(self) -> list[tuple[str, str, Callable[[web.Request], Any]]]:
         return [

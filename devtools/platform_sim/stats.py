@@ -7,6 +7,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 
+@dataclass(frozen=True, slots=True)
+class Arrival:
+    """One request: when it arrived, the status answered (``None``: dropped) and the
+    ``Retry-After`` seconds the answer announced, if any."""
+
+    at: float
+    status: int | None
+    retry_after_s: float | None
+
+
 @dataclass
 class SimStats:
     #: Requests to the contract's paths (control endpoints are not counted).
@@ -32,6 +42,13 @@ class SimStats:
     store_counts: Counter[tuple[str, str, str]] = field(default_factory=Counter)
     # Kept as they happen: ``GET /sim/stats`` is polled while 100,000s of cases are stored.
     _duplicates: set[tuple[str, str, str]] = field(default_factory=set, repr=False)
+    #: Every request to the contract's paths as it arrived (platform clock), when asked for
+    #: (``PlatformSim(record_arrivals=True)``): what a test of a sender's back-pressure reads.
+    arrivals: list[Arrival] | None = None
+
+    def note_arrival(self, at: float, status: int | None, retry_after: str | None) -> None:
+        if self.arrivals is not None:
+            self.arrivals.append(Arrival(at, status, float(retry_after) if retry_after else None))
 
     def count_stored(self, kind: str, org: str, doc_id: str) -> None:
         key = (kind, org, doc_id.lower())

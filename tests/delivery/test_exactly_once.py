@@ -17,6 +17,7 @@ from core.settings import PlatformSettings
 from delivery.models import State
 from delivery.outbox import Outbox
 from delivery.services import PlatformDelivery
+from devtools.embedded import RedisProcess
 from devtools.platform_sim.faults import Faults
 from devtools.platform_sim.server import PlatformSim
 from national.client import Backoff
@@ -109,8 +110,11 @@ async def test_with_30_percent_failures_a_10_minute_outage_and_killed_workers_ev
     assert platform.stats.replayed > 0  # answers lost after storing came back as replays
 
 
-def worker_process(database_url: str, platform: PlatformSim) -> asyncio.subprocess.Process:
+def worker_process(database_url: str, platform: PlatformSim, redis_url: str,
+                   redis_prefix: str) -> asyncio.subprocess.Process:
+    # Redis too: the worker processes share one gate for the platform's Retry-After and halts.
     env = {**os.environ, "HOTLINE_DATABASE__URL": database_url, "HOTLINE_PLATFORM__URL": platform.url,
+           "HOTLINE_REDIS__URL": redis_url, "HOTLINE_REDIS__PREFIX": redis_prefix,
            "HOTLINE_PLATFORM__ORG_CODE": ORG, "HOTLINE_PLATFORM__SECRET": SECRET,
            "HOTLINE_PLATFORM__LEASE_S": "1.0", "HOTLINE_PLATFORM__BACKOFF_BASE_S": "0.01",
            "HOTLINE_PLATFORM__BACKOFF_CAP_S": "0.3", "HOTLINE_PLATFORM__POLL_S": "0.05",
@@ -121,11 +125,11 @@ def worker_process(database_url: str, platform: PlatformSim) -> asyncio.subproce
 
 
 async def test_worker_processes_killed_with_sigkill_mid_delivery_lose_and_double_nothing(
-    outbox: Outbox, platform: PlatformSim, database_url: str
+    outbox: Outbox, platform: PlatformSim, database_url: str, redis_server: RedisProcess, redis_prefix: str
 ) -> None:
     platform.set_faults(Faults(error_rate=0.3, latency_s=(0.0, 4.0), time_scale=TIME_SCALE, seed=7))
     keys = await queue_cases(outbox, 200)
-    doomed = [await worker_process(database_url, platform) for _ in range(2)]
+    doomed = [await worker_process(database_url, platform, redis_server.url, redis_prefix) for _ in range(2)]
 
     async def in_the_thick_of_it() -> bool:  # killed with requests in flight
         return platform.stats.stored >= 20
@@ -134,7 +138,7 @@ async def test_worker_processes_killed_with_sigkill_mid_delivery_lose_and_double
     for proc in doomed:
         proc.send_signal(signal.SIGKILL)
         await proc.wait()
-    survivor = await worker_process(database_url, platform)
+    survivor = await worker_process(database_url, platform, redis_server.url, redis_prefix)
     try:
         await all_delivered(outbox, len(keys), timeout=90)
     finally:
