@@ -10,8 +10,11 @@ from __future__ import annotations
 import asyncio
 import io
 import logging
+import os
+import signal
+import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from typing import Any
 
 import pytest
@@ -117,6 +120,46 @@ async def test_two_deliveries_under_a_rate_limit_send_nothing_before_a_retry_aft
     late, most = early_arrivals(platform, grace_s=0.3)
     assert late == [], f"{len(late)} request(s) arrived before a Retry-After had passed: {late[:5]}"
     assert most <= in_flight
+    assert platform.stats.duplicates() == []
+    assert sorted(c["case_id"] for c in platform.cases()) == sorted(keys)
+
+
+def worker_process(database_url: str, platform: PlatformSim, redis_server: RedisProcess,
+                   prefix: str) -> Awaitable[asyncio.subprocess.Process]:
+    """``hotline outbox work``: a process of its own, sharing with us the database and Redis."""
+    env = {**os.environ, "HOTLINE_DATABASE__URL": database_url, "HOTLINE_PLATFORM__URL": platform.url,
+           "HOTLINE_PLATFORM__ORG_CODE": ORG, "HOTLINE_PLATFORM__SECRET": SECRET,
+           "HOTLINE_REDIS__URL": redis_server.url, "HOTLINE_REDIS__PREFIX": prefix,
+           "HOTLINE_PLATFORM__LEASE_S": "10", "HOTLINE_PLATFORM__BACKOFF_BASE_S": "0.01",
+           "HOTLINE_PLATFORM__BACKOFF_CAP_S": "0.3", "HOTLINE_PLATFORM__POLL_S": "0.05",
+           "HOTLINE_PLATFORM__CLAIM_BATCH": "16", "HOTLINE_PLATFORM__CONCURRENCY": "8",
+           "HOTLINE_LOG_LEVEL": "WARNING"}
+    return asyncio.create_subprocess_exec(sys.executable, "-m", "hotline", "outbox", "work", "--workers", "3",
+                                          env=env, stdout=asyncio.subprocess.DEVNULL)
+
+
+@pytest.mark.slow
+async def test_a_worker_process_and_the_apps_workers_share_one_retry_after(
+    outbox: Outbox, redis: Redis, redis_prefix: str, redis_server: RedisProcess, database_url: str
+) -> None:
+    platform = PlatformSim(orgs={ORG: SECRET}, rate_limit_per_s=RATE_PER_S, record_arrivals=True)
+    await platform.start()
+    keys = await queue_cases(outbox, 150)
+    ours = delivery(outbox, settings_for(platform.url), redis, redis_prefix)
+    process = await worker_process(database_url, platform, redis_server, redis_prefix)
+    try:
+        await ours.start()
+        await eventually(lambda: delivered(outbox, len(keys)), timeout=90)
+    finally:
+        await ours.stop()
+        process.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(process.wait(), 20) == 0
+        await platform.stop()
+
+    assert platform.stats.rate_limited > 0
+    late, most = early_arrivals(platform, grace_s=0.3)
+    assert late == [], f"{len(late)} request(s) arrived before a Retry-After had passed: {late[:5]}"
+    assert most <= 2 * 3 * 8
     assert platform.stats.duplicates() == []
     assert sorted(c["case_id"] for c in platform.cases()) == sorted(keys)
 
