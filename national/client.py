@@ -162,8 +162,9 @@ class PlatformClient:
 
     async def _send(self, method: str, op_path: str, body: bytes, extra: Mapping[str, str]) -> _Answer:
         url = self._base_url.with_path(self._base_path + op_path, encoded=True)
-        # The signed path is the path the request line carries, so both sides hash the same text.
-        headers = signed_headers(self._org_code, self._secret, method, url.raw_path, body, now=self._clock())
+        # The signed PATH is relative to the server URL (contract 1.0.1): the operation's path
+        # as the request line carries it after our base path, never the base path itself.
+        headers = signed_headers(self._org_code, self._secret, method, op_path, body, now=self._clock())
         headers.update(extra)
         if method != "GET":
             headers["Content-Type"] = JSON_CONTENT_TYPE

@@ -13,6 +13,9 @@ in Chinese and English. Codes used:
 ``not_allowed`` (a value outside an enumeration, or a field that must be absent),
 ``bad_format``, ``bad_check_digit``, ``unknown_region``, ``mismatch``, ``in_future``,
 ``out_of_order``, ``past_deadline``.
+
+The contract's version is :data:`CONTRACT_VERSION`; what each version changed is in the
+contract's "Changes" section, and the rules below follow the newest.
 """
 
 from __future__ import annotations
@@ -28,18 +31,24 @@ from typing import Any, Final, Literal, overload
 from core.problems import Problem
 from core.vocabulary import BUSINESS_LINE_OF_NUMBER, BUSINESS_LINES, CHINA_TZ, HANDLING_LEVELS, HOTLINE_NUMBERS
 
+#: The version of ``openapi.yaml`` these rules implement.
+CONTRACT_VERSION = "1.1.0"
+
 # --------------------------------------------------------------------------- enumerations
 
 CASE_TYPES = ("complaint", "report", "consultation")
-CHANNELS = ("hotline", "web", "wechat", "app", "letter", "visit")
+#: ``gov_hotline`` (1.1.0): a case handed over by the local government service hotline (12345).
+CHANNELS = ("hotline", "web", "wechat", "app", "letter", "visit", "gov_hotline")
 SUBJECT_KINDS = ("goods", "service")
 DEMANDS = ("refund", "exchange", "repair", "compensation", "apology", "investigate",
            "information", "other")
 PROGRESS_STEPS = ("accepted", "rejected", "transferred", "closed")
 CLOSE_OUTCOMES = ("mediated", "not_mediated", "referred_to_enforcement", "answered", "withdrawn")
 RECOGNIZERS = ("speech", "dtmf", "none")
+#: ``transferred_out`` and ``self_service`` (1.1.0): a call handed over elsewhere, and one
+#: answered by self-service without an agent.
 CALL_OUTCOMES = ("answered", "abandoned_in_menu", "abandoned_in_queue", "callback_requested",
-                 "after_hours", "overflowed", "failed")
+                 "after_hours", "overflowed", "failed", "transferred_out", "self_service")
 
 #: Province-level prefixes of GB/T 2260 region codes the platform knows.
 PROVINCE_PREFIXES = frozenset(
@@ -103,6 +112,32 @@ def parse_datetime(value: str) -> datetime | None:
     except ValueError:
         return None
     return parsed + timedelta(seconds=1) if leap else parsed
+
+
+#: Each document's date-time fields (all at its top level), in the order the contract lists them.
+CASE_TIMES = ("received_at",)
+PROGRESS_TIMES = ("at",)
+CALL_RECORD_TIMES = ("started_at", "queued_at", "answered_at", "ended_at")
+
+
+def with_instants(doc: Any, times: Sequence[str]) -> Any:
+    """``doc`` (a JSON object) with each of its ``times`` that reads as an RFC 3339 time
+    rewritten as the instant it names, in UTC.
+
+    Idempotency compares documents with this: a sender's retry may write the same
+    ``received_at`` in another offset (``10:15:00+08:00`` and ``02:15:00Z`` are one instant),
+    and that is the same document, not a different one. A value that is not a time is
+    left as it is, so it still differs from anything else. ``doc`` is not changed.
+    """
+    if not isinstance(doc, Mapping):
+        return doc
+    result = dict(doc)
+    for key in times:
+        value = result.get(key)
+        moment = parse_datetime(value) if isinstance(value, str) else None
+        if moment is not None:
+            result[key] = moment.astimezone(UTC).isoformat()
+    return result
 
 
 def parse_date(value: str) -> date | None:
@@ -421,17 +456,16 @@ def _level_of_region(region: str) -> str:
 
 
 def _credit_code(report: _Report, obj: _Object) -> None:
+    """The shape and the check character, nothing more. Characters 3..8 are the registering
+    authority's division code, or ``100000`` for a business registered at national level
+    (1.0.1); the contract says the platform refuses no case for these six characters, so
+    neither do we (their shape, six digits, is the pattern's)."""
     code = obj.string("credit_code", fmt="credit_code")
     if code is None:
         return
-    path = obj.path("credit_code")
     if credit_code_check_char(code[:17]) != code[17]:
-        report.add(path, "bad_check_digit", "统一社会信用代码校验位不正确，请核对每一位",
+        report.add(obj.path("credit_code"), "bad_check_digit", "统一社会信用代码校验位不正确，请核对每一位",
                    "the check character does not match; a character is probably mistyped")
-    if not region_is_known(code[2:8]):
-        report.add(path, "unknown_region",
-                   f"统一社会信用代码第 3 至 8 位 {code[2:8]} 不是有效的行政区划代码",
-                   f"characters 3 to 8 ({code[2:8]}) are not a known region code")
 
 
 def _key_matches(report: _Report, field: str, value: str | None, key: str | None) -> None:
@@ -595,11 +629,14 @@ def check_step_order(previous: Sequence[str], step: str) -> Problem | None:
 
 # --------------------------------------------------------------------------- CallRecord
 
-_CALL_TIMES = ("started_at", "queued_at", "answered_at", "ended_at")
-
 
 def validate_call_record(data: Any, *, idempotency_key: str | None = None) -> list[Problem]:
-    """Every problem of a ``CallRecord``: schema, time order, and what ``answered`` needs."""
+    """Every problem of a ``CallRecord``: schema, time order, and what ``answered`` needs.
+
+    The contract's rules name companions for ``answered`` only (``answered_at``,
+    ``agent_id``); ``transferred_out`` and ``self_service`` have none, so a record with
+    either is checked for its fields' shapes and its time order like any other.
+    """
     report, record = _root(data)
     if record is None:
         return report.problems
@@ -608,7 +645,7 @@ def validate_call_record(data: Any, *, idempotency_key: str | None = None) -> li
     record.string("hotline_number", required=True, enum=HOTLINE_NUMBERS)
     record.string("caller_phone", fmt="phone")
     times = {key: record.datetime(key, required=key in ("started_at", "ended_at"))
-             for key in _CALL_TIMES}
+             for key in CALL_RECORD_TIMES}
     _handling_org(record, "handling", required=False)
     menu = record.array("menu_path", max_items=20)
     if menu is not None:
@@ -616,13 +653,17 @@ def validate_call_record(data: Any, *, idempotency_key: str | None = None) -> li
             _Object(report, {f"menu_path[{i}]": item}).string(f"menu_path[{i}]", max_len=40)
     record.string("recognized_by", enum=RECOGNIZERS)
     outcome = record.string("outcome", required=True, enum=CALL_OUTCOMES)
+    # Where the call was handed over (1.1.0). The contract describes it with transferred_out
+    # or after an agent answered, but its rules neither require it with transferred_out nor
+    # forbid it elsewhere, so only its own shape is checked here.
+    record.string("transferred_to", max_len=40)
     record.string("agent_id", max_len=32)
     record.number("satisfaction", minimum=1, maximum=5, integer=True)
 
     # ended_at ≥ answered_at ≥ queued_at ≥ started_at where present: each time is compared
     # with the latest earlier one present, so one wrong time is reported once.
     earlier: tuple[str, datetime] | None = None
-    for key in _CALL_TIMES:
+    for key in CALL_RECORD_TIMES:
         moment = times[key]
         if moment is None:
             continue

@@ -8,13 +8,13 @@ Every request carries ``X-Org-Code``, ``X-Timestamp`` (Unix seconds), ``X-Nonce`
 The sender signs the exact bytes it sends; the receiver verifies against the exact bytes it
 received, checks the timestamp window (300 s) and refuses a nonce seen in the last 10 minutes.
 
-PATH is the path of the request line as sent (still percent-encoded, without the query),
-*including* the base path of the platform's URL: ``/api/v1/cases`` for
-``https://platform.example/api``. The contract defines PATH as "the request path without host
-or query" but illustrates it with ``/v1/cases``; we follow the definition, which is also what
-any proxy or gateway in between sees. Should the platform turn out to sign the path relative
-to its base URL, the two callers change: ``PlatformClient._send`` and the stand-in's
-``ContractApi._authenticate``.
+PATH is the operation's path relative to the server URL (contract 1.0.1): without scheme,
+host, the server URL's base path or query, so ``/v1/cases`` whether the platform is reached
+at ``https://platform.example/api`` or at ``https://gateway.example/12315/api``, and
+``/v1/cases/1231520261123000123/progress`` as sent (percent-encoded, as on the request line).
+A centre's base URL is its own configuration, not part of what it signs: the platform may be
+reached through any gateway. The sender signs the path it appends to its base URL; the
+receiver takes its own base path off the request path (:func:`operation_path`).
 """
 
 from __future__ import annotations
@@ -39,12 +39,25 @@ NONCE_TTL_S = 600
 ORG_CODE, TIMESTAMP, NONCE, SIGNATURE = "X-Org-Code", "X-Timestamp", "X-Nonce", "X-Signature"
 
 
+def operation_path(request_path: str, base_path: str) -> str:
+    """The PATH to verify for a request that arrived at ``request_path`` (raw, as on the
+    request line) on a server whose URL has ``base_path`` (``""`` or ``/like/this``).
+
+    A path that does not start with the base path as written is returned whole: no
+    operation lives there, and its signature cannot match one made over an operation path.
+    """
+    base = base_path.rstrip("/")
+    if base and request_path.startswith(base + "/"):
+        return request_path[len(base):]
+    return request_path
+
+
 def body_digest(body: bytes) -> str:
     return hashlib.sha256(body).hexdigest()
 
 
 def string_to_sign(method: str, path: str, timestamp: str, nonce: str, body: bytes) -> bytes:
-    """The canonical string; ``path`` is the request path without host or query."""
+    """The canonical string; ``path`` is the operation's path, relative to the server URL."""
     if "?" in path or "://" in path:
         raise ValueError(f"sign the path only, without host or query: {path!r}")
     return "\n".join((method.upper(), path, timestamp, nonce, body_digest(body))).encode("utf-8")

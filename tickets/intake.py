@@ -9,30 +9,35 @@ channel cannot know them, and accepting them would let it pose as a call.
 
 Retries are safe: the ``Idempotency-Key`` becomes the ticket's id, so the database's primary
 key makes "one key, one ticket" atomic, and a request whose key exists is answered from the
-ticket it created when it carries the same case (:meth:`tickets.services.Origin.made_from`).
+ticket it created when it carries the same case (:meth:`tickets.services.Origin.made_from`,
+after :func:`times_as_first_written`: ``received_at`` written in another offset on a retry
+is still the same case, as the national platform treats it).
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import logging
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from core.problems import Problem
-from national.contract import CHANNELS
-from tickets.fields import BY_PATH, GROUPS
+from national.contract import CHANNELS, parse_datetime
+from tickets.fields import BY_PATH, FIELDS, GROUPS
 from tickets.models import Ticket
-from tickets.services import TicketExists, TicketInvalid, TicketNotFound, TicketService
+from tickets.services import Origin, TicketExists, TicketInvalid, TicketNotFound, TicketService
 
 log = logging.getLogger(__name__)
 
 #: Channels that may hold an intake API key: every channel of the platform but the hotline,
-#: whose tickets agents write.
-INTAKE_CHANNELS = tuple(c for c in CHANNELS if c != "hotline")
+#: whose tickets agents write, and the government service hotline (12345), whose hand-overs
+#: are not a channel sending its own cases (and not something we take in yet).
+INTAKE_CHANNELS = tuple(c for c in CHANNELS if c not in ("hotline", "gov_hotline"))
 
 #: Case fields a channel may not send, with why (in English and Chinese).
 NOT_FOR_CHANNELS: dict[str, tuple[str, str]] = {
@@ -149,11 +154,52 @@ class Intake:
         """The ticket ``key`` created, if this request is a retry of that one (a body with
         fields a channel may not send never is: the first request was stored, so it had none)."""
         origin = await self._tickets.origin(key)
-        if origin.by != actor(channel) or refused_fields or not origin.made_from(draft):
+        if origin.by != actor(channel) or refused_fields or not origin.made_from(times_as_first_written(draft, origin)):
             log.info("intake: %s reused Idempotency-Key %s for a different case", channel, key)
             raise IdempotencyConflict(key)
         log.info("intake: %s sent case %s again; answered from the ticket", channel, key)
         return Submitted(await self._tickets.get(key), replayed=True)
+
+
+#: The case's times (``received_at``): a retry may write each in another offset.
+_TIMES = tuple(field.path for field in FIELDS if field.kind == "datetime")
+
+
+def times_as_first_written(draft: Mapping[str, Any], origin: Origin) -> dict[str, Any]:
+    """``draft`` with each time that names the instant its ticket was created with written
+    as it was then, so that :meth:`Origin.made_from` finds it unchanged.
+
+    The national platform compares times as instants when a key comes back, and so do we:
+    a client's retry may write ``2026-09-28T09:30:00+08:00`` as ``2026-09-28T01:30:00Z``
+    (another server, another library), and that is the same case, not a different one.
+    A time naming any other instant is left as sent, and still differs.
+    """
+    same = dict(draft)
+    for path in _TIMES:
+        group, _, key = path.rpartition(".")
+        holder: Any = same.get(group) if group else same
+        sent = holder.get(key) if isinstance(holder, Mapping) else None
+        then = _first_time(origin, path)
+        if not isinstance(sent, str) or then is None:
+            continue
+        if parse_datetime(sent.strip()) == then[0]:
+            if group:
+                same[group] = {**holder, key: then[1]}
+            else:
+                same[key] = then[1]
+    return same
+
+
+def _first_time(origin: Origin, path: str) -> tuple[datetime, str] | None:
+    """The time ``path`` was created with (the instant, and its text as first written)."""
+    stored = origin.values.get(path)
+    text = json.loads(stored) if stored is not None else None
+    if not isinstance(text, str):
+        return None
+    try:
+        return datetime.fromisoformat(text), text
+    except ValueError:
+        return None
 
 
 def channel_draft(channel: str, body: Mapping[str, Any]) -> tuple[dict[str, Any], list[Problem]]:

@@ -47,7 +47,9 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m devtools platform-sim", description=__doc__.splitlines()[0])
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8090)
-    p.add_argument("--base-path", default="/api", help="where the contract's paths start (default /api)")
+    p.add_argument("--base-path", default="/api",
+                   help="where the contract's paths start (default /api, '' for none); signatures cover "
+                        "the paths after it, as the contract says")
     p.add_argument("--org", type=_org, action="append", metavar="CODE=SECRET",
                    help=f"an organisation and its shared secret; repeatable (default {DEMO_ORG.split('=')[0]})")
     p.add_argument("--rate-limit", type=float, default=None, metavar="PER_S", help="requests per second, then 429")

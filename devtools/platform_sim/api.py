@@ -5,7 +5,8 @@ Every request to the contract's paths goes through one pipeline, in this order:
 1. the gateway: latency, outage (``503`` or a dropped connection), rate limit (``429``),
    random failures and drops (see :mod:`devtools.platform_sim.faults` for why before authentication);
 2. the body: at most 256 KiB (``413``);
-3. authentication (``401``), through :func:`national.signing.verify_request`;
+3. authentication (``401``), through :func:`national.signing.verify_request`, over the
+   operation's path relative to the server URL (the base path taken off);
 4. the operation: ``Idempotency-Key`` (``400``), content type and JSON object (``400``),
    replay (``200``) or conflict (``409``), the contract's rules (``422``, through
    :mod:`national.contract`), then storing (``201``).
@@ -24,7 +25,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -37,6 +38,9 @@ from devtools.platform_sim.ratelimit import TokenBucket
 from devtools.platform_sim.stats import SimStats
 from devtools.platform_sim.store import PlatformStore, StoredCase, same_document
 from national.contract import (
+    CALL_RECORD_TIMES,
+    CASE_TIMES,
+    PROGRESS_TIMES,
     UUID_RE,
     check_step_order,
     parse_date,
@@ -44,7 +48,7 @@ from national.contract import (
     validate_case,
     validate_progress,
 )
-from national.signing import AuthError, NonceCache, verify_request
+from national.signing import AuthError, NonceCache, operation_path, verify_request
 
 log = logging.getLogger(__name__)
 
@@ -130,8 +134,10 @@ class ContractApi:
 
     def __init__(self, *, orgs: Mapping[str, bytes], store: PlatformStore, stats: SimStats,
                  injector: FaultInjector, clock: Callable[[], float], limiter: TokenBucket | None,
-                 observer: Observer | None = None) -> None:
+                 base_path: str = "", observer: Observer | None = None) -> None:
         self._orgs = orgs
+        #: Where the contract's paths start on this server; not part of any signed PATH.
+        self._base_path = base_path
         self._store = store
         self._stats = stats
         self._injector = injector
@@ -140,8 +146,9 @@ class ContractApi:
         self._observer = observer
         self._nonces = NonceCache()
 
-    def routes(self, base_path: str) -> list[tuple[str, str, Handler]]:
-        """Each path with its method, and every other method of it answered ``405``."""
+    def routes(self) -> list[tuple[str, str, Handler]]:
+        """Each path under the base path with its method, and every other method of it
+        answered ``405``."""
         table = [
             ("POST", "/v1/cases", self.submit_case),
             ("GET", "/v1/cases/{no}", self.get_case),
@@ -150,8 +157,8 @@ class ContractApi:
         ]
         routes: list[tuple[str, str, Handler]] = []
         for method, path, handler in table:
-            routes.append((method, base_path + path, handler))
-            routes.append(("*", base_path + path, _method_not_allowed(method)))
+            routes.append((method, self._base_path + path, handler))
+            routes.append(("*", self._base_path + path, _method_not_allowed(method)))
         return routes
 
     # ----------------------------------------------------------------- operations
@@ -173,7 +180,7 @@ class ContractApi:
         doc = _json_object(request, body)
         stored = self._store.case_by_key(org, key)
         if stored is not None:
-            return self._replay_or_conflict(stored.case, doc, stored.receipt, "case")
+            return self._replay_or_conflict(stored.case, doc, stored.receipt, "case", CASE_TIMES)
         problems = validate_case(doc, now=datetime.fromtimestamp(now, UTC), idempotency_key=key)
         if problems:
             raise self._invalid(problems, "case")
@@ -189,7 +196,8 @@ class ContractApi:
         doc = _json_object(request, body)
         stored = self._store.call_record_by_key(org, key)
         if stored is not None:
-            return self._replay_or_conflict(stored.record, doc, stored.answer, "call record")
+            return self._replay_or_conflict(stored.record, doc, stored.answer, "call record",
+                                            CALL_RECORD_TIMES)
         problems = validate_call_record(doc, idempotency_key=key)
         if problems:
             raise self._invalid(problems, "call record")
@@ -204,7 +212,7 @@ class ContractApi:
         step_id = doc.get("step_id")
         prior = stored.steps.get(step_id.lower()) if isinstance(step_id, str) else None
         if prior is not None:
-            return self._replay_or_conflict(prior.doc, doc, prior.answer, "step")
+            return self._replay_or_conflict(prior.doc, doc, prior.answer, "step", PROGRESS_TIMES)
         deadlines = stored.case.get("deadlines") or {}
         accept_by = deadlines.get("accept_by")
         problems = validate_progress(doc, accept_by=parse_date(accept_by) if accept_by else None)
@@ -232,8 +240,11 @@ class ContractApi:
             raise _refuse(404, "not_found", f"organisation {org} has no case {number}")
         return stored
 
-    def _replay_or_conflict(self, before: Any, now_doc: Any, answer: dict[str, Any], what: str) -> web.Response:
-        if same_document(before, now_doc):
+    def _replay_or_conflict(self, before: Any, now_doc: Any, answer: dict[str, Any], what: str,
+                            times: Sequence[str]) -> web.Response:
+        # Times are compared as instants: a retry that writes the same moment in another
+        # offset is the same delivery, not a different one under a used key.
+        if same_document(before, now_doc, times):
             self._stats.replayed += 1
             return json_response(200, answer, {REPLAYED: "true"})
         self._stats.conflicts += 1
@@ -326,7 +337,10 @@ class ContractApi:
 
     def _authenticate(self, request: web.Request, body: bytes, now: float) -> str:
         try:
-            return verify_request(method=request.method, path=request.rel_url.raw_path,
+            # The signature covers the operation's path relative to the server URL (contract
+            # 1.0.1): a request signed over base path and all is refused like any other forgery.
+            path = operation_path(request.rel_url.raw_path, self._base_path)
+            return verify_request(method=request.method, path=path,
                                   headers=request.headers, body=body, secret_of=self._orgs.get,
                                   now=now, nonces=self._nonces)
         except AuthError as exc:

@@ -2,8 +2,10 @@
 benchmark.
 
 It serves the contract (``../shared/national-platform/openapi.yaml``) under ``base_path``
-with the very rules our own code uses (:mod:`national.signing`, :mod:`national.contract`),
-so that a case our side calls valid is one the stand-in accepts. Outside the contract, for
+(``/api`` unless told otherwise, ``""`` for none) with the very rules our own code uses
+(:mod:`national.signing`, :mod:`national.contract`), so that a case our side calls valid is
+one the stand-in accepts. As the contract says, signatures cover the operation's path
+relative to the server URL, whatever the base path. Outside the contract, for
 the people and processes that drive it:
 
 - ``GET /sim/stats``: counters (stored, replayed, conflicts, rejections, faults ...);
@@ -21,6 +23,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import re
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -37,6 +40,7 @@ from national.signing import ORG_CODE_RE
 log = logging.getLogger(__name__)
 
 CONTROL_PREFIX = "/sim"
+_BASE_PATH_RE = re.compile(r"(/[A-Za-z0-9._~-]+)*")
 
 
 class PlatformSim:
@@ -54,8 +58,10 @@ class PlatformSim:
                 raise ValueError(f"organisation code {code!r} must be 6 to 32 of [0-9A-Z]")
             if not secret:
                 raise ValueError(f"organisation {code} has an empty secret")
-        if base_path and (not base_path.startswith("/") or base_path.endswith("/")):
-            raise ValueError(f"base_path must be empty or /like/this, got {base_path!r}")
+        if not _BASE_PATH_RE.fullmatch(base_path):
+            # Unreserved characters only: the base path is then the same text on the request
+            # line as in the routes, and taking it off the raw path leaves the signed PATH.
+            raise ValueError(f"base_path must be empty or /like/this (letters, digits, . _ ~ -), got {base_path!r}")
         if base_path == CONTROL_PREFIX or base_path.startswith(CONTROL_PREFIX + "/"):
             raise ValueError(f"base_path may not be under {CONTROL_PREFIX}, the stand-in's control API")
         self.base_path = base_path
@@ -70,7 +76,7 @@ class PlatformSim:
         self._secrets = {code: secret.encode("utf-8") for code, secret in orgs.items()}
         self._api = ContractApi(orgs=self._secrets,
                                 store=self.store, stats=self.stats, injector=self.injector, clock=clock,
-                                limiter=limiter, observer=observer)
+                                limiter=limiter, base_path=base_path, observer=observer)
         self._runner: web.AppRunner | None = None
         self._root = ""
 
@@ -78,7 +84,7 @@ class PlatformSim:
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> None:
         app = web.Application(client_max_size=MAX_BODY_BYTES)
-        for method, path, handler in self._api.routes(self.base_path):
+        for method, path, handler in self._api.routes():
             app.router.add_route(method, path, handler)
         for method, path, handler in self._control_routes():
             app.router.add_route(method, path, handler)

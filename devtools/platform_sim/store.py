@@ -4,19 +4,21 @@ the remembered answers that make re-sends replays.
 Idempotency is per (organisation, key): two centres may use the same UUID without meeting.
 Keys are UUIDs, compared in lower case ("A1..." and "a1..." are the same UUID). "The same
 body" means the same JSON document (key order and spacing do not matter; ``1`` and ``1.0``
-or ``true`` and ``1`` do), decided only when a key comes back, so the first delivery pays
-nothing for it.
+or ``true`` and ``1`` do) with its times compared as instants (``10:15:00+08:00`` and
+``02:15:00Z`` are one time, written in two offsets), decided only when a key comes back, so
+the first delivery pays nothing for it.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from core.vocabulary import CHINA_TZ
-from national.contract import format_datetime
+from national.contract import format_datetime, with_instants
 
 #: The platform's case numbers: this prefix, the day (China time), a sequence of the day.
 CASE_NO_PREFIX = "12315"
@@ -28,8 +30,10 @@ def canonical(doc: Any) -> str:
     return json.dumps(doc, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
 
 
-def same_document(a: Any, b: Any) -> bool:
-    return canonical(a) == canonical(b)
+def same_document(a: Any, b: Any, times: Sequence[str] = ()) -> bool:
+    """Whether ``a`` and ``b`` are one document; ``times`` names their date-time fields,
+    compared as the instants they name rather than as text."""
+    return canonical(with_instants(a, times)) == canonical(with_instants(b, times))
 
 
 @dataclass

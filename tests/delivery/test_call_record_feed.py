@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from callrecords.feed import CallRecordFeed
@@ -43,6 +44,14 @@ def test_a_booked_callback_is_reported_as_a_callback_request_and_a_withheld_numb
                                       agent_id=None))
     assert body["outcome"] == "callback_requested" and "caller_phone" not in body
     assert validate_call_record(body) == []
+
+
+@pytest.mark.parametrize("outcome", ["self_service", "transferred_out"])
+def test_a_call_that_ended_without_an_agent_in_a_contract_1_1_outcome_is_a_valid_record(outcome: str) -> None:
+    # Our calls do not end these ways yet; should one, what the builder makes must be valid.
+    body = call_record_payload(record(outcome=outcome, queued_at=None, answered_at=None, agent_id=None))
+    assert body["outcome"] == outcome and "agent_id" not in body and "answered_at" not in body
+    assert validate_call_record(body, idempotency_key=CALL) == []
 
 
 def test_jurisdictions_become_the_platforms_handling_organisations() -> None:

@@ -24,7 +24,7 @@ from national.client import (
 )
 from tests.support.clock import EpochClock
 from tests.support.documents import ORG, SECRET, a_call_record, a_case, a_step
-from tests.support.national import TrafficChecker, assert_clean
+from tests.support.national import PlatformContract, TrafficChecker, assert_clean, contract_signature
 
 #: The statuses a random fault may take beyond what the contract declares.
 FAULT_STATUSES = frozenset({500, 502, 408})
@@ -81,6 +81,33 @@ async def test_progress_is_delivered_replayed_and_read_back(client: PlatformClie
     lookup = await client.get_case(number)
     assert lookup.outcome is LookupOutcome.FOUND and lookup.case is not None
     assert lookup.case["progress"] == [accepted]
+
+
+@pytest.mark.parametrize("base_path", ["/gateway/12315/api", ""])
+async def test_every_request_is_signed_over_its_path_relative_to_the_platforms_url(
+    http: aiohttp.ClientSession, clock: EpochClock, platform_contract: PlatformContract, base_path: str
+) -> None:
+    traffic = TrafficChecker(platform_contract, base_path=base_path)
+    sim = PlatformSim(orgs={ORG: SECRET}, base_path=base_path, clock=clock, observer=traffic)
+    await sim.start()
+    try:
+        client = PlatformClient(sim.url, ORG, SECRET, http, clock=clock)
+        number = (await client.submit_case(a_case(clock))).platform_case_no
+        assert number is not None
+        results = [await client.report_progress(number, a_step("accepted", clock)),
+                   await client.submit_call_record(a_call_record(clock))]
+        lookup = await client.get_case(number)
+    finally:
+        await sim.stop()
+    assert [r.outcome for r in results] == [Outcome.DELIVERED] * 2 and lookup.outcome is LookupOutcome.FOUND
+    # Each signature, worked out again from the contract's words, covers /v1/... only.
+    signed = [ex.path.removeprefix(base_path) for ex in traffic.exchanges]
+    assert signed == ["/v1/cases", f"/v1/cases/{number}/progress", "/v1/call-records", f"/v1/cases/{number}"]
+    for ex, path in zip(traffic.exchanges, signed, strict=True):
+        h = ex.request_headers
+        assert h["X-Signature"] == contract_signature(SECRET, ex.method, path, h["X-Timestamp"], h["X-Nonce"],
+                                                      ex.request_body or b"")
+    assert_clean(traffic.request_violations() + traffic.response_violations())
 
 
 async def test_a_base_url_with_a_trailing_slash_reaches_the_same_paths(

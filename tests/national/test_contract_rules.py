@@ -16,6 +16,11 @@ from hypothesis import strategies as st
 
 from core.problems import Problem
 from national.contract import (
+    CALL_OUTCOMES,
+    CALL_RECORD_TIMES,
+    CASE_TIMES,
+    CHANNELS,
+    CONTRACT_VERSION,
     CREDIT_CODE_ALPHABET,
     check_step_order,
     credit_code_check_char,
@@ -27,6 +32,7 @@ from national.contract import (
     validate_call_record,
     validate_case,
     validate_progress,
+    with_instants,
 )
 from tests.support.clock import EpochClock
 from tests.support.documents import a_call_record, a_case, a_step, credit_code
@@ -106,10 +112,31 @@ def test_a_credit_code_of_the_wrong_shape_is_bad_format(code: str) -> None:
     assert case_problems(case) == {("respondent.credit_code", "bad_format")}
 
 
-def test_a_credit_code_whose_characters_3_to_8_are_no_known_region_is_unknown_region() -> None:
+def test_the_contracts_example_of_a_business_registered_at_national_level_is_valid(
+        platform_contract: PlatformContract) -> None:
+    # Characters 3..8 are 100000: the national registration authority, no region (1.0.1).
+    assert independent_check_char("91100000100003962") == "T"
     case = a_case(CLOCK)
-    case["respondent"]["credit_code"] = credit_code("91990106MA2B3C4D5")
-    assert case_problems(case) == {("respondent.credit_code", "unknown_region")}
+    case["respondent"]["credit_code"] = "91100000100003962T"
+    assert case_problems(case) == set()
+    assert platform_contract.schema_errors("/components/schemas/Case", case) == []
+
+
+@pytest.mark.parametrize("first17", [
+    "91100000MA01ABCDE",   # national registration, another business
+    "91990106MA2B3C4D5",   # 99 is no province: the platform still does not refuse it
+    "91000000MA2B3C4D5",
+])
+def test_characters_3_to_8_of_a_credit_code_are_never_a_reason_to_refuse_a_case(first17: str) -> None:
+    case = a_case(CLOCK)
+    case["respondent"]["credit_code"] = credit_code(first17)
+    assert case_problems(case) == set()
+
+
+def test_a_national_registration_code_with_a_wrong_check_character_is_still_refused() -> None:
+    case = a_case(CLOCK)
+    case["respondent"]["credit_code"] = "91100000100003962U"
+    assert case_problems(case) == {("respondent.credit_code", "bad_check_digit")}
 
 
 # --------------------------------------------------------------------------- Case: the whole
@@ -284,6 +311,21 @@ def test_a_case_from_the_web_needs_neither_number_nor_call() -> None:
     case = a_case(CLOCK, channel="web")
     del case["hotline_number"], case["call_id"]
     assert case_problems(case) == set()
+
+
+def test_a_case_handed_over_by_the_government_service_hotline_is_valid_without_number_or_call(
+        platform_contract: PlatformContract) -> None:
+    # channel gov_hotline (1.1.0): only channel hotline needs the number dialled and the call.
+    case = a_case(CLOCK, channel="gov_hotline")
+    del case["hotline_number"], case["call_id"], case["agent_id"]
+    assert case_problems(case) == set()
+    assert platform_contract.schema_errors("/components/schemas/Case", case) == []
+
+
+def test_a_government_hotline_case_keeps_every_other_rule() -> None:
+    case = a_case(CLOCK, channel="gov_hotline", case_type="report", received_at=CLOCK.rfc3339(301))
+    del case["respondent"]
+    assert case_problems(case) == {("respondent", "required"), ("received_at", "in_future")}
 
 
 @pytest.mark.parametrize(("number", "line", "ok"), [
@@ -505,11 +547,56 @@ def test_missing_optional_times_are_skipped_in_the_order_check() -> None:
     ({"satisfaction": 3.5}, "satisfaction", "bad_type"),
     ({"satisfaction": True}, "satisfaction", "bad_type"),
     ({"handling": {"region": "330106", "level": "city"}}, "handling.region", "mismatch"),
+    ({"outcome": "transferred_out", "transferred_to": "1" * 41}, "transferred_to", "too_long"),
+    ({"outcome": "transferred_out", "transferred_to": 12345}, "transferred_to", "bad_type"),
 ])
 def test_a_call_record_breaking_one_rule_gets_exactly_that_problem(
         change: dict[str, Any], field: str, code: str, platform_contract: PlatformContract) -> None:
     record = a_call_record(CLOCK, **change)
     assert found(validate_call_record(record)) == {(field, code)}
+
+
+def a_call_handed_over(**fields: Any) -> dict[str, Any]:
+    """A call the menu handed over to the government service hotline before any agent."""
+    record = a_call_record(CLOCK, outcome="transferred_out", transferred_to="12345", **fields)
+    del record["queued_at"], record["answered_at"], record["agent_id"], record["satisfaction"]
+    return record
+
+
+def test_a_call_handed_over_elsewhere_is_valid_with_where_it_went(platform_contract: PlatformContract) -> None:
+    record = a_call_handed_over()
+    assert validate_call_record(record) == []
+    assert platform_contract.schema_errors("/components/schemas/CallRecord", record) == []
+
+
+def test_a_call_handed_over_without_saying_where_breaks_no_rule_of_the_contract(
+        platform_contract: PlatformContract) -> None:
+    # The contract's rules name companions for answered only; transferred_to is described,
+    # not required, so the platform takes the record without it and so do we.
+    record = a_call_handed_over()
+    del record["transferred_to"]
+    assert validate_call_record(record) == []
+    assert platform_contract.schema_errors("/components/schemas/CallRecord", record) == []
+
+
+def test_an_answered_call_the_agent_then_handed_over_may_say_where(platform_contract: PlatformContract) -> None:
+    record = a_call_record(CLOCK, transferred_to="12345")
+    assert validate_call_record(record) == []
+    assert platform_contract.schema_errors("/components/schemas/CallRecord", record) == []
+
+
+def test_a_call_answered_by_self_service_needs_no_agent(platform_contract: PlatformContract) -> None:
+    record = a_call_record(CLOCK, outcome="self_service")
+    del record["queued_at"], record["answered_at"], record["agent_id"]
+    assert validate_call_record(record) == []
+    assert platform_contract.schema_errors("/components/schemas/CallRecord", record) == []
+
+
+def test_handed_over_and_self_service_calls_keep_the_order_of_their_times() -> None:
+    record = a_call_handed_over(ended_at=CLOCK.rfc3339(-500))
+    assert found(validate_call_record(record)) == {("ended_at", "out_of_order")}
+    record = a_call_record(CLOCK, outcome="self_service", ended_at=CLOCK.rfc3339(-350))
+    assert found(validate_call_record(record)) == {("ended_at", "out_of_order")}
 
 
 def test_a_whole_number_written_as_4_0_is_an_integer_as_json_schema_says() -> None:
@@ -569,6 +656,29 @@ def test_money_is_written_in_yuan_with_two_decimals(amount: Any, text: str) -> N
 def test_what_cannot_be_platform_money_is_refused(amount: str) -> None:
     with pytest.raises(ValueError):
         format_money(amount)
+
+
+def test_the_same_instant_written_in_two_offsets_reads_the_same_for_idempotency() -> None:
+    beijing = {"received_at": "2026-11-23T10:15:00+08:00", "summary": "牛奶过期了"}
+    utc = {"received_at": "2026-11-23T02:15:00Z", "summary": "牛奶过期了"}
+    later = {"received_at": "2026-11-23T10:15:01+08:00", "summary": "牛奶过期了"}
+    assert with_instants(beijing, CASE_TIMES) == with_instants(utc, CASE_TIMES)
+    assert with_instants(beijing, CASE_TIMES) != with_instants(later, CASE_TIMES)
+    assert beijing["received_at"] == "2026-11-23T10:15:00+08:00"  # the document itself is left alone
+
+
+def test_only_times_are_read_as_instants_and_anything_else_is_left_as_written() -> None:
+    record = {"started_at": "2026-11-23T10:15:00.000+08:00", "ended_at": "soon", "outcome": "answered"}
+    assert with_instants(record, CALL_RECORD_TIMES) == {
+        "started_at": "2026-11-23T02:15:00+00:00", "ended_at": "soon", "outcome": "answered"}
+    assert with_instants(["not", "an", "object"], CALL_RECORD_TIMES) == ["not", "an", "object"]
+
+
+def test_our_enumerations_and_version_are_the_contracts(platform_contract: PlatformContract) -> None:
+    schemas = platform_contract.document["components"]["schemas"]
+    assert platform_contract.document["info"]["version"] == CONTRACT_VERSION
+    assert tuple(schemas["Case"]["properties"]["channel"]["enum"]) == CHANNELS
+    assert tuple(schemas["CallRecord"]["properties"]["outcome"]["enum"]) == CALL_OUTCOMES
 
 
 def test_validators_do_not_change_what_they_check() -> None:

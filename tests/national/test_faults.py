@@ -270,7 +270,7 @@ def test_the_stand_in_refuses_impossible_settings() -> None:
         PlatformSim(orgs={"zj": "x"})
     with pytest.raises(ValueError, match="empty secret"):
         PlatformSim(orgs={ORG: ""})
-    for base in ("api", "/api/", "/sim"):
+    for base in ("api", "/api/", "/sim", "/a pi", "/api//v1", "/%61pi"):
         with pytest.raises(ValueError, match="base_path"):
             PlatformSim(orgs={ORG: SECRET}, base_path=base)
 

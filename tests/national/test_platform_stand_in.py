@@ -7,14 +7,14 @@ from __future__ import annotations
 import json
 import re
 import uuid
-from datetime import timedelta
+from datetime import UTC, timedelta
 from typing import Any
 
 import aiohttp
 import pytest
 
 from devtools.platform_sim import Exchange, PlatformSim
-from national.contract import parse_datetime
+from national.contract import format_datetime, parse_datetime
 from tests.support.clock import EpochClock
 from tests.support.documents import ORG, OTHER_ORG, OTHER_SECRET, SECRET, a_call_record, a_case, a_step
 from tests.support.national import PlatformContract, TrafficChecker, assert_clean, encode, post_case, send
@@ -60,12 +60,39 @@ async def test_a_request_signed_with_another_secret_is_unauthorized(
     assert platform.stats.unauthorized == 1 and platform.cases() == []
 
 
-async def test_a_signature_over_the_path_without_the_base_path_is_unauthorized(
-    http: aiohttp.ClientSession, base: str, clock: EpochClock
+async def test_a_signature_over_the_base_path_too_is_unauthorized(
+    http: aiohttp.ClientSession, base: str, clock: EpochClock, platform: PlatformSim
 ) -> None:
-    # The signed PATH is the request's own path, base path included (see national.signing).
-    status, _, body = await post_case(http, base, a_case(clock), clock=clock, sign_path="/v1/cases")
+    # The signed PATH is relative to the server URL (1.0.1): /v1/cases, never /api/v1/cases.
+    status, _, body = await post_case(http, base, a_case(clock), clock=clock, sign_path="/api/v1/cases")
     assert (status, body["errors"][0]["code"]) == (401, "bad_signature")
+    assert platform.cases() == []
+
+
+@pytest.mark.parametrize("base_path", ["/gateway/12315/api", ""])
+async def test_under_any_base_path_the_stand_in_verifies_the_path_relative_to_its_url(
+    http: aiohttp.ClientSession, clock: EpochClock, platform_contract: PlatformContract, base_path: str
+) -> None:
+    traffic = TrafficChecker(platform_contract, base_path=base_path)
+    sim = PlatformSim(orgs={ORG: SECRET}, base_path=base_path, clock=clock, observer=traffic)
+    await sim.start()
+    try:
+        case = a_case(clock)
+        if base_path:  # signed over the whole request path, as our client did before 1.0.1
+            old_way, _, refusal = await post_case(http, sim.url, case, clock=clock,
+                                                  sign_path=base_path + "/v1/cases")
+            assert (old_way, refusal["errors"][0]["code"]) == (401, "bad_signature")
+        status, _, receipt = await post_case(http, sim.url, case, clock=clock)
+        number = receipt["platform_case_no"]
+        stepped, _, _ = await progress(http, sim.url, number, a_step("accepted", clock), clock)
+        record = a_call_record(clock)
+        recorded, _, _ = await send(http, sim.url, "POST", "/v1/call-records", encode(record), clock=clock,
+                                    key=record["call_id"])
+        read, _, _ = await send(http, sim.url, "GET", f"/v1/cases/{number}", clock=clock)
+    finally:
+        await sim.stop()
+    assert (status, stepped, recorded, read) == (201, 201, 201, 200)
+    assert_clean(traffic.response_violations())
 
 
 @pytest.mark.parametrize("skew", [-301, 301])
@@ -227,6 +254,43 @@ async def test_the_same_key_with_a_different_case_is_a_conflict_and_changes_noth
     assert (status, body["code"]) == (409, "conflict")
     assert [(e["field"], e["code"]) for e in body["errors"]] == [("Idempotency-Key", "conflict")]
     assert platform.cases()[0]["summary"] == case["summary"]
+
+
+async def test_the_same_case_with_its_received_at_written_in_another_offset_is_a_replay(
+    http: aiohttp.ClientSession, base: str, clock: EpochClock, platform: PlatformSim
+) -> None:
+    case = a_case(clock)  # received_at in Beijing time, +08:00
+    _, _, receipt = await post_case(http, base, case, clock=clock)
+    in_utc = dict(case, received_at=format_datetime(parse_datetime(case["received_at"]).astimezone(UTC)))
+    assert in_utc["received_at"].endswith("+00:00") and in_utc["received_at"] != case["received_at"]
+    status, headers, again = await post_case(http, base, in_utc, clock=clock)
+    assert (status, headers.get("Idempotent-Replayed"), again) == (200, "true", receipt)
+    a_second_later = dict(case, received_at=format_datetime(parse_datetime(case["received_at"]) + timedelta(seconds=1)))
+    conflict, _, _ = await post_case(http, base, a_second_later, clock=clock)
+    assert conflict == 409
+    assert platform.cases()[0]["received_at"] == case["received_at"]  # stored as first written
+
+
+async def test_a_step_and_a_call_record_with_their_times_in_another_offset_are_replays(
+    http: aiohttp.ClientSession, base: str, clock: EpochClock, platform: PlatformSim
+) -> None:
+    def in_utc(doc: dict[str, Any], *times: str) -> dict[str, Any]:
+        moved = {key: parse_datetime(doc[key]).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+                 for key in times}
+        return {**doc, **moved}
+
+    number = await stored_case_no(http, base, clock)
+    accepted = a_step("accepted", clock)
+    _, _, first = await progress(http, base, number, accepted, clock)
+    status, _, again = await progress(http, base, number, in_utc(accepted, "at"), clock)
+    assert (status, again) == (200, first)
+    record = a_call_record(clock)
+    times = ("started_at", "queued_at", "answered_at", "ended_at")
+    answers = [await send(http, base, "POST", "/v1/call-records", encode(doc), clock=clock, key=record["call_id"])
+               for doc in (record, in_utc(record, *times))]
+    assert [(status, headers.get("Idempotent-Replayed")) for status, headers, _ in answers] == [
+        (201, None), (200, "true")]
+    assert platform.stats.conflicts == 0 and platform.stats.call_records_stored == 1
 
 
 async def test_idempotency_keys_belong_to_one_organisation(
@@ -397,6 +461,26 @@ async def test_call_records_are_stored_replayed_and_checked_like_cases(
     assert (status, problems["errors"][0]["field"], problems["errors"][0]["code"]) == (422, "agent_id", "required")
     assert [r["call_id"] for r in platform.call_records()] == [record["call_id"]]
     assert platform.stats.call_records_stored == 1
+
+
+async def test_contract_1_1_documents_are_stored(
+    http: aiohttp.ClientSession, base: str, clock: EpochClock, platform: PlatformSim
+) -> None:
+    handed_over_case = a_case(clock, channel="gov_hotline")
+    del handed_over_case["hotline_number"], handed_over_case["call_id"]
+    handed_over_case["respondent"]["credit_code"] = "91100000100003962T"  # registered at national level
+    status, _, _ = await post_case(http, base, handed_over_case, clock=clock)
+    assert status == 201
+    handed_over_call = a_call_record(clock, outcome="transferred_out", transferred_to="12345")
+    del handed_over_call["answered_at"], handed_over_call["agent_id"]
+    self_service_call = a_call_record(clock, outcome="self_service")
+    del self_service_call["queued_at"], self_service_call["answered_at"], self_service_call["agent_id"]
+    for record in (handed_over_call, self_service_call):
+        status, _, body = await send(http, base, "POST", "/v1/call-records", encode(record), clock=clock,
+                                     key=record["call_id"])
+        assert status == 201, body
+    assert [c["channel"] for c in platform.cases()] == ["gov_hotline"]
+    assert [r["outcome"] for r in platform.call_records()] == ["transferred_out", "self_service"]
 
 
 # --------------------------------------------------------------------------- routing

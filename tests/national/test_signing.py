@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-
 import pytest
 
 from national.signing import (
@@ -12,31 +9,27 @@ from national.signing import (
     AuthError,
     NonceCache,
     new_nonce,
+    operation_path,
     sign,
     signed_headers,
     string_to_sign,
     verify_request,
 )
 from tests.support.documents import ORG, SECRET
+from tests.support.national import contract_signature
 
 NOW = 1_795_000_000.0
 BODY = '{"summary":"牛奶过期"}'.encode()
 NONCE = "n0nce-0123456789abcdef"
 
 
-def contract_signature(secret: str, method: str, path: str, timestamp: str, nonce: str, body: bytes) -> str:
-    """The contract's words, written out again independently of national.signing."""
-    text = f"{method.upper()}\n{path}\n{timestamp}\n{nonce}\n{hashlib.sha256(body).hexdigest()}"
-    return hmac.new(secret.encode(), text.encode(), hashlib.sha256).hexdigest()
-
-
 def headers(**overrides: str | None) -> dict[str, str]:
-    h = signed_headers(ORG, SECRET, "POST", "/api/v1/cases", BODY, now=NOW, nonce=NONCE)
+    h = signed_headers(ORG, SECRET, "POST", "/v1/cases", BODY, now=NOW, nonce=NONCE)
     h.update(overrides)  # type: ignore[arg-type]
     return {k: v for k, v in h.items() if v is not None}
 
 
-def verify(hdrs: dict[str, str], *, body: bytes = BODY, path: str = "/api/v1/cases", method: str = "POST",
+def verify(hdrs: dict[str, str], *, body: bytes = BODY, path: str = "/v1/cases", method: str = "POST",
            now: float = NOW, nonces: NonceCache | None = None, secrets: dict[str, str] | None = None) -> str:
     known = {ORG: SECRET} if secrets is None else secrets
     return verify_request(method=method, path=path, headers=hdrs, body=body, secret_of=known.get, now=now,
@@ -53,15 +46,43 @@ def refusal(hdrs: dict[str, str], **kwargs: object) -> tuple[str, str]:
 
 
 def test_the_signature_is_the_contracts_hmac_of_method_path_timestamp_nonce_and_body_digest() -> None:
-    expected = contract_signature(SECRET, "POST", "/api/v1/cases", str(int(NOW)), NONCE, BODY)
-    assert sign(SECRET, "post", "/api/v1/cases", str(int(NOW)), NONCE, BODY) == expected
+    expected = contract_signature(SECRET, "POST", "/v1/cases", str(int(NOW)), NONCE, BODY)
+    assert sign(SECRET, "post", "/v1/cases", str(int(NOW)), NONCE, BODY) == expected
     assert headers()["X-Signature"] == expected
 
 
+@pytest.mark.parametrize(("request_path", "base_path", "signed"), [
+    ("/api/v1/cases", "/api", "/v1/cases"),
+    ("/api/v1/cases/1231520261123000123/progress", "/api", "/v1/cases/1231520261123000123/progress"),
+    ("/gateway/12315/api/v1/call-records", "/gateway/12315/api", "/v1/call-records"),
+    ("/api/v1/cases", "/api/", "/v1/cases"),      # a base URL written with a trailing slash
+    ("/v1/cases", "", "/v1/cases"),               # a platform at the root of its host
+])
+def test_the_signed_path_is_relative_to_the_server_url(request_path: str, base_path: str, signed: str) -> None:
+    assert operation_path(request_path, base_path) == signed
+
+
+@pytest.mark.parametrize(("request_path", "base_path"), [
+    ("/apiv1/cases", "/api"),            # the base path is a whole segment, not a prefix of one
+    ("/other/v1/cases", "/api"),
+    ("/api", "/api"),
+])
+def test_a_request_path_outside_the_base_path_is_verified_as_it_came(request_path: str, base_path: str) -> None:
+    assert operation_path(request_path, base_path) == request_path
+
+
+def test_a_request_signed_over_the_base_path_too_is_refused() -> None:
+    """What our client signed before contract 1.0.1: the whole request path at https://host/api."""
+    old_way = signed_headers(ORG, SECRET, "POST", "/api/v1/cases", BODY, now=NOW, nonce=NONCE)
+    path = operation_path("/api/v1/cases", "/api")
+    assert refusal(old_way, path=path) == ("X-Signature", "bad_signature")
+    assert verify(headers(), path=path) == ORG
+
+
 def test_a_get_signs_the_digest_of_an_empty_body() -> None:
-    text = string_to_sign("GET", "/api/v1/cases/1231520261123000001", "1795000000", NONCE, b"")
+    text = string_to_sign("GET", "/v1/cases/1231520261123000001", "1795000000", NONCE, b"")
     assert text.decode().split("\n") == [
-        "GET", "/api/v1/cases/1231520261123000001", "1795000000", NONCE,
+        "GET", "/v1/cases/1231520261123000001", "1795000000", NONCE,
         "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
     ]
 
@@ -80,7 +101,7 @@ def test_every_request_gets_a_fresh_nonce() -> None:
 
 def test_a_path_with_a_query_or_a_host_cannot_be_signed() -> None:
     with pytest.raises(ValueError, match="path only"):
-        string_to_sign("GET", "/api/v1/cases/1?x=1", "1795000000", NONCE, b"")
+        string_to_sign("GET", "/v1/cases/1?x=1", "1795000000", NONCE, b"")
     with pytest.raises(ValueError, match="path only"):
         string_to_sign("GET", "https://platform.example/api/v1/cases/1", "1795000000", NONCE, b"")
 
@@ -140,7 +161,7 @@ def test_a_signature_over_anything_else_is_refused(tamper: str) -> None:
     if tamper == "body":
         kwargs["body"] = BODY.replace("过期".encode(), "变质".encode())
     elif tamper == "path":
-        kwargs["path"] = "/api/v1/call-records"
+        kwargs["path"] = "/v1/call-records"
     elif tamper == "method":
         kwargs["method"] = "PUT"
     elif tamper == "timestamp":
@@ -158,13 +179,13 @@ def test_a_nonce_used_again_within_10_minutes_is_refused_and_accepted_after() ->
     assert refusal(headers(), nonces=nonces) == ("X-Nonce", "reused_nonce")
     # Ten minutes on, the nonce may come back (with a fresh timestamp, so a new signature).
     later = NOW + NONCE_TTL_S
-    fresh = signed_headers(ORG, SECRET, "POST", "/api/v1/cases", BODY, now=later, nonce=NONCE)
+    fresh = signed_headers(ORG, SECRET, "POST", "/v1/cases", BODY, now=later, nonce=NONCE)
     assert verify(fresh, now=later, nonces=nonces) == ORG
 
 
 def test_nonces_are_per_organisation() -> None:
     nonces = NonceCache()
-    other = signed_headers("JS320100", "other", "POST", "/api/v1/cases", BODY, now=NOW, nonce=NONCE)
+    other = signed_headers("JS320100", "other", "POST", "/v1/cases", BODY, now=NOW, nonce=NONCE)
     both = {ORG: SECRET, "JS320100": "other"}
     assert verify(headers(), nonces=nonces, secrets=both) == ORG
     assert verify(other, nonces=nonces, secrets=both) == "JS320100"

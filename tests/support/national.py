@@ -12,6 +12,8 @@ The contract's prose rules (cross-field rules, signatures) have no schema; those
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import os
 import re
@@ -262,7 +264,15 @@ def assert_clean(violations: Iterable[str]) -> None:
     assert not found, "traffic the contract does not allow:\n" + "\n".join(found[:20])
 
 
-# --------------------------------------------------------------------------- raw requests
+# --------------------------------------------------------------------------- signatures and raw requests
+
+
+def contract_signature(secret: str, method: str, path: str, timestamp: str, nonce: str, body: bytes) -> str:
+    """The contract's words, written out again independently of national.signing: ``path``
+    is the operation's path relative to the server URL."""
+    text = f"{method.upper()}\n{path}\n{timestamp}\n{nonce}\n{hashlib.sha256(body).hexdigest()}"
+    return hmac.new(secret.encode(), text.encode(), hashlib.sha256).hexdigest()
+
 
 
 def encode(doc: Any) -> bytes:
@@ -274,10 +284,13 @@ async def send(http: aiohttp.ClientSession, base_url: str, method: str, path: st
                content_type: str | None = "application/json; charset=utf-8",
                headers: Mapping[str, str | None] | None = None, sign_path: str | None = None,
                nonce: str | None = None) -> tuple[int, dict[str, str], Any]:
-    """One raw signed request; ``headers`` overrides (``None`` removes a header)."""
+    """One raw signed request; ``headers`` overrides (``None`` removes a header).
+
+    What is signed is the path relative to ``base_url``, as the contract says, unless
+    ``sign_path`` names another (a test of what the platform refuses)."""
     url = base_url + path
-    request_path = URL(url).raw_path
-    all_headers: dict[str, str | None] = dict(signed_headers(org, secret, method, sign_path or request_path,
+    relative = URL(url).raw_path.removeprefix(URL(base_url).raw_path.rstrip("/"))
+    all_headers: dict[str, str | None] = dict(signed_headers(org, secret, method, sign_path or relative,
                                                              body, now=clock(), nonce=nonce))
     if key is not None:
         all_headers["Idempotency-Key"] = key

@@ -267,6 +267,20 @@ async def test_a_retry_with_the_same_idempotency_key_is_answered_from_the_first_
     assert (await count(engine, Ticket), await count(engine, OutboxRow)) == (1, 1)
 
 
+async def test_a_retry_with_received_at_written_in_another_offset_is_a_replay_and_another_instant_a_conflict(
+        api: Api, engine: AsyncEngine) -> None:
+    key = str(uuid.uuid4())
+    first = await api.submit(channel_complaint(received_at="2026-09-28T09:30:00+08:00"), key=key)
+    # The same instant as the client's other server writes it: in UTC.
+    retry = await api.submit(channel_complaint(received_at="2026-09-28T01:30:00Z"), key=key)
+    a_minute_later = await api.submit(channel_complaint(received_at="2026-09-28T01:31:00Z"), key=key)
+
+    assert (first.status, retry.status, a_minute_later.status) == (201, 200, 409)
+    assert retry.headers["Idempotent-Replayed"] == "true" and retry.body == first.body
+    assert retry.body["received_at"] == "2026-09-28T09:30:00+08:00"
+    assert (await count(engine, Ticket), await count(engine, OutboxRow)) == (1, 1)
+
+
 async def test_two_copies_of_one_case_sent_at_once_register_one_ticket(api: Api, engine: AsyncEngine) -> None:
     key = str(uuid.uuid4())
     answers = await asyncio.gather(*(api.submit(channel_complaint(), key=key) for _ in range(2)))
@@ -556,6 +570,8 @@ async def test_an_unexpected_failure_is_a_500_with_a_request_id_logged_without_p
 
 @pytest.mark.parametrize("digests, message", [
     ({"hotline": "a" * 64}, "'hotline' is not an intake channel; use one of web, wechat, app, letter, visit"),
+    # Cases the government service hotline (12345) hands over are no channel's own submissions.
+    ({"gov_hotline": "a" * 64}, "'gov_hotline' is not an intake channel"),
     ({"web": "not-a-digest"}, r"api_key_sha256.web must be the key's SHA-256 as 64 hex digits"),
     ({"web": "A" * 64, "app": "a" * 64}, "web and app have the same key"),
 ])
