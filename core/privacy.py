@@ -9,7 +9,8 @@ stay readable to follow a call or a case does: the platform's case numbers (19 d
 * mobiles: ``13800138000``, ``138 0013 8000``, ``138-0013-8000``, with ``+86``, ``0086`` or ``86``;
 * landlines: ``0571-88881234``, ``(0571)8888-1234``, ``010 1234 5678``, ``+86 571 8888 1234``,
   and local numbers without the area code (``8888-1234``, ``88881234``);
-* ID card numbers: 18 characters (the last may be ``X``), and the old 15 digits.
+* ID card numbers: 18 characters (the last may be ``X``), and the old 15 digits;
+* bank card numbers: 16 to 19 digits, also in groups of four, unless shaped as a case number.
 
 A number joined to letters or digits (``A13800138000``, ``13800138000B``), or joined by a
 hyphen to an identifier (the groups of a UUID), is part of that identifier and left alone.
@@ -29,8 +30,12 @@ _COUNTRY = r"(?:\+86|0086|86)[ -]?"
 _MOBILE = rf"1[3-9]\d(?:{_SEP}\d{{4}}){{2}}"
 _AREA = r"(?:\(0\d{2,3}\)|0\d{2,3})"
 _SUBSCRIBER = rf"[2-9]\d{{2,3}}{_SEP}\d{{4}}"
+#: The platform's case numbers: 12315, the date, a sequence of 6 digits or more.
+_CASE_NO = r"12315(?:19|20)\d{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])\d{6,}(?!\d)"
 _NUMBER = "|".join((
     r"\d{17}[\dXx]",                                    # ID card, 18 characters
+    rf"(?!{_CASE_NO})\d{{16,19}}",                       # bank card (as the old 7+ digit rule did)
+    r"\d{4}(?:[ -]\d{4}){3}(?:[ -]?\d{1,3})?",           # bank card in groups of four
     rf"{_COUNTRY}{_MOBILE}",                            # mobile with the country code
     rf"{_COUNTRY}\(?0?[1-9]\d{{1,2}}\)?{_SEP}{_SUBSCRIBER}",  # landline with the country code
     rf"{_AREA}{_SEP}{_SUBSCRIBER}",                     # landline with its area code
