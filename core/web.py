@@ -17,6 +17,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
+import re
 import traceback
 import uuid
 from collections.abc import Mapping, Sequence
@@ -115,7 +117,9 @@ def _log_unexpected(request: web.Request, request_id: str, exc: BaseException) -
 
 
 def json_response(doc: Any, *, status: int = 200, headers: Mapping[str, str] | None = None) -> web.Response:
-    body = json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    # backslashreplace: a lone surrogate that reached an answer anyway (stored before bodies
+    # were checked, a header quoted back) becomes its JSON escape "\ud800" instead of a 500.
+    body = json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode("utf-8", "backslashreplace")
     return web.Response(status=status, body=body, headers={"Content-Type": f"{JSON_TYPE}; charset=utf-8",
                                                            **(headers or {})})
 
@@ -165,11 +169,36 @@ def _weight(params: Sequence[str]) -> float:
 
 
 # --------------------------------------------------------------------------- request bodies
+#
+# Limits every JSON body gets, whatever its endpoint, because each of these once reached a 500
+# (and a client that retries 5xx retries those for ever): arrays and objects nested past
+# Python's recursion limit, integers too long for int(), text that UTF-8 cannot encode, and
+# text that PostgreSQL cannot store. Each is a 400 naming where in the body it is.
+
+#: How deep arrays and objects may nest (the body itself is level 1). Our documents nest three
+#: or four levels; 32 leaves room for any client and stays far below the recursion limit of
+#: everything that walks a document afterwards (the json module, validators, SQL drivers).
+MAX_DEPTH = 32
+#: The largest integer magnitude taken: I-JSON's (RFC 7493) 2**53 - 1, beyond which a
+#: JavaScript client silently rounds, and well inside the 64-bit columns of both databases.
+MAX_SAFE_INTEGER = 2**53 - 1
+#: A path in a refusal shows at most this many characters of one key.
+_KEY_SHOWN = 40
+#: A refusal lists at most this many places; the message says how many there were.
+_PLACES_LISTED = 20
+
+# A lone surrogate (JSON allows "\ud800"; UTF-8 cannot encode it, so saving it fails) or NUL
+# (valid JSON and Unicode, but PostgreSQL's text cannot hold it).
+_BAD_CHARACTER = re.compile(r"[\ud800-\udfff\x00]")
+# A JSON string, a bracket, a colon or a comma: strings are read whole, so what they hold never counts.
+_TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}:,]', re.DOTALL)
 
 
 async def read_json_object(request: web.Request, *, limit: int) -> dict[str, Any]:
     """The request's body as a JSON object, or an :class:`ApiError` saying exactly what is
-    wrong (400 for the type, the encoding or the syntax, 413 above ``limit`` bytes)."""
+    wrong (400 for the type, the encoding, the syntax and the limits above, 413 above
+    ``limit`` bytes). Every string, key and number of the document it returns is safe to
+    store and to send back."""
     if request.content_type != JSON_TYPE:
         shown = request.headers.get("Content-Type") or "none"
         raise ApiError(400, "malformed", f"the body must be JSON sent as Content-Type: {JSON_TYPE} (got {shown})",
@@ -181,7 +210,7 @@ async def read_json_object(request: web.Request, *, limit: int) -> dict[str, Any
     raw = await _read_limited(request, limit)
     if not raw.strip():
         raise ApiError(400, "malformed", "the body is empty; send a JSON object", "请求体为空，应为 JSON 对象")
-    doc = _parse_json(raw)
+    doc = parse_json(raw)
     if not isinstance(doc, dict):
         kind = {list: "an array", str: "a string", bool: "a boolean"}.get(type(doc), "a number or null")
         raise ApiError(400, "malformed", f"the body must be a JSON object, not {kind}", "请求体须为 JSON 对象")
@@ -203,12 +232,16 @@ async def _read_limited(request: web.Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def _parse_json(raw: bytes) -> Any:
+def parse_json(raw: bytes) -> Any:
+    """``raw`` as JSON within the limits every body gets, or the 400 :class:`ApiError`."""
     try:
-        return json.loads(raw.decode("utf-8"), object_pairs_hook=_no_duplicates, parse_constant=_no_constant)
+        text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise ApiError(400, "malformed", f"the body is not UTF-8 (byte {exc.start})",
                        f"请求体不是 UTF-8 编码（第 {exc.start} 字节）") from None
+    try:
+        doc = json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_no_constant,
+                         parse_int=_integer, parse_float=_fraction)
     except json.JSONDecodeError as exc:
         raise ApiError(400, "malformed",
                        f"the body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}",
@@ -216,6 +249,13 @@ def _parse_json(raw: bytes) -> Any:
     except _BadJson as exc:
         raise ApiError(400, "malformed", f"the body is not valid JSON: {exc.en}",
                        f"请求体不是有效的 JSON：{exc.zh}") from None
+    except RecursionError:
+        # Far deeper than MAX_DEPTH (the json module gave up): find where the limit was passed.
+        raise _refusal([_LimitBroken(_too_deep_path(text), "too_deep")]) from None
+    broken = _limits_broken(doc)
+    if broken:
+        raise _refusal(broken)
+    return doc
 
 
 class _BadJson(ValueError):
@@ -237,3 +277,138 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 def _no_constant(name: str) -> Any:
     # Python's json reads NaN and Infinity, which are not JSON.
     raise _BadJson(f"{name} is not a JSON value", f"{name} 不是合法的 JSON 值")
+
+
+class _TooLarge:
+    """A number outside the limits, kept in place by the parser so that the walk over the
+    document can say where it is (the json module's hooks do not know)."""
+
+    __slots__ = ()
+
+
+_TOO_LARGE = _TooLarge()
+
+
+def _integer(digits: str) -> Any:
+    # Length first: int() of thousands of digits is slow, and past 4300 a ValueError.
+    if len(digits) > 20:
+        return _TOO_LARGE
+    value = int(digits)
+    return value if -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER else _TOO_LARGE
+
+
+def _fraction(text: str) -> Any:
+    value = float(text)  # 1e400 reads as inf, which no JSON text can say back
+    return value if math.isfinite(value) else _TOO_LARGE
+
+
+class _LimitBroken:
+    """Where a body passes one of the limits, and what to say about it."""
+
+    __slots__ = ("code", "path", "where_en", "where_zh")
+
+    def __init__(self, path: str, code: str, where_en: str = "", where_zh: str = "") -> None:
+        self.path, self.code = path, code
+        self.where_en = where_en or (f"at {path}" if path else "in the body itself")
+        self.where_zh = where_zh or (f"位于 {path}" if path else "位于请求体本身")
+
+
+#: code -> (what is wrong in English, in Chinese).
+_LIMITS: dict[str, tuple[str, str]] = {
+    "too_deep": (f"arrays and objects nest deeper than {MAX_DEPTH} levels",
+                 f"数组和对象的嵌套超过 {MAX_DEPTH} 层"),
+    "number_too_large": (f"a number is too large (integers within ±{MAX_SAFE_INTEGER}, other numbers "
+                         "within a double's range)",
+                         f"数字过大（整数须在 ±{MAX_SAFE_INTEGER} 之内，其他数字不得超出双精度范围）"),
+    "unencodable_text": ("text holds a lone UTF-16 surrogate (such as \\ud800), which is not a character "
+                         "and cannot be encoded",
+                         "文本含有孤立的 UTF-16 代理项（如 \\ud800），它不是字符，无法编码"),
+    "nul_character": ("text holds the NUL character (\\u0000), which cannot be stored",
+                      "文本含有 NUL 字符（\\u0000），无法保存"),
+}
+
+
+def _refusal(broken: list[_LimitBroken]) -> ApiError:
+    first = broken[0]
+    what_en, what_zh = _LIMITS[first.code]
+    more = len(broken) - 1
+    more_en = f" (and {more} more place(s), see errors)" if more else ""
+    more_zh = f"（另有 {more} 处，见 errors）" if more else ""
+    problems = [Problem(b.path, b.code, f"{_LIMITS[b.code][1]}，{b.where_zh}", f"{_LIMITS[b.code][0]} {b.where_en}")
+                for b in broken[:_PLACES_LISTED]]
+    return ApiError(400, first.code, f"{what_en} {first.where_en}{more_en}",
+                    f"{what_zh}，{first.where_zh}{more_zh}", errors=problems)
+
+
+def _limits_broken(doc: Any) -> list[_LimitBroken]:
+    """Every place where ``doc`` passes a limit, in document order (iteratively: a walk that
+    recursed would meet the very depth it is there to refuse)."""
+    broken: list[_LimitBroken] = []
+    # (value, its path, its depth, the key it is under); pushed reversed to pop in order.
+    stack: list[tuple[Any, str, int, str | None]] = [(doc, "", 1, None)]
+    while stack:
+        value, path, depth, key = stack.pop()
+        if key is not None and (code := _text_problem(key)) is not None:
+            broken.append(_LimitBroken(path, code, f"in a key at {path}", f"位于键 {path}"))
+        if isinstance(value, dict | list) and depth > MAX_DEPTH:
+            broken.append(_LimitBroken(path, "too_deep"))
+            continue  # one report for the whole too-deep part
+        if isinstance(value, dict):
+            stack.extend(reversed([(item, _child_path(path, k), depth + 1, k) for k, item in value.items()]))
+        elif isinstance(value, list):
+            stack.extend(reversed([(item, f"{path}[{i}]", depth + 1, None) for i, item in enumerate(value)]))
+        elif isinstance(value, str):
+            if (code := _text_problem(value)) is not None:
+                broken.append(_LimitBroken(path, code))
+        elif value is _TOO_LARGE:
+            broken.append(_LimitBroken(path, "number_too_large"))
+    return broken
+
+
+def _text_problem(text: str) -> str | None:
+    found = _BAD_CHARACTER.search(text)
+    if found is None:
+        return None
+    return "nul_character" if found.group() == "\x00" else "unencodable_text"
+
+
+def _child_path(path: str, key: str) -> str:
+    # Shown, not parsed back: long keys cut, and characters the answer could not carry
+    # (surrogates, NUL) written as escapes.
+    shown = key if len(key) <= _KEY_SHOWN else key[:_KEY_SHOWN] + "…"
+    shown = _BAD_CHARACTER.sub(lambda m: f"\\u{ord(m.group()):04x}", shown)
+    return f"{path}.{shown}" if path else shown
+
+
+def _too_deep_path(text: str) -> str:
+    """The path of the first array or object at level ``MAX_DEPTH + 1`` of ``text``, read
+    token by token (for a document too deep for the json module to build)."""
+    # One entry per open container: its kind and where in it we are (key, or index).
+    open_: list[tuple[str, list[Any]]] = []
+    key = ""
+    for token in _TOKEN.finditer(text):
+        t = token.group()
+        if t in ("[", "{"):
+            if len(open_) == MAX_DEPTH:
+                path = ""
+                for kind, (place,) in open_:
+                    path = f"{path}[{place}]" if kind == "[" else _child_path(path, place)
+                return path
+            open_.append((t, [0 if t == "[" else ""]))
+        elif t in ("]", "}"):
+            if open_:
+                open_.pop()
+        elif t == "," and open_ and open_[-1][0] == "[":
+            open_[-1][1][0] += 1
+        elif t == ":" and open_ and open_[-1][0] == "{":
+            open_[-1][1][0] = key
+        elif t.startswith('"'):
+            key = _unquoted(t)
+    return ""
+
+
+def _unquoted(token: str) -> str:
+    try:
+        return str(json.loads(token))
+    except ValueError:
+        return token

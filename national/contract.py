@@ -89,9 +89,18 @@ DATETIME_RE = re.compile(
 # --------------------------------------------------------------------------- small parsers
 
 
+#: The instants a date-time may name: those whose every view at an offset under a day (China
+#: time, UTC, the sender's) is a ``datetime``, so that comparing and converting never overflow
+#: (``0001-01-01T00:00:00+08:00`` is in year 0 in UTC; ``9999-12-31T20:00:00Z`` in year 10000
+#: in China).
+_EARLIEST_INSTANT = datetime(1, 1, 2, tzinfo=UTC)
+_LATEST_INSTANT = datetime(9999, 12, 30, 23, 59, 59, 999999, tzinfo=UTC)
+
+
 def parse_datetime(value: str) -> datetime | None:
-    """An RFC 3339 date-time with an explicit offset (``Z`` or ``±hh:mm``), else ``None``."""
-    m = DATETIME_RE.fullmatch(value)
+    """An RFC 3339 date-time with an explicit offset (``Z`` or ``±hh:mm``) naming an instant
+    from 0001-01-02 to 9999-12-30 UTC, else ``None``; never raises."""
+    m = DATETIME_RE.fullmatch(value) if isinstance(value, str) else None
     if not m:
         return None
     year, month, day, hour, minute, second = (int(g) for g in m.groups()[:6])
@@ -109,9 +118,12 @@ def parse_datetime(value: str) -> datetime | None:
             tz = timezone(-offset if sign == "-" else offset)
         micro = int((fraction[1:] + "000000")[:6]) if fraction else 0
         parsed = datetime(year, month, day, hour, minute, second, micro, tzinfo=tz)
-    except ValueError:
+        if leap:
+            parsed += timedelta(seconds=1)
+        instant = parsed.astimezone(UTC)
+    except (ValueError, OverflowError):  # no such day or time; before year 1 or after 9999
         return None
-    return parsed + timedelta(seconds=1) if leap else parsed
+    return parsed if _EARLIEST_INSTANT <= instant <= _LATEST_INSTANT else None
 
 
 #: Each document's date-time fields (all at its top level), in the order the contract lists them.
@@ -141,8 +153,8 @@ def with_instants(doc: Any, times: Sequence[str]) -> Any:
 
 
 def parse_date(value: str) -> date | None:
-    """A ``YYYY-MM-DD`` calendar date, else ``None``."""
-    m = DATE_RE.fullmatch(value)
+    """A ``YYYY-MM-DD`` calendar date, else ``None``; never raises."""
+    m = DATE_RE.fullmatch(value) if isinstance(value, str) else None
     if not m:
         return None
     try:

@@ -28,7 +28,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -47,7 +47,10 @@ from recordings.storage import RecordingStore, StorageError
 log = logging.getLogger(__name__)
 
 _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
-_RANGE = re.compile(r"bytes=(\d*)-(\d*)")
+# ASCII digits, as HTTP writes them (\d also takes "١" and the like).
+_RANGE = re.compile(r"bytes=([0-9]*)-([0-9]*)")
+#: Byte positions past this are all "beyond the end" (and int() of thousands of digits raises).
+_FAR = 10**18
 CHUNK = 64 * 1024
 AUDIT_LIMIT_MAX = 500
 
@@ -84,14 +87,18 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
     if not first and not last:
         raise RangeNotSatisfiable("a range needs a first byte, a last byte, or both")
     if not first:  # bytes=-n: the last n bytes
-        length = int(last)
+        length = _position(last)
         if length == 0:
             raise RangeNotSatisfiable("bytes=-0 asks for nothing")
         return max(size - length, 0), size - 1
-    start, end = int(first), int(last) if last else size - 1
+    start, end = _position(first), _position(last) if last else size - 1
     if start >= size or end < start:
         raise RangeNotSatisfiable(f"bytes {start}-{end} are not within the {size} bytes of the recording")
     return start, min(end, size - 1)
+
+
+def _position(digits: str) -> int:
+    return int(digits) if len(digits) <= 18 else _FAR
 
 
 class RecordingViews:
@@ -231,7 +238,8 @@ def _since(value: str | None) -> datetime | None:
         return None
     try:
         moment = datetime.fromisoformat(value)
-    except ValueError:
+        moment.astimezone(UTC)  # the database compares in UTC: year 1 at +08:00 is before year 1 there
+    except (ValueError, OverflowError):
         moment = None
     if moment is None or moment.tzinfo is None:
         raise ApiError(400, "malformed", f"since must be an RFC 3339 time with an offset, got {value[:40]!r}",
@@ -242,7 +250,8 @@ def _since(value: str | None) -> datetime | None:
 def _limit(value: str | None) -> int:
     if value is None:
         return 100
-    if not value.isdigit() or not 1 <= int(value) <= AUDIT_LIMIT_MAX:
+    # ASCII digits only: isdigit() also takes "²", which int() refuses, and thousands of digits.
+    if not re.fullmatch(r"[0-9]{1,4}", value) or not 1 <= int(value) <= AUDIT_LIMIT_MAX:
         raise ApiError(400, "malformed", f"limit must be a whole number from 1 to {AUDIT_LIMIT_MAX}",
                        f"limit 须为 1 到 {AUDIT_LIMIT_MAX} 之间的整数")
     return int(value)
