@@ -49,6 +49,8 @@ class Claimed:
     attempts: int
     #: For a progress step: the platform's number of the case it belongs to.
     platform_case_no: str | None = None
+    #: What the platform answered to the previous attempt (``None``: nothing, or not sent).
+    last_status: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,13 +199,13 @@ class Outbox:
             .values(lease_owner=worker, lease_until=now + timedelta(seconds=lease_s),
                     attempts=OutboxRow.attempts + 1)
             .returning(OutboxRow.id, OutboxRow.kind, OutboxRow.key, OutboxRow.ticket_id, OutboxRow.body,
-                       OutboxRow.attempts)
+                       OutboxRow.attempts, OutboxRow.last_status)
         )
         async with self.engine.begin() as conn:
             rows = (await conn.execute(stmt)).all()
             case_numbers = await self._case_numbers(conn, {r.ticket_id for r in rows if r.kind == Kind.PROGRESS})
         claimed = [Claimed(r.id, Kind(r.kind), r.key, r.ticket_id, r.body, r.attempts,
-                           case_numbers.get(r.ticket_id or "")) for r in rows]
+                           case_numbers.get(r.ticket_id or ""), r.last_status) for r in rows]
         claimed.sort(key=lambda c: c.id)
         return claimed
 
@@ -252,12 +254,27 @@ class Outbox:
             for hook in self.hooks:
                 await hook(conn, results)
 
+    async def delivered_case_number(self, *, other_than: str | None) -> str | None:
+        """The platform's number of a case it took lately (not ``other_than``): something to
+        read back to tell "the platform lost this case" from "our URL or credentials are wrong"."""
+        stmt = (select(OutboxRow.receipt)
+                .where(OutboxRow.kind == Kind.CASE.value, OutboxRow.state == State.DELIVERED.value)
+                .order_by(OutboxRow.delivered_at.desc()).limit(5))
+        async with self.engine.connect() as conn:
+            for receipt in (await conn.execute(stmt)).scalars():
+                number = receipt.get("platform_case_no") if isinstance(receipt, dict) else None
+                if number and str(number) != other_than:
+                    return str(number)
+        return None
+
     async def hasten(self) -> int:
         """Rows waiting out a backoff because the platform failed become due now: called when
-        the platform answers again after an outage, so the backlog drains at full speed
-        instead of at each row's jittered retry time (up to the backoff cap away)."""
+        the platform answers again after an outage or a halt, so the backlog drains at full
+        speed instead of at each row's jittered retry time (up to the backoff cap away).
+        Tried rows are those with an error, not those with attempts: a halt's refusal gives
+        its attempt back."""
         stmt = (update(OutboxRow)
-                .where(OutboxRow.state == State.PENDING.value, OutboxRow.attempts > 0,
+                .where(OutboxRow.state == State.PENDING.value, OutboxRow.last_error.is_not(None),
                        OutboxRow.next_attempt_at > self.clock(), OutboxRow.lease_owner.is_(None))
                 .values(next_attempt_at=self.clock()))
         async with self.engine.begin() as conn:

@@ -22,7 +22,7 @@ from core.vocabulary import utcnow
 from delivery.gate import NOT_ABOUT_THE_DOCUMENT, Halt, LocalGate, SenderGate, Turn, advice, fingerprint
 from delivery.models import Kind, State
 from delivery.outbox import Claimed, Outbox, Settled
-from national.client import Backoff, DeliveryResult, Outcome, PlatformClient
+from national.client import Backoff, DeliveryResult, LookupOutcome, Outcome, PlatformClient
 
 log = logging.getLogger(__name__)
 
@@ -105,8 +105,9 @@ class DeliveryWorker:
     async def _lift(self, results: list[Settled]) -> Halt | None:
         """A probe the platform answered about its document (delivered, or refused for the
         document's own sake) shows that our credentials and URL are good again."""
+        # A refusal not about the document leaves its row pending; one about it (dead) counts.
         if not any(r.status is not None and r.status < 500 and r.status not in (408, 429)
-                   and r.status not in NOT_ABOUT_THE_DOCUMENT for r in results):
+                   and (r.status not in NOT_ABOUT_THE_DOCUMENT or r.state is State.DEAD) for r in results):
             return None
         return await self.gate.resume()
 
@@ -171,10 +172,31 @@ class DeliveryWorker:
                 return Settled(row, State.PENDING, error=why, retry_at=self.clock() + timedelta(seconds=left),
                                refund=True)
             result = await self._send(row)
-            await self._tell_gate(row, result, probe=probe)
-        return self._settled(row, result)
+            lost = await self._case_lost(row, result, probe=probe)
+            await self._tell_gate(row, result, probe=probe, lost=lost)
+        return self._settled(row, result, lost=lost)
 
-    async def _tell_gate(self, row: Claimed, result: DeliveryResult | str, *, probe: bool) -> None:
+    async def _case_lost(self, row: Claimed, result: DeliveryResult | str, *, probe: bool) -> bool:
+        """A ``404`` to a progress step is the contract's "no such case for this organisation",
+        but a wrong URL looks the same. It is about the step's case when the platform reads
+        back another case of ours, or when it refused this step so before, outside a probe
+        (the halt that first refusal set was lifted since: the platform took other requests)."""
+        if (isinstance(result, str) or row.kind is not Kind.PROGRESS or result.outcome is not Outcome.REJECTED
+                or result.status != 404):
+            return False
+        if row.last_status == 404 and not probe:
+            return True
+        try:
+            other = await self.outbox.delivered_case_number(other_than=row.platform_case_no)
+            if other is None:
+                return False
+            turn, _ = await self.gate.turn(max_wait_s=self.settings.lease_s / 4, probe=True)
+            return turn is Turn.GO and (await self.client.get_case(other)).outcome is LookupOutcome.FOUND
+        except Exception as exc:  # noqa: BLE001 - undecided: it halts like any 404, and is probed
+            log.warning("could not read a case back to judge a 404 to step %s: %s", row.key, exc)
+            return False
+
+    async def _tell_gate(self, row: Claimed, result: DeliveryResult | str, *, probe: bool, lost: bool) -> None:
         """What holds for every request of ours, whoever got it: a Retry-After, or a refusal
         of our credentials or URL."""
         if isinstance(result, str):
@@ -182,7 +204,7 @@ class DeliveryWorker:
         try:
             if result.retry_after_s is not None and result.status in (429, 503):
                 await self.gate.pause(result.retry_after_s)
-            if _not_about_the_document(result):
+            if _not_about_the_document(result) and not lost:
                 await self._halt(row, result, probe=probe)
         except Exception as exc:  # noqa: BLE001 - the row's own result still settles
             log.warning("could not tell the delivery gate about %s %s: %s", row.kind, row.key, exc)
@@ -217,7 +239,7 @@ class DeliveryWorker:
             return "the case this step belongs to has no platform case number"
         return await self.client.report_progress(row.platform_case_no, body)
 
-    def _settled(self, row: Claimed, result: DeliveryResult | str) -> Settled:
+    def _settled(self, row: Claimed, result: DeliveryResult | str, *, lost: bool = False) -> Settled:
         if isinstance(result, str):
             log.error("outbox row %d (%s %s) dead: %s", row.id, row.kind, row.key, result)
             return Settled(row, State.DEAD, error=result)
@@ -225,10 +247,14 @@ class DeliveryWorker:
             receipt = result.body if isinstance(result.body, dict) else None
             return Settled(row, State.DELIVERED, result.status, receipt=receipt)
         error = result.reason or (f"HTTP {result.status}" if result.status else "no answer")
-        if _not_about_the_document(result):
-            # Not the document's fault: it waits, uncounted, for the halt to end.
-            return Settled(row, State.PENDING, result.status, f"delivery halted: {error}", retry_at=self.clock(),
-                           refund=True)
+        if _not_about_the_document(result) and not lost:
+            # Not the document's fault: it waits, uncounted, for the halt to end. Behind the
+            # others, so that the probes try other rows than the one that may be at fault.
+            return Settled(row, State.PENDING, result.status, f"delivery halted: {error}",
+                           retry_at=self.clock() + timedelta(seconds=self.settings.probe_s), refund=True)
+        if lost:
+            error = (f"the platform has no case {row.platform_case_no} for us (404), although it takes our other "
+                     f"requests: it lost the case, or it was never ours; {error}")
         if result.outcome is Outcome.REJECTED:
             log.warning("outbox row %d (%s %s) refused by the platform: %s %s", row.id, row.kind, row.key,
                         result.status, error)
@@ -307,6 +333,8 @@ class PlatformDelivery:
 
 
 def _not_about_the_document(result: DeliveryResult) -> bool:
+    """Whether a refusal is about our credentials or URL rather than the document sent (but
+    see :meth:`DeliveryWorker._case_lost` for a progress step's 404)."""
     return result.outcome is Outcome.REJECTED and result.status in NOT_ABOUT_THE_DOCUMENT
 
 

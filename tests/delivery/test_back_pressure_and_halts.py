@@ -9,14 +9,17 @@ from __future__ import annotations
 
 import asyncio
 import io
+import json
 import logging
 import os
 import signal
 import sys
 import time
+import uuid
 from collections.abc import AsyncIterator, Awaitable
 from typing import Any
 
+import aiohttp
 import pytest
 from redis.asyncio import Redis
 from sqlalchemy import update
@@ -27,12 +30,12 @@ from core.settings import PlatformSettings, Settings, load_settings
 from delivery.cli import main as outbox_command
 from delivery.feeds import TicketResults
 from delivery.gate import RedisGate
-from delivery.models import State
+from delivery.models import OutboxRow, State
 from delivery.outbox import Outbox
 from delivery.services import PlatformDelivery
 from devtools.embedded import RedisProcess
 from devtools.platform_sim.server import PlatformSim
-from national.client import Backoff
+from national.client import Backoff, PlatformClient
 from tests.fixtures.waiting import eventually
 from tests.support.documents import ORG, SECRET, case_document, complaint
 from tickets.deadlines import official_calendar
@@ -224,6 +227,12 @@ async def outbox_stats(settings: Settings) -> str:
     return out.getvalue()
 
 
+async def all_given_back(outbox: Outbox) -> bool:
+    """Every row back in the table, none leased: the workers are idle."""
+    rows = await outbox.rows(limit=1000)
+    return bool(rows) and all(r.lease_owner is None for r in rows)
+
+
 async def halted(gate: RedisGate) -> Any:
     return (await gate.state())[1]
 
@@ -273,9 +282,13 @@ async def test_a_wrong_secret_halts_delivery_for_everyone_until_the_platform_acc
     try:
         halt = await eventually(lambda: halted(gate), timeout=20)
         assert halt.status == 401 and "secret" in halt.fix
-        # The operators are told, once, what to fix; `hotline outbox stats` says it too.
-        assert any("HALTED" in r.getMessage() and "HOTLINE_PLATFORM__SECRET" in r.getMessage()
-                   for r in caplog.records if r.levelno == logging.ERROR)
+        # The operators are told what to fix (logged just after the halt is set); `hotline
+        # outbox stats` says it too.
+        async def told() -> bool:
+            return any("HALTED" in r.getMessage() and "HOTLINE_PLATFORM__SECRET" in r.getMessage()
+                       for r in caplog.records if r.levelno == logging.ERROR)
+
+        await eventually(told, timeout=5)
         stats = await outbox_stats(operator_settings(database_url, redis_server, redis_prefix, settings))
         assert "DELIVERY HALTED" in stats and "401" in stats and "HOTLINE_PLATFORM__SECRET" in stats
 
@@ -311,6 +324,7 @@ async def test_a_wrong_base_url_halts_delivery_and_a_process_with_the_right_one_
     await first.start()
     try:
         halt = await eventually(lambda: halted(gate), timeout=20)
+        await eventually(lambda: all_given_back(outbox), timeout=20)  # stopped at rest, not mid-transaction
     finally:
         await first.stop()
     assert halt.status == 404 and "HOTLINE_PLATFORM__URL" in halt.fix
@@ -369,3 +383,66 @@ async def test_a_change_to_a_case_the_platform_has_is_refused_to_the_agent_never
     assert case["summary"] == sent.summary
     [row] = await outbox.rows(kind="case")
     assert row.state == State.DELIVERED.value and "补充说明" not in row.body
+
+
+async def test_a_case_the_platform_has_in_an_earlier_version_comes_back_to_the_agent_with_that_reason(
+    outbox: Outbox, tickets: TicketService, platform: PlatformSim, redis: Redis, redis_prefix: str
+) -> None:
+    [ticket_id] = await completed_tickets(tickets, 1)
+    # An earlier version of the case reached the platform and its answer was lost: the
+    # platform holds this case_id with another body, and answers ours with a 409.
+    [row] = await outbox.rows(kind="case")
+    earlier = {**json.loads(row.body), "summary": "更早的版本：电水壶漏电，尚未联系商家。"}
+    async with aiohttp.ClientSession() as http:
+        sent = await PlatformClient(platform.url, ORG, SECRET, http).submit_case(earlier, ticket_id)
+    assert sent.status == 201
+
+    one = delivery(outbox, settings_for(platform.url), redis, redis_prefix)
+    await one.start()
+    try:
+        async def refused() -> Ticket | None:
+            ticket = await tickets.get(ticket_id)
+            return ticket if ticket.delivery_state == "refused" else None
+
+        ticket = await eventually(refused, timeout=20)
+    finally:
+        await one.stop()
+    # Not the platform's words about an Idempotency-Key: why, and what the agent can do.
+    [problem] = ticket.delivery_problems or []
+    assert problem["code"] == "already_delivered" and "cannot amend" in problem["message"]
+    assert "progress step" in problem["message"] and problem["message_zh"]
+    [case] = platform.cases()
+    assert case["summary"] == earlier["summary"]  # what the platform has stays as it is
+
+
+async def test_a_step_of_a_case_the_platform_lost_is_dead_lettered_without_stopping_the_rest(
+    outbox: Outbox, platform: PlatformSim, redis: Redis, redis_prefix: str
+) -> None:
+    keys = await queue_cases(outbox, 3)
+    # A case we delivered and the platform no longer has (its number unknown there), with a
+    # step queued after it: the platform answers the step 404, as it would a wrong URL.
+    lost = str(uuid.uuid4())
+    async with AsyncSession(outbox.engine) as session, session.begin():
+        await outbox.enqueue(session, kind="case", key=lost, body=case_document(99, case_id=lost), ticket_id=lost)
+        await outbox.enqueue(session, kind="progress", key=str(uuid.uuid4()), ticket_id=lost,
+                             body={"step_id": str(uuid.uuid4()), "step": "accepted", "at": "2026-11-24T10:00:00+08:00"})
+    async with outbox.engine.begin() as conn:
+        await conn.execute(update(OutboxRow).where(OutboxRow.key == lost).values(
+            state=State.DELIVERED.value, receipt={"platform_case_no": "1231520261124999999"}))
+    settings = settings_for(platform.url)
+    one = delivery(outbox, settings, redis, redis_prefix)
+    await one.start()
+    try:
+        await eventually(lambda: delivered(outbox, len(keys) + 1), timeout=20)
+
+        async def dead_step() -> list[OutboxRow]:
+            return await outbox.rows(state="dead", kind="progress")
+
+        [step] = await eventually(dead_step, timeout=20)
+    finally:
+        await one.stop()
+    # Twice 404 while the platform took our other requests: it is about that case, said so.
+    assert step.last_status == 404 and "no case 1231520261124999999" in (step.last_error or "")
+    assert await halted(RedisGate(redis, redis_prefix, settings)) is None
+    assert sorted(c["case_id"] for c in platform.cases()) == sorted(keys)
+
