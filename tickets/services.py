@@ -15,7 +15,7 @@ import logging
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import Any, Protocol, TypeVar, cast
 
 from sqlalchemy import select
@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm.exc import StaleDataError
 
 from core.problems import Problem
-from core.vocabulary import CHINA_TZ
+from core.vocabulary import CHINA_TZ, utcnow
 from national.contract import UUID_RE, check_step_order, format_datetime, validate_case, validate_progress
 from tickets.deadlines import CalendarNotPublished, WorkingCalendar
 from tickets.fields import BY_PATH, BadChanges, Field, audit_display, audit_text, parse_changes
@@ -41,10 +41,6 @@ RECORDINGS = "recordings"
 #: Tries of a change that names no version (progress, delivery) when another writer got in
 #: first; each try starts from the ticket as it is then.
 _RETRIES = 3
-
-
-def now_utc() -> datetime:
-    return datetime.now(UTC)
 
 
 class OutboxWriter(Protocol):
@@ -204,7 +200,7 @@ def delivery_problems(ticket: Ticket) -> list[Problem]:
 
 class TicketService:
     def __init__(self, sessions: async_sessionmaker[AsyncSession], outbox: OutboxWriter, *,
-                 clock: Callable[[], datetime] = now_utc, calendar: WorkingCalendar,
+                 clock: Callable[[], datetime] = utcnow, calendar: WorkingCalendar,
                  recordings_of: RecordingsOf | None = None,
                  recording_pending: Callable[[str], Awaitable[bool]] | None = None) -> None:
         if sessions.kw.get("expire_on_commit", True):
