@@ -37,6 +37,7 @@ from devtools.embedded import RedisProcess
 from devtools.platform_sim.server import PlatformSim
 from national.client import Backoff, PlatformClient
 from tests.fixtures.waiting import eventually
+from tests.support.clock import SkewedClock
 from tests.support.documents import ORG, SECRET, case_document, complaint
 from tickets.deadlines import official_calendar
 from tickets.models import Ticket
@@ -168,16 +169,6 @@ async def test_a_worker_process_and_the_apps_workers_share_one_retry_after(
 
 
 # --------------------------------------------------------------------------- refusals by kind
-
-
-class SkewedClock:
-    """The platform's clock, ``behind_s`` seconds behind ours."""
-
-    def __init__(self) -> None:
-        self.behind_s = 0.0
-
-    def __call__(self) -> float:
-        return time.time() - self.behind_s
 
 
 @pytest.fixture

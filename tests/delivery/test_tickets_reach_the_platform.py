@@ -16,20 +16,11 @@ from delivery.feeds import TicketResults
 from delivery.outbox import Outbox
 from delivery.services import PlatformDelivery
 from devtools.platform_sim.server import PlatformSim
+from tests.support.clock import SkewedClock
 from tests.support.documents import ORG, SECRET, complaint
 from tickets.deadlines import official_calendar
 from tickets.models import Ticket
 from tickets.services import TicketService
-
-
-class SkewedClock:
-    """The platform's clock, ``behind_s`` seconds behind ours."""
-
-    def __init__(self) -> None:
-        self.behind_s = 0.0
-
-    def __call__(self) -> float:
-        return time.time() - self.behind_s
 
 
 @pytest.fixture

@@ -57,3 +57,13 @@ class EpochClock:
 
     def rfc3339(self, offset_s: float = 0.0) -> str:
         return format_datetime(self.datetime(offset_s))
+
+
+class SkewedClock:
+    """The platform's clock, ``behind_s`` seconds behind ours."""
+
+    def __init__(self) -> None:
+        self.behind_s = 0.0
+
+    def __call__(self) -> float:
+        return time.time() - self.behind_s
