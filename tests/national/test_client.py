@@ -24,7 +24,7 @@ from national.client import (
 )
 from tests.support.clock import EpochClock
 from tests.support.documents import ORG, SECRET, a_call_record, a_case, a_step
-from tests.support.national import PlatformContract, TrafficChecker, assert_clean, contract_signature
+from tests.support.national import PlatformContract, TrafficChecker, assert_clean, contract_signature, platform_under
 
 #: The statuses a random fault may take beyond what the contract declares.
 FAULT_STATUSES = frozenset({500, 502, 408})
@@ -87,18 +87,13 @@ async def test_progress_is_delivered_replayed_and_read_back(client: PlatformClie
 async def test_every_request_is_signed_over_its_path_relative_to_the_platforms_url(
     http: aiohttp.ClientSession, clock: EpochClock, platform_contract: PlatformContract, base_path: str
 ) -> None:
-    traffic = TrafficChecker(platform_contract, base_path=base_path)
-    sim = PlatformSim(orgs={ORG: SECRET}, base_path=base_path, clock=clock, observer=traffic)
-    await sim.start()
-    try:
+    async with platform_under(base_path, platform_contract, clock) as (sim, traffic):
         client = PlatformClient(sim.url, ORG, SECRET, http, clock=clock)
         number = (await client.submit_case(a_case(clock))).platform_case_no
         assert number is not None
         results = [await client.report_progress(number, a_step("accepted", clock)),
                    await client.submit_call_record(a_call_record(clock))]
         lookup = await client.get_case(number)
-    finally:
-        await sim.stop()
     assert [r.outcome for r in results] == [Outcome.DELIVERED] * 2 and lookup.outcome is LookupOutcome.FOUND
     # Each signature, worked out again from the contract's words, covers /v1/... only.
     signed = [ex.path.removeprefix(base_path) for ex in traffic.exchanges]

@@ -17,7 +17,15 @@ from devtools.platform_sim import Exchange, PlatformSim
 from national.contract import format_datetime, parse_datetime
 from tests.support.clock import EpochClock
 from tests.support.documents import ORG, OTHER_ORG, OTHER_SECRET, SECRET, a_call_record, a_case, a_step
-from tests.support.national import PlatformContract, TrafficChecker, assert_clean, encode, post_case, send
+from tests.support.national import (
+    PlatformContract,
+    TrafficChecker,
+    assert_clean,
+    encode,
+    platform_under,
+    post_case,
+    send,
+)
 
 CASE_NO = re.compile(r"12315([0-9]{8})([0-9]{6})")
 
@@ -73,10 +81,7 @@ async def test_a_signature_over_the_base_path_too_is_unauthorized(
 async def test_under_any_base_path_the_stand_in_verifies_the_path_relative_to_its_url(
     http: aiohttp.ClientSession, clock: EpochClock, platform_contract: PlatformContract, base_path: str
 ) -> None:
-    traffic = TrafficChecker(platform_contract, base_path=base_path)
-    sim = PlatformSim(orgs={ORG: SECRET}, base_path=base_path, clock=clock, observer=traffic)
-    await sim.start()
-    try:
+    async with platform_under(base_path, platform_contract, clock) as (sim, traffic):
         case = a_case(clock)
         if base_path:  # signed over the whole request path, as our client did before 1.0.1
             old_way, _, refusal = await post_case(http, sim.url, case, clock=clock,
@@ -89,8 +94,6 @@ async def test_under_any_base_path_the_stand_in_verifies_the_path_relative_to_it
         recorded, _, _ = await send(http, sim.url, "POST", "/v1/call-records", encode(record), clock=clock,
                                     key=record["call_id"])
         read, _, _ = await send(http, sim.url, "GET", f"/v1/cases/{number}", clock=clock)
-    finally:
-        await sim.stop()
     assert (status, stepped, recorded, read) == (201, 201, 201, 200)
     assert_clean(traffic.response_violations())
 

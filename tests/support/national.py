@@ -17,7 +17,8 @@ import hmac
 import json
 import os
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -30,7 +31,7 @@ from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 from yarl import URL
 
-from devtools.platform_sim import Exchange
+from devtools.platform_sim import Exchange, PlatformSim
 from national.signing import signed_headers
 from tests.support.clock import EpochClock
 from tests.support.documents import ORG, SECRET
@@ -308,3 +309,16 @@ async def post_case(http: aiohttp.ClientSession, base_url: str, case: Mapping[st
                     clock: EpochClock, **kwargs: Any) -> tuple[int, dict[str, str], Any]:
     kwargs.setdefault("key", case.get("case_id"))
     return await send(http, base_url, "POST", "/v1/cases", encode(case), clock=clock, **kwargs)
+
+
+@asynccontextmanager
+async def platform_under(base_path: str, contract: PlatformContract,
+                         clock: EpochClock) -> AsyncIterator[tuple[PlatformSim, TrafficChecker]]:
+    """The stand-in served under ``base_path``, its traffic checked against the contract."""
+    traffic = TrafficChecker(contract, base_path=base_path)
+    sim = PlatformSim(orgs={ORG: SECRET}, base_path=base_path, clock=clock, observer=traffic)
+    await sim.start()
+    try:
+        yield sim, traffic
+    finally:
+        await sim.stop()
