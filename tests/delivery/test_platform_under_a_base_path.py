@@ -15,18 +15,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from callrecords.feed import CallRecordFeed
 from callrecords.services import CallRecordWriter
-from core.db import sessionmaker
-from core.settings import PlatformSettings
-from delivery.feeds import TicketResults
 from delivery.models import Kind, State
 from delivery.outbox import Outbox
-from delivery.services import PlatformDelivery
 from devtools.platform_sim.server import PlatformSim
 from tests.fixtures.waiting import eventually
 from tests.support.clock import EpochClock
+from tests.support.delivery import delivering_tickets
 from tests.support.documents import CALL_ID, ORG, SECRET, a_case, complaint
 from tests.support.national import PlatformContract, TrafficChecker, assert_clean, post_case
-from tickets.deadlines import official_calendar
 from tickets.services import TicketService
 
 #: Where a provincial gateway might put the platform: three segments the signatures never see.
@@ -58,16 +54,10 @@ async def platform(traffic: TrafficChecker) -> AsyncIterator[PlatformSim]:
 
 @pytest.fixture
 async def centre(engine: AsyncEngine, platform: PlatformSim) -> AsyncIterator[Centre]:
-    outbox = Outbox(engine)
-    tickets = TicketService(sessionmaker(engine), outbox, calendar=official_calendar())
-    outbox.hooks.append(TicketResults(tickets))
-    calls = CallRecordWriter(engine, after_write=CallRecordFeed(outbox))
-    calls.start()
-    delivery = PlatformDelivery(outbox, PlatformSettings(url=platform.url, org_code=ORG, secret=SECRET, poll_s=0.05,
-                                                         backoff_base_s=0.01, backoff_cap_s=0.2))
-    await delivery.start()
-    yield Centre(tickets, calls, outbox)
-    await delivery.stop()
+    async with delivering_tickets(engine, platform.url) as (tickets, outbox):
+        calls = CallRecordWriter(engine, after_write=CallRecordFeed(outbox))
+        calls.start()
+        yield Centre(tickets, calls, outbox)
     await calls.close()
 
 

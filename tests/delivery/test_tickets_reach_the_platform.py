@@ -10,15 +10,10 @@ from collections.abc import AsyncIterator, Callable
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from core.db import sessionmaker
-from core.settings import PlatformSettings
-from delivery.feeds import TicketResults
-from delivery.outbox import Outbox
-from delivery.services import PlatformDelivery
 from devtools.platform_sim.server import PlatformSim
 from tests.support.clock import SkewedClock
+from tests.support.delivery import delivering_tickets
 from tests.support.documents import ORG, SECRET, complaint
-from tickets.deadlines import official_calendar
 from tickets.models import Ticket
 from tickets.services import TicketService
 
@@ -39,14 +34,8 @@ async def platform(platform_clock: SkewedClock) -> AsyncIterator[PlatformSim]:
 @pytest.fixture
 async def desk(engine: AsyncEngine, platform: PlatformSim) -> AsyncIterator[TicketService]:
     """Tickets as `hotline serve` wires them: outbox, ticket hook, delivery workers."""
-    outbox = Outbox(engine)
-    tickets = TicketService(sessionmaker(engine), outbox, calendar=official_calendar())
-    outbox.hooks.append(TicketResults(tickets))
-    delivery = PlatformDelivery(outbox, PlatformSettings(url=platform.url, org_code=ORG, secret=SECRET, poll_s=0.05,
-                                                         backoff_base_s=0.01, backoff_cap_s=0.2))
-    await delivery.start()
-    yield tickets
-    await delivery.stop()
+    async with delivering_tickets(engine, platform.url) as (tickets, _outbox):
+        yield tickets
 
 
 async def eventually(tickets: TicketService, ticket_id: str, check: Callable[[Ticket], bool]) -> Ticket:
