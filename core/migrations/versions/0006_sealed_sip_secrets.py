@@ -42,17 +42,21 @@ def _box() -> SecretBox:
     return make()
 
 
+def _copy(source: str, target: str, change: Callable[[SecretBox, str], str]) -> None:
+    """Each user's ``source`` into ``target`` through ``change``; the key is asked for only
+    when there is a secret to change (an empty table needs none)."""
+    bind = op.get_bind()
+    rows = bind.execute(sa.select(_users.c.id, _users.c[source]).where(_users.c[source].is_not(None))).all()
+    if rows:
+        box = _box()
+        for user_id, value in rows:
+            bind.execute(_users.update().where(_users.c.id == user_id).values({target: change(box, value)}))
+
+
 def upgrade() -> None:
     with op.batch_alter_table("users") as batch:
         batch.add_column(sa.Column("sip_password_sealed", sa.String(255)))
-    bind = op.get_bind()
-    rows = bind.execute(sa.select(_users.c.id, _users.c.sip_password)
-                        .where(_users.c.sip_password.is_not(None))).all()
-    if rows:
-        box = _box()
-        for user_id, plain in rows:
-            bind.execute(_users.update().where(_users.c.id == user_id)
-                         .values(sip_password_sealed=box.seal(plain, PURPOSE)))
+    _copy("sip_password", "sip_password_sealed", lambda box, plain: box.seal(plain, PURPOSE))
     with op.batch_alter_table("users") as batch:
         batch.drop_column("sip_password")
 
@@ -60,13 +64,6 @@ def upgrade() -> None:
 def downgrade() -> None:
     with op.batch_alter_table("users") as batch:
         batch.add_column(sa.Column("sip_password", sa.String(128)))
-    bind = op.get_bind()
-    rows = bind.execute(sa.select(_users.c.id, _users.c.sip_password_sealed)
-                        .where(_users.c.sip_password_sealed.is_not(None))).all()
-    if rows:
-        box = _box()
-        for user_id, sealed in rows:
-            bind.execute(_users.update().where(_users.c.id == user_id)
-                         .values(sip_password=box.open(sealed, PURPOSE)))
+    _copy("sip_password_sealed", "sip_password", lambda box, sealed: box.open(sealed, PURPOSE))
     with op.batch_alter_table("users") as batch:
         batch.drop_column("sip_password_sealed")
