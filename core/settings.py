@@ -8,13 +8,17 @@ environment variables ``HOTLINE_<SECTION>__<FIELD>`` (for example
 
 from __future__ import annotations
 
+import difflib
+import json
 import os
+import re
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
+from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import SettingsError as EnvParsingError
 
 #: Where runtime data (SQLite file, sounds, recordings, redis dump) lives by default.
 DEFAULT_VAR_DIR = Path("var")
@@ -463,25 +467,270 @@ def _deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
 
 
 class SettingsError(ValueError):
-    """A settings file that cannot be read or does not fit the schema."""
+    """A settings file that cannot be read or does not fit the schema. Its message is one line
+    per problem, naming the setting as the operator wrote it (the environment variable, or the
+    file's ``[section] key``), the value (masked if secret) and what is allowed."""
+
+
+#: Environment variables of the project that are not settings: the settings file, and what the
+#: scripts and test tools around the product read. Known, so that they are not warned about.
+OTHER_VARIABLES = frozenset({
+    "HOTLINE_CONFIG", "HOTLINE_ARI_DECLARATIONS", "HOTLINE_PLATFORM_CONTRACT", "HOTLINE_ASTERISK_SHARED",
+    "HOTLINE_SKIP_POSTGRES", "HOTLINE_SKIP_BROWSER",
+})
+
+#: Setting names whose values are never repeated in a message.
+_SECRET_NAMES = frozenset({"password", "secret", "secret_key", "api_key_sha256"})
+
+
+def _section_model(model: type[BaseModel], name: str) -> type[BaseModel] | None:
+    """The model of ``model``'s field ``name`` when that field is a section of its own."""
+    field = model.model_fields.get(name)
+    annotation = field.annotation if field is not None else None
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    return None
+
+
+def _is_table(model: type[BaseModel], name: str) -> bool:
+    """Whether the field is a free-form table (its keys are data, not setting names)."""
+    field = model.model_fields.get(name)
+    return field is not None and getattr(field.annotation, "__origin__", None) is dict
+
+
+def _setting_paths(model: type[BaseModel], prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    paths: list[tuple[str, ...]] = []
+    for name in model.model_fields:
+        path = (*prefix, name)
+        paths.append(path)
+        section = _section_model(model, name)
+        if section is not None:
+            paths.extend(_setting_paths(section, path))
+    return paths
+
+
+def _env_name(path: tuple[str, ...]) -> str:
+    return "HOTLINE_" + "__".join(path).upper()
+
+
+def unknown_environment(environ: dict[str, str] | os._Environ[str]) -> list[str]:
+    """One warning per ``HOTLINE_*`` variable that is neither a setting nor one of
+    :data:`OTHER_VARIABLES`: a misspelt variable would otherwise be ignored without a word."""
+    paths = _setting_paths(Settings)
+    known = {_env_name(p) for p in paths} | OTHER_VARIABLES
+    # A free-form table's entries are variables of their own (HOTLINE_RECORDINGS__RETENTION_YEARS__REPORT).
+    tables = tuple(_env_name(p) + "__" for p in paths if _is_table(_parent_model(p), p[-1]))
+    warnings = []
+    for name in sorted(environ):
+        upper = name.upper()
+        if not upper.startswith("HOTLINE_") or upper in known or upper.startswith(tables):
+            continue
+        close = difflib.get_close_matches(upper, sorted(known), n=1, cutoff=0.75)
+        hint = (f"; did you mean {close[0]}?" if close
+                else " (settings are HOTLINE_<SECTION>__<NAME>, e.g. HOTLINE_HTTP__PORT)")
+        warnings.append(f"warning: environment variable {name} is not a setting and is ignored{hint}")
+    return warnings
+
+
+def _parent_model(path: tuple[str, ...]) -> type[BaseModel]:
+    model: type[BaseModel] = Settings
+    for name in path[:-1]:
+        section = _section_model(model, name)
+        assert section is not None
+        model = section
+    return model
+
+
+def _where_in_file(path: tuple[str, ...], file: Path) -> str:
+    if len(path) == 1:
+        return f"{path[0]} in {file}"
+    return f"[{'.'.join(path[:-1])}] {path[-1]} in {file}"
+
+
+def _unknown_keys(values: dict[str, Any], file: Path, model: type[BaseModel] = Settings,
+                  prefix: tuple[str, ...] = ()) -> list[str]:
+    """The keys of a settings file that are no setting: refused rather than ignored, since the
+    operator who wrote one believes it in force (a misspelt ``secure_cookes`` would leave
+    cookies insecure without a word)."""
+    problems = []
+    for key, value in values.items():
+        path = (*prefix, key)
+        if key not in model.model_fields:
+            close = difflib.get_close_matches(key, list(model.model_fields), n=1, cutoff=0.6)
+            what = f"[{'.'.join(path)}] in {file} is not a section" if isinstance(value, dict) else \
+                f"{_where_in_file(path, file)} is not a setting"
+            hint = f"; did you mean {close[0]}?" if close else f"; the {'settings' if prefix else 'keys'} here are: " \
+                f"{', '.join(model.model_fields)}"
+            problems.append(what + hint)
+            continue
+        section = _section_model(model, key)
+        if section is not None and isinstance(value, dict):
+            problems.extend(_unknown_keys(value, file, section, path))
+    return problems
+
+
+def _has(values: dict[str, Any], path: tuple[str, ...]) -> bool:
+    node: Any = values
+    for name in path:
+        if not isinstance(node, dict) or name not in node:
+            return False
+        node = node[name]
+    return True
+
+
+def _env_lookup(environ: dict[str, str], path: tuple[str, ...]) -> str | None:
+    """The variable that gave the setting at ``path`` (itself, or a section given as JSON)."""
+    for end in range(len(path), 0, -1):
+        name = _env_name(path[:end])
+        if name in environ:
+            return name
+    return None
+
+
+def _mask(path: tuple[str, ...], value: object) -> str:
+    if any(part in _SECRET_NAMES for part in path) or isinstance(value, SecretStr):
+        return "'****'"
+    text = repr(value)
+    # A URL's password (postgresql+asyncpg://user:pass@host/db, redis://:pass@host) never shows.
+    return re.sub(r"(//[^/:@\s]*:)[^/@\s]+@", r"\1****@", text)
+
+
+def _range(path: tuple[str, ...]) -> str:
+    """``from 0 to 65535`` for a field with bounds, else ``""``."""
+    try:
+        model = _parent_model(path)
+    except AssertionError:
+        return ""
+    field = model.model_fields.get(path[-1])
+    if field is None:
+        return ""
+    low = high = None
+    for bound in field.metadata:
+        low = getattr(bound, "ge", None) if getattr(bound, "ge", None) is not None else low
+        low = f"more than {bound.gt}" if getattr(bound, "gt", None) is not None else low
+        high = getattr(bound, "le", None) if getattr(bound, "le", None) is not None else high
+    if isinstance(low, str):
+        return low + (f", at most {high}" if high is not None else "")
+    if low is not None and high is not None:
+        return f"from {low} to {high}"
+    if low is not None:
+        return f"at least {low}"
+    return f"at most {high}" if high is not None else ""
+
+
+def _allowed(error: Any, path: tuple[str, ...]) -> str:
+    kind = error["type"]
+    ctx = error.get("ctx") or {}
+    bounds = _range(path)
+    if kind in ("int_parsing", "int_type", "int_from_float"):
+        return "must be a whole number" + (f", {bounds}" if bounds else "")
+    if kind in ("float_parsing", "float_type"):
+        return "must be a number" + (f", {bounds}" if bounds else "")
+    if kind in ("greater_than_equal", "greater_than", "less_than_equal", "less_than"):
+        return f"must be {bounds}" if bounds else str(error["msg"]).lower()
+    if kind in ("bool_parsing", "bool_type"):
+        return "must be true or false"
+    if kind in ("literal_error", "enum"):
+        return f"must be one of {ctx.get('expected', '')}"
+    if kind == "json_invalid":
+        return "must be JSON here (a list as [1, 2], a table as {\"key\": \"value\"})"
+    if kind == "list_type":
+        return "must be a list"
+    if kind in ("dict_type", "model_type"):
+        return "must be a table of settings"
+    if kind == "string_type":
+        return "must be text"
+    if kind == "extra_forbidden":
+        return "is not a setting"
+    message = str(error["msg"])
+    return message.removeprefix("Value error, ").removeprefix("Assertion failed, ")
+
+
+def describe_errors(exc: ValidationError, *, environ: dict[str, str], file_values: dict[str, Any],
+                    file: Path | None) -> list[str]:
+    """One line per problem: where the operator wrote the setting, the value, what is allowed."""
+    lines = []
+    for error in exc.errors():
+        path = tuple(str(part) for part in error["loc"] if not isinstance(part, int))
+        variable = _env_lookup(environ, path)
+        if variable is not None:
+            where = variable
+        elif file is not None and _has(file_values, path):
+            where = (f"[{path[0]}] in {file}" if len(path) == 1 and _section_model(Settings, path[0])
+                     else _where_in_file(path, file))
+        else:
+            where = f"setting {'.'.join(path)}" if len(path) != 1 or _section_model(Settings, path[0]) is None \
+                else f"settings [{path[0]}]"
+        value = error.get("input")
+        # A whole section (a model validator's complaint) is not repeated: the message names its fields.
+        shown = "" if isinstance(value, dict | BaseModel) else f" = {_mask(path, value)}"
+        lines.append(f"{where}{shown}: {_allowed(error, path)}")
+    return lines
+
+
+def _bad_json(environ: dict[str, str], message: str) -> str:
+    """The variable whose value should have been JSON (a list, a table or a whole section)."""
+    match = re.search(r'field "([a-z_]+)"', message)
+    prefix = _env_name((match.group(1),)) if match else "HOTLINE_"
+    paths = set(_setting_paths(Settings))
+    for name in sorted(environ):
+        path = tuple(name.removeprefix("HOTLINE_").lower().split("__"))
+        if not (name == prefix or name.startswith(prefix + "__")) or path not in paths or _is_scalar(path):
+            continue
+        try:
+            json.loads(environ[name])
+        except ValueError:
+            return (f"{name} = {_mask(path, environ[name])}: must be JSON here "
+                    f"(a list as [\"a\", \"b\"], a table as {{\"key\": 1}})")
+    return f"{prefix}: cannot be read ({message})"
+
+
+def _is_scalar(path: tuple[str, ...]) -> bool:
+    model = _parent_model(path)
+    if _section_model(model, path[-1]) is not None:
+        return False
+    return getattr(model.model_fields[path[-1]].annotation, "__origin__", None) not in (list, dict)
 
 
 def load_settings(config: Path | str | None = None, **overrides: Any) -> Settings:
-    """Build the settings: defaults, profile, TOML file, overrides, environment."""
+    """Build the settings: defaults, profile, TOML file, overrides, environment.
+
+    :class:`SettingsError` for a file that is missing, not TOML or names no setting, and for a
+    value that does not fit (from the file or the environment), never pydantic's traceback."""
     values: dict[str, Any] = {}
-    profile = os.environ.get("HOTLINE_PROFILE", overrides.get("profile"))
+    environ = {name.upper(): value for name, value in os.environ.items() if name.upper().startswith("HOTLINE_")}
+    profile = environ.get("HOTLINE_PROFILE", overrides.get("profile"))
     if profile == "test":
         values = _deep_merge(values, TEST_PROFILE)
     elif profile == "demo":
         values = _deep_merge(values, DEMO_PROFILE)
-    path = config or os.environ.get("HOTLINE_CONFIG")
-    if path:
-        path = Path(path)
+    given = config or environ.get("HOTLINE_CONFIG")
+    path = Path(given) if given else None
+    file_values: dict[str, Any] = {}
+    if path is not None:
+        origin = "--config" if config else "HOTLINE_CONFIG"
         try:
-            values = _deep_merge(values, tomllib.loads(path.read_text(encoding="utf-8")))
-        except FileNotFoundError as exc:
-            raise SettingsError(f"settings file {path} does not exist") from exc
+            file_values = tomllib.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise SettingsError(f"settings file {path} ({origin}) does not exist") from None
+        except IsADirectoryError:
+            raise SettingsError(f"settings file {path} ({origin}) is a directory, not a TOML file") from None
+        except PermissionError:
+            raise SettingsError(f"settings file {path} ({origin}) cannot be read: permission denied") from None
+        except UnicodeDecodeError:
+            raise SettingsError(f"settings file {path} ({origin}) is not UTF-8 text") from None
         except tomllib.TOMLDecodeError as exc:
-            raise SettingsError(f"settings file {path} is not valid TOML: {exc}") from exc
+            raise SettingsError(f"settings file {path} is not valid TOML: {exc}") from None
+        unknown = _unknown_keys(file_values, path)
+        if unknown:
+            raise SettingsError("\n".join(unknown))
+        values = _deep_merge(values, file_values)
     values = _deep_merge(values, overrides)
-    return Settings(**values)
+    try:
+        return Settings(**values)
+    except EnvParsingError as exc:
+        # A list or table given in the environment must be JSON; pydantic-settings names only the section.
+        raise SettingsError(_bad_json(environ, str(exc))) from None
+    except ValidationError as exc:
+        raise SettingsError("\n".join(describe_errors(exc, environ=environ, file_values=file_values,
+                                                      file=path))) from None
