@@ -12,6 +12,7 @@ change, a user's hash is replaced at their next successful login (:meth:`Passwor
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -38,6 +39,39 @@ def check_password(password: str) -> str:
     if not password.strip():
         raise WeakPassword("password: must not be only spaces")
     return password
+
+
+#: zxcvbn's score (0 to 4) a new password set by an administrator must reach: 3 is "safely
+#: unguessable" (about 10^8 guesses and more), what an account that reads complaints needs.
+MIN_SCORE = 3
+#: zxcvbn's matching grows fast with the length; the first characters say all we need.
+_ESTIMATED_CHARS = 100
+
+
+def strength_problem(password: str, *, personal: Sequence[str] = ()) -> str | None:
+    """Why ``password`` is too easy to guess, in one line with zxcvbn's advice; None if it is not.
+
+    zxcvbn (Dropbox's estimator) knows the common passwords, names and words of its frequency
+    lists, keyboard walks, repeats, sequences and dates, so "aaaaaaaaaa" and "1234567890" fail
+    however long. ``personal`` (the username, the display name) counts as known to an attacker,
+    and a password containing one of them is refused outright."""
+    lowered = password.lower()
+    for word in personal:
+        # Two characters of a Chinese name are a name; two Latin letters are not.
+        if len(word) >= (3 if word.isascii() else 2) and word.lower() in lowered:
+            return f"contains {'the username' if word == personal[0] else 'a name of the user'} ({word}); " \
+                   f"choose one that does not"
+    from zxcvbn import zxcvbn
+
+    result = zxcvbn(password[:_ESTIMATED_CHARS], user_inputs=[w for w in personal if w])
+    if result["score"] >= MIN_SCORE:
+        return None
+    feedback = result["feedback"]
+    warning = str(feedback.get("warning") or "").rstrip(".")
+    advice = " ".join(str(s) for s in feedback.get("suggestions") or []) or \
+        "Add another word or two. Uncommon words are better."
+    return f"too easy to guess (strength {result['score']} of 4, {MIN_SCORE} needed)" + \
+        (f": {warning}" if warning else "") + f". {advice}"
 
 
 class Passwords:

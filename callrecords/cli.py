@@ -1,4 +1,4 @@
-"""``hotline callrecords``: call records made outside the call path.
+"""hotline callrecords: call records made outside the call path.
 
     hotline callrecords import-cdr FILE     import the calls Asterisk served without the
                                             application (its CDR file, dialplans/cdr_custom.conf)
@@ -26,9 +26,19 @@ from delivery.outbox import Outbox
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="hotline callrecords", description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="action", required=True)
-    imp = sub.add_parser("import-cdr", help="import the calls of an Asterisk CDR file (cdr_custom.conf's layout)")
+    raw = argparse.RawDescriptionHelpFormatter
+    example = "hotline callrecords import-cdr /var/log/asterisk/cdr-custom/hotline-cdr.csv"
+    parser = argparse.ArgumentParser(
+        prog="hotline callrecords", formatter_class=raw,
+        description="Call records made outside the call path: the calls Asterisk served without the application.",
+        epilog=f"example:\n  {example}")
+    sub = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+    imp = sub.add_parser(
+        "import-cdr", help="import the calls of an Asterisk CDR file (cdr_custom.conf's layout)", formatter_class=raw,
+        description="Import the calls of the CDR file dialplans/cdr_custom.conf makes Asterisk write. Idempotent:\n"
+                    "a call imported before (by hotline serve or an earlier run) is skipped, so a file, or a\n"
+                    "rotated copy, may be imported again at any time.",
+        epilog=f"examples:\n  {example}\n  hotline callrecords import-cdr hotline-cdr.csv.1")
     imp.add_argument("file", type=Path, help="e.g. /var/log/asterisk/cdr-custom/hotline-cdr.csv")
     return parser
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -172,11 +173,22 @@ def _describe(diff: tuple[Any, ...]) -> str:
 
 def main(settings: Settings, argv: list[str]) -> int:
     """``hotline db upgrade|current|history``."""
-    parser = argparse.ArgumentParser(prog="hotline db", description="the database schema (Alembic)")
-    sub = parser.add_subparsers(dest="action", required=True)
-    sub.add_parser("upgrade", help="bring the database to the newest revision")
-    sub.add_parser("current", help="print the database's revision")
-    sub.add_parser("history", help="list the revisions, newest first")
+    raw = argparse.RawDescriptionHelpFormatter
+    parser = argparse.ArgumentParser(
+        prog="hotline db", formatter_class=raw,
+        description="The database schema, as Alembic migrations ([database] url, HOTLINE_DATABASE__URL).\n"
+                    "Every start of the application upgrades it too; this is for doing it beforehand or looking.",
+        epilog="examples:\n  hotline db upgrade\n  hotline db current\n"
+               "  HOTLINE_DATABASE__URL=postgresql+asyncpg://hotline:...@db/hotline hotline db upgrade")
+    sub = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+    for name, summary, description in (
+        ("upgrade", "bring the database to the newest revision",
+         "Apply the migrations the database lacks, then print its revision."),
+        ("current", "print the database's revision", "Print the database's URL (password hidden) and revision."),
+        ("history", "list the revisions, newest first", "List the migrations, newest first; needs no database."),
+    ):
+        sub.add_parser(name, help=summary, description=description, formatter_class=raw,
+                       epilog=f"example:\n  hotline db {name}")
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:
@@ -186,7 +198,7 @@ def main(settings: Settings, argv: list[str]) -> int:
     try:
         return asyncio.run(_run(settings, args.action))
     except SchemaMismatch as exc:
-        print(f"hotline db: {exc}")
+        print(f"hotline db: {exc}", file=sys.stderr)
         return 1
 
 

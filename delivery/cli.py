@@ -1,4 +1,4 @@
-"""``hotline outbox``: what is owed to the national platform, and the operator's levers.
+"""hotline outbox: what is owed to the national platform, and the operator's levers.
 
     hotline outbox stats                      rows per kind and state, oldest waiting, halt or pause
     hotline outbox list [--state dead] [--kind case] [--limit 50]
@@ -27,25 +27,48 @@ from delivery.outbox import Outbox
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="hotline outbox", description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="action", required=True)
-    sub.add_parser("stats", help="rows per kind and state")
-    ls = sub.add_parser("list", help="list rows, newest first")
+    raw = argparse.RawDescriptionHelpFormatter
+    parser = argparse.ArgumentParser(
+        prog="hotline outbox", formatter_class=raw,
+        description="What is owed to the national platform (cases, progress steps, call records), and the\n"
+                    "operator's levers: look, send dead rows again, replay delivered ones, run workers.",
+        epilog="examples:\n  hotline outbox stats\n  hotline outbox list --state dead\n  hotline outbox show 42\n"
+               "  hotline outbox retry --all-dead\n  hotline outbox replay --since 2026-11-24T00:00:00+08:00\n"
+               "  hotline outbox work --workers 4")
+    sub = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+
+    def action(name: str, summary: str, description: str, *examples: str) -> argparse.ArgumentParser:
+        lines = "\n".join(f"  hotline outbox {example}" for example in examples)
+        return sub.add_parser(name, help=summary, description=description, formatter_class=raw,
+                              epilog=f"example{'s' if len(examples) > 1 else ''}:\n{lines}")
+
+    action("stats", "rows per kind and state",
+           "Rows per kind and state, the oldest waiting, and whether delivery is halted (and what to fix) "
+           "or paused.", "stats")
+    ls = action("list", "list rows, newest first", "List rows, newest first, with their state and last answer.",
+                "list", "list --state dead --kind case --limit 20")
     ls.add_argument("--state", choices=[s.value for s in State])
     ls.add_argument("--kind", choices=[k.value for k in Kind])
-    ls.add_argument("--limit", type=_positive, default=50)
-    show = sub.add_parser("show", help="one row in full")
+    ls.add_argument("--limit", type=_positive, default=50, help="at most this many rows (default 50)")
+    show = action("show", "one row in full", "One row in full: its body, the last answer, the platform's problems.",
+                  "show 42")
     show.add_argument("id", type=_positive)
-    retry = sub.add_parser("retry", help="send dead rows again")
+    retry = action("retry", "send dead rows again",
+                   "Put dead rows back in the queue; they keep their key, so the platform still gets each once.",
+                   "retry 42 43", "retry --all-dead")
     retry.add_argument("ids", type=_positive, nargs="*")
-    retry.add_argument("--all-dead", action="store_true")
-    replay = sub.add_parser("replay", help="send delivered rows again (the platform replays what it has)")
+    retry.add_argument("--all-dead", action="store_true", help="every dead row")
+    replay = action("replay", "send delivered rows again (the platform replays what it has)",
+                    "Send delivered rows again, for a reconciliation after the platform lost data.",
+                    "replay 42", "replay --since 2026-11-24T00:00:00+08:00 --kind case")
     replay.add_argument("ids", type=_positive, nargs="*")
     replay.add_argument("--since", type=_moment,
                         help="delivered at or after (RFC 3339, e.g. 2026-11-24T08:00:00+08:00)")
     replay.add_argument("--kind", choices=[k.value for k in Kind])
-    work = sub.add_parser("work", help="run delivery workers until interrupted")
-    work.add_argument("--workers", type=_positive, help="workers in this process (default: settings)")
+    work = action("work", "run delivery workers until interrupted",
+                  "Run delivery workers in this process until SIGINT or SIGTERM (beside hotline serve's own).",
+                  "work", "work --workers 4")
+    work.add_argument("--workers", type=_positive, help="workers in this process (default: [platform] workers)")
     return parser
 
 

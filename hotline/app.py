@@ -18,6 +18,7 @@ from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from accounts.passwords import Passwords
@@ -42,6 +43,15 @@ from core.web import new_web_app
 from core.web_security import secure
 from delivery.outbox import Outbox
 from hotline.plugins import load_plugins
+from hotline.reach import (
+    Unreachable,
+    database_unreachable,
+    is_database_unreachable,
+    is_redis_unreachable,
+    mask_url,
+    redis_unreachable,
+    retrying,
+)
 from ivr.media_checks import MediaChecks
 from ivr.plugin import Ivr
 from queues.services import AnnouncingEngine, QueueService
@@ -123,10 +133,27 @@ class Application:
             raise RuntimeError("the application is not started")
         return self._clients
 
-    async def start(self) -> None:
+    async def start(self, *, wait_s: float = 0.0) -> None:
+        """Connect and build every feature. Redis and the database are waited for up to
+        ``wait_s`` seconds, then :class:`Unreachable` says which; Asterisk is not waited for
+        here: the events WebSocket keeps trying it in the background (``ari.events``)."""
         # Made here, not in __init__: the clients belong to the running event loop.
         self._clients = c = Clients(self.settings, self._resync, self._table)
-        await c.redis.ping()
+        s = self.settings
+        try:
+            await retrying(f"Redis at {mask_url(s.redis.url)}", c.redis.ping, unreachable=is_redis_unreachable,
+                           wait_s=wait_s)
+        except Exception as exc:
+            if is_redis_unreachable(exc):
+                raise redis_unreachable(s.redis.url, exc) from None
+            raise
+        try:
+            await retrying(f"the database at {mask_url(s.database.url)}", lambda: _probe(c.db),
+                           unreachable=is_database_unreachable, wait_s=wait_s)
+        except Exception as exc:
+            if is_database_unreachable(exc):
+                raise database_unreachable(s.database.url, exc) from None
+            raise
         await create_schema(c.db, self.settings)
         self.parts = await assemble(load_plugins(), {**c.by_name(), **self._given}, self._table)
         for start in self.parts.starts():
@@ -280,10 +307,22 @@ class Application:
         return cast("Desktop | None", self.parts.api("agent_desktop"))
 
 
-async def run_serve(settings: Settings) -> int:
-    """Run until SIGINT/SIGTERM; calls in progress stay in Asterisk and are resumed on restart."""
+async def _probe(engine: AsyncEngine) -> None:
+    async with engine.connect() as conn:
+        await conn.execute(text("SELECT 1"))
+
+
+async def run_serve(settings: Settings, *, wait_s: float = 15.0) -> int:
+    """Run until SIGINT/SIGTERM; calls in progress stay in Asterisk and are resumed on restart.
+
+    Redis or the database still away after ``wait_s``: :class:`Unreachable`, once what was
+    opened is closed again."""
     app = Application(settings)
-    await app.start()
+    try:
+        await app.start(wait_s=wait_s)
+    except Unreachable:
+        await app.stop()
+        raise
     log.info("hotline serving ARI app %r at %s", settings.ari.app, settings.ari.url)
     await until_signalled()
     await app.stop()

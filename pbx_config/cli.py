@@ -22,12 +22,23 @@ from pbx_config.render import AgentPhone, RenderError
 
 def build_parser(settings: Settings) -> argparse.ArgumentParser:
     a = settings.asterisk
+    raw = argparse.RawDescriptionHelpFormatter
     parser = argparse.ArgumentParser(
-        prog="hotline asterisk",
-        description="Install the hotline's Asterisk configuration (dialplans/), prompts and music on hold.")
-    sub = parser.add_subparsers(dest="action", required=True)
-    inst = sub.add_parser("install", help="render dialplans/*.conf from the settings and write them, with "
-                                          "the prompts and the music on hold, into an Asterisk tree")
+        prog="hotline asterisk", formatter_class=raw,
+        description="Install the hotline's Asterisk configuration (dialplans/), prompts and music on hold.",
+        epilog="examples:\n  hotline asterisk install\n  hotline asterisk install --etc /tmp/etc --data /tmp/data "
+               "--no-prompts")
+    sub = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+    inst = sub.add_parser(
+        "install", formatter_class=raw,
+        help="render dialplans/*.conf from the settings and write them, with the prompts and the music on hold, "
+             "into an Asterisk tree",
+        description="Render dialplans/*.conf from the settings ([asterisk], [ari]) and the agents' SIP accounts,\n"
+                    "and write them into Asterisk's configuration directory, with the prompts and the music\n"
+                    "on hold into its data directory. Then: asterisk -rx 'core reload'.",
+        epilog="examples:\n  hotline asterisk install\n"
+               "  HOTLINE_ASTERISK__TRUNK_HOST=198.51.100.10 hotline asterisk install --etc /etc/asterisk\n"
+               "  hotline asterisk install --no-prompts      # without espeak-ng and sox")
     inst.add_argument("--etc", type=Path, default=a.etc_dir, help=f"Asterisk's configuration directory "
                                                                    f"(default {a.etc_dir})")
     inst.add_argument("--data", type=Path, default=a.data_dir, help=f"Asterisk's data directory, astdatadir "
@@ -54,7 +65,10 @@ async def agent_phones(settings: Settings) -> list[AgentPhone]:
 
 def main(settings: Settings, argv: list[str], *, out: TextIO | None = None, err: TextIO | None = None) -> int:
     out, err = out or sys.stdout, err or sys.stderr
-    args = build_parser(settings).parse_args(argv)
+    try:
+        args = build_parser(settings).parse_args(argv)
+    except SystemExit as exc:
+        return int(exc.code or 0)
     try:
         agents = asyncio.run(agent_phones(settings))
         install(settings, agents, etc_dir=args.etc, data_dir=args.data, prompts=not args.no_prompts,

@@ -36,6 +36,7 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ivr.prompts.catalogue import (
     SOUND_DIR,
@@ -45,6 +46,9 @@ from ivr.prompts.catalogue import (
     sound_name,
 )
 from ivr.prompts.numbers import DIGITS_DIR
+
+if TYPE_CHECKING:
+    from core.settings import IvrSettings, Settings
 
 SAMPLE_RATE = 8000
 MANIFEST = ".manifest.json"
@@ -220,16 +224,20 @@ def _print_progress(index: int, total: int, key: str, path: Path, made: bool) ->
     print(f"[{index:>2}/{total}] {'made     ' if made else 'unchanged'} {path}", flush=True)
 
 
-def _parser() -> argparse.ArgumentParser:
-    from core.settings import load_settings
-
-    ivr = load_settings().ivr
+def _parser(ivr: IvrSettings) -> argparse.ArgumentParser:
+    raw = argparse.RawDescriptionHelpFormatter
     parser = argparse.ArgumentParser(
-        prog="hotline prompts", description="Build the IVR prompt sound files with espeak-ng and sox."
-    )
-    sub = parser.add_subparsers(dest="action", required=True)
-    build = sub.add_parser("build", help="make <out>/<language>/hotline/<name>.wav for every prompt and "
-                                          "<out>/<language>/digits/<name>.wav for saying numbers")
+        prog="hotline prompts", formatter_class=raw,
+        description="Build the IVR prompt sound files with espeak-ng and sox.",
+        epilog="examples:\n  hotline prompts build\n  hotline prompts build --lang en-US --out var/sounds --force")
+    sub = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+    build = sub.add_parser(
+        "build", formatter_class=raw,
+        help="make the prompts' and the numbers' sound files",
+        description="Make <out>/<language>/hotline/<name>.wav for every prompt and <out>/<language>/digits/<name>.wav "
+                    "for saying numbers.\nA file is made again only when its text, the voice or the tools changed.",
+        epilog=f"examples:\n  hotline prompts build                     # {ivr.language} into {ivr.sounds_dir}\n"
+               "  hotline prompts build --lang en-US --force")
     build.add_argument("--lang", default=ivr.language, help=f"locale (default {ivr.language})")
     build.add_argument("--out", type=Path, default=ivr.sounds_dir,
                        help=f"sounds directory (default {ivr.sounds_dir})")
@@ -237,8 +245,13 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str]) -> int:
-    args = _parser().parse_args(argv)
+def main(argv: list[str], *, settings: Settings | None = None) -> int:
+    """``hotline prompts``; ``settings`` are the command's (its --config), else loaded here."""
+    if settings is None:
+        from core.settings import load_settings
+
+        settings = load_settings()
+    args = _parser(settings.ivr).parse_args(argv)
     try:
         made = build_prompts(args.lang, args.out, force=args.force, progress=_print_progress)
         catalogue = PromptCatalogue.load(args.lang)

@@ -1,5 +1,6 @@
 """``hotline users``: an administrator adds, lists and disables users and sets passwords; every
-mistake is said plainly with exit code 1 (2 for bad usage), and passwords never travel as arguments."""
+mistake is said plainly, naming the flag, with exit code 1 (2 for bad usage); passwords never travel
+as arguments, come from the terminal, standard input or a file, and must be hard to guess."""
 
 from __future__ import annotations
 
@@ -62,10 +63,10 @@ def test_an_agent_is_added_with_the_password_from_stdin_and_listed(run: Run) -> 
 
 
 @pytest.mark.parametrize(("change", "message"), [
-    (("--role", "boss"), "hotline users: role: must be one of agent, supervisor, admin (got 'boss')\n"),
-    (("--jurisdiction", "999999"), "hotline users: jurisdiction: unknown jurisdiction code '999999'"),
-    (("--lines", "general,gas"), "hotline users: lines: unknown business line(s) 'gas'"),
-    (("--endpoint", "1001"), "hotline users: sip_endpoint: must look like PJSIP/1001 (got '1001')\n"),
+    (("--role", "boss"), "hotline users: --role: must be one of agent, supervisor, admin (got 'boss')\n"),
+    (("--jurisdiction", "999999"), "hotline users: --jurisdiction: unknown jurisdiction code '999999'"),
+    (("--lines", "general,gas"), "hotline users: --lines: unknown business line(s) 'gas'"),
+    (("--endpoint", "1001"), "hotline users: --endpoint: must look like PJSIP/1001 (got '1001')\n"),
 ])
 def test_a_bad_field_is_refused_with_exit_code_1_naming_it(run: Run, change: tuple[str, str], message: str) -> None:
     argv = list(AGENT)
@@ -82,7 +83,7 @@ def test_a_short_password_is_refused_whether_piped_or_typed(run: Run) -> None:
     assert "standard input had no password" in run.err
     typed = [a for a in AGENT if a not in ("--password-stdin", "--sip-password-stdin")]
     assert run(*typed, typed=("a long passphrase", "a long passphrasf")) == 1
-    assert "the two passwords typed differ" in run.err
+    assert "the two typed differ" in run.err
     assert run(*typed, typed=("a long passphrase", "a long passphrase")) == 0
 
 
@@ -141,7 +142,7 @@ def test_the_sip_secret_is_never_an_argument_and_comes_from_stdin_a_variable_or_
     assert run(*argv, "--sip-password", "s1p-secret") == 2
     assert "a SIP secret is never given as an argument" in capsys.readouterr().err
     assert run(*AGENT, stdin="a long passphrase\n") == 1
-    assert run.err == "hotline users: sip_password: standard input had no SIP secret on its second line\n"
+    assert run.err == "hotline users: --sip-password-stdin: standard input had no SIP secret on its second line\n"
 
     assert run(*AGENT) == 0, run.err  # password, then SIP secret, on standard input
     monkeypatch.setenv("AGENT2_SIP", "env-secret")
@@ -188,3 +189,56 @@ def test_operators_list_who_is_made_to_wait_and_end_it(run: Run, settings: Setti
     assert run("unlock", "--address", "192.0.2.44") == 0
     assert run.out == "address 192.0.2.44: its count of failed logins cleared\n"
     assert run("unlock", "--address", "192.0.2.44") == 0 and "had no failed logins counted" in run.out
+
+
+@pytest.mark.parametrize(("password", "reason"), [
+    ("aaaaaaaaaa", 'Repeats like "aaa" are easy to guess'),
+    ("1234567890", "This is a top-100 common password"),
+    ("password1234", "common password"),
+])
+def test_a_password_easy_to_guess_is_refused_with_the_reason_and_advice(run: Run, password: str,
+                                                                        reason: str) -> None:
+    assert run(*AGENT, stdin=f"{password}\ns1p-secret\n") == 1
+    [line] = run.err.splitlines()
+    assert line.startswith("hotline users: password: too easy to guess (strength ")
+    assert reason in line and "Add another word or two" in line
+    assert run("list") == 0 and run.out.endswith("(no users)\n")
+
+
+def test_a_password_containing_the_users_name_is_refused(run: Run) -> None:
+    assert run(*AGENT, stdin="zhangwei-likes-green-tea\ns1p-secret\n") == 1
+    assert run.err == "hotline users: password: contains the username (zhangwei); choose one that does not\n"
+    assert run(*AGENT, stdin="张伟的密码很长很长很长\ns1p-secret\n") == 1
+    assert "contains a name of the user (张伟)" in run.err
+
+
+def test_a_strong_password_is_accepted_from_a_file(run: Run, tmp_path: Path) -> None:
+    secret = tmp_path / "password"
+    secret.write_text("violet-harbour-quietly-seven\n", encoding="utf-8")
+    sip = tmp_path / "sip"
+    sip.write_text("s1p-from-a-file\n", encoding="utf-8")
+    argv = [a for a in AGENT if a not in ("--password-stdin", "--sip-password-stdin")]
+    assert run(*argv, "--password-file", str(secret), "--sip-password-file", str(sip), stdin="") == 0, run.err
+    assert run("passwd", "zhangwei", "--password-file", str(tmp_path / "missing")) == 1
+    assert run.err == f"hotline users: --password-file: cannot read {tmp_path / 'missing'}: No such file or directory\n"
+
+
+def test_without_a_terminal_a_password_must_come_from_stdin_or_a_file(settings: Settings) -> None:
+    err = io.StringIO()
+    typed = [a for a in AGENT if a not in ("--password-stdin", "--sip-password-stdin")]
+    # No prompt given and standard input is no terminal: said at once, never an EOFError.
+    assert main(settings, typed, stdin=io.StringIO(""), out=io.StringIO(), err=err) == 2
+    assert err.getvalue() == ("hotline users: no terminal to ask for the password: give it with --password-stdin "
+                              "or --password-file PATH\n")
+    err = io.StringIO()
+    assert main(settings, ["passwd", "zhangwei"], stdin=io.StringIO(""), out=io.StringIO(), err=err) == 2
+    assert "no terminal to ask for the password" in err.getvalue()
+
+
+def test_a_terminal_closed_while_asking_is_said_plainly(run: Run) -> None:
+    def closed(_text: str) -> str:
+        raise EOFError
+
+    code = main(run.settings, ["passwd", "zhangwei"], stdin=io.StringIO(""), out=io.StringIO(),
+                err=(err := io.StringIO()), prompt=closed)
+    assert code == 2 and err.getvalue().startswith("hotline users: the password was not typed (end of input)")

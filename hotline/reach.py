@@ -1,0 +1,134 @@
+"""The services the commands need, and what the operator reads when one cannot be reached.
+
+Each command that cannot reach Redis or the database ends with one line saying which (its URL,
+password masked) and what to check, and an exit code of its own (:class:`ExitCode`), so that a
+supervisor (systemd, a container runtime) and a person at the terminal both know what failed.
+Asterisk is not among them: ``hotline serve`` keeps trying it (``ari.events``), since calls
+wait in its fallback dialplan and nothing is lost by waiting for it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import socket
+from collections.abc import Awaitable, Callable
+from enum import IntEnum
+from types import TracebackType
+
+log = logging.getLogger(__name__)
+
+
+class ExitCode(IntEnum):
+    OK = 0
+    #: The command ran and refused or found something (its message says what).
+    REFUSED = 1
+    #: Bad usage: an unknown flag, a bad setting, a settings file that is missing or not TOML.
+    USAGE = 2
+    REDIS_UNREACHABLE = 3
+    DATABASE_UNREACHABLE = 4
+    #: Ctrl-C.
+    INTERRUPTED = 130
+
+
+#: What ``hotline --help`` says about them (and the README repeats).
+EXIT_CODES_HELP = """exit codes:
+  0    done
+  1    refused or found problems (the message says what)
+  2    bad usage or a bad setting (the message names the flag, variable or file key)
+  3    Redis cannot be reached (check [redis] url / HOTLINE_REDIS__URL and that redis-server runs)
+  4    the database cannot be reached (check [database] url / HOTLINE_DATABASE__URL)
+  130  interrupted (Ctrl-C)
+  hotline serve does not stop when Asterisk is away: it logs a WARNING and tries again."""
+
+
+def mask_url(url: str) -> str:
+    """``redis://:secret@host:6379/0`` -> ``redis://:****@host:6379/0``."""
+    return re.sub(r"(//[^/:@\s]*:)[^/@\s]+@", r"\1****@", url)
+
+
+class Unreachable(Exception):
+    """A service the command needs did not answer; the message is the one line to show."""
+
+    def __init__(self, message: str, code: ExitCode) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def redis_unreachable(url: str, exc: BaseException) -> Unreachable:
+    return Unreachable(f"cannot reach Redis at {mask_url(url)} ({_reason(exc)}): check that redis-server runs "
+                       f"there and [redis] url (HOTLINE_REDIS__URL)", ExitCode.REDIS_UNREACHABLE)
+
+
+def database_unreachable(url: str, exc: BaseException) -> Unreachable:
+    return Unreachable(f"cannot reach the database at {mask_url(url)} ({_reason(exc)}): check that it runs, "
+                       f"accepts this user and password, and [database] url (HOTLINE_DATABASE__URL)",
+                       ExitCode.DATABASE_UNREACHABLE)
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    # SQLAlchemy appends "(Background on this error at: https://sqlalche.me/...)" and the SQL.
+    text = re.sub(r"^\([\w.]+\)\s*", "", text)
+    return mask_url(text)[:200]
+
+
+def is_redis_unreachable(exc: BaseException) -> bool:
+    from redis.exceptions import ConnectionError as RedisConnectionError
+    from redis.exceptions import TimeoutError as RedisTimeoutError
+
+    return isinstance(exc, RedisConnectionError | RedisTimeoutError)
+
+
+def is_database_unreachable(exc: BaseException) -> bool:
+    """A connection to the database that failed, as SQLAlchemy or the driver report it."""
+    from sqlalchemy.exc import InterfaceError, OperationalError
+
+    if isinstance(exc, OperationalError | InterfaceError):
+        return True
+    try:
+        from asyncpg.exceptions import (  # type: ignore[import-untyped]
+            InvalidAuthorizationSpecificationError,
+            InvalidCatalogNameError,
+        )
+    except ImportError:  # pragma: no cover - asyncpg is a dependency
+        return False
+    if isinstance(exc, InvalidAuthorizationSpecificationError | InvalidCatalogNameError):
+        return True
+    # asyncpg's connect lets the socket's own error through (refused, unknown host): it is the
+    # database's only when raised from inside the driver, not from a file or another client.
+    return isinstance(exc, ConnectionError | socket.gaierror | TimeoutError) and _raised_in(exc, ("asyncpg",
+                                                                                                  "sqlalchemy"))
+
+
+def _raised_in(exc: BaseException, packages: tuple[str, ...]) -> bool:
+    tb: TracebackType | None = exc.__traceback__
+    while tb is not None:
+        module = tb.tb_frame.f_globals.get("__name__", "")
+        if module.split(".")[0] in packages:
+            return True
+        tb = tb.tb_next
+    return False
+
+
+async def retrying(what: str, attempt: Callable[[], Awaitable[object]], *, unreachable: Callable[[BaseException],
+                   bool], wait_s: float) -> None:
+    """Run ``attempt`` until it succeeds or ``wait_s`` has passed, a WARNING per failure.
+
+    A service started together with us (systemd, compose) is often a few seconds late; longer
+    than ``wait_s`` is an outage, better reported by our exit than hidden in a process that
+    looks up and serves nothing. The last error is raised as is, for the caller to word."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + wait_s
+    delay = 0.5
+    while True:
+        try:
+            await attempt()
+            return
+        except Exception as exc:
+            if not unreachable(exc) or loop.time() + delay > deadline:
+                raise
+            log.warning("%s not reachable (%s); trying again in %.1f s", what, _reason(exc), delay)
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, 5.0)
