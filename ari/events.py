@@ -68,20 +68,25 @@ class EventStream:
         self._ws: ClientConnection | None = None
 
     async def run(self) -> None:
-        """Connect, read, reconnect — until cancelled."""
+        """Connect, read, reconnect — until cancelled. Asterisk away (not started yet, restarting)
+        is expected: a WARNING per try, saying where and when the next one is, never an end."""
         delay = self._initial
+        where = self._url.split("?")[0]
         while True:
+            was_connected = False
             try:
                 async with connect(
                     self._url, additional_headers=self._headers, max_size=2**22, ping_interval=20
                 ) as ws:
                     self._ws = ws
+                    was_connected = True
                     self.connections += 1
-                    log.info("ARI events connected (%s, connection %d)", self._url.split("?")[0], self.connections)
+                    log.info("ARI events connected (%s, connection %d)", where, self.connections)
                     await self._on_connect()
                     self.connected.set()
                     delay = self._initial
                     await self._read(ws)
+                problem = "closed by Asterisk"
             except asyncio.CancelledError:
                 raise
             except InvalidStatus as exc:
@@ -89,19 +94,27 @@ class EventStream:
                 if status in (401, 403):  # wrong user or password: nothing fixes itself
                     log.error("ARI refused the events WebSocket: HTTP %s (check [ari] username and password)",
                               status)
+                    problem = ""
                 else:  # 503 while Asterisk starts (its HTTP server is up before ARI): transient
-                    log.warning("ARI refused the events WebSocket: HTTP %s; trying again", status)
+                    problem = f"refused with HTTP {status}"
             except (OSError, ConnectionClosed, InvalidHandshake, TimeoutError) as exc:
-                log.warning("ARI events connection lost: %s", exc or type(exc).__name__)
+                problem = str(exc) or type(exc).__name__
             except Exception:
                 log.exception("resynchronization after connect failed")
+                problem = ""
             finally:
                 if self._ws is not None:
                     self.lost_at = datetime.now(UTC)
                 self._ws = None
                 self.connected.clear()
             # Full jitter: many app instances restarting together do not stampede Asterisk.
-            await asyncio.sleep(random.uniform(delay / 2, delay))
+            wait = random.uniform(delay / 2, delay)
+            if problem and was_connected:
+                log.warning("ARI events connection lost (%s); reconnecting in %.1f s", problem, wait)
+            elif problem:
+                log.warning("cannot reach Asterisk's ARI at %s (%s); trying again in %.1f s (is Asterisk running? "
+                            "check [ari] url)", where, problem, wait)
+            await asyncio.sleep(wait)
             delay = min(delay * 2, self._max)
 
     async def _read(self, ws: ClientConnection) -> None:

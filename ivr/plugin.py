@@ -57,13 +57,13 @@ async def load_speech(settings: Settings) -> SpeechEngine | None:
         from ivr.speech.locale import load_speech_pack
         from ivr.speech.models import ModelNotInstalled, find_model
     except ImportError as exc:
-        log.error("speech menus off, DTMF only: %s (install the 'speech' extra)", exc)
+        log.warning("speech menus off, DTMF only: %s (install the 'speech' extra)", exc)
         return None
     try:
         pack = load_speech_pack(settings.ivr.language)
         model_dir = find_model(pack.model, settings.speech.models_dir)
     except (ModelNotInstalled, ValueError) as exc:
-        log.error("speech menus off, DTMF only: %s", exc)
+        log.warning("speech menus off, DTMF only: %s", exc)
         return None
     engine = await SpeechEngine.load(
         model_dir, pack, max_streams=settings.speech.max_streams, threads=settings.speech.threads
