@@ -525,8 +525,10 @@ def unknown_environment(environ: dict[str, str] | os._Environ[str]) -> list[str]
         upper = name.upper()
         if not upper.startswith("HOTLINE_") or upper in known or upper.startswith(tables):
             continue
-        close = difflib.get_close_matches(upper, sorted(known), n=1, cutoff=0.75)
-        hint = (f"; did you mean {close[0]}?" if close
+        # Compared without the prefix they all share, which would make any two look alike.
+        close = difflib.get_close_matches(upper.removeprefix("HOTLINE_"),
+                                          sorted(k.removeprefix("HOTLINE_") for k in known), n=1, cutoff=0.75)
+        hint = (f"; did you mean HOTLINE_{close[0]}?" if close
                 else " (settings are HOTLINE_<SECTION>__<NAME>, e.g. HOTLINE_HTTP__PORT)")
         warnings.append(f"warning: environment variable {name} is not a setting and is ignored{hint}")
     return warnings

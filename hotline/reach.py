@@ -71,7 +71,7 @@ def _reason(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     # SQLAlchemy appends "(Background on this error at: https://sqlalche.me/...)" and the SQL.
     text = re.sub(r"^\([\w.]+\)\s*", "", text)
-    return mask_url(text)[:200]
+    return mask_url(text).rstrip(".")[:200]
 
 
 def is_redis_unreachable(exc: BaseException) -> bool:
