@@ -1,5 +1,6 @@
-"""The demo's people: the four simulated agents (their phones answer by themselves), one agent
-for the newcomer (whose phone is answered from the browser desktop), a supervisor of Zhejiang
+"""The demo's people: the simulated agents (their phones answer by themselves; three of them in
+Hangzhou beside the newcomer), one agent for the newcomer (whose phone is answered from the
+browser desktop), a supervisor of Zhejiang
 and an administrator. Created once; a second demo run finds them there."""
 
 from __future__ import annotations
@@ -20,6 +21,10 @@ PEOPLE = [
     ("agent1003", "agent", "440300", "深圳 话务员 1003", "1003"),
     ("agent1004", "agent", "000000", "全国 话务员 1004", "1004"),
     ("agent1005", "agent", "330100", "杭州 话务员 1005 (you)", "1005"),
+    ("agent1006", "agent", "330100", "杭州 话务员 1006", "1006"),
+    ("agent1007", "agent", "330100", "杭州 话务员 1007", "1007"),
+    ("agent1008", "agent", "330100", "杭州 话务员 1008", "1008"),
+    ("agent1009", "agent", "000000", "全国 话务员 1009", "1009"),
     ("zhejiang", "supervisor", "330000", "浙江 值班长", None),
     ("admin", "admin", "000000", "管理员", None),
 ]

@@ -3,11 +3,13 @@ PostgreSQL cluster, started on demand."""
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import pwd
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -31,10 +33,19 @@ def redis_answers(port: int, host: str = "127.0.0.1") -> bool:
         return False
 
 
+def _running(pid: int) -> bool:
+    """The process exists and has not exited (a zombie waits only for its parent to read its end)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text(encoding="ascii", errors="replace")
+    except OSError:
+        return False
+    return "\nState:\tZ" not in status
+
+
 class RedisProcess:
     """A redis-server on loopback with append-only persistence in ``workdir``."""
 
-    def __init__(self, workdir: Path, port: int | None = None) -> None:
+    def __init__(self, workdir: Path, port: int | None = None, *, pidfile: Path | None = None) -> None:
         binary = shutil.which("redis-server")
         if binary is None:
             raise RuntimeError(
@@ -44,10 +55,46 @@ class RedisProcess:
         self.workdir = workdir
         self.port = port or free_port()
         self.proc: subprocess.Popen[bytes] | None = None
+        #: Where the running server's pid and port are written, so that a server outliving
+        #: its owner (killed with -9) is found by the next one rather than silently reused.
+        self.pidfile = pidfile
 
     @property
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
+
+    @staticmethod
+    def leftover(pidfile: Path) -> tuple[int, int] | None:
+        """(pid, port) of a redis-server still running from ``pidfile``, else None (a stale
+        file is removed). The command line is checked: a recycled pid is someone else's."""
+        try:
+            pid_text, port_text = pidfile.read_text(encoding="ascii").split()
+            pid, port = int(pid_text), int(port_text)
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except (OSError, ValueError):
+            pidfile.unlink(missing_ok=True)
+            return None
+        if b"redis-server" not in cmdline:
+            pidfile.unlink(missing_ok=True)
+            return None
+        return pid, port
+
+    @staticmethod
+    def stop_leftover(pidfile: Path, timeout: float = 10.0) -> bool:
+        """Stop the redis-server ``pidfile`` names (SIGTERM: it saves and exits); True if one ran."""
+        found = RedisProcess.leftover(pidfile)
+        if found is None:
+            return False
+        pid = found[0]
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while _running(pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if _running(pid):
+            raise RuntimeError(f"redis-server pid {pid} (from {pidfile}) did not stop within {timeout:.0f} s")
+        pidfile.unlink(missing_ok=True)
+        return True
 
     def start(self, timeout: float = 10.0) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -55,7 +102,12 @@ class RedisProcess:
             [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.workdir),
              "--appendonly", "yes", "--appendfsync", "everysec", "--save", "", "--protected-mode", "no"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            # Its own session: a Ctrl-C at the terminal reaches only its owner, which stops the
+            # application (still writing to Redis) before it stops this server.
+            start_new_session=True,
         )
+        if self.pidfile is not None:
+            self.pidfile.write_text(f"{self.proc.pid} {self.port}\n", encoding="ascii")
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if redis_answers(self.port):
@@ -70,12 +122,16 @@ class RedisProcess:
             self.proc.terminate()
             self.proc.wait(timeout=10)
             self.proc = None
+        if self.pidfile is not None:
+            self.pidfile.unlink(missing_ok=True)
 
     def kill(self) -> None:
         if self.proc is not None:
             self.proc.kill()
             self.proc.wait(timeout=10)
             self.proc = None
+        if self.pidfile is not None:
+            self.pidfile.unlink(missing_ok=True)
 
 
 _PG_TOOLS = ("initdb", "pg_ctl", "postgres", "createdb")

@@ -36,6 +36,8 @@ class Switch(Protocol):
     @property
     def bridges(self) -> Mapping[str, SimBridge]: ...
     @property
+    def channels(self) -> Mapping[str, SimChannel]: ...
+    @property
     def sounds(self) -> SoundLibrary: ...
 
     def moh_heard(self, moh_class: str | None) -> str | None: ...
@@ -99,6 +101,32 @@ class SimCall:
     def _moh_requested(self) -> list[str]:
         bridge = self._switch.bridges.get(self.channel.bridge_id or "")
         return [c for c in (self.channel.moh_class, bridge.moh_class if bridge else None) if c is not None]
+
+    @property
+    def talking_to(self) -> str | None:
+        """The agent's phone (``PJSIP/1001``) this caller is bridged with, or None.
+
+        What a person on the line knows: someone picked up and they are through. The
+        application joins the caller to the answered channel it dialled to a phone, so an
+        answered, originated channel sharing the caller's bridge is that agent; a snoop or
+        an external media channel in the bridge is no one to talk to.
+        """
+        bridge = self._switch.bridges.get(self.channel.bridge_id or "")
+        if bridge is None:
+            return None
+        for channel_id in bridge.channels:
+            other = self._switch.channels.get(channel_id)
+            if other is not None and other.kind == "originated" and other.state == "Up" and other.endpoint:
+                return other.endpoint
+        return None
+
+    async def wait_answered(self, timeout: float) -> str | None:
+        """Wait until an agent is on the line (:attr:`talking_to`) and return their phone;
+        None when ``timeout`` passes first or the call ends unanswered (a caller giving up
+        after their patience is the caller's business, not a failure: hence no exception)."""
+        with contextlib.suppress(AssertionError):
+            await self._until(lambda: self.talking_to or self.ended, timeout, "an agent to answer")
+        return self.talking_to
 
     def _notify(self) -> None:
         self._changed.set()
