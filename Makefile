@@ -1,9 +1,10 @@
 .PHONY: demo test test-fast bootstrap bench
 
-# Start the whole system on embedded defaults with simulated calls.
+# Start the whole system on embedded defaults with simulated calls, until Ctrl-C. Its options
+# (`.venv/bin/python -m devtools demo --help`): ARGS="--no-browser --duration 600 --rate 4".
 demo:
 	bash scripts/bootstrap.sh
-	.venv/bin/python -m devtools demo
+	.venv/bin/python -m devtools demo $(ARGS)
 
 # Run every test (installs what it needs first).
 test:
