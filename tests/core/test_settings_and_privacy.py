@@ -46,6 +46,34 @@ def test_a_broken_settings_file_gets_a_clear_error(tmp_path: Path) -> None:
         load_settings(tmp_path / "missing.toml")
 
 
+def test_a_value_that_does_not_fit_is_a_settings_error_naming_it_never_pydantics(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("HOTLINE_HTTP__PORT", raising=False)
+    with pytest.raises(SettingsError) as given:
+        load_settings(http={"port": -1})
+    assert str(given.value) == "setting http.port = -1: must be from 0 to 65535"
+    cfg = tmp_path / "hotline.toml"
+    cfg.write_text("[asterisk]\nrtp_start = 30000\n[queues.hours]\ndays = [0]\n")
+    with pytest.raises(SettingsError) as found:
+        load_settings(cfg)
+    assert str(found.value).splitlines() == [
+        f"[queues.hours] days in {cfg} = [0]: days are ISO weekdays 1 (Monday) to 7 (Sunday), got [0]",
+        f"[asterisk] in {cfg}: rtp_start (30000) must be below rtp_end (20000)",
+    ]
+
+
+def test_a_password_in_a_url_that_does_not_fit_is_masked(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("HOTLINE_DATABASE__URL", raising=False)
+    monkeypatch.setenv("HOTLINE_REDIS__MAX_CONNECTIONS", "0")
+    with pytest.raises(SettingsError) as given:
+        load_settings(database={"url": ["postgresql+asyncpg://hotline:s3cret@db/hotline"]})
+    assert str(given.value).splitlines() == [
+        "setting database.url = ['postgresql+asyncpg://hotline:****@db/hotline']: must be text",
+        "HOTLINE_REDIS__MAX_CONNECTIONS = '0': must be from 1 to 10000",
+    ]
+
+
 def test_phone_numbers_and_names_are_masked() -> None:
     assert mask_phone("13812345678") == "138****5678"
     assert mask_phone("") == "-"
