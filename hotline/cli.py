@@ -23,6 +23,7 @@ from hotline.reach import (
     EXIT_CODES_HELP,
     ExitCode,
     Unreachable,
+    database_problem,
     database_unreachable,
     is_database_unreachable,
     is_redis_unreachable,
@@ -92,7 +93,11 @@ def _reaching(settings: Settings, command: Callable[[], int]) -> int:
         if is_redis_unreachable(exc):
             raise redis_unreachable(settings.redis.url, exc) from None
         if is_database_unreachable(exc):
-            raise database_unreachable(settings.database.url, exc) from None
+            # Asked again on a connection of its own: the command's error may be a locked file
+            # or a missing table, which is no reason to send the operator to check the URL.
+            problem = asyncio.run(database_problem(settings.database.url))
+            if problem is not None:
+                raise database_unreachable(settings.database.url, problem) from None
         raise
 
 

@@ -15,7 +15,6 @@ import re
 import socket
 from collections.abc import Awaitable, Callable
 from enum import IntEnum
-from types import TracebackType
 
 log = logging.getLogger(__name__)
 
@@ -82,10 +81,12 @@ def is_redis_unreachable(exc: BaseException) -> bool:
 
 
 def is_database_unreachable(exc: BaseException) -> bool:
-    """A connection to the database that failed, as SQLAlchemy or the driver report it."""
+    """Whether ``exc`` may say that the database did not answer (SQLAlchemy's operational
+    errors, the driver's refused logins, a socket's own errors). Only "may": an operational
+    error is also a locked file or a missing table, so :func:`database_problem` asks again."""
     from sqlalchemy.exc import InterfaceError, OperationalError
 
-    if isinstance(exc, OperationalError | InterfaceError):
+    if isinstance(exc, OperationalError | InterfaceError | ConnectionError | socket.gaierror | TimeoutError):
         return True
     try:
         from asyncpg.exceptions import (  # type: ignore[import-untyped]
@@ -94,22 +95,27 @@ def is_database_unreachable(exc: BaseException) -> bool:
         )
     except ImportError:  # pragma: no cover - asyncpg is a dependency
         return False
-    if isinstance(exc, InvalidAuthorizationSpecificationError | InvalidCatalogNameError):
-        return True
-    # asyncpg's connect lets the socket's own error through (refused, unknown host): it is the
-    # database's only when raised from inside the driver, not from a file or another client.
-    return isinstance(exc, ConnectionError | socket.gaierror | TimeoutError) and _raised_in(exc, ("asyncpg",
-                                                                                                  "sqlalchemy"))
+    return isinstance(exc, InvalidAuthorizationSpecificationError | InvalidCatalogNameError)
 
 
-def _raised_in(exc: BaseException, packages: tuple[str, ...]) -> bool:
-    tb: TracebackType | None = exc.__traceback__
-    while tb is not None:
-        module = tb.tb_frame.f_globals.get("__name__", "")
-        if module.split(".")[0] in packages:
-            return True
-        tb = tb.tb_next
-    return False
+async def database_problem(url: str, *, timeout_s: float = 10.0) -> BaseException | None:
+    """Why a fresh connection to the database fails (``SELECT 1``), or None when it answers."""
+    from sqlalchemy import text
+
+    from core.db import make_engine
+
+    try:
+        engine = make_engine(url)
+    except Exception as exc:  # noqa: BLE001 - whatever stops it is the answer
+        return exc
+    try:
+        async with asyncio.timeout(timeout_s), engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+    except Exception as exc:  # noqa: BLE001 - whatever stops it is the answer
+        return exc
+    finally:
+        await engine.dispose()
+    return None
 
 
 async def retrying(what: str, attempt: Callable[[], Awaitable[object]], *, unreachable: Callable[[BaseException],
