@@ -11,6 +11,13 @@ Subtree figures are sums of the queues whose jurisdiction lies within the node. 
 overflowed sits in the queue of each level it reached, and is counted in each (as the queue
 figures count it, see ``queues/figures.py``): a province's "waiting" includes its cities'
 callers who also wait at the province once. Agents are counted once each, by their home.
+
+The day by hour (China time) counts what the live figures count, so that the two agree for
+the same calls: a call is *offered* at the jurisdiction it was queued for, in the hour it was
+queued; *answered* at the home of the agent who answered it (the queue whose agent answered,
+as the queues count it: a Hangzhou caller answered by a Zhejiang agent after overflowing is a
+Zhejiang answer), in the hour it was answered; *abandoned* at its jurisdiction in the hour the
+caller gave up. The live "answered" is the last 60 minutes, the chart is the whole day.
 """
 
 from __future__ import annotations
@@ -28,9 +35,10 @@ from redis.asyncio import Redis
 from sqlalchemy import and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from accounts.models import User
 from agent_desktop.services import rfc3339
 from callrecords.models import CallRecord
-from core.jurisdictions import NATIONAL, JurisdictionTree
+from core.jurisdictions import NATIONAL, JurisdictionTree, Level
 from core.vocabulary import CHINA_TZ
 from queues.engine import AgentState, QueueEngine
 from queues.figures import THRESHOLDS_S, snapshot
@@ -47,6 +55,11 @@ NEAR_DEADLINE_LIMIT = 200
 #: Farther than this from its due day, a ticket's working days are not counted one by one.
 COUNT_DAYS_MAX = 400
 AGENT_STATES = tuple(s.value for s in AgentState if s is not AgentState.OFFLINE)
+#: Calls that started this long before midnight may still be answered or abandoned today.
+DAY_LOOKBACK_H = 6
+OFFERED, ANSWERED, ABANDONED = 0, 1, 2
+#: Municipalities: their map shows the districts (counties of the city <pp>0100) as regions.
+MUNICIPALITIES = frozenset({"110000", "120000", "310000", "500000"})
 
 
 class AgentDirectory(Protocol):
@@ -84,7 +97,8 @@ class Facts:
     queues: list[dict[str, Any]]
     agents: list[AgentRow]
     deadlines: list[DeadlineRow]
-    #: jurisdiction -> 24 hours (China time) of [offered, answered, abandoned]
+    #: jurisdiction -> 24 hours (China time) of [offered, answered, abandoned], each counted
+    #: where and when the module's docstring says
     day: dict[str, list[list[int]]]
 
 
@@ -209,22 +223,32 @@ class WallboardService:
     async def _day(self) -> dict[str, list[list[int]]]:
         today = self.today()
         start = datetime.combine(today, clock_time(0), CHINA_TZ).astimezone(UTC)
-        # started_at is indexed; a call queued after midnight started at most minutes before it.
-        query = (select(CallRecord.jurisdiction, CallRecord.queued_at, CallRecord.answered_at, CallRecord.outcome)
-                 .where(CallRecord.started_at >= start - timedelta(hours=1), CallRecord.queued_at.is_not(None),
-                        CallRecord.jurisdiction.is_not(None)))
+        # started_at is indexed; a call queued after midnight started at most minutes before it,
+        # and one answered or abandoned after midnight was queued at most hours before.
+        query = (select(CallRecord.jurisdiction, CallRecord.queued_at, CallRecord.answered_at, CallRecord.ended_at,
+                        CallRecord.outcome, User.jurisdiction)
+                 .outerjoin(User, User.agent_id == CallRecord.agent_id)
+                 .where(CallRecord.started_at >= start - timedelta(hours=DAY_LOOKBACK_H),
+                        CallRecord.queued_at.is_not(None), CallRecord.jurisdiction.is_not(None)))
         async with self.sessions() as session:
             rows = (await session.execute(query)).all()
         day: dict[str, list[list[int]]] = {}
-        for jurisdiction, queued_at, answered_at, outcome in rows:
+
+        def count(jurisdiction: str, at: datetime, index: int) -> None:
+            if at >= start:
+                hour = at.astimezone(CHINA_TZ).hour
+                day.setdefault(jurisdiction, [[0, 0, 0] for _ in range(24)])[hour][index] += 1
+
+        for jurisdiction, queued_at, answered_at, ended_at, outcome, agent_home in rows:
             # The query leaves out rows without either; the columns may hold None in general.
-            if jurisdiction is None or queued_at is None or queued_at < start:
+            if jurisdiction is None or queued_at is None:
                 continue
-            hour = queued_at.astimezone(CHINA_TZ).hour
-            slot = day.setdefault(jurisdiction, [[0, 0, 0] for _ in range(24)])[hour]
-            slot[0] += 1
-            slot[1] += answered_at is not None
-            slot[2] += outcome == "abandoned_in_queue"
+            count(jurisdiction, queued_at, OFFERED)
+            if answered_at is not None:
+                # An agent no longer in the accounts: where the call was queued, the best we know.
+                count(agent_home or jurisdiction, answered_at, ANSWERED)
+            if outcome == "abandoned_in_queue":
+                count(jurisdiction, ended_at or queued_at, ABANDONED)
         return day
 
     # ----------------------------------------------------------------- rendering
@@ -245,13 +269,36 @@ class WallboardService:
             "children": [{**self._node(c.code), "figures": self._figures_of(facts, c.code)}
                          for c in self.tree.children(node)],
             "agents": [{"agent_id": a.agent_id, "display_name": a.display_name, "jurisdiction": a.home,
+                        "jurisdiction_name": self.tree.get(a.home).name if a.home in self.tree else a.home,
                         "state": a.state, "since": rfc3339(a.since), "call_id": a.call_id}
                        for a in sorted(agents, key=lambda a: (AGENT_STATES.index(a.state), a.agent_id))],
             "near_deadline": [{"ticket_id": d.ticket_id, "case_type": d.case_type, "deadline_kind": d.kind,
                                "due": d.due.isoformat(), "working_days_left": d.working_days_left}
                               for d in facts.deadlines if self.within(d.jurisdiction, node)],
             "day": self._day_of(facts, node),
+            "regions": [{**self._node(code), "figures": self._figures_of(facts, code)}
+                        for code in self.map_regions(node)],
         }
+
+    def map_regions(self, node: str) -> list[str]:
+        """The jurisdictions the wallboard's map draws for ``node`` (none below a province but
+        a municipality's city): the provinces for the country, a province's cities, except
+        that a municipality's districts and the counties a province administers directly (GB/T
+        2260's virtual city <pp>9000) are regions of their own, as on the map."""
+        level = self.tree.get(node).level
+        if level is Level.NATIONAL:
+            return [p.code for p in self.tree.children(node)]
+        if level is Level.CITY and self.tree.get(node).parent in MUNICIPALITIES:
+            return [c.code for c in self.tree.children(node)]
+        if level is not Level.PROVINCE:
+            return []
+        codes = []
+        for city in self.tree.children(node):
+            if node in MUNICIPALITIES or city.is_virtual_city:
+                codes += [c.code for c in self.tree.children(city.code)]
+            else:
+                codes.append(city.code)
+        return codes
 
     def _node(self, code: str) -> dict[str, str]:
         j = self.tree.get(code)

@@ -1,23 +1,30 @@
 #!/usr/bin/env bash
 # Builds the browser assets of the agent desktop, idempotently: installs the npm project in
-# agent_desktop/web/ (the exact versions of its package-lock.json) and bundles SIP.js with
-# esbuild into agent_desktop/static/vendor/sip.js. Nothing is fetched at run time by the
-# pages (no CDN), and nothing but the npm registry is needed here.
+# agent_desktop/web/ (the exact versions of its package-lock.json), bundles SIP.js with
+# esbuild into agent_desktop/static/vendor/sip.js and writes the wallboard's map of China,
+# agent_desktop/static/vendor/china-map.json, from the echarts package's map data and our
+# jurisdiction tree. Nothing is fetched at run time by the pages (no CDN), and nothing but the
+# npm registry is needed here.
 #
-# Skips everything when the bundle is newer than every input (package-lock.json, the entry
-# module, the build script), so bootstrap can call it on every run.
+# Skips everything when both outputs are newer than every input (package-lock.json, the
+# entry module, the map builder, the jurisdiction tree, the build script), so bootstrap can
+# call it on every run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 web=agent_desktop/web
 bundle=agent_desktop/static/vendor/sip.js
-inputs=("$web/package.json" "$web/package-lock.json" "$web/build.mjs" "$web/src/sip-entry.js")
+outputs=("$bundle" agent_desktop/static/vendor/china-map.json)
+inputs=("$web/package.json" "$web/package-lock.json" "$web/build.mjs" "$web/src/sip-entry.js"
+        "$web/src/china-map.mjs" core/data/jurisdictions.csv)
 
 up_to_date() {
-  [ -s "$bundle" ] || return 1
-  local input
-  for input in "${inputs[@]}"; do
-    [ "$bundle" -nt "$input" ] || return 1
+  local input output
+  for output in "${outputs[@]}"; do
+    [ -s "$output" ] || return 1
+    for input in "${inputs[@]}"; do
+      [ "$output" -nt "$input" ] || return 1
+    done
   done
 }
 
@@ -32,7 +39,7 @@ if ! command -v npm >/dev/null 2>&1; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
 fi
 
-echo "build_web: bundling SIP.js into $bundle"
+echo "build_web: bundling SIP.js into $bundle and drawing the map of China"
 cd "$web"
 # npm ci installs exactly what the lock file says (and fails if package.json disagrees with it);
 # npm install only when there is no lock file yet, to create it.

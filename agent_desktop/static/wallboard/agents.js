@@ -5,6 +5,7 @@
 import { del, post } from "../lib/api.js";
 import { byTestId, el, secondsSince, setText, show, syncChildren } from "../lib/dom.js";
 import { formatDuration, t, tEnum } from "../lib/i18n.js";
+import { regionName } from "./map.js";
 
 const MODES = ["listen", "whisper", "barge"];
 const MODE_LABEL = { listen: "monitor.listen", whisper: "monitor.whisper", barge: "monitor.barge" };
@@ -33,14 +34,18 @@ export class AgentsTable {
   row(existing, agent) {
     const id = agent.agent_id;
     const row = existing || el("tr", { testid: `agent-${id}`, dataset: { agentId: id } },
-      el("th", { scope: "row" }), el("td"),
+      el("th", { scope: "row", class: "name-cell" }), el("td", { class: "name-cell" }),
       el("td", {}, el("span", { class: "state-badge", testid: `agent-state-${id}` })),
       el("td", { class: "num", testid: `agent-since-${id}` }),
-      el("td", {}, el("div", { class: "monitor-buttons", testid: `agent-monitor-${id}` })));
+      el("td", { class: "monitor-col" }, el("div", { class: "monitor-buttons", testid: `agent-monitor-${id}` })));
     row.dataset.since = agent.since || "";
     row.dataset.state = agent.state;
-    row.cells[0].textContent = `${agent.display_name || id} (${id})`;
-    row.cells[1].textContent = agent.jurisdiction || "";
+    const who = `${agent.display_name || id} (${id})`;
+    row.cells[0].textContent = who;
+    row.cells[0].title = who;
+    const where = regionName(agent.jurisdiction, agent.jurisdiction_name || agent.jurisdiction || "");
+    row.cells[1].textContent = where;
+    row.cells[1].title = where;
     const badge = row.cells[2].firstChild;
     badge.textContent = tEnum("agent_state", agent.state);
     badge.dataset.state = agent.state;

@@ -1,13 +1,14 @@
 // Today's calls by hour as a plain SVG bar chart: for each hour three bars side by side
 // (offered, answered, abandoned). No chart library: 24 groups of rectangles and a few labels.
 
-import { t } from "../lib/i18n.js";
+import { formatNumber, t } from "../lib/i18n.js";
 
 const SVG = "http://www.w3.org/2000/svg";
-const WIDTH = 720;
+// Units of the drawing; its text is sized in them too, so that it scales with the chart.
+const WIDTH = 640;
 const HEIGHT = 220;
-const LEFT = 32;
-const BOTTOM = 20;
+const LEFT = 40;
+const BOTTOM = 22;
 const TOP = 10;
 const KINDS = ["offered", "answered", "abandoned"];
 const KIND_LABEL = { offered: "wallboard.offered", answered: "wallboard.answered", abandoned: "wallboard.abandoned" };
@@ -52,8 +53,8 @@ export function renderDayChart(container, day) {
   // Counts are whole numbers: a middle line only where it falls on one.
   const ticks = Number.isInteger(top / 2) ? [0, top / 2, top] : [0, top];
   for (const tick of ticks) {
-    chart.append(svg("line", { x1: LEFT, x2: WIDTH, y1: y(tick), y2: y(tick), stroke: "#d6dce4" }));
-    chart.append(svg("text", { x: LEFT - 4, y: y(tick) + 3, "text-anchor": "end", class: "axis" }, String(tick)));
+    chart.append(svg("line", { x1: LEFT, x2: WIDTH, y1: y(tick), y2: y(tick), class: "grid" }));
+    chart.append(svg("text", { x: LEFT - 5, y: y(tick) + 4, "text-anchor": "end", class: "axis" }, formatNumber(tick)));
   }
   for (const h of hours) {
     const x0 = LEFT + h.hour * slot + 2;
@@ -67,7 +68,7 @@ export function renderDayChart(container, day) {
       chart.append(bar);
     });
     if (h.hour % 3 === 0) {
-      chart.append(svg("text", { x: x0 + slot / 2 - 2, y: HEIGHT - 5, "text-anchor": "middle", class: "axis" },
+      chart.append(svg("text", { x: x0 + slot / 2 - 2, y: HEIGHT - 4, "text-anchor": "middle", class: "axis" },
         `${h.hour}:00`));
     }
   }

@@ -1,29 +1,44 @@
 // The supervisor wallboard: one jurisdiction node at a time (the user's own by default,
 // ?jurisdiction=CODE in the address otherwise, so drill-downs are links the back button
-// follows). The first picture comes from GET /api/wallboard, then every message of the
+// follows). ?screen=wall (or the wall button) is the big-screen mode: dark, large type, one
+// screen without scrolling, full screen when the browser allows it. The first picture comes from GET /api/wallboard, then every message of the
 // wallboard WebSocket is rendered at once, synchronously; after rendering, the message's
 // at_ms goes into data-at-ms on the figures (the latency benchmark reads it).
 
 import { get } from "../lib/api.js";
 import { byTestId, el, setText, show, syncChildren } from "../lib/dom.js";
-import { formatTime, onLanguageChange, t, tEnum } from "../lib/i18n.js";
+import { formatDateTime, formatTime, onLanguageChange, t, tEnum } from "../lib/i18n.js";
 import { checkSession, startSignedInPage } from "../lib/session.js";
 import { LiveSocket } from "../lib/ws.js";
 import { AgentsTable } from "./agents.js";
 import { renderDayChart } from "./chart.js";
 import { renderChildren, renderFigures } from "./figures.js";
+import { ChinaMap, regionName } from "./map.js";
 
 const SOCKET_STATUS = { connecting: "live.connecting", open: "live.open", closed: "live.closed" };
 
-let code = new URLSearchParams(location.search).get("jurisdiction") || "";
+const params = new URLSearchParams(location.search);
+let code = params.get("jurisdiction") || "";
+let wall = params.get("screen") === "wall";
+// How many children the list shows beside the map (the map shows them all).
+const CHILDREN_SHOWN = { wall: 8, normal: 10 };
 let board = null;
 let updatedAt = null;
 let socketStatus = "connecting";
 let socket = null;
 let failure = null;
 const agents = new AgentsTable();
+let map = null;
 
-const query = (jurisdiction) => (jurisdiction ? `?jurisdiction=${encodeURIComponent(jurisdiction)}` : "");
+/** The page's address for a node, keeping the screen mode. */
+function query(jurisdiction) {
+  const search = new URLSearchParams();
+  if (jurisdiction) search.set("jurisdiction", jurisdiction);
+  if (wall) search.set("screen", "wall");
+  const text = search.toString();
+  return text ? `?${text}` : "";
+}
+const apiQuery = (jurisdiction) => (jurisdiction ? `?jurisdiction=${encodeURIComponent(jurisdiction)}` : "");
 
 // ---------------------------------------------------------------------- rendering
 
@@ -31,10 +46,15 @@ function render(body, atMs = null) {
   board = body;
   renderPath(body.path || [], body.node);
   const node = body.node || {};
-  const title = setText("wallboard-node", `${node.name || node.code || ""} · ${tEnum("level", node.level)}`);
+  // The node once: its name, and its level beside it unless the name says it ("全国").
+  const name = regionName(node.code, node.name || node.code || "");
+  const title = setText("wallboard-node", name);
   title.dataset.code = node.code || "";
+  const level = tEnum("level", node.level);
+  setText("wallboard-node-level", level && level !== name ? level : "");
   renderFigures(body.figures);
-  renderChildren(body.children, drill);
+  if (map) map.render(body);
+  renderChildren(body.children, drill, wall ? CHILDREN_SHOWN.wall : CHILDREN_SHOWN.normal);
   agents.render(body.agents);
   renderDeadlines(body.near_deadline || []);
   renderDayChart(byTestId("wallboard-day-chart"), body.day);
@@ -50,7 +70,7 @@ function renderPath(path, node) {
   const crumbs = path.length ? path : node ? [node] : [];
   list.replaceChildren(...crumbs.map((crumb, index) => {
     const last = index === crumbs.length - 1;
-    const name = crumb.name || crumb.code;
+    const name = regionName(crumb.code, crumb.name);
     if (last) return el("li", { testid: `path-${crumb.code}`, "aria-current": "page" }, name);
     const button = el("button", { type: "button", class: "link" }, name);
     button.addEventListener("click", () => drill(crumb.code));
@@ -64,10 +84,16 @@ function renderDeadlines(tickets) {
     el("td", { title: ticket.ticket_id }, ticket.ticket_id.slice(0, 8)),
     el("td", {}, tEnum("case_type", ticket.case_type)),
     el("td", {}, tEnum("deadline_kind", ticket.deadline_kind)),
-    el("td", {}, ticket.due || ""),
+    el("td", {}, ticket.due ? formatDate(ticket.due) : ""),
     el("td", { class: "num" }, String(ticket.working_days_left ?? "")))));
   byTestId("wallboard-deadlines").hidden = tickets.length === 0;
   show("wallboard-no-deadlines", tickets.length === 0);
+}
+
+/** A due day ("2026-12-07") in the page's language: its date part as formatDateTime writes it. */
+function formatDate(day) {
+  const text = formatDateTime(`${day}T12:00:00+08:00`);
+  return text.replace(/[\s,]+\S*\d{1,2}:\d{2}.*$/u, "");
 }
 
 function renderUpdated() {
@@ -91,7 +117,7 @@ function showFailure(describe) {
 
 async function load() {
   try {
-    const body = await get(`/api/wallboard${query(code)}`);
+    const body = await get(`/api/wallboard${apiQuery(code)}`);
     showFailure(null);
     render(body, body.at_ms);
   } catch (error) {
@@ -104,7 +130,7 @@ async function load() {
 function drill(target, { push = true } = {}) {
   code = target || "";
   if (push) history.pushState({ code }, "", `${location.pathname}${query(code)}`);
-  socket.setPath(`/api/wallboard/ws${query(code)}`);
+  socket.setPath(`/api/wallboard/ws${apiQuery(code)}`);
   load();
 }
 
@@ -114,6 +140,29 @@ function onMessage(message) {
   if (code && message.node && message.node.code !== code) return;
   showFailure(null);
   render(message, message.at_ms);
+}
+
+// ---------------------------------------------------------------------- wall mode
+
+function applyWall() {
+  document.body.classList.toggle("wall", wall);
+  const button = byTestId("wall-toggle");
+  button.setAttribute("aria-pressed", String(wall));
+  button.textContent = t(wall ? "wallboard.normal_mode" : "wallboard.wall_mode");
+}
+
+function toggleWall() {
+  wall = !wall;
+  history.replaceState({ code }, "", `${location.pathname}${query(code)}`);
+  applyWall();
+  // Full screen needs a click (the browser's rule); a wall display opened by URL is usually
+  // started in kiosk mode anyway.
+  if (wall && document.fullscreenEnabled && !document.fullscreenElement) {
+    document.documentElement.requestFullscreen().catch(() => {});
+  } else if (!wall && document.fullscreenElement) {
+    document.exitFullscreen().catch(() => {});
+  }
+  if (board) render(board);
 }
 
 // ---------------------------------------------------------------------- start
@@ -130,14 +179,24 @@ async function main() {
   }
   setText("user-name", user.display_name || user.username);
   setSocketStatus(socketStatus);
+  applyWall();
+  byTestId("wall-toggle").addEventListener("click", toggleWall);
+  map = new ChinaMap({ onDrill: drill });
+  const mapLoaded = map.load();
   onLanguageChange(() => {
+    applyWall();
     setSocketStatus(socketStatus);
     showFailure(failure);
     if (board) render(board);
   });
   setInterval(() => agents.tick(), 1000);
-  window.addEventListener("popstate", () => drill(new URLSearchParams(location.search).get("jurisdiction"), { push: false }));
-  socket = new LiveSocket(`/api/wallboard/ws${query(code)}`, {
+  window.addEventListener("popstate", () => {
+    const search = new URLSearchParams(location.search);
+    wall = search.get("screen") === "wall";
+    applyWall();
+    drill(search.get("jurisdiction"), { push: false });
+  });
+  socket = new LiveSocket(`/api/wallboard/ws${apiQuery(code)}`, {
     onMessage,
     onOpen: load, // also after a reconnect: messages missed meanwhile are not replayed
     onStatus: setSocketStatus,
@@ -146,6 +205,7 @@ async function main() {
       showFailure(() => t("wallboard.error.forbidden"));
     },
   });
+  await mapLoaded;
   await load();
   socket.start();
 }

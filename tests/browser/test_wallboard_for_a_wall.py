@@ -1,0 +1,181 @@
+"""The wallboard as supervisors meet it, with calls in the system: on a 1920×1080 wall display
+(?screen=wall: dark, large, one screen without scrolling) and on a 1366×768 laptop, in Chinese
+and in English, for the national duty officer (a map of the 34 provincial units) and for
+Zhejiang's (a map of its cities). Clicking Zhejiang on the national map drills down to its
+cities and the way back up returns; gauges show; nothing on screen is developer text, and no
+text cell is wider than its box. Screenshots of each in test-artifacts/screenshots/."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+
+import pytest
+from playwright.async_api import Browser, Page, expect
+
+from core.settings import Settings
+from devtools.pbx_sim.callers import SimCall
+from devtools.pbx_sim.server import PbxSim
+from hotline.app import Application
+from ivr.prompts.catalogue import PromptCatalogue
+from tests.fixtures.app import running
+from tests.fixtures.waiting import eventually
+from tests.support.accounts import PASSWORD
+from tests.support.browser import Shots
+from tests.support.desktop import Browser as ApiBrowser
+from tests.support.wording import developer_text, visible_text
+
+pytestmark = pytest.mark.slow
+
+WALL = {"width": 1920, "height": 1080}
+LAPTOP = {"width": 1366, "height": 768}
+#: People's names are data, shown as they were entered, in whichever language the page is.
+PEOPLE = ["王芳", "李强", "Wang Fang", "Li Qiang", "全国值班长", "浙江值班长"]
+
+# Text wider than its box: clipped, cut by an ellipsis or spilling (on the leaves of the layout:
+# cells, labels, figures, buttons, headings). Measured on the text itself, since a table cell
+# that cuts its text with an ellipsis reports no overflow of its own.
+_OVERFLOWING = """() => {
+  const boxes = document.querySelectorAll(
+    "td, th, h1, h2, .figure .label, .figure .value, .figure .sub, .gauge figcaption, .gauge-label, .gauge-detail, "
+    + ".agent-states .state, .topbar > *, .panel-head > *, .legend span, .map-legend li, button");
+  const found = [];
+  const range = document.createRange();
+  for (const box of boxes) {
+    if (!box.offsetParent || !box.textContent.trim()) continue;  // not shown
+    const style = getComputedStyle(box);
+    const room = box.clientWidth - parseFloat(style.paddingLeft) - parseFloat(style.paddingRight);
+    range.selectNodeContents(box);
+    const text = range.getBoundingClientRect().width;
+    // ...or pushed past the edge of its panel (which clips it).
+    const frame = box.closest(".panel, .topbar");
+    const right = box.getBoundingClientRect().right;
+    const past = (frame && right > frame.getBoundingClientRect().right + 1)
+      || right > box.parentElement.getBoundingClientRect().right + 1;
+    if (box.scrollWidth > box.clientWidth + 1 || text > room + 1 || past) {
+      found.push(`${box.tagName} "${box.textContent.trim().slice(0, 40)}" ${Math.round(text)}>${Math.round(room)}`);
+    }
+  }
+  return found;
+}"""
+_PAGE_SCROLLS = "() => document.scrollingElement.scrollHeight > window.innerHeight + 1"
+
+
+@pytest.fixture
+async def app(settings: Settings) -> AsyncIterator[Application]:
+    settings = settings.model_copy(update={"queues": settings.queues.model_copy(update={
+        "ring_timeout_s": 30, "wrap_up_s": 1, "overflow_after_s": [300.0], "announce_every_s": 300.0})})
+    async with running(settings) as app:
+        await app.accounts.add_user(username="wang", password=PASSWORD, role="agent", jurisdiction="330100",
+                                    display_name="王芳", agent_id="1001", sip_endpoint="PJSIP/1001",
+                                    sip_password="sip-secret-1001", lines=["general"])
+        await app.accounts.add_user(username="li", password=PASSWORD, role="agent", jurisdiction="440100",
+                                    display_name="李强", agent_id="1002", sip_endpoint="PJSIP/1002",
+                                    sip_password="sip-secret-1002", lines=["general"])
+        await app.accounts.add_user(username="china", password=PASSWORD, role="supervisor",
+                                    jurisdiction="000000", display_name="全国值班长")
+        await app.accounts.add_user(username="zhejiang", password=PASSWORD, role="supervisor",
+                                    jurisdiction="330000", display_name="浙江值班长")
+        yield app
+
+
+async def calls_in_the_system(app: Application, pbx_sim: PbxSim, prompts: PromptCatalogue) -> list[SimCall]:
+    """Hangzhou's agent talks to one caller while two more wait; Guangzhou's agent is on a break
+    with one caller waiting."""
+    assert app.web_url is not None
+    agents = []
+    for username, endpoint in (("wang", "PJSIP/1001"), ("li", "PJSIP/1002")):
+        pbx_sim.endpoint(endpoint, mode="answer")
+        agent = ApiBrowser(app.web_url)
+        await agent.login(username)
+        await agent.ok("POST", "/api/desktop/queues/login")
+        agents.append(agent)
+    await agents[0].ok("POST", "/api/desktop/state", {"state": "available"})
+    calls = []
+    for dialled, caller in (("057112315", "13800138000"), ("057112315", "13800138001"),
+                            ("057112315", "13800138002"), ("02012315", "13900139000")):
+        call = await pbx_sim.place_call(dialled, caller_id=caller)
+        await call.wait_for_playback(prompts.media("main_menu"))
+        call.send_dtmf("1")
+        calls.append(call)
+
+    async def queued() -> bool:
+        state = await agents[0].ok("GET", "/api/desktop/state")
+        return state["agent"]["state"] == "on_call"
+
+    await eventually(queued)
+    for agent in agents:
+        await agent.http.close()
+    return calls
+
+
+async def open_wallboard(browser: Browser, app: Application, username: str, language: str, *, wall: bool) -> Page:
+    context = await browser.new_context(locale=language, viewport=WALL if wall else LAPTOP, timezone_id="Europe/London")
+    # The language a supervisor chose last time on this screen (the switch remembers it).
+    await context.add_init_script(f"localStorage.setItem('hotline.language', '{language}')")
+    page = await context.new_page()
+    await page.goto(f"{app.web_url}/")
+    await page.get_by_test_id("login-username").fill(username)
+    await page.get_by_test_id("login-password").fill(PASSWORD)
+    await page.get_by_test_id("login-submit").click()
+    await expect(page).to_have_url(f"{app.web_url}/wallboard/")
+    if wall:
+        await page.goto(f"{app.web_url}/wallboard/?screen=wall")
+        await expect(page.locator("body")).to_have_class(re.compile(r"\bwall\b"))
+    await expect(page.locator("html")).to_have_attribute("lang", language)
+    await expect(page.get_by_test_id("map-svg")).to_be_visible(timeout=10_000)
+    await expect(page.get_by_test_id("figure-waiting")).not_to_have_attribute("data-value", "0", timeout=10_000)
+    return page
+
+
+async def reads_well(page: Page, language: str, *, wall: bool) -> None:
+    """Gauges, no developer text, nothing clipped, and on the wall no scrolling."""
+    await expect(page.get_by_test_id("gauge-service-level").locator("svg")).to_be_visible()
+    await expect(page.get_by_test_id("gauge-answered-share").locator("svg")).to_be_visible()
+    assert developer_text(await visible_text(page), language, allow=PEOPLE) == []
+    overflowing = await page.evaluate(_OVERFLOWING)
+    assert overflowing == [], "\n".join(overflowing)
+    if wall:
+        assert not await page.evaluate(_PAGE_SCROLLS), "the wall display scrolls"
+
+
+async def provinces_on_the_map(page: Page) -> int:
+    return await page.locator('[data-testid="map-svg"] path.region[data-code$="0000"]').count()
+
+
+@pytest.mark.parametrize("language", ["zh-CN", "en-US"])
+async def test_supervisors_read_the_map_wallboard_on_a_wall_and_on_a_laptop(
+    browser: Browser, app: Application, pbx_sim: PbxSim, prompts: PromptCatalogue, shots: Shots, language: str,
+) -> None:
+    await calls_in_the_system(app, pbx_sim, prompts)
+    for wall in (True, False):
+        size = "1920x1080-wall" if wall else "1366x768"
+        national = await open_wallboard(browser, app, "china", language, wall=wall)
+        assert await provinces_on_the_map(national) == 34
+        await expect(national.get_by_test_id("map-region-330000")).to_have_class("region drillable")
+        await expect(national.get_by_test_id("child-330000")).to_be_visible()  # waiting calls: on the list
+        await reads_well(national, language, wall=wall)
+        await shots.take(national, f"national-{size}-{language}")
+
+        await national.get_by_test_id("map-by-waiting").click()
+        await expect(national.get_by_test_id("map-by-waiting")).to_have_attribute("aria-pressed", "true")
+        await national.get_by_test_id("map-region-330000").click()
+        await expect(national.get_by_test_id("wallboard-node")).to_have_attribute("data-code", "330000")
+        await expect(national.get_by_test_id("map-svg")).to_have_attribute("data-drawing", "330000")
+        cities = national.locator('[data-testid="map-svg"] path.region.drillable')
+        await expect(cities).to_have_count(11)
+        await national.get_by_test_id("map-region-330100").hover()
+        await expect(national.get_by_test_id("map-tip")).to_be_visible()
+        await reads_well(national, language, wall=wall)
+        await shots.take(national, f"national-drilled-to-zhejiang-{size}-{language}")
+        await national.get_by_test_id("map-up").click()
+        await expect(national.get_by_test_id("wallboard-node")).to_have_attribute("data-code", "000000")
+        await national.context.close()
+
+        zhejiang = await open_wallboard(browser, app, "zhejiang", language, wall=wall)
+        await expect(zhejiang.get_by_test_id("map-svg")).to_have_attribute("data-drawing", "330000")
+        await expect(zhejiang.get_by_test_id("map-up")).to_be_hidden()  # nothing above their scope
+        await expect(zhejiang.get_by_test_id("child-330100")).to_have_attribute("data-waiting", "2")
+        await reads_well(zhejiang, language, wall=wall)
+        await shots.take(zhejiang, f"zhejiang-{size}-{language}")
+        await zhejiang.context.close()
