@@ -4,16 +4,19 @@ traceback; misspelt variables are pointed out; every subcommand explains itself 
 
 from __future__ import annotations
 
+import asyncio
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from devtools.embedded import free_port
+from devtools.embedded import RedisProcess, free_port
 from hotline.cli import COMMANDS, main
 from hotline.reach import ExitCode
+from tests.fixtures.waiting import eventually
 
 HOTLINE = Path(sys.executable).parent / "hotline"
 
@@ -186,6 +189,33 @@ def test_serve_without_redis_waits_then_says_which_url_to_check(clean: Path) -> 
     [line] = [line for line in done.stderr.splitlines() if line.startswith("hotline:")]
     assert line.startswith(f"hotline: cannot reach Redis at redis://:****@127.0.0.1:{port}/0 (")
     assert line.endswith("check that redis-server runs there and [redis] url (HOTLINE_REDIS__URL)")
+
+
+async def test_serve_keeps_trying_asterisk_with_a_warning_per_try_and_stops_cleanly(
+        clean: Path, redis_server: RedisProcess, redis_prefix: str) -> None:
+    log = clean / "serve.log"
+    base = {k: v for k, v in os.environ.items() if not k.upper().startswith("HOTLINE_")}
+    env = {**base, "HOTLINE_PROFILE": "test", "HOTLINE_ARI__URL": f"http://127.0.0.1:{free_port()}",
+           "HOTLINE_REDIS__URL": redis_server.url, "HOTLINE_REDIS__PREFIX": redis_prefix,
+           "HOTLINE_DATABASE__URL": f"sqlite+aiosqlite:///{clean / 'core.db'}", "HOTLINE_LOG_LEVEL": "INFO"}
+    with log.open("w") as sink:
+        serve = await asyncio.create_subprocess_exec(str(HOTLINE), "serve", env=env, cwd=clean, stdout=sink,
+                                                     stderr=subprocess.STDOUT)
+    try:
+        async def tried_three_times() -> bool:
+            return log.read_text().count("WARNING ari.events: cannot reach Asterisk's ARI at ws://") >= 3
+
+        await eventually(tried_three_times, timeout=30)
+        assert serve.returncode is None  # still up, still trying
+        serve.send_signal(signal.SIGINT)
+        assert await asyncio.wait_for(serve.wait(), 30) == 0
+    finally:
+        if serve.returncode is None:
+            serve.kill()
+            await serve.wait()
+    text = log.read_text()
+    assert "Traceback" not in text and " ERROR " not in text
+    assert "trying again in" in text and "(is Asterisk running? check [ari] url)" in text
 
 
 def test_a_command_without_its_database_says_which_url_to_check(
