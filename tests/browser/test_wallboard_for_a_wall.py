@@ -170,6 +170,14 @@ async def test_supervisors_read_the_map_wallboard_on_a_wall_and_on_a_laptop(
         await shots.take(national, f"national-drilled-to-zhejiang-{size}-{language}")
         await national.get_by_test_id("map-up").click()
         await expect(national.get_by_test_id("wallboard-node")).to_have_attribute("data-code", "000000")
+        # The button switches between the two modes, and the address keeps the choice.
+        await national.get_by_test_id("wall-toggle").click()
+        in_wall_mode = re.compile(r"\bwall\b")
+        if wall:
+            await expect(national.locator("body")).not_to_have_class(in_wall_mode)
+        else:
+            await expect(national.locator("body")).to_have_class(in_wall_mode)
+        assert ("screen=wall" in national.url) is not wall
         await national.context.close()
 
         zhejiang = await open_wallboard(browser, app, "zhejiang", language, wall=wall)

@@ -49,9 +49,14 @@ async def test_a_zhejiang_supervisor_sees_hangzhou_and_its_agents_but_may_not_op
     assert [(a["agent_id"], a["display_name"], a["state"]) for a in board["agents"]] == [("1001", "坐席1001", "break")]
     assert [h["hour"] for h in board["day"]] == list(range(24))
 
+    # The map of a province colours its cities: the children, with the same figures.
+    assert board["regions"] == board["children"]
+    assert board["agents"][0]["jurisdiction_name"] == "杭州市"
+
     city = await supervisor.ok("GET", f"/api/wallboard?jurisdiction={HANGZHOU}")
     assert [n["code"] for n in city["path"]] == [ZHEJIANG, HANGZHOU]
     assert XIHU in {c["code"] for c in city["children"]}
+    assert city["regions"] == []  # no map below a province
 
     status, refusal = await supervisor.call("GET", f"/api/wallboard?jurisdiction={BEIJING}")
     assert (status, refusal["code"]) == (403, "forbidden")
@@ -69,6 +74,20 @@ async def test_a_zhejiang_supervisor_sees_hangzhou_and_its_agents_but_may_not_op
     admin = await desk.browser_for("admin")
     national = await admin.ok("GET", f"/api/wallboard?jurisdiction={HANGZHOU}")
     assert [n["code"] for n in national["path"]] == ["000000", ZHEJIANG, HANGZHOU]
+    country = await admin.ok("GET", "/api/wallboard")
+    assert len(country["regions"]) == 34 and {r["level"] for r in country["regions"]} == {"province"}
+    assert child(country, ZHEJIANG)["figures"]["agents"]["break"] == 1
+
+
+def test_the_map_of_a_municipality_shows_its_districts_and_a_province_its_directly_administered_counties(
+    desk: Desk,
+) -> None:
+    wallboard = desk.parts.wallboard
+    beijing = wallboard.map_regions(BEIJING)
+    assert "110105" in beijing and {wallboard.tree.get(c).level.name for c in beijing} == {"COUNTY"}
+    assert wallboard.map_regions("110100") == beijing  # the municipality's city: the same map
+    hainan = wallboard.map_regions("460000")
+    assert "460100" in hainan and "469001" in hainan and "469000" not in hainan
 
 
 async def test_the_wallboard_socket_pushes_an_update_when_a_call_starts_waiting(desk: Desk) -> None:
