@@ -44,7 +44,6 @@ from core.web_security import secure
 from delivery.outbox import Outbox
 from hotline.plugins import load_plugins
 from hotline.reach import (
-    Unreachable,
     database_unreachable,
     is_database_unreachable,
     is_redis_unreachable,
@@ -67,6 +66,8 @@ log = logging.getLogger(__name__)
 
 #: The longest one step of shutting down may take.
 STOP_STEP_TIMEOUT_S = 15.0
+#: The longest one try to reach Redis at start may take.
+REDIS_ATTEMPT_TIMEOUT_S = 5.0
 
 
 def connect_redis(settings: RedisSettings) -> Redis:
@@ -141,10 +142,13 @@ class Application:
         self._clients = c = Clients(self.settings, self._resync, self._table)
         s = self.settings
         try:
+            # redis-py waits for a connection as long as the system lets it; the database's
+            # drivers have a connect timeout, and SQLite may rightly wait for another's lock.
             await retrying(f"Redis at {mask_url(s.redis.url)}", c.redis.ping, unreachable=is_redis_unreachable,
-                           wait_s=wait_s)
+                           wait_s=wait_s, attempt_timeout_s=REDIS_ATTEMPT_TIMEOUT_S)
         except Exception as exc:
-            if is_redis_unreachable(exc):
+            # A TimeoutError here is an attempt that got no answer at all (retrying's bound).
+            if isinstance(exc, TimeoutError) or is_redis_unreachable(exc):
                 raise redis_unreachable(s.redis.url, exc) from None
             raise
         try:
@@ -315,13 +319,14 @@ async def _probe(engine: AsyncEngine) -> None:
 async def run_serve(settings: Settings, *, wait_s: float = 15.0) -> int:
     """Run until SIGINT/SIGTERM; calls in progress stay in Asterisk and are resumed on restart.
 
-    Redis or the database still away after ``wait_s``: :class:`Unreachable`, once what was
-    opened is closed again."""
+    Redis or the database still away after ``wait_s``: :class:`Unreachable`. Whatever stops
+    the start, what was opened is closed again before the error goes up."""
     app = Application(settings)
     try:
         await app.start(wait_s=wait_s)
-    except Unreachable:
-        await app.stop()
+    except BaseException:
+        if app._clients is not None:  # what was opened is closed, whatever stopped the start
+            await app.stop()
         raise
     log.info("hotline serving ARI app %r at %s", settings.ari.app, settings.ari.url)
     await until_signalled()

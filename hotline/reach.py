@@ -67,6 +67,8 @@ def database_unreachable(url: str, exc: BaseException) -> Unreachable:
 
 
 def _reason(exc: BaseException) -> str:
+    if isinstance(exc, TimeoutError) and not str(exc):
+        return "no answer in time"
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     # SQLAlchemy appends "(Background on this error at: https://sqlalche.me/...)" and the SQL.
     text = re.sub(r"^\([\w.]+\)\s*", "", text)
@@ -75,9 +77,11 @@ def _reason(exc: BaseException) -> str:
 
 def is_redis_unreachable(exc: BaseException) -> bool:
     from redis.exceptions import ConnectionError as RedisConnectionError
+    from redis.exceptions import InvalidResponse
     from redis.exceptions import TimeoutError as RedisTimeoutError
 
-    return isinstance(exc, RedisConnectionError | RedisTimeoutError)
+    # InvalidResponse: something answered at that address, but not Redis (a web server, a proxy).
+    return isinstance(exc, RedisConnectionError | RedisTimeoutError | InvalidResponse)
 
 
 def is_database_unreachable(exc: BaseException) -> bool:
@@ -119,21 +123,25 @@ async def database_problem(url: str, *, timeout_s: float = 10.0) -> BaseExceptio
 
 
 async def retrying(what: str, attempt: Callable[[], Awaitable[object]], *, unreachable: Callable[[BaseException],
-                   bool], wait_s: float) -> None:
+                   bool], wait_s: float, attempt_timeout_s: float | None = None) -> None:
     """Run ``attempt`` until it succeeds or ``wait_s`` has passed, a WARNING per failure.
 
     A service started together with us (systemd, compose) is often a few seconds late; longer
     than ``wait_s`` is an outage, better reported by our exit than hidden in a process that
-    looks up and serves nothing. The last error is raised as is, for the caller to word."""
+    looks up and serves nothing. ``attempt_timeout_s`` bounds each attempt, for a client
+    without a connect timeout of its own: a host that drops packets would hold it for the
+    system's TCP timeout (minutes). The last error is raised as is (a :class:`TimeoutError`
+    for an attempt without an answer), for the caller to word."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + wait_s
     delay = 0.5
     while True:
         try:
-            await attempt()
+            async with asyncio.timeout(attempt_timeout_s):
+                await attempt()
             return
         except Exception as exc:
-            if not unreachable(exc) or loop.time() + delay > deadline:
+            if not (isinstance(exc, TimeoutError) or unreachable(exc)) or loop.time() + delay > deadline:
                 raise
             log.warning("%s not reachable (%s); trying again in %.1f s", what, _reason(exc), delay)
         await asyncio.sleep(delay)
