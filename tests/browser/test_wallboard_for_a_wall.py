@@ -20,7 +20,7 @@ from hotline.app import Application
 from ivr.prompts.catalogue import PromptCatalogue
 from tests.fixtures.app import running
 from tests.fixtures.waiting import eventually
-from tests.support.accounts import PASSWORD
+from tests.support.accounts import PASSWORD, cheap_passwords
 from tests.support.browser import Shots
 from tests.support.desktop import Browser as ApiBrowser
 from tests.support.wording import developer_text, visible_text
@@ -29,8 +29,10 @@ pytestmark = pytest.mark.slow
 
 WALL = {"width": 1920, "height": 1080}
 LAPTOP = {"width": 1366, "height": 768}
+#: More of Hangzhou's agents than a wall's list has room for, logged in and on a break.
+HANGZHOU_TEAM = {str(2001 + n): f"杭州坐席{n + 1:02d}" for n in range(16)}
 #: People's names are data, shown as they were entered, in whichever language the page is.
-PEOPLE = ["王芳", "李强", "Wang Fang", "Li Qiang", "全国值班长", "浙江值班长"]
+PEOPLE = ["王芳", "李强", "全国值班长", "浙江值班长", *HANGZHOU_TEAM.values()]
 
 # Text wider than its box: clipped, cut by an ellipsis or spilling (on the leaves of the layout:
 # cells, labels, figures, buttons, headings). Measured on the text itself, since a table cell
@@ -65,13 +67,18 @@ _PAGE_SCROLLS = "() => document.scrollingElement.scrollHeight > window.innerHeig
 async def app(settings: Settings) -> AsyncIterator[Application]:
     settings = settings.model_copy(update={"queues": settings.queues.model_copy(update={
         "ring_timeout_s": 30, "wrap_up_s": 1, "overflow_after_s": [300.0], "announce_every_s": 300.0})})
-    async with running(settings) as app:
+    async with running(settings, passwords=cheap_passwords()) as app:
         await app.accounts.add_user(username="wang", password=PASSWORD, role="agent", jurisdiction="330100",
                                     display_name="王芳", agent_id="1001", sip_endpoint="PJSIP/1001",
                                     sip_password="sip-secret-1001", lines=["general"])
         await app.accounts.add_user(username="li", password=PASSWORD, role="agent", jurisdiction="440100",
                                     display_name="李强", agent_id="1002", sip_endpoint="PJSIP/1002",
                                     sip_password="sip-secret-1002", lines=["general"])
+        for agent_id, name in HANGZHOU_TEAM.items():
+            await app.accounts.add_user(username=f"a{agent_id}", password=PASSWORD, role="agent",
+                                        jurisdiction="330100", display_name=name, agent_id=agent_id,
+                                        sip_endpoint=f"PJSIP/{agent_id}", sip_password=f"sip-secret-{agent_id}",
+                                        lines=["general"])
         await app.accounts.add_user(username="china", password=PASSWORD, role="supervisor",
                                     jurisdiction="000000", display_name="全国值班长")
         await app.accounts.add_user(username="zhejiang", password=PASSWORD, role="supervisor",
@@ -80,11 +87,12 @@ async def app(settings: Settings) -> AsyncIterator[Application]:
 
 
 async def calls_in_the_system(app: Application, pbx_sim: PbxSim, prompts: PromptCatalogue) -> list[SimCall]:
-    """Hangzhou's agent talks to one caller while two more wait; Guangzhou's agent is on a break
-    with one caller waiting."""
+    """Hangzhou's agent talks to one caller while two more wait (the rest of the team on a break);
+    Guangzhou's agent is on a break with one caller waiting."""
     assert app.web_url is not None
     agents = []
-    for username, endpoint in (("wang", "PJSIP/1001"), ("li", "PJSIP/1002")):
+    team = [(f"a{agent_id}", f"PJSIP/{agent_id}") for agent_id in HANGZHOU_TEAM]
+    for username, endpoint in (("wang", "PJSIP/1001"), ("li", "PJSIP/1002"), *team):
         pbx_sim.endpoint(endpoint, mode="answer")
         agent = ApiBrowser(app.web_url)
         await agent.login(username)
@@ -184,6 +192,12 @@ async def test_supervisors_read_the_map_wallboard_on_a_wall_and_on_a_laptop(
         await expect(zhejiang.get_by_test_id("map-svg")).to_have_attribute("data-drawing", "330000")
         await expect(zhejiang.get_by_test_id("map-up")).to_be_hidden()  # nothing above their scope
         await expect(zhejiang.get_by_test_id("child-330100")).to_have_attribute("data-waiting", "2")
+        more = zhejiang.get_by_test_id("wallboard-agents-more")
+        if wall:  # the list stops where its panel does, and says how many it leaves out
+            await expect(more).not_to_be_empty()
+            assert await zhejiang.locator('[data-testid="wallboard-agents"] tbody tr:visible').count() < 18
+        else:
+            await expect(more).to_be_hidden()
         await reads_well(zhejiang, language, wall=wall)
         await shots.take(zhejiang, f"zhejiang-{size}-{language}")
         await zhejiang.context.close()

@@ -40,9 +40,10 @@ export class AgentsTable {
       el("td", { class: "monitor-col" }, el("div", { class: "monitor-buttons", testid: `agent-monitor-${id}` })));
     row.dataset.since = agent.since || "";
     row.dataset.state = agent.state;
-    const who = `${agent.display_name || id} (${id})`;
-    row.cells[0].textContent = who;
-    row.cells[0].title = who;
+    // The id beside the name for the desk's own screen; a wall shows the name alone.
+    const name = agent.display_name || id;
+    row.cells[0].replaceChildren(name, el("span", { class: "agent-id" }, ` (${id})`));
+    row.cells[0].title = `${name} (${id})`;
     const where = regionName(agent.jurisdiction, agent.jurisdiction_name || agent.jurisdiction || "");
     row.cells[1].textContent = where;
     row.cells[1].title = where;

@@ -7,7 +7,7 @@
 
 import { get } from "../lib/api.js";
 import { byTestId, el, setText, show, syncChildren } from "../lib/dom.js";
-import { formatDateTime, formatTime, onLanguageChange, t, tEnum } from "../lib/i18n.js";
+import { formatDateTime, formatNumber, formatTime, onLanguageChange, t, tEnum } from "../lib/i18n.js";
 import { checkSession, startSignedInPage } from "../lib/session.js";
 import { LiveSocket } from "../lib/ws.js";
 import { AgentsTable } from "./agents.js";
@@ -58,6 +58,8 @@ function render(body, atMs = null) {
   agents.render(body.agents);
   renderDeadlines(body.near_deadline || []);
   renderDayChart(byTestId("wallboard-day-chart"), body.day);
+  fitRows("wallboard-agents", "wallboard-agents-more");
+  fitRows("wallboard-deadlines", "wallboard-deadlines-more");
   updatedAt = new Date();
   renderUpdated();
   const figures = byTestId("wallboard-figures");
@@ -94,6 +96,31 @@ function renderDeadlines(tickets) {
 function formatDate(day) {
   const text = formatDateTime(`${day}T12:00:00+08:00`);
   return text.replace(/[\s,]+\S*\d{1,2}:\d{2}.*$/u, "");
+}
+
+/**
+ * On the wall nothing scrolls: the rows of a list that do not fit in its panel are left out,
+ * and a line under it says how many (the list is sorted so that what matters comes first).
+ */
+function fitRows(tableId, noteId) {
+  const table = byTestId(tableId);
+  const rows = [...table.tBodies[0].rows];
+  for (const row of rows) row.hidden = false;
+  const note = setText(noteId, "");
+  let left = 0;
+  if (wall && rows.length) {
+    const panel = table.closest(".panel");
+    const room = panel.getBoundingClientRect().bottom - parseFloat(getComputedStyle(panel).paddingBottom)
+      - 1.6 * parseFloat(getComputedStyle(note).fontSize); // the note's line
+    // From the end, so that hiding a row never moves the ones above it.
+    for (const row of rows) {
+      if (row.getBoundingClientRect().bottom > room) left += 1;
+    }
+    rows.slice(rows.length - left).forEach((row) => {
+      row.hidden = true;
+    });
+  }
+  note.textContent = left ? t("wallboard.more_rows", { count: formatNumber(left) }) : "";
 }
 
 function renderUpdated() {
