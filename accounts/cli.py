@@ -102,7 +102,8 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("--endpoint", help="the user's phone, e.g. PJSIP/1001 (agents: required)")
     sip = add.add_mutually_exclusive_group()
     sip.add_argument("--sip-password", action=_SipPasswordPrompt, nargs="?", default=None,
-                     help="ask for the SIP account's secret the browser registers with")
+                     help="ask for the SIP account's secret the browser registers with (a value given "
+                          "here is refused: the process list would show it)")
     sip.add_argument("--sip-password-stdin", dest="sip_password", action="store_const", const="stdin",
                      help="read the SIP secret from standard input (the line after the password's)")
     sip.add_argument("--sip-password-file", metavar="PATH", type=Path, help="read the SIP secret from a file")
