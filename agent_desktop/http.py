@@ -25,9 +25,12 @@ from agent_desktop.monitor import MODES, MonitorService
 from agent_desktop.notifier import DesktopNotifier, Outlet
 from agent_desktop.services import BREAK_REASONS, DesktopService, Refused, rfc3339, ticket_fields
 from agent_desktop.wallboard import WallboardService
+from agent_desktop.wording import STATUS_WORDS, all_for_agents, unstorable, words
 from core.jurisdictions import JurisdictionTree
 from core.problems import Problem
 from core.web import ApiError, Language, json_response, language, problem_item, read_json_object
+from national.contract import UUID_RE
+from tickets.deadlines import UnsetDeadline
 from tickets.fields import BadChanges
 from tickets.models import Ticket
 from tickets.services import TicketConflict, TicketInvalid, TicketNotEditable, TicketNotFound, delivery_problems
@@ -62,6 +65,7 @@ def add_routes(app: web.Application, *, desktop: DesktopService, wallboard: Wall
         r.add_post(f"/api/desktop/call/{action}", getattr(d, f"call_{action}"))
     r.add_post("/api/desktop/tickets", d.create_ticket)
     r.add_get("/api/desktop/tickets", d.tickets_of_call, allow_head=False)
+    r.add_get("/api/desktop/drafts", d.drafts, allow_head=False)
     r.add_get("/api/desktop/tickets/{id}", d.ticket, allow_head=False)
     r.add_patch("/api/desktop/tickets/{id}", d.update_ticket)
     r.add_post("/api/desktop/tickets/{id}/validate", d.validate_ticket)
@@ -91,18 +95,20 @@ def _refusals(view: MethodView[_Views]) -> MethodView[_Views]:
         except TicketNotFound as exc:
             raise ApiError(404, "not_found", f"there is no ticket {exc.ticket_id}",
                            f"不存在工单 {exc.ticket_id}") from None
-        except TicketConflict as exc:
-            raise ApiError(409, "conflict", str(exc),
-                           f"工单已被修改（当前版本 {exc.current}），请刷新后重做修改") from None
+        except TicketConflict:
+            raise ApiError(409, "conflict", "the ticket was changed meanwhile: reload it and make your change again",
+                           "工单已被修改，请刷新后重做修改") from None
         except TicketNotEditable as exc:
-            raise ApiError(409, "not_editable", str(exc), f"工单状态为 {exc.status}，只有草稿可以修改或提交") from None
+            zh, en = words(STATUS_WORDS, exc.status)
+            raise ApiError(409, "not_editable", f"the ticket is {en}: only a draft can be changed or submitted",
+                           f"工单状态为“{zh}”，只有草稿可以修改或提交") from None
         except TicketInvalid as exc:
             raise ApiError(422, "invalid", f"the ticket breaks {len(exc.problems)} rule(s) of the national platform",
-                           f"工单有 {len(exc.problems)} 处不符合全国平台的规则", errors=exc.problems) from None
+                           f"工单有 {len(exc.problems)} 处不符合全国平台的规则",
+                           errors=all_for_agents(exc.problems)) from None
         except BadChanges as exc:
-            raise ApiError(422, "invalid", "some fields cannot be stored: see errors", "部分字段无法保存，详见 errors",
-                           errors=[Problem(path, "bad_value", f"取值无法保存：{message}", message)
-                                   for path, message in exc.errors]) from None
+            raise ApiError(422, "invalid", "some fields cannot be stored: see the marked fields",
+                           "部分字段无法保存，请查看标注的字段", errors=unstorable(exc.errors)) from None
 
     return wrapped
 
@@ -141,12 +147,14 @@ def _fields(body: dict[str, Any]) -> dict[str, Any]:
 
 
 def ticket_json(ticket: Ticket, lang: Language, *, show_phone: bool) -> dict[str, Any]:
+    """A ticket as the desktop's form reads it. ``deadlines.unset``: why a deadline is not set,
+    as a code and its parameters that the page words (the note in words stays in the log)."""
     return {
         "id": ticket.id, "version": ticket.version, "status": ticket.status,
         "delivery_state": ticket.delivery_state, "platform_case_no": ticket.platform_case_no,
-        "delivery_problems": [problem_item(p, lang) for p in delivery_problems(ticket)],
+        "delivery_problems": [problem_item(p, lang) for p in all_for_agents(delivery_problems(ticket))],
         "deadlines": {"accept_by": _day(ticket.accept_by), "finish_by": _day(ticket.finish_by),
-                      "verify_by": _day(ticket.verify_by), "note": ticket.deadline_note},
+                      "verify_by": _day(ticket.verify_by), "unset": _unset(ticket.deadline_note)},
         "created_at": rfc3339(ticket.created_at), "updated_at": rfc3339(ticket.updated_at),
         "fields": ticket_fields(ticket, show_phone=show_phone),
     }
@@ -154,6 +162,14 @@ def ticket_json(ticket: Ticket, lang: Language, *, show_phone: bool) -> dict[str
 
 def _day(value: Any) -> str | None:
     return None if value is None else value.isoformat()
+
+
+def _unset(note: str | None) -> dict[str, Any] | None:
+    if not note:
+        return None
+    unset = UnsetDeadline.read(note)
+    # A note of another kind (none is written today) is still said, without its words.
+    return {"code": unset.code, **unset.params()} if unset else {"code": "other"}
 
 
 # --------------------------------------------------------------------------- the desktop
@@ -237,17 +253,25 @@ class DesktopViews:
         jurisdiction, line = _string(queue, "jurisdiction"), _string(queue, "line")
         return json_response(await self.desktop.transfer_to_queue(user, jurisdiction, line))
 
-    def _ticket(self, ticket: Ticket, request: web.Request, status: int = 200) -> web.Response:
-        return json_response(ticket_json(ticket, language(request), show_phone=self.desktop.settings.show_full_number),
-                             status=status)
+    async def _ticket(self, ticket: Ticket, request: web.Request, status: int = 200) -> web.Response:
+        return json_response(await self._ticket_json(ticket, language(request)), status=status)
+
+    async def _ticket_json(self, ticket: Ticket, lang: Language) -> dict[str, Any]:
+        return ticket_json(ticket, lang, show_phone=await self.desktop.phone_shown(ticket))
 
     @_refusals
     async def create_ticket(self, request: web.Request) -> web.Response:
-        """``POST /api/desktop/tickets`` ``{"call_id", "fields"}`` → 201, a draft linked to the call."""
+        """``POST /api/desktop/tickets`` ``{"call_id", "fields", "id"?}`` → 201, a draft linked to the
+        call. ``id``: a UUID the page chose, so that sending the same creation again (the page
+        never read the answer) changes that ticket instead of making another."""
         user = self._agent(request)
         body = await self._body(request)
-        ticket = await self.desktop.create_ticket(user, _string(body, "call_id"), _fields(body))
-        return self._ticket(ticket, request, status=201)
+        ticket_id = body.get("id")
+        if ticket_id is not None and (not isinstance(ticket_id, str) or not UUID_RE.fullmatch(ticket_id)):
+            raise _bad("id", "must be a UUID the page chose for the new ticket", "应为页面为新工单生成的 UUID")
+        ticket = await self.desktop.create_ticket(user, _string(body, "call_id"), _fields(body),
+                                                  ticket_id.lower() if ticket_id else None)
+        return await self._ticket(ticket, request, status=201)
 
     @_refusals
     async def tickets_of_call(self, request: web.Request) -> web.Response:
@@ -256,14 +280,22 @@ class DesktopViews:
         call_id = request.query.get("call_id", "").strip()
         if not call_id:
             raise _bad("call_id", "is required as a query parameter", "为必填查询参数")
-        lang, show = language(request), self.desktop.settings.show_full_number
+        lang = language(request)
         tickets = await self.desktop.tickets_of_call(user, call_id)
-        return json_response({"tickets": [ticket_json(t, lang, show_phone=show) for t in tickets]})
+        return json_response({"tickets": [await self._ticket_json(t, lang) for t in tickets]})
+
+    @_refusals
+    async def drafts(self, request: web.Request) -> web.Response:
+        """``GET /api/desktop/drafts``: the agent's own tickets still to finish, newest first
+        (``{"drafts": [{id, call_id, status, delivery_state, case_type, business_line, caller
+        (masked), summary (its first words), received_at, created_at, updated_at}]}``)."""
+        user = self._agent(request)
+        return json_response({"drafts": [self.desktop.draft_item(t) for t in await self.desktop.drafts(user)]})
 
     @_refusals
     async def ticket(self, request: web.Request) -> web.Response:
         user = self._agent(request)
-        return self._ticket(await self.desktop.ticket(user, request.match_info["id"]), request)
+        return await self._ticket(await self.desktop.ticket(user, request.match_info["id"]), request)
 
     @_refusals
     async def update_ticket(self, request: web.Request) -> web.Response:
@@ -271,7 +303,7 @@ class DesktopViews:
         user = self._agent(request)
         body = await self._body(request)
         ticket = await self.desktop.update_ticket(user, request.match_info["id"], _version(body), _fields(body))
-        return self._ticket(ticket, request)
+        return await self._ticket(ticket, request)
 
     @_refusals
     async def validate_ticket(self, request: web.Request) -> web.Response:
@@ -279,14 +311,15 @@ class DesktopViews:
         user = self._agent(request)
         problems = await self.desktop.validate_ticket(user, request.match_info["id"])
         lang = language(request)
-        return json_response({"problems": [problem_item(p, lang) for p in problems]})
+        return json_response({"problems": [problem_item(p, lang) for p in all_for_agents(problems)]})
 
     @_refusals
     async def complete_ticket(self, request: web.Request) -> web.Response:
         """``{"version"}``: completed and queued for the platform, or 422 with every problem."""
         user = self._agent(request)
         body = await self._body(request)
-        return self._ticket(await self.desktop.complete_ticket(user, request.match_info["id"], _version(body)), request)
+        ticket = await self.desktop.complete_ticket(user, request.match_info["id"], _version(body))
+        return await self._ticket(ticket, request)
 
     async def websocket(self, request: web.Request) -> web.WebSocketResponse:
         """``GET /api/desktop/ws``: ``state`` at once, then the agent's live messages."""

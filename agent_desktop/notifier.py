@@ -33,6 +33,8 @@ from redis.asyncio import Redis
 
 from agent_desktop.services import DesktopService, DesktopUser
 from agent_desktop.wallboard import WallboardService
+from agent_desktop.wording import for_agents
+from core.problems import Problem
 from core.tasks import cancel_and_wait
 from tickets.services import TicketNotFound, TicketService
 
@@ -259,7 +261,7 @@ class DesktopNotifier:
         if owner and owner in self._agents:
             self._to_agent(owner, {"type": message.get("type"), "ticket_id": ticket_id,
                                    "platform_case_no": message.get("platform_case_no"),
-                                   "problems": message.get("problems")})
+                                   "problems": _worded(message.get("problems"))})
 
     def _catch_up(self) -> None:
         for agent_id in list(self._agents):
@@ -303,6 +305,20 @@ class DesktopNotifier:
             text = _dumps({"type": "wallboard", "at_ms": facts.at_ms, **self.wallboard.render(facts, node, root)})
             for outlet in list(outlets):
                 outlet.send(text)
+
+
+def _worded(problems: Any) -> Any:
+    """The platform's problems of a refused case, worded for the agent (as the API does)."""
+    if not isinstance(problems, list):
+        return problems
+    worded: list[Any] = []
+    for item in problems:
+        if isinstance(item, dict):
+            problem = for_agents(Problem.from_dict(item))
+            worded.append({**problem.to_dict(), "message_en": problem.message_en})
+        else:
+            worded.append(item)
+    return worded
 
 
 def _text(value: Any) -> str:

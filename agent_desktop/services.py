@@ -22,8 +22,10 @@ from decimal import Decimal
 from typing import Any, Protocol
 
 from redis.asyncio import Redis
+from sqlalchemy.exc import IntegrityError
 
 from agent_desktop.phones import PhoneService, PhoneState
+from agent_desktop.wording import AGENT_STATE_WORDS, words
 from ari.dispatcher import Dispatcher
 from ari.errors import AriError
 from ari.models import Event
@@ -44,7 +46,7 @@ from queues.flow import Connected
 from queues.services import QueueService
 from tickets.fields import FIELDS, GROUPS
 from tickets.models import Ticket
-from tickets.services import TicketNotFound, TicketService
+from tickets.services import TicketConflict, TicketNotFound, TicketService
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +57,13 @@ LINKED_FIELDS = ("call_id", "agent_id")
 LAST_CALL_TTL_S = 24 * 3600
 PREVIOUS_TICKETS = 5
 SUMMARY_PREVIEW = 200
+#: The first words of a draft's complaint in the agent's list of drafts.
+DRAFT_PREVIEW = 60
+#: How many of an agent's drafts the list shows (newest first).
+DRAFTS_LISTED = 100
+#: How many of the calls last offered to an agent the desktop remembers (for 24 h): the agent
+#: may file a ticket for any of them, also for one whose caller hung up while it rang.
+OFFERED_KEPT = 50
 #: How long an action on a live call may wait for the call's own events to be handled.
 ACTION_TIMEOUT_S = 10.0
 
@@ -166,8 +175,25 @@ class DesktopService:
     def _last_call_key(self, agent_id: str) -> str:
         return f"{self.prefix}:desktop:last-call:{agent_id}"
 
+    def _offered_key(self, agent_id: str) -> str:
+        return f"{self.prefix}:desktop:offered:{agent_id}"
+
     async def remember_call(self, agent_id: str, call_id: str) -> None:
-        await self.redis.set(self._last_call_key(agent_id), call_id, ex=LAST_CALL_TTL_S)
+        """The call is offered to the agent (or shown on their desktop): their last call, and
+        one of the calls they may file tickets for (:meth:`owned_call`) for a day."""
+        now_ms = int(utcnow().timestamp() * 1000)
+        offered = self._offered_key(agent_id)
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.set(self._last_call_key(agent_id), call_id, ex=LAST_CALL_TTL_S)
+            pipe.zadd(offered, {call_id: now_ms})
+            pipe.zremrangebyscore(offered, "-inf", now_ms - LAST_CALL_TTL_S * 1000)
+            pipe.zremrangebyrank(offered, 0, -OFFERED_KEPT - 1)
+            pipe.expire(offered, LAST_CALL_TTL_S)
+            await pipe.execute()
+
+    async def _was_offered(self, agent_id: str, call_id: str) -> bool:
+        score = await self.redis.zscore(self._offered_key(agent_id), call_id)
+        return score is not None and score >= (utcnow().timestamp() - LAST_CALL_TTL_S) * 1000
 
     async def _phone(self, user: DesktopUser, agent: dict[str, Any] | None) -> dict[str, Any]:
         """The SIP account the page registers with, and Asterisk's view of that phone
@@ -254,8 +280,8 @@ class DesktopService:
             raise _agent_state("log in to the queues first", "请先登录队列") from None
         except AgentStateError:
             now = await self.engine.agent(agent_id)
-            shown = now["state"].value if now else "offline"
-            raise _agent_state(f"not possible while {shown}", f"当前状态（{shown}）下不能切换") from None
+            zh, en = words(AGENT_STATE_WORDS, now["state"].value if now else "offline")
+            raise _agent_state(f"not possible while {en}", f"当前状态（{zh}）下不能切换") from None
         return await self.state(user)
 
     async def _phone_can_ring(self, agent_id: str) -> None:
@@ -483,10 +509,14 @@ class DesktopService:
     # ----------------------------------------------------------------- tickets
 
     async def owned_call(self, user: DesktopUser, call_id: str) -> None:
-        """Refuse unless ``call_id`` is (or was) this agent's call."""
+        """Refuse unless ``call_id`` is (or was) this agent's call: offered to them (also when
+        its caller hung up while it rang: the agent may have started its ticket), answered
+        by them, or their last one."""
         agent_id = _agent_id(user)
         live = await self.engine.call(call_id)
         owner = live["agent_id"] if live else None
+        if owner != agent_id and await self._was_offered(agent_id, call_id):
+            return
         if owner is None:
             last = await self.redis.get(self._last_call_key(agent_id))
             if (last.decode() if isinstance(last, bytes) else last) == call_id:
@@ -498,18 +528,60 @@ class DesktopService:
         if owner != agent_id:
             raise _forbidden("this call is not yours", "这不是您的通话")
 
-    async def create_ticket(self, user: DesktopUser, call_id: str, fields: Mapping[str, Any]) -> Ticket:
-        """A draft linked to the call, with what the call already says filled in."""
+    async def create_ticket(self, user: DesktopUser, call_id: str, fields: Mapping[str, Any],
+                            ticket_id: str | None = None) -> Ticket:
+        """A draft linked to the call, with what the call already says filled in.
+
+        ``ticket_id`` (a UUID the page chose) makes creating idempotent: the page may send the
+        same creation again when it never read the answer (it was closed or reloaded meanwhile,
+        the network dropped); the ticket it created then gets these fields as a change instead
+        of a second ticket being made."""
         await self.owned_call(user, call_id)
         changes = _flatten(fields)
         _no_linked_fields(changes)
-        draft = {**await self._from_call(call_id), "agent_id": _agent_id(user), **changes}
-        return await self.tickets.create(draft, by=_agent_id(user))
+        agent_id = _agent_id(user)
+        if ticket_id is not None:
+            again = await self._created_already(agent_id, ticket_id, call_id, changes)
+            if again is not None:
+                return again
+        draft = {**await self._from_call(call_id), "agent_id": agent_id, **changes}
+        try:
+            return await self.tickets.create(draft, by=agent_id, ticket_id=ticket_id)
+        except IntegrityError:
+            # The same creation twice at once: the other one made it.
+            again = await self._created_already(agent_id, ticket_id or "", call_id, changes)
+            if again is None:
+                raise
+            return again
 
-    async def _from_call(self, call_id: str) -> dict[str, Any]:
+    async def _created_already(self, agent_id: str, ticket_id: str, call_id: str,
+                               changes: dict[str, Any]) -> Ticket | None:
+        try:
+            ticket = await self.tickets.get(ticket_id)
+        except TicketNotFound:
+            return None
+        if ticket.agent_id != agent_id or ticket.call_id != call_id:
+            raise Refused(409, "conflict", "a ticket with this id exists already", "该编号的工单已存在")
+        if ticket.status != "draft" or not changes:
+            return ticket
+        for _attempt in range(3):
+            try:
+                return await self.tickets.update(ticket_id, changes, by=agent_id, version=ticket.version)
+            except TicketConflict:
+                ticket = await self.tickets.get(ticket_id)
+                if ticket.status != "draft":
+                    return ticket
+        raise Refused(409, "conflict", "the ticket was changed meanwhile: reload it and make your change again",
+                      "工单已被修改，请刷新后重做修改")
+
+    async def _call_data(self, call_id: str) -> Any:
+        """The call's live state while it lasts, else its record (None when neither exists)."""
         live = await self.engine.call(call_id)
         data: Any = await self.store.load(live["channel_id"]) if live else None
-        data = data or await self.records.get(call_id)
+        return data or await self.records.get(call_id)
+
+    async def _from_call(self, call_id: str) -> dict[str, Any]:
+        data = await self._call_data(call_id)
         draft: dict[str, Any] = {"channel": "hotline", "call_id": call_id}
         if data is None:
             return draft
@@ -527,6 +599,36 @@ class DesktopService:
     async def tickets_of_call(self, user: DesktopUser, call_id: str) -> list[Ticket]:
         await self.owned_call(user, call_id)
         return [t for t in await self.tickets.list_for_call(call_id) if t.agent_id == _agent_id(user)]
+
+    async def drafts(self, user: DesktopUser) -> list[Ticket]:
+        """The agent's own tickets still to finish (drafts, and cases the platform sent back),
+        newest first. Only theirs: an agent never sees another's drafts."""
+        return await self.tickets.drafts_of_agent(_agent_id(user), limit=DRAFTS_LISTED)
+
+    def draft_item(self, ticket: Ticket) -> dict[str, Any]:
+        """One line of the list of drafts: when the call came, who called (masked as everywhere
+        in lists), the line and the first words of the complaint."""
+        phone = ticket.caller_phone
+        return {
+            "id": ticket.id, "call_id": ticket.call_id, "status": ticket.status,
+            "delivery_state": ticket.delivery_state, "case_type": ticket.case_type,
+            "business_line": ticket.business_line,
+            "caller": (phone if self.settings.show_full_number else mask_phone(phone)) if phone else None,
+            "summary": (ticket.summary or "")[:DRAFT_PREVIEW] or None,
+            "received_at": rfc3339(ticket.received_at), "created_at": rfc3339(ticket.created_at),
+            "updated_at": rfc3339(ticket.updated_at),
+        }
+
+    async def phone_shown(self, ticket: Ticket) -> bool:
+        """Whether the ticket's form shows the caller's number whole: always when configured so;
+        else when an agent typed it (it is not the number the call came from, which agents see
+        masked). Lists and logs mask it all the same."""
+        if self.settings.show_full_number or not ticket.caller_phone:
+            return True
+        if not ticket.call_id:
+            return False
+        data = await self._call_data(ticket.call_id)
+        return data is not None and (data.caller_phone or "") != ticket.caller_phone
 
     async def ticket(self, user: DesktopUser, ticket_id: str) -> Ticket:
         try:

@@ -23,7 +23,9 @@ wrong legal deadline, so the caller keeps the deadline unset and says why.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Collection
+from dataclasses import dataclass
 from datetime import date, timedelta
 from functools import cache
 
@@ -41,6 +43,46 @@ class CalendarNotPublished(LookupError):
     def __init__(self, year: int, source: str) -> None:
         self.year, self.source = year, source
         super().__init__(f"{year} schedule not yet published in {source}; update the package")
+
+
+_UNSET_NOTE = re.compile(r"(?P<name>accept_by|finish_by|verify_by) unset: (?P<year>\d{4}) schedule not yet published"
+                         r" in (?P<source>.+); update the package")
+
+
+@dataclass(frozen=True, slots=True)
+class UnsetDeadline:
+    """Why a deadline of a ticket is unset, as a machine code and its parameters.
+
+    The ticket keeps it as a note in words for the log and the operators
+    (``finish_by unset: 2027 schedule not yet published in chinesecalendar 1.11.0; update the
+    package``, :meth:`note`); :meth:`read` gives back the code and parameters, which the pages
+    translate ("the 2027 holiday calendar is not yet published")."""
+
+    #: ``accept_by``, ``finish_by`` or ``verify_by``.
+    deadline: str
+    year: int
+    #: The calendar data that lacks the year (``chinesecalendar 1.11.0``).
+    source: str
+    code: str = "calendar_not_published"
+
+    @classmethod
+    def of(cls, deadline: str, exc: CalendarNotPublished) -> UnsetDeadline:
+        return cls(deadline, exc.year, exc.source)
+
+    def note(self) -> str:
+        return f"{self.deadline} unset: {self.year} schedule not yet published in {self.source}; update the package"
+
+    @classmethod
+    def read(cls, note: str | None) -> UnsetDeadline | None:
+        """The code and parameters of a note :meth:`note` wrote; None for anything else."""
+        found = _UNSET_NOTE.fullmatch(note.strip()) if note else None
+        if found is None:
+            return None
+        return cls(found["name"], int(found["year"]), found["source"])
+
+    def params(self) -> dict[str, object]:
+        """What a page needs to say it: ``{"deadline": "finish_by", "year": 2027}``."""
+        return {"deadline": self.deadline, "year": self.year}
 
 
 class WorkingCalendar:

@@ -26,7 +26,7 @@ from sqlalchemy.orm.exc import StaleDataError
 from core.problems import Problem
 from core.vocabulary import CHINA_TZ, utcnow
 from national.contract import UUID_RE, check_step_order, format_datetime, validate_case, validate_progress
-from tickets.deadlines import CalendarNotPublished, WorkingCalendar
+from tickets.deadlines import CalendarNotPublished, UnsetDeadline, WorkingCalendar
 from tickets.fields import BY_PATH, BadChanges, Field, audit_display, audit_text, parse_changes
 from tickets.models import DeliveryState, Status, Ticket, TicketAudit, TicketStatusChange
 from tickets.payload import case_payload, progress_payload
@@ -478,6 +478,16 @@ class TicketService:
                 select(Ticket).where(Ticket.call_id == call_id).order_by(Ticket.created_at, Ticket.id))
             return list(result)
 
+    async def drafts_of_agent(self, agent_id: str, *, limit: int = 100) -> list[Ticket]:
+        """The agent's tickets not completed yet (drafts, and cases the platform sent back),
+        newest first: what the agent still has to finish."""
+        if not isinstance(agent_id, str) or not agent_id:
+            return []
+        query = (select(Ticket).where(Ticket.agent_id == agent_id, Ticket.status == Status.DRAFT.value)
+                 .order_by(Ticket.created_at.desc(), Ticket.id).limit(max(0, limit)))
+        async with self._sessions() as session:
+            return list(await session.scalars(query))
+
     async def tickets_of_caller(self, phone: str, *, limit: int = 5, exclude_call: str | None = None) -> list[Ticket]:
         """The caller's earlier tickets (same phone number), newest first: an agent sees at once
         that the caller has complained before. ``exclude_call`` leaves out the current call's."""
@@ -631,7 +641,7 @@ class TicketService:
         try:
             ticket.accept_by = self._calendar.accept_by(received)
         except CalendarNotPublished as exc:
-            ticket.deadline_note = f"accept_by unset: {exc}"
+            ticket.deadline_note = UnsetDeadline.of("accept_by", exc).note()
             return
         self._set_handling_deadlines(ticket, accepted=ticket.accept_by)
 
@@ -645,7 +655,7 @@ class TicketService:
             ticket.deadline_note = None
         except CalendarNotPublished as exc:
             setattr(ticket, name, None)
-            ticket.deadline_note = f"{name} unset: {exc}"
+            ticket.deadline_note = UnsetDeadline.of(name, exc).note()
 
     async def _retrying(self, ticket_id: str, attempt: Callable[[AsyncSession], Awaitable[T]]) -> T:
         for remaining in range(_RETRIES - 1, -1, -1):

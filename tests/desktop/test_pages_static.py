@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from core.vocabulary import BUSINESS_LINES, HANDLING_LEVELS
+from ivr.speech.menus import MAIN_MENU
 from national.contract import CASE_TYPES, DEMANDS, RECOGNIZERS, SUBJECT_KINDS
 from queues.engine import AgentState
 from tickets.fields import BY_PATH
@@ -48,7 +49,9 @@ ENUMS: dict[str, tuple[str, ...]] = {
     # phone went offline ("phone_offline", agent_desktop.phones).
     "break_reason": ("lunch", "meeting", "training", "other", "login", "no_answer", "phone_offline"),
     "call_state": ("ringing", "connected", "ended"),
-    "deadline_kind": ("accept_by", "finish_by", "verify_by", "note"),
+    "deadline_kind": ("accept_by", "finish_by", "verify_by"),
+    # What a caller chose in the IVR's main menu (the call card's "choice" and menu path).
+    "menu_choice": tuple(MAIN_MENU.values()),
 }
 
 

@@ -5,6 +5,7 @@
 import { post } from "../lib/api.js";
 import { byTestId, el, setText, show } from "../lib/dom.js";
 import { formatDateTime, formatDuration, t, tEnum } from "../lib/i18n.js";
+import { menuPathWords } from "./menu-path.js";
 import { PhoneError } from "./phone.js";
 
 export class CallCard {
@@ -74,8 +75,8 @@ export class CallCard {
     setText("call-caller", card.caller || t("callcard.unknown_caller"));
     setText("call-hotline-number", card.hotline_number || "–");
     setText("call-business-line", tEnum("business_line", card.business_line) || "–");
-    setText("call-menu-path", (card.menu_path || []).join(" › ") || "–");
-    setText("call-choice", tEnum("case_type", card.choice) || "–");
+    setText("call-menu-path", menuPathWords(card.menu_path || []) || "–");
+    setText("call-choice", tEnum("menu_choice", card.choice) || "–");
     setText("call-transcript", card.transcript || "–");
     setText("call-recognized-by", card.recognized_by ? `(${tEnum("recognized_by", card.recognized_by)})` : "");
     const jurisdiction = card.jurisdiction || {};

@@ -1,7 +1,8 @@
 // The agent desktop: puts the pieces together. The desktop state (GET /api/desktop/state, and
 // pushed over /api/desktop/ws) drives the header, the call card and the phone; the call card
-// opens the call's ticket. After a reconnect the state is read again, since messages sent
-// while the socket was down are not replayed.
+// opens the call's ticket in its own tab of the ticket panel (ticket.js), which keeps every
+// other open ticket and the agent's drafts. After a reconnect the state is read again, since
+// messages sent while the socket was down are not replayed.
 
 import { get } from "../lib/api.js";
 import { byTestId, setText } from "../lib/dom.js";
@@ -26,7 +27,7 @@ let pageError = null;
 
 const agentBar = new AgentBar(applyState, (describe) => showAgentError(describe));
 const callCard = new CallCard({ phone: () => phone, onState: applyState });
-const tickets = new TicketDesk(byTestId("ticket-panel"));
+const tickets = new TicketDesk(byTestId("ticket-panel"), byTestId("drafts-panel"));
 agentBar.onRetry = () => phone && phone.retryNow();
 
 let agentError = null;
@@ -208,10 +209,19 @@ async function main() {
     callCard.render(card);
   });
   setInterval(() => agentBar.tick(), 1000);
+  // The tabs the agent had open (and what they typed that the server does not have yet) first,
+  // so that the current call finds its tab among them.
+  await tickets.start(user.agent_id || user.username);
   await refreshState();
   new LiveSocket("/api/desktop/ws", {
     onMessage,
-    onOpen: refreshState, // also after a reconnect: messages missed meanwhile are not replayed
+    onOpen: () => {
+      // Also after a reconnect: messages missed meanwhile are not replayed; saves that failed
+      // while the connection was down are sent again.
+      refreshState();
+      tickets.refreshDrafts();
+      tickets.flushAll();
+    },
     onStatus: setSocketStatus,
     onRefused: () => checkSession(),
   }).start();

@@ -11,8 +11,9 @@ export const ENUMS = {
 };
 
 /**
- * Sections of the form. A field: path, input type (select, text, tel, date, checkbox,
- * textarea), enum (the ENUMS list of a select), wide (spans the row), attrs (extra input attributes).
+ * Sections of the form. A field: path, input type (select, text, tel, checkbox, textarea), enum
+ * (the ENUMS list of a select), wide (spans the row), day (a calendar day, written
+ * year-month-day), attrs (extra input attributes).
  */
 export const SECTIONS = [
   {
@@ -43,7 +44,7 @@ export const SECTIONS = [
         path: "respondent.credit_code",
         type: "text",
         upper: true,
-        attrs: { maxlength: "18", autocomplete: "off", spellcheck: "false", placeholder: "91330106MA2XXXXXXX" },
+        attrs: { maxlength: "18", autocomplete: "off", spellcheck: "false", placeholder: "91330106MA27U8KJ4R" },
       },
       { path: "respondent.region", type: "text", attrs: { inputmode: "numeric", maxlength: "6", placeholder: "330106" } },
       { path: "respondent.address", type: "text", wide: true },
@@ -56,7 +57,15 @@ export const SECTIONS = [
       { path: "subject.kind", type: "select", enum: "subject_kind" },
       { path: "subject.category", type: "text" },
       { path: "subject.amount", type: "text", attrs: { inputmode: "decimal", placeholder: "199.00" } },
-      { path: "subject.purchased_on", type: "date" },
+      // Typed as text, not <input type="date">: the browser would show its own locale's order
+      // (mm/dd/yyyy); the desk writes days in Chinese order, year-month-day.
+      {
+        path: "subject.purchased_on",
+        type: "text",
+        day: true,
+        attrs: { inputmode: "numeric", maxlength: "10", autocomplete: "off",
+          "data-i18n-placeholder": "ticketform.placeholder.day" },
+      },
     ],
   },
   {
@@ -100,4 +109,12 @@ export function nest(entries) {
     node[parts[parts.length - 1]] = value;
   }
   return doc;
+}
+
+/** A day as typed ("2026/3/5", "2026.03.05", "2026-3-5") in the platform's form, 2026-03-05;
+ * anything else as it is (the platform's rules then say what is wrong with it). */
+export function normalDay(text) {
+  const found = /^\s*(\d{4})\s*[-/.年]\s*(\d{1,2})\s*[-/.月]\s*(\d{1,2})\s*日?\s*$/u.exec(text || "");
+  if (!found) return text;
+  return `${found[1]}-${found[2].padStart(2, "0")}-${found[3].padStart(2, "0")}`;
 }

@@ -3,8 +3,8 @@
 
 import { problemMessage } from "../lib/api.js";
 import { byTestId, el } from "../lib/dom.js";
-import { applyTranslations, t } from "../lib/i18n.js";
-import { ENUMS, FIELDS, PATHS, SECTIONS } from "./ticket-fields.js";
+import { applyTranslations, hasText, t } from "../lib/i18n.js";
+import { ENUMS, FIELDS, PATHS, SECTIONS, normalDay } from "./ticket-fields.js";
 
 const domId = (prefix, path) => `${prefix}-${path.replace(/\./g, "-")}`;
 
@@ -48,12 +48,18 @@ export class TicketView {
     this.inputs = new Map(PATHS.map((path) => [path, byTestId(`field-${path}`, form)]));
     this.editable = true;
     for (const field of FIELDS) {
+      const input = this.inputs.get(field.path);
       if (field.upper) {
-        const input = this.inputs.get(field.path);
         input.addEventListener("input", () => {
           const { selectionStart, selectionEnd } = input;
           input.value = input.value.toUpperCase();
           input.setSelectionRange(selectionStart, selectionEnd);
+        });
+      }
+      if (field.day) {
+        // Before the form's own "change" listener (registered later) reads the value.
+        input.addEventListener("change", () => {
+          input.value = normalDay(input.value);
         });
       }
     }
@@ -147,11 +153,21 @@ export class TicketView {
   }
 }
 
-/** The list under the form: problems that belong to no field of the form. */
+/** The name of a field or group of the form in words ("" when the form has none for it). */
+export function fieldLabel(path) {
+  if (!path) return "";
+  if (hasText(`ticketform.field.${path}`)) return t(`ticketform.field.${path}`);
+  const group = path.split(/[.[]/, 1)[0];
+  return hasText(`ticketform.section.${group}`) ? t(`ticketform.section.${group}`) : "";
+}
+
+/** The list under the form: problems that belong to no field of the form (named in words). */
 export function renderOtherProblems(list, problems) {
-  list.replaceChildren(...problems.map((problem) =>
-    el("li", { dataset: { field: problem.field || "" } },
-      problem.field ? `${problem.field}: ${problemMessage(problem)}` : problemMessage(problem))));
+  list.replaceChildren(...problems.map((problem) => {
+    const label = fieldLabel(problem.field);
+    return el("li", { dataset: { field: problem.field || "" } },
+      label ? t("ticketform.problem_of", { field: label, message: problemMessage(problem) }) : problemMessage(problem));
+  }));
 }
 
 export function problemsSummary(count) {

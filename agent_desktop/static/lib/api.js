@@ -50,7 +50,8 @@ async function readBody(response) {
   }
 }
 
-export async function request(method, path, body = undefined) {
+/** One request; `keepalive` lets it outlive the page (a save sent while the page closes). */
+export async function request(method, path, body = undefined, { keepalive = false } = {}) {
   const headers = { Accept: "application/json", "Accept-Language": currentLanguage() };
   if (body !== undefined) headers["Content-Type"] = "application/json";
   if (!SAFE_METHODS.has(method) && csrfToken) headers["X-CSRF-Token"] = csrfToken;
@@ -60,6 +61,7 @@ export async function request(method, path, body = undefined) {
       method,
       headers,
       credentials: "same-origin",
+      keepalive,
       body: body === undefined ? undefined : JSON.stringify(body),
     });
   } catch (error) {

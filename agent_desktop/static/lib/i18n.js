@@ -130,17 +130,63 @@ export function formatDuration(seconds) {
   return h > 0 ? `${h}:${String(m).padStart(2, "0")}:${s}` : `${m}:${s}`;
 }
 
-/** An RFC 3339 time in the viewer's time zone, date and time. */
-export function formatDateTime(value) {
-  if (!value) return "–";
-  const date = new Date(value);
-  if (Number.isNaN(date.getTime())) return String(value);
-  return new Intl.DateTimeFormat(current, { dateStyle: "short", timeStyle: "short" }).format(date);
+// Times are China's, whatever the browser's time zone and locale: the centre, its callers, its
+// case numbers and its legal deadlines all live in China time, and a ticket must read the same
+// on every workstation. Dates are written in Chinese order in both languages: 2026-12-06 14:05.
+
+export const CHINA_TIME_ZONE = "Asia/Shanghai";
+const DAY_ONLY = /^\d{4}-\d{2}-\d{2}$/;
+
+const chinaClock = new Intl.DateTimeFormat("en-US", {
+  timeZone: CHINA_TIME_ZONE, year: "numeric", month: "2-digit", day: "2-digit",
+  hour: "2-digit", minute: "2-digit", second: "2-digit", hourCycle: "h23",
+});
+
+function toDate(value) {
+  if (value === null || value === undefined || value === "") return null;
+  const date = value instanceof Date ? value : new Date(value);
+  return Number.isNaN(date.getTime()) ? null : date;
 }
 
+/** The parts of an instant in China time: {year, month, day, hour, minute, second}, zero-padded. */
+export function chinaParts(value) {
+  const date = toDate(value);
+  if (!date) return null;
+  const parts = {};
+  for (const { type, value: text } of chinaClock.formatToParts(date)) parts[type] = text;
+  if (parts.hour === "24") parts.hour = "00";
+  return parts;
+}
+
+/** An instant (RFC 3339 text, a Date or milliseconds) as "2026-12-06 14:05", China time. */
+export function formatDateTime(value) {
+  if (!value && value !== 0) return "–";
+  const p = chinaParts(value);
+  if (!p) return String(value);
+  return `${p.year}-${p.month}-${p.day} ${p.hour}:${p.minute}`;
+}
+
+/** The time of day of an instant as "14:05:09", China time. */
 export function formatTime(value) {
-  if (!value) return "–";
-  const date = value instanceof Date ? value : new Date(value);
-  if (Number.isNaN(date.getTime())) return String(value);
-  return new Intl.DateTimeFormat(current, { timeStyle: "medium" }).format(date);
+  if (!value && value !== 0) return "–";
+  const p = chinaParts(value);
+  if (!p) return String(value);
+  return `${p.hour}:${p.minute}:${p.second}`;
+}
+
+/** The time of day without seconds, "14:05", China time. */
+export function formatClock(value) {
+  if (!value && value !== 0) return "–";
+  const p = chinaParts(value);
+  if (!p) return String(value);
+  return `${p.hour}:${p.minute}`;
+}
+
+/** A calendar day ("2026-12-06" as the API sends days) or the China-time day of an instant. */
+export function formatDate(value) {
+  if (!value && value !== 0) return "–";
+  if (typeof value === "string" && DAY_ONLY.test(value)) return value;
+  const p = chinaParts(value);
+  if (!p) return String(value);
+  return `${p.year}-${p.month}-${p.day}`;
 }
