@@ -103,7 +103,8 @@ class SipPhone {
     } catch (error) {
       // The bundle is built by scripts/build_web.sh; without it there is no phone at all, and
       // trying again will not help until it is built and the page reloaded.
-      console.error("the SIP.js bundle did not load", error);
+      // The agent is told to ask an administrator; the console says what the administrator does.
+      console.error("the SIP.js bundle did not load: build it with scripts/build_web.sh, then reload", error);
       this.report("error", { key: "phone.reason.no_bundle", params: {} });
       return;
     }
