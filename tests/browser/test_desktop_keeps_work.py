@@ -107,6 +107,15 @@ async def test_a_half_written_ticket_survives_the_next_call_a_caller_giving_up_a
     await expect(page.get_by_test_id(f"draft-{drafts[0].id}")).to_contain_text("139****9000")
     await shots.take(page, "after-reload-tabs-and-drafts")
 
+    # A draft's tab closed: the draft is still in the list, and opens again from there.
+    ringing_draft = next(t for t in drafts if t.call_id == second_id)
+    await page.get_by_test_id(f"ticket-tab-close-{ringing_draft.id}").click()
+    await expect(tab_of_call(page, second_id)).to_have_count(0)
+    await expect(page.get_by_test_id(f"draft-{ringing_draft.id}")).to_have_attribute("data-open", "false")
+    await page.get_by_test_id(f"draft-{ringing_draft.id}").click()
+    await expect(tab_of_call(page, second_id)).to_have_attribute("aria-selected", "true", timeout=WAIT_MS)
+    await expect(field(page, "summary")).to_have_value(RINGING_TEXT)
+
     # Logged out and in again, in a browser that never saw the desk (no localStorage): the list
     # of drafts has both, and a draft opens in its tab with its text.
     await page.get_by_test_id("logout").click()
@@ -114,7 +123,6 @@ async def test_a_half_written_ticket_survives_the_next_call_a_caller_giving_up_a
     other = await log_in(await open_page(browser), app)
     for ticket in drafts:
         await expect(other.get_by_test_id(f"draft-{ticket.id}")).to_be_visible(timeout=WAIT_MS)
-    ringing_draft = next(t for t in drafts if t.call_id == second_id)
     await other.get_by_test_id(f"draft-{ringing_draft.id}").click()
     await expect(tab_of_call(other, second_id)).to_have_attribute("aria-selected", "true", timeout=WAIT_MS)
     await expect(field(other, "summary")).to_have_value(RINGING_TEXT)

@@ -98,7 +98,8 @@ function ensurePhone(info) {
     setPhoneStatus({ status: "unconfigured" }); // SIP mode without an account for this agent
     return;
   }
-  phone.start(setPhoneStatus).catch((error) => {
+  // A SIP phone starts asynchronously, the simulated one at once (no promise).
+  Promise.resolve().then(() => phone.start(setPhoneStatus)).catch((error) => {
     console.error("phone failed to start", error);
     const message = String((error && error.message) || error);
     setPhoneStatus({ status: "error", reason: "phone.reason.start_failed", params: { message } });
