@@ -1,5 +1,5 @@
 """The wallboard as supervisors meet it, with calls in the system: on a 1920×1080 wall display
-(?screen=wall: dark, large, one screen without scrolling) and on a 1366×768 laptop, in Chinese
+(?screen=wall: dark, large, one screen without scrolling) and on a 1366×768 (and 1280×800) laptop, in Chinese
 and in English, for the national duty officer (a map of the 34 provincial units) and for
 Zhejiang's (a map of its cities). Clicking Zhejiang on the national map drills down to its
 cities and the way back up returns; gauges show; nothing on screen is developer text, and no
@@ -29,6 +29,7 @@ pytestmark = pytest.mark.slow
 
 WALL = {"width": 1920, "height": 1080}
 LAPTOP = {"width": 1366, "height": 768}
+SMALL_LAPTOP = {"width": 1280, "height": 800}
 #: More of Hangzhou's agents than a wall's list has room for, logged in and on a break.
 HANGZHOU_TEAM = {str(2001 + n): f"杭州坐席{n + 1:02d}" for n in range(16)}
 #: People's names are data, shown as they were entered, in whichever language the page is.
@@ -164,6 +165,11 @@ async def test_supervisors_read_the_map_wallboard_on_a_wall_and_on_a_laptop(
         await expect(national.get_by_test_id("child-330000")).to_be_visible()  # waiting calls: on the list
         await reads_well(national, language, wall=wall)
         await shots.take(national, f"national-{size}-{language}")
+        if not wall:  # the smaller laptop too
+            await national.set_viewport_size(SMALL_LAPTOP)
+            await reads_well(national, language, wall=False)
+            await shots.take(national, f"national-1280x800-{language}")
+            await national.set_viewport_size(LAPTOP)
 
         await national.get_by_test_id("map-by-waiting").click()
         await expect(national.get_by_test_id("map-by-waiting")).to_have_attribute("aria-pressed", "true")
@@ -200,4 +206,8 @@ async def test_supervisors_read_the_map_wallboard_on_a_wall_and_on_a_laptop(
             await expect(more).to_be_hidden()
         await reads_well(zhejiang, language, wall=wall)
         await shots.take(zhejiang, f"zhejiang-{size}-{language}")
+        if not wall:
+            await zhejiang.set_viewport_size(SMALL_LAPTOP)
+            await reads_well(zhejiang, language, wall=False)
+            await shots.take(zhejiang, f"zhejiang-1280x800-{language}")
         await zhejiang.context.close()

@@ -42,7 +42,7 @@ export class AgentsTable {
     row.dataset.state = agent.state;
     // The id beside the name for the desk's own screen; a wall shows the name alone.
     const name = agent.display_name || id;
-    row.cells[0].replaceChildren(name, el("span", { class: "agent-id" }, ` (${id})`));
+    row.cells[0].replaceChildren(name, el("span", { class: "agent-id" }, id));
     row.cells[0].title = `${name} (${id})`;
     const where = regionName(agent.jurisdiction, agent.jurisdiction_name || agent.jurisdiction || "");
     row.cells[1].textContent = where;
