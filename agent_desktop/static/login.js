@@ -2,7 +2,7 @@
 // too many attempts with the time to wait), then agents go to their desktop and
 // supervisors and admins to the wallboard.
 
-import { get, post } from "./lib/api.js";
+import { errorWords, get, post } from "./lib/api.js";
 import { byTestId } from "./lib/dom.js";
 import { mountLanguageSwitch, onLanguageChange, preferredLanguage, setLanguage, t } from "./lib/i18n.js";
 import { homeOf } from "./lib/session.js";
@@ -50,7 +50,7 @@ function startWait(seconds) {
 function explain(error) {
   if (error.code === "bad_credentials" || error.status === 401) return () => t("login.error.bad_credentials");
   if (error.code === "network") return () => t("error.network");
-  const message = error.message;
+  const message = errorWords(error);
   return () => t("login.error.other", { message });
 }
 

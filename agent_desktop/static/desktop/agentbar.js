@@ -4,7 +4,7 @@
 // phone is registered (Asterisk cannot ring it before), and the line says why and when the
 // phone tries again; after a break "phone_offline" it says the agent may go available again.
 
-import { post } from "../lib/api.js";
+import { errorWords, post } from "../lib/api.js";
 import { byTestId, secondsSince, secondsUntil, setText, show } from "../lib/dom.js";
 import { formatDuration, t, tEnum } from "../lib/i18n.js";
 
@@ -58,7 +58,7 @@ export class AgentBar {
     try {
       this.onState(await post(path, body));
     } catch (error) {
-      const message = error.message;
+      const message = errorWords(error);
       this.showError(error.status === 409 ? () => t("desktop.error.not_now", { message }) : () => message);
     } finally {
       this.busy = false;

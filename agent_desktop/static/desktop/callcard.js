@@ -2,7 +2,7 @@
 // recognition heard, their jurisdiction and wait, their earlier tickets; and the call's
 // buttons (answer, hang up, hold, mute, transfer to a queue or an agent).
 
-import { post } from "../lib/api.js";
+import { errorWords, post } from "../lib/api.js";
 import { byTestId, el, setText, show } from "../lib/dom.js";
 import { formatDateTime, formatDuration, t, tEnum } from "../lib/i18n.js";
 import { menuPathWords } from "./menu-path.js";
@@ -133,7 +133,7 @@ export class CallCard {
     if (!error) this.error = null;
     else if (error instanceof PhoneError) this.error = () => t(error.key);
     else {
-      const message = error.message;
+      const message = errorWords(error);
       this.error = () => message;
     }
     this.renderError();

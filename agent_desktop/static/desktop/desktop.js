@@ -4,7 +4,7 @@
 // other open ticket and the agent's drafts. After a reconnect the state is read again, since
 // messages sent while the socket was down are not replayed.
 
-import { get } from "../lib/api.js";
+import { errorWords, get } from "../lib/api.js";
 import { byTestId, setText } from "../lib/dom.js";
 import { onLanguageChange, t } from "../lib/i18n.js";
 import { checkSession, startSignedInPage } from "../lib/session.js";
@@ -79,7 +79,7 @@ async function refreshState() {
     showPageError(null);
   } catch (error) {
     if (error.status !== 401) {
-      const message = error.message;
+      const message = errorWords(error);
       showPageError(() => t("desktop.error.state", { message }));
     }
   }
@@ -189,7 +189,7 @@ async function main() {
     user = await startSignedInPage(["agent"]);
   } catch (error) {
     document.body.classList.remove("loading");
-    const message = error.message;
+    const message = errorWords(error);
     showPageError(() => t("error.start", { message }));
     return;
   }

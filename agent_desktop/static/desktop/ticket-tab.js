@@ -9,7 +9,7 @@
 // localStorage and is tried again at the next edit, on the next reload and when the network
 // comes back. Submit completes the ticket (a 422 shows its problems the same way).
 
-import { get, patch, post, request } from "../lib/api.js";
+import { errorWords, get, patch, post, request } from "../lib/api.js";
 import { el } from "../lib/dom.js";
 import { applyTranslations, formatTime, t } from "../lib/i18n.js";
 import { ENUMS, PATHS, nest, readPath } from "./ticket-fields.js";
@@ -298,7 +298,7 @@ export class TicketTab {
       this.saveFailed = true;
       // The network or the server may be back in a moment; a value refused stays until changed.
       this.retryable = !(error.status >= 400 && error.status < 500) || error.status === 409;
-      const message = error.message;
+      const message = errorWords(error);
       this.saveState = () => t("ticketform.not_saved", { message });
       if (error.errors && error.errors.length) {
         this.problems = error.errors;
@@ -405,7 +405,7 @@ export class TicketTab {
         this.renderProblems();
         this.setNotice("bad", () => t("ticketform.fix_problems"));
       } else {
-        const message = error.message;
+        const message = errorWords(error);
         this.setNotice("bad", () => t("ticketform.error.complete", { message }));
       }
       if (error.status === 409 && this.ticket) await this.reload();

@@ -8,7 +8,7 @@
 // The delivery to the national platform is reported later over the desktop's WebSocket
 // (ticket.delivered / ticket.refused) and shown in the ticket's tab.
 
-import { get } from "../lib/api.js";
+import { errorWords, get } from "../lib/api.js";
 import { byTestId, el, setText } from "../lib/dom.js";
 import { formatClock, formatDate, formatDateTime, onLanguageChange, t, tEnum } from "../lib/i18n.js";
 import { LocalDrafts } from "./local-drafts.js";
@@ -154,7 +154,7 @@ export class TicketDesk {
     try {
       existing = asList(await get(`/api/desktop/tickets?call_id=${encodeURIComponent(card.call_id)}`));
     } catch (error) {
-      const message = error.message;
+      const message = errorWords(error);
       this.setDeskNotice("bad", () => t("ticketform.error.load", { message }));
     }
     for (const ticket of existing) {
@@ -198,7 +198,7 @@ export class TicketDesk {
       if (this.tabOfTicket(id)) return this.activate(this.tabOfTicket(id));
       this.activate(this.addTab(this.newTab({ ticket })));
     } catch (error) {
-      const message = error.message;
+      const message = errorWords(error);
       this.setDeskNotice("bad", () => t("drafts.error.open", { message }));
     }
   }
@@ -299,7 +299,7 @@ export class TicketDesk {
       this.drafts = (answer && answer.drafts) || [];
       this.draftsError = null;
     } catch (error) {
-      const message = error.message;
+      const message = errorWords(error);
       this.draftsError = () => t("drafts.error.load", { message });
     }
     this.renderDrafts();

@@ -86,6 +86,17 @@ export const post = (path, body = {}) => request("POST", path, body);
 export const patch = (path, body) => request("PATCH", path, body);
 export const del = (path) => request("DELETE", path);
 
+/**
+ * What went wrong, in words for the person at the page: the server's message (in the page's
+ * language) or ours for the network; anything else is a fault of the page itself, whose
+ * message is for developers: it goes to the console, and the person reads a sentence.
+ */
+export function errorWords(error) {
+  if (error instanceof ApiError) return error.message;
+  console.error(error);
+  return t("error.unexpected");
+}
+
 /** A problem's message in the UI language (the API sends both). */
 export function problemMessage(problem) {
   if (!problem) return "";
