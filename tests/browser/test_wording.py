@@ -45,6 +45,12 @@ DATA = ("王芳", "杭州某某电器有限公司", "购买的洗衣机三周内
 #: A date in the browser's own order (mm/dd/yyyy or dd/mm/yyyy), which the desk never writes.
 LOCALE_DATE = re.compile(r"\b\d{1,2}/\d{1,2}/\d{2,4}\b")
 MENU_WORDS = {"zh-CN": "主菜单 › 1 投诉", "en-US": "Main menu › 1 Complaint"}
+#: Every kind of step the IVR, the queues and the desktop write into a call's menu path
+#: (ivr/flow.py, queues/flow.py, queues/services.py), and one this page does not know.
+MENU_STEPS = ["main_menu:timeout", "main_menu:speech:no_match", "main_menu:speech:timeout",
+              "main_menu:speech:report", "main_menu:9:no_match", "main_menu:0:operator", "ask_city:keyed:found",
+              "ask_city:keyed:no_match", "ask_city:speech:330100", "ask_city:speech:timeout", "in_queue:callback",
+              "transfer:queue:330100:price", "transfer:agent:1003", "next_menu:7:something_new"]
 SUBMITTED = {"zh-CN": "已提交", "en-US": "Submitted"}
 
 
@@ -95,6 +101,11 @@ async def test_the_login_page_and_the_desktop_read_as_words_in_china_time(
     await ringing_call_id(page)
     await expect(page.get_by_test_id("call-menu-path")).to_have_text(MENU_WORDS[language])
     await reads_well(page, language, "call-offered", shots)
+    # Every other kind of step in words too (the page's own module, with the page's catalogue).
+    steps = await page.evaluate("async (steps) => (await import('/desktop/menu-path.js')).menuPathWords(steps)",
+                                MENU_STEPS)
+    assert steps.count(" → ") == len(MENU_STEPS) - 1
+    assert not developer_text(steps, language), steps
 
     await page.get_by_test_id("call-answer").click()
     await expect(page.get_by_test_id("call-state")).to_have_attribute("data-state", "connected", timeout=WAIT_MS)
