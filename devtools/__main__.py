@@ -22,7 +22,7 @@ eight simulated agents and simulated callers. The agent desktop and the wallboar
 http://127.0.0.1:8080/ (every account's password is printed at the start).
 
 Callers arrive at random (a Poisson process) at --rate calls a minute. Each brings a patience
-(exponential, mean --patience seconds): they hang up if no agent has answered by then. Once
+(log-normal, mean --patience seconds): they hang up if no agent has answered by then. Once
 answered they talk for a log-normal time (mean --talk seconds) and hang up. Some key a wrong
 digit first, some say nothing, some hang up during the welcome. Every minute a line gives the
 figures so far (service level: answered within 20 s of all calls that reached the queue;

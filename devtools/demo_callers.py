@@ -4,10 +4,13 @@ The shapes are those call-centre data show (Brown, Gans, Mandelbaum, Sakov, Shen
 Zhao, "Statistical Analysis of a Telephone Call Center: A Queueing-Science Perspective", JASA
 100(469), 2005): arrivals over a short stretch of a day form a Poisson process (independent,
 exponential gaps between calls); conversations last a log-normal time; each caller brings a
-patience, the time they are willing to wait, and hangs up while waiting once it runs out
-(the Erlang-A model, which takes patience as exponential). The *means* are the demo's own
-(see ``CallerModel``), chosen for a ten-minute look at the system, and all can be changed from
-the command line.
+patience, the time they are willing to wait, and hangs up while waiting once it runs out (the
+Erlang-A model). Patience is drawn log-normal here rather than exponential as in Erlang-A: an
+exponential patience with a two-minute mean has one caller in sixty give up within two seconds,
+while a free agent's phone is still ringing, which shows as abandoned calls with agents free
+(what issue 14 saw of the old demo) rather than as a centre's behaviour. The *means* are the
+demo's own (see ``CallerModel``), chosen for a ten-minute look at the system, and all can be
+changed from the command line.
 
 A caller's patience counts from the moment they have chosen in the menu (queued, asked for
 their city, or put through): that is where waiting begins. They give up only while waiting;
@@ -51,6 +54,9 @@ BEHAVIOURS: tuple[tuple[str, int], ...] = (("press", 6), ("wrong-then-press", 2)
 #: Log-normal conversations: sigma of the underlying normal (a spread like the one Brown et
 #: al. report: most calls near the median, a long tail of long ones).
 TALK_SIGMA = 0.6
+#: Log-normal patience, wider: with a 120 s mean, one caller in forty gives up within 10 s of
+#: waiting, one in ten within 20 s, and some would wait ten minutes.
+PATIENCE_SIGMA = 1.0
 
 
 @dataclass(frozen=True)
@@ -88,6 +94,7 @@ def draw_callers(model: CallerModel, seed: int = 12315) -> Iterator[Caller]:
     behaviours, behaviour_weights = zip(*BEHAVIOURS, strict=True)
     # mean of a log-normal = exp(mu + sigma^2 / 2): mu from the wanted mean.
     talk_mu = math.log(model.talk_mean_s) - TALK_SIGMA**2 / 2
+    patience_mu = math.log(model.patience_mean_s) - PATIENCE_SIGMA**2 / 2
     while True:
         yield Caller(
             number=rng.choices(codes, code_weights)[0] + rng.choice(NUMBERS),
@@ -96,7 +103,7 @@ def draw_callers(model: CallerModel, seed: int = 12315) -> Iterator[Caller]:
             digit=rng.choice("1230"),
             # A Poisson process: exponential gaps with mean 60 / rate seconds.
             gap_s=rng.expovariate(model.rate_per_min / 60),
-            patience_s=rng.expovariate(1 / model.patience_mean_s),
+            patience_s=rng.lognormvariate(patience_mu, PATIENCE_SIGMA),
             talk_s=rng.lognormvariate(talk_mu, TALK_SIGMA),
         )
 

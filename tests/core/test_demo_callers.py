@@ -43,6 +43,8 @@ def test_patience_and_talk_time_have_the_asked_means() -> None:
     assert statistics.fmean(c.talk_s for c in callers) == pytest.approx(200, rel=0.03)
     # Log-normal talk: skewed, so most calls are shorter than the mean and a few much longer.
     assert statistics.median(c.talk_s for c in callers) < 200 < max(c.talk_s for c in callers) / 3
+    # Hardly anyone gives up within two seconds, while a free agent's phone still rings.
+    assert sum(c.patience_s < 2 for c in callers) / DRAWS < 0.005
 
 
 def test_the_same_seed_gives_the_same_callers_and_another_seed_others() -> None:
