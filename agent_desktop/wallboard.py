@@ -87,6 +87,10 @@ class DeadlineRow:
     working_days_left: int | None
     #: Where the ticket is handled: a GB/T 2260 code or a station code.
     jurisdiction: str
+    #: What a supervisor knows the ticket by: the platform's case number once it has one, and
+    #: the business complained about (the ticket id means nothing to a person).
+    case_no: str | None = None
+    respondent: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,7 +182,8 @@ class WallboardService:
         cutoff = self._warning_cutoff(today)
         handling = (Ticket.status.in_([Status.ACCEPTED.value, Status.TRANSFERRED.value]))
         query = (select(Ticket.id, Ticket.case_type, Ticket.status, Ticket.accept_by, Ticket.finish_by,
-                        Ticket.verify_by, Ticket.handling_region, Ticket.handling_station)
+                        Ticket.verify_by, Ticket.handling_region, Ticket.handling_station, Ticket.platform_case_no,
+                        Ticket.respondent_name)
                  .where(or_(and_(Ticket.status == Status.COMPLETED.value, Ticket.accept_by <= cutoff),
                             and_(handling, or_(Ticket.finish_by <= cutoff, Ticket.verify_by <= cutoff))))
                  .limit(NEAR_DEADLINE_LIMIT * 5))
@@ -199,7 +204,8 @@ class WallboardService:
         if row.handling_station:
             station = f"{row.handling_region}-{row.handling_station[-2:]}"
             code = station if station in self.tree else code
-        return DeadlineRow(row.id, row.case_type, kind, due, self._working_days_left(today, due), code)
+        return DeadlineRow(row.id, row.case_type, kind, due, self._working_days_left(today, due), code,
+                           row.platform_case_no, row.respondent_name)
 
     def _warning_cutoff(self, today: date) -> date:
         if self.warning_days < 1:
@@ -273,7 +279,8 @@ class WallboardService:
                         "state": a.state, "since": rfc3339(a.since), "call_id": a.call_id}
                        for a in sorted(agents, key=lambda a: (AGENT_STATES.index(a.state), a.agent_id))],
             "near_deadline": [{"ticket_id": d.ticket_id, "case_type": d.case_type, "deadline_kind": d.kind,
-                               "due": d.due.isoformat(), "working_days_left": d.working_days_left}
+                               "due": d.due.isoformat(), "working_days_left": d.working_days_left,
+                               "case_no": d.case_no, "respondent": d.respondent}
                               for d in facts.deadlines if self.within(d.jurisdiction, node)],
             "day": self._day_of(facts, node),
             "regions": [{**self._node(code), "figures": self._figures_of(facts, code)}

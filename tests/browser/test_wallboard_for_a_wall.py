@@ -9,11 +9,15 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 
 import pytest
 from playwright.async_api import Browser, Page, expect
+from sqlalchemy import update
 
+from core.db import sessionmaker
 from core.settings import Settings
+from core.vocabulary import CHINA_TZ
 from devtools.pbx_sim.callers import SimCall
 from devtools.pbx_sim.server import PbxSim
 from hotline.app import Application
@@ -23,7 +27,9 @@ from tests.fixtures.waiting import eventually
 from tests.support.accounts import PASSWORD, cheap_passwords
 from tests.support.browser import Shots
 from tests.support.desktop import Browser as ApiBrowser
+from tests.support.documents import CREDIT_CODE
 from tests.support.wording import developer_text, visible_text
+from tickets.models import Ticket
 
 pytestmark = pytest.mark.slow
 
@@ -32,8 +38,8 @@ LAPTOP = {"width": 1366, "height": 768}
 SMALL_LAPTOP = {"width": 1280, "height": 800}
 #: More of Hangzhou's agents than a wall's list has room for, logged in and on a break.
 HANGZHOU_TEAM = {str(2001 + n): f"杭州坐席{n + 1:02d}" for n in range(16)}
-#: People's names are data, shown as they were entered, in whichever language the page is.
-PEOPLE = ["王芳", "李强", "全国值班长", "浙江值班长", *HANGZHOU_TEAM.values()]
+#: Names of people and businesses are data, shown as entered, in whichever language the page is.
+PEOPLE = ["王芳", "李强", "全国值班长", "浙江值班长", *HANGZHOU_TEAM.values(), "杭州示例电器有限公司"]
 
 # Text wider than its box: clipped, cut by an ellipsis or spilling (on the leaves of the layout:
 # cells, labels, figures, buttons, headings). Measured on the text itself, since a table cell
@@ -85,6 +91,21 @@ async def app(settings: Settings) -> AsyncIterator[Application]:
         await app.accounts.add_user(username="zhejiang", password=PASSWORD, role="supervisor",
                                     jurisdiction="330000", display_name="浙江值班长")
         yield app
+
+
+async def tickets_due_today(app: Application, count: int) -> None:
+    """Completed complaints of Xihu district whose acceptance is due today."""
+    today = datetime.now(UTC).astimezone(CHINA_TZ).date()
+    for n in range(count):
+        ticket = await app.tickets.create({
+            "case_type": "complaint", "channel": "web", "caller": {"phone": f"1380013{n:04d}"},
+            "respondent": {"name": "杭州示例电器有限公司", "credit_code": CREDIT_CODE, "region": "330106"},
+            "summary": "购买的电水壶使用三天后漏电，商家拒绝退货。",
+            "handling": {"region": "330106", "level": "county"},
+        }, by="web")
+        ticket = await app.tickets.complete(ticket.id, by="web", version=ticket.version)
+        async with sessionmaker(app.engine)() as session, session.begin():
+            await session.execute(update(Ticket).where(Ticket.id == ticket.id).values(accept_by=today))
 
 
 async def calls_in_the_system(app: Application, pbx_sim: PbxSim, prompts: PromptCatalogue) -> list[SimCall]:
@@ -157,6 +178,7 @@ async def test_supervisors_read_the_map_wallboard_on_a_wall_and_on_a_laptop(
     browser: Browser, app: Application, pbx_sim: PbxSim, prompts: PromptCatalogue, shots: Shots, language: str,
 ) -> None:
     await calls_in_the_system(app, pbx_sim, prompts)
+    await tickets_due_today(app, 3)
     for wall in (True, False):
         size = "1920x1080-wall" if wall else "1366x768"
         national = await open_wallboard(browser, app, "china", language, wall=wall)
@@ -198,6 +220,7 @@ async def test_supervisors_read_the_map_wallboard_on_a_wall_and_on_a_laptop(
         await expect(zhejiang.get_by_test_id("map-svg")).to_have_attribute("data-drawing", "330000")
         await expect(zhejiang.get_by_test_id("map-up")).to_be_hidden()  # nothing above their scope
         await expect(zhejiang.get_by_test_id("child-330100")).to_have_attribute("data-waiting", "2")
+        await expect(zhejiang.locator('[data-testid="wallboard-deadlines"] tbody tr')).to_have_count(3)
         more = zhejiang.get_by_test_id("wallboard-agents-more")
         if wall:  # the list stops where its panel does, and says how many it leaves out
             await expect(more).not_to_be_empty()

@@ -130,7 +130,8 @@ async def test_tickets_near_their_deadline_are_listed_for_the_supervisors_whose_
     zhejiang = await (await desk.browser_for("supervisor")).ok("GET", "/api/wallboard")
     assert zhejiang["near_deadline"] == [{"ticket_id": ticket.id, "case_type": "complaint",
                                           "deadline_kind": "accept_by", "due": today.isoformat(),
-                                          "working_days_left": 0}]
+                                          "working_days_left": 0, "case_no": None,
+                                          "respondent": "杭州示例电器有限公司"}]
     beijing = await (await desk.browser_for("beijing")).ok("GET", "/api/wallboard")
     assert beijing["near_deadline"] == []
 

@@ -7,7 +7,7 @@
 
 import { get } from "../lib/api.js";
 import { byTestId, el, setText, show, syncChildren } from "../lib/dom.js";
-import { formatDateTime, formatNumber, formatTime, onLanguageChange, t, tEnum } from "../lib/i18n.js";
+import { formatDate, formatNumber, formatTime, onLanguageChange, t, tEnum } from "../lib/i18n.js";
 import { checkSession, startSignedInPage } from "../lib/session.js";
 import { LiveSocket } from "../lib/ws.js";
 import { AgentsTable } from "./agents.js";
@@ -82,20 +82,17 @@ function renderPath(path, node) {
 
 function renderDeadlines(tickets) {
   const body = byTestId("wallboard-deadlines").tBodies[0];
+  // A ticket by its case number (none until the platform gives one) and the business complained about.
   syncChildren(body, tickets.map((ticket) => el("tr", { testid: `deadline-${ticket.ticket_id}` },
-    el("td", { title: ticket.ticket_id }, ticket.ticket_id.slice(0, 8)),
-    el("td", {}, tEnum("case_type", ticket.case_type)),
-    el("td", {}, tEnum("deadline_kind", ticket.deadline_kind)),
-    el("td", {}, ticket.due ? formatDate(ticket.due) : ""),
+    el("td", { class: "ticket-cell" },
+      el("span", { class: "respondent", title: ticket.respondent || "" }, ticket.respondent || "–"),
+      el("span", { class: "case-no" }, ticket.case_no || t("wallboard.no_case_no"))),
+    el("td", { class: "type-col" }, tEnum("case_type", ticket.case_type)),
+    el("td", { class: "wrap" }, tEnum("deadline_kind", ticket.deadline_kind)),
+    el("td", { class: "due-col" }, ticket.due ? formatDate(ticket.due) : ""),
     el("td", { class: "num" }, String(ticket.working_days_left ?? "")))));
   byTestId("wallboard-deadlines").hidden = tickets.length === 0;
   show("wallboard-no-deadlines", tickets.length === 0);
-}
-
-/** A due day ("2026-12-07") in the page's language: its date part as formatDateTime writes it. */
-function formatDate(day) {
-  const text = formatDateTime(`${day}T12:00:00+08:00`);
-  return text.replace(/[\s,]+\S*\d{1,2}:\d{2}.*$/u, "");
 }
 
 /**
