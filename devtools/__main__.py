@@ -13,7 +13,7 @@ from pathlib import Path
 
 from core.privacy import configure_logging
 from core.settings import load_settings
-from hotline.cli import guarded, run
+from hotline.cli import UsageError, guarded, run, take_config
 
 DEMO_DESCRIPTION = """\
 Start the whole system on embedded defaults: a redis-server, SQLite, the Asterisk stand-in
@@ -141,8 +141,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # --config before or after the subcommand, as the product's own command takes it.
+    try:
+        config, argv = take_config(argv)
+    except UsageError as exc:
+        print(f"python -m devtools: {exc}", file=sys.stderr)
+        return 2
     parser = build_parser()
     args, rest = parser.parse_known_args(argv)
+    if config:
+        args.config = Path(config)
     if rest and not args.passthrough:
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
     return guarded("devtools", lambda: int(args.handler(args, rest)))

@@ -196,26 +196,26 @@ def take_config(argv: list[str]) -> tuple[str | None, list[str]]:
         if item == "--config":
             value = next(items, None)
             if value is None or value.startswith("-"):
-                raise _Usage("--config needs a file: --config FILE (a TOML settings file)")
+                raise UsageError("--config needs a file: --config FILE (a TOML settings file)")
             config = value
         elif item.startswith("--config="):
             config = item.removeprefix("--config=")
             if not config:
-                raise _Usage("--config needs a file: --config=FILE (a TOML settings file)")
+                raise UsageError("--config needs a file: --config=FILE (a TOML settings file)")
         else:
             rest.append(item)
     return config, rest
 
 
-class _Usage(Exception):
-    pass
+class UsageError(Exception):
+    """A command line that cannot mean anything: said in one line, exit 2."""
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
         config, argv = take_config(argv)
-    except _Usage as exc:
+    except UsageError as exc:
         print(f"hotline: {exc}", file=sys.stderr)
         return ExitCode.USAGE
     for warning in unknown_environment(os.environ):

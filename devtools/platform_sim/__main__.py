@@ -43,8 +43,21 @@ def _latency(text: str) -> tuple[float, float]:
     raise argparse.ArgumentTypeError(f"expected SECONDS or MIN,MAX, got {text!r}")
 
 
+_EXAMPLES = """\
+examples:
+  python -m devtools platform-sim                                   # on 127.0.0.1:8090, contract under /api
+  python -m devtools platform-sim --port 0 --org 913301000000000001=s3cret
+  python -m devtools platform-sim --error-rate 0.3 --drop-rate 0.1  # a platform that fails a third of the time
+  python -m devtools platform-sim --rate-limit 5 --retry-after 2    # 429 with Retry-After above 5 requests/s
+
+while it runs, change its faults and read what it stored:
+  curl -X PUT http://127.0.0.1:8090/sim/faults -d '{"error_rate": 0.3, "drop_rate": 0.1}'
+  curl http://127.0.0.1:8090/sim/stats"""
+
+
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m devtools platform-sim", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="python -m devtools platform-sim", description=__doc__.splitlines()[0],
+                                epilog=_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8090)
     p.add_argument("--base-path", default="/api",

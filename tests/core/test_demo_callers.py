@@ -94,6 +94,20 @@ def test_a_rate_of_zero_is_refused_naming_the_flag(capsys: pytest.CaptureFixture
     assert "argument --rate: must be above 0, got 0" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("argv", [["--config", "{f}", "demo"], ["demo", "--config", "{f}"], ["demo", "--config={f}"]])
+def test_the_demo_reads_config_before_or_after_its_name(
+    argv: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    from devtools.__main__ import main
+
+    missing = tmp_path / "nowhere.toml"
+
+    code = main([item.replace("{f}", str(missing)) for item in argv])
+
+    assert code == 2
+    assert f"settings file {missing} (--config) does not exist" in capsys.readouterr().err
+
+
 # --- callers on the line (the whole system, at a twentieth of real time) ------------------------
 
 SCALE = 0.05
