@@ -1,9 +1,10 @@
 """The wallboard as supervisors meet it, with calls in the system: on a 1920×1080 wall display
 (?screen=wall: dark, large, one screen without scrolling) and on a 1366×768 (and 1280×800) laptop, in Chinese
 and in English, for the national duty officer (a map of the 34 provincial units) and for
-Zhejiang's (a map of its cities). Clicking Zhejiang on the national map drills down to its
-cities and the way back up returns; gauges show; nothing on screen is developer text, and no
-text cell is wider than its box. Screenshots of each in test-artifacts/screenshots/."""
+Zhejiang's (a map of its cities). The national map has the South China Sea islands and the
+dashed national boundary in an inset (南海诸岛), a province's has not. Clicking Zhejiang on the
+national map drills down to its cities and the way back up returns; gauges show; nothing on
+screen is developer text, and no text cell is wider than its box. Screenshots of each in test-artifacts/screenshots/."""
 
 from __future__ import annotations
 
@@ -173,6 +174,39 @@ async def provinces_on_the_map(page: Page) -> int:
     return await page.locator('[data-testid="map-svg"] path.region[data-code$="0000"]').count()
 
 
+#: The South China Sea inset's name, as a national map published in China has it.
+SOUTH_CHINA_SEA = {"zh-CN": "南海诸岛", "en-US": "South China Sea Islands"}
+# Where the inset is, in the drawing's units: every province whose outline's box meets the
+# frame's (none may: the inset sits in open sea), and whether its name is right under it.
+_INSET = """() => {
+  const svg = document.querySelector('[data-testid="map-svg"]');
+  const frame = svg.querySelector('[data-testid="map-south-china-sea"] .inset-frame').getBBox();
+  const label = svg.querySelector('[data-testid="map-south-china-sea"] .inset-label').getBBox();
+  const meets = (a, b) => a.x < b.x + b.width && b.x < a.x + a.width && a.y < b.y + b.height && b.y < a.y + a.height;
+  return {
+    covered: [...svg.querySelectorAll("path.region")].filter((p) => meets(p.getBBox(), frame)).map((p) => p.dataset.code),
+    labelUnder: label.width > 0 && label.y >= frame.y + frame.height - 1 && label.y < frame.y + frame.height + 20
+      && Math.abs(label.x + label.width - (frame.x + frame.width)) < 2
+      && label.y + label.height <= svg.viewBox.baseVal.y + svg.viewBox.baseVal.height + 1,
+  };
+}"""
+
+
+async def has_the_south_china_sea(page: Page, language: str) -> None:
+    """The national map's inset at its lower right: the islands, the ten dashes of the national
+    boundary, its name under its frame; over no province, and not a region one can click."""
+    inset = page.get_by_test_id("map-south-china-sea")
+    await expect(inset).to_be_visible()
+    await expect(inset).to_have_text(SOUTH_CHINA_SEA[language])
+    await expect(inset).to_have_css("pointer-events", "none")
+    line = inset.get_by_test_id("map-south-china-sea-line")
+    await expect(line).to_be_visible()
+    assert (await line.get_attribute("d") or "").count("M") == 10  # one subpath a dash
+    assert await inset.locator("path.region").count() == 0
+    where = await page.evaluate(_INSET)
+    assert where == {"covered": [], "labelUnder": True}, where
+
+
 @pytest.mark.parametrize("language", ["zh-CN", "en-US"])
 async def test_supervisors_read_the_map_wallboard_on_a_wall_and_on_a_laptop(
     browser: Browser, app: Application, pbx_sim: PbxSim, prompts: PromptCatalogue, shots: Shots, language: str,
@@ -183,6 +217,7 @@ async def test_supervisors_read_the_map_wallboard_on_a_wall_and_on_a_laptop(
         size = "1920x1080-wall" if wall else "1366x768"
         national = await open_wallboard(browser, app, "china", language, wall=wall)
         assert await provinces_on_the_map(national) == 34
+        await has_the_south_china_sea(national, language)
         await expect(national.get_by_test_id("map-region-330000")).to_have_class("region drillable")
         await expect(national.get_by_test_id("child-330000")).to_be_visible()  # waiting calls: on the list
         await reads_well(national, language, wall=wall)
@@ -200,12 +235,14 @@ async def test_supervisors_read_the_map_wallboard_on_a_wall_and_on_a_laptop(
         await expect(national.get_by_test_id("map-svg")).to_have_attribute("data-drawing", "330000")
         cities = national.locator('[data-testid="map-svg"] path.region.drillable')
         await expect(cities).to_have_count(11)
+        await expect(national.get_by_test_id("map-south-china-sea")).to_have_count(0)  # the country's only
         await national.get_by_test_id("map-region-330100").hover()
         await expect(national.get_by_test_id("map-tip")).to_be_visible()
         await reads_well(national, language, wall=wall)
         await shots.take(national, f"national-drilled-to-zhejiang-{size}-{language}")
         await national.get_by_test_id("map-up").click()
         await expect(national.get_by_test_id("wallboard-node")).to_have_attribute("data-code", "000000")
+        await has_the_south_china_sea(national, language)
         # The button switches between the two modes, and the address keeps the choice.
         await national.get_by_test_id("wall-toggle").click()
         in_wall_mode = re.compile(r"\bwall\b")
@@ -219,6 +256,7 @@ async def test_supervisors_read_the_map_wallboard_on_a_wall_and_on_a_laptop(
         zhejiang = await open_wallboard(browser, app, "zhejiang", language, wall=wall)
         await expect(zhejiang.get_by_test_id("map-svg")).to_have_attribute("data-drawing", "330000")
         await expect(zhejiang.get_by_test_id("map-up")).to_be_hidden()  # nothing above their scope
+        await expect(zhejiang.get_by_test_id("map-south-china-sea")).to_have_count(0)
         await expect(zhejiang.get_by_test_id("child-330100")).to_have_attribute("data-waiting", "2")
         await expect(zhejiang.locator('[data-testid="wallboard-deadlines"] tbody tr')).to_have_count(3)
         more = zhejiang.get_by_test_id("wallboard-agents-more")

@@ -2,7 +2,9 @@
 // scripts/build_web.sh from the echarts package's map data: projected, simplified, each region
 // keyed by its GB/T 2260 code). The country shows its provinces, a province its cities (a
 // municipality its districts); each region is coloured by service level or by waiting calls,
-// with the figures in a tooltip, and a click drills down to it.
+// with the figures in a tooltip, and a click drills down to it. The country's map has the South
+// China Sea islands and the dashed national boundary in a box at its lower right (南海诸岛), as a
+// national map published in China must; the box is a picture, not a region.
 
 import { byTestId, el } from "../lib/dom.js";
 import { currentLanguage, formatDuration, formatNumber, formatPercent, hasText, t } from "../lib/i18n.js";
@@ -31,6 +33,9 @@ export const WAITING_BANDS = [
 const NO_DATA = "#8b95a3";
 // Region labels on screen, in CSS pixels.
 const LABEL_PX = { normal: 12, wall: 17 };
+// How far left of the South China Sea inset its name may reach, in drawing units (to the east of
+// Hainan's own label).
+const INSET_LABEL_ROOM = 180;
 
 export function serviceLevel(figures) {
   const f = figures || {};
@@ -149,7 +154,9 @@ export class ChinaMap {
       label.append(svg("tspan", { class: "figure", x: region.at[0], dy: "1.15em" }));
       labels.append(label);
     }
-    chart.append(shapes, labels);
+    chart.append(shapes);
+    if (drawing.inset) chart.append(this.drawInset(drawing.inset));
+    chart.append(labels);
     container.replaceChildren(chart);
     this.drawn = drawing.key;
     this.drawing = drawing;
@@ -158,6 +165,22 @@ export class ChinaMap {
       this.resizing = new ResizeObserver(() => this.sizeLabels());
       this.resizing.observe(container);
     }
+  }
+
+  /** The South China Sea inset: its frame, the land and islands in it, the ten dashes of the
+   * boundary (one subpath each) and its name under it, which paint() writes in the page's
+   * language. */
+  drawInset(inset) {
+    const [x, y, width, height] = inset.box;
+    const group = svg("g", { class: "inset", "data-testid": "map-south-china-sea" });
+    group.append(
+      svg("rect", { class: "inset-frame", x, y, width, height }),
+      svg("path", { class: "inset-land", d: inset.land }),
+      svg("path", { class: "inset-islands", d: inset.islands }),
+      svg("path", { class: "inset-dashes", d: inset.dashes, "data-testid": "map-south-china-sea-line" }),
+      svg("text", { class: "inset-label", x: inset.label[0], y: inset.label[1], "text-anchor": "end" }),
+    );
+    return group;
   }
 
   /** Label type in drawing units for LABEL_PX on screen at the drawing's current scale. */
@@ -170,6 +193,19 @@ export class ChinaMap {
     const px = document.body.classList.contains("wall") ? LABEL_PX.wall : LABEL_PX.normal;
     chart.querySelector("g.labels").setAttribute("font-size", (px / scale).toFixed(1));
     this.placeLabels(chart);
+    const insetLabel = chart.querySelector("text.inset-label");
+    if (insetLabel && this.drawing.inset) {
+      // The size of the regions' names (no taller than the strip under the box it has), no
+      // wider than the open sea left of the box's right edge.
+      let size = Math.min(px / scale, 26);
+      insetLabel.setAttribute("font-size", size.toFixed(1));
+      const room = this.drawing.inset.box[2] + INSET_LABEL_ROOM;
+      const wide = insetLabel.getBBox().width;
+      if (wide > room) {
+        size *= room / wide;
+        insetLabel.setAttribute("font-size", size.toFixed(1));
+      }
+    }
   }
 
   /** Hide the labels that would overlap one already placed: the regions with calls waiting
@@ -201,6 +237,8 @@ export class ChinaMap {
   paint(regions, national) {
     this.regions = regions;
     const chart = byTestId("map-svg");
+    const insetLabel = chart.querySelector("text.inset-label");
+    if (insetLabel) insetLabel.textContent = t("wallboard.map.south_china_sea");
     for (const shape of chart.querySelectorAll("path.region")) {
       const region = regions.get(shape.dataset.code);
       shape.setAttribute("fill", region ? colourOf(region.figures, this.by) : NO_DATA);

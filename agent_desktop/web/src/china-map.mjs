@@ -4,7 +4,8 @@
 // compressed coordinates are decoded here, projected, simplified and rounded, and every region
 // gets the GB/T 2260 code of our jurisdiction tree (core/data/jurisdictions.csv), which is what
 // the wallboard API keys its figures by. Regions whose name the tree does not know keep no code
-// and are drawn grey; the build prints them.
+// and are drawn grey; the build prints them. The national drawing carries the South China Sea
+// inset (南海诸岛) too: see drawInset below.
 import { readFile, readdir } from "node:fs/promises";
 import { join } from "node:path";
 
@@ -116,7 +117,7 @@ function projector(allRings) {
   const k = Math.cos(((south + north) / 2) * (Math.PI / 180));
   const scale = WIDTH / ((east - west) * k);
   const project = ([lon, lat]) => [(lon - west) * k * scale, (north - lat) * scale];
-  return { project, height: Math.ceil((north - south) * scale) };
+  return { project, k, height: Math.ceil((north - south) * scale) };
 }
 
 /** Points rounded to 1/`per` unit, consecutive repeats dropped. */
@@ -146,9 +147,10 @@ function pathOf(projected) {
   }).join("");
 }
 
-function drawRegions(features, encoded, codeOf) {
+function drawRegions(features, encoded, codeOf, extra = null) {
   const decoded = features.map((f) => rings(f, encoded));
-  const { project, height } = projector(decoded.flat());
+  const projection = projector(decoded.flat());
+  const { project, height } = projection;
   const regions = features.map((feature, index) => {
     const whole = decoded[index].map((ring) => ring.map(project));
     let kept = whole.map((ring) => rounded(simplifyRing(ring, TOLERANCE))).filter((ring) => ring.length >= 3);
@@ -167,7 +169,150 @@ function drawRegions(features, encoded, codeOf) {
       d: pathOf(kept),
     };
   });
-  return { width: WIDTH, height, regions };
+  const drawing = { width: WIDTH, height, regions };
+  return extra ? { ...drawing, ...extra(decoded, projection, drawing) } : drawing;
+}
+
+// ------------------------------------------------------------ the South China Sea inset
+// A national map published in China shows the South China Sea islands (南海诸岛) and the dashed
+// national boundary around them, on the standard horizontal map in a box of its own at the lower
+// right. The box shows this part of the world (degrees), in the national map's projection (the
+// same cos-of-latitude shrink) at the scale that makes it INSET.width units wide, in the corner of
+// the national drawing that is open sea (east of Taiwan, south of Korea: nothing is drawn there).
+// Its name goes under it, in a strip of INSET.caption units the drawing grows by: the box is too
+// narrow on a laptop for "South China Sea Islands" in a size one can read.
+const INSET = { west: 107, east: 123.5, south: 0.5, north: 24.5, width: 158, margin: 4, caption: 36 };
+// The ten dashes of the boundary on China's standard map since 2013 (nine until then, eleven on
+// the 1947 map), each from one end to the other as [longitude, latitude], clockwise from the one
+// east of Taiwan. China has published no coordinates of them, and we found none in a reference
+// we could name, so these are our own approximate positions (to a tenth of a degree, about one
+// unit in the box), placed roughly midway between the nearest coasts in the sea area that
+// published descriptions give for each dash. Sources: the nine dashes' places as listed in the
+// Chinese press (e.g. www.257090.com/show-6220.html, "九段线的具体位置"; m.yd166.com/shehui/
+// 5652945707_2.html): the Bashi Channel, the North Luzon Trough, the Manila Trench, between the
+// Nansha Islands and the Philippines, the Nansha (Palawan) Trough, south of Zengmu Ansha (James
+// Shoal) as the southernmost, between the Nansha Islands and Indonesia's Natuna Islands as the
+// westernmost, between the Nansha Islands and Viet Nam, between the Xisha Islands and Viet Nam;
+// the tenth east of Taiwan, near Japan's Yonaguni (SinoMaps Press's 2013 map of China, as
+// described by ASPI's "The Strategist", "China's new map: just another dash?"); the southernmost
+// dash at about 3.4°N (Alibaba DataV.GeoAtlas's boundary feature 100000_JD reaches 3.40°N, as a
+// note on that data set says). The build checks that every island of Sansha lies inside the
+// line (drawInset). A map to be printed or published needs the official standard map instead.
+const DASHES = [
+  [[122.5, 24.3], [122.2, 23.1]], // east of Taiwan (the tenth, since 2013)
+  [[121.5, 21.4], [120.9, 20.4]], // Bashi Channel, between Taiwan and the Batanes
+  [[119.8, 19.3], [119.4, 17.9]], // North Luzon Trough
+  [[119.1, 16.5], [118.9, 14.8]], // Manila Trench, east of Huangyan Dao (Scarborough Shoal)
+  [[118.6, 12.2], [117.9, 10.6]], // between the Nansha Islands and the Philippines (west of Palawan)
+  [[116.6, 8.6], [115.3, 7.1]], // Nansha (Palawan) Trough
+  [[112.9, 4.0], [111.8, 3.4]], // south of Zengmu Ansha (James Shoal), the southernmost
+  [[108.8, 6.1], [109.4, 7.6]], // between the Nansha Islands and the Natuna Islands, the westernmost
+  [[109.9, 10.4], [109.9, 12.0]], // between the Nansha Islands and Viet Nam
+  [[110.0, 15.2], [109.0, 17.0]], // between the Xisha Islands and Viet Nam
+];
+// Land in the inset is simplified at this tolerance (units); rings smaller than ISLAND_AREA
+// square units, and every island of the South China Sea, are drawn as a dot.
+const INSET_TOLERANCE = 0.6;
+const ISLAND_AREA = 3;
+
+/** Sutherland-Hodgman: a ring of [lon, lat] cut to the inset's rectangle. */
+function clipRing(ring, { west, east, south, north }) {
+  const edges = [
+    [(p) => p[0] >= west, (a, b) => cut(a, b, 0, west)],
+    [(p) => p[0] <= east, (a, b) => cut(a, b, 0, east)],
+    [(p) => p[1] >= south, (a, b) => cut(a, b, 1, south)],
+    [(p) => p[1] <= north, (a, b) => cut(a, b, 1, north)],
+  ];
+  let points = ring;
+  for (const [inside, crossing] of edges) {
+    const out = [];
+    points.forEach((point, i) => {
+      const previous = points[(i + points.length - 1) % points.length];
+      if (inside(point)) {
+        if (!inside(previous)) out.push(crossing(previous, point));
+        out.push(point);
+      } else if (inside(previous)) {
+        out.push(crossing(previous, point));
+      }
+    });
+    points = out;
+    if (!points.length) break;
+  }
+  return points;
+}
+
+/** Where the segment a-b crosses the line where coordinate `axis` is `value`. */
+function cut(a, b, axis, value) {
+  const t = (value - a[axis]) / (b[axis] - a[axis]);
+  return [a[0] + (b[0] - a[0]) * t, a[1] + (b[1] - a[1]) * t];
+}
+
+/** Whether the polygon `ring` holds `point` (even-odd: a ray to the east crosses it an odd number of times). */
+function encloses(ring, [x, y]) {
+  let inside = false;
+  ring.forEach(([x1, y1], i) => {
+    const [x2, y2] = ring[(i + ring.length - 1) % ring.length];
+    if ((y1 > y) !== (y2 > y) && x < x1 + ((y - y1) * (x2 - x1)) / (y2 - y1)) inside = !inside;
+  });
+  return inside;
+}
+
+function centroid(points) {
+  const sum = points.reduce(([x, y], [px, py]) => [x + px, y + py], [0, 0]);
+  return [sum[0] / points.length, sum[1] / points.length];
+}
+
+/** The inset for the national drawing: its box, the land in it (Hainan, the coasts of Guangdong,
+ * Guangxi, Fujian and Taiwan), the islands as dots (from the provinces' own rings and from
+ * `islandRings`: Hainan's Sansha city, whose islands the national file leaves out), the dashes
+ * where its name ends, and the drawing's height with the strip for that name. Throws if the box
+ * would cover any part of a province. */
+function drawInset(decoded, { project, k }, { width, height }, islandRings) {
+  const scale = INSET.width / ((INSET.east - INSET.west) * k);
+  const boxHeight = Math.round((INSET.north - INSET.south) * scale);
+  const x0 = width - INSET.margin - INSET.width;
+  const y0 = height - INSET.margin - boxHeight;
+  for (const ring of decoded.flat()) {
+    for (const point of ring) {
+      const [x, y] = project(point);
+      if (x > x0 && y > y0) throw new Error(`china-map: the South China Sea inset would cover ${point}`);
+    }
+  }
+  const at = ([lon, lat]) => [x0 + (lon - INSET.west) * k * scale, y0 + (INSET.north - lat) * scale];
+  const land = [];
+  const dots = new Map();
+  const dot = ([x, y]) => {
+    const point = [2 * Math.round(x / 2), 2 * Math.round(y / 2)]; // one dot for a reef's rings
+    dots.set(point.join(" "), point);
+  };
+  const within = ([lon, lat]) => lon > INSET.west && lon < INSET.east && lat > INSET.south && lat < INSET.north;
+  for (const ring of decoded.flat()) {
+    const clipped = clipRing(ring, INSET);
+    if (clipped.length < 3) continue;
+    const shape = rounded(simplifyRing(clipped.map(at), INSET_TOLERANCE), 2);
+    if (shape.length >= 3 && area(shape) >= ISLAND_AREA) land.push(shape);
+    // A small ring is an island when the box holds all of it, and a sliver of a province's
+    // edge (Jiangxi's southern tip) when the box cuts it: no dot then.
+    else if (ring.every(within)) dot(at(centroid(ring)));
+  }
+  // The dashes' ends in order, closed along the mainland's coast, enclose every island: a check
+  // on the positions above (a dash moved to the wrong side of an island fails the build).
+  const line = [...DASHES.flat(), [108, 21.5], [122.5, 25.5]];
+  for (const ring of islandRings) {
+    const middle = centroid(ring);
+    if (!encloses(line, middle)) throw new Error(`china-map: the island at ${middle} is outside the dashed line`);
+    if (within(middle)) dot(at(middle));
+  }
+  const number = (n) => +n.toFixed(1);
+  return {
+    box: [x0, y0, INSET.width, boxHeight],
+    land: pathOf(land),
+    islands: [...dots.values()].map(([x, y]) => `M${joinNumbers([x, y])}h0`).join(""),
+    dashes: DASHES.map(([a, b]) => `M${joinNumbers(at(a).map(number))}L${joinNumbers(at(b).map(number))}`).join(""),
+    // Its name under it, ending where it ends (text-anchor end).
+    label: [x0 + INSET.width, height + INSET.caption - 9],
+    height: height + INSET.caption,
+  };
 }
 
 async function loadTree(csvPath) {
@@ -210,16 +355,25 @@ function matcher(entries) {
   return (name) => exact.get(name) ?? loose.get(short(name)) ?? null;
 }
 
-/** The whole map file: {china: {width, height, regions}, provinces: {code: {...}}, unmatched}. */
+/** The whole map file: {china: {width, height, regions, inset}, provinces: {code: {...}}, unmatched}. */
 export async function buildChinaMap({ echartsDir, jurisdictionsCsv }) {
   const tree = await loadTree(jurisdictionsCsv);
   const mapDir = join(echartsDir, "map", "json");
   const china = JSON.parse(await readFile(join(mapDir, "china.json"), "utf8"));
   const unmatched = [];
+  // The national file leaves out the South China Sea islands; Hainan's file has them as the
+  // rings of its Sansha city (the Xisha, Zhongsha and Nansha Islands).
+  const hainan = JSON.parse(await readFile(join(mapDir, "province", "hainan.json"), "utf8"));
+  const sansha = hainan.features.filter((f) => f.properties.name === "三沙市");
+  if (!sansha.length) unmatched.push("hainan: 三沙市 (the South China Sea islands of the inset)");
+  const islandRings = sansha.flatMap((f) => rings(f, hainan.UTF8Encoding));
   const national = drawRegions(china.features, china.UTF8Encoding, (f) => {
     const code = f.id ?? f.properties.id;
     if (!tree.byCode.has(code)) unmatched.push(`china: ${f.properties.name} (${code})`);
     return tree.byCode.has(code) ? code : null;
+  }, (decoded, projection, drawing) => {
+    const { height, ...inset } = drawInset(decoded, projection, drawing, islandRings);
+    return { height, inset };
   });
   const provinces = {};
   const files = (await readdir(join(mapDir, "province"))).filter((name) => name.endsWith(".json")).sort();
