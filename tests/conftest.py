@@ -18,3 +18,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if any(part in REAL_TIME for part in item.path.parts):
             item.add_marker(pytest.mark.flaky(reruns=1, reruns_delay=1))
+            # With pytest-xdist (scripts/test.sh runs two workers: the suite mostly waits on
+            # timers and sockets, not the CPU), the real-time tests share one worker, so one
+            # real Asterisk carries calls at a time and its audio timing is not halved.
+            item.add_marker(pytest.mark.xdist_group("real_time"))
