@@ -19,6 +19,7 @@ from pathlib import Path
 
 from callrecords.cdr_import import CdrImporter, ImportStats, agents_from_accounts
 from callrecords.feed import CallRecordFeed
+from core.arguments import action, command
 from core.db import make_engine
 from core.migrate import create_schema
 from core.settings import Settings
@@ -26,19 +27,17 @@ from delivery.outbox import Outbox
 
 
 def build_parser() -> argparse.ArgumentParser:
-    raw = argparse.RawDescriptionHelpFormatter
     example = "hotline callrecords import-cdr /var/log/asterisk/cdr-custom/hotline-cdr.csv"
-    parser = argparse.ArgumentParser(
-        prog="hotline callrecords", formatter_class=raw,
-        description="Call records made outside the call path: the calls Asterisk served without the application.",
-        epilog=f"example:\n  {example}")
+    parser = command(
+        "hotline callrecords",
+        "Call records made outside the call path: the calls Asterisk served without the application.", example)
     sub = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
-    imp = sub.add_parser(
-        "import-cdr", help="import the calls of an Asterisk CDR file (cdr_custom.conf's layout)", formatter_class=raw,
-        description="Import the calls of the CDR file dialplans/cdr_custom.conf makes Asterisk write. Idempotent:\n"
-                    "a call imported before (by hotline serve or an earlier run) is skipped, so a file, or a\n"
-                    "rotated copy, may be imported again at any time.",
-        epilog=f"examples:\n  {example}\n  hotline callrecords import-cdr hotline-cdr.csv.1")
+    imp = action(
+        sub, "import-cdr", "import the calls of an Asterisk CDR file (cdr_custom.conf's layout)",
+        "Import the calls of the CDR file dialplans/cdr_custom.conf makes Asterisk write. Idempotent:\n"
+        "a call imported before (by hotline serve or an earlier run) is skipped, so a file, or a\n"
+        "rotated copy, may be imported again at any time.",
+        example, "hotline callrecords import-cdr hotline-cdr.csv.1")
     imp.add_argument("file", type=Path, help="e.g. /var/log/asterisk/cdr-custom/hotline-cdr.csv")
     return parser
 

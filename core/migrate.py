@@ -13,7 +13,6 @@ lacks are created, it is stamped at ``0001_initial`` and then upgraded as any ot
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import logging
 import sys
@@ -29,6 +28,8 @@ from sqlalchemy import MetaData, inspect, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from core.arguments import action
+from core.arguments import command as command_parser
 from core.db import Base, make_engine
 from core.sealing import secret_box
 from core.settings import Settings
@@ -173,13 +174,12 @@ def _describe(diff: tuple[Any, ...]) -> str:
 
 def main(settings: Settings, argv: list[str]) -> int:
     """``hotline db upgrade|current|history``."""
-    raw = argparse.RawDescriptionHelpFormatter
-    parser = argparse.ArgumentParser(
-        prog="hotline db", formatter_class=raw,
-        description="The database schema, as Alembic migrations ([database] url, HOTLINE_DATABASE__URL).\n"
-                    "Every start of the application upgrades it too; this is for doing it beforehand or looking.",
-        epilog="examples:\n  hotline db upgrade\n  hotline db current\n"
-               "  HOTLINE_DATABASE__URL=postgresql+asyncpg://hotline:...@db/hotline hotline db upgrade")
+    parser = command_parser(
+        "hotline db",
+        "The database schema, as Alembic migrations ([database] url, HOTLINE_DATABASE__URL).\n"
+        "Every start of the application upgrades it too; this is for doing it beforehand or looking.",
+        "hotline db upgrade", "hotline db current",
+        "HOTLINE_DATABASE__URL=postgresql+asyncpg://hotline:...@db/hotline hotline db upgrade")
     sub = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
     for name, summary, description in (
         ("upgrade", "bring the database to the newest revision",
@@ -187,8 +187,7 @@ def main(settings: Settings, argv: list[str]) -> int:
         ("current", "print the database's revision", "Print the database's URL (password hidden) and revision."),
         ("history", "list the revisions, newest first", "List the migrations, newest first; needs no database."),
     ):
-        sub.add_parser(name, help=summary, description=description, formatter_class=raw,
-                       epilog=f"example:\n  hotline db {name}")
+        action(sub, name, summary, description, f"hotline db {name}")
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:

@@ -18,6 +18,8 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import TextIO
 
+from core.arguments import action as sub_command
+from core.arguments import command, whole_number
 from core.db import make_engine
 from core.migrate import create_schema
 from core.settings import Settings
@@ -27,20 +29,17 @@ from delivery.outbox import Outbox
 
 
 def build_parser() -> argparse.ArgumentParser:
-    raw = argparse.RawDescriptionHelpFormatter
-    parser = argparse.ArgumentParser(
-        prog="hotline outbox", formatter_class=raw,
-        description="What is owed to the national platform (cases, progress steps, call records), and the\n"
-                    "operator's levers: look, send dead rows again, replay delivered ones, run workers.",
-        epilog="examples:\n  hotline outbox stats\n  hotline outbox list --state dead\n  hotline outbox show 42\n"
-               "  hotline outbox retry --all-dead\n  hotline outbox replay --since 2026-11-24T00:00:00+08:00\n"
-               "  hotline outbox work --workers 4")
+    parser = command(
+        "hotline outbox",
+        "What is owed to the national platform (cases, progress steps, call records), and the\n"
+        "operator's levers: look, send dead rows again, replay delivered ones, run workers.",
+        "hotline outbox stats", "hotline outbox list --state dead", "hotline outbox show 42",
+        "hotline outbox retry --all-dead", "hotline outbox replay --since 2026-11-24T00:00:00+08:00",
+        "hotline outbox work --workers 4")
     sub = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
 
     def action(name: str, summary: str, description: str, *examples: str) -> argparse.ArgumentParser:
-        lines = "\n".join(f"  hotline outbox {example}" for example in examples)
-        return sub.add_parser(name, help=summary, description=description, formatter_class=raw,
-                              epilog=f"example{'s' if len(examples) > 1 else ''}:\n{lines}")
+        return sub_command(sub, name, summary, description, *(f"hotline outbox {example}" for example in examples))
 
     action("stats", "rows per kind and state",
            "Rows per kind and state, the oldest waiting, and whether delivery is halted (and what to fix) "
@@ -72,14 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text} must be 1 or more")
-    return value
+_positive = whole_number(at_least=1)
 
 
 def _moment(text: str) -> datetime:

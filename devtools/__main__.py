@@ -11,6 +11,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from core.arguments import number, whole_number
 from core.privacy import configure_logging
 from core.settings import load_settings
 from hotline.cli import UsageError, guarded, run, take_config
@@ -46,24 +47,8 @@ examples:
       python -m devtools demo --no-browser                  # beside another demo"""
 
 
-def _positive(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be above 0, got {text}")
-    return value
-
-
-def _count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {text}")
-    return value
+_positive = number(above=0)
+_count = whole_number(at_least=1)
 
 
 def _demo(args: argparse.Namespace, _rest: list[str]) -> int:

@@ -17,6 +17,7 @@ from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
+from core.arguments import number
 from core.privacy import configure_logging
 from core.settings import Settings, SettingsError, load_settings, unknown_environment
 from hotline.reach import (
@@ -171,14 +172,8 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
-    if not 0 <= value <= 3600:
-        raise argparse.ArgumentTypeError(f"{text} is not between 0 and 3600 seconds")
-    return value
+#: Seconds to wait for Redis and the database at start: at most an hour, a bound an operator can mean.
+_seconds = number(within=(0, 3600))
 
 
 def take_config(argv: list[str]) -> tuple[str | None, list[str]]:

@@ -10,6 +10,7 @@ from typing import TextIO
 
 from accounts.models import Role
 from accounts.services import AccountService
+from core.arguments import action, command
 from core.db import make_engine, sessionmaker
 from core.jurisdictions import JurisdictionTree
 from core.migrate import create_schema
@@ -22,23 +23,21 @@ from pbx_config.render import AgentPhone, RenderError
 
 def build_parser(settings: Settings) -> argparse.ArgumentParser:
     a = settings.asterisk
-    raw = argparse.RawDescriptionHelpFormatter
-    parser = argparse.ArgumentParser(
-        prog="hotline asterisk", formatter_class=raw,
-        description="Install the hotline's Asterisk configuration (dialplans/), prompts and music on hold.",
-        epilog="examples:\n  hotline asterisk install\n  hotline asterisk install --etc /tmp/etc --data /tmp/data "
-               "--no-prompts")
+    parser = command("hotline asterisk",
+                     "Install the hotline's Asterisk configuration (dialplans/), prompts and music on hold.",
+                     "hotline asterisk install",
+                     "hotline asterisk install --etc /tmp/etc --data /tmp/data --no-prompts")
     sub = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
-    inst = sub.add_parser(
-        "install", formatter_class=raw,
-        help="render dialplans/*.conf from the settings and write them, with the prompts and the music on hold, "
-             "into an Asterisk tree",
-        description="Render dialplans/*.conf from the settings ([asterisk], [ari]) and the agents' SIP accounts,\n"
-                    "and write them into Asterisk's configuration directory, with the prompts and the music\n"
-                    "on hold into its data directory. Then: asterisk -rx 'core reload'.",
-        epilog="examples:\n  hotline asterisk install\n"
-               "  HOTLINE_ASTERISK__TRUNK_HOST=198.51.100.10 hotline asterisk install --etc /etc/asterisk\n"
-               "  hotline asterisk install --no-prompts      # without espeak-ng and sox")
+    inst = action(
+        sub, "install",
+        "render dialplans/*.conf from the settings and write them, with the prompts and the music on hold, "
+        "into an Asterisk tree",
+        "Render dialplans/*.conf from the settings ([asterisk], [ari]) and the agents' SIP accounts,\n"
+        "and write them into Asterisk's configuration directory, with the prompts and the music\n"
+        "on hold into its data directory. Then: asterisk -rx 'core reload'.",
+        "hotline asterisk install",
+        "HOTLINE_ASTERISK__TRUNK_HOST=198.51.100.10 hotline asterisk install --etc /etc/asterisk",
+        "hotline asterisk install --no-prompts      # without espeak-ng and sox")
     inst.add_argument("--etc", type=Path, default=a.etc_dir, help=f"Asterisk's configuration directory "
                                                                    f"(default {a.etc_dir})")
     inst.add_argument("--data", type=Path, default=a.data_dir, help=f"Asterisk's data directory, astdatadir "

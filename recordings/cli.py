@@ -3,10 +3,10 @@ the retention policy (see recordings.maintenance)."""
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 from datetime import UTC, datetime
 
+from core.arguments import action, command
 from core.db import make_engine, sessionmaker
 from core.migrate import create_schema
 from core.settings import Settings
@@ -15,24 +15,18 @@ from recordings.maintenance import check, purge
 
 
 def main(settings: Settings, argv: list[str]) -> int:
-    raw = argparse.RawDescriptionHelpFormatter
-    parser = argparse.ArgumentParser(
-        prog="hotline recordings", formatter_class=raw,
-        description="Call recordings on disk ([recordings] root) and in their index in the database.",
-        epilog="examples:\n  hotline recordings check\n  hotline recordings purge --dry-run\n"
-               "  hotline recordings purge")
+    parser = command("hotline recordings",
+                     "Call recordings on disk ([recordings] root) and in their index in the database.",
+                     "hotline recordings check", "hotline recordings purge --dry-run", "hotline recordings purge")
     sub = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
-    sub.add_parser("check", help="report orphan files, missing files and hash mismatches (exit 1 if any)",
-                   formatter_class=raw,
-                   description="Compare the recordings root with the index: files without a row, rows without a "
-                               "file,\nfiles whose SHA-256 changed. Exit 1 when it finds any.",
-                   epilog="example:\n  hotline recordings check")
-    p = sub.add_parser("purge", help="delete recordings past their retention period (never of open tickets)",
-                       formatter_class=raw,
-                       description="Delete the recordings kept longer than [recordings] retention_years for their "
-                                   "call's case type;\nnever those of a ticket still open.",
-                       epilog="examples:\n  hotline recordings purge --dry-run    # only say what would go\n"
-                              "  hotline recordings purge")
+    action(sub, "check", "report orphan files, missing files and hash mismatches (exit 1 if any)",
+           "Compare the recordings root with the index: files without a row, rows without a file,\n"
+           "files whose SHA-256 changed. Exit 1 when it finds any.",
+           "hotline recordings check")
+    p = action(sub, "purge", "delete recordings past their retention period (never of open tickets)",
+               "Delete the recordings kept longer than [recordings] retention_years for their call's case type;\n"
+               "never those of a ticket still open.",
+               "hotline recordings purge --dry-run    # only say what would go", "hotline recordings purge")
     p.add_argument("--dry-run", action="store_true", help="say what would be deleted; delete nothing")
     try:
         args = parser.parse_args(argv)

@@ -38,6 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from core.arguments import action, command
 from ivr.prompts.catalogue import (
     SOUND_DIR,
     PromptCatalogue,
@@ -225,19 +226,15 @@ def _print_progress(index: int, total: int, key: str, path: Path, made: bool) ->
 
 
 def _parser(ivr: IvrSettings) -> argparse.ArgumentParser:
-    raw = argparse.RawDescriptionHelpFormatter
-    parser = argparse.ArgumentParser(
-        prog="hotline prompts", formatter_class=raw,
-        description="Build the IVR prompt sound files with espeak-ng and sox.",
-        epilog="examples:\n  hotline prompts build\n  hotline prompts build --lang en-US --out var/sounds --force")
+    parser = command("hotline prompts", "Build the IVR prompt sound files with espeak-ng and sox.",
+                     "hotline prompts build", "hotline prompts build --lang en-US --out var/sounds --force")
     sub = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
-    build = sub.add_parser(
-        "build", formatter_class=raw,
-        help="make the prompts' and the numbers' sound files",
-        description="Make <out>/<language>/hotline/<name>.wav for every prompt and <out>/<language>/digits/<name>.wav "
-                    "for saying numbers.\nA file is made again only when its text, the voice or the tools changed.",
-        epilog=f"examples:\n  hotline prompts build                     # {ivr.language} into {ivr.sounds_dir}\n"
-               "  hotline prompts build --lang en-US --force")
+    build = action(
+        sub, "build", "make the prompts' and the numbers' sound files",
+        "Make <out>/<language>/hotline/<name>.wav for every prompt and <out>/<language>/digits/<name>.wav "
+        "for saying numbers.\nA file is made again only when its text, the voice or the tools changed.",
+        f"hotline prompts build                     # {ivr.language} into {ivr.sounds_dir}",
+        "hotline prompts build --lang en-US --force")
     build.add_argument("--lang", default=ivr.language, help=f"locale (default {ivr.language})")
     build.add_argument("--out", type=Path, default=ivr.sounds_dir,
                        help=f"sounds directory (default {ivr.sounds_dir})")

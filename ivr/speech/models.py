@@ -25,6 +25,9 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
+from core.arguments import action
+from core.arguments import command as command_parser
+
 DEFAULT_MODEL = "vosk-model-small-cn-0.22"
 DEFAULT_DIR = Path("var/models")
 MANIFEST = "hotline-model.json"
@@ -266,35 +269,30 @@ def _sha256_hex(text: str) -> str:
 
 
 def _parser() -> argparse.ArgumentParser:
-    raw = argparse.RawDescriptionHelpFormatter
-    parser = argparse.ArgumentParser(
-        prog="hotline models", formatter_class=raw,
-        description="Vosk speech models for the IVR's speech menus: download one (checked against its known "
-                    "checksum),\ncheck an installed one, or say where it is. Without a model the menus take keys "
-                    "only.",
-        epilog=f"examples:\n  hotline models download                  # {DEFAULT_MODEL} into {DEFAULT_DIR}\n"
-               f"  hotline models verify {DEFAULT_MODEL} --dir var/models\n"
-               f"  hotline models path {DEFAULT_MODEL}")
+    parser = command_parser(
+        "hotline models",
+        "Vosk speech models for the IVR's speech menus: download one (checked against its known checksum),\n"
+        "check an installed one, or say where it is. Without a model the menus take keys only.",
+        f"hotline models download                  # {DEFAULT_MODEL} into {DEFAULT_DIR}",
+        f"hotline models verify {DEFAULT_MODEL} --dir var/models", f"hotline models path {DEFAULT_MODEL}")
     sub = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
-    download = sub.add_parser(
-        "download", help="download, check and install a model", formatter_class=raw,
-        description="Download a model's zip, check its sha256, and install it under DIR/NAME by one rename.",
-        epilog=f"examples:\n  hotline models download\n  hotline models download {DEFAULT_MODEL} --dir /srv/models\n"
-               "  hotline models download my-model --url https://example.org/my-model.zip --sha256 <64 hex digits>")
-    verify = sub.add_parser(
-        "verify", help="check an installed model", formatter_class=raw,
-        description="Check that an installed model's files match what was installed (exit 1 if not).",
-        epilog=f"example:\n  hotline models verify {DEFAULT_MODEL} --dir var/models")
-    path = sub.add_parser(
-        "path", help="print where a model is", formatter_class=raw,
-        description="Print the directory of an installed model (exit 1 if it is not installed).",
-        epilog=f"example:\n  hotline models path {DEFAULT_MODEL}")
-    for command in (download, verify):
-        command.add_argument("name", nargs="?", default=DEFAULT_MODEL, type=_model_name,
+    download = action(
+        sub, "download", "download, check and install a model",
+        "Download a model's zip, check its sha256, and install it under DIR/NAME by one rename.",
+        "hotline models download", f"hotline models download {DEFAULT_MODEL} --dir /srv/models",
+        "hotline models download my-model --url https://example.org/my-model.zip --sha256 <64 hex digits>")
+    verify = action(sub, "verify", "check an installed model",
+                    "Check that an installed model's files match what was installed (exit 1 if not).",
+                    f"hotline models verify {DEFAULT_MODEL} --dir var/models")
+    path = action(sub, "path", "print where a model is",
+                  "Print the directory of an installed model (exit 1 if it is not installed).",
+                  f"hotline models path {DEFAULT_MODEL}")
+    for each in (download, verify):
+        each.add_argument("name", nargs="?", default=DEFAULT_MODEL, type=_model_name,
                              help=f"model name (default {DEFAULT_MODEL})")
     path.add_argument("name", type=_model_name, help="model name")
-    for command in (download, verify, path):
-        command.add_argument("--dir", type=Path, default=DEFAULT_DIR, help=f"models directory (default {DEFAULT_DIR})")
+    for each in (download, verify, path):
+        each.add_argument("--dir", type=Path, default=DEFAULT_DIR, help=f"models directory (default {DEFAULT_DIR})")
     download.add_argument("--url", help="fetch from here instead of the catalogue's address")
     download.add_argument("--sha256", type=_sha256_hex, help="expected sha256 of the zip")
     download.add_argument("--force", action="store_true", help="replace an installed model")

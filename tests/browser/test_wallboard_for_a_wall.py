@@ -184,7 +184,8 @@ _INSET = """() => {
   const label = svg.querySelector('[data-testid="map-south-china-sea"] .inset-label').getBBox();
   const meets = (a, b) => a.x < b.x + b.width && b.x < a.x + a.width && a.y < b.y + b.height && b.y < a.y + a.height;
   return {
-    covered: [...svg.querySelectorAll("path.region")].filter((p) => meets(p.getBBox(), frame)).map((p) => p.dataset.code),
+    covered: [...svg.querySelectorAll("path.region")]
+      .filter((p) => meets(p.getBBox(), frame)).map((p) => p.dataset.code),
     labelUnder: label.width > 0 && label.y >= frame.y + frame.height - 1 && label.y < frame.y + frame.height + 20
       && Math.abs(label.x + label.width - (frame.x + frame.width)) < 2
       && label.y + label.height <= svg.viewBox.baseVal.y + svg.viewBox.baseVal.height + 1,

@@ -76,6 +76,6 @@ def test_bad_input_gets_a_clear_error(settings: Settings, capsys: pytest.Capture
     assert "not a time like 2026-11-24T08:00:00+08:00" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         run(settings, "show", "0")
-    assert "must be 1 or more" in capsys.readouterr().err
+    assert "must be at least 1, got 0" in capsys.readouterr().err
     assert run(settings, "retry")[0] == 2
     assert run(settings, "show", "999")[0] == 1
