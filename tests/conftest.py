@@ -1,5 +1,8 @@
 """Shared fixtures: real servers (redis), the Asterisk stand-in with contract checks."""
 
+import logging
+from collections.abc import Iterator
+
 import pytest
 
 pytest_plugins = ["tests.fixtures.servers", "tests.fixtures.pbx", "tests.fixtures.app", "tests.fixtures.postgres",
@@ -22,3 +25,16 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             # timers and sockets, not the CPU), the real-time tests share one worker, so one
             # real Asterisk carries calls at a time and its audio timing is not halved.
             item.add_marker(pytest.mark.xdist_group("real_time"))
+
+
+@pytest.fixture(autouse=True)
+def _root_logger_as_it_was() -> Iterator[None]:
+    """Commands run in-process (``hotline.cli.main``) configure logging as a process would,
+    replacing the root logger's handlers with one on the stderr of that moment: a captured
+    stream that is closed when the test ends. Put the root logger back after every test, so the
+    next test logs where pytest expects and no handler writes to a closed file."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)

@@ -8,6 +8,7 @@ import pytest
 
 from hotline.app import Application
 from ivr.prompts.catalogue import PromptCatalogue
+from tests.fixtures.app import app_settings
 
 LINES = {
     "12315": "general",
@@ -157,8 +158,12 @@ async def test_when_the_events_connection_drops_calls_go_on_after_the_reconnect(
 
 
 async def test_a_call_whose_app_was_restarted_is_resumed_from_redis(
-    pbx_sim, settings, prompts: PromptCatalogue
+    pbx_sim, redis_server, redis_prefix: str, sqlite_url: str, prompts: PromptCatalogue
 ) -> None:
+    # The caller has a person's time to key (the tests' 0.3 s no-input timeout would run out
+    # while one application stops and the next starts on a loaded machine: a reprompt, not
+    # what this test is about).
+    settings = app_settings(pbx_sim.url, redis_server.url, redis_prefix, sqlite_url, no_input_timeout_s=30)
     first = Application(settings)
     await first.start()
     await first.wait_connected()
