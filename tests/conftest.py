@@ -14,17 +14,17 @@ pytest_plugins = ["tests.fixtures.servers", "tests.fixtures.pbx", "tests.fixture
 REAL_TIME = ("real_asterisk", "conformance")
 
 
+@pytest.hookimpl(tryfirst=True)  # before "-m" deselects by marker: the marker must be there
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """A real-time test on the real switch gets one rerun after a failure: audio and SIP timing on
-    a loaded 2-core machine can miss a bound by a hair. The rerun shows in the summary ("R",
-    "rerun"), so a test that needs it is seen, not hidden; a second failure fails the run."""
+    """A real-time test on the real switch is marked ``real_time``: scripts/test.sh runs those
+    alone, after the rest ran in two workers, because their audio and SIP timing suffer when
+    another test takes a core. It gets one rerun after a failure: timing on a 2-core machine can
+    still miss a bound by a hair. The rerun shows in the summary ("R", "rerun"), so a test that
+    needs it is seen, not hidden; a second failure fails the run."""
     for item in items:
         if any(part in REAL_TIME for part in item.path.parts):
+            item.add_marker(pytest.mark.real_time)
             item.add_marker(pytest.mark.flaky(reruns=1, reruns_delay=1))
-            # With pytest-xdist (scripts/test.sh runs two workers: the suite mostly waits on
-            # timers and sockets, not the CPU), the real-time tests share one worker, so one
-            # real Asterisk carries calls at a time and its audio timing is not halved.
-            item.add_marker(pytest.mark.xdist_group("real_time"))
 
 
 @pytest.fixture(autouse=True)
