@@ -36,7 +36,7 @@ async def build(*, settings: Settings, db: AsyncEngine, outbox: Outbox) -> Featu
         # not ours) have only a CDR: imported from the file cdr_custom.conf writes, once each.
         cdr_import = CdrImporter(db, after_write=CallRecordFeed(outbox), agents=agents_from_accounts,
                                  settle_s=s.cdr_settle_s)
-    records = CallRecords(writer, CallRecordRepository(sessionmaker(db)), cdr_import)
+    records = CallRecords(writer, CallRecordRepository(sessionmaker(db), unwritten=writer.unwritten), cdr_import)
 
     async def start() -> None:
         writer.start()

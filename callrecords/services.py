@@ -10,6 +10,7 @@ resynchronization after restart writes it again.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -47,10 +48,21 @@ def refused_data(exc: BaseException) -> bool:
     return isinstance(exc, StatementError) and not isinstance(exc, DBAPIError)
 
 
+#: How long the writer gathers snapshots of live calls before it commits them. A call saves one
+#: at every transition, seconds apart: half a second gathers those of many calls into one
+#: transaction, and often several of one call into one row (at 50 ms, nearly every snapshot was
+#: a transaction of its own: 1.3 to 2.5 per call and a fifth of the app's CPU, bench/ivr.py). The
+#: live state is in Redis meanwhile; :meth:`CallRecordWriter.flush` does not wait it out.
+BATCH_DELAY_S = 0.5
+#: The pause before an ended call's record is committed, with whatever else is pending: the
+#: agent's desktop reads it as soon as the call is over (the wrap-up, a ticket's caller).
+ENDED_DELAY_S = 0.05
+
+
 class CallRecordWriter:
     """Write-behind of call-record snapshots, coalesced per call and committed in batches."""
 
-    def __init__(self, engine: AsyncEngine, *, batch_delay_s: float = 0.05, max_batch: int = 500,
+    def __init__(self, engine: AsyncEngine, *, batch_delay_s: float = BATCH_DELAY_S, max_batch: int = 500,
                  after_write: AfterWrite | None = None) -> None:
         self._engine = engine
         #: Runs in each batch's transaction (the platform feed queues ended calls there).
@@ -59,9 +71,14 @@ class CallRecordWriter:
         self._delay = batch_delay_s
         self._max_batch = max_batch
         self._pending: dict[str, dict[str, Any]] = {}
+        #: The batch being committed now, by call: neither pending nor in the database yet.
+        self._writing: dict[str, dict[str, Any]] = {}
         #: Columns other features keep on a call's record (its recording state), by call.
         self._amends: dict[str, dict[str, Any]] = {}
         self._wakeup = asyncio.Event()
+        #: Set by flush() (and shortly after an ended call's snapshot): write what is pending now.
+        self._now = asyncio.Event()
+        self._soon: asyncio.TimerHandle | None = None
         self._idle = asyncio.Event()
         self._idle.set()
         self._task: asyncio.Task[None] | None = None
@@ -77,6 +94,13 @@ class CallRecordWriter:
         self._pending[snapshot["call_id"]] = snapshot
         self._idle.clear()
         self._wakeup.set()
+        if snapshot.get("ended_at") is not None and self._soon is None:
+            self._soon = asyncio.get_running_loop().call_later(ENDED_DELAY_S, self._now.set)
+
+    def unwritten(self, call_id: str) -> dict[str, Any]:
+        """The call's columns saved or amended here and not committed yet (empty when none):
+        what this process knows of the record beyond the database, for reading its own writes."""
+        return {**self._writing.get(call_id, {}), **self._pending.get(call_id, {}), **self._amends.get(call_id, {})}
 
     def amend(self, call_id: str, **columns: Any) -> None:
         """Set columns another feature keeps on a call's record (the recordings set its
@@ -90,8 +114,13 @@ class CallRecordWriter:
         while True:
             await self._wakeup.wait()
             self._wakeup.clear()
-            # A short pause gathers the snapshots of many calls into one transaction.
-            await asyncio.sleep(self._delay)
+            # A pause gathers the snapshots of many calls into one transaction.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._now.wait(), self._delay)
+            self._now.clear()
+            if self._soon is not None:  # what it was set for is written now
+                self._soon.cancel()
+                self._soon = None
             await self._flush_pending()
 
     async def _flush_pending(self) -> None:
@@ -100,6 +129,8 @@ class CallRecordWriter:
             rows = [self._pending.pop(cid) for cid in batch_ids]
             # An amend waits while its call's snapshot is still queued behind this batch.
             amends = {cid: self._amends.pop(cid) for cid in list(self._amends) if cid not in self._pending}
+            self._writing = {**amends, **{cid: {**row, **amends.get(cid, {})}
+                                          for cid, row in zip(batch_ids, rows, strict=True)}}
             try:
                 await self._write(rows, amends)
             except Exception as exc:
@@ -116,7 +147,10 @@ class CallRecordWriter:
                 log.exception("writing %d call record(s) failed; will retry", len(rows))
                 self._requeue(rows)
                 self._requeue_amends(amends)
+                self._writing = {}
                 await asyncio.sleep(1.0)
+            finally:
+                self._writing = {}
         self._idle.set()
 
     async def _write(self, rows: list[dict[str, Any]], amends: dict[str, dict[str, Any]] | None = None) -> None:
@@ -154,9 +188,9 @@ class CallRecordWriter:
             self._amends[call_id] = {**columns, **self._amends.get(call_id, {})}
 
     async def flush(self, timeout: float = 10.0) -> None:
-        """Wait until everything saved so far is committed."""
-        if self._pending:
-            self._wakeup.set()
+        """Wait until everything saved so far is committed (at once: no batching pause)."""
+        if not self._idle.is_set():
+            self._now.set()
         await asyncio.wait_for(self._idle.wait(), timeout)
 
     async def close(self) -> None:
@@ -168,14 +202,30 @@ class CallRecordWriter:
 
 
 class CallRecordRepository:
-    """Queries on call records (used by resync, tests, the desktop and the delivery)."""
+    """Queries on call records (used by resync, tests, the desktop and the delivery).
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+    ``unwritten``: what this process's writer holds of a call and has not committed yet
+    (:meth:`CallRecordWriter.unwritten`); :meth:`get` reads it over the database's row, so that
+    the desktop sees a call's record the moment the call saved it, whatever the writer's pause.
+    """
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession],
+                 unwritten: Callable[[str], dict[str, Any]] | None = None) -> None:
         self._sessions = sessions
+        self._unwritten = unwritten
 
     async def get(self, call_id: str) -> CallRecord | None:
         async with self._sessions() as session:
-            return await session.get(CallRecord, call_id)
+            record = await session.get(CallRecord, call_id)
+        columns = self._unwritten(call_id) if self._unwritten is not None else {}
+        if not columns:
+            return record
+        if record is None:
+            # Only amended, never saved here: nothing to show until its snapshot comes.
+            return CallRecord(**columns) if "started_at" in columns else None
+        for name, value in columns.items():  # a detached copy: nothing goes back to the database
+            setattr(record, name, value)
+        return record
 
     async def by_channel(self, channel_id: str) -> CallRecord | None:
         async with self._sessions() as session:

@@ -20,6 +20,7 @@ from callrecords.services import CallRecordRepository, CallRecordWriter, upsert_
 from calls.store import CallState
 from core.db import make_engine, sessionmaker
 from core.migrate import create_schema
+from tests.fixtures.waiting import eventually
 
 T0 = datetime(2026, 11, 24, 9, 30, 15, 123456, tzinfo=UTC)
 
@@ -245,3 +246,63 @@ async def test_a_caller_who_talks_for_minutes_still_gets_a_call_record(
     await writer.flush()
     stored = await repository.get(state.call_id)
     assert stored is not None and stored.transcript == ("投诉" * 3000)[:2000]
+
+
+async def test_snapshots_saved_within_the_writers_pause_are_one_transaction_and_a_flush_does_not_wait_for_it(
+    engine: AsyncEngine, repository: CallRecordRepository
+) -> None:
+    # An hour's pause: the records below are there only because flush() writes at once.
+    writer = CallRecordWriter(engine, batch_delay_s=3600)
+    writer.start()
+    try:
+        first, second = call(1), call(2)
+        for state in ("answering", "welcome", "main_menu"):
+            writer.save(replace(first, state=state).to_record())
+        writer.save(second.to_record())
+        await writer.flush()
+        assert writer.batches_written == 1
+        assert {r.call_id: r.state for r in await repository.all()} == {first.call_id: "main_menu",
+                                                                       second.call_id: "main_menu"}
+    finally:
+        await writer.close()
+
+
+async def test_an_ended_calls_record_is_written_without_waiting_for_the_pause_of_live_calls(
+    engine: AsyncEngine, repository: CallRecordRepository
+) -> None:
+    # The agent's desktop reads it as soon as the call is over.
+    writer = CallRecordWriter(engine, batch_delay_s=3600)
+    writer.start()
+    try:
+        live, ended = call(1), call(2, state="ended", outcome="answered", ended_at=T0 + timedelta(seconds=60))
+        writer.save(live.to_record())
+        writer.save(ended.to_record())
+
+        async def written() -> list[str]:
+            return sorted(r.call_id for r in await repository.all())
+
+        assert await eventually(written) == sorted([live.call_id, ended.call_id])
+        assert writer.batches_written == 1
+    finally:
+        await writer.close()
+
+
+async def test_the_repository_of_the_writers_process_reads_a_record_before_it_is_committed(
+    engine: AsyncEngine
+) -> None:
+    writer = CallRecordWriter(engine, batch_delay_s=3600)
+    writer.start()
+    repository = CallRecordRepository(sessionmaker(engine), unwritten=writer.unwritten)
+    try:
+        state = call(1)
+        writer.save(state.to_record())
+        record = await repository.get(state.call_id)
+        assert record is not None and record.as_dict() == state.to_record()
+        await writer.flush()
+        later = replace(state, state="connected", agent_id="1001", answered_at=T0 + timedelta(seconds=30))
+        writer.save(later.to_record())  # the database has the earlier snapshot: this one is read over it
+        record = await repository.get(state.call_id)
+        assert record is not None and record.as_dict() == later.to_record()
+        assert (await CallRecordRepository(sessionmaker(engine)).get(state.call_id)).state == "main_menu"
+    finally:
+        await writer.close()

@@ -11,6 +11,8 @@ from core.db import make_engine
 from hotline.app import Application
 from ivr.prompts.catalogue import PromptCatalogue
 from tests.fixtures.app import app_settings, running
+from tests.fixtures.waiting import eventually
+from tests.support.calls import ended_record
 
 
 @pytest.fixture
@@ -30,8 +32,9 @@ async def test_a_caller_who_hangs_up_in_the_queue_leaves_an_abandoned_complaint_
     await call.wait_for_playback(prefix=prompts.media("queued"))
     await call.hangup()
     await call.wait_ended()
-    await app_on_postgres.dispatcher.drain()
-    await app_on_postgres.records.flush()
+    # The app has closed the call (its hang-up events reach it after the stand-in's channel is
+    # gone), and the record is written.
+    await eventually(lambda: ended_record(app_on_postgres, call))
 
     # Read it back with plain SQL on a connection of our own: what PostgreSQL itself holds.
     engine = make_engine(postgres_url)
