@@ -160,6 +160,8 @@ class Application:
             raise
         await create_schema(c.db, self.settings)
         self.parts = await assemble(load_plugins(), {**c.by_name(), **self._given}, self._table)
+        # The table is frozen now: Asterisk's events of other types need not be read further.
+        c.events.wanted = frozenset(self._table.events())
         for start in self.parts.starts():
             await start()
         if self.settings.http.enabled:

@@ -1,6 +1,8 @@
 """A real Asterisk sends an event once per subscription that covers it: with the agents' phones
 followed (``endpoint:PJSIP``), every event of a SIP channel arrives twice, byte for byte. Our
-events stream hands each event to the call once: a digit keyed once is one key press."""
+events stream hands each event to the call once: a digit keyed once is one key press. And it
+hands on only the kinds of event somebody handles: most of what Asterisk sends about a call (its
+dialplan's steps and variables, playbacks starting) is of use to nobody here."""
 
 from __future__ import annotations
 
@@ -95,6 +97,41 @@ async def test_a_second_copy_of_an_event_is_dropped_and_a_new_event_is_not(switc
             ("1", "2026-11-24T10:00:01.000+0000"), ("2", "2026-11-24T10:00:01.001+0000"),
             ("1", "2026-11-24T10:00:02.500+0000")]
         assert stream.copies_dropped == 2
+    finally:
+        reader.cancel()
+        await asyncio.gather(reader, return_exceptions=True)
+        await dispatcher.close()
+
+
+async def test_an_event_of_a_kind_nobody_handles_never_reaches_the_call(switch: Switch) -> None:
+    handled: list[Event] = []
+
+    async def sink(_key: str, event: Event) -> None:
+        handled.append(event)
+
+    async def nothing() -> None:
+        return None
+
+    dispatcher = Dispatcher(sink)
+    stream = EventStream(switch.url, "hotline", "hotline", "secret", dispatcher, nothing)
+    stream.wanted = frozenset({"ChannelDtmfReceived"})
+    reader = asyncio.get_running_loop().create_task(stream.run())
+    try:
+        await asyncio.wait_for(stream.connected.wait(), 5)
+        varset = json.dumps({"type": "ChannelVarset", "application": "hotline",
+                             "timestamp": "2026-11-24T10:00:00.500+0000", "channel": {**CHANNEL, "state": "Up"},
+                             "variable": "RTPAUDIOQOS", "value": "ssrc=1"})
+        for message in (varset, dtmf("1", "2026-11-24T10:00:01.000+0000")):
+            switch.to_send.put_nowait(message)
+
+        async def keyed() -> bool:
+            await dispatcher.drain()
+            return bool(handled)
+
+        await eventually(keyed)
+        await asyncio.sleep(0.1)  # nothing more comes
+        assert [e.type for e in handled] == ["ChannelDtmfReceived"]
+        assert stream.unwanted_dropped == 1
     finally:
         reader.cancel()
         await asyncio.gather(reader, return_exceptions=True)
