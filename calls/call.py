@@ -59,8 +59,9 @@ class CallServices:
     def new_id(self) -> str:
         return f"pb-{self._run}-{next(self._ids)}"
 
-    async def persist(self, state: CallState) -> None:
-        await self.store.save(state)
+    async def persist(self, state: CallState, *, new: bool = True) -> None:
+        """The live state in Redis and the call's record; ``new``: see :meth:`CallStateStore.save`."""
+        await self.store.save(state, new=new)
         self.records.save(state.to_record())
 
 
@@ -79,6 +80,12 @@ class Call:
         self.listener: SpeechListener | None = None
         #: The caller is talking (voice activity seen, no result yet).
         self.speaking = False
+        #: This process has stored the call in Redis (and in the set of live calls) since the
+        #: call began or was resumed here: later saves only overwrite it.
+        self.stored = False
+        #: Music on hold on the caller's channel: False until this process starts it, None
+        #: when unknown (a call resumed after a restart, a request that got no clear answer).
+        self.music_on: bool | None = False
 
     @property
     def key(self) -> str:
@@ -133,10 +140,13 @@ class Call:
         try:
             await self.svc.ari.start_moh(self.key, self.svc.moh_class)
         except CALL_GONE:
+            self.music_on = None
             return False  # the caller left; the hang-up events end the call
         except AriError as exc:
+            self.music_on = None
             log.warning("music on hold failed for call %s: %s", self.data.call_id, exc)
             return False
+        self.music_on = True
         return True
 
     async def stop_music(self) -> None:
@@ -144,7 +154,9 @@ class Call:
         try:
             await self.svc.ari.stop_moh(self.key)
         except AriError:
-            pass
+            self.music_on = None
+            return
+        self.music_on = False
 
     async def hang_up(self) -> None:
         """Close the caller's line; the hang-up events then end the call as usual."""

@@ -158,4 +158,5 @@ class CallFlow:
             await self._persist()
 
     async def _persist(self) -> None:
-        await self.call.svc.persist(self.call.data)
+        await self.call.svc.persist(self.call.data, new=not self.call.stored)
+        self.call.stored = True

@@ -129,6 +129,7 @@ class CallService:
             await self.start_call(channel, args)
             return
         call = Call(stored, self.svc)
+        call.music_on = None  # whatever the process before us started is still playing
         flow = CallFlow(call, self._states.restore(stored))
         self.flows[channel.id] = flow
         log.info("resync: resuming call %s in state %s", stored.call_id, stored.state)

@@ -182,38 +182,45 @@ class AnnouncingEngine(QueueEngine):
         await super().set_break(agent_id, reason)
         self.events.agent_state(agent_id, "break", reason=reason)
 
+    async def _parties(self, call_id: str) -> tuple[str | None, str | None]:
+        """The call's channel and agent, as the engine holds them: all the events need of a call.
+        One HMGET (the whole call and its queues, as :meth:`call` reads them, is four commands
+        and their parsing, twice on every answered call)."""
+        channel, agent = await self.redis.hmget(self.key("call", call_id), ["channel", "agent"])
+        return (channel.decode() if isinstance(channel, bytes) else channel,
+                agent.decode() if isinstance(agent, bytes) else agent or None)
+
     async def answered(self, call_id: str, agent_id: str) -> None:
-        before = await self.call(call_id)
+        channel_id, _ = await self._parties(call_id)
         await super().answered(call_id, agent_id)
         self.events.agent_state(agent_id, "on_call", call_id=call_id)
-        self.events.call("connected", agent_id, call_id, before["channel_id"] if before else None)
+        self.events.call("connected", agent_id, call_id, channel_id)
 
     async def ring_no_answer(self, call_id: str, agent_id: str) -> Offer | None:
-        before = await self.call(call_id)
+        channel_id, _ = await self._parties(call_id)
         offer = await super().ring_no_answer(call_id, agent_id)
-        self.events.call("ended", agent_id, call_id, before["channel_id"] if before else None)
+        self.events.call("ended", agent_id, call_id, channel_id)
         self.events.agent_state(agent_id, "break", reason="no_answer")
         return self._offered(offer)
 
     async def connect_failed(self, call_id: str, agent_id: str, pause_s: float) -> Offer | None:
-        before = await self.call(call_id)
+        channel_id, _ = await self._parties(call_id)
         offer = await super().connect_failed(call_id, agent_id, pause_s)
-        self.events.call("ended", agent_id, call_id, before["channel_id"] if before else None)
+        self.events.call("ended", agent_id, call_id, channel_id)
         self.events.agent_state(agent_id, "wrap_up", reason="connect_failed")
         return self._offered(offer)
 
     async def hung_up(self, call_id: str, agent_id: str) -> None:
-        before = await self.call(call_id)
+        channel_id, _ = await self._parties(call_id)
         await super().hung_up(call_id, agent_id)
-        self.events.call("ended", agent_id, call_id, before["channel_id"] if before else None)
+        self.events.call("ended", agent_id, call_id, channel_id)
         self.events.agent_state(agent_id, "wrap_up", call_id=call_id)
 
     async def remove(self, call_id: str, reason: str) -> bool:
-        before = await self.call(call_id)
+        channel_id, agent_id = await self._parties(call_id)
         removed = await super().remove(call_id, reason)
-        agent_id = before["agent_id"] if before else None
         if removed and agent_id:  # the caller left while an agent's phone rang or they talked
-            self.events.call("ended", agent_id, call_id, before["channel_id"] if before else None)
+            self.events.call("ended", agent_id, call_id, channel_id)
             self.events.agent_state(agent_id, "wrap_up", call_id=call_id)
         return removed
 
@@ -494,7 +501,7 @@ class QueueService:
             ("stopping the prompt", call.stop_prompt),
             # Not Call.stop_music, which hides every error: a caller whose music cannot be
             # stopped (gone, or Asterisk not answering) cannot be bridged either.
-            ("stopping the music", lambda: self.ari.stop_moh(call.key)),
+            ("stopping the music", lambda: self._stop_music(call)),
             ("adding the caller", lambda: self.ari.add_channel(bridge_id, call.key)),
             ("adding the agent", lambda: self.ari.add_channel(bridge_id, leg)),
         )
@@ -515,6 +522,14 @@ class QueueService:
         # From answer to hang-up; after a transfer, the next agent's part is a new segment.
         await self._record(call, bridge_id)
         return True
+
+    async def _stop_music(self, call: Call) -> None:
+        """Stop the caller's music before the bridge; a caller put through without waiting has
+        none (no request: one of the fourteen of a whole call, bench/ivr.py)."""
+        if call.music_on is False:
+            return
+        await self.ari.stop_moh(call.key)
+        call.music_on = False
 
     async def _abandon(self, call: Call, bridge_id: str, leg: str, *, bridge_may_appear: bool) -> None:
         """Undo a failed attempt at connecting: the agent's leg is hung up (their phone answered,

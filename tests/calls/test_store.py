@@ -1,0 +1,56 @@
+"""A call's live state in Redis: stored at its first transition and counted among the live calls
+(what a restarted process resumes), overwritten at each later one, read back as it was saved,
+gone with the call."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+from redis.asyncio import Redis
+
+from calls.store import CallState, CallStateStore
+
+
+def a_call() -> CallState:
+    return CallState(call_id="c1", channel_id="ch1", hotline_number="12315", business_line="general",
+                     area_code="0571", caller_phone="13800138000", language="zh-CN",
+                     started_at=datetime(2026, 11, 24, 10, 0, 0, 250_000, tzinfo=UTC))
+
+
+async def test_a_call_saved_at_every_transition_reads_back_as_last_saved_and_is_live_until_deleted(
+    redis: Redis, redis_prefix: str
+) -> None:
+    store = CallStateStore(redis, redis_prefix)
+    call = a_call()
+    await store.save(call)  # its first transition
+    call.state, call.choice, call.recognized_by = "routed", "complaint", "dtmf"
+    call.menu_path.append("main_menu:1:complaint")
+    call.queued_at = datetime(2026, 11, 24, 10, 0, 9, tzinfo=UTC)
+    await store.save(call, new=False)  # a later one: the call is live already
+    call.state, call.agent_id, call.agent_channel = "connected", "1001", "ch1-agent-ab12-1"
+    call.answered_at = datetime(2026, 11, 24, 10, 0, 12, tzinfo=UTC)
+    await store.save(call, new=False)
+
+    assert await store.load("ch1") == call
+    assert await store.live_channel_ids() == {"ch1"}
+    await store.delete("ch1")
+    assert await store.load("ch1") is None
+    assert await store.live_channel_ids() == set()
+
+
+def test_the_stored_json_has_every_field_and_its_times_in_iso_8601() -> None:
+    call = a_call()
+    call.menu_path.append("main_menu:timeout")
+    call.transcript, call.confidence = "我要投诉", 0.82
+    stored = json.loads(call.to_json())
+    assert stored["started_at"] == "2026-11-24T10:00:00.250000+00:00" and stored["ended_at"] is None
+    assert stored["menu_path"] == ["main_menu:timeout"] and stored["transcript"] == "我要投诉"
+    assert set(stored) == set(CallState.__dataclass_fields__)
+    assert CallState.from_json(call.to_json()) == call
+
+
+def test_a_state_stored_by_a_version_with_other_fields_still_reads() -> None:
+    stored = json.loads(a_call().to_json())
+    stored["retired_field"] = "kept by an older process"
+    assert CallState.from_json(json.dumps(stored)) == a_call()

@@ -1,0 +1,57 @@
+"""A caller whom a free agent takes at once never waited with music: putting them through asks
+Asterisk to stop none (a request saved on most calls), while a caller who waited has their
+music stopped before the bridge, as always."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+
+from core.settings import Settings
+from devtools.pbx_sim.server import PbxSim
+from hotline.app import Application
+from ivr.prompts.catalogue import PromptCatalogue
+from tests.fixtures.app import running
+from tests.support.calls import agent_ready, press, talking_to
+from tests.support.jurisdictions import HANGZHOU
+
+pytestmark = pytest.mark.slow
+
+#: Stopping a caller's music, made to fail: a connect that asked for it would fail with it.
+STOP_MUSIC = {"method": "DELETE", "path": r"^/ari/channels/[^/]+/moh$", "status": 500,
+              "message": "Internal Server Error"}
+
+
+@pytest.fixture
+async def app(settings: Settings) -> AsyncIterator[Application]:
+    async with running(settings.model_copy(update={"queues": settings.queues.model_copy(update={
+        "overflow_after_s": [60.0], "announce_every_s": 60.0, "ring_timeout_s": 5, "wrap_up_s": 0.3,
+    })})) as app:
+        yield app
+
+
+async def test_a_caller_put_through_at_once_is_bridged_without_stopping_music_they_never_had(
+    pbx_sim: PbxSim, app: Application, prompts: PromptCatalogue
+) -> None:
+    await agent_ready(app, "1401", HANGZHOU, {"general"}, "PJSIP/1401")
+    pbx_sim.faults.inject(**STOP_MUSIC)
+    call = await pbx_sim.place_call("057112315", caller_id="13800138000")
+    await press(call, prompts)
+    await talking_to(pbx_sim, call, "PJSIP/1401")
+    assert not call.on_hold_music and pbx_sim.faults.applied == []
+    await call.hangup()
+    await pbx_sim.wait_idle()
+
+
+async def test_a_caller_who_waited_with_music_has_it_stopped_before_the_agent_is_bridged(
+    pbx_sim: PbxSim, app: Application, prompts: PromptCatalogue
+) -> None:
+    call = await pbx_sim.place_call("057112315", caller_id="13800138000")
+    await press(call, prompts)
+    await call.wait_for(lambda: call.on_hold_music, what="music on hold")
+    await agent_ready(app, "1402", HANGZHOU, {"general"}, "PJSIP/1402")
+    await talking_to(pbx_sim, call, "PJSIP/1402")
+    assert not call.on_hold_music
+    await call.hangup()
+    await pbx_sim.wait_idle()
