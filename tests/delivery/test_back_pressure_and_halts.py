@@ -45,6 +45,10 @@ from tickets.services import CaseAlreadySent, TicketNotEditable, TicketService
 
 #: The stand-in's rate limit, as in the field report (we sent ~82/s against it).
 RATE_PER_S = 20.0
+#: How long after a Retry-After a request may still arrive because it had left before it (on a
+#: loaded 2-core machine a burst on its way took 0.32 s on loopback). Half the stand-in's 1 s
+#: Retry-After: a sender that ignored the pause would still be caught in the other half.
+IN_FLIGHT_GRACE_S = 0.5
 
 
 @pytest.fixture
@@ -121,7 +125,7 @@ async def test_two_deliveries_under_a_rate_limit_send_nothing_before_a_retry_aft
 
     assert platform.stats.rate_limited > 0  # the limit was met, so Retry-After was said
     in_flight = 2 * 3 * 8  # deliveries x workers x concurrency: what may be on its way at once
-    late, most = early_arrivals(platform, grace_s=0.3)
+    late, most = early_arrivals(platform, grace_s=IN_FLIGHT_GRACE_S)
     assert late == [], f"{len(late)} request(s) arrived before a Retry-After had passed: {late[:5]}"
     assert most <= in_flight
     assert platform.stats.duplicates() == []
@@ -161,7 +165,7 @@ async def test_a_worker_process_and_the_apps_workers_share_one_retry_after(
         await platform.stop()
 
     assert platform.stats.rate_limited > 0
-    late, most = early_arrivals(platform, grace_s=0.3)
+    late, most = early_arrivals(platform, grace_s=IN_FLIGHT_GRACE_S)
     assert late == [], f"{len(late)} request(s) arrived before a Retry-After had passed: {late[:5]}"
     assert most <= 2 * 3 * 8
     assert platform.stats.duplicates() == []
