@@ -48,15 +48,13 @@ def refused_data(exc: BaseException) -> bool:
     return isinstance(exc, StatementError) and not isinstance(exc, DBAPIError)
 
 
-#: How long the writer gathers snapshots of live calls before it commits them. A call saves one
-#: at every transition, seconds apart: half a second gathers those of many calls into one
-#: transaction, and often several of one call into one row (at 50 ms, nearly every snapshot was
-#: a transaction of its own: 1.3 to 2.5 per call and a fifth of the app's CPU, bench/ivr.py). The
-#: live state is in Redis meanwhile; :meth:`CallRecordWriter.flush` does not wait it out.
+#: How long the writer gathers snapshots before it commits them. A call saves one at every
+#: transition, seconds apart: half a second gathers those of many calls into one transaction,
+#: and often several of one call into one row (at 50 ms, nearly every snapshot was a transaction
+#: of its own: 1.3 to 2.5 per call and a fifth of the app's CPU, bench/ivr.py). Meanwhile the live
+#: state is in Redis, this process reads the record through the writer (CallRecordRepository),
+#: and :meth:`CallRecordWriter.flush` does not wait the pause out.
 BATCH_DELAY_S = 0.5
-#: The pause before an ended call's record is committed, with whatever else is pending: the
-#: agent's desktop reads it as soon as the call is over (the wrap-up, a ticket's caller).
-ENDED_DELAY_S = 0.05
 
 
 class CallRecordWriter:
@@ -76,9 +74,8 @@ class CallRecordWriter:
         #: Columns other features keep on a call's record (its recording state), by call.
         self._amends: dict[str, dict[str, Any]] = {}
         self._wakeup = asyncio.Event()
-        #: Set by flush() (and shortly after an ended call's snapshot): write what is pending now.
+        #: Set by flush(): write what is pending now, without the batching pause.
         self._now = asyncio.Event()
-        self._soon: asyncio.TimerHandle | None = None
         self._idle = asyncio.Event()
         self._idle.set()
         self._task: asyncio.Task[None] | None = None
@@ -94,8 +91,6 @@ class CallRecordWriter:
         self._pending[snapshot["call_id"]] = snapshot
         self._idle.clear()
         self._wakeup.set()
-        if snapshot.get("ended_at") is not None and self._soon is None:
-            self._soon = asyncio.get_running_loop().call_later(ENDED_DELAY_S, self._now.set)
 
     def unwritten(self, call_id: str) -> dict[str, Any]:
         """The call's columns saved or amended here and not committed yet (empty when none):
@@ -118,9 +113,6 @@ class CallRecordWriter:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._now.wait(), self._delay)
             self._now.clear()
-            if self._soon is not None:  # what it was set for is written now
-                self._soon.cancel()
-                self._soon = None
             await self._flush_pending()
 
     async def _flush_pending(self) -> None:

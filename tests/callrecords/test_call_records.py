@@ -20,7 +20,6 @@ from callrecords.services import CallRecordRepository, CallRecordWriter, upsert_
 from calls.store import CallState
 from core.db import make_engine, sessionmaker
 from core.migrate import create_schema
-from tests.fixtures.waiting import eventually
 
 T0 = datetime(2026, 11, 24, 9, 30, 15, 123456, tzinfo=UTC)
 
@@ -263,26 +262,6 @@ async def test_snapshots_saved_within_the_writers_pause_are_one_transaction_and_
         assert writer.batches_written == 1
         assert {r.call_id: r.state for r in await repository.all()} == {first.call_id: "main_menu",
                                                                        second.call_id: "main_menu"}
-    finally:
-        await writer.close()
-
-
-async def test_an_ended_calls_record_is_written_without_waiting_for_the_pause_of_live_calls(
-    engine: AsyncEngine, repository: CallRecordRepository
-) -> None:
-    # The agent's desktop reads it as soon as the call is over.
-    writer = CallRecordWriter(engine, batch_delay_s=3600)
-    writer.start()
-    try:
-        live, ended = call(1), call(2, state="ended", outcome="answered", ended_at=T0 + timedelta(seconds=60))
-        writer.save(live.to_record())
-        writer.save(ended.to_record())
-
-        async def written() -> list[str]:
-            return sorted(r.call_id for r in await repository.all())
-
-        assert await eventually(written) == sorted([live.call_id, ended.call_id])
-        assert writer.batches_written == 1
     finally:
         await writer.close()
 
