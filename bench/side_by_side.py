@@ -463,7 +463,9 @@ def steps_table(steps: list[Step], database: str) -> str:
     for s in steps:
         rows.append([s.path, f"{s.rate:g}", s.calls,
                      fmt(percentile(s.setup_ms, 50), 2), fmt(percentile(s.setup_ms, 95), 2),
-                     fmt(s.per_call("asterisk")), fmt(s.per_call("app")), fmt(s.per_call("redis"), 2),
+                     # The application is stopped during dialplan steps: nothing of it to count.
+                     fmt(s.per_call("asterisk")), fmt(s.per_call("app")) if s.path == "ari" else "–",
+                     fmt(s.per_call("redis"), 2),
                      fmt(s.per_call("database"), 2) if database == "postgresql" else "in app",
                      fmt(s.total_ms), s.failed, s.unconnected, s.left, s.warnings,
                      "yes" if s.held else "no" + (f" ({s.note})" if s.note else "")])
