@@ -9,6 +9,8 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 
 import pytest
 from aiohttp import web
@@ -66,7 +68,27 @@ async def switch() -> AsyncIterator[Switch]:
         await runner.cleanup()
 
 
-async def test_a_second_copy_of_an_event_is_dropped_and_a_new_event_is_not(switch: Switch) -> None:
+@dataclass
+class Reading:
+    """The application's side of the events connection: the stream, and what reached the calls."""
+
+    stream: EventStream
+    dispatcher: Dispatcher
+    handled: list[Event] = field(default_factory=list)
+
+    async def until(self, count: int) -> None:
+        async def enough() -> bool:
+            await self.dispatcher.drain()
+            return len(self.handled) >= count
+
+        await eventually(enough)
+        await asyncio.sleep(0.1)  # nothing more comes
+
+
+@asynccontextmanager
+async def reading(switch: Switch, wanted: frozenset[str] | None = None) -> AsyncIterator[Reading]:
+    """The events of ``switch`` read as the application reads them (``wanted``: the kinds some
+    feature subscribed to; None takes every kind), connected before the test sends any."""
     handled: list[Event] = []
 
     async def sink(_key: str, event: Event) -> None:
@@ -77,62 +99,44 @@ async def test_a_second_copy_of_an_event_is_dropped_and_a_new_event_is_not(switc
 
     dispatcher = Dispatcher(sink)
     stream = EventStream(switch.url, "hotline", "hotline", "secret", dispatcher, nothing)
+    if wanted is not None:
+        stream.wanted = wanted
     reader = asyncio.get_running_loop().create_task(stream.run())
     try:
         await asyncio.wait_for(stream.connected.wait(), 5)
+        yield Reading(stream, dispatcher, handled)
+    finally:
+        reader.cancel()
+        await asyncio.gather(reader, return_exceptions=True)
+        await dispatcher.close()
+
+
+async def test_a_second_copy_of_an_event_is_dropped_and_a_new_event_is_not(switch: Switch) -> None:
+    async with reading(switch) as app:
         # One "1" through the channel and its endpoint, other events in between; then the
         # caller keys "1" again a moment later: a new event (another time), so it counts.
         first, later = dtmf("1", "2026-11-24T10:00:01.000+0000"), dtmf("1", "2026-11-24T10:00:02.500+0000")
         for message in (first, dtmf("2", "2026-11-24T10:00:01.001+0000"), first, later, later):
             switch.to_send.put_nowait(message)
 
-        async def three() -> bool:
-            await dispatcher.drain()
-            return len(handled) >= 3
+        await app.until(3)
 
-        await eventually(three)
-        await asyncio.sleep(0.1)  # nothing more comes
-        assert all(isinstance(e, ChannelDtmfReceived) for e in handled)
-        assert [(e.digit, e.timestamp) for e in handled] == [  # type: ignore[attr-defined]
+        assert all(isinstance(e, ChannelDtmfReceived) for e in app.handled)
+        assert [(e.digit, e.timestamp) for e in app.handled] == [  # type: ignore[attr-defined]
             ("1", "2026-11-24T10:00:01.000+0000"), ("2", "2026-11-24T10:00:01.001+0000"),
             ("1", "2026-11-24T10:00:02.500+0000")]
-        assert stream.copies_dropped == 2
-    finally:
-        reader.cancel()
-        await asyncio.gather(reader, return_exceptions=True)
-        await dispatcher.close()
+        assert app.stream.copies_dropped == 2
 
 
 async def test_an_event_of_a_kind_nobody_handles_never_reaches_the_call(switch: Switch) -> None:
-    handled: list[Event] = []
-
-    async def sink(_key: str, event: Event) -> None:
-        handled.append(event)
-
-    async def nothing() -> None:
-        return None
-
-    dispatcher = Dispatcher(sink)
-    stream = EventStream(switch.url, "hotline", "hotline", "secret", dispatcher, nothing)
-    stream.wanted = frozenset({"ChannelDtmfReceived"})
-    reader = asyncio.get_running_loop().create_task(stream.run())
-    try:
-        await asyncio.wait_for(stream.connected.wait(), 5)
+    async with reading(switch, wanted=frozenset({"ChannelDtmfReceived"})) as app:
         varset = json.dumps({"type": "ChannelVarset", "application": "hotline",
                              "timestamp": "2026-11-24T10:00:00.500+0000", "channel": {**CHANNEL, "state": "Up"},
                              "variable": "RTPAUDIOQOS", "value": "ssrc=1"})
         for message in (varset, dtmf("1", "2026-11-24T10:00:01.000+0000")):
             switch.to_send.put_nowait(message)
 
-        async def keyed() -> bool:
-            await dispatcher.drain()
-            return bool(handled)
+        await app.until(1)
 
-        await eventually(keyed)
-        await asyncio.sleep(0.1)  # nothing more comes
-        assert [e.type for e in handled] == ["ChannelDtmfReceived"]
-        assert stream.unwanted_dropped == 1
-    finally:
-        reader.cancel()
-        await asyncio.gather(reader, return_exceptions=True)
-        await dispatcher.close()
+        assert [e.type for e in app.handled] == ["ChannelDtmfReceived"]
+        assert app.stream.unwanted_dropped == 1
