@@ -7,6 +7,7 @@ Features reach their own services through their states' constructors (see
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
 import uuid
@@ -151,11 +152,17 @@ class Call:
 
     async def stop_music(self) -> None:
         """Music on hold off (before a prompt or a bridge); already off is fine."""
+        with contextlib.suppress(AriError):
+            await self.end_music()
+
+    async def end_music(self) -> None:
+        """Music on hold off, a failure raised (:class:`AriError`): for a step whose failure
+        matters (connecting an agent). Afterwards ``music_on`` says what is known."""
         try:
             await self.svc.ari.stop_moh(self.key)
         except AriError:
             self.music_on = None
-            return
+            raise
         self.music_on = False
 
     async def hang_up(self) -> None:

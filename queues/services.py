@@ -528,8 +528,7 @@ class QueueService:
         none (no request: one of the fourteen of a whole call, bench/ivr.py)."""
         if call.music_on is False:
             return
-        await self.ari.stop_moh(call.key)
-        call.music_on = False
+        await call.end_music()
 
     async def _abandon(self, call: Call, bridge_id: str, leg: str, *, bridge_may_appear: bool) -> None:
         """Undo a failed attempt at connecting: the agent's leg is hung up (their phone answered,
