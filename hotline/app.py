@@ -18,7 +18,6 @@ from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from accounts.passwords import Passwords
@@ -48,6 +47,7 @@ from hotline.reach import (
     is_database_unreachable,
     is_redis_unreachable,
     mask_url,
+    probe_database,
     redis_unreachable,
     retrying,
 )
@@ -141,23 +141,14 @@ class Application:
         # Made here, not in __init__: the clients belong to the running event loop.
         self._clients = c = Clients(self.settings, self._resync, self._table)
         s = self.settings
-        try:
-            # redis-py waits for a connection as long as the system lets it; the database's
-            # drivers have a connect timeout, and SQLite may rightly wait for another's lock.
-            await retrying(f"Redis at {mask_url(s.redis.url)}", c.redis.ping, unreachable=is_redis_unreachable,
-                           wait_s=wait_s, attempt_timeout_s=REDIS_ATTEMPT_TIMEOUT_S)
-        except Exception as exc:
-            # A TimeoutError here is an attempt that got no answer at all (retrying's bound).
-            if isinstance(exc, TimeoutError) or is_redis_unreachable(exc):
-                raise redis_unreachable(s.redis.url, exc) from None
-            raise
-        try:
-            await retrying(f"the database at {mask_url(s.database.url)}", lambda: _probe(c.db),
-                           unreachable=is_database_unreachable, wait_s=wait_s)
-        except Exception as exc:
-            if is_database_unreachable(exc):
-                raise database_unreachable(s.database.url, exc) from None
-            raise
+        # redis-py waits for a connection as long as the system lets it; the database's
+        # drivers have a connect timeout, and SQLite may rightly wait for another's lock.
+        await retrying(f"Redis at {mask_url(s.redis.url)}", c.redis.ping, unreachable=is_redis_unreachable,
+                       worded=lambda exc: redis_unreachable(s.redis.url, exc), wait_s=wait_s,
+                       attempt_timeout_s=REDIS_ATTEMPT_TIMEOUT_S)
+        await retrying(f"the database at {mask_url(s.database.url)}", lambda: probe_database(c.db),
+                       unreachable=is_database_unreachable,
+                       worded=lambda exc: database_unreachable(s.database.url, exc), wait_s=wait_s)
         await create_schema(c.db, self.settings)
         self.parts = await assemble(load_plugins(), {**c.by_name(), **self._given}, self._table)
         # The table is frozen now: Asterisk's events of other types need not be read further.
@@ -311,11 +302,6 @@ class Application:
     @property
     def desk(self) -> Desktop | None:
         return cast("Desktop | None", self.parts.api("agent_desktop"))
-
-
-async def _probe(engine: AsyncEngine) -> None:
-    async with engine.connect() as conn:
-        await conn.execute(text("SELECT 1"))
 
 
 async def run_serve(settings: Settings, *, wait_s: float = 15.0) -> int:

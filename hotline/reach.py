@@ -15,6 +15,10 @@ import re
 import socket
 from collections.abc import Awaitable, Callable
 from enum import IntEnum
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # only for annotations: the commands that need no database do not import it
+    from sqlalchemy.ext.asyncio import AsyncEngine
 
 log = logging.getLogger(__name__)
 
@@ -102,10 +106,16 @@ def is_database_unreachable(exc: BaseException) -> bool:
     return isinstance(exc, InvalidAuthorizationSpecificationError | InvalidCatalogNameError)
 
 
-async def database_problem(url: str, *, timeout_s: float = 10.0) -> BaseException | None:
-    """Why a fresh connection to the database fails (``SELECT 1``), or None when it answers."""
+async def probe_database(engine: AsyncEngine) -> None:
+    """One ``SELECT 1`` on a connection of ``engine``: the database answers, or this raises why."""
     from sqlalchemy import text
 
+    async with engine.connect() as conn:
+        await conn.execute(text("SELECT 1"))
+
+
+async def database_problem(url: str, *, timeout_s: float = 10.0) -> BaseException | None:
+    """Why a fresh connection to the database fails (``SELECT 1``), or None when it answers."""
     from core.db import make_engine
 
     try:
@@ -113,8 +123,8 @@ async def database_problem(url: str, *, timeout_s: float = 10.0) -> BaseExceptio
     except Exception as exc:  # noqa: BLE001 - whatever stops it is the answer
         return exc
     try:
-        async with asyncio.timeout(timeout_s), engine.connect() as conn:
-            await conn.execute(text("SELECT 1"))
+        async with asyncio.timeout(timeout_s):
+            await probe_database(engine)
     except Exception as exc:  # noqa: BLE001 - whatever stops it is the answer
         return exc
     finally:
@@ -123,15 +133,17 @@ async def database_problem(url: str, *, timeout_s: float = 10.0) -> BaseExceptio
 
 
 async def retrying(what: str, attempt: Callable[[], Awaitable[object]], *, unreachable: Callable[[BaseException],
-                   bool], wait_s: float, attempt_timeout_s: float | None = None) -> None:
+                   bool], worded: Callable[[BaseException], Unreachable], wait_s: float,
+                   attempt_timeout_s: float | None = None) -> None:
     """Run ``attempt`` until it succeeds or ``wait_s`` has passed, a WARNING per failure.
 
     A service started together with us (systemd, compose) is often a few seconds late; longer
     than ``wait_s`` is an outage, better reported by our exit than hidden in a process that
     looks up and serves nothing. ``attempt_timeout_s`` bounds each attempt, for a client
     without a connect timeout of its own: a host that drops packets would hold it for the
-    system's TCP timeout (minutes). The last error is raised as is (a :class:`TimeoutError`
-    for an attempt without an answer), for the caller to word."""
+    system's TCP timeout (minutes). The last error, when ``unreachable`` says it is one (or an
+    attempt got no answer at all: a :class:`TimeoutError`), is raised as ``worded`` says it;
+    any other is raised as is."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + wait_s
     delay = 0.5
@@ -141,8 +153,10 @@ async def retrying(what: str, attempt: Callable[[], Awaitable[object]], *, unrea
                 await attempt()
             return
         except Exception as exc:
-            if not (isinstance(exc, TimeoutError) or unreachable(exc)) or loop.time() + delay > deadline:
+            if not (isinstance(exc, TimeoutError) or unreachable(exc)):
                 raise
+            if loop.time() + delay > deadline:
+                raise worded(exc) from None
             log.warning("%s not reachable (%s); trying again in %.1f s", what, _reason(exc), delay)
         await asyncio.sleep(delay)
         delay = min(delay * 2, 5.0)
