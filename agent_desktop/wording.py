@@ -5,8 +5,8 @@ programming words.
 The platform's rules (``national.contract``) word their problems for the platform's clients,
 naming values by their codes ("must be one of: national, province, ..."); the desktop keeps the
 field, the code and every problem, and only says some of them again for the agent at the desk
-(:func:`for_agents`). The same words as the pages' catalogue (``static/i18n``), for the few
-values a refusal names.
+(:func:`for_agents`). The same words as the pages' catalogue (``static/i18n``), in the form
+they take inside a sentence, for the few values a refusal names (a ticket's status, the agent's state).
 """
 
 from __future__ import annotations
@@ -26,15 +26,6 @@ STATUS_WORDS = {
 AGENT_STATE_WORDS = {
     "offline": ("离线", "offline"), "available": ("空闲", "available"), "ringing": ("振铃", "ringing"),
     "on_call": ("通话中", "on a call"), "wrap_up": ("话后处理", "in wrap-up"), "break": ("小休", "on a break"),
-}
-LINE_WORDS = {
-    "general": ("综合（12315）", "General (12315)"), "quality": ("质量（12365）", "Quality (12365)"),
-    "food_drug": ("食品药品（12331）", "Food and drugs (12331)"), "price": ("价格（12358）", "Prices (12358)"),
-    "intellectual_property": ("知识产权（12330）", "Intellectual property (12330)"),
-}
-LEVEL_WORDS = {
-    "national": ("全国", "national"), "province": ("省级", "province"), "city": ("市级", "city"),
-    "county": ("县级", "county"), "station": ("基层站所", "station"),
 }
 
 #: bad_format of a field the agent types, said with an example instead of a pattern's name.
