@@ -67,6 +67,15 @@ def mask_name(name: str | None) -> str:
     return name[0] + "*" * (len(name) - 1)
 
 
+_URL_PASSWORD = re.compile(r"(//[^/:@\s]*:)[^/@\s]+@")
+
+
+def mask_url(text: str) -> str:
+    """A URL's password hidden, wherever URLs stand in ``text``:
+    ``redis://:secret@host:6379/0`` -> ``redis://:****@host:6379/0``."""
+    return _URL_PASSWORD.sub(r"\1****@", text)
+
+
 def mask_text(text: str) -> str:
     """Mask every phone or ID card number inside free text (see the module's note)."""
     # Separators go: ``138-0013-8000`` and ``13800138000`` mask alike, and no group survives whole.

@@ -20,6 +20,8 @@ from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validat
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 from pydantic_settings import SettingsError as EnvParsingError
 
+from core.privacy import mask_url
+
 #: Where runtime data (SQLite file, sounds, recordings, redis dump) lives by default.
 DEFAULT_VAR_DIR = Path("var")
 
@@ -592,9 +594,8 @@ def _env_lookup(environ: dict[str, str], path: tuple[str, ...]) -> str | None:
 def _mask(path: tuple[str, ...], value: object) -> str:
     if any(part in _SECRET_NAMES for part in path) or isinstance(value, SecretStr):
         return "'****'"
-    text = repr(value)
     # A URL's password (postgresql+asyncpg://user:pass@host/db, redis://:pass@host) never shows.
-    return re.sub(r"(//[^/:@\s]*:)[^/@\s]+@", r"\1****@", text)
+    return mask_url(repr(value))
 
 
 def _range(path: tuple[str, ...]) -> str:

@@ -36,6 +36,7 @@ from core.db import make_engine
 from core.jurisdictions import JurisdictionTree
 from core.migrate import create_schema
 from core.plugins import Assembly, EventTable, assemble
+from core.privacy import mask_url
 from core.settings import RedisSettings, Settings
 from core.tasks import cancel_and_wait, until_signalled
 from core.web import new_web_app
@@ -46,7 +47,6 @@ from hotline.reach import (
     database_unreachable,
     is_database_unreachable,
     is_redis_unreachable,
-    mask_url,
     probe_database,
     redis_unreachable,
     retrying,

@@ -17,6 +17,8 @@ from collections.abc import Awaitable, Callable
 from enum import IntEnum
 from typing import TYPE_CHECKING
 
+from core.privacy import mask_url
+
 if TYPE_CHECKING:  # only for annotations: the commands that need no database do not import it
     from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -44,11 +46,6 @@ EXIT_CODES_HELP = """exit codes:
   4    the database cannot be reached (check [database] url / HOTLINE_DATABASE__URL)
   130  interrupted (Ctrl-C)
   hotline serve does not stop when Asterisk is away: it logs a WARNING and tries again."""
-
-
-def mask_url(url: str) -> str:
-    """``redis://:secret@host:6379/0`` -> ``redis://:****@host:6379/0``."""
-    return re.sub(r"(//[^/:@\s]*:)[^/@\s]+@", r"\1****@", url)
 
 
 class Unreachable(Exception):

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from core.privacy import MaskingFilter, mask_phone, mask_text
+from core.privacy import MaskingFilter, mask_phone, mask_text, mask_url
 
 #: Around a number in a log line: Chinese, spaces, punctuation; letters only after a space.
 CONTEXT = st.text(alphabet="电话号码身份证来电客户投诉：，。、 ()[]/:;'\"=", max_size=12)
@@ -119,3 +119,9 @@ def test_a_short_number_shows_only_its_last_four(caplog: pytest.LogCaptureFixtur
     with caplog.at_level(logging.INFO, logger="test.masking.short"):
         logger.info("local %s, case %s", "8888-1234", "1231520261123000123")
     assert "local ****1234, case 1231520261123000123" in caplog.text
+
+
+def test_a_urls_password_is_hidden_and_the_rest_of_the_url_kept() -> None:
+    assert mask_url("redis://:s3cret@cache:6379/0") == "redis://:****@cache:6379/0"
+    assert mask_url("'postgresql+asyncpg://hotline:pa55@db/hotline'") == "'postgresql+asyncpg://hotline:****@db/hotline'"
+    assert mask_url("redis://cache:6379/0") == "redis://cache:6379/0"  # no password, nothing to hide
