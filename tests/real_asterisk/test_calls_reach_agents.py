@@ -148,5 +148,8 @@ async def test_a_menu_reprompts_after_silence_and_after_a_wrong_key_then_takes_a
         call.dtmf("3")
         await path_has("main_menu:3:consultation")
         await call.hang_up()
-    heard = audio.heard_in_order(prompt_sounds(prompts, "no_input", "no_match"), audio.pcm(call.rtp.pcm()))
+    # Both prompts open with the same words ("对不起，"): each is looked for by its second half,
+    # where they differ, or the opening of one may be found where the other was said.
+    endings = {name: sound[len(sound) // 2:] for name, sound in prompt_sounds(prompts, "no_input", "no_match").items()}
+    heard = audio.heard_in_order(endings, audio.pcm(call.rtp.pcm()))
     assert [h.name for h in heard] == ["no_input", "no_match"]
