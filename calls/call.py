@@ -87,6 +87,9 @@ class Call:
         #: Music on hold on the caller's channel: False until this process starts it, None
         #: when unknown (a call resumed after a restart, a request that got no clear answer).
         self.music_on: bool | None = False
+        #: The caller's channel was Up when the call came to us (the dialplan answers before
+        #: Stasis): the IVR's answering then sends no request of its own.
+        self.answered = False
 
     @property
     def key(self) -> str:

@@ -82,7 +82,9 @@ class CallService:
             language=self.svc.language,
             started_at=utcnow(),
         )
-        flow = CallFlow(Call(state, self.svc), self._states.first())
+        call = Call(state, self.svc)
+        call.answered = channel.state == "Up"
+        flow = CallFlow(call, self._states.first())
         self.flows[channel.id] = flow
         self.calls_started += 1
         log.info(
@@ -92,8 +94,8 @@ class CallService:
             args.hotline_number,
             args.business_line,
         )
-        # Answer and first prompt go out before any storage round trip (latency target);
-        # begin() persists the new call, then enter() answers.
+        # Answer (unless the dialplan has) and first prompt go out before any storage round
+        # trip (latency target); begin() persists the new call after them.
         await flow.begin()
         await self._follow(channel.id)
 

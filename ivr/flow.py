@@ -44,6 +44,8 @@ class Answering(BaseState):
     menus: Menus
 
     async def enter(self, call: Call) -> State:
+        if call.answered:  # by the dialplan, before Stasis
+            return Welcome(self.menus)
         try:
             await call.svc.ari.answer(call.key)
         except CALL_GONE:

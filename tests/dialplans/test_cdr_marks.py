@@ -48,7 +48,7 @@ async def test_a_call_served_by_the_fallback_carries_its_number_line_area_and_pa
     # The stand-in has no ${EPOCH} nor a QUEUESTATUS here: empty; Asterisk fills them (see the
     # captured file in tests/callrecords/data). What matters here is where they are set.
     kinds = [e[0] if e[0] != "set" else e[1] for e in host.events]
-    assert kinds.index("CDR(hotline_path)") < kinds.index("answer")
+    assert kinds.index("CDR(hotline_path)") < kinds.index("playback")
     assert kinds.index("CDR(hotline_queued)") < kinds.index("app") < kinds.index("CDR(hotline_queue_status)")
 
 

@@ -45,8 +45,9 @@ async def test_each_hotline_number_with_or_without_area_code_enters_our_app_with
     assert InboundArgs.parse(stasis["args"]) == InboundArgs(number, LINE_OF_NUMBER[number], area or None)
     assert stasis["app_data"] == ",".join([app, *stasis["args"]])
     assert stasis["language"] == asterisk_language(IvrSettings().language)
-    # The application answers and prompts; the dialplan adds nothing before or after.
-    assert host.actions() == [("stasis", app, *stasis["args"]), ("hangup", "16")]
+    # The dialplan answers (the caller's 200 OK does not wait for the application), the
+    # application prompts; the dialplan adds nothing else before or after.
+    assert host.actions() == [("answer",), ("stasis", app, *stasis["args"]), ("hangup", "16")]
 
 
 def test_every_stasis_in_the_file_names_the_configured_application(dialplan: Dialplan) -> None:
@@ -84,9 +85,8 @@ async def test_when_the_app_is_down_the_caller_hears_an_apology_waits_for_an_age
     host = await call(dialplan, dialled, status="FAILED")
 
     actions = host.actions()
-    assert actions[0][0] == "stasis"
-    assert actions[1:] == [
-        ("answer",),
+    assert actions[0] == ("answer",) and actions[1][0] == "stasis"
+    assert actions[2:] == [
         ("playback", "hotline/fallback-unavailable"),
         ("app", "Queue", "hotline-fallback,,,,600,,hotline-fallback-answered"),
         ("playback", "hotline/goodbye"),
