@@ -1,7 +1,9 @@
 """Asterisk's CDRs of the calls the application never sees, read as call records.
 
 While the application is down, Stasis() fails and the dialplan serves callers itself (the
-fallback queue); numbers that are not ours never reach Stasis at all. Asterisk's CDR is then
+fallback queue); numbers that are not ours never reach Stasis at all; a new call the application
+turns away under overload is sent to the dialplan's busy message at once, with no flow and
+no record of ours (``[hotline-shed]``). Asterisk's CDR is then
 the only trace of the call. ``dialplans/extensions.conf`` marks those calls with CDR
 variables and ``dialplans/cdr_custom.conf`` writes every CDR as one CSV line of the layout
 below; this module reads those lines and turns the marked ones into call-record rows.
@@ -42,6 +44,9 @@ CDR_FIELDS = (
 FALLBACK = "fallback"
 #: ``hotline_path`` of a call to a number that is not ours.
 INVALID = "invalid"
+#: ``hotline_path`` of a new call the application turned away under overload (``[hotline-shed]``):
+#: its record's outcome, which the platform calls ``overflowed`` (callrecords/payload.py).
+SHED = "shed"
 #: ``business_line`` of the record of a call to a number that is not ours.
 INVALID_LINE = "invalid_number"
 
@@ -205,7 +210,7 @@ class CdrCall:
     def deliverable(self) -> bool:
         """Owed to the national platform: a call to one of the five hotline numbers (the
         platform's CallRecord knows no other number; a number that is not ours is kept here)."""
-        return self.path == FALLBACK and self._first("number") in LINE_OF_NUMBER
+        return self.path in (FALLBACK, SHED) and self._first("number") in LINE_OF_NUMBER
 
     def answering_agent(self) -> str | None:
         """The endpoint of the agent who answered (the line that carries the answer time)."""
@@ -263,6 +268,8 @@ class CdrCall:
         """The platform outcome and our hang-up cause text."""
         if path == INVALID:
             return "failed", f"invalid number {area or ''}{number}"
+        if path == SHED:
+            return SHED, "overload: turned away with the busy message"
         if answered is not None and endpoint:
             return "answered", f"dialplan fallback: answered by {endpoint}"
         status = self._last("queue_status")

@@ -9,8 +9,10 @@ from core.vocabulary import CHINA_TZ
 from national.contract import PHONE_RE, format_datetime
 
 #: Our outcomes that the platform names differently. A booked callback and one that rang
-#: out are both, for the platform, a caller who asked to be called back.
-PLATFORM_OUTCOME = {"callback_booked": "callback_requested", "callback_unanswered": "callback_requested"}
+#: out are both, for the platform, a caller who asked to be called back; a call turned away
+#: under overload (the busy message) is one the centre had no room for.
+PLATFORM_OUTCOME = {"callback_booked": "callback_requested", "callback_unanswered": "callback_requested",
+                    "shed": "overflowed"}
 
 _TIMES = ("started_at", "queued_at", "answered_at", "ended_at")
 

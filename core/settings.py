@@ -380,6 +380,27 @@ class AsteriskSettings(BaseModel):
         return self
 
 
+class OverloadSettings(BaseModel):
+    """Load shedding: beyond what this process can hold, new calls are turned away on purpose
+    (the dialplan's ``[hotline-shed]``: a busy message, a call record with outcome ``shed``)
+    instead of failing calls at random. Calls in progress are never turned away. See
+    calls/overload.py and README.md "Overload"."""
+
+    #: New calls are turned away while this many calls are in progress in this process (0: no
+    #: limit); taken again below 90 % of it. A ceiling, not the load signal: how much a machine
+    #: can take is what the event delay below measures. 3,000 is above the 2,500 calls one process
+    #: holds in menus in bench/ivr.py (so it never cuts calls a process was measured to carry) and
+    #: stops a burst from piling more onto one process than that; set it to the trunk's channels
+    #: or what your own load test held.
+    max_calls: int = Field(default=3000, ge=0)
+    #: New calls are turned away while the application handles Asterisk's events this many seconds
+    #: later than Asterisk sent them (above the lowest delay of the last minute, so a clock skew
+    #: between the hosts does not count); taken again below half of it (0: never for this reason).
+    #: One second: a caller notices a prompt a second late, and Asterisk's queue of events for the
+    #: application is growing (it warns at 500).
+    max_event_delay_s: float = Field(default=1.0, ge=0)
+
+
 class Settings(BaseSettings):
     """Everything configurable, grouped by concern."""
 
@@ -404,6 +425,7 @@ class Settings(BaseSettings):
     recordings: RecordingSettings = RecordingSettings()
     callrecords: CallRecordSettings = CallRecordSettings()
     asterisk: AsteriskSettings = AsteriskSettings()
+    overload: OverloadSettings = OverloadSettings()
 
     @model_validator(mode="after")
     def _recordings_under_var_dir(self) -> Settings:
@@ -447,6 +469,8 @@ TEST_PROFILE: dict[str, Any] = {
     # Recordings would land under var/ of the working directory: the recording tests turn
     # them on with a root of their own.
     "recordings": {"enabled": False},
+    # A busy test machine may handle an event a second late: only the overload tests shed on it.
+    "overload": {"max_event_delay_s": 0.0},
 }
 
 #: Values the ``demo`` profile changes: everything on loopback, no Asterisk media.

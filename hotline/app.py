@@ -34,6 +34,7 @@ from calls.registry import StateRegistry
 from calls.services import CallService
 from core.db import make_engine
 from core.jurisdictions import JurisdictionTree
+from core.metrics import Metrics, metrics_routes
 from core.migrate import create_schema
 from core.plugins import Assembly, EventTable, assemble
 from core.privacy import mask_url
@@ -89,6 +90,8 @@ class Clients:
     def __init__(self, settings: Settings, resync: Callable[[], Awaitable[None]], table: EventTable) -> None:
         s = settings
         self.settings = settings
+        #: Counters and gauges of every feature, served at GET /metrics.
+        self.metrics = Metrics()
         self.http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=200), raise_for_status=False)
         self.ari = AriRest(self.http, s.ari.url, s.ari.username, s.ari.password.get_secret_value(),
                            timeout_s=s.ari.request_timeout_s)
@@ -111,7 +114,7 @@ class Clients:
     def by_name(self) -> dict[str, object]:
         return {"settings": self.settings, "http": self.http, "ari": self.ari, "redis": self.redis, "db": self.db,
                 "outbox": self.outbox, "tree": self.tree, "dispatcher": self.dispatcher, "timers": self.timers,
-                "states": self.states, "events": self.events}
+                "states": self.states, "events": self.events, "metrics": self.metrics}
 
 
 class Application:
@@ -177,6 +180,7 @@ class Application:
         secure(web_app, s)
         for add_routes in self.parts.routes():
             add_routes(web_app)
+        metrics_routes(self.clients.metrics)(web_app)
         self._web = web.AppRunner(web_app, access_log=None, shutdown_timeout=5.0)
         await self._web.setup()
         site = web.TCPSite(self._web, s.http.host, s.http.port)
@@ -242,6 +246,10 @@ class Application:
     @property
     def events(self) -> EventStream:
         return self.clients.events
+
+    @property
+    def metrics(self) -> Metrics:
+        return self.clients.metrics
 
     @property
     def tickets(self) -> TicketService:

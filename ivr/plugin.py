@@ -16,9 +16,11 @@ from ari.rest import AriRest
 from callrecords.plugin import CallRecords
 from calls.call import CallServices
 from calls.liveness import Liveness
+from calls.overload import OverloadGuard
 from calls.registry import StateRegistry
 from calls.services import CallService
 from calls.store import CallStateStore
+from core.metrics import Metrics
 from core.plugins import Feature, Step, Subscription
 from core.settings import Settings
 from core.tasks import cancel_and_wait
@@ -43,6 +45,8 @@ class Ivr:
     speech: SpeechEngine | None
     listeners: Listeners | None
     media_checks: MediaChecks | None
+    #: Whether a new call is taken or turned away (load shedding).
+    overload: OverloadGuard
 
 
 async def load_speech(settings: Settings) -> SpeechEngine | None:
@@ -73,7 +77,7 @@ async def load_speech(settings: Settings) -> SpeechEngine | None:
 
 
 async def build(*, settings: Settings, ari: AriRest, redis: Redis, dispatcher: Dispatcher, timers: Timers,
-                events: EventStream, callrecords: CallRecords, states: StateRegistry,
+                events: EventStream, callrecords: CallRecords, states: StateRegistry, metrics: Metrics,
                 given_speech: SpeechEngine | None = None) -> Feature:
     s = settings
     prompts = PromptCatalogue.load(s.ivr.language)
@@ -97,6 +101,10 @@ async def build(*, settings: Settings, ari: AriRest, redis: Redis, dispatcher: D
         ),
         states, dispatcher, s.ari.app,
     )
+    # New calls beyond what this process can hold are turned away on purpose (calls/overload.py).
+    guard = OverloadGuard(s.overload, metrics, lambda: len(ivr.flows))
+    metrics.read("hotline_calls_started_total", "counter", "Calls whose flow the application started.",
+                 lambda: ivr.calls_started)
     #: When our calls were last known alive, for calls found gone at a resync.
     liveness = Liveness(redis, s.redis.prefix)
     # Can callers hear what the IVR plays? Checked after every connect, in the background.
@@ -105,6 +113,7 @@ async def build(*, settings: Settings, ari: AriRest, redis: Redis, dispatcher: D
 
     async def start() -> None:
         tasks.append(asyncio.create_task(liveness.run(events.connected), name="ari-liveness"))
+        tasks.append(asyncio.create_task(guard.run(), name="overload-guard"))
         if media_checks is not None:
             tasks.append(asyncio.create_task(media_checks.run(), name="media-checks"))
 
@@ -121,6 +130,6 @@ async def build(*, settings: Settings, ari: AriRest, redis: Redis, dispatcher: D
         stop.append(("closing listeners", listeners.close))
     if speech is not None and speech is not given_speech:
         stop.append(("closing the speech engine", speech.close))
-    return Feature(api=Ivr(ivr, menus, speech, listeners, media_checks),
-                   subscriptions=[Subscription(name, h) for name, h in IvrStasis(ivr).table().items()],
+    return Feature(api=Ivr(ivr, menus, speech, listeners, media_checks, guard),
+                   subscriptions=[Subscription(name, h) for name, h in IvrStasis(ivr, guard).table().items()],
                    start=start, resync=resync, stop=stop)

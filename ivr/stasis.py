@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 from ari import models as ari
 from ari.dispatcher import Resynchronized, TimerFired
+from ari.errors import AriError
+from calls.overload import OverloadGuard
 from calls.services import CallService, HangupCause
 from calls.stasis_args import InboundArgs
 from core.privacy import mask_phone
@@ -25,13 +27,19 @@ log = logging.getLogger(__name__)
 
 #: The record's cause when the caller's own phone hung up and Asterisk gave no Q.850 cause.
 CALLER_HUNG_UP = "caller hung up"
+#: The dialplan context a call turned away under overload continues in (extensions.conf): a busy
+#: message, a CDR marked ``shed``, a hang-up. bench/side_by_side.py counts its callers by it.
+SHED_CONTEXT = "hotline-shed"
 
 Handler = Callable[[str, Any], Awaitable[None]]
 
 
 class IvrStasis:
-    def __init__(self, calls: CallService) -> None:
+    """``guard``: decides whether a new call is taken (None: every call is)."""
+
+    def __init__(self, calls: CallService, guard: OverloadGuard | None = None) -> None:
         self._calls = calls
+        self._guard = guard
 
     def table(self) -> dict[str, Handler]:
         return {
@@ -63,7 +71,23 @@ class IvrStasis:
             # Not an inbound hotline call; other features register their own Stasis args.
             log.debug("StasisStart on %s not for the IVR: %s", event.channel.id, exc)
             return
+        if self._guard is not None:
+            reason = self._guard.admit(event.timestamp)
+            if reason is not None:
+                await self._shed(event.channel, args, reason)
+                return
         await self._calls.start_call(event.channel, args)
+
+    async def _shed(self, channel: ari.Channel, args: InboundArgs, reason: str) -> None:
+        """Turn a new call away under overload: one request, and the dialplan does the rest (busy
+        message, CDR, hang-up). No flow, nothing stored: the call costs us nothing more."""
+        log.debug("call from %s on %s turned away (%s)", mask_phone(channel.caller_number), args.hotline_number,
+                  reason)
+        try:
+            await self._calls.svc.ari.continue_in_dialplan(channel.id, context=SHED_CONTEXT,
+                                                           extension=args.hotline_number, priority=1)
+        except AriError as exc:  # the caller hung up meanwhile: nothing is left to do
+            log.debug("turning away channel %s failed: %s", channel.id, exc)
 
     async def on_channel_dtmf_received(self, key: str, event: ari.ChannelDtmfReceived) -> None:
         await self._calls.dtmf(key, event.digit)

@@ -21,6 +21,7 @@ import asyncio
 import collections
 import json
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -58,6 +59,10 @@ class AppConnection:
 class Applications:
     def __init__(self, on_traffic: TrafficHook | None = None) -> None:
         self._conns: dict[str, AppConnection] = {}
+        #: Added to every event's ``timestamp``: a switch whose clock is off (ahead: > 0), or,
+        #: below the offset it had, events that reach the application that much late (the
+        #: overload tests).
+        self.clock_offset_s = 0.0
         #: Every application ever registered, active or not, with its endpoint subscriptions
         #: (``PJSIP`` or ``PJSIP/1001`` -> how many times subscribed).
         self._endpoint_sources: dict[str, collections.Counter[str]] = {}
@@ -124,7 +129,8 @@ class Applications:
     def _send(self, conn: AppConnection, body: dict[str, Any], copies: int = 1) -> None:
         """Queue the event ``copies`` times: the copies Asterisk forwards through several
         subscriptions are one message, byte for byte (same timestamp)."""
-        event = {**body, "timestamp": ari_time(), "application": conn.name, "asterisk_id": ASTERISK_ID}
+        stamp = ari_time(time.time() + self.clock_offset_s) if self.clock_offset_s else ari_time()
+        event = {**body, "timestamp": stamp, "application": conn.name, "asterisk_id": ASTERISK_ID}
         text = json.dumps(event)
         for _ in range(copies):
             if self._on_traffic is not None:

@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
-from devtools.pbx_sim.dialplan import ChannelHungUp
+from devtools.pbx_sim.dialplan import ChannelHungUp, Continue
 from devtools.pbx_sim.playbacks import SoundLibrary
 from devtools.pbx_sim.state import SimBridge, SimChannel, SimError
 
@@ -265,7 +265,7 @@ class SimCall:
         self._switch.set_state(self.channel, "Up")
 
     async def stasis(self, app: str, args: list[str], *, context: str, exten: str, priority: int,
-                     app_data: str) -> str:
+                     app_data: str) -> str | Continue:
         self._check_alive()
         ch = self.channel
         ch.context, ch.exten, ch.priority, ch.app_name, ch.app_data = context, exten, priority, "Stasis", app_data
@@ -284,7 +284,8 @@ class SimCall:
             self.stasis_status = "KILLED"
             raise ChannelHungUp
         self.stasis_status = "SUCCESS"
-        return "SUCCESS"
+        where, ch.continue_at = ch.continue_at, None
+        return Continue(*where) if where is not None else "SUCCESS"
 
     async def playback(self, sound: str) -> None:
         self._check_alive()

@@ -53,6 +53,17 @@ class ChannelHungUp(Exception):
     """Raised by a host when the caller has gone: the dialplan stops quietly."""
 
 
+@dataclass(frozen=True)
+class Continue:
+    """What Stasis() returns when the application sent the channel to a place of its choice
+    (``POST /channels/{id}/continue`` with a context, extension, priority or label): STASISSTATUS
+    is SUCCESS and the dialplan goes on there, not at the next priority."""
+
+    context: str
+    exten: str
+    priority: int
+
+
 class DialplanHost(Protocol):
     """The channel the dialplan runs on (the stand-in's simulated call)."""
 
@@ -63,7 +74,7 @@ class DialplanHost(Protocol):
     async def answer(self) -> None: ...
     async def stasis(
         self, app: str, args: list[str], *, context: str, exten: str, priority: int, app_data: str
-    ) -> str: ...
+    ) -> str | Continue: ...
     async def playback(self, sound: str) -> None: ...
     async def hangup(self, cause: int = 16) -> None: ...
     async def set_variable(self, name: str, value: str) -> None: ...
@@ -408,6 +419,9 @@ class _Run:
             status = await self.host.stasis(
                 stasis_app, args, context=self.context, exten=self.exten, priority=self.priority, app_data=data
             )
+            if isinstance(status, Continue):
+                self.vars["STASISSTATUS"] = "SUCCESS"
+                return status.context, status.exten, status.priority
             self.vars["STASISSTATUS"] = status
             return None
         if name == "playback":

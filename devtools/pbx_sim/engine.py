@@ -20,12 +20,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import re
 import uuid
 from pathlib import Path
 from typing import Any, TypedDict
 
 from core.tasks import cancel_and_wait
 from devtools.pbx_sim.apps import Applications
+from devtools.pbx_sim.dialplan import Dialplan
 from devtools.pbx_sim.playbacks import Player, Recorder, SoundLibrary
 from devtools.pbx_sim.state import Ids, SimBridge, SimChannel, SimError, SimPlayback, SimRecording, sip_call_id
 
@@ -135,6 +137,8 @@ class Engine:
         #: externalMedia channels, which the RTP streamer feeds every 20 ms.
         self.media_channel_ids: set[str] = set()
         self._tasks: set[asyncio.Task[Any]] = set()
+        #: The dialplan the calls run (the server sets it): continue finds its labels there.
+        self.dialplan: Dialplan | None = None
 
     # --- lookups ----------------------------------------------------------------------
 
@@ -325,8 +329,29 @@ class Engine:
         else:
             ch.muted -= directions
 
-    def continue_in_dialplan(self, channel_id: str) -> None:
+    def continue_in_dialplan(self, channel_id: str, *, context: str = "", extension: str = "",
+                             priority: int | None = None, label: str = "") -> None:
+        """Back into the dialplan, as Asterisk's ``POST /channels/{id}/continue`` does
+        (res/ari/resource_channels.c): nothing given, at the next priority; else at ``context``
+        (default: the channel's, and then the extension defaults to the channel's; with a context
+        given, to ``s``), at ``label`` (a number is a priority; one that is not there is 404, 0 is
+        400), else ``priority``, else 1. A place that does not exist is not checked: the dialplan
+        then ends the call, as Asterisk's pbx does."""
         ch = self.stasis_channel(channel_id)
+        if context or extension or priority or label:
+            where = (context, extension or "s") if context else (ch.context, extension or ch.exten)
+            if label:
+                number = re.match(r"\s*[+-]?\d+", label)
+                if number is not None:
+                    priority = int(number.group())
+                else:
+                    found = self.dialplan.find_extension(*where) if self.dialplan is not None else None
+                    if found is None or label not in found.labels:
+                        raise SimError(404, "Requested label can not be found")
+                    priority = found.labels[label]
+                if priority == 0:
+                    raise SimError(400, "Requested priority is illegal")
+            ch.continue_at = (*where, priority or 1)
         self._leave_stasis(ch, "continue")
         ch.subscribed_app = None
         if ch.call is None:

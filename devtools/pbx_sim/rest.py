@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -262,7 +263,12 @@ class AriViews:
     ring_stop = ring
 
     async def continue_in_dialplan(self, request: web.Request) -> web.Response:
-        self.e.continue_in_dialplan(request.match_info["channelId"])
+        # Asterisk reads the priority with atoi(): what is not a number is 0, "not given".
+        digits = re.match(r"\s*[+-]?\d+", _one(request, "priority") or "")
+        self.e.continue_in_dialplan(request.match_info["channelId"], context=_one(request, "context") or "",
+                                    extension=_one(request, "extension") or "",
+                                    priority=int(digits.group()) if digits else None,
+                                    label=_one(request, "label") or "")
         return _no_content()
 
     async def play_channel(self, request: web.Request) -> web.Response:

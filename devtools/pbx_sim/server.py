@@ -63,6 +63,7 @@ class PbxSim:
                              configured_endpoints=list(endpoints),
                              moh_classes=moh_classes(config_dir / "musiconhold.conf"),
                              endpoint_options=endpoints)
+        self.engine.dialplan = self.dialplan
         self.rtp = RtpStreamer(self.engine)
         #: ARI requests made to fail or hang on purpose (control API ``/sim/faults``).
         self.faults = Faults()

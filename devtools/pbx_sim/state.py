@@ -118,6 +118,8 @@ class SimChannel:
     destroyed: bool = False
     #: Resolved when the channel leaves Stasis: "continue" or "hangup".
     stasis_exit: asyncio.Future[str] | None = None
+    #: Where ``continue`` sent it (context, extension, priority); None: the next priority.
+    continue_at: tuple[str, str, int] | None = None
     call: CallerSide | None = None
     #: For external media: where RTP goes, and its payload format.
     external_host: tuple[str, int] | None = None

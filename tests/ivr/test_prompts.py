@@ -29,7 +29,7 @@ REQUIRED_KEYS = {
     "too_many_attempts", "transfer_operator", "queued", "goodbye", "fallback_unavailable",
     "invalid_number", "queue_position", "queue_wait", "callback_offer", "after_hours",
     "callers_ahead_before", "callers_ahead_after", "estimated_wait_before", "estimated_wait_after",
-    "connecting_agent", "ask_city", "callback_booked",
+    "connecting_agent", "ask_city", "callback_booked", "lines_busy",
 }
 LOCALES = ["zh-CN", "en-US", "ko-KR"]
 #: The digits/ files Asterisk 22's say.c reads to say a number, by its rule set (checked by
