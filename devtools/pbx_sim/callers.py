@@ -45,6 +45,7 @@ class Switch(Protocol):
     def set_state(self, ch: SimChannel, state: str) -> None: ...
     def enter_stasis(self, ch: SimChannel, app: str, args: list[str]) -> None: ...
     def hangup(self, ch: SimChannel, cause: int = 16) -> None: ...
+    def dialplan_hangup(self, ch: SimChannel, cause: int) -> None: ...
     def phone_hangs_up(self, ch: SimChannel, q850_cause: int | None) -> None: ...
     def phone_hold(self, ch: SimChannel, on: bool) -> None: ...
 
@@ -244,9 +245,14 @@ class SimCall:
 
     # --- the dialplan host (see devtools.pbx_sim.dialplan.DialplanHost) ----------------
 
-    async def switch_hangup(self, cause: int) -> None:
-        """The dialplan hangs the channel up with ``cause`` (Hangup(), or nowhere left to go)."""
-        if not self.channel.hangup_requested:
+    async def switch_hangup(self, cause: int, *, by_app: bool = False) -> None:
+        """The dialplan hangs the channel up with ``cause``: its Hangup() (``by_app``), or
+        nowhere left to go."""
+        if self.channel.hangup_requested:
+            return
+        if by_app:
+            self._switch.dialplan_hangup(self.channel, cause)
+        else:
             self._switch.hangup(self.channel, cause)
 
     def dialplan_step(self, context: str, exten: str, priority: int, app: str, data: str) -> None:
@@ -358,3 +364,6 @@ class DialplanSide:
 
     async def hangup(self, cause: int = 16) -> None:
         await self._call.switch_hangup(cause)
+
+    async def hangup_app(self, cause: int = 16) -> None:
+        await self._call.switch_hangup(cause, by_app=True)

@@ -431,10 +431,14 @@ class _Run:
             for sound in files.split("&"):
                 await self.host.playback(sound)
             self.vars["PLAYBACKSTATUS"] = "SUCCESS"
+            await self.host.set_variable("PLAYBACKSTATUS", "SUCCESS")  # announced, as Asterisk does
             return None
         if name == "hangup":
             cause = data.strip()
-            await self.host.hangup(int(cause) if cause.isdigit() else 16)
+            # A host that tells Hangup() from the end of the dialplan (the stand-in's calls: their
+            # events differ) is told which; others hang up either way.
+            hangup_app = getattr(self.host, "hangup_app", None)
+            await (hangup_app or self.host.hangup)(int(cause) if cause.isdigit() else 16)
             raise _HungUp
         if name == "goto":
             return self.target(data)

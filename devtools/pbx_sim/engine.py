@@ -381,6 +381,19 @@ class Engine:
         self.emit_channel(ch, "ChannelHangupRequest", **self._causes(ch))
         self._end(ch)
 
+    def dialplan_hangup(self, ch: SimChannel, cause: int) -> None:
+        """The dialplan's ``Hangup(cause)`` (app_hangup in pbx.c): the cause is set, the dialplan
+        ends, a soft hang-up (APPUNLOAD) without the SIP status yet, then chan_pjsip ends the
+        session (media statistics) and the channel is destroyed with the cause and its status
+        (seen on Asterisk 22.10.1: tests/conformance/test_continue.py)."""
+        if ch.hangup_requested:
+            return
+        ch.hangup_requested = True
+        self._set_cause(ch, cause, force=True)
+        self.emit_channel(ch, "ChannelHangupRequest", cause=SOFTHANGUP_APPUNLOAD, soft=True)
+        self._media_statistics(ch)
+        self._end(ch, dialplan_ended=True)
+
     def phone_hangs_up(self, ch: SimChannel, q850_cause: int | None) -> None:
         """The phone sent a BYE, with ``Reason: Q.850;cause=<n>`` when ``q850_cause`` is given.
 
@@ -444,9 +457,10 @@ class Engine:
             if peer is not None:
                 self.emit_channel(peer, "ChannelVarset", variable=f"{name}BRIDGED", value=_rtp_stats(name))
 
-    def _end(self, ch: SimChannel) -> None:
+    def _end(self, ch: SimChannel, *, dialplan_ended: bool = False) -> None:
         """What follows a hang-up request: out of playbacks, recordings, bridges and Stasis;
-        the end of its dialplan; its destruction; for a dial in progress, its end."""
+        the end of its dialplan (unless it has ended, ``dialplan_ended``); its destruction; for
+        a dial in progress, its end."""
         self.recorder.stop_target(f"channel:{ch.id}")
         self._leave_stasis(ch, "hangup")
         self.player.stop_target(f"channel:{ch.id}")
@@ -454,7 +468,7 @@ class Engine:
             self._remove_from_bridge(ch, hung_up=True)
         for spy in [c for c in self.channels.values() if c.snoop_target == ch.id]:
             self.hangup(spy, ch.hangup_cause or 16)
-        if ch.kind == "caller":
+        if ch.kind == "caller" and not dialplan_ended:
             # Stasis() returns into a hung-up channel and its dialplan ends (pbx.c): the
             # APPUNLOAD soft hang-up, heard by whoever still follows the channel.
             self.emit_channel(ch, "ChannelHangupRequest", cause=SOFTHANGUP_APPUNLOAD, soft=True,
