@@ -138,6 +138,7 @@ class OverloadGuard:
         self._last_call_at = 0.0
         self._summary_at = 0.0
         self._shed_since_summary = 0
+        self._failed_since_summary = 0
         self._shed_in_episode = {reason: 0 for reason in REASONS}
         self.calls_admitted = metrics.counter("hotline_calls_admitted_total",
                                               "New calls taken by the application (not shed).")
@@ -145,6 +146,9 @@ class OverloadGuard:
             "hotline_calls_shed_total", "New calls turned away to the busy message, by why.", reason=reason)
             for reason in REASONS}
         self.shedding = metrics.gauge("hotline_shedding", "1 while new calls are turned away, else 0.")
+        self.shed_failed = metrics.counter(
+            "hotline_calls_shed_failed_total",
+            "Calls turned away that could not be sent to the busy message (ARI failed): hung up busy.")
         metrics.read("hotline_calls_live", "gauge", "Calls in progress in this process.",
                      lambda: self._live())
         metrics.read("hotline_event_delay_seconds", "gauge",
@@ -190,6 +194,12 @@ class OverloadGuard:
         self._shed_since_summary += 1
         return reason
 
+    def not_turned_away(self) -> None:
+        """A call shed could not be sent to the busy message (ARI failed): counted, and said in
+        the summaries, never a line per call."""
+        self.shed_failed.inc()
+        self._failed_since_summary += 1
+
     def _still_over(self, live: int) -> bool:
         calls = 0 < self.max_calls and live >= self.max_calls * RESUME_CALLS
         delay = 0 < self.max_delay and self.delay >= self.max_delay * RESUME_DELAY
@@ -200,7 +210,7 @@ class OverloadGuard:
     def _start(self, now: float, reason: str, live: int) -> None:
         self.reason = reason
         self._since = self._summary_at = now
-        self._shed_since_summary = 0
+        self._shed_since_summary = self._failed_since_summary = 0
         self._shed_in_episode = {r: 0 for r in REASONS}
         self.shedding.set(1)
         self.baseline.freeze(now)
@@ -237,11 +247,16 @@ class OverloadGuard:
             self._stop(now, quiet=True)
             return
         if now - self._summary_at >= SUMMARY_S:
-            log.info("still shedding new calls (%.0f s so far): %s turned away in the last %.0f s, %s in all; "
-                     "%s calls in progress, events %.1f s behind", now - self._since, f"{self._shed_since_summary:,}",
-                     now - self._summary_at, f"{sum(self._shed_in_episode.values()):,}", f"{live:,}", self.delay)
+            failed = self._failed_since_summary
+            log.log(logging.WARNING if failed else logging.INFO,
+                    "still shedding new calls (%.0f s so far): %s turned away in the last %.0f s, %s in all; "
+                    "%s calls in progress, events %.1f s behind%s", now - self._since,
+                    f"{self._shed_since_summary:,}", now - self._summary_at,
+                    f"{sum(self._shed_in_episode.values()):,}", f"{live:,}", self.delay,
+                    f"; {failed:,} could not be sent to the busy message (ARI failed) and were hung up"
+                    if failed else "")
             self._summary_at = now
-            self._shed_since_summary = 0
+            self._shed_since_summary = self._failed_since_summary = 0
 
     async def run(self, every_s: float = 1.0) -> None:
         """:meth:`tick` until cancelled."""

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from ari import models as ari
 from ari.dispatcher import Resynchronized, TimerFired
-from ari.errors import AriError
+from ari.errors import CALL_GONE, AriError, AriUnavailable
 from calls.overload import OverloadGuard
 from calls.services import CallService, HangupCause
 from calls.stasis_args import InboundArgs
@@ -83,11 +83,27 @@ class IvrStasis:
         message, CDR, hang-up). No flow, nothing stored: the call costs us nothing more."""
         log.debug("call from %s on %s turned away (%s)", mask_phone(channel.caller_number), args.hotline_number,
                   reason)
+        ari_ = self._calls.svc.ari
+        for _attempt in range(2):
+            try:
+                await ari_.continue_in_dialplan(channel.id, context=SHED_CONTEXT, extension=args.hotline_number,
+                                                priority=1)
+                return
+            except CALL_GONE:
+                return  # the caller hung up meanwhile, or a first try that timed out went through
+            except AriUnavailable as exc:  # timed out (overloaded, after all): once more
+                problem: AriError = exc
+            except AriError as exc:
+                problem = exc
+                break
+        # Left in Stasis with no flow, the caller would wait in silence: hung up busy instead.
+        log.debug("turning away channel %s failed (%s): hanging it up", channel.id, problem)
+        if self._guard is not None:
+            self._guard.not_turned_away()
         try:
-            await self._calls.svc.ari.continue_in_dialplan(channel.id, context=SHED_CONTEXT,
-                                                           extension=args.hotline_number, priority=1)
-        except AriError as exc:  # the caller hung up meanwhile: nothing is left to do
-            log.debug("turning away channel %s failed: %s", channel.id, exc)
+            await ari_.hangup(channel.id, reason="busy")
+        except AriError:
+            pass  # gone already; or Asterisk is unreachable, and the next resync finds the channel
 
     async def on_channel_dtmf_received(self, key: str, event: ari.ChannelDtmfReceived) -> None:
         await self._calls.dtmf(key, event.digit)

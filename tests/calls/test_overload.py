@@ -206,3 +206,20 @@ def test_the_metrics_of_the_guard_are_served() -> None:
     assert 'hotline_calls_shed_total{reason="event_delay"} 0\n' in text
     assert "hotline_shedding 1\n" in text and "hotline_calls_live 10\n" in text
     assert "# TYPE hotline_event_delay_seconds gauge\n" in text
+
+
+def test_calls_that_could_not_be_sent_to_the_busy_message_make_the_summary_a_warning(
+    caplog: pytest.LogCaptureFixture
+) -> None:
+    s = Situation(max_calls=1)
+    s.live = 1
+    with caplog.at_level(logging.INFO, logger="calls.overload"):
+        for _ in range(3):
+            assert s.call() == MAX_CALLS
+            s.guard.not_turned_away()
+        s.wait(SUMMARY_S)
+        s.guard.tick()
+    summary = caplog.records[-1]
+    assert summary.levelno == logging.WARNING
+    assert summary.getMessage().endswith("3 could not be sent to the busy message (ARI failed) and were hung up")
+    assert s.metrics.value("hotline_calls_shed_failed_total") == 3

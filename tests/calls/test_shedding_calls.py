@@ -151,3 +151,23 @@ async def test_the_running_app_serves_its_metrics_to_this_host(
                  "hotline_calls_admitted_total 1", "hotline_overload_max_calls 1"):
         assert line + "\n" in text, line
     assert "# TYPE hotline_event_delay_seconds gauge\n" in text
+
+
+@pytest.mark.parametrize("failures, hears_the_message", [(1, True), (2, False)])
+async def test_a_turned_away_call_is_never_left_in_silence_when_ari_fails(
+    pbx_sim: PbxSim, settings: Settings, prompts: PromptCatalogue, failures: int, hears_the_message: bool
+) -> None:
+    # Overloaded, Asterisk may answer 5xx or time out: the request is tried once more, and if
+    # that fails too the caller is hung up busy rather than left in Stasis with no flow.
+    pbx_sim.faults.inject(r"/continue$", method="POST", status=500, count=failures)
+    async with running(overloaded(settings, max_calls=1)) as app:
+        first = await pbx_sim.place_call("12315", caller_id="13800138001")
+        await in_the_menu(first, prompts)
+        second = await pbx_sim.place_call("12315", caller_id="13800138002")
+        await second.wait_ended(timeout=5)
+        assert second.hangup_cause == 17
+        assert (second.played == [BUSY]) is hears_the_message
+        assert app.metrics.value("hotline_calls_shed_failed_total") == (0 if hears_the_message else 1)
+        assert second.channel_id not in app.ivr.flows
+        await first.hangup()
+        await first.wait_ended()
