@@ -50,6 +50,12 @@ PHONE_OFFLINE = "phone_offline"
 TECHNOLOGY = "PJSIP"
 #: At most this many endpoint reads at once after a reconnect (hundreds of agents log in).
 RESYNC_CONCURRENCY = 8
+#: How long a state this process heard in an ``EndpointStateChange`` is trusted without reading
+#: Redis. Asterisk sends the event for every channel that comes to or leaves an endpoint (the
+#: trunk's and the agent's, twice per call each) though the state stays ``online``: without
+#: this each was three Redis round trips, a log line and a message to the desktops (issue 15).
+#: Bounded so that a state another process stored is read again within this time.
+SEEN_TRUST_S = 30.0
 
 #: ``online``/``offline``/``unknown`` as Asterisk says; ``missing`` when Asterisk has no such
 #: endpoint (404: not configured in pjsip.conf); ``unseen`` when we have not heard of it yet.
@@ -90,6 +96,11 @@ class PhoneService:
         self._agents_key = f"{prefix}:desktop:phones:agents"
         #: Where the queue engine announces agents (``AgentEvents``): the desktops listen there.
         self._events_channel = events_channel
+        #: Endpoint -> (state, monotonic time) as last heard in an event and stored by this
+        #: process; forgotten at every resync (events may have been missed before it).
+        self._seen: dict[str, tuple[str, float]] = {}
+        #: Agent -> endpoint, as remembered by this process (a login here, a resync).
+        self._endpoint_of: dict[str, str] = {}
 
     @property
     def enabled(self) -> bool:
@@ -109,17 +120,29 @@ class PhoneService:
 
     async def _store(self, endpoint: str, state: str) -> PhoneState:
         """Store ``state``; ``since`` moves only when the state changes."""
+        return (await self._change(endpoint, state))[0]
+
+    async def _change(self, endpoint: str, state: str) -> tuple[PhoneState, bool]:
+        """Store ``state``; the stored state and whether it is a change."""
         before = await self.state(endpoint)
         if before.state == state and before.since_ms is not None:
-            return before
+            return before, False
         now = PhoneState(endpoint, state, now_ms())
         await self.redis.hset(self._states_key, endpoint,
                               json.dumps({"state": state, "since_ms": now.since_ms}, separators=(",", ":")))
-        return now
+        return now, True
 
     async def remember(self, agent_id: str, endpoint: str) -> None:
         """Whose phone ``endpoint`` is (its events name the endpoint, not the agent)."""
         await self.redis.hset(self._agents_key, endpoint, agent_id)
+        self._endpoint_of[agent_id] = endpoint
+
+    def _heard(self, endpoint: str) -> str | None:
+        """The state of ``endpoint`` this process heard and stored less than SEEN_TRUST_S ago."""
+        seen = self._seen.get(endpoint)
+        if seen is None or time.monotonic() - seen[1] > SEEN_TRUST_S:
+            return None
+        return seen[0]
 
     async def agent_of(self, endpoint: str) -> str | None:
         raw = await self.redis.hget(self._agents_key, endpoint)
@@ -153,6 +176,7 @@ class PhoneService:
         must not fail because of the phones (it is logged, and done again at the next connect)."""
         if not self.enabled:
             return
+        self._seen.clear()
         try:
             # Subscribe first: a change after this point arrives as an event, handled after
             # the reads below (events wait in the socket until the resync is done).
@@ -199,7 +223,13 @@ class PhoneService:
         if found.technology.upper() != TECHNOLOGY or not found.resource:
             return
         endpoint = f"{TECHNOLOGY}/{found.resource}"
-        state = await self._store(endpoint, _state_of(found))
+        new = _state_of(found)
+        if self._heard(endpoint) == new:
+            return  # a channel came or went; the endpoint's state is the one stored
+        state, changed = await self._change(endpoint, new)
+        self._seen[endpoint] = (new, time.monotonic())
+        if not changed and state.reachable:
+            return  # stored already (by us before, or another process): nothing to tell
         agent_id = await self.agent_of(endpoint)
         if agent_id is None:
             return  # a trunk, or an agent not logged in since: stored for when they are
@@ -222,6 +252,9 @@ class PhoneService:
                 or (state == AgentState.BREAK and reason == "no_answer")):
             return
         agent_id = str(message.get("agent_id") or "")
+        known = self._endpoint_of.get(agent_id)
+        if known is not None and self._heard(known) in ("online", "unknown"):
+            return  # the phone this process last heard of can ring (two Redis reads saved per call)
         agent = await self.engine.agent(agent_id) if agent_id else None
         if agent is None or not agent["endpoint"]:
             return

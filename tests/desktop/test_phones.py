@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import pytest
 
+from ari.models import parse_event
 from core.settings import Settings
 from queues.engine import AgentState
 from tests.fixtures.waiting import eventually
 from tests.support.desktop import Browser, Desk, next_message
 from tests.support.jurisdictions import HANGZHOU
+from tests.support.redis import redis_commands_counted
 
 pytestmark = pytest.mark.slow
 
@@ -164,6 +166,35 @@ async def test_phone_states_are_read_again_after_the_ari_events_reconnect(desk: 
     # And the new connection is subscribed again: the phone's return is heard.
     desk.pbx.set_registered(PHONE, True)
     await eventually(lambda: _phone_is(agent, "online"))
+
+
+async def test_calls_coming_and_going_on_a_phone_cost_no_redis_work_and_tell_the_desktop_nothing(
+    desk: Desk,
+) -> None:
+    """Asterisk sends EndpointStateChange for every channel that comes to or leaves an endpoint
+    (twice per call for the trunk and for the agent), its state still online: stored once, the
+    rest is news to nobody. A real change after them still counts."""
+    agent = await agent_in_queues(desk)
+    await agent.ok("POST", "/api/desktop/state", {"state": "available"})
+    phones = desk.parts.phones
+    online = parse_event({"type": "EndpointStateChange", "application": "hotline", "endpoint": {
+        "technology": "PJSIP", "resource": "1001", "state": "online", "channel_ids": ["c1"]}})
+    await phones.on_endpoint_state_change("", online)  # heard and stored by this process once
+    announced = []
+    async with desk.app.redis.pubsub() as sub:
+        await sub.subscribe(phones._events_channel)
+        with redis_commands_counted(desk.app.redis) as commands:
+            for _ in range(10):
+                await phones.on_endpoint_state_change("", online)
+            await phones.agent_changed({"type": "agent.state", "agent_id": "1001", "state": "available"})
+        assert commands == []
+        while (message := await sub.get_message(ignore_subscribe_messages=True, timeout=0.2)) is not None:
+            announced.append(message)
+    assert announced == []
+
+    desk.pbx.set_registered(PHONE, False)  # a real change: the agent is taken out at once
+    after = await eventually(lambda: _agent_is(desk, AgentState.BREAK))
+    assert after["reason"] == "phone_offline"
 
 
 async def test_with_simulated_phones_nothing_is_refused(desk: Desk) -> None:
