@@ -424,6 +424,15 @@ class QueueEngine:
         now = self.clock_ms() if now_ms is None else now_ms
         return [_s(a) for a in await self.redis.zrangebyscore(self.key("wrapup"), "-inf", now)]
 
+    async def earliest(self, keys: tuple[str, ...]) -> list[int | None]:
+        """The lowest score (a due time in ms) in each sorted set of ``keys``, None for an empty
+        one, in one round trip."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for key in keys:
+                pipe.zrange(key, 0, 0, withscores=True)
+            found = await pipe.execute()
+        return [int(first[0][1]) if first else None for first in found]
+
     async def agent(self, agent_id: str) -> dict[str, Any] | None:
         raw = await self.redis.hgetall(self.key("agent", agent_id))
         if not raw:

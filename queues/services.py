@@ -58,6 +58,11 @@ LEGACY_CALL_BRIDGE_SUFFIX = "-call"
 CONNECT_FAILED_PAUSE_S = 3.0
 #: Seconds between tries at removing what a failed clean-up left (besides every resync).
 LEFTOVER_SWEEP_EVERY_S = 30.0
+#: Longest sleep between looks at the due wrap-ups and callback retries. Between them the
+#: loop sleeps until the earliest one is due, so it is exact for what is known when it looks;
+#: this bounds how late one set meanwhile (by this or another process) can be found. It was a
+#: fixed 0.2 s tick with two reads: ten Redis round trips a second on an idle server (issue 15).
+DUE_LOOK_MAX_S = 0.5
 #: A transferred caller has waited already: they go ahead of everyone who has not.
 TRANSFER_PRIORITY = PRIORITY_MAX
 
@@ -746,11 +751,8 @@ class QueueService:
         loop = asyncio.get_running_loop()
         next_sweep = loop.time() + LEFTOVER_SWEEP_EVERY_S
         while True:
-            await asyncio.sleep(0.2)
             try:
-                for agent_id in await self.engine.wrap_up_due():
-                    self.deliver(await self.engine.set_available(agent_id))
-                await self._requeue_due_callbacks()
+                wait = await self._end_what_is_due()
                 if loop.time() >= next_sweep:
                     next_sweep = loop.time() + LEFTOVER_SWEEP_EVERY_S
                     await self._sweep_leftovers()
@@ -758,7 +760,23 @@ class QueueService:
                 raise
             except Exception:
                 log.exception("ending wrap-ups failed; trying again")
-                await asyncio.sleep(1.0)
+                wait = 1.0
+            await asyncio.sleep(wait)
+
+    async def _end_what_is_due(self) -> float:
+        """End the wrap-ups and requeue the callback retries that are due (one round trip when
+        none is); the seconds until the earliest known one is due, at most DUE_LOOK_MAX_S."""
+        now = self.engine.clock_ms()
+        wrap_up, retry = await self.engine.earliest((self.engine.key("wrapup"), self._retry_key()))
+        if wrap_up is not None and wrap_up <= now:
+            for agent_id in await self.engine.wrap_up_due(now):
+                self.deliver(await self.engine.set_available(agent_id))
+        if retry is not None and retry <= now:
+            await self._requeue_due_callbacks()
+        later = [due for due in (wrap_up, retry) if due is not None and due > now]
+        if len(later) < sum(due is not None for due in (wrap_up, retry)):
+            return 0.0  # some were due: look again at once, there may be more behind them
+        return min([DUE_LOOK_MAX_S, *((due - now) / 1000 for due in later)])
 
     async def close(self) -> None:
         await cancel_and_wait(self._tasks, what="the queues")

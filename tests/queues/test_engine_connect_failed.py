@@ -8,6 +8,7 @@ import pytest
 from queues.engine import AgentState, CallStateError, QueueEngine
 from tests.support.clock import MillisClock
 from tests.support.queues import COUNTY, LINE, agent, call, ready
+from tests.support.redis import redis_commands_counted
 
 
 async def test_the_agent_pauses_briefly_keeping_their_idle_place_and_the_call_goes_back_to_the_head(
@@ -51,3 +52,19 @@ async def test_connect_failed_is_refused_for_a_call_not_ringing_at_that_agent(en
     await engine.answered("c1", "a1")
     with pytest.raises(CallStateError, match="is on_call"):
         await engine.connect_failed("c1", "a1", 3.0)
+
+
+async def test_the_earliest_due_wrap_up_is_known_in_one_round_trip_so_the_service_sleeps_until_then(
+    engine: QueueEngine, clock: MillisClock
+) -> None:
+    wrap_ups, empty = engine.key("wrapup"), engine.key("no-such-set")
+    assert await engine.earliest((wrap_ups, empty)) == [None, None]
+    await ready(engine, agent("a1"), agent("a2"))
+    await engine.enqueue(call("first"))
+    await engine.enqueue(call("second"))
+    clock.advance(1)
+    await engine.connect_failed("first", "a1", 3.0)
+    await engine.connect_failed("second", "a2", 2.0)
+    with redis_commands_counted(engine.redis) as sent:
+        assert await engine.earliest((wrap_ups, empty)) == [clock() + 2000, None]
+    assert sent == ["pipeline"]
