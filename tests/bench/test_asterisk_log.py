@@ -3,6 +3,8 @@ does: each caller's time to first audio, the callers turned away, what joined br
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from tests.support.asterisk_log import channels_entering, channels_joining, first_audio_ms
 
 
@@ -91,3 +93,16 @@ def test_the_speech_streams_and_recorders_are_the_channels_of_that_kind_that_joi
     ])
     assert len(channels_joining(log, "UnicastRTP/")) == 2
     assert channels_joining(log, "Recorder/") == {"Recorder/ARI-00000004"}
+
+
+#: Two callers of a real run (Asterisk 22.10.1, bench/side_by_side.py with [overload] max_calls
+#: 10, ari at 1 call/s): carrier-00000011 taken (welcome, then an agent), carrier-00000013
+#: turned away into hotline-shed (busy message, Hangup(17)).
+CAPTURED = (Path(__file__).parent / "data" / "asterisk-shed-excerpt.log").read_text(encoding="utf-8")
+
+
+def test_on_a_captured_log_the_caller_turned_away_is_counted_and_both_callers_heard_a_prompt_in_milliseconds() -> None:
+    assert channels_entering(CAPTURED, "hotline-shed") == {"PJSIP/carrier-00000013"}
+    # 00:00.689 -> 00:00.693 (the welcome, after the application's round trip) and
+    # 00:01.689 -> 00:01.696 (the busy message, after the round trip and the continue).
+    assert first_audio_ms(CAPTURED) == [4.0, 7.0]
