@@ -141,6 +141,12 @@ async def snapshot(redis: Redis, prefix: str, now_ms: int, *,
     return figures
 
 
+#: Seconds between snapshots while no caller waits anywhere and nothing changes: each is five
+#: Redis round trips, once a second on an idle server before (issue 15). Below the wallboard's
+#: FIGURES_STALE_MS (5 s), after which it would read a snapshot of its own.
+QUIET_HEARTBEAT_S = 4.0
+
+
 class FiguresPublisher:
     """Publishes :func:`snapshot` on ``<prefix>:figures``, throttled across processes."""
 
@@ -161,22 +167,30 @@ class FiguresPublisher:
         await self.redis.publish(self.channel, json.dumps(figures, ensure_ascii=False, separators=(",", ":")))
         return figures
 
-    async def run(self, changed: asyncio.Event | None = None, *, heartbeat_s: float = 1.0) -> None:
+    async def run(self, changed: asyncio.Event | None = None, *, heartbeat_s: float = 1.0,
+                  quiet_heartbeat_s: float = QUIET_HEARTBEAT_S) -> None:
         """Publish until cancelled: as soon as ``changed`` is set (a queue or an agent changed),
-        at most once per interval, and every ``heartbeat_s`` anyway (waits grow by themselves).
-        One task per process; the gate keeps it to one snapshot per interval across processes,
-        and a change another process's snapshot missed is published at the next interval."""
+        at most once per interval, and every ``heartbeat_s`` anyway while a caller waits (waits
+        grow by themselves), every ``quiet_heartbeat_s`` while nobody does (only the service
+        level's window slides then). One task per process; the gate keeps it to one snapshot
+        per interval across processes, and a change another process's snapshot missed is
+        published at the next interval."""
         changed = changed or asyncio.Event()
+        heartbeat = heartbeat_s
         while True:
             try:
-                async with asyncio.timeout(heartbeat_s):
+                async with asyncio.timeout(heartbeat):
                     await changed.wait()
             except TimeoutError:
                 pass
             changed.clear()
             try:
-                if await self.publish() is None:
+                figures = await self.publish()
+                if figures is None:
                     changed.set()  # throttled: this change goes out with the next snapshot
+                else:
+                    waiting = any(q.get("waiting") for q in figures.get("queues", ()))
+                    heartbeat = heartbeat_s if waiting else quiet_heartbeat_s
             except Exception:
                 log.warning("publishing the queue figures failed; trying again", exc_info=True)
             await asyncio.sleep(self.min_interval_ms / 1000)
