@@ -321,9 +321,11 @@ class AriRest:
     async def destroy_bridge(self, bridge_id: str) -> None:
         await self.request("DELETE", f"/bridges/{bridge_id}")
 
-    async def add_channel(self, bridge_id: str, channel_id: str, *, role: str | None = None) -> None:
+    async def add_channel(self, bridge_id: str, *channel_ids: str, role: str | None = None) -> None:
+        """Put ``channel_ids`` into the bridge, in that order, with one request (Asterisk checks
+        them all before it adds any: a missing one fails the request, 404/422, and adds none)."""
         await self.request(
-            "POST", f"/bridges/{bridge_id}/addChannel", _query(channel=channel_id, role=role)
+            "POST", f"/bridges/{bridge_id}/addChannel", _query(channel=list(channel_ids), role=role)
         )
 
     async def remove_channel(self, bridge_id: str, channel_id: str) -> None:

@@ -507,8 +507,8 @@ class QueueService:
             # Not Call.stop_music, which hides every error: a caller whose music cannot be
             # stopped (gone, or Asterisk not answering) cannot be bridged either.
             ("stopping the music", lambda: self._stop_music(call)),
-            ("adding the caller", lambda: self.ari.add_channel(bridge_id, call.key)),
-            ("adding the agent", lambda: self.ari.add_channel(bridge_id, leg)),
+            # Both in one request (issue 15: one of a whole call's eleven).
+            ("adding the caller and the agent", lambda: self.ari.add_channel(bridge_id, call.key, leg)),
         )
         for what, step in steps:
             try:

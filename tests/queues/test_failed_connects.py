@@ -37,9 +37,9 @@ STEPS: dict[str, dict[str, str]] = {
     "create the bridge": {"method": "POST", "path": r"^/ari/bridges$", "query": r"bridgeId=[^&]*-call-"},
     "stop the prompt": {"method": "DELETE", "path": r"^/ari/playbacks/"},
     "stop the music": {"method": "DELETE", "path": r"^/ari/channels/[^/]+/moh$"},
-    "add the caller": {"method": "POST", "path": r"^/ari/bridges/[^/]+/addChannel$",
-                       "query": r"channel=(?![^&]*-agent-)"},
-    "add the agent": {"method": "POST", "path": r"^/ari/bridges/[^/]+/addChannel$", "query": r"channel=[^&]*-agent-"},
+    # The caller and the agent's leg go in together: one request.
+    "add the caller and the agent": {"method": "POST", "path": r"^/ari/bridges/[^/]+/addChannel$",
+                                     "query": r"channel=[^&]*-agent-"},
 }
 #: How the step goes wrong: Asterisk answers an error, or nothing within the client's timeout.
 FAILURES: dict[str, dict[str, Any]] = {
@@ -146,7 +146,7 @@ async def test_with_nobody_else_free_the_caller_waits_at_the_head_with_music_and
     await logged_in(app, "1201")
     call = await queued_caller(pbx_sim, prompts)
     later = await queued_caller(pbx_sim, prompts)  # came after: must stay behind
-    pbx_sim.faults.inject(**STEPS["add the agent"], status=500)
+    pbx_sim.faults.inject(**STEPS["add the caller and the agent"], status=500)
     async with AgentNews(app, fault_settings) as news:
         await app.queues.available("1201")
 
@@ -203,7 +203,7 @@ async def test_a_bridge_that_could_not_be_destroyed_is_logged_by_its_id_and_remo
     await logged_in(app, "1401")
     await logged_in(app, "1402")
     call = await queued_caller(pbx_sim, prompts)
-    pbx_sim.faults.inject(**STEPS["add the agent"], status=500)
+    pbx_sim.faults.inject(**STEPS["add the caller and the agent"], status=500)
     pbx_sim.faults.inject(method="DELETE", path=r"^/ari/bridges/[^/]*-call-", status=500)
     await app.queues.available("1401")
     await app.queues.available("1402")
@@ -272,4 +272,4 @@ async def test_the_fault_injection_refuses_what_makes_no_sense(pbx_sim: PbxSim) 
         pbx_sim.faults.inject("x", status=200)
     with pytest.raises(ValueError, match="give a status"):
         pbx_sim.faults.inject("x")
-    assert re.compile(STEPS["add the agent"]["query"]).search("channel=1.2-agent-ab-1")
+    assert re.compile(STEPS["add the caller and the agent"]["query"]).search("channel=1.2-agent-ab-1")
