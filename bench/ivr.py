@@ -304,8 +304,10 @@ async def run(args: argparse.Namespace) -> tuple[list[tuple[str, str]], str]:
             warm = max(5, args.whole // 20)
             await whole_calls(sim, warm, args.whole_rate, args.talk, 0)
             await wait_until(lambda: answered_records(db) >= warm, 30)
+            # Idle: once the warm calls' wrap-ups have ended (they would count as idle work).
+            await asyncio.sleep(WRAP_UP_S + 1.0)
             idle0 = await Figures.take(probe, client, traffic)
-            await asyncio.sleep(2.0)
+            await asyncio.sleep(4.0)
             idle = (await Figures.take(probe, client, traffic)).since(idle0)
             before = await Figures.take(probe, client, traffic)
             probe.profile()

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
@@ -171,54 +173,49 @@ async def next_published(pubsub: PubSub) -> dict[str, Any]:
     return message
 
 
-async def test_the_publishing_loop_keeps_publishing(redis: Redis, redis_prefix: str) -> None:
+@asynccontextmanager
+async def publishing(redis: Redis, redis_prefix: str, changed: asyncio.Event | None = None,
+                     **heartbeats: float) -> AsyncIterator[PubSub]:
+    """A publisher running (interval 0.05 s, the given heartbeats) and a subscription to what it
+    publishes."""
     pubsub = redis.pubsub()
     await pubsub.subscribe(f"{redis_prefix}:figures")
-    task = asyncio.create_task(FiguresPublisher(redis, redis_prefix, min_interval_s=0.05).run(quiet_heartbeat_s=0.5))
+    task = asyncio.create_task(FiguresPublisher(redis, redis_prefix, min_interval_s=0.05).run(changed, **heartbeats))
     try:
-        # No change at all: the heartbeat publishes anyway; each wait is bounded so that a
-        # loop that stopped fails instead of hanging.
-        published = [await asyncio.wait_for(next_published(pubsub), 5) for _ in range(3)]
-        assert all("queues" in json.loads(m["data"]) for m in published)
+        yield pubsub
     finally:
         task.cancel()
         await pubsub.aclose()
 
 
+async def test_the_publishing_loop_keeps_publishing(redis: Redis, redis_prefix: str) -> None:
+    async with publishing(redis, redis_prefix, quiet_heartbeat_s=0.5) as pubsub:
+        # No change at all: the heartbeat publishes anyway; each wait is bounded so that a
+        # loop that stopped fails instead of hanging.
+        published = [await asyncio.wait_for(next_published(pubsub), 5) for _ in range(3)]
+        assert all("queues" in json.loads(m["data"]) for m in published)
+
+
 async def test_a_change_is_published_at_once_not_at_the_next_heartbeat(redis: Redis, redis_prefix: str) -> None:
-    pubsub = redis.pubsub()
-    await pubsub.subscribe(f"{redis_prefix}:figures")
     changed = asyncio.Event()
     # The heartbeat is an hour away: whatever is published during the test is the change's.
-    publisher = FiguresPublisher(redis, redis_prefix, min_interval_s=0.05)
-    task = asyncio.create_task(publisher.run(changed, heartbeat_s=3600, quiet_heartbeat_s=3600))
-    try:
+    async with publishing(redis, redis_prefix, changed, heartbeat_s=3600, quiet_heartbeat_s=3600) as pubsub:
         assert await pubsub.get_message(ignore_subscribe_messages=True, timeout=0.5) is None  # quiet: nothing new
         changed.set()
         # Bounded only so that a publisher that waits for its heartbeat fails instead of hanging;
         # how soon the figures go out is measured by bench/queues.py.
         message = await asyncio.wait_for(next_published(pubsub), 10)
         assert "queues" in json.loads(message["data"])
-    finally:
-        task.cancel()
-        await pubsub.aclose()
 
 
 async def test_while_a_caller_waits_the_figures_go_out_every_heartbeat_while_nobody_does_only_now_and_then(
     redis: Redis, redis_prefix: str
 ) -> None:
-    pubsub = redis.pubsub()
-    await pubsub.subscribe(f"{redis_prefix}:figures")
     changed = asyncio.Event()
-    publisher = FiguresPublisher(redis, redis_prefix, min_interval_s=0.05)
-    task = asyncio.create_task(publisher.run(changed, heartbeat_s=0.1, quiet_heartbeat_s=3600))
-    try:
+    async with publishing(redis, redis_prefix, changed, heartbeat_s=0.1, quiet_heartbeat_s=3600) as pubsub:
         await asyncio.wait_for(next_published(pubsub), 10)  # the first snapshot: nobody waits
         assert await pubsub.get_message(ignore_subscribe_messages=True, timeout=0.5) is None
         await QueueEngine(redis, redis_prefix).enqueue(call("c1"))
         changed.set()
         waits = [json.loads((await asyncio.wait_for(next_published(pubsub), 10))["data"]) for _ in range(3)]
         assert all(q["waiting"] == 1 for figures in waits for q in figures["queues"] if q["line"] == LINE)
-    finally:
-        task.cancel()
-        await pubsub.aclose()
