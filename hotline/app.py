@@ -207,7 +207,8 @@ class Application:
             *self.parts.stops(),
             ("closing the database", c.db.dispose),
             ("closing Redis", c.redis.aclose),
-            ("closing the ARI client", c.http.close),
+            ("closing the ARI client", c.ari.close),
+            ("closing the HTTP client", c.http.close),
         ]
         for what, step in steps:
             try:

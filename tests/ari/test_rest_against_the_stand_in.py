@@ -53,6 +53,7 @@ async def ari(pbx_sim) -> AsyncIterator[tuple[AriRest, Collector, EventStream]]:
         yield rest, collector, stream
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
+        await rest.close()
 
 
 async def test_a_call_can_be_driven_with_every_command_the_product_uses(pbx_sim, ari) -> None:  # type: ignore[no-untyped-def]
@@ -154,8 +155,7 @@ async def test_a_phone_without_a_registered_contact_is_offline_and_cannot_be_cal
 
 
 async def test_wrong_credentials_are_an_error_that_says_so(pbx_sim) -> None:  # type: ignore[no-untyped-def]
-    async with aiohttp.ClientSession() as http:
-        rest = AriRest(http, pbx_sim.url, "hotline", "wrong")
+    async with aiohttp.ClientSession() as http, AriRest(http, pbx_sim.url, "hotline", "wrong") as rest:
         with pytest.raises(AriUnauthorized):
             await rest.list_channels()
 

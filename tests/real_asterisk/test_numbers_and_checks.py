@@ -72,7 +72,8 @@ async def stasis_app(instance: AsteriskInstance) -> AsyncIterator[tuple[AriRest,
         task = asyncio.create_task(stream.run(), name="test-ari-events")
         try:
             await asyncio.wait_for(stream.connected.wait(), 5)
-            yield AriRest(http, instance.ari_url, ari_settings.username, password), events
+            async with AriRest(http, instance.ari_url, ari_settings.username, password) as rest:
+                yield rest, events
         finally:
             await cancel_and_wait([task])
             await dispatcher.close()
@@ -237,8 +238,9 @@ async def test_a_sound_asterisk_does_not_have_and_a_class_without_music_are_name
     music class musiconhold.conf does not have."""
     ari_settings = real_asterisk.settings.ari
     catalogue = PromptCatalogue.load("zh-CN")
-    async with stasis_app(real_asterisk) as (_ari, _events), aiohttp.ClientSession() as http:
-        ari = AriRest(http, real_asterisk.ari_url, ari_settings.username, ari_settings.password.get_secret_value())
+    password = ari_settings.password.get_secret_value()
+    async with stasis_app(real_asterisk) as (_ari, _events), aiohttp.ClientSession() as http, \
+            AriRest(http, real_asterisk.ari_url, ari_settings.username, password) as ari:
         checks = MediaChecks(ari, app="hotline", language="zh_CN",
                              sounds=[*catalogue.sounds(), "hotline/no-such-prompt"],
                              moh_class="no-such-class", rtp_bind_host="127.0.0.1",
@@ -248,7 +250,8 @@ async def test_a_sound_asterisk_does_not_have_and_a_class_without_music_are_name
     assert report.moh_audible is False
     errors = media_errors(caplog)
     assert len(errors) == 2, errors
-    assert "1 of the 51 sounds the IVR plays are not in Asterisk for language zh_CN: hotline/no-such-prompt" \
+    checked = len(catalogue.sounds()) + 1
+    assert f"1 of the {checked} sounds the IVR plays are not in Asterisk for language zh_CN: hotline/no-such-prompt" \
         in errors[0]
     assert "Run 'hotline asterisk install'" in errors[0] and "/var/lib/asterisk/sounds/zh_CN" in errors[0]
     assert errors[1].startswith("music on hold class 'no-such-class' plays nothing: no audio at all in 4 s")
