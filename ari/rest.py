@@ -150,6 +150,14 @@ class AriRest:
             "POST", f"/applications/{app}/subscription", _query(eventSource=event_source))
         return subscribed
 
+    async def filter_events(self, app: str, allowed: Iterable[str]) -> Application:
+        """Have Asterisk send ``app`` only events of the ``allowed`` types (and no list of
+        disallowed ones). Asterisk keeps the filter with the application, not the connection."""
+        filtered: Application = await self.request(
+            "PUT", f"/applications/{app}/eventFilter",
+            body={"allowed": [{"type": kind} for kind in sorted(allowed)], "disallowed": []})
+        return filtered
+
     async def unsubscribe(self, app: str, event_source: str | Sequence[str]) -> Application:
         unsubscribed: Application = await self.request(
             "DELETE", f"/applications/{app}/subscription", _query(eventSource=event_source))

@@ -13,6 +13,10 @@ endpoint until the count is back to zero (docs/asterisk-behaviour.md).
 
 Events are written to each socket by one writer task per connection, so they leave in
 exactly the order the stand-in produced them.
+
+An application's event filter (``PUT /applications/{name}/eventFilter``) is kept with it, as
+Asterisk keeps it (res_stasis app.c): an event goes out when its type is in the allowed list (or
+that list is empty) and not in the disallowed one.
 """
 
 from __future__ import annotations
@@ -68,6 +72,25 @@ class Applications:
         self._endpoint_sources: dict[str, collections.Counter[str]] = {}
         self._on_traffic = on_traffic
         self.events_sent = 0
+        #: Application -> (allowed types, disallowed types), as last set; empty sets: no filter.
+        self._filters: dict[str, tuple[frozenset[str], frozenset[str]]] = {}
+
+    def set_filter(self, name: str, allowed: list[str] | None, disallowed: list[str] | None) -> None:
+        """Asterisk's rules: a list not given is left as it was; no list at all clears both."""
+        before = self._filters.get(name, (frozenset(), frozenset()))
+        if allowed is None and disallowed is None:
+            self._filters.pop(name, None)
+            return
+        self._filters[name] = (frozenset(allowed) if allowed is not None else before[0],
+                               frozenset(disallowed) if disallowed is not None else before[1])
+
+    def filter_of(self, name: str) -> tuple[list[str], list[str]]:
+        allowed, disallowed = self._filters.get(name, (frozenset(), frozenset()))
+        return sorted(allowed), sorted(disallowed)
+
+    def allowed(self, name: str, event_type: str) -> bool:
+        allowed, disallowed = self._filters.get(name, (frozenset(), frozenset()))
+        return (not allowed or event_type in allowed) and event_type not in disallowed
 
     def names(self) -> list[str]:
         """Registered applications, active or not (Asterisk keeps them after the socket closes)."""
@@ -129,6 +152,8 @@ class Applications:
     def _send(self, conn: AppConnection, body: dict[str, Any], copies: int = 1) -> None:
         """Queue the event ``copies`` times: the copies Asterisk forwards through several
         subscriptions are one message, byte for byte (same timestamp)."""
+        if self._filters and not self.allowed(conn.name, body["type"]):
+            return
         stamp = ari_time(time.time() + self.clock_offset_s) if self.clock_offset_s else ari_time()
         event = {**body, "timestamp": stamp, "application": conn.name, "asterisk_id": ASTERISK_ID}
         text = json.dumps(event)

@@ -112,6 +112,7 @@ class AriViews:
             ("GET", "/ari/applications/{name}", self.application),
             ("POST", "/ari/applications/{name}/subscription", self.subscribe),
             ("DELETE", "/ari/applications/{name}/subscription", self.unsubscribe),
+            ("PUT", "/ari/applications/{name}/eventFilter", self.event_filter),
             ("GET", "/ari/endpoints", self.list_endpoints),
             ("GET", "/ari/endpoints/{tech}", self.list_endpoints),
             ("GET", "/ari/endpoints/{tech}/{resource}", self.get_endpoint),
@@ -182,7 +183,9 @@ class AriViews:
             "channel_ids": sorted(c.id for c in self.e.channels.values() if c.subscriptions[name] > 0),
             "bridge_ids": sorted(b.id for b in self.e.bridges.values() if b.subscribers[name] > 0),
             "endpoint_ids": sorted(src for src, count in self.e.apps.endpoint_sources(name).items() if count > 0),
-            "device_names": [], "events_allowed": [], "events_disallowed": [],
+            "device_names": [],
+            "events_allowed": [{"type": t} for t in self.e.apps.filter_of(name)[0]],
+            "events_disallowed": [{"type": t} for t in self.e.apps.filter_of(name)[1]],
         }
 
     async def applications(self, request: web.Request) -> web.Response:
@@ -197,6 +200,15 @@ class AriViews:
     async def subscribe(self, request: web.Request) -> web.Response:
         name = request.match_info["name"]
         self.e.subscribe(name, _many(request, "eventSource"), True)
+        return _json(self._application(name))
+
+    async def event_filter(self, request: web.Request) -> web.Response:
+        name = request.match_info["name"]
+        if not self.e.apps.known(name):
+            raise SimError(404, "Application not found")
+        body = await _body(request)
+        lists = {key: _event_types(body[key]) if key in body else None for key in ("allowed", "disallowed")}
+        self.e.apps.set_filter(name, lists["allowed"], lists["disallowed"])
         return _json(self._application(name))
 
     async def unsubscribe(self, request: web.Request) -> web.Response:
@@ -430,8 +442,18 @@ class AriViews:
         return _no_content()
 
 
+def _event_types(listed: Any) -> list[str]:
+    """An event filter's list: objects each with a ``type`` (Asterisk: 400 otherwise)."""
+    if not isinstance(listed, list) or not all(isinstance(i, dict) and isinstance(i.get("type"), str)
+                                                for i in listed):
+        raise SimError(400, "Invalid format definition")
+    return [i["type"] for i in listed]
+
+
 async def _body(request: web.Request) -> dict[str, Any]:
-    if not request.can_read_body:
+    # body_exists, not can_read_body: the traffic middleware may have read it already (the
+    # text is kept), after which can_read_body says False.
+    if not request.body_exists:
         return {}
     try:
         data = json.loads(await request.text() or "{}")

@@ -305,3 +305,14 @@ def test_the_traffic_checker_lists_at_most_twenty_violations(contract: AriContra
         checker.assert_clean()
     assert str(failure.value).count("is not a declared event type") == 20
     assert "and 5 more" in str(failure.value)
+
+
+def test_a_body_that_is_its_one_object_parameter_may_have_any_keys_and_other_bodies_only_declared_ones(
+    contract: AriContract
+) -> None:
+    # PUT eventFilter: the body is the filter itself (Asterisk: ``args.filter = body``).
+    assert contract.check_request("PUT", "/ari/applications/hotline/eventFilter", [],
+                                  {"allowed": [{"type": "StasisStart"}], "disallowed": []}) == []
+    problems = contract.check_request("POST", "/ari/channels", [("endpoint", "PJSIP/1001"), ("app", "hotline")],
+                                      {"variables": {}, "colour": "blue"})
+    assert [p for p in problems if "body field" in p] == [p for p in problems if "'colour' is not declared" in p] != []

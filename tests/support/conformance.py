@@ -92,13 +92,15 @@ class AriSession:
             self._changed.set()
 
     async def request(self, method: str, path: str, query: list[tuple[str, str]] | None = None,
-                      **params: str) -> Reply:
-        """One ARI request; ``query`` for parameters given more than once, in that order."""
+                      *, body: dict[str, Any] | None = None, **params: str) -> Reply:
+        """One ARI request; ``query`` for parameters given more than once, in that order;
+        ``body`` as JSON."""
         assert self.http is not None
         pairs = query if query is not None else list(params.items())
         if self.checker is not None:
-            self.checker("request", {"method": method, "path": f"/ari{path}", "query": pairs, "body": None})
-        async with self.http.request(method, f"{self.base_url}/ari{path}", params=pairs, headers=self.auth) as resp:
+            self.checker("request", {"method": method, "path": f"/ari{path}", "query": pairs, "body": body})
+        async with self.http.request(method, f"{self.base_url}/ari{path}", params=pairs, json=body,
+                                     headers=self.auth) as resp:
             raw = await resp.read()
             body: Any = json.loads(raw) if raw and resp.content_type == "application/json" else (raw or None)
             reply = Reply(resp.status, body, dict(resp.headers))
