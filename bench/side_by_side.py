@@ -817,12 +817,19 @@ def iter_steps(args: argparse.Namespace) -> Iterator[tuple[str, float]]:
             yield path, rate
 
 
+def _interrupted(_signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     check_prerequisites()
     work = Path(tempfile.mkdtemp(prefix="bench-side-"))
     steps: list[Step] = []
     started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    # A SIGTERM (a CI job stopped, kill) ends like Ctrl-C: the ExitStack stops Asterisk, sipp,
+    # Redis and the app, which run in sessions of their own and would be left running.
+    signal.signal(signal.SIGTERM, _interrupted)
     try:
         with ExitStack() as stack:
             bench = Bench(args, work, stack)
