@@ -78,6 +78,10 @@ class AriSession:
         self.http = aiohttp.ClientSession()
         self._ws = await self.http.ws_connect(f"{self.base_url}/ari/events?app={app}", headers=self.auth)
         self._reader = asyncio.create_task(self._read(), name="conformance-events")
+        # Every event, whatever an application of the same name (ours, in an earlier test on
+        # this Asterisk) left as its filter: Asterisk keeps it with the application.
+        cleared = await self.request("PUT", f"/applications/{app}/eventFilter", body={})
+        assert cleared.status == 200, cleared
 
     async def _read(self) -> None:
         assert self._ws is not None
