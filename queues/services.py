@@ -63,6 +63,8 @@ LEFTOVER_SWEEP_EVERY_S = 30.0
 #: this bounds how late one set meanwhile (by this or another process) can be found. It was a
 #: fixed 0.2 s tick with two reads: ten Redis round trips a second on an idle server (issue 15).
 DUE_LOOK_MAX_S = 0.5
+#: The pause before looking again after ending what was due.
+DUE_AGAIN_S = 0.05
 #: A transferred caller has waited already: they go ahead of everyone who has not.
 TRANSFER_PRIORITY = PRIORITY_MAX
 
@@ -773,10 +775,12 @@ class QueueService:
                 self.deliver(await self.engine.set_available(agent_id))
         if retry is not None and retry <= now:
             await self._requeue_due_callbacks()
-        later = [due for due in (wrap_up, retry) if due is not None and due > now]
-        if len(later) < sum(due is not None for due in (wrap_up, retry)):
-            return 0.0  # some were due: look again at once, there may be more behind them
-        return min([DUE_LOOK_MAX_S, *((due - now) / 1000 for due in later)])
+        known = [due for due in (wrap_up, retry) if due is not None]
+        if any(due <= now for due in known):
+            # Some were due: look again soon, more may be behind them (not at once: an entry
+            # that stayed due for whatever reason must not make this loop spin).
+            return DUE_AGAIN_S
+        return min([DUE_LOOK_MAX_S, *((due - now) / 1000 for due in known)])
 
     async def close(self) -> None:
         await cancel_and_wait(self._tasks, what="the queues")
