@@ -253,7 +253,8 @@ class PhoneService:
             return
         agent_id = str(message.get("agent_id") or "")
         known = self._endpoint_of.get(agent_id)
-        if known is not None and self._heard(known) in ("online", "unknown"):
+        heard = self._heard(known) if known is not None else None
+        if heard is not None and heard not in UNREACHABLE:
             return  # the phone this process last heard of can ring (two Redis reads saved per call)
         agent = await self.engine.agent(agent_id) if agent_id else None
         if agent is None or not agent["endpoint"]:
