@@ -87,6 +87,11 @@ class SpeechSettings(BaseModel):
     rtp_advertise_host: str | None = None
     #: externalMedia format: slin16 (16 kHz, best for recognition) or ulaw (8 kHz).
     format: Literal["slin16", "ulaw"] = "slin16"
+    #: Once a caller's utterance started, it ends when the recognizer has heard no word for
+    #: this long (noise that passed the voice detector cannot keep the menu waiting).
+    no_word_timeout_s: float = Field(default=3.0, gt=0, le=30)
+    #: The longest utterance, words or not: the last guard.
+    max_utterance_s: float = Field(default=10.0, gt=0, le=60)
 
 
 class OpeningHours(BaseModel):

@@ -70,7 +70,8 @@ async def load_speech(settings: Settings) -> SpeechEngine | None:
         log.warning("speech menus off, DTMF only: %s", exc)
         return None
     engine = await SpeechEngine.load(
-        model_dir, pack, max_streams=settings.speech.max_streams, threads=settings.speech.threads
+        model_dir, pack, max_streams=settings.speech.max_streams, threads=settings.speech.threads,
+        no_word_timeout_s=settings.speech.no_word_timeout_s, max_utterance_s=settings.speech.max_utterance_s,
     )
     log.info("speech menus on: %s, model %s, %d recognizer(s)", pack.locale, model_dir.name, engine.capacity)
     return engine

@@ -2,10 +2,16 @@
 
 Vosk runs in our own thread pool (it releases the GIL while decoding), never on the event
 loop. Each listening call gets a :class:`SpeechStream`, which runs the voice-activity
-detector inline (microseconds a frame) and hands Vosk audio only once the caller speaks:
-callers spend most of a menu listening to the prompt, and decoding that silence for every
-call would cost most of the CPU for nothing. A short pre-roll of the audio before the
-detected start goes with it, so the first consonant is not cut.
+detector inline (a neural voice model and a noise floor, ~100 µs a frame: ivr.speech.vad)
+and hands Vosk audio only once the caller speaks: callers spend most of a menu listening to
+the prompt, and decoding that silence for every call would cost most of the CPU for
+nothing. A short pre-roll of the audio before the detected start goes with it, so the first
+consonant is not cut, and all of it at the caller's corrected level (ivr.speech.level).
+
+Barge-in waits for a confirmed voice: :class:`SpeechStarted` (which stops the prompt) comes
+when the detector has heard 160 ms of voice or Vosk's partial result has a word, not on the
+first loud burst. A burst that ends unconfirmed and without words (a cough, a click) does not
+end the turn: the stream starts over and keeps listening for the caller.
 
 When every slot is busy, :meth:`SpeechEngine.open` says so (None) and the menu takes keys
 only: audio is never queued behind other calls, where it would arrive too late to matter.
@@ -25,9 +31,12 @@ from typing import Any
 import vosk
 
 from calls.speech import Recognized, SpeechEvent, SpeechStarted
-from ivr.speech.grammar import Grammar, compile_grammar, decide
+from ivr.speech.grammar import UNKNOWN_TOKENS, Grammar, compile_grammar, decide
+from ivr.speech.level import LevelControl
 from ivr.speech.locale import SpeechPack
+from ivr.speech.neural import VoiceModels
 from ivr.speech.vad import (
+    CONFIRMED,
     ENDED,
     FRAME_BYTES,
     FRAME_MS,
@@ -51,17 +60,28 @@ BATCH_FRAMES = 5
 #: match, whatever Vosk made of it. 80 ms: shorter than the vowel of any phrase (menu
 #: phrases over a phone line had 8 or more), longer than what noise produced (at most 1).
 MIN_PITCHED_FRAMES = 4
+#: Words that are no word: the unknown-word tokens (a noise Vosk could not place).
+UNKNOWN_WORDS = frozenset(UNKNOWN_TOKENS)
+#: Voice models built at start-up (each ~45 ms and ~11 MB); more are built when needed.
+WARM_VOICE_MODELS = 4
 TIMEOUT = Recognized(choice=None, transcript="", confidence=0.0, reason="timeout")
 
 
 class SpeechEngine:
     def __init__(
-        self, model: vosk.Model, pack: SpeechPack, *, max_streams: int = 8, threads: int = 2
+        self, model: vosk.Model, pack: SpeechPack, *, max_streams: int = 8, threads: int = 2,
+        no_word_timeout_s: float = 3.0, max_utterance_s: float = 10.0,
     ) -> None:
         if max_streams < 1 or threads < 1:
             raise ValueError("max_streams and threads must be at least 1")
+        if no_word_timeout_s <= 0 or max_utterance_s <= 0:
+            raise ValueError("no_word_timeout_s and max_utterance_s must be above 0")
         self.model = model
         self.pack = pack
+        self.no_word_timeout_s = no_word_timeout_s
+        self.max_utterance_s = max_utterance_s
+        #: One neural voice model per live stream, reused from call to call.
+        self.voices = VoiceModels()
         # Every word is checked now, at start-up: a typo in a pack must not surface as a
         # silently ignored word in the middle of a call.
         known = _vocabulary(model)
@@ -75,14 +95,20 @@ class SpeechEngine:
 
     @classmethod
     async def load(
-        cls, model_dir: Path, pack: SpeechPack, *, max_streams: int = 8, threads: int = 2
+        cls, model_dir: Path, pack: SpeechPack, *, max_streams: int = 8, threads: int = 2,
+        no_word_timeout_s: float = 3.0, max_utterance_s: float = 10.0,
     ) -> SpeechEngine:
         """Load the model (seconds of work, in a thread) and compile every menu's grammar."""
         vosk.SetLogLevel(-1)  # Kaldi logs every grammar it builds: once per call otherwise
         if not await asyncio.to_thread(Path(model_dir).is_dir):
             raise FileNotFoundError(f"no Vosk model directory at {model_dir}")
         model = await asyncio.to_thread(vosk.Model, str(model_dir))
-        return cls(model, pack, max_streams=max_streams, threads=threads)
+        engine = cls(model, pack, max_streams=max_streams, threads=threads,
+                     no_word_timeout_s=no_word_timeout_s, max_utterance_s=max_utterance_s)
+        # Voice models take ~45 ms each to build: a few now, off the event loop, the rest
+        # as calls first need them.
+        await asyncio.to_thread(engine.voices.warm, min(max_streams, WARM_VOICE_MODELS))
+        return engine
 
     @property
     def capacity(self) -> int:
@@ -157,19 +183,29 @@ class SpeechStream:
     """One caller's utterance in one menu: feed 20 ms frames, get events back.
 
     ``SpeechStarted.at_ms`` is where the voice began, in ms of audio since the stream
-    opened. After ``Recognized`` the stream is done; the caller closes it (its slot).
+    opened; it comes once the voice is confirmed (barge-in), always before ``Recognized``.
+    After ``Recognized`` the stream is done; the caller closes it (its slot).
     """
 
     def __init__(self, engine: SpeechEngine, grammar: Grammar) -> None:
         self._engine = engine
         self.grammar = grammar
-        self._detector = EndpointDetector()
+        self._voice = engine.voices.take()
+        self._detector = EndpointDetector(
+            self._voice, no_word_timeout_s=engine.no_word_timeout_s, max_utterance_s=engine.max_utterance_s
+        )
+        self._level = LevelControl()
         self._decoder: _Decoder | None = _Decoder(engine.model, grammar.json)
         self._preroll: deque[bytes] = deque(maxlen=PREROLL_MS // FRAME_MS)
         self._batch: list[bytes] = []
         #: The batch Vosk is decoding now (at most one: a stream's batches run in order).
-        self._inflight: asyncio.Future[Any] | None = None
+        self._inflight: asyncio.Future[tuple[str, ...]] | None = None
         self._lock = asyncio.Lock()
+        #: The words (not unknown-word tokens) of Vosk's latest partial result.
+        self._words: tuple[str, ...] = ()
+        self._announced = False
+        #: Utterances dropped as bursts (a cough, a click): no voice, no words.
+        self.bursts = 0
         self.result: Recognized | None = None
         self.closed = False
 
@@ -180,8 +216,11 @@ class SpeechStream:
         async with self._lock:
             if self.closed or self.result is not None:
                 return []
-            event = self._detector.push(frame)
-            if not self._detector.started:
+            detector = self._detector
+            event = detector.push(frame)
+            if detector.voice:
+                self._level.voice(detector.level)
+            if not detector.started:
                 self._preroll.append(frame)
                 return []
             if event == STARTED:
@@ -189,15 +228,14 @@ class SpeechStream:
                 self._batch.extend(self._preroll)
                 self._preroll.clear()
                 self._batch.append(frame)
-                start = self._detector.start_frame or 0
-                await self._send_batch()
-                return [SpeechStarted(at_ms=start * FRAME_MS)]
+                return await self._send_batch()
             self._batch.append(frame)
+            events: list[SpeechEvent] = [self._announce()] if event == CONFIRMED else []
             if event == ENDED:
-                return [await self._decide()]
+                return events + await self._end()
             if len(self._batch) >= BATCH_FRAMES:
-                await self._send_batch()
-            return []
+                events += await self._send_batch()
+            return events
 
     async def finish(self) -> Recognized:
         """Decide now (a no-input timer ran out): on what was heard, or "timeout"."""
@@ -207,10 +245,14 @@ class SpeechStream:
             if self.closed or not self._detector.started:
                 self.result = TIMEOUT
                 return self.result
-            return await self._decide()
+            decoder = self._decoder
+            recognized = await self._decide()
+            if not self._announced and self._is_burst(recognized, decoder):
+                self.result = recognized = TIMEOUT  # only a burst was heard: as if nothing was said
+            return recognized
 
     def close(self) -> None:
-        """Free the slot and the recognizer; idempotent."""
+        """Free the slot, the recognizer and the voice model; idempotent."""
         if self.closed:
             return
         self.closed = True
@@ -218,41 +260,99 @@ class SpeechStream:
         self._batch.clear()
         if self._inflight is not None:
             self._inflight.add_done_callback(_consume)
+        self._engine.voices.give_back(self._voice)
         self._engine._release(self)
+
+    # --- barge-in and bursts ------------------------------------------------------------
+
+    def _announce(self) -> SpeechStarted:
+        self._announced = True
+        return SpeechStarted(at_ms=(self._detector.start_frame or 0) * FRAME_MS)
+
+    def _heard(self, words: tuple[str, ...]) -> list[SpeechEvent]:
+        """Vosk's partial result after a batch: a new word confirms the voice (barge-in)."""
+        if not words or words == self._words:
+            return []
+        self._words = words
+        confirmed_now = self._detector.word_heard()
+        return [self._announce()] if confirmed_now and not self._announced else []
+
+    def _is_burst(self, recognized: Recognized, decoder: _Decoder | None) -> bool:
+        """Nothing a caller says: no pitch, no word, or one steady level (a hum, a tone)."""
+        if decoder is None:  # closed meanwhile: nothing was decided on
+            return False
+        return (decoder.pitched < MIN_PITCHED_FRAMES or not _real_words(recognized.transcript)
+                or self._detector.steady)
+
+    async def _end(self) -> list[SpeechEvent]:
+        decoder = self._decoder
+        recognized = await self._decide()
+        if self._announced:
+            return [recognized]
+        if not self._is_burst(recognized, decoder):
+            return [self._announce(), recognized]  # a short word, heard before it was confirmed
+        # A cough, a click, a burst of noise: no voice in it and no words. The caller has
+        # not spoken yet; listen on in the same turn with a new recognizer.
+        log.debug("menu %s: a burst of %d ms without a voice, listening on", self.grammar.menu,
+                  (self._detector.frames - (self._detector.start_frame or 0)) * FRAME_MS)
+        self.bursts += 1
+        self.result = None
+        self._decoder = _Decoder(self._engine.model, self.grammar.json)
+        self._words = ()
+        self._detector.listen_again()
+        return []
 
     # --- Vosk, in the pool --------------------------------------------------------------
 
-    async def _send_batch(self) -> None:
+    async def _send_batch(self) -> list[SpeechEvent]:
         """Start decoding the collected frames without waiting for it to finish.
 
         Only if Vosk is still busy with the previous batch (slower than real time) does
-        this wait: the caller's pump then slows down instead of audio piling up.
+        this wait: the caller's pump then slows down instead of audio piling up. What the
+        previous batch made of the words is looked at here (barge-in on a word).
         """
-        await self._settle()
+        events = self._heard(await self._settle())
         if self._decoder is None:
-            return
-        audio, self._batch = b"".join(self._batch), []
-        self._inflight = self._engine._run(self._decoder.accept, audio)
+            return events
+        audio, self._batch = self._level.apply(b"".join(self._batch)), []
+        self._inflight = self._engine._run(_listen, self._decoder, audio)
+        return events
 
     async def _decide(self) -> Recognized:
         await self._settle()
-        decoder, audio, self._batch = self._decoder, b"".join(self._batch), []
+        decoder, audio, self._batch = self._decoder, self._level.apply(b"".join(self._batch)), []
         if decoder is None:  # closed meanwhile
             return TIMEOUT
         result = await self._engine._run(decoder.final, audio)
         self._decoder = None  # one utterance per stream: the recognizer is done
         choice, transcript, confidence = decide(self.grammar, result)
-        if decoder.pitched < MIN_PITCHED_FRAMES:
+        voiceless = decoder.pitched < MIN_PITCHED_FRAMES
+        if voiceless:
             choice = None  # no voice in it: Vosk's words are noise forced onto the grammar
         reason = "match" if choice is not None else "no_match"
         self.result = Recognized(choice, transcript, confidence, reason)
         log.debug("menu %s heard %r -> %s (%.2f)", self.grammar.menu, transcript, reason, confidence)
         return self.result
 
-    async def _settle(self) -> None:
+    async def _settle(self) -> tuple[str, ...]:
         inflight, self._inflight = self._inflight, None
-        if inflight is not None:
-            await inflight
+        if inflight is None:
+            return ()
+        return await inflight
+
+
+def _listen(decoder: _Decoder, audio: bytes) -> tuple[str, ...]:
+    """Decode a batch (in the pool); the words of the partial result so far."""
+    decoder.accept(audio)
+    recognizer = decoder._recognizer
+    if recognizer is None:
+        return ()
+    partial: dict[str, Any] = json.loads(recognizer.PartialResult())
+    return _real_words(str(partial.get("partial", "")))
+
+
+def _real_words(text: str) -> tuple[str, ...]:
+    return tuple(w for w in text.split() if w not in UNKNOWN_WORDS)
 
 
 def _vocabulary(model: vosk.Model) -> Callable[[str], bool]:
