@@ -57,9 +57,12 @@ class SpeechPack:
     decoys: tuple[str, ...] = field(default=())
 
 
-def load_speech_pack(locale: str) -> SpeechPack:
-    """The speech tables of ``locale``; :class:`SpeechPackError` naming file and key if wrong."""
-    path = _pack_path(locale)
+def load_speech_pack(locale: str, prompts_dir: Path | None = None) -> SpeechPack:
+    """The speech tables of ``locale``; :class:`SpeechPackError` naming file and key if wrong.
+
+    ``prompts_dir``: where ``<locale>.toml`` is, for a draft pack checked before it ships
+    (default: the packs that ship, ``ivr/prompts``)."""
+    path = _pack_path(locale, PROMPTS_DIR if prompts_dir is None else prompts_dir)
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
@@ -81,8 +84,8 @@ def load_speech_pack(locale: str) -> SpeechPack:
     return SpeechPack(locale, model.strip(), MappingProxyType(parsed), decoys)
 
 
-def _pack_path(locale: str) -> Path:
-    path = PROMPTS_DIR / f"{locale}.toml"
+def _pack_path(locale: str, prompts_dir: Path) -> Path:
+    path = prompts_dir / f"{locale}.toml"
     if not _LOCALE.fullmatch(locale) or not path.is_file():
         raise SpeechPackError(
             f"no locale pack for {locale!r} (looked for {path}); available: "
