@@ -138,14 +138,16 @@ def pink_noise(n: int, seed: int, *, level: float = 1000.0) -> np.ndarray:
 
 
 def babble(n: int, seed: int, talkers: int = 4, *, rate: int = SAMPLE_RATE, level: float = 1000.0,
-           cache: Path | None = None) -> np.ndarray:
+           cache: Path | None = None, sentences: tuple[str, ...] = BABBLE_SENTENCES,
+           voices: tuple[tuple[str, int, int], ...] = BABBLE_VOICES) -> np.ndarray:
     """``n`` samples of babble: ``talkers`` espeak-ng Korean voices talking at once, at RMS ``level``.
 
     The hardest noise for a voice detector and a recognizer: it *is* speech, with pitch,
     syllables and Korean phonemes, just not the caller's (a café, a call centre, a TV). Each
-    talker says the :data:`BABBLE_SENTENCES` in a seeded order in one of the
-    :data:`BABBLE_VOICES`, from a seeded offset, at a seeded level within ±3 dB; the talkers are
-    summed. Synthesized speech is cached on disk (``cache``, a temporary folder by default).
+    talker says ``sentences`` (Korean :data:`BABBLE_SENTENCES` unless told) in a seeded order in
+    one of ``voices`` (espeak-ng voice, wpm, pitch), from a seeded offset, at a seeded level
+    within ±3 dB; the talkers are summed. Synthesized speech is cached on disk (``cache``, a
+    temporary folder by default).
     """
     if n <= 0:
         return np.zeros(0)
@@ -154,11 +156,11 @@ def babble(n: int, seed: int, talkers: int = 4, *, rate: int = SAMPLE_RATE, leve
     folder.mkdir(parents=True, exist_ok=True)
     out = np.zeros(n)
     for _ in range(talkers):
-        voice, speed, pitch = BABBLE_VOICES[int(rng.integers(len(BABBLE_VOICES)))]
+        voice, speed, pitch = voices[int(rng.integers(len(voices)))]
         gap = np.zeros(rate * int(rng.integers(100, 400)) // 1000)  # breath between sentences
         parts: list[np.ndarray] = []
         while sum(len(p) for p in parts) < 2 * n:
-            text = BABBLE_SENTENCES[int(rng.integers(len(BABBLE_SENTENCES)))]
+            text = sentences[int(rng.integers(len(sentences)))]
             parts += [espeak(text, voice, speed, pitch, rate=rate, cache=folder), gap]
         talk = np.concatenate(parts)
         start = int(rng.integers(0, len(talk) - n + 1))
