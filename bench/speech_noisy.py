@@ -582,6 +582,17 @@ def misses(heard: list[Heard], conditions: Sequence[Condition]) -> list[str]:
     return lines
 
 
+def voice_note(heard: list[Heard]) -> str:
+    """Correct % on the clean lines per espeak-ng variant: is one voice the whole story?"""
+    by: dict[str, list[Heard]] = defaultdict(list)
+    for h in heard:
+        if not h.oog and h.condition in OOG_CONDITIONS:
+            by[h.voice.rsplit("+", 1)[-1]].append(h)
+    cells = [f"{v} {share(sum(h.outcome == 'correct' for h in hs), len(hs)):.0f} ({len(hs)})"
+             for v, hs in sorted(by.items())]
+    return "Correct % on the clean lines by voice variant (turns): " + ", ".join(cells) if cells else ""
+
+
 def compare_rows(old: list[Heard], new: list[Heard], conditions: Sequence[Condition]) -> list[list[str]]:
     """Per condition, old -> new for each figure (another helper's change against a baseline)."""
     rows = []
@@ -655,15 +666,20 @@ def block(args: argparse.Namespace, heard: list[Heard], conditions: Sequence[Con
           loop_name: str) -> str:
     """The README block: what was run, the two tables, the misses."""
     accuracy, rejection = tables(heard, conditions)
-    shown = (a for a in sys.argv[1:] if a not in ("--write-readme", "--markdown"))
+    shown, skip = [], False
+    for a in sys.argv[1:]:  # the command as another person would type it: no output options
+        if not skip and a not in ("--write-readme", "--markdown", "--json", "--note", "--compare"):
+            shown.append(a)
+        skip = a in ("--json", "--note", "--compare")
     command = " ".join(["bench/speech_noisy.py", *shown])
     head = (f"`{command}`, {len(os.sched_getaffinity(0))} cores, {loop_name}, {time.strftime('%Y-%m-%d')}, "
             f"{wall_s / 60:.0f} min: {Path(args.model).name} with the {args.locale} pack, menu {args.menu}; "
             f"{len(heard)} turns from {args.callers} callers at once, real-time RTP to RtpReceiver -> "
             f"SpeechStream. Callers: espeak-ng `{args.voice}` with variants {', '.join(VARIANTS)}, "
             f"{SPEEDS[0]}-{SPEEDS[1]} wpm, pitch {PITCHES[0]}-{PITCHES[1]}, seed {args.seed}; "
-            f"{LEAD_MS} ms before speaking, {TRAIL_MS} ms after. ✓/✗: issue 16's targets. {VARIANCE}")
-    rest = misses(heard, conditions)
+            f"{LEAD_MS} ms before speaking, {TRAIL_MS} ms after. {args.note + ' ' if args.note else ''}"
+            f"✓/✗: issue 16's targets. {VARIANCE}")
+    rest = [*misses(heard, conditions), *filter(None, [voice_note(heard)])]
     wrap = textwrap.fill(head, width=100, break_on_hyphens=False)
     notes = "\n".join(textwrap.fill(n, width=100, initial_indent="- ", subsequent_indent="  ",
                                     break_on_hyphens=False) for n in rest)
@@ -683,6 +699,7 @@ def main() -> int:
     parser.add_argument("--json", type=Path, help="write every turn's result here")
     parser.add_argument("--compare", type=Path, help="a earlier --json: print old -> new per condition")
     parser.add_argument("--markdown", action="store_true", help="print the README block as well")
+    parser.add_argument("--note", default="", help="a sentence for the README block (what code was measured)")
     parser.add_argument("--write-readme", action="store_true")
     parser.add_argument("--asyncio", action="store_true", help="the default event loop instead of uvloop")
     args = parser.parse_args()
