@@ -36,6 +36,7 @@ from agent_desktop.wallboard import WallboardService
 from agent_desktop.wording import for_agents
 from core.problems import Problem
 from core.tasks import cancel_and_wait
+from queues.figures import WATCHED_TTL_MS, mark_watched
 from tickets.services import TicketNotFound, TicketService
 
 log = logging.getLogger(__name__)
@@ -137,6 +138,8 @@ class DesktopNotifier:
         self._render: asyncio.Task[None] | None = None
         self._render_again = False
         self._last_render = 0.0
+        #: Renews the mark that keeps the queue figures published while a wallboard is open here.
+        self._watching: asyncio.Task[None] | None = None
         #: Set once subscribed (tests wait for it before publishing).
         self.subscribed = asyncio.Event()
 
@@ -146,7 +149,8 @@ class DesktopNotifier:
         self._tasks.append(asyncio.get_running_loop().create_task(self._listen(), name="desktop-notifier"))
 
     async def stop(self) -> None:
-        await cancel_and_wait([*self._tasks, *([self._render] if self._render else [])], what="the desktop notifier")
+        extra = [t for t in (self._render, self._watching) if t is not None]
+        await cancel_and_wait([*self._tasks, *extra], what="the desktop notifier")
         self._tasks.clear()
         await self._serial.close()
         await self.close_sockets()
@@ -169,6 +173,7 @@ class DesktopNotifier:
     async def attach_wallboard(self, ws: web.WebSocketResponse, node: str, root: str) -> Outlet:
         outlet = Outlet(ws, size=self.socket_queue)
         self._boards.setdefault((node, root), set()).add(outlet)
+        self._watch()
         facts = await self.wallboard.facts()
         outlet.send(_dumps({"type": "wallboard", "at_ms": facts.at_ms, **self.wallboard.render(facts, node, root)}))
         return outlet
@@ -271,6 +276,20 @@ class DesktopNotifier:
         self.wallboard_changed()
 
     # ----------------------------------------------------------------- the wallboards
+
+    def _watch(self) -> None:
+        """Keep the queue figures coming while this process has a wallboard open: they are
+        published only while some process says so (``queues.figures``)."""
+        if self._watching is None or self._watching.done():
+            self._watching = asyncio.get_running_loop().create_task(self._keep_watching(), name="wallboard-watch")
+
+    async def _keep_watching(self) -> None:
+        while self._boards:
+            try:
+                await mark_watched(self.redis, self.wallboard.queue_prefix)
+            except Exception as exc:  # noqa: BLE001 - Redis away: the boards read their own snapshots
+                log.warning("wallboard: could not ask for the queue figures (%s); trying again", exc)
+            await asyncio.sleep(WATCHED_TTL_MS / 3000)
 
     def wallboard_changed(self) -> None:
         """Render soon: at once if nothing was rendered within ``throttle_s``, else once at the

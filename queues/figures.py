@@ -18,7 +18,12 @@ What is counted, and where:
   several writes per call on the assignment path for a figure read twice a second.
 
 :class:`FiguresPublisher` publishes a snapshot as JSON on the pub/sub channel ``<prefix>:figures``
-at most once per ``min_interval_s`` (0.5 s) across every process sharing the prefix.
+at most once per ``min_interval_s`` (0.2 s) across every process sharing the prefix; with
+``only_when_watched``, only while some process has a wallboard open (:func:`mark_watched`, renewed
+by that process). A snapshot reads every logged-in agent's state: with 250 agents at one call a
+second, each call's five or so changes made five snapshots that nobody read (issue 15). A
+wallboard that opens reads a snapshot of its own (``agent_desktop.wallboard``), so nothing is
+missed while nobody watched.
 """
 
 from __future__ import annotations
@@ -141,6 +146,16 @@ async def snapshot(redis: Redis, prefix: str, now_ms: int, *,
     return figures
 
 
+#: How long a wallboard's mark keeps the figures coming; its process renews it every third of this.
+WATCHED_TTL_MS = 15_000
+
+
+async def mark_watched(redis: Redis, prefix: str) -> None:
+    """Somebody watches the figures of ``prefix`` (a wallboard is open): publish them for the
+    next :data:`WATCHED_TTL_MS`."""
+    await redis.set(f"{prefix}:figures:watched", "1", px=WATCHED_TTL_MS)
+
+
 #: Seconds between snapshots while no caller waits anywhere and nothing changes: each is five
 #: Redis round trips, once a second on an idle server before (issue 15). Below the wallboard's
 #: FIGURES_STALE_MS (5 s), after which it would read a snapshot of its own.
@@ -151,17 +166,24 @@ class FiguresPublisher:
     """Publishes :func:`snapshot` on ``<prefix>:figures``, throttled across processes."""
 
     def __init__(self, redis: Redis, prefix: str, *, clock_ms: Callable[[], int] = wall_clock_ms,
-                 min_interval_s: float = 0.2, level_of: Callable[[str], str] | None = None) -> None:
+                 min_interval_s: float = 0.2, level_of: Callable[[str], str] | None = None,
+                 only_when_watched: bool = False) -> None:
         self.redis, self.prefix, self.clock_ms, self.level_of = redis, prefix, clock_ms, level_of
         self.channel = f"{prefix}:figures"
         self.min_interval_ms = round(min_interval_s * 1000)
+        self.only_when_watched = only_when_watched
+        #: The last publish found nobody watching (not a throttle: nothing to try again soon).
+        self.unwatched = False
         self._gate = redis.register_script(lua_source("figures_gate"))
 
     async def publish(self) -> dict[str, Any] | None:
         """Publish a snapshot now, unless one was published (by any process) less than the
-        interval ago: then None, and nothing is computed."""
+        interval ago, or nobody watches and ``only_when_watched``: then None, and nothing is
+        computed."""
         now = self.clock_ms()
-        if not await self._gate(args=[self.prefix, now, self.min_interval_ms]):
+        gate = await self._gate(args=[self.prefix, now, self.min_interval_ms, int(self.only_when_watched)])
+        self.unwatched = gate == -1
+        if gate != 1:
             return None
         figures = await snapshot(self.redis, self.prefix, now, level_of=self.level_of)
         await self.redis.publish(self.channel, json.dumps(figures, ensure_ascii=False, separators=(",", ":")))
@@ -186,7 +208,9 @@ class FiguresPublisher:
             changed.clear()
             try:
                 figures = await self.publish()
-                if figures is None:
+                if self.unwatched:
+                    heartbeat = quiet_heartbeat_s  # the next change or heartbeat looks again
+                elif figures is None:
                     changed.set()  # throttled: this change goes out with the next snapshot
                 else:
                     waiting = any(q.get("waiting") for q in figures.get("queues", ()))

@@ -740,9 +740,10 @@ class QueueService:
             self._tasks.append(loop.create_task(self.engine.events.run(), name="agent-events"))
         self._tasks += [
             loop.create_task(self._run_wrap_ups(), name="queue-wrap-ups"),
-            # Live figures for the supervisors' wallboard, on <prefix>:figures.
+            # Live figures for the supervisors' wallboards, on <prefix>:figures while one is open.
             loop.create_task(FiguresPublisher(
                 self.engine.redis, self.engine.prefix, level_of=lambda code: self.tree.get(code).level.name.lower(),
+                only_when_watched=True,
             ).run(self.engine.changed), name="queue-figures"),
         ]
 

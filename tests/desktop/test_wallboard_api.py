@@ -98,6 +98,9 @@ async def test_the_wallboard_socket_pushes_an_update_when_a_call_starts_waiting(
     async with supervisor.ws(f"/api/wallboard/ws?jurisdiction={ZHEJIANG}") as ws:
         first = await next_message(ws, "wallboard")
         assert first["figures"]["waiting"] == 0 and first["at_ms"] > 0
+        # The open board asks for the queue figures, which go out only while one watches.
+        watched = f"{desk.parts.wallboard.queue_prefix}:figures:watched"
+        await eventually(lambda: desk.parts.wallboard.redis.exists(watched))
         call = await desk.caller_reaches_menu()
         waiting = await next_message(ws, "wallboard", where=lambda m: m["figures"]["waiting"] == 1)
         assert child(waiting, HANGZHOU)["figures"]["waiting"] == 1

@@ -16,6 +16,7 @@ from devtools.pbx_sim.server import PbxSim
 from hotline.app import Application
 from ivr.prompts.catalogue import PromptCatalogue
 from queues.engine import AgentState
+from queues.figures import mark_watched
 from tests.fixtures.app import running
 from tests.fixtures.waiting import eventually
 from tests.support.calls import agent_on_break, agent_ready, agent_state, ended_record, press, record_of, talking_to
@@ -171,11 +172,13 @@ async def test_a_queued_caller_who_hangs_up_while_the_app_is_down_leaves_the_que
         await second.stop()
 
 
-async def test_the_wallboard_receives_live_figures_of_the_waiting_calls(
+async def test_an_open_wallboard_receives_live_figures_of_the_waiting_calls(
     pbx_sim: PbxSim, app: Application, prompts: PromptCatalogue, queue_settings: Settings
 ) -> None:
+    queues = f"{queue_settings.redis.prefix}:queues"
+    await mark_watched(app.redis, queues)  # what an open wallboard does; none open, none computed
     pubsub = app.redis.pubsub()
-    await pubsub.subscribe(f"{queue_settings.redis.prefix}:queues:figures")
+    await pubsub.subscribe(f"{queues}:figures")
     try:
         await agent_on_break(app, "8001", HANGZHOU, "general", "lunch")
         call = await pbx_sim.place_call("057112315", caller_id="13800138000")

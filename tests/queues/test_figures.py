@@ -15,9 +15,10 @@ from redis.asyncio.client import PubSub
 
 from devtools.embedded import RedisProcess
 from queues.engine import QueueEngine
-from queues.figures import FiguresPublisher, snapshot
+from queues.figures import FiguresPublisher, mark_watched, snapshot
 from tests.support.clock import MillisClock
 from tests.support.queues import CITY, COUNTY, LINE, OTHER_COUNTY, QUALITY, agent, call
+from tests.support.redis import redis_commands_counted
 
 
 @pytest.fixture
@@ -219,3 +220,46 @@ async def test_while_a_caller_waits_the_figures_go_out_every_heartbeat_while_nob
         changed.set()
         waits = [json.loads((await asyncio.wait_for(next_published(pubsub), 10))["data"]) for _ in range(3)]
         assert all(q["waiting"] == 1 for figures in waits for q in figures["queues"] if q["line"] == LINE)
+
+
+async def test_figures_meant_for_wallboards_are_computed_only_while_one_is_open(
+    engine: QueueEngine, redis: Redis, redis_prefix: str, clock: MillisClock
+) -> None:
+    await engine.enqueue(call("c1"))
+    publisher = FiguresPublisher(redis, redis_prefix, clock_ms=clock, only_when_watched=True)
+    with redis_commands_counted(redis) as sent:
+        assert await publisher.publish() is None
+    assert publisher.unwatched and sent == ["evalsha"]  # the gate alone: no snapshot read
+    await mark_watched(redis, redis_prefix)
+    figures = await publisher.publish()
+    assert figures is not None and not publisher.unwatched
+    assert [(q["jurisdiction"], q["waiting"]) for q in figures["queues"]] == [(COUNTY, 1)]
+    await redis.delete(f"{redis_prefix}:figures:watched")  # the last wallboard's mark ran out
+    clock.advance(1)
+    assert await publisher.publish() is None and publisher.unwatched
+
+
+async def test_a_change_nobody_watches_is_not_retried_until_a_wallboard_opens(
+    redis: Redis, redis_prefix: str
+) -> None:
+    changed = asyncio.Event()
+    pubsub = redis.pubsub()
+    await pubsub.subscribe(f"{redis_prefix}:figures")
+    publisher = FiguresPublisher(redis, redis_prefix, min_interval_s=0.05, only_when_watched=True)
+    assert await publisher.publish() is None  # Redis has the gate's script from now on
+    with redis_commands_counted(redis) as sent:
+        task = asyncio.create_task(publisher.run(changed, heartbeat_s=3600, quiet_heartbeat_s=3600))
+        try:
+            changed.set()
+            await asyncio.sleep(0.5)  # ten intervals
+            assert await pubsub.get_message(ignore_subscribe_messages=True, timeout=0.1) is None
+            # One look at the gate, not one every interval as a throttled change would get.
+            assert sent.count("evalsha") == 1
+            await mark_watched(redis, redis_prefix)
+            changed.set()
+            message = await asyncio.wait_for(next_published(pubsub), 10)
+            assert "queues" in json.loads(message["data"])
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            await pubsub.aclose()
