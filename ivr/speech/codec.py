@@ -23,6 +23,7 @@ __all__ = [
     "Downsampler2x",
     "upsample_8k_to_16k",
     "downsample_16k_to_8k",
+    "Concealer",
 ]
 
 # --- G.711 μ-law -------------------------------------------------------------------
@@ -159,3 +160,116 @@ def downsample_16k_to_8k(samples: np.ndarray) -> np.ndarray:
     """Whole-signal 16 kHz → 8 kHz; an odd trailing sample is dropped."""
     samples = np.asarray(samples)
     return Downsampler2x().process(samples[: len(samples) // 2 * 2])
+
+
+# --- packet loss concealment ---------------------------------------------------------
+#
+# A lost 20 ms packet inside a word must not become a hole in it: a silence gap splits
+# one word into two for the recognizer, and a plain repeat of the last frame clicks at
+# both ends (a broadband burst the detector and Vosk both hear). What a voice does next is
+# most likely what it just did, one pitch period at a time, so the gap is filled by
+# repeating the last period (found by autocorrelation), joined where the waveform matches,
+# held for 10 ms and faded out by 60 ms: a vowel is carried over a packet or two, a longer
+# gap becomes silence, and nothing long enough to sound like a syllable is made up. When
+# real audio comes back, the made-up continuation is cross-faded into it.
+
+_MIN_PITCH_HZ, _MAX_PITCH_HZ = 60, 400  # voices' fundamental frequencies
+_HOLD_S, _FADE_END_S = 0.010, 0.060  # full level for 10 ms, then down to nothing at 60 ms
+_JOIN_S = 0.004  # cross-fade into the real audio after a gap (and out of it when idle)
+_VOICED_CORRELATION = 0.3  # below this the last audio has no period worth repeating
+
+
+class Concealer:
+    """Fills the frames a loss took out of one audio stream, at the stream's own rate.
+
+    Every real frame goes through :meth:`real` (which cross-fades it in after a gap);
+    :meth:`conceal` makes up the next missing frame; :meth:`silence` is a frame of nothing
+    that fades out what was sounding (for a stream that stopped, not one with a hole).
+    """
+
+    def __init__(self, rate: int, frame_samples: int) -> None:
+        self._frame = frame_samples
+        self._min_lag = rate // _MAX_PITCH_HZ
+        self._max_lag = rate // _MIN_PITCH_HZ
+        self._window = max(self._min_lag * 2, rate // 200)  # 5 ms of the newest audio is matched
+        self._hold = round(_HOLD_S * rate)
+        self._fade_end = round(_FADE_END_S * rate)
+        self._join = round(_JOIN_S * rate)
+        # Enough history to match the newest window against one lag back at most.
+        self._history = np.zeros(self._max_lag + self._window, dtype=np.float64)
+        self._period: np.ndarray | None = None  # one period to repeat, while concealing
+        self._phase = 0  # where in that period the next sample comes from
+        self._gap = 0  # samples made up since the last real frame
+        self._sounding = False  # the last thing handed out may be non-zero
+
+    @property
+    def concealing(self) -> bool:
+        return self._gap > 0
+
+    def real(self, samples: np.ndarray) -> np.ndarray:
+        """A frame that arrived: returned as is, or cross-faded in from the made-up audio."""
+        x = np.asarray(samples, dtype=np.float64)
+        if self._gap and self._sounding:
+            n = min(self._join, len(x))
+            ramp = (np.arange(n) + 1) / (n + 1)
+            x = x.copy()
+            x[:n] = self._continue(n) * (1 - ramp) + x[:n] * ramp
+        self._remember(x)
+        self._period, self._gap, self._sounding = None, 0, True
+        return _to_int16(x)
+
+    def conceal(self) -> np.ndarray:
+        """The next frame of a gap: the voice carried on, fading; silence after 60 ms."""
+        out = self._continue(self._frame) if self._sounding else np.zeros(self._frame)
+        self._sounding = bool(self._gap < self._fade_end)
+        return _to_int16(out)
+
+    def silence(self) -> np.ndarray:
+        """A frame of silence, fading out in 4 ms whatever was sounding (no click)."""
+        out = np.zeros(self._frame)
+        if self._sounding:
+            n = min(self._join, self._frame)
+            tail = self._continue(n)
+            out[:n] = tail * (1 - (np.arange(n) + 1) / (n + 1))
+            self._gap += self._frame - n
+            self._sounding = False
+        else:
+            self._gap += self._frame
+        return _to_int16(out)
+
+    # --- internals -------------------------------------------------------------------
+
+    def _remember(self, x: np.ndarray) -> None:
+        keep = len(self._history)
+        self._history = np.concatenate([self._history, x])[-keep:]
+
+    def _last_period(self) -> np.ndarray:
+        """The last pitch period of the history (or its last 15 ms when it has no pitch)."""
+        h, w = self._history, self._window
+        newest = h[-w:]
+        lags = np.arange(self._min_lag, self._max_lag + 1)
+        # Correlation of the newest window with the window `lag` samples earlier, normalized.
+        starts = len(h) - w - lags
+        segments = h[starts[:, None] + np.arange(w)]
+        dots = segments @ newest
+        energy = np.sqrt((segments * segments).sum(axis=1) * float(newest @ newest)) + 1e-9
+        score = dots / energy
+        best = int(np.argmax(score))
+        lag = int(lags[best]) if score[best] >= _VOICED_CORRELATION else self._max_lag
+        return h[-lag:].copy()
+
+    def _continue(self, n: int) -> np.ndarray:
+        """``n`` more samples of the repeated period, with the gap's gain applied."""
+        if self._period is None:  # the gap starts here
+            self._period, self._phase = self._last_period(), 0
+        period = self._period
+        index = (self._phase + np.arange(n)) % len(period)
+        self._phase = int((self._phase + n) % len(period))
+        t = self._gap + np.arange(n) + 1  # the last sample of the fade is zero
+        gain = np.clip((self._fade_end - t) / (self._fade_end - self._hold), 0.0, 1.0)
+        self._gap += n
+        return np.asarray(period[index] * gain, dtype=np.float64)
+
+
+def _to_int16(x: np.ndarray) -> np.ndarray:
+    return np.asarray(np.clip(np.rint(x), -32768, 32767), dtype=np.int16)

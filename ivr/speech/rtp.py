@@ -4,11 +4,11 @@ Asterisk sends ``slin16`` (payload type 118, 640-byte big-endian L16 payloads) o
 (payload type 0, 160 bytes at 8 kHz). Downstream (VAD, Vosk) wants one thing: 20 ms of
 16 kHz mono little-endian int16 PCM, in order, with time that keeps moving.
 
-Concealment: the first missing frame of a loss burst is the previous frame faded from half
-level to zero, later ones are silence. One repeat hides a single lost packet from the
-recognizer without inventing audio; repeating longer would sound like speech to the VAD and
-keep an utterance open that the caller has finished. The fade ends at zero so the silence
-after it does not click.
+Concealment (``codec.Concealer``): a missing frame is the caller's voice carried on by
+repeating its last pitch period, held 10 ms and faded out by 60 ms, then cross-faded into the
+next real frame. A lost packet or two inside a word stays one word for the recognizer, and
+nothing long enough to be a syllable is made up; a longer gap is silence. Work happens at the
+stream's own rate (8 kHz for μ-law, before the one upsampling filter of the call).
 
 Start-up: the first packet to arrive need not be the first one sent, so the start of a
 stream (and of a new SSRC) is held for the depth like any gap; after that a frame goes out as
@@ -17,7 +17,14 @@ soon as it is next in sequence, so the only steady-state delay is waiting out a 
 DTX: a talkspurt whose RTP timestamp jumps further than its sequence number (what a sender
 doing silence suppression produces, usually with the marker bit) is preceded by silence for
 the gap, capped at ``max_gap_frames``. Idle-fill frames already handed out advance the
-expected timestamp, so the same gap is never filled twice.
+expected timestamp, so the same gap is never filled twice (nor concealed twice, when packets
+after a gap turn up once idle fill has covered part of it).
+
+Stopped RTP: when nothing arrives (the caller's phone or Asterisk stops sending, no BYE
+yet), ``RtpReceiver`` hands out silence on a timer, a frame ``idle_fill_s`` (40 ms) after
+each packet was due: the detector downstream sees the caller has stopped without waiting for
+a packet that may never come. A packet due 40 ms ago is late past what jitter explains;
+waiting longer only delays every decision on a line that went quiet.
 """
 
 from __future__ import annotations
@@ -32,7 +39,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ivr.speech.codec import Upsampler2x, be_to_le, pcm_from_bytes, pcm_to_bytes, ulaw_decode
+from ivr.speech.codec import Concealer, Upsampler2x, be_to_le, pcm_from_bytes, pcm_to_bytes, ulaw_decode
 
 __all__ = ["FRAME_BYTES", "WINDOW_FRAMES", "RtpStats", "JitterBuffer", "RtpReceiver"]
 
@@ -42,6 +49,7 @@ FRAME_BYTES = 640  # what we hand downstream: 20 ms of 16 kHz mono little-endian
 FRAME_S = 0.020
 WINDOW_FRAMES = 256  # packets held ahead of the play-out point (5.1 s); divides 65536
 _JUMPS_TO_RESYNC = 3  # consecutive far-away sequence numbers that mean "the sender restarted"
+IDLE_FILL_S = 0.040  # silence for a packet this long overdue (see "Stopped RTP" above)
 _OUTPUT_FRAMES = 500  # frames the receiver keeps for a slow consumer (10 s)
 _HEADER = struct.Struct("!BBHII")
 
@@ -68,7 +76,7 @@ class RtpStats:
     received: int = 0
     duplicates: int = 0
     reordered: int = 0
-    lost: int = 0  # frames concealed
+    lost: int = 0  # packets that never came (concealed, or their time already idle silence)
     late: int = 0  # arrived after their slot was played out (dropped)
     bad: int = 0  # malformed, wrong type/size, foreign SSRC, far outside the window (dropped)
     silence_filled: int = 0  # silence for timestamp gaps (DTX) and idle time
@@ -128,8 +136,7 @@ class JitterBuffer:
         # 8 kHz audio goes through one filter for the whole call, so frame edges do not click.
         self._upsampler = Upsampler2x() if fmt == "ulaw" else None
         n = self._fmt.ticks
-        self._fade = np.linspace(0.5, 0.0, n)
-        self._zeros = np.zeros(n, dtype=np.int16)
+        self._concealer = Concealer(50 * n, n)  # ticks in 20 ms -> the clock rate
         self._ssrc: int | None = None
         self._next_seq = 0  # play-out point
         self._next_ts = 0  # timestamp the next frame should carry
@@ -138,8 +145,8 @@ class JitterBuffer:
         self._started = False  # the play-out point is fixed once the stream's start is known
         self._slots: dict[int, tuple[_Packet, float]] = {}
         self._played: list[int | None] = [None] * WINDOW_FRAMES  # seq really played per slot
-        self._last: np.ndarray | None = None  # last real frame at the native rate
-        self._concealed_run = 0
+        self._last_arrival: float | None = None  # when the newest packet of the stream came
+        self._idle_run = 0  # idle frames handed out since then
         self._ready: list[bytes] = []
 
     @property
@@ -182,11 +189,29 @@ class JitterBuffer:
             return None
         return min(arrived for _, arrived in self._slots.values()) + self._wait
 
+    @property
+    def last_arrival(self) -> float | None:
+        """When the newest packet of the stream arrived (None before the first)."""
+        return self._last_arrival
+
+    def idle_due(self, wait: float, *, since: float) -> float | None:
+        """When the next idle frame is due: ``wait`` after the next packet was due.
+
+        A packet is due 20 ms after the newest one came (``since`` before the first), the
+        next 20 ms after that for every idle frame since, so silence keeps the line's pace
+        without drifting from it. None while packets are held: their deadline comes first.
+        """
+        if self._slots:
+            return None
+        base = since if self._last_arrival is None else self._last_arrival
+        return base + (self._idle_run + 1) * FRAME_S + wait
+
     def idle_frame(self) -> bytes:
         """Silence for time that passed with nothing to play; counts toward the next DTX gap."""
         self.stats.silence_filled += 1
+        self._idle_run += 1
         self._next_ts = (self._next_ts + self._fmt.ticks) & 0xFFFFFFFF
-        return self._render(self._zeros)
+        return self._render(self._concealer.silence())
 
     # --- internals -----------------------------------------------------------------
 
@@ -202,6 +227,7 @@ class JitterBuffer:
         else:
             self._highest = p.seq
         self._slots[p.seq] = (p, now)
+        self._last_arrival, self._idle_run = now, 0
 
     def _drop_old(self, seq: int) -> None:
         if self._played[seq % WINDOW_FRAMES] == seq:
@@ -222,9 +248,19 @@ class JitterBuffer:
             deadline = self.deadline()
             if now is not None and deadline is not None and now < deadline:
                 break
-            first = self._earliest()
-            while self._next_seq != first:
-                out.append(self._conceal())
+            out.extend(self._conceal_up_to(self._earliest()))
+        return out
+
+    def _conceal_up_to(self, first: int) -> list[bytes]:
+        """Conceal the frames missing before ``first``, except time idle fill already covered."""
+        missing = _diff(first, self._next_seq, 16)
+        # Idle frames handed out while waiting advanced the timestamp, not the sequence: the
+        # packet's timestamp says how many of its missing predecessors still need a frame.
+        untimed = _diff(self._slots[first][0].ts, self._next_ts, 32) // self._fmt.ticks
+        due = min(missing, max(untimed, 0))
+        out = [self._conceal() for _ in range(due)]
+        self.stats.lost += missing - due  # their time already passed as idle silence
+        self._next_seq = first
         return out
 
     def _earliest(self) -> int:
@@ -243,25 +279,19 @@ class JitterBuffer:
 
     def _play(self, p: _Packet) -> list[bytes]:
         gap = _diff(p.ts, self._next_ts, 32) // self._fmt.ticks
-        out = [self._render(self._zeros) for _ in range(min(max(gap, 0), self._max_gap))]
+        out = [self._render(self._concealer.silence()) for _ in range(min(max(gap, 0), self._max_gap))]
         self.stats.silence_filled += len(out)
-        samples = self._decode(p.payload)
-        self._last, self._concealed_run = samples, 0
+        samples = self._concealer.real(self._decode(p.payload))
         self._played[p.seq % WINDOW_FRAMES] = p.seq
         self._advance(p.ts)
         out.append(self._render(samples))
         return out
 
     def _conceal(self) -> bytes:
-        if self._concealed_run == 0 and self._last is not None:
-            samples = (self._last * self._fade).astype(np.int16)
-        else:
-            samples = self._zeros
-        self._concealed_run += 1
         self.stats.lost += 1
         self._played[self._next_seq % WINDOW_FRAMES] = None
         self._advance(self._next_ts)
-        return self._render(samples)
+        return self._render(self._concealer.conceal())
 
     def _advance(self, ts: int) -> None:
         self._next_seq = (self._next_seq + 1) & 0xFFFF
@@ -306,7 +336,7 @@ class RtpReceiver:
 
     @classmethod
     async def open(cls, fmt: str, *, host: str = "127.0.0.1", port: int = 0, depth_frames: int = 3,
-                   idle_fill_s: float = 0.1) -> RtpReceiver:
+                   idle_fill_s: float = IDLE_FILL_S) -> RtpReceiver:
         self = cls(fmt, depth_frames=depth_frames, idle_fill_s=idle_fill_s)
         self._transport, _ = await self._loop.create_datagram_endpoint(
             lambda: _Protocol(self._on_datagram), local_addr=(host, port))
@@ -323,24 +353,19 @@ class RtpReceiver:
         return self._jb.stats
 
     async def frames(self) -> AsyncIterator[bytes]:
-        released = self._loop.time()  # when the last frame went out
-        idle = 0  # silence frames yielded since then
+        opened = self._loop.time()
         while not self._closed:
             self._queue(self._jb.pop_ready(self._loop.time()))
             if self._out:
                 while self._out and not self._closed:
                     yield self._out.popleft()
-                released, idle = self._loop.time(), 0
                 continue
-            # Silence is due at released + idle_fill_s, then every 20 ms, counted from there
-            # (not from the previous wake-up) so that late wake-ups do not drift.
-            next_idle = released + self._idle_fill_s + idle * FRAME_S
-            if self._loop.time() >= next_idle:
-                idle += 1
+            next_idle = self._jb.idle_due(self._idle_fill_s, since=opened)
+            if next_idle is not None and self._loop.time() >= next_idle:
                 yield self._jb.idle_frame()
                 continue
-            jb_deadline = self._jb.deadline()
-            await self._sleep_until(next_idle if jb_deadline is None else min(next_idle, jb_deadline))
+            deadlines = [t for t in (next_idle, self._jb.deadline()) if t is not None]
+            await self._sleep_until(min(deadlines))
 
     def close(self) -> None:
         if self._closed:

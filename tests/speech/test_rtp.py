@@ -43,6 +43,21 @@ def expected(seq: int) -> bytes:
 
 
 DEPTH_S = 0.06  # the default depth: three 20 ms frames
+JOIN = 64  # samples (4 ms at 16 kHz) cross-faded where made-up audio meets real audio
+
+
+def pcm(frame: bytes) -> np.ndarray:
+    return codec.pcm_from_bytes(frame)
+
+
+def joined(frame: bytes, seq: int) -> bool:
+    """``frame`` is packet ``seq`` cross-faded in after concealment: exact after the join."""
+    return len(frame) == FRAME_BYTES and frame[2 * JOIN:] == expected(seq)[2 * JOIN:]
+
+
+def faded_out(frame: bytes) -> bool:
+    """Silence after whatever was sounding faded out within the join (no click)."""
+    return len(frame) == FRAME_BYTES and frame[2 * JOIN:] == SILENCE[2 * JOIN:]
 
 
 def feed(jb: JitterBuffer, packets: list[bytes], now: float = DEPTH_S) -> list[bytes]:
@@ -76,7 +91,7 @@ def test_the_start_of_a_stream_waits_the_depth_so_an_earlier_packet_arriving_sec
     assert feed(jb, [slin16(7), slin16(5)], now=0.0) == []
     assert jb.deadline() == pytest.approx(DEPTH_S)
     five, six, seven = jb.pop_ready(DEPTH_S)  # 6 never came: concealed
-    assert (five, seven) == (expected(5), expected(7)) and six != SILENCE
+    assert five == expected(5) and joined(seven, 7) and six != SILENCE
     assert feed(jb, [slin16(8)]) == [expected(8)]
     assert (jb.stats.lost, jb.stats.late, jb.stats.reordered) == (1, 0, 1)
 
@@ -96,23 +111,21 @@ def test_a_packet_ahead_of_a_gap_waits_for_the_depth_before_the_gap_is_concealed
     assert jb.pop_ready(1.05) == []  # 1 and 2 may still come
     assert jb.deadline() == pytest.approx(1.06)
     out = jb.pop_ready(1.06)
-    assert len(out) == 3 and out[2] == expected(3)
+    assert len(out) == 3 and joined(out[2], 3)
     assert jb.stats.lost == 2
 
 
-def test_a_lost_frame_is_an_attenuated_repeat_then_silence():
+def test_a_long_gap_is_carried_on_for_60_ms_fading_then_silence_then_joined_to_the_real_audio():
     jb = JitterBuffer("slin16", depth_frames=3)
     started(jb, slin16(0))
-    jb.push(slin16(4), 1.0)
-    repeat, second, third, real = jb.pop_ready(2.0)
-    previous = samples_for(0).astype(np.int32)
-    concealed = codec.pcm_from_bytes(repeat).astype(np.int32)
-    assert np.all(np.abs(concealed) <= np.abs(previous) // 2 + 1)  # at most half level
-    assert np.abs(concealed[:40]).max() > 0  # but still the caller's sound at first
-    assert concealed[-1] == 0  # fades out so the silence after it does not click
-    assert second == third == SILENCE
-    assert real == expected(4)
-    assert jb.stats.lost == 3
+    jb.push(slin16(5), 1.0)
+    first, second, third, fourth, real = jb.pop_ready(2.0)
+    level = [np.abs(pcm(f).astype(np.int32)).max() for f in (first, second, third)]
+    assert level[0] > 10000  # the caller's sound goes on at first (full level for 10 ms) ...
+    assert level[0] > level[1] > level[2] and pcm(third)[-1] == 0  # ... and fades out by 60 ms
+    assert fourth == SILENCE  # a gap longer than that is silence
+    assert real == expected(5)  # nothing sounding any more: the real audio starts as it is
+    assert jb.stats.lost == 4
 
 
 def test_duplicates_and_late_packets_are_dropped_and_counted():
@@ -123,7 +136,7 @@ def test_duplicates_and_late_packets_are_dropped_and_counted():
     jb.push(slin16(3), 1.0)  # duplicate while still buffered
     out += jb.pop_ready(2.0)  # 2 is concealed
     out += feed(jb, [slin16(2)], now=2.0)  # too late: its slot was played out
-    assert out[:2] == [expected(0), expected(1)] and out[3] == expected(3) and len(out) == 4
+    assert out[:2] == [expected(0), expected(1)] and joined(out[3], 3) and len(out) == 4
     assert (jb.stats.duplicates, jb.stats.late, jb.stats.lost) == (2, 1, 1)
     assert jb.stats.received == 6
 
@@ -141,7 +154,7 @@ def test_a_timestamp_jump_after_silence_suppression_is_filled_with_silence():
     jb = JitterBuffer("slin16")
     out = started(jb, slin16(0, ts=1000))
     out += feed(jb, [slin16(1, ts=1000 + 6 * 320, marker=True)])
-    assert out == [expected(0)] + [SILENCE] * 5 + [expected(1)]
+    assert out[0] == expected(0) and faded_out(out[1]) and out[2:] == [SILENCE] * 4 + [expected(1)]
     assert jb.stats.silence_filled == 5
     assert jb.stats.lost == 0
 
@@ -149,7 +162,7 @@ def test_a_timestamp_jump_after_silence_suppression_is_filled_with_silence():
 def test_a_huge_timestamp_gap_is_capped_at_max_gap_frames():
     jb = JitterBuffer("slin16", max_gap_frames=10)
     out = started(jb, slin16(0, ts=0)) + feed(jb, [slin16(1, ts=3_000_000, marker=True)])
-    assert out == [expected(0)] + [SILENCE] * 10 + [expected(1)]
+    assert len(out) == 12 and faded_out(out[1]) and out[2:] == [SILENCE] * 9 + [expected(1)]
 
 
 def test_idle_silence_already_handed_out_is_not_filled_again_after_a_timestamp_gap():
@@ -157,9 +170,34 @@ def test_idle_silence_already_handed_out_is_not_filled_again_after_a_timestamp_g
     started(jb, slin16(0, ts=0))
     idle = [jb.idle_frame() for _ in range(4)]
     out = feed(jb, [slin16(1, ts=7 * 320, marker=True)])
-    assert idle == [SILENCE] * 4
+    assert faded_out(idle[0]) and idle[1:] == [SILENCE] * 3
     assert out == [SILENCE] * 2 + [expected(1)]
     assert jb.stats.silence_filled == 6
+
+
+def test_when_packets_stop_silence_is_due_40_ms_after_each_missing_packet_was_due():
+    jb = JitterBuffer("slin16")
+    assert jb.idle_due(0.04, since=5.0) == pytest.approx(5.06)  # nothing yet: from when we listened
+    jb.push(slin16(0), 1.0)
+    assert jb.idle_due(0.04, since=0.0) is None  # a packet is held: its own deadline comes first
+    jb.pop_ready(1.06)
+    assert jb.idle_due(0.04, since=0.0) == pytest.approx(1.06)  # packet 1 was due at 1.02
+    jb.idle_frame()
+    jb.idle_frame()
+    assert jb.idle_due(0.04, since=0.0) == pytest.approx(1.10)  # at the line's own pace
+    jb.push(slin16(1), 1.5)  # the caller is back: timing starts again from this packet
+    assert jb.pop_ready(1.5) == [expected(1)]
+    assert jb.idle_due(0.04, since=0.0) == pytest.approx(1.56)
+
+
+def test_packets_after_a_gap_idle_fill_covered_are_not_concealed_again():
+    jb = JitterBuffer("slin16")
+    started(jb, slin16(0))
+    idle = [jb.idle_frame(), jb.idle_frame()]  # 1 and 2 overdue: their time went by as silence
+    jb.push(slin16(3), 1.0)
+    out = jb.pop_ready(2.0)  # 1 and 2 never came
+    assert len(idle) + len(out) == 3 and out[-1] == expected(3)  # no frame twice: time stays true
+    assert jb.stats.lost == 2 and jb.stats.silence_filled == 2
 
 
 def test_ulaw_frames_are_decoded_and_upsampled_to_640_bytes_without_clicks_at_frame_edges():
@@ -184,7 +222,7 @@ def test_a_foreign_ssrc_is_ignored_and_a_new_ssrc_with_the_marker_bit_resyncs():
     out += feed(jb, [slin16(500, ssrc=0xBEEF, marker=True), slin16(501, ssrc=0xBEEF)])
     assert len(out) == 3  # the old stream's leftovers (11 concealed, 12) are played first
     out += jb.pop_ready(1.0)  # the new source starts after its own start-up depth
-    assert out[0] == expected(10) and out[2:] == [expected(s) for s in (12, 500, 501)]
+    assert out[0] == expected(10) and joined(out[2], 12) and out[3:] == [expected(s) for s in (500, 501)]
     out += feed(jb, [slin16(13)], now=1.0)  # the old source is now the foreign one
     assert len(out) == 5 and jb.stats.bad == 2 and jb.stats.lost == 1
 
@@ -275,8 +313,8 @@ async def test_the_receiver_reorders_shuffled_packets_and_conceals_drops():
     try:
         send(receiver, [slin16(s) for s in shuffled])
         out = await collect_until(receiver, expected(59))
-        real = {expected(s): s for s in seqs}
-        assert [real[f] for f in out if f in real] == seqs
+        real = {expected(s)[2 * JOIN:]: s for s in seqs}  # after a gap, a frame is joined in
+        assert [real[f[2 * JOIN:]] for f in out if f[2 * JOIN:] in real] == seqs
         stats = receiver.stats
         assert (stats.received, stats.lost, stats.late, stats.bad) == (57, 3, 0, 0)
         assert stats.reordered > 0
