@@ -22,14 +22,19 @@ class SpeechStarted:
 class Recognized:
     """The end of one utterance: a choice of the menu, or ``None`` for no match.
 
-    ``reason`` is "match", "no_match" (heard, but not a phrase of the menu) or "timeout"
-    (nothing was said before the menu gave up).
+    ``reason`` is "match", "no_match" (heard, but not a phrase of the menu), "timeout"
+    (nothing was said before the menu gave up) or "confirm": the best hypothesis is a phrase
+    of ``proposed``, but not by a margin wide enough to act on without asking the caller
+    ("you said complaint?"). A confirm has no ``choice``, so a menu that does not ask treats
+    it as the no match it is for that menu, never as a choice.
     """
 
     choice: str | None
     transcript: str
     confidence: float
     reason: str
+    #: The choice to ask the caller about (reason "confirm"); None otherwise.
+    proposed: str | None = None
 
 
 SpeechEvent = SpeechStarted | Recognized

@@ -92,6 +92,19 @@ class SpeechSettings(BaseModel):
     no_word_timeout_s: float = Field(default=3.0, gt=0, le=30)
     #: The longest utterance, words or not: the last guard.
     max_utterance_s: float = Field(default=10.0, gt=0, le=60)
+    #: How much more likely (log-likelihood, as Vosk scores its n best) the best phrase must be
+    #: than anything meaning something else to be taken as the caller's choice (inf: every
+    #: spoken choice is confirmed); from ``confirm_margin`` up to this, the caller is asked to
+    #: confirm it ("you said complaint?"); below, no match. Measured: ivr/speech/grammar.py.
+    accept_margin: float = Field(default=2.0, ge=0)
+    confirm_margin: float = Field(default=0.5, ge=0)
+
+    @model_validator(mode="after")
+    def _margins_in_order(self) -> SpeechSettings:
+        if self.confirm_margin > self.accept_margin:
+            raise ValueError(f"confirm_margin ({self.confirm_margin}) must not exceed accept_margin "
+                             f"({self.accept_margin}): a confirmation asks about a thinner margin")
+        return self
 
 
 class OpeningHours(BaseModel):

@@ -1,5 +1,6 @@
-"""The IVR's menus as call states: answering, the welcome, the main menu, and the hand-over to
-wherever a decided call goes (the queues, or a hold where they are off).
+"""The IVR's menus as call states: answering, the welcome, the main menu (with its confirmation
+turn for a choice heard by a thin margin), and the hand-over to wherever a decided call goes
+(the queues, or a hold where they are off).
 
 The states follow the call core's rules (:mod:`calls.flow`). What they need beyond the call
 (where a decided call goes, how many tries a caller gets) is :class:`Menus`, given to each
@@ -16,10 +17,15 @@ from calls.call import Call
 from calls.flow import BaseState, Ended, State
 from calls.registry import StateRegistry
 from calls.speech import Recognized, SpeechEvent, SpeechStarted
+from calls.store import CallState
 from core.vocabulary import utcnow
-from ivr.speech.menus import MAIN_MENU
+from ivr.speech.menus import CONFIRM_MENU, MAIN_MENU
 
 NO_INPUT_TIMER = "no_input"
+#: The speech menu of the confirmation turn (yes / no), in every locale pack.
+CONFIRM = "confirm"
+#: Where a choice heard by a thin margin is written in the menu path (and found again after a restart).
+TO_CONFIRM = "main_menu:speech:confirm:"
 
 
 class Router(Protocol):
@@ -114,6 +120,10 @@ class MainMenu(BaseState):
         assert isinstance(event, Recognized)
         call.speaking = False
         call.data.transcript, call.data.confidence = event.transcript or None, event.confidence
+        if event.reason == "confirm" and event.proposed is not None:
+            # Heard, but not by a margin safe enough to send the caller down a branch on it.
+            call.data.menu_path.append(TO_CONFIRM + event.proposed)
+            return ConfirmChoice(self.menus, choice=event.proposed)
         if event.choice is None:
             call.data.menu_path.append(f"main_menu:speech:{event.reason}")
             return self._retry(call, "no_input" if event.reason == "timeout" else "no_match")
@@ -137,6 +147,84 @@ class MainMenu(BaseState):
     def _retry(self, call: Call, reason: str) -> State:
         call.data.attempt += 1
         return MainMenu(self.menus, reason=reason)
+
+
+@dataclass
+class ConfirmChoice(BaseState):
+    """"You said complaint: press 1 or say yes, press 2 or say no", for a choice the recognizer
+    heard by a thin margin. Yes goes on with the choice; no goes back to the menu; silence or an
+    answer not understood is asked once more, then the menu again (an attempt, either way)."""
+
+    name: ClassVar[str] = "confirm_choice"
+    menus: Menus
+    choice: str = "operator"
+    #: 1 for the question, 2 for its one retry.
+    attempt: int = 1
+    #: Why the question is asked again: "no_input" / "no_match" (a prompt key), "" at first.
+    reason: str = ""
+
+    async def enter(self, call: Call) -> State:
+        await call.listen(CONFIRM)
+        question = f"confirm_{self.choice}"
+        await call.play(*([self.reason, question] if self.reason else [question]))
+        return self
+
+    async def on_playback_finished(self, call: Call, playback_id: str) -> State:
+        if playback_id == call.playback_id:
+            call.playback_id = None
+            call.start_timer(NO_INPUT_TIMER, call.svc.no_input_timeout_s)
+        return self
+
+    async def on_timer(self, call: Call, name: str, token: int) -> State:
+        if name != NO_INPUT_TIMER or token != call.timer_token or call.speaking:
+            return self
+        call.stop_listening()
+        return self._not_understood(call, "timeout", "no_input")
+
+    async def on_speech(self, call: Call, event: SpeechEvent) -> State:
+        if isinstance(event, SpeechStarted):
+            await call.barge_in(NO_INPUT_TIMER)
+            return self
+        assert isinstance(event, Recognized)
+        call.speaking = False
+        # A yes or no heard by a thin margin is taken all the same: a misheard yes accepts the
+        # choice the menu already heard best, a misheard no asks the menu again; asking to
+        # confirm the confirmation would only make the caller repeat themselves.
+        answer = event.choice or event.proposed
+        if answer is None:
+            return self._not_understood(call, event.reason, "no_input" if event.reason == "timeout" else "no_match")
+        return self._answer(call, answer, "speech")
+
+    async def on_dtmf(self, call: Call, digit: str) -> State:
+        call.stop_listening()
+        call.cancel_timer(NO_INPUT_TIMER)
+        await call.stop_prompt()
+        answer = CONFIRM_MENU.get(digit)
+        if answer is None:
+            return self._not_understood(call, digit, "no_match")
+        return self._answer(call, answer, digit)
+
+    def _answer(self, call: Call, answer: str, how: str) -> State:
+        call.data.menu_path.append(f"confirm:{how}:{answer}")
+        if answer == "yes":
+            call.data.recognized_by = "speech"  # the choice was spoken; the caller confirmed it
+            return Routed(self.menus, choice=self.choice)
+        call.data.attempt += 1
+        return MainMenu(self.menus, reason="choose_again")
+
+    def _not_understood(self, call: Call, heard: str, reason: str) -> State:
+        call.data.menu_path.append(f"confirm:{heard}:{reason}")
+        if self.attempt < 2:
+            return ConfirmChoice(self.menus, choice=self.choice, attempt=self.attempt + 1, reason=reason)
+        call.data.attempt += 1
+        return MainMenu(self.menus, reason=reason)
+
+
+def _confirming(menus: Menus, data: CallState) -> State:
+    """A call restored in its confirmation turn: the choice it was asking about is the last one
+    the menu path says was heard; without one, the menu."""
+    proposed = [e.removeprefix(TO_CONFIRM) for e in data.menu_path if e.startswith(TO_CONFIRM)]
+    return ConfirmChoice(menus, choice=proposed[-1]) if proposed else MainMenu(menus)
 
 
 @dataclass
@@ -203,5 +291,6 @@ def register_states(registry: StateRegistry, menus: Menus) -> None:
     registry.register(Answering.name, lambda data: Answering(menus))
     registry.register(Welcome.name, lambda data: Welcome(menus))
     registry.register(MainMenu.name, lambda data: MainMenu(menus))
+    registry.register(ConfirmChoice.name, lambda data: _confirming(menus, data))
     registry.register(Routed.name, lambda data: Routed(menus, choice=data.choice or "operator"))
     registry.register(Waiting.name, lambda data: Waiting())

@@ -58,6 +58,7 @@ async def load_speech(settings: Settings) -> SpeechEngine | None:
         return None
     try:
         from ivr.speech.engine import SpeechEngine
+        from ivr.speech.grammar import Margins
         from ivr.speech.locale import load_speech_pack
         from ivr.speech.models import ModelNotInstalled, find_model
     except ImportError as exc:
@@ -72,6 +73,7 @@ async def load_speech(settings: Settings) -> SpeechEngine | None:
     engine = await SpeechEngine.load(
         model_dir, pack, max_streams=settings.speech.max_streams, threads=settings.speech.threads,
         no_word_timeout_s=settings.speech.no_word_timeout_s, max_utterance_s=settings.speech.max_utterance_s,
+        margins=Margins(accept=settings.speech.accept_margin, confirm=settings.speech.confirm_margin),
     )
     log.info("speech menus on: %s, model %s, %d recognizer(s)", pack.locale, model_dir.name, engine.capacity)
     return engine

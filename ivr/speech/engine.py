@@ -31,7 +31,7 @@ from typing import Any
 import vosk
 
 from calls.speech import Recognized, SpeechEvent, SpeechStarted
-from ivr.speech.grammar import UNKNOWN_TOKENS, Grammar, compile_grammar, decide
+from ivr.speech.grammar import MAX_ALTERNATIVES, UNKNOWN_TOKENS, Grammar, Margins, compile_grammar, decide
 from ivr.speech.level import LevelControl
 from ivr.speech.locale import SpeechPack
 from ivr.speech.neural import VoiceModels
@@ -70,7 +70,7 @@ TIMEOUT = Recognized(choice=None, transcript="", confidence=0.0, reason="timeout
 class SpeechEngine:
     def __init__(
         self, model: vosk.Model, pack: SpeechPack, *, max_streams: int = 8, threads: int = 2,
-        no_word_timeout_s: float = 3.0, max_utterance_s: float = 10.0,
+        no_word_timeout_s: float = 3.0, max_utterance_s: float = 10.0, margins: Margins | None = None,
     ) -> None:
         if max_streams < 1 or threads < 1:
             raise ValueError("max_streams and threads must be at least 1")
@@ -86,7 +86,7 @@ class SpeechEngine:
         # silently ignored word in the middle of a call.
         known = _vocabulary(model)
         self.grammars: dict[str, Grammar] = {
-            name: compile_grammar(menu, known, pack.decoys) for name, menu in pack.menus.items()
+            name: compile_grammar(menu, known, pack.decoys, margins) for name, menu in pack.menus.items()
         }
         self._capacity = max_streams
         self._live: set[SpeechStream] = set()
@@ -96,7 +96,7 @@ class SpeechEngine:
     @classmethod
     async def load(
         cls, model_dir: Path, pack: SpeechPack, *, max_streams: int = 8, threads: int = 2,
-        no_word_timeout_s: float = 3.0, max_utterance_s: float = 10.0,
+        no_word_timeout_s: float = 3.0, max_utterance_s: float = 10.0, margins: Margins | None = None,
     ) -> SpeechEngine:
         """Load the model (seconds of work, in a thread) and compile every menu's grammar."""
         vosk.SetLogLevel(-1)  # Kaldi logs every grammar it builds: once per call otherwise
@@ -104,7 +104,7 @@ class SpeechEngine:
             raise FileNotFoundError(f"no Vosk model directory at {model_dir}")
         model = await asyncio.to_thread(vosk.Model, str(model_dir))
         engine = cls(model, pack, max_streams=max_streams, threads=threads,
-                     no_word_timeout_s=no_word_timeout_s, max_utterance_s=max_utterance_s)
+                     no_word_timeout_s=no_word_timeout_s, max_utterance_s=max_utterance_s, margins=margins)
         # Voice models take ~45 ms each to build: a few now, off the event loop, the rest
         # as calls first need them.
         await asyncio.to_thread(engine.voices.warm, min(max_streams, WARM_VOICE_MODELS))
@@ -169,6 +169,9 @@ class _Decoder:
         if self._recognizer is None:
             self._recognizer = vosk.KaldiRecognizer(self._model, SAMPLE_RATE, self._grammar)
             self._recognizer.SetWords(True)
+            # The n best hypotheses with their likelihoods: the decision is on the margin
+            # between them (ivr.speech.grammar.decide), not on one word confidence.
+            self._recognizer.SetMaxAlternatives(MAX_ALTERNATIVES)
         if audio:
             self._recognizer.AcceptWaveform(audio)
 
@@ -325,13 +328,13 @@ class SpeechStream:
             return TIMEOUT
         result = await self._engine._run(decoder.final, audio)
         self._decoder = None  # one utterance per stream: the recognizer is done
-        choice, transcript, confidence = decide(self.grammar, result)
+        heard = decide(self.grammar, result)
+        transcript = heard.transcript
         voiceless = decoder.pitched < MIN_PITCHED_FRAMES
-        if voiceless:
-            choice = None  # no voice in it: Vosk's words are noise forced onto the grammar
-        reason = "match" if choice is not None else "no_match"
-        self.result = Recognized(choice, transcript, confidence, reason)
-        log.debug("menu %s heard %r -> %s (%.2f)", self.grammar.menu, transcript, reason, confidence)
+        if voiceless:  # no voice in it: Vosk's words are noise forced onto the grammar
+            heard = Recognized(None, transcript, heard.confidence, "no_match")
+        self.result = heard
+        log.debug("menu %s heard %r -> %s (%.2f)", self.grammar.menu, transcript, heard.reason, heard.confidence)
         return self.result
 
     async def _settle(self) -> tuple[str, ...]:

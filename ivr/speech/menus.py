@@ -16,5 +16,10 @@ MAIN_MENU: Mapping[str, str] = MappingProxyType(
     {"1": "complaint", "2": "report", "3": "consultation", "0": "operator"}
 )
 
+#: DTMF key -> answer in the confirmation turn ("you said complaint: press 1 or say yes...").
+CONFIRM_MENU: Mapping[str, str] = MappingProxyType({"1": "yes", "2": "no"})
+
 #: Menu name -> its keys, for the menus that take keys.
-MENU_KEYS: Mapping[str, Mapping[str, str]] = MappingProxyType({"main_menu": MAIN_MENU})
+MENU_KEYS: Mapping[str, Mapping[str, str]] = MappingProxyType(
+    {"main_menu": MAIN_MENU, "confirm": CONFIRM_MENU}
+)

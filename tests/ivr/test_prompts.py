@@ -22,6 +22,7 @@ from ivr.prompts.catalogue import (
     sound_name,
 )
 from ivr.prompts.numbers import UnknownNumberRules, number_files, say_rules
+from ivr.speech.menus import MAIN_MENU
 
 REQUIRED_KEYS = {
     "welcome_general", "welcome_quality", "welcome_food_drug", "welcome_price",
@@ -30,6 +31,8 @@ REQUIRED_KEYS = {
     "invalid_number", "queue_position", "queue_wait", "callback_offer", "after_hours",
     "callers_ahead_before", "callers_ahead_after", "estimated_wait_before", "estimated_wait_after",
     "connecting_agent", "ask_city", "callback_booked", "lines_busy",
+    # the confirmation of a spoken choice heard by a thin margin, and what follows a "no"
+    "confirm_complaint", "confirm_report", "confirm_consultation", "confirm_operator", "choose_again",
 }
 LOCALES = ["zh-CN", "en-US", "ko-KR"]
 #: The digits/ files Asterisk 22's say.c reads to say a number, by its rule set (checked by
@@ -48,6 +51,12 @@ def test_each_locale_has_every_prompt_the_hotline_needs(locale: str) -> None:
     catalogue = PromptCatalogue.load(locale)
     assert set(catalogue.keys()) == REQUIRED_KEYS
     assert all(catalogue.text(key).strip() for key in REQUIRED_KEYS)
+
+
+@pytest.mark.parametrize("locale", LOCALES)
+def test_each_locale_can_ask_the_caller_to_confirm_every_choice_of_the_main_menu(locale: str) -> None:
+    catalogue = PromptCatalogue.load(locale)
+    assert all(catalogue.text(f"confirm_{choice}").strip() for choice in MAIN_MENU.values())
 
 
 @pytest.mark.parametrize("locale", LOCALES)

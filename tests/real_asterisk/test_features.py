@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import math
 import subprocess
 import wave
 from collections.abc import AsyncIterator
@@ -547,4 +548,41 @@ async def test_a_caller_who_talks_over_the_menu_prompt_stops_it_and_is_routed_by
         assert audio.find(menu[: audio.RATE], received) is not None
         assert audio.find(menu[len(menu) // 2:], received) is None, "the menu prompt played on over the caller"
         assert audio.find(sounds["transfer_operator"][: audio.RATE * 2], received) is not None
+    await nothing_left(real_asterisk)
+
+
+async def test_a_caller_asked_to_confirm_their_spoken_choice_keys_1_and_is_queued_for_it_on_the_real_switch(
+    speaking_centre: Settings, real_asterisk: AsteriskInstance, voices: Path
+) -> None:
+    """The confirmation turn end to end: "민원" said in the menu, "you said complaint: press 1 or say
+    yes..." heard, 1 keyed (RFC 2833 through Asterisk), the call queued as a complaint. Vosk's
+    margin on a clean 민원 is usually wide enough to accept it outright, so this test sets
+    ``speech.accept_margin`` out of reach (inf: every spoken choice is confirmed) to have the
+    confirmation turn come for sure."""
+    settings = speaking_centre.model_copy(update={
+        "speech": speaking_centre.speech.model_copy(update={"accept_margin": math.inf, "confirm_margin": 0.0})})
+    ko = PromptCatalogue.load(KOREAN)
+    sounds = prompt_sounds(ko, "confirm_complaint", "queued")
+    question = sounds["confirm_complaint"]
+    async with running(settings) as app, phones(real_asterisk) as (carrier, _):
+        assert app.speech is not None, "speech did not load: see the log"
+        call = await dial(carrier, "057112315")
+        channel = await eventually_one_channel(real_asterisk)
+        await listening_in_the_menu(app, channel)
+        await asyncio.sleep(1.0)  # into the menu prompt: the caller talks over it
+        call.rtp.play(spoken("민원", voices))
+        asking = await in_state(app, channel, "confirm_choice", timeout=10)
+        assert asking.menu_path == ["main_menu:speech:confirm:complaint"] and asking.choice is None
+        await asyncio.sleep(len(question) / audio.RATE + 0.3)  # the whole question heard
+        call.rtp.send_dtmf("1")
+        routed = await in_state(app, channel, "in_queue", timeout=10)
+        assert routed.menu_path == ["main_menu:speech:confirm:complaint", "confirm:1:yes"]
+        assert routed.choice == "complaint" and routed.recognized_by == "speech" and routed.transcript == "민원"
+        await asyncio.sleep(2.5)  # "you are queued" begins
+        await call.hang_up()
+        received = audio.pcm(call.rtp.pcm())
+        assert audio.find(question[: audio.RATE * 2], received) is not None, "the question was not heard"
+        assert audio.find(question[len(question) * 3 // 4:], received) is not None, "the question was cut off"
+        assert audio.find(sounds["queued"][: audio.RATE * 2], received) is not None
+        assert app.speech.in_use == 0  # the recognizer of the confirmation is given back too
     await nothing_left(real_asterisk)
