@@ -97,7 +97,7 @@ class SpeechSettings(BaseModel):
     #: spoken choice is confirmed); from ``confirm_margin`` up to this, the caller is asked to
     #: confirm it ("you said complaint?"); below, no match. Measured: ivr/speech/grammar.py.
     accept_margin: float = Field(default=2.0, ge=0)
-    confirm_margin: float = Field(default=0.5, ge=0)
+    confirm_margin: float = Field(default=0.25, ge=0)
 
     @model_validator(mode="after")
     def _margins_in_order(self) -> SpeechSettings:
