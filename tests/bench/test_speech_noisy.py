@@ -123,9 +123,10 @@ def test_quiet_clipped_and_lossy_lines_change_only_what_they_say() -> None:
 
 def _heard(outcome: str, *, condition: str = "pink-5", barge: float | None = 200.0,
            decision: float | None = 300.0) -> bench.Heard:
-    choice = {"correct": "complaint", "wrong": "report", "no match": None}[outcome]
+    choice, proposed = {"correct": ("complaint", None), "wrong": ("report", None), "no match": (None, None),
+                        "confirm right": (None, "complaint"), "confirm wrong": (None, "report")}[outcome]
     return bench.Heard(0, condition, "phrases", "민원", "ko+m1", 150, 40, "complaint", choice=choice,
-                       barge_in_ms=barge, decision_ms=decision)
+                       proposed=proposed, barge_in_ms=barge, decision_ms=decision)
 
 
 def test_a_conditions_figures_are_shares_of_its_turns_and_targets_are_checked() -> None:
@@ -135,9 +136,18 @@ def test_a_conditions_figures_are_shares_of_its_turns_and_targets_are_checked() 
     assert (f.turns, f.correct, f.wrong, f.no_match, f.false_barge_in) == (4, 50.0, 25.0, 25.0, 25.0)
     assert f.p50_ms == 500.0 and f.p95_ms == 9000.0
     assert f.missed == ["wrong", "false barge-in", "decision p95"]  # no correct % target at 5 dB
-    row = bench.condition_rows(heard, [bench.BY_KEY["pink-5"]])[0]
-    assert row[:6] == ["pink noise 5 dB SNR", "4", "50.0", "25.0 ✗ (≤ 0)", "25.0", "25.0 ✗ (≤ 2)"]
-    assert row[-1] == "9000 ✗ (≤ 400)"
+    row = dict(zip(bench.CONDITION_HEADER, bench.condition_rows(heard, [bench.BY_KEY["pink-5"]])[0], strict=True))
+    assert row["turns"] == "4" and row["correct %"] == "50.0" and row["wrong choice %"] == "25.0 ✗ (≤ 0)"
+    assert row["no match %"] == "25.0" and row["false barge-in %"] == "25.0 ✗ (≤ 2)"
+    assert row["decision p95 ms"] == "9000 ✗ (≤ 400)"
+
+
+def test_a_choice_confirmed_by_the_caller_is_correct_and_asking_about_a_wrong_one_is_no_wrong_choice() -> None:
+    heard = [_heard("correct", condition="clean-ulaw"), _heard("confirm right", condition="clean-ulaw"),
+             _heard("confirm wrong", condition="clean-ulaw"), _heard("no match", condition="clean-ulaw")]
+    f = bench.figures(heard, bench.BY_KEY["clean-ulaw"])
+    assert (f.correct, f.confirmed, f.wrong, f.confirm_wrong, f.no_match) == (50.0, 25.0, 0.0, 25.0, 25.0)
+    assert f.missed == ["correct"]
 
 
 def test_a_decision_taken_before_the_speech_ended_is_cut_short_not_fast() -> None:
@@ -152,8 +162,9 @@ def test_out_of_grammar_accepted_is_counted_per_category_and_overall() -> None:
         return bench.Heard(0, "clean-ulaw", group, "x", "ko+f1", 150, 40, None, choice=choice)
 
     heard = [oog("thanks", "report"), oog("thanks", None), oog("music", None), oog("music", None)]
+    heard[1].proposed = "complaint"  # asked "you said complaint?": not taken, but a turn lost
     rows = {r[0]: r for r in bench.oog_rows(heard)}
-    assert rows["thanks"][2:] == ["2", "50.0 ✗ (≤ 3)", "report x1"]
+    assert rows["thanks"][2:] == ["2", "50.0 ✗ (≤ 3)", "report x1", "50.0"]
     assert rows["music"][3] == "0.0 ✓ (≤ 3)"
     assert rows["all"][2:4] == ["4", "25.0 ✗ (≤ 3)"]
     assert bench.figures(heard, bench.BY_KEY["clean-ulaw"]).turns == 0  # not menu turns
