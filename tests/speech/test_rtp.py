@@ -79,7 +79,7 @@ def started(jb: JitterBuffer, first: bytes) -> list[bytes]:
 
 
 def test_in_order_slin16_big_endian_payload_comes_out_little_endian_and_sample_exact():
-    jb = JitterBuffer("slin16")
+    jb = JitterBuffer("slin16", telephone_band=False)
     out = started(jb, slin16(0)) + feed(jb, [slin16(s) for s in range(1, 10)])
     assert out == [expected(s) for s in range(10)]
     assert all(len(frame) == FRAME_BYTES for frame in out)
@@ -87,7 +87,7 @@ def test_in_order_slin16_big_endian_payload_comes_out_little_endian_and_sample_e
 
 
 def test_the_start_of_a_stream_waits_the_depth_so_an_earlier_packet_arriving_second_is_kept():
-    jb = JitterBuffer("slin16", depth_frames=3)
+    jb = JitterBuffer("slin16", depth_frames=3, telephone_band=False)
     assert feed(jb, [slin16(7), slin16(5)], now=0.0) == []
     assert jb.deadline() == pytest.approx(DEPTH_S)
     five, six, seven = jb.pop_ready(DEPTH_S)  # 6 never came: concealed
@@ -97,7 +97,7 @@ def test_the_start_of_a_stream_waits_the_depth_so_an_earlier_packet_arriving_sec
 
 
 def test_reordered_packets_within_the_depth_come_out_in_sequence_order():
-    jb = JitterBuffer("slin16", depth_frames=3)
+    jb = JitterBuffer("slin16", depth_frames=3, telephone_band=False)
     out = started(jb, slin16(0)) + feed(jb, [slin16(s) for s in (2, 1, 3, 5, 4, 6)])
     assert out == [expected(s) for s in range(7)]
     assert jb.stats.reordered == 2
@@ -105,7 +105,7 @@ def test_reordered_packets_within_the_depth_come_out_in_sequence_order():
 
 
 def test_a_packet_ahead_of_a_gap_waits_for_the_depth_before_the_gap_is_concealed():
-    jb = JitterBuffer("slin16", depth_frames=3)
+    jb = JitterBuffer("slin16", depth_frames=3, telephone_band=False)
     assert started(jb, slin16(0)) == [expected(0)]
     jb.push(slin16(3), 1.00)
     assert jb.pop_ready(1.05) == []  # 1 and 2 may still come
@@ -116,7 +116,7 @@ def test_a_packet_ahead_of_a_gap_waits_for_the_depth_before_the_gap_is_concealed
 
 
 def test_a_long_gap_is_carried_on_for_60_ms_fading_then_silence_then_joined_to_the_real_audio():
-    jb = JitterBuffer("slin16", depth_frames=3)
+    jb = JitterBuffer("slin16", depth_frames=3, telephone_band=False)
     started(jb, slin16(0))
     jb.push(slin16(5), 1.0)
     first, second, third, fourth, real = jb.pop_ready(2.0)
@@ -129,7 +129,7 @@ def test_a_long_gap_is_carried_on_for_60_ms_fading_then_silence_then_joined_to_t
 
 
 def test_duplicates_and_late_packets_are_dropped_and_counted():
-    jb = JitterBuffer("slin16", depth_frames=3)
+    jb = JitterBuffer("slin16", depth_frames=3, telephone_band=False)
     out = started(jb, slin16(0))
     out += feed(jb, [slin16(1), slin16(1)])  # duplicate of a frame already played
     jb.push(slin16(3), 1.0)
@@ -142,7 +142,7 @@ def test_duplicates_and_late_packets_are_dropped_and_counted():
 
 
 def test_sequence_numbers_wrap_around_from_65535_to_0():
-    jb = JitterBuffer("slin16")
+    jb = JitterBuffer("slin16", telephone_band=False)
     order = [65534, 0, 65535, 1, 2]
     out = started(jb, slin16(65533, ts=7))
     out += feed(jb, [slin16(s, ts=(s - 65533) % 65536 * 320 + 7) for s in order])
@@ -151,7 +151,7 @@ def test_sequence_numbers_wrap_around_from_65535_to_0():
 
 
 def test_a_timestamp_jump_after_silence_suppression_is_filled_with_silence():
-    jb = JitterBuffer("slin16")
+    jb = JitterBuffer("slin16", telephone_band=False)
     out = started(jb, slin16(0, ts=1000))
     out += feed(jb, [slin16(1, ts=1000 + 6 * 320, marker=True)])
     assert out[0] == expected(0) and faded_out(out[1]) and out[2:] == [SILENCE] * 4 + [expected(1)]
@@ -160,13 +160,13 @@ def test_a_timestamp_jump_after_silence_suppression_is_filled_with_silence():
 
 
 def test_a_huge_timestamp_gap_is_capped_at_max_gap_frames():
-    jb = JitterBuffer("slin16", max_gap_frames=10)
+    jb = JitterBuffer("slin16", max_gap_frames=10, telephone_band=False)
     out = started(jb, slin16(0, ts=0)) + feed(jb, [slin16(1, ts=3_000_000, marker=True)])
     assert len(out) == 12 and faded_out(out[1]) and out[2:] == [SILENCE] * 9 + [expected(1)]
 
 
 def test_idle_silence_already_handed_out_is_not_filled_again_after_a_timestamp_gap():
-    jb = JitterBuffer("slin16")
+    jb = JitterBuffer("slin16", telephone_band=False)
     started(jb, slin16(0, ts=0))
     idle = [jb.idle_frame() for _ in range(4)]
     out = feed(jb, [slin16(1, ts=7 * 320, marker=True)])
@@ -176,7 +176,7 @@ def test_idle_silence_already_handed_out_is_not_filled_again_after_a_timestamp_g
 
 
 def test_when_packets_stop_silence_is_due_40_ms_after_each_missing_packet_was_due():
-    jb = JitterBuffer("slin16")
+    jb = JitterBuffer("slin16", telephone_band=False)
     assert jb.idle_due(0.04, since=5.0) == pytest.approx(5.06)  # nothing yet: from when we listened
     jb.push(slin16(0), 1.0)
     assert jb.idle_due(0.04, since=0.0) is None  # a packet is held: its own deadline comes first
@@ -191,7 +191,7 @@ def test_when_packets_stop_silence_is_due_40_ms_after_each_missing_packet_was_du
 
 
 def test_packets_after_a_gap_idle_fill_covered_are_not_concealed_again():
-    jb = JitterBuffer("slin16")
+    jb = JitterBuffer("slin16", telephone_band=False)
     started(jb, slin16(0))
     idle = [jb.idle_frame(), jb.idle_frame()]  # 1 and 2 overdue: their time went by as silence
     jb.push(slin16(3), 1.0)
@@ -214,8 +214,24 @@ def test_ulaw_frames_are_decoded_and_upsampled_to_640_bytes_without_clicks_at_fr
     assert b"".join(out) == codec.pcm_to_bytes(whole)
 
 
+def test_slin16_reaches_the_recognizer_as_the_same_telephone_line_a_ulaw_stream_gives():
+    # A vowel with wideband hiss over it, big-endian on the wire as Asterisk sends slin16.
+    t = np.arange(320 * 12) / 16000
+    rng = np.random.default_rng(5)
+    voice = sum(np.sin(2 * np.pi * 150 * k * t) / k for k in range(1, 30)) * 5000
+    wide = np.rint(voice + rng.normal(0, 800, len(t))).astype(np.int16)
+    as_slin16 = [rtp(i, i * 320, wide[i * 320:(i + 1) * 320].astype(">i2").tobytes()) for i in range(12)]
+    ulaw = codec.ulaw_encode(codec.downsample_16k_to_8k(wide))
+    as_ulaw = [rtp(i, i * 160, ulaw[i * 160:(i + 1) * 160], pt=0) for i in range(12)]
+    heard = []
+    for fmt, packets in (("slin16", as_slin16), ("ulaw", as_ulaw)):
+        jb = JitterBuffer(fmt)
+        heard.append(started(jb, packets[0]) + feed(jb, packets[1:]))
+    assert len(heard[0]) == 12 and heard[0] == heard[1]
+
+
 def test_a_foreign_ssrc_is_ignored_and_a_new_ssrc_with_the_marker_bit_resyncs():
-    jb = JitterBuffer("slin16")
+    jb = JitterBuffer("slin16", telephone_band=False)
     out = started(jb, slin16(10)) + feed(jb, [slin16(12)])  # 11 missing, 12 buffered
     out += feed(jb, [slin16(500, ssrc=0xBEEF)])  # foreign, no marker
     assert out == [expected(10)] and jb.stats.bad == 1
@@ -228,7 +244,7 @@ def test_a_foreign_ssrc_is_ignored_and_a_new_ssrc_with_the_marker_bit_resyncs():
 
 
 def test_malformed_packets_are_counted_as_bad_and_produce_nothing():
-    jb = JitterBuffer("slin16")
+    jb = JitterBuffer("slin16", telephone_band=False)
     payload = bytes(640)
     packets = [
         b"",
@@ -244,7 +260,7 @@ def test_malformed_packets_are_counted_as_bad_and_produce_nothing():
 
 
 def test_padding_csrcs_and_header_extensions_are_skipped():
-    jb = JitterBuffer("slin16")
+    jb = JitterBuffer("slin16", telephone_band=False)
     body = samples_for(0).astype(">i2").tobytes()
     csrc_ext = struct.pack("!I", 99) + struct.pack("!HH", 0xBEDE, 1) + b"\x01\x02\x03\x04"
     header = struct.pack("!BBHII", 0x80 | 0x20 | 0x10 | 1, 118, 0, 0, SSRC)
@@ -252,7 +268,7 @@ def test_padding_csrcs_and_header_extensions_are_skipped():
 
 
 def test_a_hostile_sender_cannot_grow_the_buffer_beyond_its_window():
-    jb = JitterBuffer("slin16")
+    jb = JitterBuffer("slin16", telephone_band=False)
     rng = random.Random(7)
     popped = 0
     for i in range(5000):
@@ -289,7 +305,7 @@ async def collect_until(receiver: RtpReceiver, last: bytes) -> list[bytes]:
 
 
 async def test_the_receiver_delivers_udp_packets_in_order_with_exact_audio():
-    receiver = await RtpReceiver.open("slin16")
+    receiver = await RtpReceiver.open("slin16", telephone_band=False)
     try:
         host, port = receiver.address
         assert host == "127.0.0.1" and port > 0
@@ -309,7 +325,7 @@ async def test_the_receiver_reorders_shuffled_packets_and_conceals_drops():
         window = seqs[start:start + 3]
         rng.shuffle(window)
         shuffled += window
-    receiver = await RtpReceiver.open("slin16", depth_frames=3)
+    receiver = await RtpReceiver.open("slin16", depth_frames=3, telephone_band=False)
     try:
         send(receiver, [slin16(s) for s in shuffled])
         out = await collect_until(receiver, expected(59))
@@ -349,7 +365,7 @@ async def test_frames_keeps_time_moving_with_silence_when_the_sender_goes_quiet(
 
 async def test_close_ends_the_frames_iterator_and_can_be_called_twice(caplog):
     caplog.set_level(logging.DEBUG, logger="ivr.speech.rtp")
-    receiver = await RtpReceiver.open("slin16")
+    receiver = await RtpReceiver.open("slin16", telephone_band=False)
     got: list[bytes] = []
 
     async def consume() -> None:
