@@ -54,7 +54,9 @@ RESYNC_CONCURRENCY = 8
 #: Redis. Asterisk sends the event for every channel that comes to or leaves an endpoint (the
 #: trunk's and the agent's, twice per call each) though the state stays ``online``: without
 #: this each was three Redis round trips, a log line and a message to the desktops (issue 15).
-#: Bounded so that a state another process stored is read again within this time.
+#: Bounded so that a state another process stored is read again within this time, when this
+#: process could not follow the endpoints (its subscription failed): while it follows them, it
+#: hears every change Asterisk makes, and what it heard stays true until the next resync.
 SEEN_TRUST_S = 30.0
 
 #: ``online``/``offline``/``unknown`` as Asterisk says; ``missing`` when Asterisk has no such
@@ -99,8 +101,10 @@ class PhoneService:
         #: Endpoint -> (state, monotonic time) as last heard in an event and stored by this
         #: process; forgotten at every resync (events may have been missed before it).
         self._seen: dict[str, tuple[str, float]] = {}
-        #: Agent -> endpoint, as remembered by this process (a login here, a resync).
+        #: Agent -> endpoint, as remembered by this process (a login here, a resync, a read).
         self._endpoint_of: dict[str, str] = {}
+        #: Subscribed to the endpoints' events since the last resync: every change is heard.
+        self._following = False
 
     @property
     def enabled(self) -> bool:
@@ -140,7 +144,7 @@ class PhoneService:
     def _heard(self, endpoint: str) -> str | None:
         """The state of ``endpoint`` this process heard and stored less than SEEN_TRUST_S ago."""
         seen = self._seen.get(endpoint)
-        if seen is None or time.monotonic() - seen[1] > SEEN_TRUST_S:
+        if seen is None or (not self._following and time.monotonic() - seen[1] > SEEN_TRUST_S):
             return None
         return seen[0]
 
@@ -177,10 +181,12 @@ class PhoneService:
         if not self.enabled:
             return
         self._seen.clear()
+        self._following = False
         try:
             # Subscribe first: a change after this point arrives as an event, handled after
             # the reads below (events wait in the socket until the resync is done).
             await self.ari.subscribe(self.app_name, f"endpoint:{TECHNOLOGY}")
+            self._following = True
         except AriError as exc:
             log.warning("phones: subscribing to endpoint events failed (%s); agents' phones are checked only "
                         "when they choose Available", exc)
@@ -208,6 +214,7 @@ class PhoneService:
             state = await self.read(endpoint)
         except ValueError:
             return None  # not TECH/resource: nothing Asterisk could tell
+        self._seen[endpoint] = (state.state, time.monotonic())
         if not state.reachable:
             await self.keep_from_calls(agent_id)
         await self._announce(agent_id, state)
@@ -259,7 +266,14 @@ class PhoneService:
         agent = await self.engine.agent(agent_id) if agent_id else None
         if agent is None or not agent["endpoint"]:
             return
-        if not (await self.state(agent["endpoint"])).reachable:
+        # An agent who logged in through another process: whose phone it is, for next time
+        # (an agent's endpoint is their SIP account's, the same at every login).
+        self._endpoint_of[agent_id] = agent["endpoint"]
+        state = await self.state(agent["endpoint"])
+        if self._following and state.state != "unseen":
+            # Not over a state an event brought meanwhile: that one is newer than the read.
+            self._seen.setdefault(agent["endpoint"], (state.state, time.monotonic()))
+        if not state.reachable:
             await self.keep_from_calls(agent_id)
 
     async def keep_from_calls(self, agent_id: str) -> None:

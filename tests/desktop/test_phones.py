@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import pytest
 
+from agent_desktop.phones import PhoneService
 from ari.models import parse_event
 from core.settings import Settings
 from queues.engine import AgentState
@@ -195,6 +196,47 @@ async def test_calls_coming_and_going_on_a_phone_cost_no_redis_work_and_tell_the
     desk.pbx.set_registered(PHONE, False)  # a real change: the agent is taken out at once
     after = await eventually(lambda: _agent_is(desk, AgentState.BREAK))
     assert after["reason"] == "phone_offline"
+
+
+async def test_an_agent_logged_in_through_another_process_costs_redis_reads_once_not_at_every_call(
+    desk: Desk,
+) -> None:
+    """Each process follows every phone's events, so what it heard or read once stays true
+    until the next resync: an agent's calls after the first cost the phones no Redis read."""
+    agent = await agent_in_queues(desk)
+    await agent.ok("POST", "/api/desktop/state", {"state": "available"})
+    phones = desk.parts.phones
+    phones._endpoint_of.clear()  # as in a process the agent did not log in through
+    phones._seen.clear()
+    available = {"type": "agent.state", "agent_id": "1001", "state": "available"}
+    with redis_commands_counted(desk.app.redis) as first:
+        await phones.agent_changed(available)
+    assert first == ["hgetall", "hget"]  # whose phone, and its state
+    with redis_commands_counted(desk.app.redis) as later:
+        for _ in range(5):
+            await phones.agent_changed(available)
+    assert later == []
+
+    desk.pbx.set_registered(PHONE, False)  # a change is still heard, and acted on
+    after = await eventually(lambda: _agent_is(desk, AgentState.BREAK))
+    assert after["reason"] == "phone_offline"
+
+
+async def test_after_a_reconnect_the_phones_read_then_are_trusted_until_the_next(desk: Desk) -> None:
+    agent = await agent_in_queues(desk)
+    await agent.ok("POST", "/api/desktop/state", {"state": "available"})
+    connections = desk.app.events.connections
+    await desk.app.events.disconnect()
+    await eventually(lambda: _connected_again(desk, connections))
+    phones = desk.parts.phones
+    await eventually(lambda: _heard(phones, PHONE))  # the resync read it from Asterisk
+    with redis_commands_counted(desk.app.redis) as commands:
+        await phones.agent_changed({"type": "agent.state", "agent_id": "1001", "state": "wrap_up"})
+    assert commands == []
+
+
+async def _heard(phones: PhoneService, endpoint: str) -> bool:
+    return phones._heard(endpoint) == "online"
 
 
 async def test_with_simulated_phones_nothing_is_refused(desk: Desk) -> None:
