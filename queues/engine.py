@@ -207,9 +207,9 @@ def lua_source(name: str) -> str:
 
 
 _SCRIPTS = ("enqueue", "overflow", "remove", "login", "logout", "set_available", "set_break", "answered",
-            "ring_no_answer", "connect_failed", "hung_up", "position", "waiting")
+            "ring_no_answer", "connect_failed", "hung_up", "position", "waiting", "parties")
 #: Scripts that only read: they never change a wallboard figure.
-_READ_ONLY = frozenset({"position", "waiting"})
+_READ_ONLY = frozenset({"position", "waiting", "parties"})
 
 
 class _Batcher:
@@ -306,6 +306,27 @@ class QueueEngine:
         finally:
             if name not in _READ_ONLY:  # even a refusal may have moved something (an offer put back)
                 self.changed.set()
+
+    def parties_soon(self, call_id: str) -> asyncio.Future[tuple[str | None, str | None]]:
+        """The call's channel and agent as they are before the next script this coroutine
+        submits (in this turn of the loop) changes them: read in that script's pipeline, ahead of
+        it, so it costs no round trip of its own. Await it after the script."""
+        read = self._batcher.run("parties", [self.prefix, self.clock_ms(), _ident("call_id", call_id)])
+        pair: asyncio.Future[tuple[str | None, str | None]] = asyncio.get_running_loop().create_future()
+
+        def done(future: asyncio.Future[Any]) -> None:
+            if future.cancelled():
+                pair.cancel()
+            elif (error := future.exception()) is not None:
+                pair.set_exception(error)
+            else:
+                channel, agent = future.result()
+                pair.set_result((_s(channel) if channel else None, _s(agent) if agent else None))
+            if pair.done() and not pair.cancelled():
+                pair.exception()  # nobody may wait (the script failed first): not "never retrieved"
+
+        read.add_done_callback(done)
+        return pair
 
     # Calls ---------------------------------------------------------------------------------
 

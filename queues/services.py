@@ -150,7 +150,7 @@ class AnnouncingEngine(QueueEngine):
     flows, the wrap-up loop, the desktop), so this is the one place that sees them all. An
     event is emitted only after the engine's script succeeded, with what its answer says
     (an offer rings an agent). Where the answer does not name the call's agent or channel
-    (hung up, removed), the call is read just before: one pipelined read, on calls only.
+    (hung up, removed), the call is read just before, in the script's own pipeline.
     """
 
     def __init__(self, redis: Redis, prefix: str, *, events: AgentEvents, **options: Any) -> None:
@@ -189,43 +189,40 @@ class AnnouncingEngine(QueueEngine):
         await super().set_break(agent_id, reason)
         self.events.agent_state(agent_id, "break", reason=reason)
 
-    async def _parties(self, call_id: str) -> tuple[str | None, str | None]:
-        """The call's channel and agent, as the engine holds them: all the events need of a call.
-        One HMGET (the whole call and its queues, as :meth:`call` reads them, is four commands
-        and their parsing, twice on every answered call)."""
-        channel, agent = await self.redis.hmget(self.key("call", call_id), ["channel", "agent"])
-        return (channel.decode() if isinstance(channel, bytes) else channel,
-                agent.decode() if isinstance(agent, bytes) else agent or None)
-
     async def answered(self, call_id: str, agent_id: str) -> None:
-        channel_id, _ = await self._parties(call_id)
+        parties = self.parties_soon(call_id)  # in the script's own round trip, read before it
         await super().answered(call_id, agent_id)
+        channel_id, _ = await parties
         self.events.agent_state(agent_id, "on_call", call_id=call_id)
         self.events.call("connected", agent_id, call_id, channel_id)
 
     async def ring_no_answer(self, call_id: str, agent_id: str) -> Offer | None:
-        channel_id, _ = await self._parties(call_id)
+        parties = self.parties_soon(call_id)
         offer = await super().ring_no_answer(call_id, agent_id)
+        channel_id, _ = await parties
         self.events.call("ended", agent_id, call_id, channel_id)
         self.events.agent_state(agent_id, "break", reason="no_answer")
         return self._offered(offer)
 
     async def connect_failed(self, call_id: str, agent_id: str, pause_s: float) -> Offer | None:
-        channel_id, _ = await self._parties(call_id)
+        parties = self.parties_soon(call_id)
         offer = await super().connect_failed(call_id, agent_id, pause_s)
+        channel_id, _ = await parties
         self.events.call("ended", agent_id, call_id, channel_id)
         self.events.agent_state(agent_id, "wrap_up", reason="connect_failed")
         return self._offered(offer)
 
     async def hung_up(self, call_id: str, agent_id: str) -> None:
-        channel_id, _ = await self._parties(call_id)
+        parties = self.parties_soon(call_id)
         await super().hung_up(call_id, agent_id)
+        channel_id, _ = await parties
         self.events.call("ended", agent_id, call_id, channel_id)
         self.events.agent_state(agent_id, "wrap_up", call_id=call_id)
 
     async def remove(self, call_id: str, reason: str) -> bool:
-        channel_id, agent_id = await self._parties(call_id)
+        parties = self.parties_soon(call_id)
         removed = await super().remove(call_id, reason)
+        channel_id, agent_id = await parties
         if removed and agent_id:  # the caller left while an agent's phone rang or they talked
             self.events.call("ended", agent_id, call_id, channel_id)
             self.events.agent_state(agent_id, "wrap_up", call_id=call_id)

@@ -1,0 +1,67 @@
+"""The desktops' agent events come from the engine that changes the agents (``AnnouncingEngine``):
+what they name of a call is read in the same round trip as the change. Real redis-server."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from redis.asyncio import Redis
+
+from queues.services import AgentEvents, AnnouncingEngine
+from tests.support.clock import MillisClock
+from tests.support.queues import agent, call, ready
+from tests.support.redis import redis_commands_counted
+
+
+@pytest.fixture
+def events(redis: Redis, redis_prefix: str) -> AgentEvents:
+    return AgentEvents(redis, redis_prefix)
+
+
+@pytest.fixture
+def announcing(redis: Redis, redis_prefix: str, clock: MillisClock, events: AgentEvents) -> AnnouncingEngine:
+    return AnnouncingEngine(redis, redis_prefix, events=events, clock_ms=clock, wrap_up_s=5)
+
+
+def emitted(events: AgentEvents) -> list[dict]:
+    sent = [json.loads(m) for m in events._pending]
+    events._pending.clear()
+    return sent
+
+
+@pytest.mark.parametrize("end", ["hung_up", "remove"])
+async def test_the_end_of_a_conversation_names_the_callers_channel_with_no_round_trip_of_its_own(
+    announcing: AnnouncingEngine, events: AgentEvents, redis: Redis, end: str
+) -> None:
+    await ready(announcing, agent("a1"))
+    for warm in ("c0", "c1"):  # c0 has Redis load the scripts: that is not the round trip counted
+        await announcing.enqueue(call(warm))
+        await announcing.answered(warm, "a1")
+        if warm == "c0":
+            await announcing.hung_up("c0", "a1")
+            await announcing.remove("c0", "hangup")
+            await announcing.set_available("a1")
+    emitted(events)
+    with redis_commands_counted(redis) as sent:
+        if end == "hung_up":
+            await announcing.hung_up("c1", "a1")
+        else:
+            assert await announcing.remove("c1", "hangup")
+    assert sent == ["pipeline"]  # the call's parties read ahead of the script, in its pipeline
+    assert emitted(events) == [
+        {"type": "call.ended", "agent_id": "a1", "call_id": "c1", "channel_id": "ch-c1"},
+        {"type": "agent.state", "agent_id": "a1", "state": "wrap_up", "reason": None, "call_id": "c1"},
+    ]
+
+
+async def test_an_answer_names_the_channel_and_a_refused_change_names_nothing(
+    announcing: AnnouncingEngine, events: AgentEvents
+) -> None:
+    await ready(announcing, agent("a1"))
+    await announcing.enqueue(call("c1"))
+    emitted(events)
+    await announcing.answered("c1", "a1")
+    assert emitted(events)[1] == {"type": "call.connected", "agent_id": "a1", "call_id": "c1", "channel_id": "ch-c1"}
+    assert not await announcing.remove("no-such-call", "hangup")  # unknown: no event, no error
+    assert emitted(events) == []
