@@ -207,8 +207,8 @@ def confirming_engine() -> Iterator[SpeechEngine]:
 
 @pytest.fixture
 async def confirming_app(ko_settings: Settings, confirming_engine: SpeechEngine) -> AsyncIterator[Application]:
-    # A confirmation waits 2 s for its answer: long enough for a word to be said and decided.
-    settings = ko_settings.model_copy(update={"ivr": ko_settings.ivr.model_copy(update={"no_input_timeout_s": 2.0})})
+    # A confirmation waits 3 s for its answer: long enough for a word to be said and decided.
+    settings = ko_settings.model_copy(update={"ivr": ko_settings.ivr.model_copy(update={"no_input_timeout_s": 3.0})})
     async with running(settings, speech=confirming_engine) as app:
         yield app
 
@@ -266,9 +266,9 @@ async def test_a_caller_silent_at_the_confirmation_is_asked_once_more_then_hears
 ) -> None:
     call = await pbx_sim.place_call("12315", caller_id="13800138013")
     await asked_to_confirm(confirming_app, call, ko_prompts, phone_line, "민원", "complaint")
-    await call.wait_for_playback(ko_prompts.media("no_input"), timeout=8)
+    await call.wait_for_playback(ko_prompts.media("no_input"), timeout=10)
     await call.wait_for_playback(ko_prompts.media("confirm_complaint"))
-    await call.wait_for_playback(ko_prompts.media("main_menu"), timeout=8)
+    await call.wait_for_playback(ko_prompts.media("main_menu"), timeout=10)
     call.send_dtmf("7")  # no choice of the menu either
     await call.wait_for_playback(ko_prompts.media("no_match"), timeout=5)
     record = await record_of(confirming_app, call)
