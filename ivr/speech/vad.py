@@ -7,11 +7,13 @@ utterance now starts only where two things agree:
 
 - the neural voice model (:mod:`ivr.speech.neural`, Silero) says a voice, probability >= 0.5:
   it is near 0 on steady noise, coughs, clicks and music, near 1 on speech even 30 dB down;
-- the frame is clearly louder than the line's background (an adaptive noise floor, >= 9 dB):
-  babble *is* speech to the model, but the caller, close to the microphone, is louder than
-  the voices behind them. The floor follows the line quickly down and slowly up (about a
-  second), so it settles on the steady part of the noise and not on the caller's syllables,
-  and it is held while an utterance runs.
+- the frame is clearly louder than the line's background (an adaptive noise floor, >= 9 dB,
+  more where the background itself varies): babble *is* speech to the model, but the caller,
+  close to the microphone, is louder than the voices behind them. The floor follows the line
+  quickly down and slowly up (about a second), so it settles on the steady part of the noise
+  and not on the caller's syllables, and it is held while an utterance runs. How far the
+  background's frames stray from it is learnt too: babble's loud moments come 10-14 dB above
+  its floor, so on such a line the margin grows by 2 dB per dB of spread.
 
 Four such frames among six (80 ms of voice) *start* an utterance: the recognizer gets its
 audio from there (with a pre-roll). Eight (160 ms) *confirm* it if its level rose and fell by
@@ -28,7 +30,8 @@ quiet line webrtcvad still counts too: its hang-over of about 100 ms after the v
 keeps a pause of up to ~300 ms inside a phrase ("담당자 ... 바꿔 주세요") from cutting it in
 two, and with the default 200 ms the end is said about 300 ms after the voice (Vosk's final
 result takes 20-40 ms more). On a noisy line webrtcvad calls the noise voice, so there only
-the voice model and the level count. Once started, an utterance in which the recognizer has
+the voice model and the level count, with a hang-over of our own (100 ms) as long as
+webrtcvad's. Once started, an utterance in which the recognizer has
 heard no word for ``no_word_timeout_s`` ends (noise that passed both checks cannot keep a
 menu waiting), and ``max_utterance_s`` stays as the last guard.
 """
@@ -61,6 +64,16 @@ QUIET_BACKGROUND_DB = 40.0
 #: How fast the background follows a frame that is quieter / louder than it (per frame).
 BACKGROUND_DOWN = 0.25
 BACKGROUND_UP = 0.03
+#: Frames after the voice that still count as it on a noisy line (webrtcvad's own hang-over,
+#: about 100 ms, does this on a quiet one): the pauses inside a phrase.
+HANG_OVER_FRAMES = 5
+#: How far the background's frames stray from it (dB, mean) is learnt this fast; past
+#: ``SPREAD_ALLOWED`` each dB of it raises both margins by ``SPREAD_WEIGHT`` dB. Hiss strays
+#: 0.4 dB, pink noise 1.9, babble 3.4-5.6: babble's loud moments reach 10-14 dB above the
+#: floor, and only a caller clearly louder than those is taken for the caller.
+SPREAD_RATE = 0.1
+SPREAD_ALLOWED = 2.0
+SPREAD_WEIGHT = 2.0
 #: How many frames before a start may still count as its beginning (the voice model's
 #: window is 32 ms and it needs a window or two to be sure).
 BACKDATE_FRAMES = 3
@@ -72,7 +85,7 @@ START_SLACK = 2
 #: a hum on one breath varied by under 1 dB in our measurements.
 STEADY_DB = 6.0
 #: Voice frames needed before a voice can be called steady (a single short syllable can be).
-STEADY_FRAMES = 12
+STEADY_FRAMES = 8
 
 
 def level_db(samples: np.ndarray) -> float:
@@ -117,6 +130,8 @@ class EndpointDetector:
         self.frames = 0
         #: The line's background level (dB), None before the first frame.
         self.background: float | None = None
+        #: How far the background's frames stray from it (dB): wide for babble.
+        self.spread = 0.0
         #: The last frame's level (dB) and whether it was a voice (model and level agree).
         self.level = 0.0
         self.voice = False
@@ -177,21 +192,31 @@ class EndpointDetector:
             return None
         background = level if self.background is None else self.background
         above = level - background
-        voice = probability >= VOICE_ON and above >= START_MARGIN_DB
+        raised = SPREAD_WEIGHT * max(0.0, self.spread - SPREAD_ALLOWED)
+        voice = probability >= VOICE_ON and above >= START_MARGIN_DB + raised
         self.level, self.voice = level, voice
         if self.start_frame is None:
-            return self._before_start(index, level, background, voice)
-        if level < background:  # a pause shows the line's floor; the caller never raises it
+            # What may be a voice does not teach the background (babble's loud moments, or
+            # the caller's first syllable): the floor and its spread stay the room's.
+            maybe = probability >= VOICE_ON and above >= START_MARGIN_DB
+            return self._before_start(index, level, background, voice, maybe)
+        if level < background and probability < VOICE_KEEP:
+            # A pause shows the line's floor (a caller who spoke from the first frame set it
+            # too high); the caller never raises it, and babble's dips are no pause.
             self.background = background + BACKGROUND_DOWN * (level - background)
-        return self._during(index, level, probability, above, background, voice, voiced)
+        going = probability >= VOICE_KEEP and above >= KEEP_MARGIN_DB + raised
+        return self._during(index, level, going, background, voice, voiced)
 
-    def _before_start(self, index: int, level: float, background: float, voice: bool) -> str | None:
+    def _before_start(self, index: int, level: float, background: float, voice: bool,
+                      maybe: bool) -> str | None:
         window = self._start_frames + START_SLACK
         self._recent_levels = [*self._recent_levels[1 - window - BACKDATE_FRAMES:], level]
         self._recent_voice = [*self._recent_voice[1 - window:], voice]
-        if not any(self._recent_voice):  # the background is held while a voice may be starting
+        if not maybe and not any(self._recent_voice):  # held while a voice may be starting
             rate = BACKGROUND_DOWN if level < background else BACKGROUND_UP
             self.background = background + rate * (level - background)
+            if level < background + START_MARGIN_DB:  # not the rising edge of a sound
+                self.spread += SPREAD_RATE * (abs(level - background) - self.spread)
         if not voice or sum(self._recent_voice) < self._start_frames:
             return None
         back = len(self._recent_voice) - self._recent_voice.index(True)  # frames since the first voice
@@ -207,18 +232,21 @@ class EndpointDetector:
         self._loudest, self._quietest = max(voiced), min(voiced)
         return STARTED
 
-    def _during(self, index: int, level: float, probability: float, above: float, background: float,
+    def _during(self, index: int, level: float, going: bool, background: float,
                 voice: bool, voiced: bool) -> str | None:
         assert self.start_frame is not None
         if voice:
             self._voice_frames += 1
             self._loudest, self._quietest = max(self._loudest, level), min(self._quietest, level)
-        going = probability >= VOICE_KEEP and above >= KEEP_MARGIN_DB
-        if not going and background < QUIET_BACKGROUND_DB:
+        quiet_line = background < QUIET_BACKGROUND_DB
+        if not going and quiet_line:
             going = voiced
         self._silent_run = 0 if going else self._silent_run + 1
         since_word = index - (self._last_word if self._last_word is not None else self.start_frame)
-        if self._silent_run >= self._end_frames:
+        # webrtcvad's hang-over spans the pauses between syllables on a quiet line; on a
+        # noisy one ours does, as long.
+        hang_over = 0 if quiet_line else HANG_OVER_FRAMES
+        if self._silent_run >= self._end_frames + hang_over:
             return self._end("silence")
         if since_word >= self._no_word_frames:
             return self._end("no_word")

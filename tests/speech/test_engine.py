@@ -6,13 +6,15 @@ import asyncio
 import dataclasses
 from collections.abc import AsyncIterator
 
+import numpy as np
 import pytest
 import vosk
 
 from ivr.speech.engine import Recognized, SpeechEngine, SpeechStarted
 from ivr.speech.grammar import GrammarError
 from ivr.speech.locale import MenuPhrases, SpeechPack, load_speech_pack
-from ivr.speech.vad import FRAME_MS
+from ivr.speech.vad import FRAME_BYTES, FRAME_MS
+from tests.support import line_conditions as lc
 from tests.support.speech import (
     KOREAN_MODEL_DIR,
     PhoneLine,
@@ -143,3 +145,48 @@ async def test_a_grammar_word_missing_from_the_model_vocabulary_is_named_at_star
         "word '불만입니다' is not in the model's vocabulary"
     )
     assert ticks > 1  # the model loaded in a thread: the event loop kept running meanwhile
+
+
+# --- a voice, not the room (issue 16) -------------------------------------------------------
+
+
+def line_turn(phone_line: PhoneLine, before: np.ndarray, text: str) -> tuple[list[bytes], int]:
+    """``before`` (a sound on the line, at 16 kHz), then ``text``, then a second of quiet;
+    and the frame where the caller's voice begins."""
+    speech = phone_line.say(text)
+    lead = phone_line.carry(before)
+    return frames(lead + speech + silence(1000)), len(lead) // FRAME_BYTES + voiced_span(speech)[0]
+
+
+async def test_a_cough_before_the_phrase_does_not_end_the_turn_the_phrase_is_heard(
+    engine: SpeechEngine, phone_line: PhoneLine
+) -> None:
+    cough = np.concatenate([np.zeros(8000), lc.cough(seed=3), np.zeros(6400)])  # 400 ms later, the caller
+    chunks, onset = line_turn(phone_line, cough, "사람 연결")
+    stream = engine.open("main_menu")
+    assert stream is not None
+    started, recognized = await play(stream, chunks)
+    assert isinstance(started, SpeechStarted) and started.at_ms >= (onset - 3) * FRAME_MS  # not on the cough
+    assert isinstance(recognized, Recognized)
+    assert (recognized.choice, recognized.transcript) == ("operator", "사람 연결")
+
+
+async def test_a_phrase_on_a_line_20_db_down_is_recognized(engine: SpeechEngine, phone_line: PhoneLine) -> None:
+    speech = np.frombuffer(phone_line.say("환불"), dtype="<i2").astype(np.float64)
+    stream = engine.open("main_menu")
+    assert stream is not None
+    events = await play(stream, utterance(phone_line.carry(lc.level_db(speech, -20.0))))
+    assert [type(e) for e in events] == [SpeechStarted, Recognized]
+    assert (events[1].choice, events[1].transcript) == ("complaint", "환불")
+
+
+async def test_babble_at_5_db_and_music_alone_never_stop_the_prompt(
+    engine: SpeechEngine, phone_line: PhoneLine
+) -> None:
+    for room in (lc.babble(16000 * 3, seed=4, level=2000.0), lc.music(3000, seed=2)):
+        stream = engine.open("main_menu")
+        assert stream is not None
+        assert await play(stream, frames(phone_line.carry(room))) == []
+        assert (await stream.finish()).reason == "timeout"
+        stream.close()
+

@@ -1,4 +1,5 @@
-"""End-point detection on phone-line audio: when a caller starts and stops talking."""
+"""End-point detection on phone-line audio: when a caller starts and stops talking, and that it
+is the caller (a voice) and not the room (noise, babble, a cough, music, a hum)."""
 
 from __future__ import annotations
 
@@ -6,13 +7,31 @@ import numpy as np
 import pytest
 
 from ivr.speech.vad import CONFIRMED, ENDED, FRAME_BYTES, FRAME_MS, STARTED, EndpointDetector
+from tests.support import line_conditions as lc
 from tests.support.speech import PhoneLine, frames, noise, silence, trimmed, voiced_span
 
 SENTENCE = "민원 접수를 하고 싶습니다"
 
 
 def push_all(detector: EndpointDetector, chunks: list[bytes]) -> list[tuple[int, str]]:
-    return [(i, e) for i, frame in enumerate(chunks) if (e := detector.push(frame)) not in (None, CONFIRMED)]
+    """(frame index, event) of the start and end (confirmation is tested on its own)."""
+    return [(i, e) for i, e in every_event(detector, chunks) if e != CONFIRMED]
+
+
+def every_event(detector: EndpointDetector, chunks: list[bytes]) -> list[tuple[int, str]]:
+    return [(i, e) for i, frame in enumerate(chunks) if (e := detector.push(frame)) is not None]
+
+
+def signal(pcm: bytes) -> np.ndarray:
+    return np.frombuffer(pcm, dtype="<i2").astype(np.float64)
+
+
+def turn(phone_line: PhoneLine, text: str, lead_ms: int = 1000) -> tuple[np.ndarray, int]:
+    """A caller quiet for ``lead_ms``, then ``text``, then quiet 500 ms; and the voice's first frame."""
+    speech = phone_line.say(text)
+    onset = lead_ms // FRAME_MS + voiced_span(speech)[0]
+    lead, tail = np.zeros(16 * lead_ms), np.zeros(16 * 500)
+    return np.concatenate([lead, signal(speech), tail]), onset
 
 
 def test_speech_starts_within_a_few_frames_of_the_caller_s_voice(phone_line: PhoneLine) -> None:
@@ -92,3 +111,84 @@ def test_settings_out_of_range_are_refused() -> None:
         EndpointDetector(aggressiveness=4)
     with pytest.raises(ValueError, match="end_silence_ms"):
         EndpointDetector(end_silence_ms=0)
+
+
+@pytest.mark.parametrize(("noise_kind", "snr_db"), [("pink", 5.0), ("babble", 5.0), ("babble", 15.0)])
+def test_noise_on_the_line_does_not_start_speech_before_the_caller_speaks(
+    phone_line: PhoneLine, noise_kind: str, snr_db: float
+) -> None:
+    clean, onset = turn(phone_line, SENTENCE)
+    room = lc.pink_noise(len(clean), seed=3) if noise_kind == "pink" else lc.babble(len(clean), seed=2)
+    events = every_event(EndpointDetector(), frames(phone_line.carry(lc.mix_at_snr(clean, room, snr_db))))
+    assert [e for e in events if e[0] < onset] == []  # the prompt plays on while nobody talks
+
+
+def test_at_15_db_of_babble_the_caller_is_still_heard_from_start_to_end(phone_line: PhoneLine) -> None:
+    clean, onset = turn(phone_line, SENTENCE)
+    noisy = lc.mix_at_snr(clean, lc.babble(len(clean), seed=2), 15.0)
+    events = every_event(EndpointDetector(), frames(phone_line.carry(noisy)))
+    assert [e for _, e in events][:3] == [STARTED, CONFIRMED, ENDED]
+    voice_end = len(clean) // 320 - 500 // FRAME_MS
+    assert onset <= events[1][0] <= onset + 15 and voice_end <= events[2][0] <= voice_end + 20
+
+
+@pytest.mark.parametrize("sound", ["music", "cough", "click"])
+def test_music_a_cough_or_a_click_is_never_confirmed_as_a_voice(phone_line: PhoneLine, sound: str) -> None:
+    clip = {"music": lambda: lc.music(3000, seed=1), "cough": lambda: lc.cough(seed=1), "click": lc.click}[sound]()
+    events = every_event(EndpointDetector(), frames(phone_line.carry(np.concatenate([np.zeros(8000), clip]))))
+    assert CONFIRMED not in [e for _, e in events]
+
+
+def test_a_hum_is_a_steady_sound_never_confirmed_as_speech(phone_line: PhoneLine) -> None:
+    detector = EndpointDetector()
+    events = every_event(detector, frames(phone_line.carry(lc.hum(2000, 150.0))))
+    assert CONFIRMED not in [e for _, e in events]
+    assert detector.started and detector.steady  # the stream drops such an utterance as no speech
+
+
+def test_a_caller_s_voice_is_confirmed_within_a_few_syllables(phone_line: PhoneLine) -> None:
+    clean, onset = turn(phone_line, SENTENCE)
+    detector = EndpointDetector()
+    events = every_event(detector, frames(phone_line.carry(clean)))
+    assert [e for _, e in events] == [STARTED, CONFIRMED, ENDED]
+    # Eight frames of voice whose level rose and fell: the prompt stops about 200 ms in.
+    assert onset + 8 <= events[1][0] <= onset + 15 and not detector.steady
+
+
+def test_a_word_from_the_recognizer_confirms_a_voice_at_once(phone_line: PhoneLine) -> None:
+    detector = EndpointDetector()
+    chunks = frames(phone_line.say(SENTENCE))
+    events = every_event(detector, chunks[:12])
+    assert [e for _, e in events] == [STARTED]
+    assert detector.word_heard() and detector.confirmed
+    assert not detector.word_heard()  # confirmed once
+
+
+def test_a_quiet_line_20_db_down_starts_as_a_normal_one_does(phone_line: PhoneLine) -> None:
+    clean, onset = turn(phone_line, SENTENCE)
+    events = every_event(EndpointDetector(), frames(phone_line.carry(lc.level_db(clean, -20.0))))
+    assert [e for _, e in events] == [STARTED, CONFIRMED, ENDED]
+    assert abs(events[0][0] - onset) <= 10
+
+
+def test_an_utterance_without_a_word_for_the_no_word_timeout_ends(phone_line: PhoneLine) -> None:
+    talk = phone_line.say("안녕하세요 저는 어제 산 우유가 상해서 전화를 드렸는데요 환불을 받고 싶어요")
+    detector = EndpointDetector(no_word_timeout_s=1.0)
+    events = push_all(detector, frames(talk))
+    assert [e for _, e in events] == [STARTED, ENDED] and detector.end_reason == "no_word"
+    assert detector.start_frame is not None and events[1][0] - detector.start_frame == 1000 // FRAME_MS
+
+
+def test_after_a_burst_the_detector_listens_again_and_hears_the_caller(phone_line: PhoneLine) -> None:
+    before = phone_line.carry(np.concatenate([np.zeros(8000), lc.cough(seed=2), np.zeros(8000)]))
+    detector = EndpointDetector()
+    chunks = frames(before + phone_line.say(SENTENCE))
+    events = []
+    for i, frame in enumerate(chunks):
+        event = detector.push(frame)
+        if event == ENDED and not detector.confirmed:
+            detector.listen_again()  # what the stream does with a burst
+        if event is not None:
+            events.append((i, event))
+    assert [e for _, e in events][-3:] == [STARTED, CONFIRMED, ENDED]
+    assert detector.start_frame is not None and detector.start_frame >= len(before) // FRAME_BYTES  # the caller
