@@ -290,6 +290,11 @@ class QueueEngine:
         #: Set after every script that may change a figure: the wallboard publishes on change
         #: instead of on a timer, so what happens is on screen within a fraction of a second.
         self.changed = asyncio.Event()
+        #: Set when this process makes something due later (a wrap-up, a callback's retry), with
+        #: the earliest such time in :attr:`scheduled_ms`: the loop that ends them (see
+        #: ``QueueService``) wakes up for it instead of looking at Redis every fraction of a second.
+        self.scheduled = asyncio.Event()
+        self.scheduled_ms: int | None = None
 
     def key(self, *parts: str) -> str:
         return ":".join((self.prefix, *parts))
@@ -306,6 +311,12 @@ class QueueEngine:
         finally:
             if name not in _READ_ONLY:  # even a refusal may have moved something (an offer put back)
                 self.changed.set()
+
+    def schedule(self, due_ms: int) -> None:
+        """Something this process put in Redis is due at ``due_ms``: wake the due loop for it."""
+        if self.scheduled_ms is None or due_ms < self.scheduled_ms:
+            self.scheduled_ms = due_ms
+        self.scheduled.set()
 
     def parties_soon(self, call_id: str) -> asyncio.Future[tuple[str | None, str | None]]:
         """The call's channel and agent as they are before the next script this coroutine
@@ -432,8 +443,11 @@ class QueueEngine:
         agent pauses ``pause_s`` in a wrap-up (reason "connect_failed", keeping their place in
         the idle order) that :meth:`wrap_up_due` ends; the call back at its place, offered
         again if someone is free."""
-        return _offer(await self._run("connect_failed", _ident("call_id", call_id), _ident("agent_id", agent_id),
-                                      max(0, round(pause_s * 1000))))
+        pause_ms = max(0, round(pause_s * 1000))
+        offer = _offer(await self._run("connect_failed", _ident("call_id", call_id), _ident("agent_id", agent_id),
+                                       pause_ms))
+        self.schedule(self.clock_ms() + pause_ms)
+        return offer
 
     async def hung_up(self, call_id: str, agent_id: str) -> None:
         """The conversation is over: the call is gone, the agent in wrap-up for the queue's wrap-up time."""
@@ -493,8 +507,11 @@ class QueueEngine:
         # second run is exact (an answered call's queue never changes).
         guess, ms = ("*", self.wrap_up_ms(None, None)) if not isinstance(self.wrap_up_s, Mapping) else ("?", 0)
         for _ in range(3):
-            result = await self._run(script, *args, ms, guess)
+            now = self.clock_ms()
+            result = await self._run(script, *args, ms, guess, now=now)
             if not (isinstance(result, list) and _s(result[0]) == "retry"):
+                if result:
+                    self.schedule(now + ms)  # an agent's wrap-up (if the call had one) ends then
                 return result
             queue, line = _s(result[1]), _s(result[2])
             guess, ms = f"{queue}:{line}", self.wrap_up_ms(queue, line)

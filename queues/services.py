@@ -59,10 +59,12 @@ CONNECT_FAILED_PAUSE_S = 3.0
 #: Seconds between tries at removing what a failed clean-up left (besides every resync).
 LEFTOVER_SWEEP_EVERY_S = 30.0
 #: Longest sleep between looks at the due wrap-ups and callback retries. Between them the
-#: loop sleeps until the earliest one is due, so it is exact for what is known when it looks;
-#: this bounds how late one set meanwhile (by this or another process) can be found. It was a
-#: fixed 0.2 s tick with two reads: ten Redis round trips a second on an idle server (issue 15).
-DUE_LOOK_MAX_S = 0.5
+#: loop sleeps until the earliest one is due, so it is exact for what is known when it looks,
+#: and what this process makes due meanwhile wakes it (``QueueEngine.schedule``); this bounds
+#: how late one that another process set (and could not end itself: it died) is found. It was a
+#: fixed 0.2 s tick with two reads: ten Redis round trips a second on an idle server, then 0.5 s
+#: (issue 15).
+DUE_LOOK_MAX_S = 2.0
 #: The pause before looking again after ending what was due.
 DUE_AGAIN_S = 0.05
 #: A transferred caller has waited already: they go ahead of everyone who has not.
@@ -375,6 +377,7 @@ class QueueService:
                                                    "enqueued_at_ms")})
         due = self.engine.clock_ms() + round(self.settings.callback_retry_s * 1000)
         await self.engine.redis.zadd(self._retry_key(), {retry: due})
+        self.engine.schedule(due)
 
     def _retry_key(self) -> str:
         return f"{self.engine.prefix}:callback-retries"
@@ -761,7 +764,22 @@ class QueueService:
             except Exception:
                 log.exception("ending wrap-ups failed; trying again")
                 wait = 1.0
-            await asyncio.sleep(wait)
+            await self._sleep_until_due(wait)
+
+    async def _sleep_until_due(self, wait: float) -> None:
+        """Sleep ``wait`` seconds, or less when this process makes something due sooner."""
+        engine, loop = self.engine, asyncio.get_running_loop()
+        deadline = loop.time() + wait
+        while (left := deadline - loop.time()) > 0:
+            try:
+                async with asyncio.timeout(left):
+                    await engine.scheduled.wait()
+            except TimeoutError:
+                return
+            engine.scheduled.clear()
+            due, engine.scheduled_ms = engine.scheduled_ms, None
+            if due is not None:
+                deadline = min(deadline, loop.time() + max(0.0, (due - engine.clock_ms()) / 1000))
 
     async def _end_what_is_due(self) -> float:
         """End the wrap-ups and requeue the callback retries that are due (one round trip when

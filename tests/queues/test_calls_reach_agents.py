@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+import queues.services
 from core.settings import Settings
 from devtools.pbx_sim.server import PbxSim
 from hotline.app import Application
@@ -120,6 +121,36 @@ async def test_when_the_agent_hangs_up_the_caller_is_hung_up_and_the_call_is_ans
     await pbx_sim.wait_idle()
     record = await eventually(lambda: ended_record(app, call))
     assert record.outcome == "answered" and record.agent_id == "5001"
+
+
+@pytest.fixture
+async def app_looking_hourly(queue_settings: Settings, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Application]:
+    """The application, its due loop looking at Redis on its own only once an hour."""
+    monkeypatch.setattr(queues.services, "DUE_LOOK_MAX_S", 3600.0)
+    async with running(queue_settings) as app:
+        yield app
+
+
+async def test_an_agents_wrap_up_ends_when_due_without_the_loop_looking_at_redis_meanwhile(
+    pbx_sim: PbxSim, app_looking_hourly: Application, prompts: PromptCatalogue
+) -> None:
+    """The loop that ends wrap-ups looks at Redis only when something is due, or now and then
+    for what another process left: the wrap-up this process starts wakes it."""
+    app = app_looking_hourly
+    await agent_ready(app, "5002", HANGZHOU, {"quality"}, "PJSIP/5002")
+    call = await pbx_sim.place_call("057112365", caller_id="13800138000")
+    await press(call, prompts)
+    await talking_to(pbx_sim, call, "PJSIP/5002")
+    await call.hangup()
+    async def available() -> bool:
+        return await agent_state(app, "5002") == AgentState.AVAILABLE
+
+    await eventually(lambda: _in_wrap_up(app, "5002"))
+    await eventually(available)  # 0.3 s later, not at the loop's next look an hour away
+
+
+async def _in_wrap_up(app: Application, agent_id: str) -> bool:
+    return await agent_state(app, agent_id) == AgentState.WRAP_UP
 
 
 async def test_a_waiting_caller_hears_their_position_and_leaves_every_queue_on_hanging_up(
