@@ -647,6 +647,10 @@ async def run(args: argparse.Namespace, conditions: Sequence[Condition],
               log: Callable[[str], None]) -> tuple[list[Heard], float]:
     began = time.perf_counter()
     cache = Path(tempfile.gettempdir()) / "hotline-speech-noisy"
+    # The model first: a pack whose words it does not know fails here, before minutes of synthesis.
+    log(f"loading {args.model} ...")
+    engine = await SpeechEngine.load(Path(args.model), load_speech_pack(args.locale),
+                                     max_streams=args.callers + 4, threads=SpeechSettings().threads)
     log(f"synthesizing speech ({args.locale}, espeak-ng voice {args.voice}) ...")
     phrases, oog = build_utterances(args.locale, args.menu, args.voice, args.quick, args.seed, cache)
     # Babble in the callers' language where there are sentences for it, Korean otherwise.
@@ -658,9 +662,6 @@ async def run(args: argparse.Namespace, conditions: Sequence[Condition],
     log(f"  {len(phrases)} menu utterances x {len(conditions)} conditions, {len(oog)} out-of-grammar x "
         f"{sum(c.key in OOG_CONDITIONS for c in conditions)} lines: {len(turns)} turns, "
         f"{spoken / 60:.0f} min of audio, {args.callers} callers at once")
-    log(f"loading {args.model} ...")
-    engine = await SpeechEngine.load(Path(args.model), load_speech_pack(args.locale),
-                                     max_streams=args.callers + 4, threads=SpeechSettings().threads)
     last = [0.0]
 
     def progress(done: int, total: int) -> None:
@@ -764,6 +765,10 @@ def main() -> int:
     if unknown:
         parser.error(f"unknown condition(s) {', '.join(unknown)}; known: {', '.join(BY_KEY)}")
     conditions = [BY_KEY[k] for k in keys] if keys else list(CONDITIONS)
+    if not args.report and not Path(args.model, "am").is_dir() and not Path(args.model, "conf").is_dir():
+        parser.error(f"{args.model} is no Vosk model directory (a Mandarin one: .venv/bin/hotline models "
+                     f"download vosk-model-small-cn-0.22 --dir var/models, then --model "
+                     f"var/models/vosk-model-small-cn-0.22)")
 
     if args.report:
         data = json.loads(args.report.read_text(encoding="utf-8"))
