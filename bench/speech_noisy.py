@@ -612,8 +612,8 @@ def compare_rows(old: list[Heard], new: list[Heard], conditions: Sequence[Condit
     rows = []
 
     def cell(a: float, b: float) -> str:
-        if a != a or b != b:
-            return f"{a:.0f} -> {b:.0f}"
+        if a != a or b != b:  # nan: one run has nothing to measure there
+            return f"{mark(a, None)} -> {mark(b, None)}"
         return f"{a:.1f} -> {b:.1f} ({b - a:+.1f})"
 
     for c in conditions:
