@@ -108,6 +108,7 @@ _cmd_users = _with_settings("accounts.cli")
 _cmd_recordings = _with_settings("recordings.cli")
 _cmd_callrecords = _with_settings("callrecords.cli")
 _cmd_asterisk = _with_settings("pbx_config.cli")
+_cmd_speech = _with_settings("ivr.speech.cli")
 
 
 COMMANDS: dict[str, tuple[str, Callable[[argparse.Namespace], int], bool]] = {
@@ -115,6 +116,7 @@ COMMANDS: dict[str, tuple[str, Callable[[argparse.Namespace], int], bool]] = {
     "serve": ("run the ARI application against Asterisk", _cmd_serve, False),
     "prompts": ("build the IVR prompt sound files", _cmd_prompts, True),
     "models": ("download and verify speech models", _cmd_models, True),
+    "speech": ("check a locale pack's speech menus: phrases the recognizer confuses", _cmd_speech, True),
     "outbox": ("inspect, retry and replay deliveries to the national platform", _cmd_outbox, True),
     "db": ("upgrade or inspect the database schema (Alembic)", _cmd_db, True),
     "users": ("add, list, disable users of the desktop and wallboard; set passwords", _cmd_users, True),

