@@ -214,20 +214,47 @@ def test_ulaw_frames_are_decoded_and_upsampled_to_640_bytes_without_clicks_at_fr
     assert b"".join(out) == codec.pcm_to_bytes(whole)
 
 
-def test_slin16_reaches_the_recognizer_as_the_same_telephone_line_a_ulaw_stream_gives():
-    # A vowel with wideband hiss over it, big-endian on the wire as Asterisk sends slin16.
+def voice_at_8k(frames: int) -> np.ndarray:
+    """A G.711 caller: a vowel, 8 kHz, through μ-law and back."""
+    t = np.arange(160 * frames) / 8000
+    vowel = sum(np.sin(2 * np.pi * 150 * k * t) / k for k in range(1, 26)) * 5000
+    return codec.ulaw_decode(codec.ulaw_encode(np.rint(vowel).astype(np.int16)))
+
+
+def upsampled_by_asterisk(narrow: np.ndarray) -> np.ndarray:
+    """8 kHz -> 16 kHz with nothing above 4 kHz (an ideal resampler, as a good one nearly is)."""
+    spectrum = np.fft.rfft(narrow.astype(np.float64))
+    wide = np.fft.irfft(np.concatenate([spectrum, np.zeros(len(narrow) // 2)]), 2 * len(narrow)) * 2
+    return np.rint(wide).astype(np.int16)
+
+
+def heard_from(fmt: str, payloads: list[bytes]) -> np.ndarray:
+    jb = JitterBuffer(fmt)
+    pt, ticks = (118, 320) if fmt == "slin16" else (0, 160)
+    packets = [rtp(i, i * ticks, payload, pt=pt) for i, payload in enumerate(payloads)]
+    return pcm(b"".join(started(jb, packets[0]) + feed(jb, packets[1:])))
+
+
+def test_a_g711_caller_in_slin16_reaches_the_recognizer_as_the_same_line_as_in_ulaw():
+    narrow = voice_at_8k(25)
+    wide = upsampled_by_asterisk(narrow)
+    as_ulaw = heard_from("ulaw", [codec.ulaw_encode(narrow[i:i + 160]) for i in range(0, len(narrow), 160)])
+    as_slin16 = heard_from("slin16", [wide[i:i + 320].astype(">i2").tobytes() for i in range(0, len(wide), 320)])
+    # Five frames with sound tell the line's band; from then on the same audio as the ulaw
+    # stream gives, but for the 8 kHz decimator's own delay (23 samples at 16 kHz).
+    assert len(as_slin16) == len(as_ulaw) == 25 * 320
+    assert np.array_equal(as_slin16[:4 * 320], wide[:4 * 320])  # as sent while judged
+    a, b = as_ulaw[5 * 320:-200].astype(np.float64), as_slin16[5 * 320 + 23:-177].astype(np.float64)
+    assert a @ b / np.sqrt((a @ a) * (b @ b)) > 0.99
+    assert not np.array_equal(as_slin16[5 * 320:], wide[5 * 320:])  # not as Asterisk sent it
+
+
+def test_wideband_slin16_reaches_the_recognizer_as_sent():
     t = np.arange(320 * 12) / 16000
-    rng = np.random.default_rng(5)
-    voice = sum(np.sin(2 * np.pi * 150 * k * t) / k for k in range(1, 30)) * 5000
-    wide = np.rint(voice + rng.normal(0, 800, len(t))).astype(np.int16)
-    as_slin16 = [rtp(i, i * 320, wide[i * 320:(i + 1) * 320].astype(">i2").tobytes()) for i in range(12)]
-    ulaw = codec.ulaw_encode(codec.downsample_16k_to_8k(wide))
-    as_ulaw = [rtp(i, i * 160, ulaw[i * 160:(i + 1) * 160], pt=0) for i in range(12)]
-    heard = []
-    for fmt, packets in (("slin16", as_slin16), ("ulaw", as_ulaw)):
-        jb = JitterBuffer(fmt)
-        heard.append(started(jb, packets[0]) + feed(jb, packets[1:]))
-    assert len(heard[0]) == 12 and heard[0] == heard[1]
+    voice = sum(np.sin(2 * np.pi * 150 * k * t) / k for k in range(1, 50)) * 5000  # up to 7.5 kHz
+    wide = np.rint(voice + np.random.default_rng(5).normal(0, 300, len(t))).astype(np.int16)
+    payloads = [wide[i:i + 320].astype(">i2").tobytes() for i in range(0, len(wide), 320)]
+    assert np.array_equal(heard_from("slin16", payloads), wide)
 
 
 def test_a_foreign_ssrc_is_ignored_and_a_new_ssrc_with_the_marker_bit_resyncs():
