@@ -27,7 +27,9 @@ soon as it is next in sequence, so the only steady-state delay is waiting out a 
 
 DTX: a talkspurt whose RTP timestamp jumps further than its sequence number (what a sender
 doing silence suppression produces, usually with the marker bit) is preceded by silence for
-the gap, capped at ``max_gap_frames``. Idle-fill frames already handed out advance the
+the gap, capped at ``max_gap_frames``. A gap of up to three frames without the marker bit is
+concealed instead: a sender that does not number what it never got (Asterisk, for audio lost
+on the caller's leg) shows a loss that way. Idle-fill frames already handed out advance the
 expected timestamp, so the same gap is never filled twice (nor concealed twice, when packets
 after a gap turn up once idle fill has covered part of it).
 
@@ -74,6 +76,7 @@ IDLE_FILL_S = 0.040  # silence for a packet this long overdue (see "Stopped RTP"
 _OUTPUT_FRAMES = 500  # frames the receiver keeps for a slow consumer (10 s)
 _HEADER = struct.Struct("!BBHII")
 _SOUND_PEAK = 300  # a slin16 frame with a peak this high (-40 dBFS) shows what band the line carries
+_SHORT_GAP_FRAMES = 3  # a timestamp gap this short without the marker bit is a loss, not DTX
 _BAND_FRAMES = 5  # such frames judged (the median decides: one fricative or click does not)
 _NARROW_TOP_DB = -52.0  # their top band below this: a narrowband call (see codec.top_band_db)
 
@@ -100,7 +103,7 @@ class RtpStats:
     received: int = 0
     duplicates: int = 0
     reordered: int = 0
-    lost: int = 0  # packets that never came (concealed, or their time already idle silence)
+    lost: int = 0  # frames lost on the way (concealed, or their time already idle silence)
     late: int = 0  # arrived after their slot was played out (dropped)
     bad: int = 0  # malformed, wrong type/size, foreign SSRC, far outside the window (dropped)
     silence_filled: int = 0  # silence for timestamp gaps (DTX) and idle time
@@ -307,9 +310,16 @@ class JitterBuffer:
         return True
 
     def _play(self, p: _Packet) -> list[bytes]:
-        gap = _diff(p.ts, self._next_ts, 32) // self._fmt.ticks
-        out = [self._render(self._concealer.silence()) for _ in range(min(max(gap, 0), self._max_gap))]
-        self.stats.silence_filled += len(out)
+        gap = min(max(_diff(p.ts, self._next_ts, 32) // self._fmt.ticks, 0), self._max_gap)
+        if gap <= _SHORT_GAP_FRAMES and not p.marker:
+            # Time missing with no sequence number missing and no new talkspurt: audio the
+            # sender never had (Asterisk does not number frames lost on the caller's leg), a
+            # loss like our own, concealed as one.
+            out = [self._render(self._concealer.conceal()) for _ in range(gap)]
+            self.stats.lost += gap
+        else:
+            out = [self._render(self._concealer.silence()) for _ in range(gap)]
+            self.stats.silence_filled += gap
         samples = self._concealer.real(self._decode(p.payload))
         self._played[p.seq % WINDOW_FRAMES] = p.seq
         self._advance(p.ts)

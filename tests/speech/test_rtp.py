@@ -159,6 +159,15 @@ def test_a_timestamp_jump_after_silence_suppression_is_filled_with_silence():
     assert jb.stats.lost == 0
 
 
+def test_a_short_timestamp_gap_without_a_new_talkspurt_is_concealed_as_a_loss():
+    # Asterisk numbers only the frames it sends: audio lost before it shows as time missing.
+    jb = JitterBuffer("slin16", telephone_band=False)
+    out = started(jb, slin16(0, ts=0)) + feed(jb, [slin16(1, ts=3 * 320)])
+    assert len(out) == 4 and out[0] == expected(0) and joined(out[3], 1)
+    assert np.abs(pcm(out[1])).max() > 10000  # the caller's sound carried on, not a hole
+    assert (jb.stats.lost, jb.stats.silence_filled) == (2, 0)
+
+
 def test_a_huge_timestamp_gap_is_capped_at_max_gap_frames():
     jb = JitterBuffer("slin16", max_gap_frames=10, telephone_band=False)
     out = started(jb, slin16(0, ts=0)) + feed(jb, [slin16(1, ts=3_000_000, marker=True)])
