@@ -200,16 +200,22 @@ class FiguresPublisher:
         changed = changed or asyncio.Event()
         heartbeat = heartbeat_s
         while True:
-            try:
-                async with asyncio.timeout(heartbeat):
-                    await changed.wait()
-            except TimeoutError:
-                pass
+            if self.unwatched:
+                # Nobody watches: changes are not looked at (each look is a round trip, several
+                # per call); the heartbeat looks whether a wallboard opened meanwhile. One that
+                # opens reads a snapshot of its own first, and trusts none older than 5 s.
+                await asyncio.sleep(quiet_heartbeat_s)
+            else:
+                try:
+                    async with asyncio.timeout(heartbeat):
+                        await changed.wait()
+                except TimeoutError:
+                    pass
             changed.clear()
             try:
                 figures = await self.publish()
                 if self.unwatched:
-                    heartbeat = quiet_heartbeat_s  # the next change or heartbeat looks again
+                    heartbeat = quiet_heartbeat_s
                 elif figures is None:
                     changed.set()  # throttled: this change goes out with the next snapshot
                 else:

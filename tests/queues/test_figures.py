@@ -239,24 +239,28 @@ async def test_figures_meant_for_wallboards_are_computed_only_while_one_is_open(
     assert await publisher.publish() is None and publisher.unwatched
 
 
-async def test_a_change_nobody_watches_is_not_retried_until_a_wallboard_opens(
+async def test_changes_nobody_watches_are_not_looked_at_until_the_quiet_heartbeat(
     redis: Redis, redis_prefix: str
 ) -> None:
     changed = asyncio.Event()
     pubsub = redis.pubsub()
     await pubsub.subscribe(f"{redis_prefix}:figures")
-    publisher = FiguresPublisher(redis, redis_prefix, min_interval_s=0.05, only_when_watched=True)
-    assert await publisher.publish() is None  # Redis has the gate's script from now on
+    def publisher() -> FiguresPublisher:
+        return FiguresPublisher(redis, redis_prefix, min_interval_s=0.05, only_when_watched=True)
+
+    assert await publisher().publish() is None  # Redis has the gate's script from now on
     with redis_commands_counted(redis) as sent:
-        task = asyncio.create_task(publisher.run(changed, heartbeat_s=3600, quiet_heartbeat_s=3600))
+        task = asyncio.create_task(publisher().run(changed, heartbeat_s=3600, quiet_heartbeat_s=0.6))
         try:
             changed.set()
-            await asyncio.sleep(0.5)  # ten intervals
-            assert await pubsub.get_message(ignore_subscribe_messages=True, timeout=0.1) is None
-            # One look at the gate, not one every interval as a throttled change would get.
+            await asyncio.sleep(0.2)
+            assert sent.count("evalsha") == 1  # the first look finds nobody watching
+            for _ in range(5):  # calls come and go: nobody looks
+                changed.set()
+                await asyncio.sleep(0.05)
             assert sent.count("evalsha") == 1
-            await mark_watched(redis, redis_prefix)
-            changed.set()
+            assert await pubsub.get_message(ignore_subscribe_messages=True, timeout=0.1) is None
+            await mark_watched(redis, redis_prefix)  # a wallboard opens: the heartbeat finds it
             message = await asyncio.wait_for(next_published(pubsub), 10)
             assert "queues" in json.loads(message["data"])
         finally:
