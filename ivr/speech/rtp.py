@@ -34,9 +34,10 @@ expected timestamp, so the same gap is never filled twice (nor concealed twice, 
 after a gap turn up once idle fill has covered part of it).
 
 Stopped RTP: when nothing arrives (the caller's phone or Asterisk stops sending, no BYE
-yet), ``RtpReceiver`` hands out silence on a timer, a frame ``idle_fill_s`` (40 ms) after
-each packet was due: the detector downstream sees the caller has stopped without waiting for
-a packet that may never come. A packet due 40 ms ago is late past what jitter explains;
+yet), ``RtpReceiver`` hands out silence on a timer: once a packet is ``idle_fill_s`` (40 ms)
+overdue, silence for the slots due so far, then a frame at each slot's due time. The
+detector downstream sees the caller has stopped without waiting for a packet that may never
+come, at the line's own pace. A packet due 40 ms ago is late past what jitter explains;
 waiting longer only delays every decision on a line that went quiet.
 """
 
@@ -227,16 +228,18 @@ class JitterBuffer:
         return self._last_arrival
 
     def idle_due(self, wait: float, *, since: float) -> float | None:
-        """When the next idle frame is due: ``wait`` after the next packet was due.
+        """When the next idle frame is due: ``wait`` after the next packet was due, then on time.
 
-        A packet is due 20 ms after the newest one came (``since`` before the first), the
-        next 20 ms after that for every idle frame since, so silence keeps the line's pace
-        without drifting from it. None while packets are held: their deadline comes first.
+        A packet is due 20 ms after the newest one came (``since`` before the first). Once one
+        is ``wait`` overdue the line has stopped: silence for every slot already due goes out
+        at once, then each slot's at its due time, so the detector downstream runs at the
+        line's own pace again, not ``wait`` behind it. None while packets are held: their
+        deadline comes first.
         """
         if self._slots:
             return None
         base = since if self._last_arrival is None else self._last_arrival
-        return base + (self._idle_run + 1) * FRAME_S + wait
+        return base + (self._idle_run + 1) * FRAME_S + (wait if self._idle_run == 0 else 0.0)
 
     def idle_frame(self) -> bytes:
         """Silence for time that passed with nothing to play; counts toward the next DTX gap."""
