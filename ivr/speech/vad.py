@@ -17,7 +17,7 @@ utterance now starts only where two things agree:
 
 Four such frames among six (80 ms of voice) *start* an utterance: the recognizer gets its
 audio from there (with a pre-roll). Eight (160 ms) *confirm* it if its level rose and fell by
-6 dB or more as syllables do (a hum or a held note keeps one level, and the model calls a
+8 dB or more as syllables do (a hum or a held note keeps one level, and the model calls a
 hum a voice), or the recognizer's own partial words do (:meth:`EndpointDetector.word_heard`):
 only then is the prompt stopped (barge-in), so a cough or a burst does not cut it off. An
 utterance that ends unconfirmed and wordless is a burst: the stream resets the detector
@@ -30,8 +30,9 @@ quiet line webrtcvad still counts too: its hang-over of about 100 ms after the v
 keeps a pause of up to ~300 ms inside a phrase ("담당자 ... 바꿔 주세요") from cutting it in
 two, and with the default 200 ms the end is said about 300 ms after the voice (Vosk's final
 result takes 20-40 ms more). On a noisy line webrtcvad calls the noise voice, so there only
-the voice model and the level count, with a hang-over of our own (100 ms) as long as
-webrtcvad's. Once started, an utterance in which the recognizer has
+the voice model and the level count: the last 100 ms must stand above the floor by half
+the caller's loudest (babble that goes on after the caller averages a few dB above it),
+with a hang-over of our own (100 ms) as long as webrtcvad's. Once started, an utterance in which the recognizer has
 heard no word for ``no_word_timeout_s`` ends (noise that passed both checks cannot keep a
 menu waiting), and ``max_utterance_s`` stays as the last guard.
 """
@@ -58,12 +59,19 @@ VOICE_KEEP = 0.35
 #: Level above the background (dB) a frame needs to start a voice, and to keep one going.
 START_MARGIN_DB = 9.0
 KEEP_MARGIN_DB = 6.0
+#: On a noisy line an utterance goes on while the level of its last ``KEEP_FRAMES`` frames
+#: stands above the floor by this share of the caller's loudest (in dB), and the keep margin.
+KEEP_FRAMES = 5
+KEEP_SHARE = 0.5
 #: Below this background (dB re one 16-bit step, RMS 100) the line counts as quiet and
 #: webrtcvad's voiced frames keep an utterance going (its hang-over spans short pauses).
 QUIET_BACKGROUND_DB = 40.0
 #: How fast the background follows a frame that is quieter / louder than it (per frame).
 BACKGROUND_DOWN = 0.25
-BACKGROUND_UP = 0.03
+BACKGROUND_UP = 0.05
+#: Nothing starts in a stream's first frames (300 ms): the background, its spread and the
+#: voice model are still learning the line (a caller already talking is backdated to).
+LEARN_FRAMES = 15
 #: Frames after the voice that still count as it on a noisy line (webrtcvad's own hang-over,
 #: about 100 ms, does this on a quiet one): the pauses inside a phrase.
 HANG_OVER_FRAMES = 5
@@ -84,6 +92,9 @@ START_SLACK = 2
 #: rises and falls by 12 dB or more within its first 200 ms (consonants, vowels, syllables);
 #: a hum on one breath varied by under 1 dB in our measurements.
 STEADY_DB = 6.0
+#: A voice confirms itself once its level rose and fell by this much (speech: 12 dB or more
+#: within 200 ms; babble's own ups and downs confirmed it before the caller spoke at 6).
+SYLLABLES_DB = 8.0
 #: Voice frames needed before a voice can be called steady (a single short syllable can be).
 STEADY_FRAMES = 8
 
@@ -121,6 +132,7 @@ class EndpointDetector:
                 "end_silence_ms >= 20, no_word_timeout_s > 0 and max_utterance_s > 0 are required"
             )
         self._voice = voice if voice is not None else VoiceModel()
+        self._aggressiveness = aggressiveness
         self._vad = webrtcvad.Vad(aggressiveness)
         self._start_frames = start_frames
         self._confirm_frames = confirm_frames
@@ -132,6 +144,7 @@ class EndpointDetector:
         self.background: float | None = None
         #: How far the background's frames stray from it (dB): wide for babble.
         self.spread = 0.0
+        self._last_levels: list[float] = []
         #: The last frame's level (dB) and whether it was a voice (model and level agree).
         self.level = 0.0
         self.voice = False
@@ -163,7 +176,7 @@ class EndpointDetector:
 
     @property
     def _rises_and_falls(self) -> bool:
-        return self._loudest - self._quietest >= STEADY_DB
+        return self._loudest - self._quietest >= SYLLABLES_DB
 
     def word_heard(self) -> bool:
         """The recognizer heard a word: confirms the utterance. True if that confirmed it."""
@@ -185,6 +198,7 @@ class EndpointDetector:
         self.frames += 1
         samples = np.frombuffer(frame, dtype="<i2")
         level = level_db(samples)
+        self._last_levels = [*self._last_levels[1 - KEEP_FRAMES:], level]
         probability = self._voice.push(samples)
         # webrtcvad adapts to the line as it goes: it hears every frame, used or not.
         voiced = self._vad.is_speech(frame, SAMPLE_RATE)
@@ -196,28 +210,28 @@ class EndpointDetector:
         voice = probability >= VOICE_ON and above >= START_MARGIN_DB + raised
         self.level, self.voice = level, voice
         if self.start_frame is None:
-            # What may be a voice does not teach the background (babble's loud moments, or
-            # the caller's first syllable): the floor and its spread stay the room's.
-            maybe = probability >= VOICE_ON and above >= START_MARGIN_DB
-            return self._before_start(index, level, background, voice, maybe)
+            return self._before_start(index, level, background, voice)
         if level < background and probability < VOICE_KEEP:
             # A pause shows the line's floor (a caller who spoke from the first frame set it
             # too high); the caller never raises it, and babble's dips are no pause.
             self.background = background + BACKGROUND_DOWN * (level - background)
-        going = probability >= VOICE_KEEP and above >= KEEP_MARGIN_DB + raised
+        # The caller goes on while the last 100 ms stay nearer their voice than the floor:
+        # babble that goes on after them averages a few dB above the floor.
+        recent = 10.0 * np.log10(np.mean(10.0 ** (np.asarray(self._last_levels) / 10.0)))
+        needed = max(KEEP_MARGIN_DB + raised, (self._loudest - background) * KEEP_SHARE)
+        going = probability >= VOICE_KEEP and recent - background >= needed
         return self._during(index, level, going, background, voice, voiced)
 
-    def _before_start(self, index: int, level: float, background: float, voice: bool,
-                      maybe: bool) -> str | None:
+    def _before_start(self, index: int, level: float, background: float, voice: bool) -> str | None:
         window = self._start_frames + START_SLACK
         self._recent_levels = [*self._recent_levels[1 - window - BACKDATE_FRAMES:], level]
         self._recent_voice = [*self._recent_voice[1 - window:], voice]
-        if not maybe and not any(self._recent_voice):  # held while a voice may be starting
+        if not any(self._recent_voice):  # the background is held while a voice may be starting
             rate = BACKGROUND_DOWN if level < background else BACKGROUND_UP
             self.background = background + rate * (level - background)
-            if level < background + START_MARGIN_DB:  # not the rising edge of a sound
+            if level < background + START_MARGIN_DB:  # not babble's loud moments, nor a caller's
                 self.spread += SPREAD_RATE * (abs(level - background) - self.spread)
-        if not voice or sum(self._recent_voice) < self._start_frames:
+        if not voice or sum(self._recent_voice) < self._start_frames or index < LEARN_FRAMES:
             return None
         back = len(self._recent_voice) - self._recent_voice.index(True)  # frames since the first voice
         first = index - back + 1
@@ -227,6 +241,9 @@ class EndpointDetector:
                 break
             first -= 1
         self.start_frame = max(0, first)
+        # webrtcvad's hang-over after a voice grows after loud noise (a cough before the
+        # caller held it ~100 ms longer): it judges the utterance from a fresh start.
+        self._vad = webrtcvad.Vad(self._aggressiveness)
         self._voice_frames = sum(self._recent_voice)
         voiced = [lv for lv, v in zip(self._recent_levels[-back:], self._recent_voice[-back:], strict=True) if v]
         self._loudest, self._quietest = max(voiced), min(voiced)

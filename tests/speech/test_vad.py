@@ -93,7 +93,7 @@ def test_start_and_end_are_each_reported_once_per_detector(phone_line: PhoneLine
 def test_a_caller_who_never_pauses_is_cut_off_at_the_utterance_cap(phone_line: PhoneLine) -> None:
     talk = phone_line.say("안녕하세요 저는 어제 산 우유가 상해서 전화를 드렸는데요 환불을 받고 싶어요")
     detector = EndpointDetector(max_utterance_s=1.0)
-    events = push_all(detector, frames(talk))
+    events = push_all(detector, frames(silence(500) + talk))
     assert [e for _, e in events] == [STARTED, ENDED]
     started, ended = events[0][0], events[1][0]
     assert detector.start_frame is not None
@@ -141,7 +141,7 @@ def test_music_a_cough_or_a_click_is_never_confirmed_as_a_voice(phone_line: Phon
 
 def test_a_hum_is_a_steady_sound_never_confirmed_as_speech(phone_line: PhoneLine) -> None:
     detector = EndpointDetector()
-    events = every_event(detector, frames(phone_line.carry(lc.hum(2000, 150.0))))
+    events = every_event(detector, frames(silence(500) + phone_line.carry(lc.hum(2000, 150.0))))
     assert CONFIRMED not in [e for _, e in events]
     assert detector.started and detector.steady  # the stream drops such an utterance as no speech
 
@@ -157,8 +157,8 @@ def test_a_caller_s_voice_is_confirmed_within_a_few_syllables(phone_line: PhoneL
 
 def test_a_word_from_the_recognizer_confirms_a_voice_at_once(phone_line: PhoneLine) -> None:
     detector = EndpointDetector()
-    chunks = frames(phone_line.say(SENTENCE))
-    events = every_event(detector, chunks[:12])
+    chunks = frames(silence(500) + phone_line.say(SENTENCE))
+    events = every_event(detector, chunks[:25 + 8])
     assert [e for _, e in events] == [STARTED]
     assert detector.word_heard() and detector.confirmed
     assert not detector.word_heard()  # confirmed once
@@ -174,7 +174,7 @@ def test_a_quiet_line_20_db_down_starts_as_a_normal_one_does(phone_line: PhoneLi
 def test_an_utterance_without_a_word_for_the_no_word_timeout_ends(phone_line: PhoneLine) -> None:
     talk = phone_line.say("안녕하세요 저는 어제 산 우유가 상해서 전화를 드렸는데요 환불을 받고 싶어요")
     detector = EndpointDetector(no_word_timeout_s=1.0)
-    events = push_all(detector, frames(talk))
+    events = push_all(detector, frames(silence(500) + talk))
     assert [e for _, e in events] == [STARTED, ENDED] and detector.end_reason == "no_word"
     assert detector.start_frame is not None and events[1][0] - detector.start_frame == 1000 // FRAME_MS
 
