@@ -55,13 +55,20 @@ def refused_data(exc: BaseException) -> bool:
 #: state is in Redis, this process reads the record through the writer (CallRecordRepository),
 #: and :meth:`CallRecordWriter.flush` does not wait the pause out.
 BATCH_DELAY_S = 0.5
+#: How long a live call's snapshot may wait to be written: the later transitions of the call
+#: replace it meanwhile, and the last one, the call's end, goes with the next batch. A call's
+#: menu, queue and answer came as three or four writes before its final one: a sixth of the
+#: app's CPU per call on the real switch (issue 15). Nothing needs them sooner: the desktops
+#: read a live call's state in Redis, this process reads through the writer, and after a crash
+#: the resynchronization writes what Redis holds.
+LIVE_HOLD_S = 5.0
 
 
 class CallRecordWriter:
     """Write-behind of call-record snapshots, coalesced per call and committed in batches."""
 
     def __init__(self, engine: AsyncEngine, *, batch_delay_s: float = BATCH_DELAY_S, max_batch: int = 500,
-                 after_write: AfterWrite | None = None) -> None:
+                 after_write: AfterWrite | None = None, live_hold_s: float = LIVE_HOLD_S) -> None:
         self._engine = engine
         #: Runs in each batch's transaction (the platform feed queues ended calls there).
         self._after_write = after_write
@@ -69,6 +76,9 @@ class CallRecordWriter:
         self._delay = batch_delay_s
         self._max_batch = max_batch
         self._pending: dict[str, dict[str, Any]] = {}
+        self._live_hold = live_hold_s
+        #: Calls whose pending snapshot is of a live call, and the loop time it waits until.
+        self._held_until: dict[str, float] = {}
         #: The batch being committed now, by call: neither pending nor in the database yet.
         self._writing: dict[str, dict[str, Any]] = {}
         #: Columns other features keep on a call's record (its recording state), by call.
@@ -87,8 +97,15 @@ class CallRecordWriter:
         self._task = asyncio.get_running_loop().create_task(self._run(), name="call-record-writer")
 
     def save(self, snapshot: dict[str, Any]) -> None:
-        """Queue the full record of one call; a later snapshot of the same call replaces it."""
-        self._pending[snapshot["call_id"]] = snapshot
+        """Queue the full record of one call; a later snapshot of the same call replaces it.
+        A live call's snapshot waits up to ``live_hold_s`` (from the first one not written yet),
+        an ended call's goes with the next batch."""
+        call_id = snapshot["call_id"]
+        self._pending[call_id] = snapshot
+        if snapshot.get("ended_at") is None and self._live_hold > 0:
+            self._held_until.setdefault(call_id, asyncio.get_running_loop().time() + self._live_hold)
+        else:
+            self._held_until.pop(call_id, None)
         self._idle.clear()
         self._wakeup.set()
 
@@ -106,18 +123,32 @@ class CallRecordWriter:
         self._wakeup.set()
 
     async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
         while True:
-            await self._wakeup.wait()
-            self._wakeup.clear()
-            # A pause gathers the snapshots of many calls into one transaction.
+            held = min(self._held_until.values(), default=None)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._now.wait(), self._delay)
+                await asyncio.wait_for(self._wakeup.wait(), None if held is None else max(0.0, held - loop.time()))
+            self._wakeup.clear()
+            if self._ready(loop.time()) and not self._now.is_set():
+                # A pause gathers the snapshots of many calls into one transaction.
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._now.wait(), self._delay)
+            everything = self._now.is_set()
             self._now.clear()
-            await self._flush_pending()
+            await self._flush_pending(everything=everything)
 
-    async def _flush_pending(self) -> None:
-        while self._pending or self._amends:
-            batch_ids = list(self._pending)[: self._max_batch]
+    def _ready(self, now: float, everything: bool = False) -> list[str]:
+        """Calls whose pending snapshot may be written now."""
+        return [cid for cid in self._pending if everything or self._held_until.get(cid, now) <= now]
+
+    async def _flush_pending(self, *, everything: bool = True) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            batch_ids = self._ready(loop.time(), everything)[: self._max_batch]
+            if not batch_ids and not any(cid not in self._pending for cid in self._amends):
+                break
+            for cid in batch_ids:
+                self._held_until.pop(cid, None)
             rows = [self._pending.pop(cid) for cid in batch_ids]
             # An amend waits while its call's snapshot is still queued behind this batch.
             amends = {cid: self._amends.pop(cid) for cid in list(self._amends) if cid not in self._pending}
@@ -143,7 +174,8 @@ class CallRecordWriter:
                 await asyncio.sleep(1.0)
             finally:
                 self._writing = {}
-        self._idle.set()
+        if not self._pending and not self._amends:
+            self._idle.set()
 
     async def _write(self, rows: list[dict[str, Any]], amends: dict[str, dict[str, Any]] | None = None) -> None:
         async with self._engine.begin() as conn:
@@ -183,6 +215,7 @@ class CallRecordWriter:
         """Wait until everything saved so far is committed (at once: no batching pause)."""
         if not self._idle.is_set():
             self._now.set()
+            self._wakeup.set()  # the loop may be waiting for a held snapshot's time
         await asyncio.wait_for(self._idle.wait(), timeout)
 
     async def close(self) -> None:
