@@ -66,9 +66,10 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("--voice", help="espeak-ng voice (default: the pack's [meta] voice)")
     check.add_argument("--variants", type=_variant_count, default=DEFAULT_VARIANTS, metavar="N",
                        help=f"speakers per phrase, 1 to {confusion.MAX_VARIANTS} (default {DEFAULT_VARIANTS})")
-    check.add_argument("--margin", type=number(above=0), default=confusion.THIN_MARGIN, metavar="LOGLIK",
+    check.add_argument("--margin", type=number(above=0), metavar="LOGLIK",
                        help="a runner-up of another choice closer than this to the best makes a pair "
-                            f"confusable (default {confusion.THIN_MARGIN:g})")
+                            "confusable (default: [speech] accept_margin, above which a menu takes a phrase "
+                            "without asking)")
     check.add_argument("--menu", action="append", default=[], metavar="NAME",
                        help="check only this menu (may be repeated; default every menu)")
     check.add_argument("--json", type=Path, metavar="FILE",
@@ -101,7 +102,7 @@ def check_grammar(args: argparse.Namespace, settings: Settings) -> int:
     # Imported here: the model's library and the pack loader are only needed by this action.
     import vosk
 
-    from ivr.speech.grammar import GrammarError
+    from ivr.speech.grammar import GrammarError, Margins
     from ivr.speech.locale import SpeechPackError, load_speech_pack
     from ivr.speech.models import ModelError, find_model, layout_problems
     from ivr.speech.phoneline import SynthesisError
@@ -124,6 +125,7 @@ def check_grammar(args: argparse.Namespace, settings: Settings) -> int:
         report = confusion.check_pack(
             pack, confusion.model_vocabulary(model), confusion.line_speaker(), confusion.vosk_hear(model),
             confusion.variants(voice, args.variants), thin_margin=args.margin,
+            margins=Margins(accept=settings.speech.accept_margin, confirm=settings.speech.confirm_margin),
             model=pack.model if args.model is None else str(model_dir),
             only=args.menu, progress=None if args.quiet else _Progress(),
         )

