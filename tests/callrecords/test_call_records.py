@@ -6,6 +6,7 @@ import asyncio
 import logging
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
@@ -288,13 +289,22 @@ async def test_the_repository_of_the_writers_process_reads_a_record_before_it_is
         await writer.close()
 
 
+@asynccontextmanager
+async def started(engine: AsyncEngine, **options: Any) -> AsyncIterator[CallRecordWriter]:
+    """A writer running with ``options`` for the block, closed (flushed) after it."""
+    writer = CallRecordWriter(engine, batch_delay_s=0.01, **options)
+    writer.start()
+    try:
+        yield writer
+    finally:
+        await writer.close()
+
+
 async def test_a_live_calls_snapshots_wait_and_its_end_writes_them_as_one_row(
     engine: AsyncEngine, repository: CallRecordRepository
 ) -> None:
     """A call's menu, queue and answer replace each other while they wait; the end goes at once."""
-    writer = CallRecordWriter(engine, batch_delay_s=0.01, live_hold_s=3600)
-    writer.start()
-    try:
+    async with started(engine, live_hold_s=3600) as writer:
         state = call()
         for step in ("main_menu", "routed", "connecting", "connected"):
             writer.save(replace(state, state=step).to_record())
@@ -302,32 +312,26 @@ async def test_a_live_calls_snapshots_wait_and_its_end_writes_them_as_one_row(
         assert await repository.all() == [] and writer.batches_written == 0
         ended = replace(state, state="ended", outcome="answered", ended_at=T0 + timedelta(seconds=30))
         writer.save(ended.to_record())
+
         async def written() -> bool:
             return writer.batches_written == 1
+
         await eventually(written)
         assert [r.as_dict() for r in await repository.all()] == [ended.to_record()]
-    finally:
-        await writer.close()
 
 
 async def test_a_live_calls_snapshot_is_written_once_its_hold_is_over_and_at_once_on_flush(
     engine: AsyncEngine, repository: CallRecordRepository
 ) -> None:
-    writer = CallRecordWriter(engine, batch_delay_s=0.01, live_hold_s=0.2)
-    writer.start()
-    try:
-        one, two = call(1), call(2)
+    one, two = call(1), call(2)
+    async with started(engine, live_hold_s=0.2) as writer:
         writer.save(one.to_record())
+
         async def one_written() -> bool:
             return await repository.get(one.call_id) is not None
+
         await eventually(one_written)  # its hold (0.2 s) is over: written with nothing else
-        slow = CallRecordWriter(engine, batch_delay_s=0.01, live_hold_s=3600)
-        slow.start()
-        try:
-            slow.save(two.to_record())
-            await slow.flush()  # shutting down, or a test: everything now, holds or not
-            assert await repository.get(two.call_id) is not None
-        finally:
-            await slow.close()
-    finally:
-        await writer.close()
+    async with started(engine, live_hold_s=3600) as slow:
+        slow.save(two.to_record())
+        await slow.flush()  # shutting down, or a test: everything now, holds or not
+        assert await repository.get(two.call_id) is not None
