@@ -201,6 +201,13 @@ class Call:
     def start_timer(self, name: str, seconds: float) -> None:
         self.timer_token = self.svc.timers.start(self.key, name, seconds)
 
+    def question_asked(self, playback_id: str, timer: str) -> None:
+        """``playback_id`` ended: if it was the question (not an earlier prompt), the caller's
+        time to answer starts, on ``timer``."""
+        if playback_id == self.playback_id:
+            self.playback_id = None
+            self.start_timer(timer, self.svc.no_input_timeout_s)
+
     def cancel_timer(self, name: str) -> None:
         self.svc.timers.cancel(self.key, name)
         self.timer_token = None

@@ -99,9 +99,7 @@ class MainMenu(BaseState):
         return self
 
     async def on_playback_finished(self, call: Call, playback_id: str) -> State:
-        if playback_id == call.playback_id:
-            call.playback_id = None
-            call.start_timer(NO_INPUT_TIMER, call.svc.no_input_timeout_s)
+        call.question_asked(playback_id, NO_INPUT_TIMER)
         return self
 
     async def on_timer(self, call: Call, name: str, token: int) -> State:
@@ -170,9 +168,7 @@ class ConfirmChoice(BaseState):
         return self
 
     async def on_playback_finished(self, call: Call, playback_id: str) -> State:
-        if playback_id == call.playback_id:
-            call.playback_id = None
-            call.start_timer(NO_INPUT_TIMER, call.svc.no_input_timeout_s)
+        call.question_asked(playback_id, NO_INPUT_TIMER)
         return self
 
     async def on_timer(self, call: Call, name: str, token: int) -> State:

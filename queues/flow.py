@@ -105,9 +105,7 @@ class AskCity(BaseState):
         return self
 
     async def on_playback_finished(self, call: Call, playback_id: str) -> State:
-        if playback_id == call.playback_id:
-            call.playback_id = None
-            call.start_timer(CITY_TIMER, call.svc.no_input_timeout_s)
+        call.question_asked(playback_id, CITY_TIMER)
         return self
 
     async def on_timer(self, call: Call, name: str, token: int) -> State:
