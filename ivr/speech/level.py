@@ -9,13 +9,14 @@ were tuned on. So the audio Vosk gets is brought to that level:
   silence or noise between them), quickly up and slowly down, so it follows the loud part
   of the syllables. The gain is the distance to the target, within -12..+24 dB, and only
   changes with the voice: in silence it is held, so a line's noise is never pumped up
-  while nobody talks. Within 6 dB of the target nothing is changed: a normal line reaches
-  the recognizer exactly as before.
+  while nobody talks. A line up to 6 dB louder or 12 dB quieter than the target is not
+  changed: a normal line reaches the recognizer exactly as before.
 - Clipping: a loud line clips at full scale; after G.711 and resampling a clipped peak is a
   run of samples at 93 % of full scale or more. Each such run is redrawn as the smooth curve
   (a cubic through the samples around it, matching their slopes) that the waveform would have
   followed, which rises past full scale; the gain of a loud line (below 0 dB) brings it back
-  into range. A clipped line thus loses its flat tops instead of counting them as voice.
+  into range. On the bench's 70 clipped turns (+18 dB) that gave 22-23 right answers and
+  2 wrong against 10 right and 5 wrong without the redrawing.
 """
 
 from __future__ import annotations
@@ -25,8 +26,12 @@ import numpy as np
 #: Where the caller's voice is brought to: dB re one 16-bit step of the loud part of the
 #: syllables, what espeak-ng speech through a G.711 line (the tests' callers) measures.
 TARGET_DB = 74.0
-#: Lines within this of the target are left as they are.
+#: Lines up to this much louder than the target, or less than ``BOOST_FROM_DB`` quieter, are
+#: left as they are. On the noisy-set bench's 70 clean turns, boosting every voice more than
+#: 6 dB under the target cost 3-4 right answers (41 -> 37-39); from 12 dB none, while the
+#: -20 dB line went from 6 to 30 right.
 DEAD_BAND_DB = 6.0
+BOOST_FROM_DB = 12.0
 MIN_GAIN_DB = -12.0
 MAX_GAIN_DB = 24.0
 #: How fast the level estimate follows a louder / quieter voice frame.
@@ -49,7 +54,7 @@ class LevelControl:
         if self.voice_db is None:
             return 0.0
         distance = TARGET_DB - self.voice_db
-        if abs(distance) < DEAD_BAND_DB:
+        if -DEAD_BAND_DB < distance < BOOST_FROM_DB:
             return 0.0
         return min(MAX_GAIN_DB, max(MIN_GAIN_DB, distance))
 
