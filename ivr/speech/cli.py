@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from core.arguments import action, command, number, whole_number
-from ivr.speech import confusion
+from ivr.speech.confusion import MAX_VARIANTS, check_pack, line_speaker, model_vocabulary, render, variants, vosk_hear
 
 if TYPE_CHECKING:
     from core.settings import Settings
@@ -65,7 +65,7 @@ def _parser() -> argparse.ArgumentParser:
                             "hotline models download, in [speech] models_dir)")
     check.add_argument("--voice", help="espeak-ng voice (default: the pack's [meta] voice)")
     check.add_argument("--variants", type=_variant_count, default=DEFAULT_VARIANTS, metavar="N",
-                       help=f"speakers per phrase, 1 to {confusion.MAX_VARIANTS} (default {DEFAULT_VARIANTS})")
+                       help=f"speakers per phrase, 1 to {MAX_VARIANTS} (default {DEFAULT_VARIANTS})")
     check.add_argument("--margin", type=number(above=0), metavar="LOGLIK",
                        help="a runner-up of another choice closer than this to the best makes a pair "
                             "confusable (default: [speech] accept_margin, above which a menu takes a phrase "
@@ -80,8 +80,8 @@ def _parser() -> argparse.ArgumentParser:
 
 def _variant_count(text: str) -> int:
     value = whole_number(at_least=1)(text)
-    if value > confusion.MAX_VARIANTS:
-        raise argparse.ArgumentTypeError(f"must be at most {confusion.MAX_VARIANTS}, got {text}")
+    if value > MAX_VARIANTS:
+        raise argparse.ArgumentTypeError(f"must be at most {MAX_VARIANTS}, got {text}")
     return value
 
 
@@ -122,16 +122,16 @@ def check_grammar(args: argparse.Namespace, settings: Settings) -> int:
     vosk.SetLogLevel(-1)
     model = vosk.Model(str(model_dir))
     try:
-        report = confusion.check_pack(
-            pack, confusion.model_vocabulary(model), confusion.line_speaker(), confusion.vosk_hear(model),
-            confusion.variants(voice, args.variants), thin_margin=args.margin,
+        report = check_pack(
+            pack, model_vocabulary(model), line_speaker(), vosk_hear(model),
+            variants(voice, args.variants), thin_margin=args.margin,
             margins=Margins(accept=settings.speech.accept_margin, confirm=settings.speech.confirm_margin),
             model=pack.model if args.model is None else str(model_dir),
             only=args.menu, progress=None if args.quiet else _Progress(),
         )
     except (GrammarError, SynthesisError) as exc:
         raise CheckError(str(exc)) from None
-    print(confusion.render(report))
+    print(render(report))
     if args.json:
         args.json.write_text(json.dumps(report.as_dict(), ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
     return 1 if report.failed else 0

@@ -31,9 +31,10 @@ from typing import Any
 
 import vosk
 
-from ivr.speech import phoneline
 from ivr.speech.grammar import UNKNOWN_TOKENS, Grammar, Margins, compile_grammar, decide
 from ivr.speech.locale import SpeechPack
+from ivr.speech.phoneline import say_on_line
+from ivr.speech.phoneline import tools as line_tools
 from ivr.speech.vad import SAMPLE_RATE
 
 #: The margin is the grammar's own ``accept`` margin unless told otherwise ([speech] accept_margin,
@@ -495,9 +496,9 @@ def vosk_hear(model: vosk.Model, *, alternatives: int = ALTERNATIVES) -> Hear:
 
 def line_speaker() -> Say:
     """Each variant's espeak-ng speech through a G.711 telephone line; the tools found once."""
-    found = phoneline.tools()
+    found = line_tools()
 
     def say(text: str, variant: Variant) -> bytes:
-        return phoneline.say_on_line(text, variant.voice, speed=variant.speed, pitch=variant.pitch, found=found)
+        return say_on_line(text, variant.voice, speed=variant.speed, pitch=variant.pitch, found=found)
 
     return say

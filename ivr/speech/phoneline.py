@@ -17,7 +17,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from ivr.prompts.build import PromptBuildError, find_tools
-from ivr.speech import codec
+from ivr.speech.codec import downsample_16k_to_8k, pcm_to_bytes, ulaw_decode, ulaw_encode, upsample_8k_to_16k
 
 #: The telephone line's sample rate: G.711 carries 8 kHz.
 LINE_RATE = 8_000
@@ -61,14 +61,14 @@ def speak(
 
 def telephone_line(narrowband: np.ndarray) -> bytes:
     """8 kHz samples through G.711 μ-law and back, then 16 kHz 16-bit LE PCM (what Vosk gets)."""
-    received = codec.ulaw_decode(codec.ulaw_encode(np.asarray(narrowband, dtype=np.int16)))
-    return codec.pcm_to_bytes(codec.upsample_8k_to_16k(received))
+    received = ulaw_decode(ulaw_encode(np.asarray(narrowband, dtype=np.int16)))
+    return pcm_to_bytes(upsample_8k_to_16k(received))
 
 
 def carry(wideband: np.ndarray) -> bytes:
     """Any 16 kHz signal (a tone, noise, a mix of voices) through the same line."""
     clipped = np.clip(np.rint(wideband), -32768, 32767).astype(np.int16)
-    return telephone_line(codec.downsample_16k_to_8k(clipped))
+    return telephone_line(downsample_16k_to_8k(clipped))
 
 
 def say_on_line(
