@@ -17,7 +17,7 @@ from typing import Any, Protocol
 from ari.dispatcher import Timers
 from ari.errors import CALL_GONE, AriError, AriNotFound
 from ari.rest import AriRest
-from calls.speech import SpeechListener, SpeechListeners
+from calls.speech import Recognized, SpeechEvent, SpeechListener, SpeechListeners, SpeechStarted
 from calls.store import CallState, CallStateStore
 
 log = logging.getLogger(__name__)
@@ -137,6 +137,15 @@ class Call:
         self.speaking = True
         self.cancel_timer(timer)
         await self.stop_prompt()
+
+    async def answer_heard(self, event: SpeechEvent, timer: str) -> Recognized | None:
+        """A speech event of a question asked with ``timer``: None when the caller just began
+        (the prompt stops: :meth:`barge_in`), else what the recognizer made of the answer."""
+        if isinstance(event, SpeechStarted):
+            await self.barge_in(timer)
+            return None
+        self.speaking = False
+        return event
 
     async def start_music(self) -> bool:
         """Music on hold on, in the configured class (Asterisk's ``default`` class may not exist:

@@ -16,7 +16,7 @@ from ari.errors import CALL_GONE
 from calls.call import Call
 from calls.flow import BaseState, Ended, State
 from calls.registry import StateRegistry
-from calls.speech import Recognized, SpeechEvent, SpeechStarted
+from calls.speech import SpeechEvent
 from calls.store import CallState
 from core.vocabulary import utcnow
 from ivr.speech.menus import CONFIRM_MENU, MAIN_MENU
@@ -112,11 +112,10 @@ class MainMenu(BaseState):
         return self._retry(call, "no_input")
 
     async def on_speech(self, call: Call, event: SpeechEvent) -> State:
-        if isinstance(event, SpeechStarted):
-            await call.barge_in(NO_INPUT_TIMER)
+        heard = await call.answer_heard(event, NO_INPUT_TIMER)
+        if heard is None:
             return self
-        assert isinstance(event, Recognized)
-        call.speaking = False
+        event = heard
         call.data.transcript, call.data.confidence = event.transcript or None, event.confidence
         if event.reason == "confirm" and event.proposed is not None:
             # Heard, but not by a margin safe enough to send the caller down a branch on it.
@@ -178,11 +177,10 @@ class ConfirmChoice(BaseState):
         return self._not_understood(call, "timeout", "no_input")
 
     async def on_speech(self, call: Call, event: SpeechEvent) -> State:
-        if isinstance(event, SpeechStarted):
-            await call.barge_in(NO_INPUT_TIMER)
+        heard = await call.answer_heard(event, NO_INPUT_TIMER)
+        if heard is None:
             return self
-        assert isinstance(event, Recognized)
-        call.speaking = False
+        event = heard
         # A yes or no heard by a thin margin is taken all the same: a misheard yes accepts the
         # choice the menu already heard best, a misheard no asks the menu again; asking to
         # confirm the confirmation would only make the caller repeat themselves.

@@ -17,7 +17,7 @@ from ari.errors import AriError, AriNotFound, AriUnavailable
 from calls.call import Call
 from calls.flow import BaseState, Ended, State
 from calls.registry import StateRegistry
-from calls.speech import Recognized, SpeechEvent, SpeechStarted
+from calls.speech import SpeechEvent
 from core.settings import QueueSettings
 from ivr.flow import Waiting
 from queues.engine import Offer
@@ -134,11 +134,10 @@ class AskCity(BaseState):
         return await self._queue(call, code, "keyed_area_code")
 
     async def on_speech(self, call: Call, event: SpeechEvent) -> State:
-        if isinstance(event, SpeechStarted):
-            await call.barge_in(CITY_TIMER)
+        heard = await call.answer_heard(event, CITY_TIMER)
+        if heard is None:
             return self
-        assert isinstance(event, Recognized)
-        call.speaking = False
+        event = heard
         # A pack's city phrase must name a jurisdiction we know; anything else is no match.
         code = self.queues.resolver.spoken_city_code(event.choice) if event.choice else None
         call.data.menu_path.append(f"ask_city:speech:{code or event.reason}")
