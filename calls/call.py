@@ -138,6 +138,13 @@ class Call:
         self.cancel_timer(timer)
         await self.stop_prompt()
 
+    async def key_pressed(self, timer: str) -> None:
+        """The caller keyed an answer to a question asked with ``timer``: a key wins over speech,
+        even mid-sentence; the prompt and the silence timer stop."""
+        self.stop_listening()
+        self.cancel_timer(timer)
+        await self.stop_prompt()
+
     async def answer_heard(self, event: SpeechEvent, timer: str) -> Recognized | None:
         """A speech event of a question asked with ``timer``: None when the caller just began
         (the prompt stops: :meth:`barge_in`), else what the recognizer made of the answer."""

@@ -129,10 +129,7 @@ class MainMenu(BaseState):
         return Routed(self.menus, choice=event.choice)
 
     async def on_dtmf(self, call: Call, digit: str) -> State:
-        # A key pressed at any moment wins over speech, even mid-sentence.
-        call.stop_listening()
-        call.cancel_timer(NO_INPUT_TIMER)
-        await call.stop_prompt()
+        await call.key_pressed(NO_INPUT_TIMER)
         choice = MAIN_MENU.get(digit)
         if choice is None:
             call.data.menu_path.append(f"main_menu:{digit}:no_match")
@@ -190,9 +187,7 @@ class ConfirmChoice(BaseState):
         return self._answer(call, answer, "speech")
 
     async def on_dtmf(self, call: Call, digit: str) -> State:
-        call.stop_listening()
-        call.cancel_timer(NO_INPUT_TIMER)
-        await call.stop_prompt()
+        await call.key_pressed(NO_INPUT_TIMER)
         answer = CONFIRM_MENU.get(digit)
         if answer is None:
             return self._not_understood(call, digit, "no_match")
