@@ -7,6 +7,10 @@ read by the prompt catalogue) plus the speech tables read here::
     model = "vosk-model-small-cn-0.22"       # model directory name (see ivr.speech.models)
     decoys = ["你好", "是的", ...]             # common words no phrase uses: they soak up
                                                # out-of-grammar speech (see ivr.speech.grammar)
+    fillers = ["嗯", "啊", ...]                # optional: single words that answer nothing
+                                               # (hesitations, particles): grammar words like
+                                               # decoys, but a phrase heard among them is asked
+                                               # about instead of being no match
     [speech.digits]                            # spoken forms of a DTMF key
     "1" = ["一", "幺"]
     [speech.menus.main_menu]                   # choice -> phrases (words separated by spaces)
@@ -57,6 +61,8 @@ class MenuPhrases:
     #: Phrases that are never taken without the caller's confirmation (a confusable pair's
     #: phrase whose wrong hearings come with a wide margin).
     confirm_always: frozenset[str] = frozenset()
+    #: The pack's fillers (``[speech] fillers``): words that answer nothing around a phrase.
+    fillers: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -67,6 +73,8 @@ class SpeechPack:
     menus: Mapping[str, MenuPhrases]
     #: Words that absorb speech which is no phrase of a menu (out-of-grammar rejection).
     decoys: tuple[str, ...] = field(default=())
+    #: Words that absorb noise and mean nothing: a phrase heard among them still counts (asked).
+    fillers: tuple[str, ...] = field(default=())
 
 
 def load_speech_pack(locale: str, prompts_dir: Path | None = None) -> SpeechPack:
@@ -86,14 +94,15 @@ def load_speech_pack(locale: str, prompts_dir: Path | None = None) -> SpeechPack
     if not isinstance(model, str) or not model.strip():
         raise SpeechPackError(f"{path}: [speech] model is missing (the Vosk model directory name)")
     decoys = _phrase_list(speech.get("decoys", []), path, "[speech] decoys")
+    fillers = _fillers(speech.get("fillers", []), decoys, path)
     digits = _digits(speech.get("digits", {}), path)
     menus = speech.get("menus")
     if not isinstance(menus, dict) or not menus:
         raise SpeechPackError(f"{path}: [speech.menus] is missing or empty")
     parsed = {
-        name: _menu(name, table, digits, MENU_KEYS.get(name), path) for name, table in menus.items()
+        name: _menu(name, table, digits, MENU_KEYS.get(name), path, fillers) for name, table in menus.items()
     }
-    return SpeechPack(locale, model.strip(), MappingProxyType(parsed), decoys)
+    return SpeechPack(locale, model.strip(), MappingProxyType(parsed), decoys, fillers)
 
 
 def _pack_path(locale: str, prompts_dir: Path) -> Path:
@@ -120,6 +129,18 @@ def _phrase_list(value: Any, path: Path, key: str) -> tuple[str, ...]:
     return phrases
 
 
+def _fillers(value: Any, decoys: tuple[str, ...], path: Path) -> tuple[str, ...]:
+    """The fillers: single words (a hypothesis is read word by word), none of them a decoy too
+    (a decoy vetoes a phrase, a filler does not: one word cannot do both)."""
+    fillers = _phrase_list(value, path, "[speech] fillers")
+    for filler in fillers:
+        if " " in filler:
+            raise SpeechPackError(f"{path}: [speech] fillers {filler!r} is more than one word")
+        if filler in decoys:
+            raise SpeechPackError(f"{path}: [speech] fillers {filler!r} is in decoys too")
+    return tuple(dict.fromkeys(fillers))
+
+
 def _digits(value: Any, path: Path) -> dict[str, tuple[str, ...]]:
     if not isinstance(value, dict):
         raise SpeechPackError(f"{path}: [speech.digits] must be a table of key -> phrases")
@@ -137,6 +158,7 @@ def _menu(
     digits: Mapping[str, tuple[str, ...]],
     keys: Mapping[str, str] | None,
     path: Path,
+    fillers: tuple[str, ...] = (),
 ) -> MenuPhrases:
     where = f"[speech.menus.{name}]"
     if not _NAME.fullmatch(name):
@@ -161,7 +183,7 @@ def _menu(
     _refuse_shared_phrases(choices, path, where)
     confirm = _confirm_always(table.get(CONFIRM_ALWAYS, []), choices, path, where)
     return MenuPhrases(
-        name, MappingProxyType({c: tuple(p) for c, p in choices.items() if p}), confirm
+        name, MappingProxyType({c: tuple(p) for c, p in choices.items() if p}), confirm, fillers
     )
 
 

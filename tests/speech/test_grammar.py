@@ -13,7 +13,7 @@ import vosk
 import ivr.speech.locale as locale_module
 from calls.speech import Recognized
 from ivr.speech.engine import SpeechEngine
-from ivr.speech.grammar import GrammarError, Margins, compile_grammar, decide
+from ivr.speech.grammar import GrammarError, Margins, compile_grammar, decide, meaning
 from ivr.speech.locale import MenuPhrases, SpeechPackError, load_speech_pack
 from ivr.speech.menus import MAIN_MENU
 from tests.support.speech import PhoneLine, play, utterance
@@ -194,9 +194,13 @@ def test_a_pack_s_phrases_are_spaced_as_vosk_splits_them(packs: Path) -> None:
         (GOOD + '[speech.digits]\n"1" = ["민원"]\n', r"phrase '민원' is listed for 'complaint' twice"),
         (GOOD + '[speech.digits]\n"12" = ["십이"]\n', r"\[speech.digits\] '12' is not a DTMF key"),
         (GOOD.replace('model = "m"', 'model = "m"\ndecoys = ["밥", ""]'), r"\[speech\] decoys has an empty"),
+        (GOOD.replace('model = "m"', 'model = "m"\nfillers = ["음 음"]'),
+         r"\[speech\] fillers '음 음' is more than one word"),
+        (GOOD.replace('model = "m"', 'model = "m"\ndecoys = ["밥"]\nfillers = ["음", "밥"]'),
+         r"\[speech\] fillers '밥' is in decoys too"),
     ],
     ids=["no-speech", "no-model", "no-menus", "unknown-choice", "not-a-list", "two-choices",
-         "digit-twice", "bad-key", "empty-decoy"],
+         "digit-twice", "bad-key", "empty-decoy", "two-word-filler", "filler-and-decoy"],
 )
 def test_a_malformed_pack_is_refused_naming_the_file_and_the_key(packs: Path, speech: str, message: str) -> None:
     path = write_pack(packs, speech)
@@ -259,6 +263,104 @@ def test_a_confirm_always_entry_that_is_no_phrase_of_the_menu_is_refused(packs: 
     assert str(error.value) == (
         f"{path}: [speech.menus.main_menu] confirm_always '민 원' is neither a phrase nor a choice of this menu"
     )
+
+
+# --- fillers: a phrase heard among words that answer nothing ---------------------------------
+
+#: The main menu's phrases with the fillers 음 and 여기 (밥 stays a decoy), 이 for key 2.
+FILLED = MenuPhrases(
+    "main_menu", {"complaint": ("민원", "일 번"), "operator": ("사람 연결", "사람"), "report": ("이",)},
+    fillers=("음", "여기", "연결"),
+)
+
+
+@pytest.fixture
+def filled():  # type: ignore[no-untyped-def]
+    return compile_grammar(FILLED, (VOCABULARY | {"음", "이"}).__contains__, ["밥"], Margins(accept=2.0, confirm=0.5))
+
+
+def test_fillers_go_into_the_grammar_after_the_phrases_and_before_the_decoys(filled) -> None:  # type: ignore[no-untyped-def]
+    # 연결 is a word of 사람 연결: as a filler it would take the phrase's own audio, so it is left out.
+    assert json.loads(filled.json) == ["민원", "일 번", "사람 연결", "사람", "이", "음", "여기", "밥", "<UNK>"]
+    assert filled.fillers == {"음", "여기", "<UNK>"}
+
+
+def test_a_filler_missing_from_the_vocabulary_is_named() -> None:
+    with pytest.raises(GrammarError, match="filler '음' .*not in the model's vocabulary"):
+        compile_grammar(FILLED, (VOCABULARY | {"이"}).__contains__, [])
+
+
+@pytest.mark.parametrize(
+    ("text", "meant"),
+    [("민원", ("complaint", True)), ("음 민원", ("complaint", False)), ("사람 연결 여기 음", ("operator", False)),
+     ("<UNK> 이", ("report", False)), ("음 여기", (None, False)), ("민원 밥", (None, False)),
+     ("이 민원", (None, False)), ("민원 민원", (None, False)), ("번 민원", (None, False))],
+    ids=["phrase", "filler+phrase", "longest-phrase+fillers", "unknown+digit", "only-fillers", "phrase+decoy",
+         "two-choices", "phrase-twice", "stray-word"],
+)
+def test_a_hypothesis_means_a_choice_when_it_is_one_phrase_with_only_fillers_around_it(filled, text, meant) -> None:  # type: ignore[no-untyped-def]
+    assert meaning(filled, text) == meant
+
+
+def test_a_phrase_among_fillers_is_asked_about_when_the_bare_phrase_is_in_the_running(filled) -> None:  # type: ignore[no-untyped-def]
+    # Seen for 환불 on a 16 kHz line: [("브 환불", 58.32), ("환불", 57.98)], with nothing else.
+    decided = decide(filled, heard(("음 민원", 58.3), ("민원", 58.0)))
+    assert decided == Recognized(None, "음 민원", 1.0, "confirm", proposed="complaint")
+
+
+def test_a_phrase_among_fillers_is_never_taken_outright_however_wide_its_margin(filled) -> None:  # type: ignore[no-untyped-def]
+    assert decide(filled, heard(("여기 사람 여기", 64.5), ("사람", 64.0))).reason == "confirm"
+
+
+def test_a_phrase_among_fillers_without_the_bare_phrase_in_the_running_is_no_match(filled) -> None:  # type: ignore[no-untyped-def]
+    # Out-of-grammar sentences come out as a phrase among fillers more often than phrases do
+    # when the bare phrase is nowhere in the n best.
+    assert decide(filled, heard(("음 민원", 58.3), ("밥", 57.0))) == Recognized(None, "음 민원", 0.0, "no_match")
+    # Any bare phrase of the choice will do: 일 번 is complaint too.
+    assert decide(filled, heard(("음 민원", 58.3), ("일 번", 58.0))).reason == "confirm"
+
+
+def test_a_phrase_among_fillers_with_another_choice_close_behind_is_no_match(filled) -> None:  # type: ignore[no-untyped-def]
+    decided = decide(filled, heard(("음 민원", 58.3), ("이", 58.2), ("민원", 56.0)))
+    assert (decided.choice, decided.reason) == (None, "no_match")
+
+
+def test_a_phrase_beside_a_decoy_or_another_choice_s_phrase_is_still_no_match(filled) -> None:  # type: ignore[no-untyped-def]
+    # 이 환불 for 민원: 이 is itself key 2's phrase, so the pair means nothing.
+    assert decide(filled, heard(("이 민원", 64.1), ("민원", 61.1))).reason == "no_match"
+    assert decide(filled, heard(("민원 밥", 64.1), ("민원", 63.1))).reason == "no_match"
+
+
+def test_the_hypotheses_of_one_choice_add_up_against_the_best_other_meaning(filled) -> None:  # type: ignore[no-untyped-def]
+    # 민원 and 일 번 are one answer: 90.0 and 89.5 together are e^0.47 more likely than 90.0
+    # alone, which puts 밥 at 88.2 outside the accept margin.
+    assert decide(filled, heard(("민원", 90.0), ("일 번", 89.5), ("밥", 88.2))).reason == "match"
+    assert decide(filled, heard(("민원", 90.0), ("밥", 88.2))).reason == "confirm"
+
+
+def test_a_phrase_with_itself_among_fillers_close_behind_is_asked_about_not_taken(filled) -> None:  # type: ignore[no-untyped-def]
+    # A hummed note through the line: [("도움말", 74.61), ("흠 도움말", 73.84)]. The fillers'
+    # hypothesis counts for the question, not for acting on the phrase.
+    decided = decide(filled, heard(("민원", 74.6), ("음 민원", 73.8)))
+    assert (decided.choice, decided.reason, decided.proposed) == (None, "confirm", "complaint")
+    assert decide(filled, heard(("민원", 74.6), ("음 민원", 73.8), ("밥", 74.55))).reason == "no_match"
+
+
+def test_the_korean_pack_s_fillers_reach_every_menu_and_are_no_decoys() -> None:
+    pack = load_speech_pack("ko-KR")
+    assert {"음", "흠", "브"} <= set(pack.fillers)
+    assert not set(pack.fillers) & set(pack.decoys)
+    assert all(menu.fillers == pack.fillers for menu in pack.menus.values())
+    assert "아니요" in pack.decoys  # an answer that is no choice keeps its veto
+
+
+def test_in_a_pack_without_fillers_only_the_unknown_word_may_stand_around_a_phrase(packs: Path) -> None:
+    write_pack(packs, GOOD.replace('model = "m"', 'model = "m"\ndecoys = ["음"]'))
+    pack = load_speech_pack("xx-XX")
+    grammar = compile_grammar(pack.menus["main_menu"], lambda word: True, pack.decoys)
+    assert pack.fillers == () and grammar.fillers == {"[unk]"}
+    assert decide(grammar, heard(("음 민원", 58.3), ("민원", 58.0))).reason == "no_match"
+    assert decide(grammar, heard(("[unk] 민원", 58.3), ("민원", 58.0))).reason == "confirm"
 
 
 # --- the margin on the real model ------------------------------------------------------------
