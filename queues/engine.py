@@ -459,14 +459,16 @@ class QueueEngine:
         now = self.clock_ms() if now_ms is None else now_ms
         return [_s(a) for a in await self.redis.zrangebyscore(self.key("wrapup"), "-inf", now)]
 
-    async def earliest(self, keys: tuple[str, ...]) -> list[int | None]:
-        """The lowest score (a due time in ms) in each sorted set of ``keys``, None for an empty
-        one, in one round trip."""
+    async def wrap_ups_ahead(self, limit: int, *, first_of: str) -> tuple[list[tuple[str, int]], int | None]:
+        """The first ``limit`` agents in wrap-up with the ms each one's ends, earliest first,
+        and the lowest score (a due time in ms) in the sorted set ``first_of``, None when it is
+        empty, in one round trip: the due loop sees in one read the wrap-ups that are due (to
+        end with :meth:`set_available`) and, after them, when the next one is."""
         async with self.redis.pipeline(transaction=False) as pipe:
-            for key in keys:
-                pipe.zrange(key, 0, 0, withscores=True)
-            found = await pipe.execute()
-        return [int(first[0][1]) if first else None for first in found]
+            pipe.zrange(self.key("wrapup"), 0, limit - 1, withscores=True)
+            pipe.zrange(first_of, 0, 0, withscores=True)
+            wrap_ups, first = await pipe.execute()
+        return [(_s(agent_id), int(ms)) for agent_id, ms in wrap_ups], int(first[0][1]) if first else None
 
     async def agent(self, agent_id: str) -> dict[str, Any] | None:
         raw = await self.redis.hgetall(self.key("agent", agent_id))

@@ -65,8 +65,13 @@ LEFTOVER_SWEEP_EVERY_S = 30.0
 #: fixed 0.2 s tick with two reads: ten Redis round trips a second on an idle server, then 0.5 s
 #: (issue 15).
 DUE_LOOK_MAX_S = 2.0
-#: The pause before looking again after ending what was due.
+#: The pause before looking again when more may be due than one look saw: all the wrap-ups it
+#: read were due, or a callback retry was (only the first retry is read). A pause, not at once:
+#: entries that stay due for whatever reason must not make the loop spin.
 DUE_AGAIN_S = 0.05
+#: The wrap-ups one look reads, earliest first: those due and, after them, the first one not yet
+#: due, whose time is the next look's (one round trip per wake-up, none more when all is done).
+DUE_LOOK_WRAP_UPS = 64
 #: A transferred caller has waited already: they go ahead of everyone who has not.
 TRANSFER_PRIORITY = PRIORITY_MAX
 
@@ -782,21 +787,34 @@ class QueueService:
                 deadline = min(deadline, loop.time() + max(0.0, (due - engine.clock_ms()) / 1000))
 
     async def _end_what_is_due(self) -> float:
-        """End the wrap-ups and requeue the callback retries that are due (one round trip when
-        none is); the seconds until the earliest known one is due, at most DUE_LOOK_MAX_S."""
+        """End the wrap-ups and requeue the callback retries that are due, after one read of
+        both (one round trip when none is); the seconds until the next look: when the first
+        wrap-up or retry not yet due is, at most DUE_LOOK_MAX_S."""
         now = self.engine.clock_ms()
-        wrap_up, retry = await self.engine.earliest((self.engine.key("wrapup"), self._retry_key()))
-        if wrap_up is not None and wrap_up <= now:
-            for agent_id in await self.engine.wrap_up_due(now):
-                self.deliver(await self.engine.set_available(agent_id))
+        wrap_ups, retry = await self.engine.wrap_ups_ahead(DUE_LOOK_WRAP_UPS, first_of=self._retry_key())
+        due = [agent_id for agent_id, ends in wrap_ups if ends <= now]
+        await self._end_wrap_ups(due)
         if retry is not None and retry <= now:
             await self._requeue_due_callbacks()
-        known = [due for due in (wrap_up, retry) if due is not None]
-        if any(due <= now for due in known):
-            # Some were due: look again soon, more may be behind them (not at once: an entry
-            # that stayed due for whatever reason must not make this loop spin).
-            return DUE_AGAIN_S
-        return min([DUE_LOOK_MAX_S, *((due - now) / 1000 for due in known)])
+            return DUE_AGAIN_S  # the retries read were the due ones: when the next is, is not known
+        if len(due) == DUE_LOOK_WRAP_UPS:
+            return DUE_AGAIN_S  # more may be due behind those read
+        # An entry that stays due (another process ended it meanwhile, or it could not be)
+        # is seen again at the next look, not sooner: the wait is for the first one not due.
+        later = [ends for _, ends in wrap_ups if ends > now][:1] + ([] if retry is None else [retry])
+        return min([DUE_LOOK_MAX_S, *((ends - now) / 1000 for ends in later)])
+
+    async def _end_wrap_ups(self, agent_ids: list[str]) -> None:
+        """Each agent available (their scripts in one pipeline) and offered a call if one
+        waits; one that fails does not keep the others in wrap-up: the first failure is raised
+        after all were tried (the loop logs it and looks again)."""
+        ended = await asyncio.gather(*(self.engine.set_available(a) for a in agent_ids), return_exceptions=True)
+        for result in ended:
+            if not isinstance(result, BaseException):
+                self.deliver(result)
+        failed = [result for result in ended if isinstance(result, BaseException)]
+        if failed:  # a cancellation (the loop is closing) first: it is not a failure to log
+            raise next((f for f in failed if not isinstance(f, Exception)), failed[0])
 
     async def close(self) -> None:
         await cancel_and_wait(self._tasks, what="the queues")

@@ -54,11 +54,13 @@ async def test_connect_failed_is_refused_for_a_call_not_ringing_at_that_agent(en
         await engine.connect_failed("c1", "a1", 3.0)
 
 
-async def test_the_earliest_due_wrap_up_is_known_in_one_round_trip_so_the_service_sleeps_until_then(
+async def test_the_wrap_ups_in_the_order_they_end_and_the_first_retry_are_read_in_one_round_trip(
     engine: QueueEngine, clock: MillisClock
 ) -> None:
-    wrap_ups, empty = engine.key("wrapup"), engine.key("no-such-set")
-    assert await engine.earliest((wrap_ups, empty)) == [None, None]
+    """What the due loop reads when it wakes: the wrap-ups that are due and when the next one
+    is, so that the service sleeps until then."""
+    empty = engine.key("no-such-set")
+    assert await engine.wrap_ups_ahead(64, first_of=empty) == ([], None)
     await ready(engine, agent("a1"), agent("a2"))
     await engine.enqueue(call("first"))
     await engine.enqueue(call("second"))
@@ -66,5 +68,8 @@ async def test_the_earliest_due_wrap_up_is_known_in_one_round_trip_so_the_servic
     await engine.connect_failed("first", "a1", 3.0)
     await engine.connect_failed("second", "a2", 2.0)
     with redis_commands_counted(engine.redis) as sent:
-        assert await engine.earliest((wrap_ups, empty)) == [clock() + 2000, None]
-    assert sent == ["pipeline"]
+        assert await engine.wrap_ups_ahead(64, first_of=empty) == ([("a2", clock() + 2000), ("a1", clock() + 3000)],
+                                                                   None)
+        assert await engine.wrap_ups_ahead(1, first_of=engine.key("wrapup")) == ([("a2", clock() + 2000)],
+                                                                                 clock() + 2000)
+    assert sent == ["pipeline", "pipeline"]
