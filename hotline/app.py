@@ -35,6 +35,7 @@ from calls.registry import StateRegistry
 from calls.services import CallService
 from core.db import make_engine
 from core.jurisdictions import JurisdictionTree
+from core.lean_redis import lean_from_pool
 from core.metrics import Metrics, metrics_routes
 from core.migrate import create_schema
 from core.plugins import Assembly, EventTable, assemble
@@ -73,7 +74,7 @@ REDIS_ATTEMPT_TIMEOUT_S = 5.0
 
 
 def connect_redis(settings: RedisSettings) -> Redis:
-    """A client whose commands wait for a free connection instead of failing: a burst of
+    """A client whose pool's commands wait for a free connection instead of failing: a burst of
     calls must queue for Redis, never be dropped with "Too many connections"."""
     pool = BlockingConnectionPool.from_url(
         settings.url, max_connections=settings.max_connections, timeout=settings.pool_timeout_s,
@@ -82,7 +83,8 @@ def connect_redis(settings: RedisSettings) -> Redis:
         retry=Retry(ExponentialBackoff(cap=0.5, base=0.02), 3),
         retry_on_error=[RedisConnectionError],
     )
-    return Redis.from_pool(pool)  # owns the pool: aclose() closes its connections
+    # Commands and pipelines on one shared connection, the rest through the pool (core/lean_redis.py).
+    return lean_from_pool(pool)  # owns the pool: aclose() closes its connections
 
 
 class Clients:

@@ -1,0 +1,312 @@
+"""redis-py's client with a shorter road for the commands of the call path.
+
+Why (issue 15): profiling ``hotline serve`` under calls on the real switch put 28 % of the
+application's CPU in redis-py's per-command machinery: a pool checkout with its locks and
+observability hooks, a timeout context per read, a coroutine per reply. That is 50-60 µs of
+CPU per command where writing the command and reading the reply on the socket costs about 11
+(``bench/redis_client.py`` measures both). A whole call sends about twenty commands or
+pipelines.
+
+:class:`LeanRedis` is a redis-py ``Redis`` (every command method, the response callbacks, the
+errors and the pub/sub stay redis-py's) whose plain commands and pipelines travel on one
+shared connection, multiplexed: a request is written whole and its replies are matched in
+order, so many coroutines share the socket without a pool or a lock. Only what needs a
+connection of its own goes through redis-py's pool: blocking reads, per-connection state
+(WATCH, MULTI by hand, SELECT, subscriptions), undecoded reads, pipelines that watch keys.
+
+The shared connection speaks what redis-py's own does (RESP3 after ``HELLO 3``, parsed by the
+same hiredis reader, replies shaped by the same callbacks), so a command answers the same
+either way. A reply lost with the connection raises ``redis.exceptions.ConnectionError`` and
+is not sent again: a script may have run (see ``queues/engine.py``). The next command
+connects again, with a short backoff while Redis is away.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import hiredis
+from redis._parsers.base import BaseParser
+from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
+from redis.asyncio.connection import Connection
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import DataError, ExecAbortError, InvalidResponse, ResponseError, WatchError
+
+#: Commands that hold their connection (they block, or change its state): never on the shared one.
+HOLDS_CONNECTION = frozenset({
+    "BLPOP", "BRPOP", "BLMOVE", "BRPOPLPUSH", "BLMPOP", "BZPOPMIN", "BZPOPMAX", "BZMPOP", "XREAD",
+    "XREADGROUP", "WAIT", "WAITAOF", "SUBSCRIBE", "PSUBSCRIBE", "SSUBSCRIBE", "UNSUBSCRIBE",
+    "PUNSUBSCRIBE", "SUNSUBSCRIBE", "MONITOR", "SELECT", "WATCH", "UNWATCH", "MULTI", "EXEC",
+    "DISCARD", "CLIENT", "HELLO", "AUTH", "RESET", "QUIT", "SYNC", "PSYNC", "READONLY", "READWRITE",
+})
+#: Tries to reach Redis before a command fails, and the pauses between them (as the pool's retry).
+CONNECT_TRIES = 3
+CONNECT_BACKOFF_S = (0.02, 0.04, 0.08)
+#: How long one try to connect (and say HELLO) may take when the URL says nothing.
+CONNECT_TIMEOUT_S = 5.0
+#: hiredis's answer for "not a whole reply yet" (its default, False, is also a RESP3 boolean).
+_MORE = object()
+_ENCODING_OPTIONS = ("encoding", "encoding_errors")
+
+
+class _Errors(BaseParser):
+    """redis-py's mapping of error replies to exception classes (NOSCRIPT -> NoScriptError...)."""
+
+    def on_disconnect(self) -> None:  # pragma: no cover - never connected: only parse_error is used
+        pass
+
+    def on_connect(self, connection: Any) -> None:  # pragma: no cover
+        pass
+
+
+@dataclass(slots=True)
+class _Request:
+    future: asyncio.Future[list[Any]]
+    count: int
+    replies: list[Any] = field(default_factory=list)
+
+
+class _Wire(asyncio.Protocol):
+    """One connection; requests answered in the order they were written."""
+
+    def __init__(self) -> None:
+        self._reader = hiredis.Reader(protocolError=InvalidResponse, replyError=_Errors.parse_error,
+                                      notEnoughData=_MORE)
+        self._transport: asyncio.WriteTransport | None = None
+        self._waiting: deque[_Request] = deque()
+        self._push = getattr(hiredis, "PushNotification", None)
+        self.closed = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = transport  # type: ignore[assignment]  # a stream transport (uvloop's is no asyncio.Transport)
+
+    def data_received(self, data: bytes) -> None:
+        self._reader.feed(data)
+        while (reply := self._reader.gets()) is not _MORE:
+            if self._push is not None and isinstance(reply, self._push):
+                continue  # nothing here subscribes or tracks: a server's notice, not a reply
+            if not self._waiting:  # a reply to nobody: the stream is out of step, start again
+                self._fail(RedisConnectionError("Redis sent a reply nobody asked for"))
+                return
+            request = self._waiting[0]
+            request.replies.append(reply)
+            if len(request.replies) == request.count:
+                self._waiting.popleft()
+                if not request.future.done():  # its caller may have been cancelled: the replies are read anyway
+                    request.future.set_result(request.replies)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        reason = f" ({exc})" if exc else ""
+        self._fail_waiting(RedisConnectionError(f"Connection closed by server.{reason}"))
+
+    def send(self, packed: Sequence[bytes], count: int) -> asyncio.Future[list[Any]]:
+        if self.closed or self._transport is None:
+            raise RedisConnectionError("Connection closed by server.")
+        future: asyncio.Future[list[Any]] = asyncio.get_running_loop().create_future()
+        self._waiting.append(_Request(future, count))
+        self._transport.writelines(packed)
+        return future
+
+    def close(self) -> None:
+        if self._transport is not None and not self.closed:
+            self._transport.close()
+        self.closed = True
+
+    def _fail(self, error: Exception) -> None:
+        self.close()
+        self._fail_waiting(error)
+
+    def _fail_waiting(self, error: Exception) -> None:
+        while self._waiting:
+            request = self._waiting.popleft()
+            if not request.future.done():
+                request.future.set_exception(error)
+
+
+class _Link:
+    """The shared connection: made when first needed, made again after it is lost."""
+
+    def __init__(self, kwargs: dict[str, Any]) -> None:
+        self._host, self._port = kwargs.get("host", "localhost"), int(kwargs.get("port", 6379))
+        self._db = int(kwargs.get("db") or 0)
+        self._username, self._password = kwargs.get("username"), kwargs.get("password")
+        self._timeout = kwargs.get("socket_connect_timeout") or CONNECT_TIMEOUT_S
+        self._wire: _Wire | None = None
+        self._connecting: asyncio.Lock | None = None
+
+    async def call(self, packed: Sequence[bytes], count: int) -> list[Any]:
+        wire = self._wire
+        if wire is None or wire.closed:
+            wire = await self._connected()
+        return await wire.send(packed, count)
+
+    def close(self) -> None:
+        if self._wire is not None:
+            self._wire.close()
+            self._wire = None
+
+    async def _connected(self) -> _Wire:
+        if self._connecting is None:
+            self._connecting = asyncio.Lock()
+        async with self._connecting:  # one attempt for everybody waiting
+            if self._wire is not None and not self._wire.closed:
+                return self._wire
+            for attempt in range(CONNECT_TRIES):
+                try:
+                    self._wire = await self._connect()
+                    return self._wire
+                except (OSError, TimeoutError) as exc:
+                    if attempt == CONNECT_TRIES - 1:
+                        raise RedisConnectionError(f"Error connecting to {self._host}:{self._port}. {exc}") from exc
+                    await asyncio.sleep(CONNECT_BACKOFF_S[attempt])
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _connect(self) -> _Wire:
+        loop = asyncio.get_running_loop()
+        async with asyncio.timeout(self._timeout):
+            _, wire = await loop.create_connection(_Wire, self._host, self._port)
+            hello: list[Any] = ["HELLO", 3]
+            if self._password is not None:
+                hello += ["AUTH", self._username or "default", self._password]
+            commands: list[tuple[Any, ...]] = [tuple(hello)]
+            if self._db:
+                commands.append(("SELECT", self._db))
+            try:
+                replies = await wire.send([hiredis.pack_command(c) for c in commands], len(commands))
+            except BaseException:
+                wire.close()
+                raise
+        for reply in replies:
+            if isinstance(reply, Exception):
+                wire.close()
+                raise reply
+        return wire
+
+
+def _name(args: Sequence[Any]) -> str:
+    first = args[0]
+    text = first.decode() if isinstance(first, bytes) else str(first)
+    return text.split(" ", 1)[0].upper()
+
+
+class _Packer:
+    """Arguments to the wire, as redis-py's encoder would have them (its errors included)."""
+
+    def __init__(self, redis: Redis) -> None:
+        self._encode = redis.get_encoder().encode  # type: ignore[no-untyped-call]
+
+    def pack(self, args: Sequence[Any]) -> bytes:
+        first = args[0]
+        words: tuple[Any, ...] = tuple(first.split()) if isinstance(first, str | bytes) else (first,)
+        # bytes, str and int go as they are (hiredis writes them as redis-py does); anything else
+        # through redis-py's encoder, which formats floats and refuses None, bools and the like.
+        rest = tuple(a if type(a) in (bytes, str, int) else self._encode(a) for a in args[1:])
+        try:
+            packed: bytes = hiredis.pack_command(words + rest)
+            return packed
+        except TypeError as exc:
+            raise DataError(str(exc)) from exc
+
+
+async def _shaped(callbacks: Any, name: Any, reply: Any, options: dict[str, Any]) -> Any:
+    """A reply as redis-py's ``parse_response`` gives it."""
+    options.pop("keys", None)
+    callback = callbacks.get(name)
+    if callback is None:
+        return reply
+    shaped = callback(reply, **options)
+    return await shaped if inspect.isawaitable(shaped) else shaped
+
+
+class LeanRedis(Redis):
+    """See the module's doc. Build it with :meth:`from_pool` like a ``Redis``."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        pool = self.connection_pool
+        # The shared connection only where it can be exactly redis-py's: plain TCP, bytes replies.
+        plain = pool.connection_class is Connection and not pool.connection_kwargs.get("decode_responses")
+        self._link: _Link | None = _Link(pool.connection_kwargs) if plain else None
+        self._packer = _Packer(self)
+
+    async def execute_command(self, *args: Any, **options: Any) -> Any:
+        if self._link is None or _name(args) in HOLDS_CONNECTION or "NEVER_DECODE" in options:
+            return await super().execute_command(*args, **options)  # type: ignore[no-untyped-call]
+        (reply,) = await self._link.call([self._packer.pack(args)], 1)
+        if isinstance(reply, ResponseError):
+            if "EMPTY_RESPONSE" in options:
+                return options["EMPTY_RESPONSE"]
+            raise reply
+        options.pop("EMPTY_RESPONSE", None)
+        return await _shaped(self.response_callbacks, args[0], reply, options)
+
+    def pipeline(self, transaction: bool = True, shard_hint: str | None = None) -> Pipeline:
+        if self._link is None:
+            return super().pipeline(transaction, shard_hint)
+        return LeanPipeline(self._link, self._packer, self.connection_pool, self.response_callbacks, transaction,
+                            shard_hint)
+
+    async def aclose(self, close_connection_pool: bool | None = None) -> None:
+        if self._link is not None:
+            self._link.close()
+        await super().aclose(close_connection_pool)
+
+
+class LeanPipeline(Pipeline):
+    """redis-py's pipeline, sent on the shared connection unless it watches keys."""
+
+    def __init__(self, link: _Link, packer: _Packer, *args: Any) -> None:
+        super().__init__(*args)
+        self._link, self._packer = link, packer
+
+    async def execute(self, raise_on_error: bool = True) -> list[Any]:
+        stack = self.command_stack
+        if self.watching or self.explicit_transaction or self.scripts or not stack or any(
+                _name(args) in HOLDS_CONNECTION or "NEVER_DECODE" in options for args, options in stack):
+            return await super().execute(raise_on_error)
+        try:
+            packed = [self._packer.pack(args) for args, _ in stack]
+            if self.is_transaction:
+                replies = await self._transaction(packed)
+            else:
+                replies = await self._link.call(packed, len(packed))
+            if raise_on_error:
+                self.raise_first_error(stack, replies)
+            return [r if isinstance(r, Exception) else await _shaped(self.response_callbacks, args[0], r, dict(options))
+                    for r, (args, options) in zip(replies, stack, strict=True)]
+        finally:
+            await self.reset()  # type: ignore[no-untyped-call]
+
+    async def _transaction(self, packed: list[bytes]) -> list[Any]:
+        """MULTI, the commands, EXEC: the commands' replies, errors in place (as redis-py)."""
+        wire = [hiredis.pack_command(("MULTI",)), *packed, hiredis.pack_command(("EXEC",))]
+        replies = await self._link.call(wire, len(wire))
+        queued, done = replies[1:-1], replies[-1]
+        errors = [(i, r) for i, r in enumerate(queued) if isinstance(r, ResponseError)]
+        for i, error in errors:
+            self.annotate_exception(error, i + 1, self.command_stack[i][0])
+        if isinstance(done, ExecAbortError | ResponseError):
+            raise errors[0][1] if errors else done
+        if done is None:
+            raise WatchError("Watched variable changed.")
+        results = list(done)
+        for i, error in errors:
+            results.insert(i, error)
+        return results
+
+
+def lean_from_pool(pool: Any) -> LeanRedis:
+    """A :class:`LeanRedis` owning ``pool`` (``aclose()`` closes it), like ``Redis.from_pool``."""
+    client = LeanRedis.from_pool(pool)
+    assert isinstance(client, LeanRedis)
+    return client
+
+
+__all__ = ["HOLDS_CONNECTION", "LeanPipeline", "LeanRedis", "lean_from_pool"]

@@ -1,0 +1,140 @@
+"""The application's Redis client answers as redis-py does, on one shared connection."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from redis.asyncio import BlockingConnectionPool, Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import DataError, NoScriptError, ResponseError
+
+from core.lean_redis import LeanRedis, lean_from_pool
+from devtools.embedded import RedisProcess
+from tests.support.redis import redis_commands_counted
+
+
+@pytest.fixture
+async def lean(redis_server: RedisProcess) -> AsyncIterator[LeanRedis]:
+    client = lean_from_pool(BlockingConnectionPool.from_url(redis_server.url, max_connections=4))
+    yield client
+    await client.aclose()
+
+
+async def everyday_commands(r: Redis, p: str) -> list[Any]:
+    """What the application sends, reply for reply (errors by their type and text)."""
+    out: list[Any] = [await r.set(p + "k", "v"), await r.get(p + "k"), await r.getdel(p + "k"), await r.get(p + "k")]
+    out += [await r.zadd(p + "z", {"a": 1.5, "b": 2}), await r.zrange(p + "z", 0, -1, withscores=True),
+            await r.zrangebyscore(p + "z", "-inf", 2), await r.hset(p + "h", mapping={"x": 1, "y": "é"}),
+            await r.hgetall(p + "h"), await r.hmget(p + "h", ["x", "q"]), await r.sadd(p + "s", "1", "2"),
+            await r.smembers(p + "s"), await r.exists(p + "s"), await r.delete(p + "s"),
+            await r.incrbyfloat(p + "f", 0.1), await r.expire(p + "h", 10), await r.hgetall(p + "none")]
+    sha = await r.script_load("return {1, 'a', ARGV[1], redis.call('GET', KEYS[1])}")
+    out += [sha, await r.evalsha(sha, 1, p + "f", "x"), await r.script_exists(sha)]
+    for failing in (r.evalsha("0" * 40, 0), r.incr(p + "h")):
+        try:
+            await failing
+        except ResponseError as exc:
+            out.append((type(exc).__name__, str(exc).replace(p, "P:")))
+    async with r.pipeline(transaction=True) as pipe:
+        pipe.set(p + "t", 1).incr(p + "t").hgetall(p + "none").zrange(p + "z", 0, 0, withscores=True)
+        out.append(await pipe.execute())
+    async with r.pipeline(transaction=False) as pipe:
+        pipe.set(p + "t", "x").incr(p + "t").get(p + "t")
+        out.append([type(x).__name__ if isinstance(x, Exception) else x for x in await pipe.execute(raise_on_error=False)])
+    async with r.pipeline(transaction=True) as pipe:
+        pipe.set(p + "t", "x").incr(p + "t").get(p + "t")
+        with pytest.raises(ResponseError) as raised:
+            await pipe.execute()
+        out.append(str(raised.value).replace(p, "P:"))
+    return out
+
+
+async def test_every_everyday_command_answers_as_redis_py_does(lean: LeanRedis, redis: Redis,
+                                                              redis_prefix: str) -> None:
+    assert await everyday_commands(lean, redis_prefix + ":lean:") == await everyday_commands(
+        redis, redis_prefix + ":py:")
+
+
+async def test_a_script_redis_forgot_raises_noscript_for_the_engine_to_load_it_again(lean: LeanRedis) -> None:
+    with pytest.raises(NoScriptError):
+        await lean.evalsha("f" * 40, 0)
+    async with lean.pipeline(transaction=False) as pipe:
+        pipe.evalsha("f" * 40, 0)
+        (reply,) = await pipe.execute(raise_on_error=False)
+    assert isinstance(reply, NoScriptError)
+
+
+async def test_bad_arguments_are_refused_before_anything_is_sent(lean: LeanRedis, redis_prefix: str) -> None:
+    with pytest.raises(DataError):
+        await lean.set(redis_prefix + ":k", None)  # type: ignore[arg-type]
+    assert await lean.ping() is True  # the connection is still in step
+
+
+async def test_many_coroutines_share_the_connection_and_each_gets_its_own_reply(lean: LeanRedis,
+                                                                             redis_prefix: str) -> None:
+    key = redis_prefix + ":n"
+    counts = await asyncio.gather(*(lean.incr(key) for _ in range(500)))
+    assert sorted(counts) == list(range(1, 501))
+    values = await asyncio.gather(*(lean.set(f"{key}:{i}", i) for i in range(50)))
+    assert values == [True] * 50
+    assert await asyncio.gather(*(lean.get(f"{key}:{i}") for i in range(50))) == [str(i).encode() for i in range(50)]
+
+
+async def test_a_cancelled_caller_does_not_put_the_replies_out_of_step(lean: LeanRedis, redis_prefix: str) -> None:
+    key = redis_prefix + ":c"
+    await lean.set(key, "mine")
+    waiting = asyncio.ensure_future(lean.get(key))
+    await asyncio.sleep(0)
+    waiting.cancel()
+    assert await lean.get(key) == b"mine"
+    assert await lean.incr(key + ":i") == 1
+
+
+async def test_a_blocking_read_takes_a_pooled_connection_and_holds_up_nobody(lean: LeanRedis,
+                                                                            redis_prefix: str) -> None:
+    key = redis_prefix + ":list"
+    blocked = asyncio.ensure_future(lean.blpop([key], timeout=2))
+    await asyncio.sleep(0.05)
+    assert await asyncio.wait_for(lean.rpush(key, "x"), 0.5) == 1
+    assert tuple(await asyncio.wait_for(blocked, 2)) == (key.encode(), b"x")
+
+
+async def test_a_pubsub_is_redis_pys_own(lean: LeanRedis, redis_prefix: str) -> None:
+    channel = redis_prefix + ":chan"
+    async with lean.pubsub(ignore_subscribe_messages=True) as pubsub:
+        await pubsub.subscribe(channel)
+        assert await lean.publish(channel, "hello") == 1
+        message = await pubsub.get_message(timeout=1)
+        while message is None:
+            message = await pubsub.get_message(timeout=1)
+    assert message["data"] == b"hello"
+
+
+async def test_the_commands_counted_by_the_tests_helper_still_count(lean: LeanRedis, redis_prefix: str) -> None:
+    with redis_commands_counted(lean) as sent:
+        await lean.get(redis_prefix + ":x")
+        async with lean.pipeline() as pipe:
+            pipe.get(redis_prefix + ":x")
+            await pipe.execute()
+    assert sent == ["get", "pipeline"]
+
+
+async def test_when_redis_goes_and_comes_back_the_next_command_connects_again(tmp_path: Path) -> None:
+    server = RedisProcess(tmp_path)  # a private server: this one is stopped
+    server.start()
+    client = lean_from_pool(BlockingConnectionPool.from_url(server.url, max_connections=2))
+    try:
+        assert await client.set("k", "1") is True
+        server.stop()
+        with pytest.raises(RedisConnectionError):
+            await client.get("k")
+        server.start()
+        assert await client.get("k") == b"1"  # saved on the way out, read back on the way in
+        assert await client.set("k", "2") is True
+    finally:
+        await client.aclose()
+        server.stop()
