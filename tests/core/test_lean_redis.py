@@ -44,7 +44,8 @@ async def everyday_commands(r: Redis, p: str) -> list[Any]:
         out.append(await pipe.execute())
     async with r.pipeline(transaction=False) as pipe:
         pipe.set(p + "t", "x").incr(p + "t").get(p + "t")
-        out.append([type(x).__name__ if isinstance(x, Exception) else x for x in await pipe.execute(raise_on_error=False)])
+        replies = await pipe.execute(raise_on_error=False)
+        out.append([type(x).__name__ if isinstance(x, Exception) else x for x in replies])
     async with r.pipeline(transaction=True) as pipe:
         pipe.set(p + "t", "x").incr(p + "t").get(p + "t")
         with pytest.raises(ResponseError) as raised:
