@@ -31,7 +31,7 @@ from typing import Any
 
 import vosk
 
-from ivr.speech.grammar import UNKNOWN_TOKENS, Grammar, Margins, compile_grammar, decide
+from ivr.speech.grammar import UNKNOWN_TOKENS, Grammar, Margins, compile_grammar, decide, meaning
 from ivr.speech.locale import SpeechPack
 from ivr.speech.phoneline import say_on_line
 from ivr.speech.phoneline import tools as line_tools
@@ -245,7 +245,7 @@ def analyse(grammar: Grammar, trials: Iterable[Trial], *, thin_margin: float | N
     findings = [
         *(f for f in confusable if f is not None),
         *_recognition(grammar.menu, phrases, table),
-        *_decoy_wins(grammar.menu, phrases, decoys_of(grammar), trials),
+        *_decoy_wins(grammar, trials),
     ]
     findings.sort(key=lambda f: (not f.blocking, -f.count / max(f.total, 1), f.phrase, f.other))
     return MenuReport(grammar.menu, phrases, {p: dict(h) for p, h in table.items()},
@@ -331,14 +331,16 @@ def _recognition(menu: str, phrases: Mapping[str, str], table: Mapping[str, Coun
     return findings
 
 
-def _decoy_wins(menu: str, phrases: Mapping[str, str], decoys: frozenset[str],
-                trials: Sequence[Trial]) -> list[Finding]:
-    """Decoys heard where a phrase was said and lost: one finding per phrase, naming the worst."""
+def _decoy_wins(grammar: Grammar, trials: Sequence[Trial]) -> list[Finding]:
+    """Decoys (or fillers) heard where a phrase was said and lost: one finding per phrase, naming
+    the worst. A phrase heard among fillers is not lost: it means its choice (the caller is
+    asked about it, ``grammar.meaning``)."""
+    menu, phrases, decoys = grammar.menu, grammar.phrases, decoys_of(grammar)
     said: Counter[str] = Counter(t.phrase for t in trials)
     lost: Counter[str] = Counter()
     by: dict[str, Counter[str]] = {}
     for trial in trials:
-        if phrases.get(trial.heard) == phrases.get(trial.phrase):
+        if meaning(grammar, trial.heard)[0] == phrases.get(trial.phrase):
             continue
         words = trial.heard.split()
         won = [d for d in decoys if d == trial.heard or (" " not in d and d in words)]
@@ -349,10 +351,11 @@ def _decoy_wins(menu: str, phrases: Mapping[str, str], decoys: frozenset[str],
     for phrase, n in lost.items():
         worst = by[phrase].most_common()
         named = ", ".join(f"{d!r} x{k}" for d, k in worst[:4])
+        table = "fillers" if worst[0][0] in grammar.fillers else "decoys"
         findings.append(Finding(
             DECOY_WINS, menu, phrase, phrases.get(phrase, ""), worst[0][0], "", n, said[phrase],
             f"decoys took its audio in {n}/{said[phrase]} ({named})",
-            f"drop {worst[0][0]!r} from [speech] decoys, or reword {phrase!r}"))
+            f"drop {worst[0][0]!r} from [speech] {table}, or reword {phrase!r}"))
     return findings
 
 

@@ -89,6 +89,16 @@ def test_a_decoy_that_takes_a_phrase_s_audio_is_a_warning_that_names_the_decoy()
     assert "drop '음' from [speech] decoys" in finding.advice
 
 
+def test_a_filler_that_takes_a_phrase_s_audio_is_named_as_a_filler_but_one_beside_the_phrase_takes_nothing() -> None:
+    menu = MenuPhrases(MENU.menu, MENU.choices, fillers=("흠",))
+    grammar = compile_grammar(menu, lambda word: True, ["여기"])
+    finding, = analyse(grammar, clean_trials(grammar, times=3) + [said("민원", ("흠", 40.0))]).findings
+    assert (finding.kind, finding.other) == (DECOY_WINS, "흠")
+    assert "drop '흠' from [speech] fillers" in finding.advice
+    # 흠 민원 means complaint (the caller is asked about it): the filler took nothing.
+    assert analyse(grammar, clean_trials(grammar, times=3) + [said("민원", ("흠 민원", 40.0))]).findings == ()
+
+
 def test_each_finding_is_one_line_naming_menu_phrases_choices_how_often_and_what_to_do() -> None:
     trials = clean_trials(times=3) + [said("위반", ("민원", 40.0))]
     line = analyse(GRAMMAR, trials).findings[0].line()
