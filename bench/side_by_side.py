@@ -319,6 +319,8 @@ class Step:
     note: str = ""
     #: What the full row did (speech streams, recordings, deliveries), for its line under the table.
     evidence: dict[str, int] = field(default_factory=dict)
+    #: The rounds a merged step was made of (``--rounds``), in the order they ran.
+    rounds: list[Step] = field(default_factory=list)
 
     @property
     def unconnected(self) -> int:
@@ -708,8 +710,9 @@ def ratios_table(steps: list[Step]) -> str:
         ari, plan = by.get(("ari", rate)), by.get(("dialplan", rate))
         if ari is None or plan is None:
             continue
+        each = ", ".join(ratio(a.total_ms, d.total_ms) for a, d in zip(ari.rounds, plan.rounds, strict=False))
         rows.append([f"{rate:g}", ratio(ari.per_call("asterisk"), plan.per_call("asterisk")),
-                     ratio(ari.total_ms, plan.total_ms),
+                     ratio(ari.total_ms, plan.total_ms) + (f" ({each})" if len(ari.rounds) > 1 else ""),
                      ratio(percentile(ari.setup_ms, 50), percentile(plan.setup_ms, 50)),
                      ratio(percentile(ari.setup_ms, 95), percentile(plan.setup_ms, 95)),
                      ratio(percentile(ari.first_audio_ms, 50), percentile(plan.first_audio_ms, 50)),
@@ -786,6 +789,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--answer-ms", type=int, default=1000, help="an agent's phone rings this long (1000)")
     parser.add_argument("--wrap-up", type=float, default=1.0, help="agents' wrap-up after a call, both paths (1 s)")
     parser.add_argument("--ring-timeout", type=int, default=20, help="seconds an agent's phone rings at most (20)")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="run the paths this many times at each rate, alternating, and report them "
+                             "together (the whole system's ratio of each round in brackets) (1)")
     parser.add_argument("--settle", type=float, default=20.0, help="seconds a step waits for channels to go (20)")
     parser.add_argument("--database", choices=("sqlite", "postgresql"), default="sqlite",
                         help="the application's database (sqlite: in its process; postgresql: an embedded server)")
@@ -804,6 +810,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if "ari-full" in args.paths and args.call_seconds < FULL_CALL_S:
         parser.error(f"--call-seconds: at least {FULL_CALL_S} with ari-full (its callers key 1 about 12.5 s "
                      f"after the answer, once the main menu has listened), got {args.call_seconds:g}")
+    if args.rounds < 1:
+        parser.error(f"--rounds: at least 1, got {args.rounds}")
     if args.step_seconds <= 0:
         parser.error(f"--step-seconds: must be above 0, got {args.step_seconds:g}")
     if args.agents <= 0:
@@ -812,9 +820,34 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def iter_steps(args: argparse.Namespace) -> Iterator[tuple[str, float]]:
+    # Rounds alternate the paths (ari, dialplan, ari, dialplan): a machine whose speed drifts
+    # during the run (a shared host's neighbours) weighs on both alike.
     for rate in args.rates:
-        for path in args.paths:
-            yield path, rate
+        for _ in range(args.rounds):
+            for path in args.paths:
+                yield path, rate
+
+
+def merged(steps: list[Step]) -> list[Step]:
+    """One step per (path, rate): the rounds' calls and figures together, CPU per call weighted
+    by each round's calls. The rounds' own steps stay in ``Step.rounds``."""
+    out: dict[tuple[str, float], Step] = {}
+    for s in steps:
+        m = out.setdefault((s.path, s.rate), Step(s.path, s.rate))
+        total = m.calls + s.calls
+        for who in set(m.cpu_ms) | set(s.cpu_ms):
+            m.cpu_ms[who] = ((m.cpu_ms.get(who, 0.0) * m.calls + s.cpu_ms.get(who, 0.0) * s.calls) / total
+                             if total else 0.0)
+        m.calls, m.failed, m.connected = total, m.failed + s.failed, m.connected + s.connected
+        m.turned_away, m.left, m.warnings = m.turned_away + s.turned_away, m.left + s.left, m.warnings + s.warnings
+        m.setup_ms += s.setup_ms
+        m.first_audio_ms += s.first_audio_ms
+        m.seconds += s.seconds
+        m.note = "; ".join(n for n in (m.note, s.note) if n)
+        for name, count in s.evidence.items():
+            m.evidence[name] = m.evidence.get(name, 0) + count
+        m.rounds.append(s)
+    return list(out.values())
 
 
 def _interrupted(_signum: int, _frame: object) -> None:
@@ -846,7 +879,7 @@ def main(argv: list[str] | None = None) -> int:
         print("side_by_side: interrupted; the steps done so far:", file=sys.stderr)
     if not steps:
         return 1
-    out = report(steps, args)
+    out = report(merged(steps), args)
     if args.markdown or args.write_readme:
         cmd = " ".join(["python -m bench.side_by_side", *(argv if argv is not None else sys.argv[1:])])
         out = (f"`{cmd}`, Asterisk {BUILD.name.split('-')[-1]}, {os.cpu_count()} cores, {started}, "

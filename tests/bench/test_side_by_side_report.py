@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import argparse
 
-from bench.side_by_side import Step, parse_args, report, steps_table
+from bench.side_by_side import Step, merged, parse_args, report, steps_table
 
 
 def step(path: str, rate: float, *, calls: int = 100, connected: int = 100, turned_away: int = 0, failed: int = 0,
@@ -73,3 +73,15 @@ def test_the_paths_are_chosen_by_name_and_all_three_run_by_default() -> None:
     assert parse_args([]).paths == ["ari", "ari-full", "dialplan"]
     assert parse_args(["--paths", "dialplan,ari-full"]).paths == ["dialplan", "ari-full"]
     assert parse_args([]).first_audio and not parse_args(["--no-first-audio"]).first_audio
+
+
+def test_rounds_are_reported_together_weighted_by_their_calls_with_each_rounds_ratio_beside() -> None:
+    first, second = step("ari", 1, calls=60, connected=60), step("ari", 1, calls=40, connected=40)
+    second.cpu_ms["app"] = 5.0
+    plan = [step("dialplan", 1, calls=60, connected=60), step("dialplan", 1, calls=40, connected=40)]
+    ari, dialplan = merged([first, plan[0], second, plan[1]])
+    assert (ari.calls, ari.connected, len(ari.setup_ms), len(ari.rounds)) == (100, 100, 100, 2)
+    assert ari.per_call("app") == 11.0  # (15 x 60 + 5 x 40) / 100
+    ratios = report([ari, dialplan], args("--rounds", "2")).split("\n\n")[1]
+    assert column(ratios, "whole system CPU ari/dialplan", 0) == "1.18 (1.25, 1.08)"  # 72 / 61
+    assert parse_args(["--rounds", "2"]).rounds == 2
