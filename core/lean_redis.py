@@ -24,7 +24,9 @@ connects again, with a short backoff while Redis is away.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
+import logging
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -50,9 +52,14 @@ CONNECT_TRIES = 3
 CONNECT_BACKOFF_S = (0.02, 0.04, 0.08)
 #: How long one try to connect (and say HELLO) may take when the URL says nothing.
 CONNECT_TIMEOUT_S = 5.0
+#: How long a message given to ``publish_soon`` may wait for a command to ride with.
+RIDE_MAX_S = 0.05
+#: At most this many messages wait to ride (Redis away): more are dropped and counted.
+MAX_RIDERS = 10_000
 #: hiredis's answer for "not a whole reply yet" (its default, False, is also a RESP3 boolean).
 _MORE = object()
-_ENCODING_OPTIONS = ("encoding", "encoding_errors")
+
+log = logging.getLogger(__name__)
 
 
 class _Errors(BaseParser):
@@ -69,6 +76,8 @@ class _Errors(BaseParser):
 class _Request:
     future: asyncio.Future[list[Any]]
     count: int
+    #: Replies of riders (see :meth:`LeanRedis.publish_soon`) in front of the caller's: dropped.
+    skip: int = 0
     replies: list[Any] = field(default_factory=list)
 
 
@@ -96,21 +105,26 @@ class _Wire(asyncio.Protocol):
                 return
             request = self._waiting[0]
             request.replies.append(reply)
-            if len(request.replies) == request.count:
+            if len(request.replies) == request.count + request.skip:
                 self._waiting.popleft()
                 if not request.future.done():  # its caller may have been cancelled: the replies are read anyway
-                    request.future.set_result(request.replies)
+                    request.future.set_result(request.replies[request.skip:])
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
         reason = f" ({exc})" if exc else ""
         self._fail_waiting(RedisConnectionError(f"Connection closed by server.{reason}"))
 
-    def send(self, packed: Sequence[bytes], count: int) -> asyncio.Future[list[Any]]:
+    def send(self, packed: Sequence[bytes], count: int, skip: int = 0) -> asyncio.Future[list[Any]]:
+        """Write ``packed`` (``skip`` riders, then ``count`` commands) at once; the future has
+        the commands' replies."""
         if self.closed or self._transport is None:
             raise RedisConnectionError("Connection closed by server.")
         future: asyncio.Future[list[Any]] = asyncio.get_running_loop().create_future()
-        self._waiting.append(_Request(future, count))
+        if count + skip == 0:  # nothing to send (riders already gone with another request)
+            future.set_result([])
+            return future
+        self._waiting.append(_Request(future, count, skip))
         self._transport.writelines(packed)
         return future
 
@@ -140,14 +154,63 @@ class _Link:
         self._timeout = kwargs.get("socket_connect_timeout") or CONNECT_TIMEOUT_S
         self._wire: _Wire | None = None
         self._connecting: asyncio.Lock | None = None
+        self._riders: list[bytes] = []
+        self._ride_timer: asyncio.TimerHandle | None = None
+        self._flushes: set[asyncio.Task[None]] = set()
+        #: Riders lost (the connection failed under them): news nobody waited for.
+        self.riders_lost = 0
 
     async def call(self, packed: Sequence[bytes], count: int) -> list[Any]:
         wire = self._wire
         if wire is None or wire.closed:
             wire = await self._connected()
-        return await wire.send(packed, count)
+        riders, self._riders = self._riders, []
+        if self._ride_timer is not None:
+            self._ride_timer.cancel()
+            self._ride_timer = None
+        try:
+            sent = wire.send([*riders, *packed] if riders else packed, count, len(riders))
+        except RedisConnectionError:
+            self.riders_lost += len(riders)
+            raise
+        try:
+            return await sent
+        except RedisConnectionError:
+            self.riders_lost += len(riders)
+            raise
+
+    def ride(self, packed: bytes, within_s: float) -> None:
+        """``packed`` goes out with the next request, or alone after ``within_s``."""
+        if len(self._riders) >= MAX_RIDERS:  # Redis away for long: news is dropped, memory is not spent
+            self.riders_lost += 1
+            return
+        self._riders.append(packed)
+        if self._ride_timer is None:
+            self._ride_timer = asyncio.get_running_loop().call_later(within_s, self._send_riders)
+
+    def _send_riders(self) -> None:
+        self._ride_timer = None
+        if self._riders:  # a flush of earlier riders may still wait for its replies: one more
+            flush = asyncio.get_running_loop().create_task(self._flush(), name="redis-riders")
+            self._flushes.add(flush)
+            flush.add_done_callback(self._flushes.discard)
+
+    async def _flush(self) -> None:
+        try:
+            await self.call([], 0)
+        except Exception as exc:  # noqa: BLE001 - news: counted and logged, never raised into a caller
+            log.warning("redis: %d published messages lost: %s", self.riders_lost, exc or type(exc).__name__)
+
+    async def flush(self) -> None:
+        """Send what rides now (at shutdown: the last news goes out)."""
+        if self._riders:
+            await self.call([], 0)
 
     def close(self) -> None:
+        if self._ride_timer is not None:
+            self._ride_timer.cancel()
+        for flush in self._flushes:
+            flush.cancel()
         if self._wire is not None:
             self._wire.close()
             self._wire = None
@@ -247,6 +310,24 @@ class LeanRedis(Redis):
         options.pop("EMPTY_RESPONSE", None)
         return await _shaped(self.response_callbacks, args[0], reply, options)
 
+    @property
+    def rides(self) -> bool:
+        """Whether :meth:`publish_soon` rides with other commands (else it is a PUBLISH of its own)."""
+        return self._link is not None
+
+    def publish_soon(self, channel: str, message: str | bytes, *, within_s: float = RIDE_MAX_S) -> None:
+        """PUBLISH ``message`` in the same write as the next command this client sends, or
+        alone after ``within_s``: news (agents' events for the desktops) need no round trip of
+        their own, and the call path's next command is usually a moment away. Nothing waits for
+        it; one lost with the connection is counted (``riders_lost``) and logged."""
+        if self._link is None:
+            raise RuntimeError("publish_soon needs the shared connection (a plain redis:// URL)")
+        self._link.ride(self._packer.pack(("PUBLISH", channel, message)), within_s)
+
+    @property
+    def riders_lost(self) -> int:
+        return self._link.riders_lost if self._link is not None else 0
+
     def pipeline(self, transaction: bool = True, shard_hint: str | None = None) -> Pipeline:
         if self._link is None:
             return super().pipeline(transaction, shard_hint)
@@ -255,6 +336,8 @@ class LeanRedis(Redis):
 
     async def aclose(self, close_connection_pool: bool | None = None) -> None:
         if self._link is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._link.flush(), CONNECT_TIMEOUT_S)
             self._link.close()
         await super().aclose(close_connection_pool)
 

@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable
 from contextlib import suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from redis.asyncio import Redis
 
@@ -33,6 +33,7 @@ from calls.services import CallService
 from calls.store import CallState
 from core.hours import is_open
 from core.jurisdictions import JurisdictionTree
+from core.lean_redis import LeanRedis
 from core.settings import QueueSettings
 from core.tasks import cancel_and_wait
 from core.vocabulary import utcnow
@@ -109,6 +110,7 @@ class AgentEvents:
         self._max_pending, self._batch = max_pending, batch
         self._wake = asyncio.Event()
         self.dropped = 0
+        self._rides = isinstance(redis, LeanRedis) and redis.rides
 
     def agent_state(self, agent_id: str, state: str, *, reason: str | None = None, call_id: str | None = None) -> None:
         self.emit({"type": "agent.state", "agent_id": agent_id, "state": state, "reason": reason or None,
@@ -118,12 +120,18 @@ class AgentEvents:
         self.emit({"type": f"call.{kind}", "agent_id": agent_id, "call_id": call_id, "channel_id": channel_id})
 
     def emit(self, message: dict[str, Any]) -> None:
+        text = json.dumps(message, ensure_ascii=False, separators=(",", ":"))
+        if self._rides:
+            # In the same write as the call's next Redis command (its state saved, its next
+            # script): no round trip of its own, in the order emitted (core/lean_redis.py).
+            cast(LeanRedis, self._redis).publish_soon(self.channel, text)
+            return
         if len(self._pending) >= self._max_pending:
             self.dropped += 1
             if self.dropped % 1000 == 1:
                 log.warning("agent events: %d dropped, Redis does not keep up", self.dropped)
             return
-        self._pending.append(json.dumps(message, ensure_ascii=False, separators=(",", ":")))
+        self._pending.append(text)
         self._wake.set()
 
     async def run(self) -> None:

@@ -139,3 +139,59 @@ async def test_when_redis_goes_and_comes_back_the_next_command_connects_again(tm
     finally:
         await client.aclose()
         server.stop()
+
+
+async def next_messages(pubsub: Any, count: int) -> list[bytes]:
+    got: list[bytes] = []
+    async with asyncio.timeout(2):
+        while len(got) < count:
+            message = await pubsub.get_message(timeout=1)
+            if message is not None:
+                got.append(message["data"])
+    return got
+
+
+async def test_news_published_soon_rides_in_the_write_of_the_next_command_in_order(lean: LeanRedis,
+                                                                                    redis_prefix: str) -> None:
+    channel = redis_prefix + ":news"
+    async with lean.pubsub(ignore_subscribe_messages=True) as pubsub:
+        await pubsub.subscribe(channel)
+        for n in range(3):
+            lean.publish_soon(channel, f"m{n}", within_s=30)  # would wait 30 s for a command to ride with
+        assert await lean.get(redis_prefix + ":x") is None
+        assert await next_messages(pubsub, 3) == [b"m0", b"m1", b"m2"]
+
+
+async def test_news_with_no_command_to_ride_with_goes_alone_a_moment_later(lean: LeanRedis,
+                                                                         redis_prefix: str) -> None:
+    channel = redis_prefix + ":alone"
+    async with lean.pubsub(ignore_subscribe_messages=True) as pubsub:
+        await pubsub.subscribe(channel)
+        lean.publish_soon(channel, "alone", within_s=0.01)
+        assert await next_messages(pubsub, 1) == [b"alone"]
+
+
+async def test_news_waiting_to_ride_goes_out_when_the_client_closes(redis_server: RedisProcess,
+                                                                    redis_prefix: str) -> None:
+    channel = redis_prefix + ":last"
+    listener = lean_from_pool(BlockingConnectionPool.from_url(redis_server.url, max_connections=2))
+    client = lean_from_pool(BlockingConnectionPool.from_url(redis_server.url, max_connections=2))
+    try:
+        async with listener.pubsub(ignore_subscribe_messages=True) as pubsub:
+            await pubsub.subscribe(channel)
+            client.publish_soon(channel, "last words", within_s=30)
+            await client.aclose()
+            assert await next_messages(pubsub, 1) == [b"last words"]
+    finally:
+        await listener.aclose()
+
+
+async def test_news_published_while_earlier_news_is_on_its_way_still_goes_out(lean: LeanRedis,
+                                                                              redis_prefix: str) -> None:
+    channel = redis_prefix + ":busy"
+    async with lean.pubsub(ignore_subscribe_messages=True) as pubsub:
+        await pubsub.subscribe(channel)
+        lean.publish_soon(channel, "first", within_s=0.001)
+        await asyncio.sleep(0.003)  # its flush has started and waits for Redis's reply
+        lean.publish_soon(channel, "second", within_s=0.001)
+        assert await next_messages(pubsub, 2) == [b"first", b"second"]

@@ -3,11 +3,14 @@ what they name of a call is read in the same round trip as the change. Real redi
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import pytest
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 
+from core.lean_redis import lean_from_pool
+from devtools.embedded import RedisProcess
 from queues.services import AgentEvents, AnnouncingEngine
 from tests.support.clock import MillisClock
 from tests.support.queues import agent, call, ready
@@ -65,3 +68,31 @@ async def test_an_answer_names_the_channel_and_a_refused_change_names_nothing(
     assert emitted(events)[1] == {"type": "call.connected", "agent_id": "a1", "call_id": "c1", "channel_id": "ch-c1"}
     assert not await announcing.remove("no-such-call", "hangup")  # unknown: no event, no error
     assert emitted(events) == []
+
+
+async def test_on_the_applications_client_the_events_ride_with_the_next_command_in_order(
+    redis_server: RedisProcess, redis_prefix: str, clock: MillisClock
+) -> None:
+    lean = lean_from_pool(BlockingConnectionPool.from_url(redis_server.url, max_connections=4))
+    events = AgentEvents(lean, redis_prefix)
+    engine = AnnouncingEngine(lean, redis_prefix, events=events, clock_ms=clock, wrap_up_s=5)
+    try:
+        async with lean.pubsub(ignore_subscribe_messages=True) as pubsub:
+            await pubsub.subscribe(events.channel)
+            await ready(engine, agent("a1"))
+            await engine.enqueue(call("c1"))
+            with redis_commands_counted(lean) as sent:
+                await engine.answered("c1", "a1")
+                await lean.get(redis_prefix + ":the-next-command")
+            assert sent == ["pipeline", "get"]  # no publish of their own: they rode with the get
+            assert not events._pending
+            heard = []
+            async with asyncio.timeout(2):
+                while len(heard) < 5:
+                    if (message := await pubsub.get_message(timeout=1)) is not None:
+                        heard.append(json.loads(message["data"]))
+    finally:
+        await lean.aclose()
+    assert [(e["type"], e.get("state")) for e in heard] == [
+        ("agent.state", "break"), ("agent.state", "available"), ("agent.state", "ringing"), ("call.offered", None),
+        ("agent.state", "on_call")]
