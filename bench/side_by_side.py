@@ -344,6 +344,7 @@ class Step:
 class Bench:
     def __init__(self, args: argparse.Namespace, work: Path, stack: ExitStack) -> None:
         self.args, self.work, self.stack = args, work, stack
+        self.steps_run = 0
         self.agents = [AgentPhone(str(FIRST_AGENT + i), f"bench-{FIRST_AGENT + i}-{secrets.token_hex(4)}",
                                   f"Agent {FIRST_AGENT + i}", desk=True) for i in range(args.agents)]
         self.app: subprocess.Popen[bytes] | None = None
@@ -579,7 +580,8 @@ class Bench:
             self.agents_speak(LANGUAGE[path])
         else:
             self.stop_app()
-        folder = self.work / f"{path}-{rate:g}"
+        self.steps_run += 1  # a folder per step: with --rounds a path runs at a rate more than once
+        folder = self.work / f"{self.steps_run:02d}-{path}-{rate:g}"
         folder.mkdir()
         calls = max(1, round(rate * a.step_seconds))
         key, full = key_ms(path), path == "ari-full"
