@@ -5,18 +5,15 @@ a real redis-server, on a clock the tests move by hand."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import Any
 
 import pytest
-from redis.asyncio import Redis
 
 from core.settings import QueueSettings
 from queues.engine import AgentState, QueueEngine, UnknownAgentError
 from queues.services import DUE_AGAIN_S, DUE_LOOK_MAX_S, DUE_LOOK_WRAP_UPS, QueueService
 from tests.support.clock import MillisClock
 from tests.support.queues import COUNTY, LINE, QUALITY, agent, call, ready, state
+from tests.support.redis import redis_round_trips
 
 WRAP_UP_S = 10.0  # the engine fixture's (the default)
 
@@ -25,35 +22,6 @@ WRAP_UP_S = 10.0  # the engine fixture's (the default)
 def service(engine: QueueEngine) -> QueueService:
     """The service with only what the due loop uses: no call waits, so nothing is offered."""
     return QueueService(engine, None, None, None, None, "hotline", QueueSettings())  # type: ignore[arg-type]
-
-
-@contextmanager
-def round_trips(redis: Redis) -> Iterator[list[list[str]]]:
-    """Each round trip ``redis`` makes inside the block, as the commands it carried."""
-    trips: list[list[str]] = []
-    execute, pipeline = redis.execute_command, redis.pipeline
-
-    async def alone(*args: Any, **options: Any) -> Any:
-        trips.append([str(args[0]).lower()])
-        return await execute(*args, **options)
-
-    def piped(*args: Any, **options: Any) -> Any:
-        pipe = pipeline(*args, **options)
-        run = pipe.execute
-
-        async def counted(*a: Any, **kw: Any) -> Any:
-            trips.append([str(command[0]).lower() for command, _ in pipe.command_stack])
-            return await run(*a, **kw)
-
-        pipe.execute = counted  # type: ignore[method-assign]
-        return pipe
-
-    redis.execute_command = alone  # type: ignore[method-assign]
-    redis.pipeline = piped  # type: ignore[method-assign]
-    try:
-        yield trips
-    finally:
-        del redis.execute_command, redis.pipeline
 
 
 async def in_wrap_up(engine: QueueEngine, clock: MillisClock, *agent_ids: str) -> None:
@@ -73,7 +41,7 @@ async def test_a_wake_up_for_a_due_wrap_up_reads_redis_once_and_sleeps_until_the
     clock.advance(1.5)
     await in_wrap_up(engine, clock, "a2")  # ends 1.5 s after a1's
     clock.advance(WRAP_UP_S - 1.5)
-    with round_trips(engine.redis) as trips:
+    with redis_round_trips(engine.redis) as trips:
         wait = await service._end_what_is_due()
     assert trips == [["zrange", "zrange"], ["evalsha"]]  # the look, then a1's set_available
     assert await state(engine, "a1") == AgentState.AVAILABLE
