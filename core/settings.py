@@ -97,10 +97,10 @@ class SpeechSettings(BaseModel):
     #: spoken choice is confirmed); from ``confirm_margin`` up to this, the caller is asked to
     #: confirm it ("you said complaint?"); below, no match. Measured: ivr/speech/grammar.py.
     accept_margin: float = Field(default=2.0, ge=0)
-    #: 0.1, not the grammar's 0.25: re-deciding the noisy set's saved n-best lists (bench/
-    #: speech_noisy.py, three draws of its 720 phrase turns), 0.1 had 7-10 more right for 0-1
-    #: more callers asked about the wrong choice (they say no, the menu is asked again) and no
-    #: out-of-grammar turn more asked or taken; a wrong choice is only ever taken above
+    #: 0.1, as ivr/speech/grammar.py's CONFIRM_MARGIN: re-deciding the noisy set's saved n-best
+    #: lists (bench/speech_noisy.py, three draws of its 720 phrase turns), 0.1 had 7-10 more right
+    #: for 0-1 more callers asked about the wrong choice (they say no, the menu is asked again) and
+    #: no out-of-grammar turn more asked or taken; a wrong choice is only ever taken above
     #: accept_margin. 0.05 added 0-5 right turns for up to 2 wrong questions more in one condition.
     confirm_margin: float = Field(default=0.1, ge=0)
 
