@@ -169,13 +169,8 @@ class _Link:
             self._ride_timer.cancel()
             self._ride_timer = None
         try:
-            sent = wire.send([*riders, *packed] if riders else packed, count, len(riders))
-        except RedisConnectionError:
-            self.riders_lost += len(riders)
-            raise
-        try:
-            return await sent
-        except RedisConnectionError:
+            return await wire.send([*riders, *packed] if riders else packed, count, len(riders))
+        except RedisConnectionError:  # refused at once or lost on the way: the riders with it
             self.riders_lost += len(riders)
             raise
 
@@ -197,7 +192,7 @@ class _Link:
 
     async def _flush(self) -> None:
         try:
-            await self.call([], 0)
+            await self.flush()
         except Exception as exc:  # noqa: BLE001 - news: counted and logged, never raised into a caller
             log.warning("redis: %d published messages lost: %s", self.riders_lost, exc or type(exc).__name__)
 

@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable
 from contextlib import suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Protocol, cast
+from typing import Any, Protocol
 
 from redis.asyncio import Redis
 
@@ -110,7 +110,8 @@ class AgentEvents:
         self._max_pending, self._batch = max_pending, batch
         self._wake = asyncio.Event()
         self.dropped = 0
-        self._rides = isinstance(redis, LeanRedis) and redis.rides
+        #: The client's ride-along publish when it has one (core/lean_redis.py), else the task's pipeline.
+        self._publish_soon = redis.publish_soon if isinstance(redis, LeanRedis) and redis.rides else None
 
     def agent_state(self, agent_id: str, state: str, *, reason: str | None = None, call_id: str | None = None) -> None:
         self.emit({"type": "agent.state", "agent_id": agent_id, "state": state, "reason": reason or None,
@@ -121,10 +122,10 @@ class AgentEvents:
 
     def emit(self, message: dict[str, Any]) -> None:
         text = json.dumps(message, ensure_ascii=False, separators=(",", ":"))
-        if self._rides:
+        if self._publish_soon is not None:
             # In the same write as the call's next Redis command (its state saved, its next
             # script): no round trip of its own, in the order emitted (core/lean_redis.py).
-            cast(LeanRedis, self._redis).publish_soon(self.channel, text)
+            self._publish_soon(self.channel, text)
             return
         if len(self._pending) >= self._max_pending:
             self.dropped += 1
