@@ -792,8 +792,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--wrap-up", type=float, default=1.0, help="agents' wrap-up after a call, both paths (1 s)")
     parser.add_argument("--ring-timeout", type=int, default=20, help="seconds an agent's phone rings at most (20)")
     parser.add_argument("--rounds", type=int, default=1,
-                        help="run the paths this many times at each rate, alternating, and report them "
-                             "together (the whole system's ratio of each round in brackets) (1)")
+                        help="run the paths this many times at each rate, every other round in reverse order "
+                             "(ari, dialplan, dialplan, ari), and report them together (the whole "
+                             "system's ratio of each round in brackets) (1)")
     parser.add_argument("--settle", type=float, default=20.0, help="seconds a step waits for channels to go (20)")
     parser.add_argument("--database", choices=("sqlite", "postgresql"), default="sqlite",
                         help="the application's database (sqlite: in its process; postgresql: an embedded server)")
@@ -822,11 +823,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def iter_steps(args: argparse.Namespace) -> Iterator[tuple[str, float]]:
-    # Rounds alternate the paths (ari, dialplan, ari, dialplan): a machine whose speed drifts
-    # during the run (a shared host's neighbours) weighs on both alike.
+    # Rounds alternate the paths, every other round in reverse order (ari, dialplan, dialplan,
+    # ari): a machine whose speed drifts during the run (a shared host's neighbours) weighs on
+    # both alike, and a steady drift cancels out over each two rounds instead of always
+    # favouring the path that runs second.
     for rate in args.rates:
-        for _ in range(args.rounds):
-            for path in args.paths:
+        for round_no in range(args.rounds):
+            for path in (args.paths if round_no % 2 == 0 else args.paths[::-1]):
                 yield path, rate
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import argparse
 
-from bench.side_by_side import Step, merged, parse_args, report, steps_table
+from bench.side_by_side import Step, iter_steps, merged, parse_args, report, steps_table
 
 
 def step(path: str, rate: float, *, calls: int = 100, connected: int = 100, turned_away: int = 0, failed: int = 0,
@@ -85,3 +85,9 @@ def test_rounds_are_reported_together_weighted_by_their_calls_with_each_rounds_r
     ratios = report([ari, dialplan], args("--rounds", "2")).split("\n\n")[1]
     assert column(ratios, "whole system CPU ari/dialplan", 0) == "1.18 (1.25, 1.08)"  # 72 / 61
     assert parse_args(["--rounds", "2"]).rounds == 2
+
+
+def test_every_other_round_runs_the_paths_in_reverse_so_a_steady_drift_cancels_out() -> None:
+    order = list(iter_steps(parse_args(["--rates", "1,5", "--rounds", "3", "--paths", "ari,dialplan"])))
+    assert order == [("ari", 1), ("dialplan", 1), ("dialplan", 1), ("ari", 1), ("ari", 1), ("dialplan", 1),
+                     ("ari", 5), ("dialplan", 5), ("dialplan", 5), ("ari", 5), ("ari", 5), ("dialplan", 5)]
