@@ -149,6 +149,9 @@ async def redis_figures(client: Redis) -> dict[str, Any]:
         "reads": int(info["total_reads_processed"]),
         "commands": {k.removeprefix("cmdstat_"): int(v["calls"]) for k, v in info.items()
                      if k.startswith("cmdstat_") and k != "cmdstat_info"},
+        # Redis's own time in each command (a script's inner commands counted in it and apart).
+        "usec": {k.removeprefix("cmdstat_"): int(v["usec"]) for k, v in info.items()
+                 if k.startswith("cmdstat_") and k != "cmdstat_info"},
     }
 
 
@@ -167,6 +170,8 @@ class Figures:
     def since(self, before: Figures) -> dict[str, Any]:
         commands = Counter(self.redis["commands"])
         commands.subtract(before.redis["commands"])
+        usec = Counter(self.redis["usec"])
+        usec.subtract(before.redis["usec"])
         sql = Counter(self.app["sql_by_verb"])
         sql.subtract(before.app["sql_by_verb"])
         requests, events = self.traffic[0] - before.traffic[0], self.traffic[1] - before.traffic[1]
@@ -177,6 +182,7 @@ class Figures:
             "bench_cpu_s": self.bench_cpu_s - before.bench_cpu_s,
             "redis_reads": self.redis["reads"] - before.redis["reads"] - 1,  # our INFO's
             "redis_commands": +commands,
+            "redis_usec": +usec,
             "sql": self.app["sql"] - before.app["sql"],
             "sql_by_verb": +sql,
             "commits": self.app["commits"] - before.app["commits"],
@@ -262,9 +268,14 @@ def detail(d: dict[str, Any], calls: int) -> str:
     """Per call, by kind: ARI requests and events, Redis commands, SQL statements."""
     parts = []
     for title, counts in (("ARI request", d["requests"]), ("ARI event", d["events"]),
-                          ("Redis command", d["redis_commands"]), ("SQL statement", d["sql_by_verb"])):
+                          ("SQL statement", d["sql_by_verb"])):
         rows = [(k, f"{v / calls:.2f}") for k, v in sorted(counts.items(), key=lambda kv: -kv[1])]
         parts.append(table([title, "per call"], rows))
+    usec = d["redis_usec"]
+    timed = [(k, f"{v / calls:.2f}", f"{usec.get(k, 0) / calls:.1f}")
+             for k, v in sorted(d["redis_commands"].items(), key=lambda kv: -kv[1])]
+    parts.insert(2, table(["Redis command", "per call", "Redis µs per call (a script's inner commands: "
+                           "also in evalsha's)"], timed))
     return "\n\n".join(parts)
 
 
