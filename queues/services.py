@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+import orjson
 from redis.asyncio import Redis
 
 from ari.dispatcher import Dispatcher
@@ -121,7 +122,7 @@ class AgentEvents:
         self.emit({"type": f"call.{kind}", "agent_id": agent_id, "call_id": call_id, "channel_id": channel_id})
 
     def emit(self, message: dict[str, Any]) -> None:
-        text = json.dumps(message, ensure_ascii=False, separators=(",", ":"))
+        text = orjson.dumps(message).decode()  # compact, UTF-8 as it is
         if self._publish_soon is not None:
             # In the same write as the call's next Redis command (its state saved, its next
             # script): no round trip of its own, in the order emitted (core/lean_redis.py).
