@@ -343,11 +343,20 @@ class QueueEngine:
 
     async def enqueue(self, call: WaitingCall) -> Offer | None:
         """Queue the call in its jurisdiction's queue; offered at once if a matching agent is free."""
+        offer, _ = await self.enqueue_resuming(call, None)
+        return offer
+
+    async def enqueue_resuming(self, call: WaitingCall, place_key: str | None) -> tuple[Offer | None, bool]:
+        """:meth:`enqueue`, first taking the place kept at ``place_key`` (when the caller first
+        queued, set when they gave up waiting) if there is one; and whether there was. In the
+        same script: a caller's first queueing costs one round trip, not two."""
         now = self.clock_ms()
         at = now if call.enqueued_at_ms is None else call.enqueued_at_ms
-        return _offer(await self._run(
+        kept, *offer = await self._run(
             "enqueue", call.call_id, call.channel_id, call.jurisdiction, call.line, call.priority,
-            call.language, at, ordering_score(call.priority, at), now=now))
+            call.language, at, ordering_score(call.priority, at), place_key or "", ordering_score(call.priority, 0),
+            now=now)
+        return _offer(offer), bool(kept)
 
     async def overflow(self, call_id: str, to_jurisdiction: str) -> Offer | None:
         """Also offer the call in ``to_jurisdiction``'s queue, with its original score. Idempotent."""

@@ -180,8 +180,9 @@ class AnnouncingEngine(QueueEngine):
             self.events.call("offered", offer.agent_id, offer.call_id, offer.channel_id)
         return offer
 
-    async def enqueue(self, call: WaitingCall) -> Offer | None:
-        return self._offered(await super().enqueue(call))
+    async def enqueue_resuming(self, call: WaitingCall, place_key: str | None) -> tuple[Offer | None, bool]:
+        offer, kept = await super().enqueue_resuming(call, place_key)
+        return self._offered(offer), kept
 
     async def overflow(self, call_id: str, to_jurisdiction: str) -> Offer | None:
         return self._offered(await super().overflow(call_id, to_jurisdiction))
@@ -311,8 +312,9 @@ class QueueService:
     async def enqueue(self, call: Call, code: str, source: str) -> State:
         data = call.data
         data.jurisdiction, data.jurisdiction_source = code, source
-        place = await self._place_kept(call)
-        offer = await self.engine.enqueue(_waiting(data, code, enqueued_at_ms=place))
+        offer, kept = await self.engine.enqueue_resuming(_waiting(data, code), self._place_key(call))
+        if kept:
+            log.info("call %s: the caller called back and gets their earlier place", data.call_id)
         offer = offer or await self._skip_unstaffed(call)
         log.info("call %s queued for %s (%s) on %s", data.call_id, code, source, data.business_line)
         return Connecting.to(self, call, offer) if offer is not None else InQueue(self)
@@ -420,16 +422,6 @@ class QueueService:
             return
         await self.engine.redis.set(key, state["enqueued_at_ms"], px=round(self.settings.resume_place_min * 60_000),
                                     nx=True)  # nx: calling back twice keeps the first place
-
-    async def _place_kept(self, call: Call) -> int | None:
-        key = self._place_key(call)
-        if key is None:
-            return None
-        kept = await self.engine.redis.getdel(key)
-        if kept is None:
-            return None
-        log.info("call %s: the caller called back and gets their earlier place", call.data.call_id)
-        return int(kept)
 
     async def _levels(self, call: Call) -> list[str]:
         """The jurisdictions whose queues the call is in, in the order it entered them."""

@@ -439,3 +439,38 @@ async def test_waiting_calls_and_agent_states_survive_a_redis_server_restart(
         await client.aclose()
     finally:
         server.stop()
+
+
+
+async def test_a_caller_back_soon_takes_the_place_kept_for_them_once_and_ahead_of_later_callers(
+        engine: QueueEngine, clock: MillisClock) -> None:
+    first_queued = clock()
+    clock.advance(60)
+    assert await engine.enqueue(call("meanwhile")) is None
+    await engine.redis.set("place:138", first_queued)
+    clock.advance(60)
+
+    assert await engine.enqueue_resuming(call("back"), "place:138") == (None, True)
+    assert await engine.waiting(COUNTY, LINE) == ["back", "meanwhile"]
+    info = await engine.call("back")
+    assert info is not None and info["enqueued_at_ms"] == first_queued
+    assert await engine.redis.exists("place:138") == 0  # taken: a third call starts afresh
+
+    assert await engine.enqueue_resuming(call("third"), "place:138") == (None, False)
+    clock.advance(1)
+    assert await engine.enqueue_resuming(call("fourth"), None) == (None, False)
+    assert await engine.waiting(COUNTY, LINE) == ["back", "meanwhile", "third", "fourth"]
+
+
+async def test_a_kept_place_keeps_the_calls_priority(engine: QueueEngine, clock: MillisClock) -> None:
+    await engine.redis.set("place:139", clock() - 5_000)
+    await engine.enqueue(call("urgent", priority=5))
+    assert await engine.enqueue_resuming(call("back"), "place:139") == (None, True)
+    assert await engine.waiting(COUNTY, LINE) == ["urgent", "back"]  # priority first, then time
+
+
+async def test_a_caller_back_soon_is_offered_at_once_to_a_free_agent(engine: QueueEngine, clock: MillisClock) -> None:
+    await ready(engine, agent("a1"))
+    await engine.redis.set("place:140", clock() - 1_000)
+    assert await engine.enqueue_resuming(call("back"), "place:140") == (
+        Offer("back", "ch-back", "a1", "PJSIP/a1", COUNTY, LINE), True)
