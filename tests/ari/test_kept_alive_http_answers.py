@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
 import pytest
+import uvloop
 
 from ari.http import LINE_LIMIT, Answer, HttpFailure, KeptAliveClient, _Connection, _NoAnswer
 
@@ -320,3 +321,14 @@ async def test_a_caller_cancelled_just_as_a_slot_came_to_it_passes_the_slot_on()
         with pytest.raises(asyncio.CancelledError):
             await waiting
         assert (await client.request("GET", "/c", timeout_s=0.5)).body == BODY
+
+
+def test_the_client_runs_on_uvloop_the_applications_own_loop() -> None:
+    # uvloop's transports are no subclasses of asyncio's: a check of the transport's class, or
+    # anything else only the default loop gives, fails there and nowhere in the other tests.
+    async def two_requests() -> list[int]:
+        async with serving(answering()) as (server, client):
+            answers = [await client.request("GET", "/ari/asterisk/info", timeout_s=5) for _ in range(2)]
+            return [a.status for a in answers] + [server.connections]
+
+    assert uvloop.run(two_requests()) == [200, 200, 1]
