@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import sqlite3
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -56,12 +58,34 @@ def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
             # The busy timeout goes first: switching a new file to WAL needs the write lock,
             # which another process may hold while it migrates the schema.
             cur.execute("PRAGMA busy_timeout=30000")
-            cur.execute("PRAGMA journal_mode=WAL")
+            _to_wal(cur)
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.execute("PRAGMA foreign_keys=ON")
             cur.close()
 
     return engine
+
+
+#: How often, and how far apart, a new SQLite file's switch to WAL is tried again while another
+#: process switches it at the same moment: SQLite then answers "database is locked" at once,
+#: without waiting out the busy timeout (two processes starting together on a fresh file).
+WAL_TRIES, WAL_RETRY_S = 150, 0.02
+
+
+def _to_wal(cur: Any) -> None:
+    for _ in range(WAL_TRIES - 1):
+        try:
+            cur.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc):
+                raise
+        cur.execute("PRAGMA journal_mode")
+        if str(cur.fetchone()[0]).lower() == "wal":
+            return  # the other process switched it: WAL is the file's, for every connection
+        # Blocks the loop, but only in that race, at a connection's start, for 20 ms at a time.
+        time.sleep(WAL_RETRY_S)
+    cur.execute("PRAGMA journal_mode=WAL")
 
 
 def sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
