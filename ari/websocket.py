@@ -338,16 +338,10 @@ class WebSocket(asyncio.Protocol):
             b1 = data[pos + 1]
             length = b1 & 0x7F
             start = pos + 2
-            if length == 126:
-                start = pos + 4
+            if length >= 126:  # the length follows, in 2 bytes (126) or 8 (127)
+                start += 2 if length == 126 else 8
                 if start > size:
-                    need = 4
-                    break
-                length = int.from_bytes(data[pos + 2:start], "big")
-            elif length == 127:
-                start = pos + 10
-                if start > size:
-                    need = 10
+                    need = start - pos
                     break
                 length = int.from_bytes(data[pos + 2:start], "big")
                 if length >> 63:
