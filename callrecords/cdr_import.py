@@ -35,7 +35,7 @@ from sqlalchemy.sql.dml import UpdateBase
 
 from callrecords.cdr import CdrCall, CdrLine, CdrLineError, RawRecord, complete_records, parse_record
 from callrecords.models import CallRecord, CdrImportState
-from callrecords.services import AfterWrite
+from callrecords.services import AfterCommit, AfterWrite
 from core.db import dialect_insert, table_of
 from core.privacy import mask_phone
 from core.tasks import cancel_and_wait
@@ -323,7 +323,9 @@ class CdrImporter:
             if key is not None:
                 assert position is not None
                 await self._move(conn, key, position, _Position(position.first_line, new_offset))
-            await self._write(conn, calls, stats)
+            after = await self._write(conn, calls, stats)
+        if after is not None:
+            after()
         # Past the chunk there is more to read; at the end, a held-back call waits for next time.
         more = not at_end or (held == 0 and new_offset < read.size)
         return new_offset, stats, more
@@ -364,9 +366,10 @@ class CdrImporter:
                 by_call.setdefault(line.uniqueid, []).append(line)
         return [CdrCall(tuple(lines)) for lines in by_call.values()]
 
-    async def _write(self, conn: AsyncConnection, calls: list[CdrCall], stats: ImportStats) -> None:
+    async def _write(self, conn: AsyncConnection, calls: list[CdrCall], stats: ImportStats) -> AfterCommit | None:
+        """Insert the calls not imported yet; returns what to do once the transaction commits."""
         if not calls:
-            return
+            return None
         ids = [c.call_id for c in calls]
         existing = set((await conn.execute(select(CallRecord.call_id).where(CallRecord.call_id.in_(ids)))).scalars())
         fresh = [c for c in calls if c.call_id not in existing]
@@ -391,10 +394,11 @@ class CdrImporter:
                      row["outcome"], row["hangup_cause"])
         if rows:
             await conn.execute(self._insert, rows)
-        if deliver and self._after_write is not None:
-            await self._after_write(conn, deliver)
         stats.imported += len(rows)
         stats.for_platform += len(deliver)
+        if deliver and self._after_write is not None:
+            return await conn.run_sync(self._after_write, deliver)
+        return None
 
 
 def _uniqueid(text: str) -> str | None:

@@ -12,21 +12,25 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import Connection, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, StatementError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from callrecords.models import CallRecord, snapshot_columns
-from core.db import dialect_insert, table_of
+from core.db import Transactions, dialect_insert, table_of
 from core.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
-AfterWrite = Callable[[AsyncConnection, list[dict[str, Any]]], Awaitable[None]]
+#: What runs on the event loop once a batch has committed (waking the outbox's workers).
+AfterCommit = Callable[[], None]
+#: Runs in the transaction that writes a batch of records, on the database's thread (see
+#: core.db.Transactions): it must not touch the event loop, and says what to do after commit.
+AfterWrite = Callable[[Connection, list[dict[str, Any]]], AfterCommit | None]
 
 
 def upsert_statement(dialect: str) -> sqlite.Insert | postgresql.Insert:
@@ -68,8 +72,12 @@ class CallRecordWriter:
     """Write-behind of call-record snapshots, coalesced per call and committed in batches."""
 
     def __init__(self, engine: AsyncEngine, *, batch_delay_s: float = BATCH_DELAY_S, max_batch: int = 500,
-                 after_write: AfterWrite | None = None, live_hold_s: float = LIVE_HOLD_S) -> None:
+                 after_write: AfterWrite | None = None, live_hold_s: float = LIVE_HOLD_S,
+                 transactions: Transactions | None = None) -> None:
         self._engine = engine
+        #: Given: shared with others, closed by its owner; made here: closed with the writer.
+        self._own_transactions = transactions is None
+        self._transactions = transactions if transactions is not None else Transactions(engine)
         #: Runs in each batch's transaction (the platform feed queues ended calls there).
         self._after_write = after_write
         self._upsert = upsert_statement(engine.dialect.name)
@@ -178,16 +186,24 @@ class CallRecordWriter:
             self._idle.set()
 
     async def _write(self, rows: list[dict[str, Any]], amends: dict[str, dict[str, Any]] | None = None) -> None:
-        async with self._engine.begin() as conn:
-            if rows:
-                await conn.execute(self._upsert, rows)
-                if self._after_write is not None:
-                    await self._after_write(conn, rows)
-            for call_id, columns in (amends or {}).items():
-                result = await conn.execute(update(CallRecord).where(CallRecord.call_id == call_id).values(**columns))
-                if not result.rowcount:
-                    log.warning("call %s has no record to set %s on", call_id, ", ".join(sorted(columns)))
+        after = await self._transactions.run(lambda conn: self._write_in(conn, rows, amends or {}))
         self.batches_written += 1
+        if after is not None:
+            after()
+
+    def _write_in(self, conn: Connection, rows: list[dict[str, Any]],
+                  amends: dict[str, dict[str, Any]]) -> AfterCommit | None:
+        """The batch's transaction, on the database's thread: nothing here touches the loop."""
+        after = None
+        if rows:
+            conn.execute(self._upsert, rows)
+            if self._after_write is not None:
+                after = self._after_write(conn, rows)
+        for call_id, columns in amends.items():
+            result = conn.execute(update(CallRecord).where(CallRecord.call_id == call_id).values(**columns))
+            if not result.rowcount:
+                log.warning("call %s has no record to set %s on", call_id, ", ".join(sorted(columns)))
+        return after
 
     async def _write_one_by_one(self, rows: list[dict[str, Any]]) -> None:
         for row in rows:
@@ -224,6 +240,8 @@ class CallRecordWriter:
         finally:
             if self._task is not None:
                 await cancel_and_wait([self._task], what="the call-record writer")
+            if self._own_transactions:
+                await self._transactions.close()
 
 
 class CallRecordRepository:

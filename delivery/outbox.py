@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, bindparam, event, exists, func, or_, select, update
+from sqlalchemy import ColumnElement, Connection, and_, bindparam, event, exists, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 from sqlalchemy.orm import aliased
@@ -138,15 +138,20 @@ class Outbox:
             self.wakeup.set()
         return count
 
-    async def enqueue_many(self, conn: AsyncConnection,
-                           rows: Iterable[tuple[str, str, dict[str, Any], list[dict[str, Any]] | None]]) -> None:
-        """Rows ``(kind, key, body, problems)`` in the transaction of ``conn``; a row with
-        problems is queued dead. A key already queued is left as it is (a call record saved
-        again is the same record)."""
+    def enqueue_many(self, conn: Connection,
+                     rows: Iterable[tuple[str, str, dict[str, Any], list[dict[str, Any]] | None]]) -> bool:
+        """Rows ``(kind, key, body, problems)`` in the transaction of ``conn`` (a synchronous
+        one: see :class:`core.db.Transactions`); a row with problems is queued dead. A key
+        already queued is left as it is (a call record saved again is the same record).
+        True when rows were queued: call :meth:`wake` once the transaction has committed."""
         values = [self._row(Kind(kind), key, body, None, problems) for kind, key, body, problems in rows]
         if values:
-            await conn.execute(self._insert(), values)
-            self._wake_after_commit_of(conn)
+            conn.execute(self._insert(), values)
+        return bool(values)
+
+    def wake(self) -> None:
+        """Rows were committed: in-process workers look at once (on the event loop's thread)."""
+        self.wakeup.set()
 
     def _row(self, kind: Kind, key: str, body: dict[str, Any], ticket_id: str | None,
              problems: list[dict[str, Any]] | None = None) -> dict[str, Any]:
@@ -165,11 +170,6 @@ class Outbox:
         sync = session.sync_session
         if not event.contains(sync, "after_commit", self._on_commit):
             event.listen(sync, "after_commit", self._on_commit, once=True)
-
-    def _wake_after_commit_of(self, conn: AsyncConnection) -> None:
-        sync = conn.sync_connection
-        if sync is not None and not event.contains(sync, "commit", self._on_commit):
-            event.listen(sync, "commit", self._on_commit, once=True)
 
     def _on_commit(self, _target: Any) -> None:
         self.wakeup.set()

@@ -70,9 +70,11 @@ async def test_an_ended_call_is_queued_for_the_platform_in_the_transaction_that_
     writer.save(record(ended_at=None, outcome=None, state="connected"))  # still talking: nothing owed yet
     await writer.flush()
     assert await outbox.rows() == []
+    assert not outbox.wakeup.is_set()  # the delivery workers have nothing to look for
     writer.save(record())
     writer.save(record())  # the same snapshot saved twice is still one record
     await writer.flush()
+    assert outbox.wakeup.is_set()  # committed: the workers look at once
     await writer.close()
     [row] = await outbox.rows()
     assert (row.kind, row.key, row.state) == ("call_record", CALL, "pending")
