@@ -92,6 +92,9 @@ class CallRecordWriter:
         #: Columns other features keep on a call's record (its recording state), by call.
         self._amends: dict[str, dict[str, Any]] = {}
         self._wakeup = asyncio.Event()
+        #: The loop time the writer sleeps until (the earliest held snapshot's), None when it
+        #: is not asleep or sleeps until woken: a later hold need not wake it.
+        self._asleep_until: float | None = None
         #: Set by flush(): write what is pending now, without the batching pause.
         self._now = asyncio.Event()
         self._idle = asyncio.Event()
@@ -110,11 +113,18 @@ class CallRecordWriter:
         an ended call's goes with the next batch."""
         call_id = snapshot["call_id"]
         self._pending[call_id] = snapshot
+        self._idle.clear()
         if snapshot.get("ended_at") is None and self._live_hold > 0:
-            self._held_until.setdefault(call_id, asyncio.get_running_loop().time() + self._live_hold)
+            if call_id in self._held_until:
+                return  # its time is set: the writer wakes for it, or for one before it
+            due = asyncio.get_running_loop().time() + self._live_hold
+            self._held_until[call_id] = due
+            if self._asleep_until is not None and self._asleep_until <= due:
+                # A call makes four or five live snapshots: waking the writer for each only
+                # to find nothing due was a task switch and a new timer every time.
+                return
         else:
             self._held_until.pop(call_id, None)
-        self._idle.clear()
         self._wakeup.set()
 
     def unwritten(self, call_id: str) -> dict[str, Any]:
@@ -134,8 +144,12 @@ class CallRecordWriter:
         loop = asyncio.get_running_loop()
         while True:
             held = min(self._held_until.values(), default=None)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wakeup.wait(), None if held is None else max(0.0, held - loop.time()))
+            self._asleep_until = held
+            try:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wakeup.wait(), None if held is None else max(0.0, held - loop.time()))
+            finally:
+                self._asleep_until = None
             self._wakeup.clear()
             if self._ready(loop.time()) and not self._now.is_set():
                 # A pause gathers the snapshots of many calls into one transaction.

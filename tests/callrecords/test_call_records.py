@@ -335,3 +335,29 @@ async def test_a_live_calls_snapshot_is_written_once_its_hold_is_over_and_at_onc
         slow.save(two.to_record())
         await slow.flush()  # shutting down, or a test: everything now, holds or not
         assert await repository.get(two.call_id) is not None
+
+
+async def test_a_later_live_call_is_written_when_its_own_hold_is_over_though_the_writer_slept_on(
+    engine: AsyncEngine, repository: CallRecordRepository
+) -> None:
+    """A snapshot due after the one the writer sleeps until does not wake it (a call makes
+    several): it is still written, at its own time, with its latest state."""
+    one, two = call(1), call(2)
+    async with started(engine, live_hold_s=0.4) as writer:
+        writer.save(one.to_record())
+        await asyncio.sleep(0.3)
+        writer.save(two.to_record())
+        writer.save(replace(two, state="routed").to_record())
+
+        async def one_written() -> bool:
+            return await repository.get(one.call_id) is not None
+
+        await eventually(one_written)
+        assert await repository.get(two.call_id) is None  # its hold is not over yet
+
+        async def two_written() -> bool:
+            return await repository.get(two.call_id) is not None
+
+        await eventually(two_written)
+        record = await repository.get(two.call_id)
+        assert record is not None and record.state == "routed"
