@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
 from argon2 import PasswordHasher
 
 from accounts.passwords import MIN_LENGTH, Passwords, WeakPassword, check_password
 from tests.support.accounts import cheap_passwords
+from tests.support.loop import loop_ticks
 
 
 async def test_a_hash_is_argon2id_and_only_the_right_password_matches_it() -> None:
@@ -49,18 +48,7 @@ async def test_a_hash_made_with_other_parameters_needs_rehashing() -> None:
 
 async def test_hashing_with_the_production_parameters_leaves_the_event_loop_running() -> None:
     passwords = Passwords()  # 64 MiB, three passes: about a tenth of a second of one core
-    ticks = 0
-
-    async def tick() -> None:
-        nonlocal ticks
-        while True:
-            await asyncio.sleep(0.005)
-            ticks += 1
-
-    ticker = asyncio.create_task(tick())
-    try:
+    async with loop_ticks(0.005) as ticks:
         hashed = await passwords.hash("correct horse battery")
         assert await passwords.verify(hashed, "correct horse battery")
-    finally:
-        ticker.cancel()
-    assert ticks >= 5, "the loop stood still while hashing"
+    assert ticks.count >= 5, "the loop stood still while hashing"

@@ -3,7 +3,6 @@ PostgreSQL (and an in-memory SQLite) through the async engine; both commit or ro
 
 from __future__ import annotations
 
-import asyncio
 import threading
 import time
 from pathlib import Path
@@ -13,6 +12,7 @@ from sqlalchemy import Connection, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.db import Transactions, make_engine
+from tests.support.loop import loop_ticks
 
 
 async def count(engine: AsyncEngine) -> int:
@@ -57,27 +57,19 @@ async def test_on_a_sqlite_file_the_work_runs_on_its_own_thread_and_the_loop_goe
     async with engine.begin() as conn:
         await conn.execute(text("CREATE TABLE t (n INTEGER PRIMARY KEY)"))
     transactions = Transactions(engine)
-    ticks = 0
-
-    async def tick() -> None:
-        nonlocal ticks
-        while True:
-            await asyncio.sleep(0.01)
-            ticks += 1
 
     def slow(conn: Connection) -> str:
         conn.execute(text("INSERT INTO t (n) VALUES (1)"))
         time.sleep(0.3)  # a slow disk: the loop must not wait for it
         return threading.current_thread().name
 
-    ticker = asyncio.create_task(tick())
     try:
-        name = await transactions.run(slow)
+        async with loop_ticks(0.01) as ticks:
+            name = await transactions.run(slow)
         assert name != threading.current_thread().name and name.startswith("sqlite-writes")
-        assert ticks >= 10
+        assert ticks.count >= 10
         assert await count(engine) == 1  # the async engine's connections see the commit
     finally:
-        ticker.cancel()
         await transactions.close()
         await engine.dispose()
 
