@@ -72,12 +72,8 @@ class CallRecordWriter:
     """Write-behind of call-record snapshots, coalesced per call and committed in batches."""
 
     def __init__(self, engine: AsyncEngine, *, batch_delay_s: float = BATCH_DELAY_S, max_batch: int = 500,
-                 after_write: AfterWrite | None = None, live_hold_s: float = LIVE_HOLD_S,
-                 transactions: Transactions | None = None) -> None:
-        self._engine = engine
-        #: Given: shared with others, closed by its owner; made here: closed with the writer.
-        self._own_transactions = transactions is None
-        self._transactions = transactions if transactions is not None else Transactions(engine)
+                 after_write: AfterWrite | None = None, live_hold_s: float = LIVE_HOLD_S) -> None:
+        self._transactions = Transactions(engine)
         #: Runs in each batch's transaction (the platform feed queues ended calls there).
         self._after_write = after_write
         self._upsert = upsert_statement(engine.dialect.name)
@@ -254,8 +250,7 @@ class CallRecordWriter:
         finally:
             if self._task is not None:
                 await cancel_and_wait([self._task], what="the call-record writer")
-            if self._own_transactions:
-                await self._transactions.close()
+            await self._transactions.close()
 
 
 class CallRecordRepository:
