@@ -108,32 +108,34 @@ class Transactions:
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
-        self._sync: Engine | None = None
-        self._thread: ThreadPoolExecutor | None = None
+        #: The SQLite file's own engine and the one thread that uses it; None: the async engine.
+        self._local: tuple[Engine, ThreadPoolExecutor] | None = None
         url = engine.url
         if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:") \
                 and url.query.get("mode") != "memory":
-            self._sync = create_engine(url.set(drivername="sqlite"), poolclass=pool.SingletonThreadPool)
-            event.listen(self._sync, "connect", _sqlite_pragmas)
-            self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-writes")
+            sync = create_engine(url.set(drivername="sqlite"), poolclass=pool.SingletonThreadPool)
+            event.listen(sync, "connect", _sqlite_pragmas)
+            self._local = sync, ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-writes")
 
     async def run(self, work: Callable[[Connection], T]) -> T:
-        if self._sync is None or self._thread is None:
+        if self._local is None:
             async with self._engine.begin() as conn:
                 return await conn.run_sync(work)
-        return await asyncio.get_running_loop().run_in_executor(self._thread, self._in_thread, work)
-
-    def _in_thread(self, work: Callable[[Connection], T]) -> T:
-        assert self._sync is not None
-        with self._sync.begin() as conn:
-            return work(conn)
+        sync, thread = self._local
+        return await asyncio.get_running_loop().run_in_executor(thread, _in_transaction, sync, work)
 
     async def close(self) -> None:
         """Close the worker's connection (on its own thread, where SQLite wants it closed)."""
-        if self._sync is None or self._thread is None:
+        if self._local is None:
             return
-        await asyncio.get_running_loop().run_in_executor(self._thread, self._sync.dispose)
-        self._thread.shutdown(wait=False)
+        sync, thread = self._local
+        await asyncio.get_running_loop().run_in_executor(thread, sync.dispose)
+        thread.shutdown(wait=False)
+
+
+def _in_transaction(engine: Engine, work: Callable[[Connection], T]) -> T:
+    with engine.begin() as conn:
+        return work(conn)
 
 
 def sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
