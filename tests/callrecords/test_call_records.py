@@ -361,3 +361,23 @@ async def test_a_later_live_call_is_written_when_its_own_hold_is_over_though_the
         await eventually(two_written)
         record = await repository.get(two.call_id)
         assert record is not None and record.state == "routed"
+
+
+async def test_a_live_snapshot_late_in_its_hold_rides_with_another_calls_end_and_a_fresh_one_waits(
+    engine: AsyncEngine, repository: CallRecordRepository
+) -> None:
+    """A transaction is committed for the ended call anyway: the live snapshot whose hold is
+    more than half over goes in it, not in one of its own a moment later."""
+    late, fresh, over = call(1), call(2), call(3)
+    async with started(engine, live_hold_s=1.0) as writer:
+        writer.save(late.to_record())
+        await asyncio.sleep(0.6)
+        writer.save(fresh.to_record())
+        writer.save(replace(over, state="ended", outcome="answered", ended_at=T0 + timedelta(seconds=30)).to_record())
+
+        async def written() -> bool:
+            return writer.batches_written == 1
+
+        await eventually(written)
+        assert {r.call_id for r in await repository.all()} == {late.call_id, over.call_id}
+        assert writer.unwritten(fresh.call_id) == fresh.to_record()  # its hold has barely begun
