@@ -3,6 +3,7 @@ away, when they are taken again, the clock skew taken off, the metrics and the l
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 import pytest
@@ -20,6 +21,7 @@ from calls.overload import (
 from core.metrics import Metrics
 from core.settings import OverloadSettings
 from devtools.pbx_sim.state import ari_time
+from tests.fixtures.waiting import eventually
 
 START = 1_796_000_000.0
 
@@ -223,3 +225,33 @@ def test_calls_that_could_not_be_sent_to_the_busy_message_make_the_summary_a_war
     assert summary.levelno == logging.WARNING
     assert summary.getMessage().endswith("3 could not be sent to the busy message (ARI failed) and were hung up")
     assert s.metrics.value("hotline_calls_shed_failed_total") == 3
+
+
+async def test_the_guard_ticks_while_it_sheds_and_sleeps_between_episodes() -> None:
+    """A tick has nothing to do while calls are taken: the guard does not wake up for it."""
+    s = Situation(max_calls=10)
+    ticks: list[float] = []
+    tick = s.guard.tick
+
+    def counted() -> None:
+        ticks.append(s.clock())
+        tick()
+
+    s.guard.tick = counted  # type: ignore[method-assign]
+    runner = asyncio.create_task(s.guard.run(every_s=0.01))
+    try:
+        await asyncio.sleep(0.1)
+        assert ticks == []
+        s.live = 10
+        assert s.call() == MAX_CALLS
+        s.live = 5  # calls ended: the next tick ends the episode, no new call needed
+
+        async def stopped() -> bool:
+            return s.guard.reason is None
+
+        await eventually(stopped)
+        after = len(ticks)
+        await asyncio.sleep(0.1)
+        assert after >= 1 and len(ticks) == after
+    finally:
+        runner.cancel()
