@@ -91,7 +91,8 @@ async def build(*, settings: Settings, ari: AriRest, redis: Redis, dispatcher: D
         from ivr.speech.listener import Listeners
 
         listeners = Listeners(ari, dispatcher, speech, s.ari.app, fmt=s.speech.format,
-                              bind_host=s.speech.rtp_bind_host, advertise_host=s.speech.rtp_advertise_host)
+                              bind_host=s.speech.rtp_bind_host, advertise_host=s.speech.rtp_advertise_host,
+                              telephone_band=s.speech.telephone_band)
     # The queues feature routes the calls when it is on (it sets menus.router).
     menus = Menus(router=HoldRouter(), max_attempts=s.ivr.max_attempts)
     register_states(states, menus)

@@ -24,7 +24,6 @@ __all__ = [
     "upsample_8k_to_16k",
     "downsample_16k_to_8k",
     "Concealer",
-    "top_band_db",
 ]
 
 # --- G.711 μ-law -------------------------------------------------------------------
@@ -161,24 +160,6 @@ def downsample_16k_to_8k(samples: np.ndarray) -> np.ndarray:
     """Whole-signal 16 kHz → 8 kHz; an odd trailing sample is dropped."""
     samples = np.asarray(samples)
     return Downsampler2x().process(samples[: len(samples) // 2 * 2])
-
-
-# --- what a 16 kHz stream carries -----------------------------------------------------
-
-_TOP_HZ = 4400  # above a telephone channel's 4 kHz, past any resampler's transition band
-
-
-def top_band_db(samples: np.ndarray, rate: int = 16_000) -> float:
-    """Share of a frame's energy above 4.4 kHz, in dB (0: all of it; -90: none to speak of).
-
-    A narrowband call upsampled to 16 kHz (Asterisk's slin16 for a G.711 caller: a speex
-    resampler, quality 5) measures -59 to -90 dB on frames with speech in them; wideband
-    speech -10 to -48 dB (espeak-ng's Korean voice, which has no microphone hiss to help).
-    """
-    x = np.asarray(samples, dtype=np.float64)
-    power = np.abs(np.fft.rfft(x * np.hanning(len(x)))) ** 2
-    top = float(power[int(_TOP_HZ * len(x) / rate):].sum())
-    return float(10 * np.log10(max(top, 1e-12) / max(float(power.sum()), 1e-12)))
 
 
 # --- packet loss concealment ---------------------------------------------------------

@@ -73,7 +73,7 @@ class Listener:
     async def start(self) -> bool:
         """Ask Asterisk for the helper channels; False if the caller is gone or ARI refused."""
         o = self._owner
-        self._receiver = await RtpReceiver.open(o.format, host=o.bind_host)
+        self._receiver = await RtpReceiver.open(o.format, host=o.bind_host, telephone_band=o.telephone_band)
         for helper in (self.snoop_id, self.media_id):
             o.dispatcher.alias(helper, self.key)
         o.dispatcher.alias(f"bridge:{self.bridge_id}", self.key)
@@ -184,9 +184,11 @@ class Listeners:
     """Builds listeners; one per process, from the composition root."""
 
     def __init__(self, ari: AriRest, dispatcher: Dispatcher, engine: SpeechEngine, app: str, *,
-                 fmt: str, bind_host: str, advertise_host: str | None) -> None:
+                 fmt: str, bind_host: str, advertise_host: str | None, telephone_band: bool = True) -> None:
         self.ari, self.dispatcher, self.engine, self.app = ari, dispatcher, engine, app
         self.format, self.bind_host, self.advertise_host = fmt, bind_host, advertise_host
+        #: slin16 heard as a telephone line (``[speech] telephone_band``, ivr/speech/rtp.py).
+        self.telephone_band = telephone_band
         self._serial = itertools.count(1)
         self.live: dict[str, Listener] = {}
 

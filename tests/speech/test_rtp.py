@@ -246,26 +246,44 @@ def heard_from(fmt: str, payloads: list[bytes]) -> np.ndarray:
     return pcm(b"".join(started(jb, packets[0]) + feed(jb, packets[1:])))
 
 
-def test_a_g711_caller_in_slin16_reaches_the_recognizer_as_the_same_line_as_in_ulaw():
+def test_a_g711_caller_in_slin16_reaches_the_recognizer_as_the_same_line_as_in_ulaw_from_the_first_frame():
     narrow = voice_at_8k(25)
     wide = upsampled_by_asterisk(narrow)
     as_ulaw = heard_from("ulaw", [codec.ulaw_encode(narrow[i:i + 160]) for i in range(0, len(narrow), 160)])
     as_slin16 = heard_from("slin16", [wide[i:i + 320].astype(">i2").tobytes() for i in range(0, len(wide), 320)])
-    # Five frames with sound tell the line's band; from then on the same audio as the ulaw
-    # stream gives, but for the 8 kHz decimator's own delay (23 samples at 16 kHz).
+    # The same audio as the ulaw stream gives, but for the 8 kHz decimator's own delay (23
+    # samples at 16 kHz), from the start: the caller's first word is not heard as sent.
     assert len(as_slin16) == len(as_ulaw) == 25 * 320
-    assert np.array_equal(as_slin16[:4 * 320], wide[:4 * 320])  # as sent while judged
-    a, b = as_ulaw[5 * 320:-200].astype(np.float64), as_slin16[5 * 320 + 23:-177].astype(np.float64)
+    a, b = as_ulaw[320:-200].astype(np.float64), as_slin16[320 + 23:-177].astype(np.float64)
     assert a @ b / np.sqrt((a @ a) * (b @ b)) > 0.99
-    assert not np.array_equal(as_slin16[5 * 320:], wide[5 * 320:])  # not as Asterisk sent it
+    assert not np.array_equal(as_slin16, wide)  # not as Asterisk sent it
 
 
-def test_wideband_slin16_reaches_the_recognizer_as_sent():
+def wideband_voice() -> np.ndarray:
     t = np.arange(320 * 12) / 16000
     voice = sum(np.sin(2 * np.pi * 150 * k * t) / k for k in range(1, 50)) * 5000  # up to 7.5 kHz
-    wide = np.rint(voice + np.random.default_rng(5).normal(0, 300, len(t))).astype(np.int16)
-    payloads = [wide[i:i + 320].astype(">i2").tobytes() for i in range(0, len(wide), 320)]
-    assert np.array_equal(heard_from("slin16", payloads), wide)
+    return np.rint(voice + np.random.default_rng(5).normal(0, 300, len(t))).astype(np.int16)
+
+
+def above_4k_db(x: np.ndarray) -> float:
+    """The share of the energy above 4.4 kHz, in dB."""
+    power = np.abs(np.fft.rfft(x.astype(np.float64) * np.hanning(len(x)))) ** 2
+    return float(10 * np.log10(power[int(4400 * len(x) / 16000):].sum() / power.sum()))
+
+
+def test_wideband_slin16_is_heard_as_a_telephone_line_too():
+    wide = wideband_voice()
+    heard = heard_from("slin16", [wide[i:i + 320].astype(">i2").tobytes() for i in range(0, len(wide), 320)])
+    assert len(heard) == len(wide)
+    assert above_4k_db(wide) > -20 and above_4k_db(heard[640:]) < -40
+
+
+def test_with_the_telephone_band_off_wideband_slin16_reaches_the_recognizer_as_sent():
+    wide = wideband_voice()
+    jb = JitterBuffer("slin16", telephone_band=False)
+    packets = [rtp(i, i * 320, wide[k:k + 320].astype(">i2").tobytes(), pt=118)
+               for i, k in enumerate(range(0, len(wide), 320))]
+    assert np.array_equal(pcm(b"".join(started(jb, packets[0]) + feed(jb, packets[1:]))), wide)
 
 
 def test_a_foreign_ssrc_is_ignored_and_a_new_ssrc_with_the_marker_bit_resyncs():
