@@ -105,6 +105,8 @@ class CallRecordWriter:
         self.batches_written = 0
         #: Records the database refused (invalid data): never retried, never silently lost.
         self.rejected: dict[str, dict[str, Any]] = {}
+        #: What to run once a call's record, as saved so far, is committed (when_written).
+        self._on_written: dict[str, list[Callable[[], None]]] = {}
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run(), name="call-record-writer")
@@ -128,6 +130,25 @@ class CallRecordWriter:
         else:
             self._held_until.pop(call_id, None)
         self._wakeup.set()
+
+    def when_written(self, call_id: str, then: Callable[[], None]) -> None:
+        """Run ``then`` once the call's record, as saved so far, is committed (or set aside as
+        refused); at once when nothing of it waits. The call core deletes an ended call's live
+        state then: until its end is in the database, Redis keeps what a restart needs."""
+        if call_id not in self._pending and call_id not in self._writing:
+            then()
+            return
+        self._on_written.setdefault(call_id, []).append(then)
+
+    def _written(self, call_ids: list[str]) -> None:
+        for call_id in call_ids:
+            if call_id in self._pending:
+                continue  # a later snapshot waits: its commit runs them
+            for then in self._on_written.pop(call_id, ()):
+                try:
+                    then()
+                except Exception:  # one caller's mistake must not stop the writer
+                    log.exception("after writing call record %s", call_id)
 
     def unwritten(self, call_id: str) -> dict[str, Any]:
         """The call's columns saved or amended here and not committed yet (empty when none):
@@ -188,6 +209,7 @@ class CallRecordWriter:
                                 len(rows), type(exc).__name__)
                     await self._write_one_by_one(rows)
                     self._requeue_amends(amends)
+                    self._written(batch_ids)
                     continue
                 # Unreachable, restarting, table being migrated: keep the rows (unless newer
                 # snapshots arrived meanwhile) and retry; a hiccup must not lose records.
@@ -196,6 +218,8 @@ class CallRecordWriter:
                 self._requeue_amends(amends)
                 self._writing = {}
                 await asyncio.sleep(1.0)
+            else:
+                self._written(batch_ids)
             finally:
                 self._writing = {}
         if not self._pending and not self._amends:

@@ -11,6 +11,7 @@ import contextlib
 import itertools
 import logging
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -33,6 +34,7 @@ class RecordSink(Protocol):
     """Takes call-record rows without waiting for the database (``callrecords.services.CallRecordWriter``)."""
 
     def save(self, snapshot: dict[str, Any]) -> None: ...
+    def when_written(self, call_id: str, then: Callable[[], None]) -> None: ...
 
 
 @dataclass

@@ -130,6 +130,8 @@ class CallService:
             log.info("resync: picking up call on channel %s that we never saw start", channel.id)
             await self.start_call(channel, args)
             return
+        if stored.ended_at is not None:
+            return  # ended (its channel goes too): the resync writes its record once it is gone
         call = Call(stored, self.svc)
         call.music_on = None  # whatever the process before us started is still playing
         flow = CallFlow(call, self._states.restore(stored))
@@ -251,8 +253,14 @@ class CallService:
         data.outcome = outcome
         data.hangup_cause = data.hangup_cause or cause
         data.state = Ended.name
+        # The end goes to Redis (where the live state was) until the record holding it is
+        # committed, then the state is deleted: the record waits up to the writer's pause in
+        # memory, and a crash meanwhile left nothing to end it by (or the call's last live
+        # state, ended at the resync as "found gone"). Now the next resync writes it again.
+        await self.svc.store.save(data)
         self.svc.records.save(data.to_record())
-        await self.svc.store.delete(data.channel_id)
+        channel_id = data.channel_id
+        self.svc.records.when_written(data.call_id, lambda: self.svc.store.forget_soon(channel_id))
         log.info("call %s ended: %s (%s), path %s", data.call_id, outcome, cause or "cause not given yet",
                  data.menu_path)
 
@@ -281,6 +289,9 @@ class CallService:
             stored = await self.svc.store.load(channel_id)
             if stored is None:
                 await self.svc.store.delete(channel_id)
+                continue
+            if stored.ended_at is not None:  # ended, its record not yet committed when we died
+                await self._finish(stored, outcome=stored.outcome or Ended.name, cause=stored.hangup_cause)
                 continue
             outcome = self._states.restore(stored).outcome_on_hangup
             self._ended_while_away(stored, gone_since)

@@ -7,12 +7,19 @@ these back for the channels that ARI says are still in our application.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any
 
 import orjson
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from core.lean_redis import LeanRedis
+
+log = logging.getLogger(__name__)
 
 #: Length of the call record's transcript column.
 TRANSCRIPT_MAX = 2000
@@ -96,6 +103,9 @@ class CallState:
         }
 
 
+#: How long an ended call's deletion may wait for a command to go with (core/lean_redis.py).
+FORGET_WITHIN_S = 1.0
+
 #: The stored fields, in their order (read once: ``fields()`` builds a tuple at every call).
 _FIELDS = tuple(f.name for f in fields(CallState))
 
@@ -107,6 +117,8 @@ class CallStateStore:
         # process are still found and resumed after an upgrade.
         self._live = f"{prefix}:ivr:live"
         self._prefix = f"{prefix}:ivr:call:"
+        #: Deletions under way where the client cannot send them along (see forget_soon).
+        self._forgetting: set[asyncio.Task[None]] = set()
 
     async def save(self, state: CallState, *, new: bool = True) -> None:
         """Store the call's state. ``new``: it may not be in the set of live calls yet (its
@@ -129,6 +141,24 @@ class CallStateStore:
             pipe.delete(self._prefix + channel_id)
             pipe.srem(self._live, channel_id)
             await pipe.execute()
+
+    def forget_soon(self, channel_id: str) -> None:
+        """Delete an ended call's state without waiting: with the next command this process
+        sends (or alone within a second). Nothing needs it gone at once: a resync ends a stored
+        ended call again the same way, and a state missing from the set is no call."""
+        if isinstance(self._redis, LeanRedis) and self._redis.rides:
+            self._redis.send_soon("DEL", self._prefix + channel_id, within_s=FORGET_WITHIN_S)
+            self._redis.send_soon("SREM", self._live, channel_id, within_s=FORGET_WITHIN_S)
+            return
+        task = asyncio.get_running_loop().create_task(self._forget(channel_id), name=f"forget-{channel_id}")
+        self._forgetting.add(task)
+        task.add_done_callback(self._forgetting.discard)
+
+    async def _forget(self, channel_id: str) -> None:
+        try:
+            await self.delete(channel_id)
+        except RedisError as exc:  # left for the next resync, which ends it again the same way
+            log.warning("the ended call on %s stays in Redis: %s", channel_id, exc)
 
     async def live_channel_ids(self) -> set[str]:
         return {m.decode() if isinstance(m, bytes) else m for m in await self._redis.smembers(self._live)}

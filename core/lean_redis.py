@@ -307,7 +307,7 @@ class LeanRedis(Redis):
 
     @property
     def rides(self) -> bool:
-        """Whether :meth:`publish_soon` rides with other commands (else it is a PUBLISH of its own)."""
+        """Whether :meth:`publish_soon` and :meth:`send_soon` ride with other commands."""
         return self._link is not None
 
     def publish_soon(self, channel: str, message: str | bytes, *, within_s: float = RIDE_MAX_S) -> None:
@@ -315,9 +315,14 @@ class LeanRedis(Redis):
         alone after ``within_s``: news (agents' events for the desktops) need no round trip of
         their own, and the call path's next command is usually a moment away. Nothing waits for
         it; one lost with the connection is counted (``riders_lost``) and logged."""
+        self.send_soon("PUBLISH", channel, message, within_s=within_s)
+
+    def send_soon(self, *args: Any, within_s: float = RIDE_MAX_S) -> None:
+        """Any command, as :meth:`publish_soon` sends a PUBLISH: with the next command, or alone
+        after ``within_s``; its reply (an error too) is read and dropped."""
         if self._link is None:
-            raise RuntimeError("publish_soon needs the shared connection (a plain redis:// URL)")
-        self._link.ride(self._packer.pack(("PUBLISH", channel, message)), within_s)
+            raise RuntimeError("send_soon needs the shared connection (a plain redis:// URL)")
+        self._link.ride(self._packer.pack(args), within_s)
 
     @property
     def riders_lost(self) -> int:

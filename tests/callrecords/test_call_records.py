@@ -292,7 +292,7 @@ async def test_the_repository_of_the_writers_process_reads_a_record_before_it_is
 @asynccontextmanager
 async def started(engine: AsyncEngine, **options: Any) -> AsyncIterator[CallRecordWriter]:
     """A writer running with ``options`` for the block, closed (flushed) after it."""
-    writer = CallRecordWriter(engine, batch_delay_s=0.01, **options)
+    writer = CallRecordWriter(engine, **{"batch_delay_s": 0.01, **options})
     writer.start()
     try:
         yield writer
@@ -381,3 +381,27 @@ async def test_a_live_snapshot_late_in_its_hold_rides_with_another_calls_end_and
         await eventually(written)
         assert {r.call_id for r in await repository.all()} == {late.call_id, over.call_id}
         assert writer.unwritten(fresh.call_id) == fresh.to_record()  # its hold has barely begun
+
+
+async def test_what_waits_for_a_calls_record_runs_once_its_latest_snapshot_is_committed(
+    engine: AsyncEngine, repository: CallRecordRepository
+) -> None:
+    """The call core deletes an ended call's live state then: not while the end is in memory."""
+    one = call(1)
+    ended = replace(one, state="ended", outcome="answered", ended_at=T0 + timedelta(seconds=30))
+    ran: list[str] = []
+    async with started(engine, batch_delay_s=0.2) as writer:
+        writer.save(ended.to_record())
+        writer.when_written(one.call_id, lambda: ran.append("run"))
+        writer.save(replace(ended, hangup_cause="16 Normal Clearing").to_record())  # a later cause
+        await asyncio.sleep(0.05)
+        assert ran == []  # nothing committed yet
+
+        async def done() -> bool:
+            return ran == ["run"]
+
+        await eventually(done)
+        record = await repository.get(one.call_id)
+        assert record is not None and record.hangup_cause == "16 Normal Clearing"
+        writer.when_written(one.call_id, lambda: ran.append("at once"))  # nothing of it waits
+        assert ran == ["run", "at once"]

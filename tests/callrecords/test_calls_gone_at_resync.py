@@ -11,6 +11,7 @@ from redis.asyncio import Redis
 
 from calls.liveness import Liveness
 from calls.services import GONE_AT_RESYNC
+from calls.store import CallState, CallStateStore
 from core.settings import Settings
 from ivr.prompts.catalogue import PromptCatalogue
 from tests.fixtures.app import running
@@ -106,3 +107,51 @@ async def test_the_heartbeat_beats_only_while_connected(redis: Redis, redis_pref
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_an_ended_call_stays_in_redis_as_ended_until_its_record_is_committed(
+        pbx_sim, settings: Settings, prompts: PromptCatalogue) -> None:  # type: ignore[no-untyped-def]
+    """The writer pauses before it commits: meanwhile the end is in Redis, not only in memory."""
+    async with running(settings) as app:
+        store = app.ivr.svc.store
+        call = await pbx_sim.place_call("12315", caller_id="13800138000")
+        await call.wait_for_playback(prefix=prompts.media("main_menu"))
+        await call.hangup()
+
+        async def ended_in_redis() -> CallState | None:
+            stored = await store.load(call.channel_id)
+            return stored if stored is not None and stored.ended_at is not None else None
+
+        stored = await eventually(ended_in_redis)
+        assert stored.outcome == "abandoned_in_menu" and stored.state == "ended"
+        assert call.channel_id in await store.live_channel_ids()
+        await app.records.flush()
+
+        async def forgotten() -> bool:
+            return await store.load(call.channel_id) is None and call.channel_id not in await store.live_channel_ids()
+
+        await eventually(forgotten)
+        record = await app.call_records.by_channel(call.channel_id)
+        assert record is not None and record.ended_at == stored.ended_at and record.outcome == "abandoned_in_menu"
+
+
+async def test_a_call_whose_end_was_not_yet_written_when_the_process_died_ends_as_it_did(
+        redis: Redis, redis_prefix: str, settings: Settings) -> None:
+    """Not as "found gone at resync" at the last heartbeat: its own end, outcome and cause."""
+    started = now() - timedelta(minutes=3)
+    ended = CallState(call_id="c-died-1", channel_id="1796500000.1", hotline_number="12315", business_line="general",
+                      area_code="0571", caller_phone="13800138000", language="zh-CN", started_at=started,
+                      state="ended", answered_at=started + timedelta(seconds=20), ended_at=started + timedelta(minutes=2),
+                      outcome="answered", agent_id="1001", hangup_cause="16 Normal Clearing")
+    store = CallStateStore(redis, redis_prefix)
+    await store.save(ended)  # what the process left: the end in Redis, its record not committed
+    async with running(settings) as app:
+        await app.dispatcher.drain()
+        await app.records.flush()
+        record = await app.call_records.by_channel(ended.channel_id)
+
+        async def forgotten() -> bool:
+            return await store.load(ended.channel_id) is None
+
+        await eventually(forgotten)
+    assert record is not None and record.as_dict() == ended.to_record()
