@@ -180,8 +180,13 @@ class _Link:
             self.riders_lost += 1
             return
         self._riders.append(packed)
-        if self._ride_timer is None:
-            self._ride_timer = asyncio.get_running_loop().call_later(within_s, self._send_riders)
+        loop = asyncio.get_running_loop()
+        due = loop.time() + within_s
+        if self._ride_timer is not None and self._ride_timer.when() <= due:
+            return  # they all go then at the latest
+        if self._ride_timer is not None:  # news that must not wait as long as what rides already
+            self._ride_timer.cancel()
+        self._ride_timer = loop.call_at(due, self._send_riders)
 
     def _send_riders(self) -> None:
         self._ride_timer = None

@@ -173,6 +173,20 @@ async def test_news_with_no_command_to_ride_with_goes_alone_a_moment_later_even_
         assert await next_messages(pubsub, 2) == [b"first", b"second"]
 
 
+async def test_news_that_must_not_wait_long_is_not_held_by_a_command_that_may(lean: LeanRedis,
+                                                                            redis_prefix: str) -> None:
+    """A deletion may wait a second for company; the news given after it goes in its own time."""
+    channel, key = redis_prefix + ":hurry", redis_prefix + ":later"
+    await lean.set(key, "x")
+    async with lean.pubsub(ignore_subscribe_messages=True) as pubsub:
+        await pubsub.subscribe(channel)
+        lean.send_soon("DEL", key, within_s=30)
+        lean.publish_soon(channel, "now", within_s=0.01)
+        async with asyncio.timeout(1):  # not 30 s
+            assert await next_messages(pubsub, 1) == [b"now"]
+        assert await lean.exists(key) == 0  # the deletion went with it, in order
+
+
 async def test_news_waiting_to_ride_goes_out_when_the_client_closes(redis_server: RedisProcess,
                                                                     redis_prefix: str) -> None:
     channel = redis_prefix + ":last"
