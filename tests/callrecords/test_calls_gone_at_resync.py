@@ -139,10 +139,11 @@ async def test_a_call_whose_end_was_not_yet_written_when_the_process_died_ends_a
         redis: Redis, redis_prefix: str, settings: Settings) -> None:
     """Not as "found gone at resync" at the last heartbeat: its own end, outcome and cause."""
     started = now() - timedelta(minutes=3)
-    ended = CallState(call_id="c-died-1", channel_id="1796500000.1", hotline_number="12315", business_line="general",
-                      area_code="0571", caller_phone="13800138000", language="zh-CN", started_at=started,
-                      state="ended", answered_at=started + timedelta(seconds=20), ended_at=started + timedelta(minutes=2),
-                      outcome="answered", agent_id="1001", hangup_cause="16 Normal Clearing")
+    ended = CallState(call_id="c-died-1", channel_id="1796500000.1", hotline_number="12315",
+                      business_line="general", area_code="0571", caller_phone="13800138000", language="zh-CN",
+                      started_at=started, state="ended", answered_at=started + timedelta(seconds=20),
+                      ended_at=started + timedelta(minutes=2), outcome="answered", agent_id="1001",
+                      hangup_cause="16 Normal Clearing")
     store = CallStateStore(redis, redis_prefix)
     await store.save(ended)  # what the process left: the end in Redis, its record not committed
     async with running(settings) as app:
