@@ -37,6 +37,7 @@ import tempfile
 import textwrap
 import time
 import tomllib
+import zlib
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -297,8 +298,18 @@ def build_turns(phrases: list[Utterance], oog: list[Utterance], menu: str, condi
     plan = [(c, u) for c in conditions for u in phrases]
     plan += [(c, u) for c in conditions if c.key in OOG_CONDITIONS for u in oog]
     random.Random(seed).shuffle(plan)
-    return [assemble(i, c, menu, u, seed * 100_003 + i, babble_texts, babble_voice, cache)
+    return [assemble(i, c, menu, u, turn_seed(seed, c, u), babble_texts, babble_voice, cache)
             for i, (c, u) in enumerate(plan)]
+
+
+def turn_seed(seed: int, condition: Condition, utterance: Utterance) -> int:
+    """A turn's noise and losses, drawn from what the turn is, not from its place in the run:
+    ``--only`` then sends the same audio for its conditions as the whole run did, so that
+    ``--compare`` against a whole run compares like with like. (Drawn by place, a subset's
+    babble at 5 dB cut prompts off in 0 of 60 turns where the whole run's did in 6.)"""
+    who = "|".join((condition.key, utterance.group, utterance.text, utterance.voice, str(utterance.speed),
+                    str(utterance.pitch)))
+    return seed * 100_003 + zlib.crc32(who.encode())
 
 
 # --- RTP as Asterisk's externalMedia sends it ---------------------------------------------------

@@ -200,3 +200,16 @@ async def test_turns_sent_as_rtp_reach_the_real_model_through_the_receiver_and_s
     assert clean.barge_in_ms is not None and clean.barge_in_ms > 0 and not clean.cut_short
     assert stopped.silence_filled > 0 and stopped.decision_ms is not None  # the receiver filled the silence
     assert music.oog and music.outcome in ("no match", "accepted")
+
+
+def test_a_turn_draws_its_noise_from_what_it_is_not_from_its_place_in_the_run() -> None:
+    """``--only`` sends the same audio for its conditions as the whole run did."""
+    phrases = [bench.Utterance("phrases", text, "ko+m1", 160, 50, "complaint", _vowel(300).samples)
+               for text in ("민원", "환불")]
+    babble, pink = bench.BY_KEY["babble-5"], bench.BY_KEY["pink-15"]
+    whole = {(t.condition.key, t.utterance.text): t for t in bench.build_turns(phrases, [], "main_menu", [pink, babble],
+                                                                                seed=16)}
+    alone = bench.build_turns(phrases, [], "main_menu", [babble], seed=16)
+    for turn in alone:
+        same = whole[(turn.condition.key, turn.utterance.text)]
+        assert turn.seed == same.seed and np.array_equal(turn.signal, same.signal)
