@@ -17,7 +17,7 @@ import orjson
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from core.lean_redis import LeanRedis
+from core.lean_redis import riding
 
 log = logging.getLogger(__name__)
 
@@ -146,9 +146,10 @@ class CallStateStore:
         """Delete an ended call's state without waiting: with the next command this process
         sends (or alone within a second). Nothing needs it gone at once: a resync ends a stored
         ended call again the same way, and a state missing from the set is no call."""
-        if isinstance(self._redis, LeanRedis) and self._redis.rides:
-            self._redis.send_soon("DEL", self._prefix + channel_id, within_s=FORGET_WITHIN_S)
-            self._redis.send_soon("SREM", self._live, channel_id, within_s=FORGET_WITHIN_S)
+        rider = riding(self._redis)
+        if rider is not None:
+            rider.send_soon("DEL", self._prefix + channel_id, within_s=FORGET_WITHIN_S)
+            rider.send_soon("SREM", self._live, channel_id, within_s=FORGET_WITHIN_S)
             return
         task = asyncio.get_running_loop().create_task(self._forget(channel_id), name=f"forget-{channel_id}")
         self._forgetting.add(task)

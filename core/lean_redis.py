@@ -390,6 +390,11 @@ class LeanPipeline(Pipeline):
         return results
 
 
+def riding(redis: Redis) -> LeanRedis | None:
+    """``redis`` when it can send commands along with others (:meth:`LeanRedis.send_soon`), else None."""
+    return redis if isinstance(redis, LeanRedis) and redis.rides else None
+
+
 def lean_from_pool(pool: Any) -> LeanRedis:
     """A :class:`LeanRedis` owning ``pool`` (``aclose()`` closes it), like ``Redis.from_pool``."""
     client = LeanRedis.from_pool(pool)
@@ -397,4 +402,4 @@ def lean_from_pool(pool: Any) -> LeanRedis:
     return client
 
 
-__all__ = ["HOLDS_CONNECTION", "LeanPipeline", "LeanRedis", "lean_from_pool"]
+__all__ = ["HOLDS_CONNECTION", "LeanPipeline", "LeanRedis", "lean_from_pool", "riding"]

@@ -172,7 +172,7 @@ class Outbox:
             event.listen(sync, "after_commit", self._on_commit, once=True)
 
     def _on_commit(self, _target: Any) -> None:
-        self.wakeup.set()
+        self.wake()
 
     # ----------------------------------------------------------------- claiming
 

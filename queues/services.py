@@ -34,7 +34,7 @@ from calls.services import CallService
 from calls.store import CallState
 from core.hours import is_open
 from core.jurisdictions import JurisdictionTree
-from core.lean_redis import LeanRedis
+from core.lean_redis import riding
 from core.settings import QueueSettings
 from core.tasks import cancel_and_wait
 from core.vocabulary import utcnow
@@ -112,7 +112,8 @@ class AgentEvents:
         self._wake = asyncio.Event()
         self.dropped = 0
         #: The client's ride-along publish when it has one (core/lean_redis.py), else the task's pipeline.
-        self._publish_soon = redis.publish_soon if isinstance(redis, LeanRedis) and redis.rides else None
+        rider = riding(redis)
+        self._publish_soon = rider.publish_soon if rider is not None else None
 
     def agent_state(self, agent_id: str, state: str, *, reason: str | None = None, call_id: str | None = None) -> None:
         self.emit({"type": "agent.state", "agent_id": agent_id, "state": state, "reason": reason or None,
