@@ -108,6 +108,11 @@ class SpeechSettings(BaseModel):
     #: no out-of-grammar turn more asked or taken; a wrong choice is only ever taken above
     #: accept_margin. 0.05 added 0-5 right turns for up to 2 wrong questions more in one condition.
     confirm_margin: float = Field(default=0.1, ge=0)
+    #: A caller whose loudest syllable stands less than this far above the line's background
+    #: (dB; noise at 15 dB SNR: 19-38, a clean line 49 and more) is asked about every choice:
+    #: on such a line Vosk gave wrong choices with nothing else in its lattice (issue 16). As
+    #: ivr/speech/engine.py's CONFIRM_BELOW_DB; 0: never asked for the line's sake.
+    confirm_below_db: float = Field(default=30.0, ge=0, le=96)
 
     @model_validator(mode="after")
     def _margins_in_order(self) -> SpeechSettings:

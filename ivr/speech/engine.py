@@ -65,21 +65,32 @@ UNKNOWN_WORDS = frozenset(UNKNOWN_TOKENS)
 #: Voice models built at start-up (each ~45 ms and ~11 MB); more are built when needed.
 WARM_VOICE_MODELS = 4
 TIMEOUT = Recognized(choice=None, transcript="", confidence=0.0, reason="timeout")
+#: A caller whose loudest syllable stands less than this far above the line's background (dB)
+#: is asked about every choice, however wide its margin: noise bends Vosk's n-best lists
+#: too. In the noisy set (2026-12-06) every choice taken at once and wrong with pink noise or
+#: babble at 15 dB SNR (2-3 of a line's 60 turns in each of two draws) had confidence 1.0:
+#: nothing else in Vosk's lattice, so no margin catches it. The callers on those lines stood
+#: 19-38 dB above the background; on a clean line, a -20 dB one too, 49 dB and more.
+CONFIRM_BELOW_DB = 30.0
 
 
 class SpeechEngine:
     def __init__(
         self, model: vosk.Model, pack: SpeechPack, *, max_streams: int = 8, threads: int = 2,
         no_word_timeout_s: float = 3.0, max_utterance_s: float = 10.0, margins: Margins | None = None,
+        confirm_below_db: float = CONFIRM_BELOW_DB,
     ) -> None:
         if max_streams < 1 or threads < 1:
             raise ValueError("max_streams and threads must be at least 1")
         if no_word_timeout_s <= 0 or max_utterance_s <= 0:
             raise ValueError("no_word_timeout_s and max_utterance_s must be above 0")
+        if confirm_below_db < 0:
+            raise ValueError(f"confirm_below_db is a level in dB, 0 or more (0: never), got {confirm_below_db}")
         self.model = model
         self.pack = pack
         self.no_word_timeout_s = no_word_timeout_s
         self.max_utterance_s = max_utterance_s
+        self.confirm_below_db = confirm_below_db
         #: One neural voice model per live stream, reused from call to call.
         self.voices = VoiceModels()
         # Every word is checked now, at start-up: a typo in a pack must not surface as a
@@ -97,6 +108,7 @@ class SpeechEngine:
     async def load(
         cls, model_dir: Path, pack: SpeechPack, *, max_streams: int = 8, threads: int = 2,
         no_word_timeout_s: float = 3.0, max_utterance_s: float = 10.0, margins: Margins | None = None,
+        confirm_below_db: float = CONFIRM_BELOW_DB,
     ) -> SpeechEngine:
         """Load the model (seconds of work, in a thread) and compile every menu's grammar."""
         vosk.SetLogLevel(-1)  # Kaldi logs every grammar it builds: once per call otherwise
@@ -104,7 +116,8 @@ class SpeechEngine:
             raise FileNotFoundError(f"no Vosk model directory at {model_dir}")
         model = await asyncio.to_thread(vosk.Model, str(model_dir))
         engine = cls(model, pack, max_streams=max_streams, threads=threads,
-                     no_word_timeout_s=no_word_timeout_s, max_utterance_s=max_utterance_s, margins=margins)
+                     no_word_timeout_s=no_word_timeout_s, max_utterance_s=max_utterance_s, margins=margins,
+                     confirm_below_db=confirm_below_db)
         # Voice models take ~45 ms each to build: a few now, off the event loop, the rest
         # as calls first need them.
         await asyncio.to_thread(engine.voices.warm, min(max_streams, WARM_VOICE_MODELS))
@@ -333,9 +346,15 @@ class SpeechStream:
         voiceless = decoder.pitched < MIN_PITCHED_FRAMES
         if voiceless:  # no voice in it: Vosk's words are noise forced onto the grammar
             heard = Recognized(None, transcript, heard.confidence, "no_match")
+        elif heard.reason == "match" and self._noisy_line():
+            heard = Recognized(None, transcript, heard.confidence, "confirm", proposed=heard.choice)
         self.result = heard
         log.debug("menu %s heard %r -> %s (%.2f)", self.grammar.menu, transcript, heard.reason, heard.confidence)
         return self.result
+
+    def _noisy_line(self) -> bool:
+        above = self._detector.above_background_db
+        return above is not None and above < self._engine.confirm_below_db
 
     async def _settle(self) -> tuple[str, ...]:
         inflight, self._inflight = self._inflight, None

@@ -180,6 +180,30 @@ async def test_a_phrase_on_a_line_20_db_down_is_recognized(engine: SpeechEngine,
     assert (events[1].choice, events[1].transcript) == ("complaint", "환불")
 
 
+async def test_on_a_noisy_line_a_choice_heard_clearly_is_asked_about_not_taken(
+    korean_model: vosk.Model, pack: SpeechPack, phone_line: PhoneLine
+) -> None:
+    # 환불 is taken at once on a clean line and on a quiet one (above). With pink noise at 15 dB
+    # SNR Vosk is as sure of it, and was as sure of wrong choices on such lines: the caller is asked.
+    speech = np.frombuffer(phone_line.say("환불"), dtype="<i2").astype(np.float64)
+    turn = np.concatenate([np.zeros(9600), speech, np.zeros(16000)])
+    noisy = phone_line.carry(lc.mix_at_snr(turn, lc.pink_noise(len(turn), seed=1), 15.0))
+    heard = {}
+    for confirm_below_db in (30.0, 0.0):  # 0: the line's noise is never a reason to ask
+        engine = SpeechEngine(korean_model, pack, confirm_below_db=confirm_below_db)
+        stream = engine.open("main_menu")
+        assert stream is not None
+        decided = [e for e in await play(stream, frames(noisy)) if isinstance(e, Recognized)]
+        heard[confirm_below_db] = (decided[0].choice, decided[0].proposed, decided[0].reason)
+        await engine.close()
+    assert heard == {30.0: (None, "complaint", "confirm"), 0.0: ("complaint", None, "match")}
+
+
+def test_a_negative_level_to_ask_below_is_refused(korean_model: vosk.Model, pack: SpeechPack) -> None:
+    with pytest.raises(ValueError, match="confirm_below_db"):
+        SpeechEngine(korean_model, pack, confirm_below_db=-1.0)
+
+
 async def test_babble_at_5_db_and_music_alone_never_stop_the_prompt(
     engine: SpeechEngine, phone_line: PhoneLine
 ) -> None:
