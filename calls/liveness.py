@@ -18,6 +18,7 @@ from datetime import datetime
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from core.beat import sleep_to_the_beat
 from core.vocabulary import utcnow
 
 log = logging.getLogger(__name__)
@@ -56,14 +57,15 @@ class Liveness:
 
     async def run(self, connected: asyncio.Event) -> None:
         """Beat while ``connected`` is set (until cancelled). Only a connected process knows
-        its calls are alive: while reconnecting it does not beat."""
+        its calls are alive: while reconnecting it does not beat. Beats fall on the process's
+        common beat (core.beat), with its other periodic work."""
         while True:
             await connected.wait()
             try:
                 await self.beat()
             except RedisError as exc:
                 log.warning("heartbeat not written: %s", exc)
-            await asyncio.sleep(self._interval)
+            await sleep_to_the_beat(self._interval)
 
     async def gone_since(self, lost_at: datetime | None) -> datetime | None:
         """When calls found gone at a resync were last known alive: the moment this process

@@ -36,6 +36,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 
+from core.beat import sleep_to_the_beat
 from queues.engine import AgentState, lua_source, wall_clock_ms
 
 WINDOW_MINUTES = 60  # must match SLOTS in queues/lua/_lib.lua
@@ -203,8 +204,9 @@ class FiguresPublisher:
             if self.unwatched:
                 # Nobody watches: changes are not looked at (each look is a round trip, several
                 # per call); the heartbeat looks whether a wallboard opened meanwhile. One that
-                # opens reads a snapshot of its own first, and trusts none older than 5 s.
-                await asyncio.sleep(quiet_heartbeat_s)
+                # opens reads a snapshot of its own first, and trusts none older than 5 s. On the
+                # process's common beat (core.beat): an idle process wakes once for all its looks.
+                await sleep_to_the_beat(quiet_heartbeat_s)
             else:
                 try:
                     async with asyncio.timeout(heartbeat):
@@ -223,4 +225,5 @@ class FiguresPublisher:
                     heartbeat = heartbeat_s if waiting else quiet_heartbeat_s
             except Exception:
                 log.warning("publishing the queue figures failed; trying again", exc_info=True)
-            await asyncio.sleep(self.min_interval_ms / 1000)
+            if not self.unwatched:  # unwatched, the next look is a beat away anyway: no wake-up for nothing
+                await asyncio.sleep(self.min_interval_ms / 1000)

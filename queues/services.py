@@ -32,6 +32,7 @@ from calls.call import Call
 from calls.flow import State
 from calls.services import CallService
 from calls.store import CallState
+from core.beat import to_the_beat
 from core.hours import is_open
 from core.jurisdictions import JurisdictionTree
 from core.lean_redis import riding
@@ -775,9 +776,10 @@ class QueueService:
             await self._sleep_until_due(wait)
 
     async def _sleep_until_due(self, wait: float) -> None:
-        """Sleep ``wait`` seconds, or less when this process makes something due sooner."""
+        """Sleep ``wait`` seconds, or less when this process makes something due sooner; a
+        look with nothing due sooner falls on the process's common beat (core.beat)."""
         engine, loop = self.engine, asyncio.get_running_loop()
-        deadline = loop.time() + wait
+        deadline = loop.time() + min(wait, to_the_beat(DUE_LOOK_MAX_S, loop))
         while (left := deadline - loop.time()) > 0:
             try:
                 async with asyncio.timeout(left):

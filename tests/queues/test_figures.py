@@ -13,6 +13,7 @@ import pytest
 from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
 
+from core.beat import to_the_beat
 from devtools.embedded import RedisProcess
 from queues.engine import QueueEngine
 from queues.figures import FiguresPublisher, mark_watched, snapshot
@@ -249,8 +250,9 @@ async def test_changes_nobody_watches_are_not_looked_at_until_the_quiet_heartbea
         return FiguresPublisher(redis, redis_prefix, min_interval_s=0.05, only_when_watched=True)
 
     assert await publisher().publish() is None  # Redis has the gate's script from now on
+    await asyncio.sleep(to_the_beat(1.0) + 0.01)  # just after a beat: the quiet one is a second away
     with redis_commands_counted(redis) as sent:
-        task = asyncio.create_task(publisher().run(changed, heartbeat_s=3600, quiet_heartbeat_s=0.6))
+        task = asyncio.create_task(publisher().run(changed, heartbeat_s=3600, quiet_heartbeat_s=1.0))
         try:
             changed.set()
             await asyncio.sleep(0.2)
