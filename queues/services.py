@@ -776,10 +776,11 @@ class QueueService:
             await self._sleep_until_due(wait)
 
     async def _sleep_until_due(self, wait: float) -> None:
-        """Sleep ``wait`` seconds, or less when this process makes something due sooner; a
-        look with nothing due sooner falls on the process's common beat (core.beat)."""
+        """Sleep ``wait`` seconds, or less when this process makes something due sooner. A
+        look with nothing known to be due before it (the longest wait) falls on the process's
+        common beat (core.beat); one for a wrap-up known to be due is at that moment."""
         engine, loop = self.engine, asyncio.get_running_loop()
-        deadline = loop.time() + min(wait, to_the_beat(DUE_LOOK_MAX_S, loop))
+        deadline = loop.time() + (to_the_beat(DUE_LOOK_MAX_S, loop) if wait >= DUE_LOOK_MAX_S else wait)
         while (left := deadline - loop.time()) > 0:
             try:
                 async with asyncio.timeout(left):
