@@ -52,6 +52,7 @@ import numpy as np  # noqa: E402
 from bench.report import table, write_block  # noqa: E402
 from bench.speech import MODEL_DIR, OOG_SPEECH, VARIANCE, VOICED_RMS, pct  # noqa: E402
 from core.settings import SpeechSettings  # noqa: E402
+from ivr.flow import MainMenu  # noqa: E402
 from ivr.prompts.catalogue import PROMPTS_DIR  # noqa: E402
 from ivr.speech import codec  # noqa: E402
 from ivr.speech.engine import Recognized, SpeechEngine, SpeechStarted, SpeechStream  # noqa: E402
@@ -417,7 +418,8 @@ async def play_turn(engine: SpeechEngine, turn: Turn, sock: socket.socket) -> He
     heard = Heard(turn.index, turn.condition.key, u.group, u.text, u.voice, u.speed, u.pitch, u.expected)
     loop = asyncio.get_running_loop()
     receiver = await RtpReceiver.open(turn.condition.fmt, host="127.0.0.1")
-    stream = engine.open(turn.menu)
+    # As the IVR listens: the main menu has a confirmation turn (ivr/flow.py), other menus none.
+    stream = engine.open(turn.menu, can_ask=turn.menu == MainMenu.name)
     if stream is None:
         receiver.close()
         raise RuntimeError("the benchmark's engine has a slot for every caller")

@@ -193,8 +193,10 @@ class Call:
         except CALL_GONE:
             pass  # already gone
 
-    async def listen(self, menu: str) -> bool:
-        """Let the caller say their choice in ``menu``; False means DTMF only this time."""
+    async def listen(self, menu: str, *, can_ask: bool = False) -> bool:
+        """Let the caller say their choice in ``menu``; False means DTMF only this time.
+        ``can_ask``: the menu asks the caller to confirm a choice heard by a thin margin (a
+        confirmation turn); on a noisy line every choice is then asked about."""
         self.speaking = False
         listeners = self.svc.listeners
         if listeners is None:
@@ -203,7 +205,7 @@ class Call:
             self.listener = await listeners.open(self.key)
             if self.listener is None:
                 return False
-        return self.listener.listen(menu)
+        return self.listener.listen(menu, can_ask=can_ask)
 
     def stop_listening(self) -> None:
         self.speaking = False

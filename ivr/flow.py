@@ -93,7 +93,7 @@ class MainMenu(BaseState):
             return Routed(self.menus, choice="operator", reason="too_many_attempts")
         # Listening starts before the prompt, so that a caller who knows what to say can
         # say it over the prompt (barge-in).
-        await call.listen(self.name)
+        await call.listen(self.name, can_ask=True)
         prompts = [self.reason, "main_menu"] if self.reason else ["main_menu"]
         await call.play(*prompts)
         return self

@@ -131,8 +131,11 @@ class SpeechEngine:
     def in_use(self) -> int:
         return len(self._live)
 
-    def open(self, menu: str) -> SpeechStream | None:
-        """A stream for one utterance in ``menu``; None when every slot is busy (use DTMF)."""
+    def open(self, menu: str, *, can_ask: bool = False) -> SpeechStream | None:
+        """A stream for one utterance in ``menu``; None when every slot is busy (use DTMF).
+        ``can_ask``: the menu has a confirmation turn ("you said complaint?"), so a choice
+        heard on a noisy line (see CONFIRM_BELOW_DB) comes as "confirm", not "match"; a menu
+        without one (the city question) takes it as heard."""
         grammar = self.grammars.get(menu)
         if grammar is None:
             raise KeyError(
@@ -141,7 +144,7 @@ class SpeechEngine:
             )
         if self._closed or len(self._live) >= self._capacity:
             return None
-        stream = SpeechStream(self, grammar)
+        stream = SpeechStream(self, grammar, can_ask=can_ask)
         self._live.add(stream)
         return stream
 
@@ -203,9 +206,10 @@ class SpeechStream:
     After ``Recognized`` the stream is done; the caller closes it (its slot).
     """
 
-    def __init__(self, engine: SpeechEngine, grammar: Grammar) -> None:
+    def __init__(self, engine: SpeechEngine, grammar: Grammar, *, can_ask: bool = False) -> None:
         self._engine = engine
         self.grammar = grammar
+        self._can_ask = can_ask
         self._voice = engine.voices.take()
         self._detector = EndpointDetector(
             self._voice, no_word_timeout_s=engine.no_word_timeout_s, max_utterance_s=engine.max_utterance_s
@@ -346,7 +350,7 @@ class SpeechStream:
         voiceless = decoder.pitched < MIN_PITCHED_FRAMES
         if voiceless:  # no voice in it: Vosk's words are noise forced onto the grammar
             heard = Recognized(None, transcript, heard.confidence, "no_match")
-        elif heard.reason == "match" and self._noisy_line():
+        elif heard.reason == "match" and self._can_ask and self._noisy_line():
             heard = Recognized(None, transcript, heard.confidence, "confirm", proposed=heard.choice)
         self.result = heard
         log.debug("menu %s heard %r -> %s (%.2f)", self.grammar.menu, transcript, heard.reason, heard.confidence)

@@ -110,12 +110,13 @@ class Listener:
 
     # --- listening ----------------------------------------------------------------------
 
-    def listen(self, menu: str) -> bool:
-        """Open a recognizer for ``menu``; False when none is free (the caller keys instead)."""
+    def listen(self, menu: str, *, can_ask: bool = False) -> bool:
+        """Open a recognizer for ``menu``; False when none is free (the caller keys instead).
+        ``can_ask``: see :meth:`SpeechEngine.open`."""
         self.stop_listening()
         if self.closed or menu not in self._owner.engine.grammars:
             return False  # closed, or the locale pack has no phrases for this menu: keys only
-        self._stream = self._owner.engine.open(menu)
+        self._stream = self._owner.engine.open(menu, can_ask=can_ask)
         return self._stream is not None
 
     @property

@@ -189,14 +189,17 @@ async def test_on_a_noisy_line_a_choice_heard_clearly_is_asked_about_not_taken(
     turn = np.concatenate([np.zeros(9600), speech, np.zeros(16000)])
     noisy = phone_line.carry(lc.mix_at_snr(turn, lc.pink_noise(len(turn), seed=1), 15.0))
     heard = {}
-    for confirm_below_db in (30.0, 0.0):  # 0: the line's noise is never a reason to ask
+    # 0: the line's noise is never a reason to ask; a menu that cannot ask (the city question)
+    # takes what it heard.
+    for confirm_below_db, can_ask in ((30.0, True), (0.0, True), (30.0, False)):
         engine = SpeechEngine(korean_model, pack, confirm_below_db=confirm_below_db)
-        stream = engine.open("main_menu")
+        stream = engine.open("main_menu", can_ask=can_ask)
         assert stream is not None
         decided = [e for e in await play(stream, frames(noisy)) if isinstance(e, Recognized)]
-        heard[confirm_below_db] = (decided[0].choice, decided[0].proposed, decided[0].reason)
+        heard[confirm_below_db, can_ask] = (decided[0].choice, decided[0].proposed, decided[0].reason)
         await engine.close()
-    assert heard == {30.0: (None, "complaint", "confirm"), 0.0: ("complaint", None, "match")}
+    assert heard == {(30.0, True): (None, "complaint", "confirm"), (0.0, True): ("complaint", None, "match"),
+                     (30.0, False): ("complaint", None, "match")}
 
 
 def test_a_negative_level_to_ask_below_is_refused(korean_model: vosk.Model, pack: SpeechPack) -> None:

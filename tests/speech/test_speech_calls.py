@@ -9,6 +9,7 @@ import asyncio
 import math
 from collections.abc import AsyncIterator, Iterator
 
+import numpy as np
 import pytest
 
 from core.settings import Settings
@@ -20,6 +21,7 @@ from ivr.speech.engine import SpeechEngine
 from ivr.speech.grammar import Margins
 from ivr.speech.locale import load_speech_pack
 from tests.fixtures.app import app_settings, running
+from tests.support import line_conditions as lc
 from tests.support.calls import record_of
 from tests.support.speech import PhoneLine, load_korean_model, silence
 
@@ -83,6 +85,25 @@ async def test_a_caller_who_says_a_complaint_phrase_is_queued_as_a_complaint(
     assert app.speech is not None and app.speech.in_use == 0
     await call.hangup()
     await pbx_sim.wait_idle(timeout=5)
+
+
+async def test_a_caller_on_a_noisy_line_is_asked_about_the_choice_before_being_queued(
+    pbx_sim: PbxSim, app: Application, ko_prompts: PromptCatalogue, phone_line: PhoneLine
+) -> None:
+    call = await pbx_sim.place_call("12315", caller_id="13800138014")
+    await in_menu_and_listening(app, call, ko_prompts)
+    # A street behind the caller (pink noise at 15 dB SNR), heard for a while before they speak:
+    # this module's engine takes every choice outright, but not on a line that noisy.
+    speech = np.frombuffer(phone_line.say("환불"), dtype="<i2").astype(np.float64)
+    turn = np.concatenate([np.zeros(24000), speech, np.zeros(16000)])
+    noisy = lc.mix_at_snr(turn, lc.pink_noise(len(turn), seed=1), 15.0)
+    call.say(np.clip(noisy, -32768, 32767).astype("<i2").tobytes())
+    await call.wait_for_playback(ko_prompts.media("confirm_complaint"), timeout=15)
+    call.send_dtmf("1")
+    await call.wait_for_playback(ko_prompts.media("queued"), timeout=5)
+    record = await record_of(app, call)
+    assert record.menu_path == ["main_menu:speech:confirm:complaint", "confirm:1:yes"]
+    assert record.choice == "complaint" and record.recognized_by == "speech"
 
 
 async def test_a_caller_who_talks_over_the_menu_prompt_stops_it(
