@@ -214,13 +214,15 @@ async def test_what_the_protocol_forbids_fails_the_connection(frames: list[bytes
 
 
 async def test_a_pong_keeps_the_connection_and_a_missing_one_ends_it() -> None:
-    client = Client(ping_interval=0.05, ping_timeout=0.05)
+    # The first ping at 0.05 s; the next when its pong is due (0.55 s), answered or not; the end
+    # when that one's is (1.05 s): each look has a third of a second or more to spare on a busy host.
+    client = Client(ping_interval=0.05, ping_timeout=0.5)
     client.feed(response())
-    await asyncio.sleep(0.07)
+    await asyncio.sleep(0.15)
     [(opcode, payload)] = client.wire.sent()
     assert opcode == 0x9 and len(payload) == 4
     client.feed(server_frame(0xA, payload))
-    await asyncio.sleep(0.07)  # the pong came: a second ping, not an end
+    await asyncio.sleep(0.55)  # the pong came: a second ping, not an end
     assert [op for op, _ in client.wire.sent()] == [0x9, 0x9] and not client.wire.closed
     ended = await client.ended()  # that one gets no pong
     assert isinstance(ended, ConnectionClosed) and ended.code == 1011 and "keepalive" in str(ended)
