@@ -185,9 +185,7 @@ async def test_on_a_noisy_line_a_choice_heard_clearly_is_asked_about_not_taken(
 ) -> None:
     # 환불 is taken at once on a clean line and on a quiet one (above). With pink noise at 15 dB
     # SNR Vosk is as sure of it, and was as sure of wrong choices on such lines: the caller is asked.
-    speech = np.frombuffer(phone_line.say("환불"), dtype="<i2").astype(np.float64)
-    turn = np.concatenate([np.zeros(9600), speech, np.zeros(16000)])
-    noisy = phone_line.carry(lc.mix_at_snr(turn, lc.pink_noise(len(turn), seed=1), 15.0))
+    noisy = phone_line.say_over_noise("환불", 15.0, lead_ms=600)
     heard = {}
     # 0: the line's noise is never a reason to ask; a menu that cannot ask (the city question)
     # takes what it heard.

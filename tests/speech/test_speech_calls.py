@@ -9,7 +9,6 @@ import asyncio
 import math
 from collections.abc import AsyncIterator, Iterator
 
-import numpy as np
 import pytest
 
 from core.settings import Settings
@@ -21,7 +20,6 @@ from ivr.speech.engine import SpeechEngine
 from ivr.speech.grammar import Margins
 from ivr.speech.locale import load_speech_pack
 from tests.fixtures.app import app_settings, running
-from tests.support import line_conditions as lc
 from tests.support.calls import record_of
 from tests.support.speech import PhoneLine, load_korean_model, silence
 
@@ -94,10 +92,7 @@ async def test_a_caller_on_a_noisy_line_is_asked_about_the_choice_before_being_q
     await in_menu_and_listening(app, call, ko_prompts)
     # A street behind the caller (pink noise at 15 dB SNR), heard for a while before they speak:
     # this module's engine takes every choice outright, but not on a line that noisy.
-    speech = np.frombuffer(phone_line.say("환불"), dtype="<i2").astype(np.float64)
-    turn = np.concatenate([np.zeros(24000), speech, np.zeros(16000)])
-    noisy = lc.mix_at_snr(turn, lc.pink_noise(len(turn), seed=1), 15.0)
-    call.say(np.clip(noisy, -32768, 32767).astype("<i2").tobytes())
+    call.say(phone_line.say_over_noise("환불", 15.0, lead_ms=1500))
     await call.wait_for_playback(ko_prompts.media("confirm_complaint"), timeout=15)
     call.send_dtmf("1")
     await call.wait_for_playback(ko_prompts.media("queued"), timeout=5)

