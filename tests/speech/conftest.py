@@ -6,7 +6,12 @@ from __future__ import annotations
 import pytest
 import vosk
 
-from tests.support.speech import PhoneLine, load_korean_model
+from tests.support.speech import PhoneLine, load_korean_model, seed_the_dither
+
+
+@pytest.fixture(autouse=True)
+def same_dither_every_run() -> None:
+    seed_the_dither()
 
 
 @pytest.fixture(scope="session")
