@@ -3,7 +3,8 @@ process with what an outsider cannot see counted from inside it.
 
 Counted from the start: SQL statements sent to the database (SQLAlchemy's
 ``before_cursor_execute``; an ``executemany`` of many rows is one), transactions committed, log
-records written (those that pass the configured level), and the process's CPU time. On SIGUSR1
+records written (those that pass the configured level), the process's CPU time, and the cyclic
+garbage collector's collections by generation and its time in them (``gc.callbacks``). On SIGUSR1
 the counters are written, as JSON, to the file named by ``BENCH_PROBE_OUT``: a benchmark reads
 them before and after what it measures. With ``BENCH_PROFILE=<file>``, a first SIGUSR2 starts
 cProfile and the next stops it and writes its statistics there, so that the profile holds what
@@ -15,6 +16,7 @@ is measured and nothing of the start-up.
 from __future__ import annotations
 
 import cProfile
+import gc
 import json
 import logging
 import os
@@ -41,8 +43,12 @@ class Counters:
         self.log_records = 0
         self.snapshots = 0
         self.profiler: cProfile.Profile | None = None
+        self.gc_s = 0.0
+        self.gc_by_generation = [0, 0, 0]
+        self._gc_started = 0.0
 
     def install(self) -> None:
+        gc.callbacks.append(self._collection)
         event.listen(Engine, "before_cursor_execute", self._statement)
         event.listen(Engine, "commit", self._commit)
         # Records are made only for loggers enabled at their level: a record made is a line
@@ -66,10 +72,19 @@ class Counters:
     def _commit(self, conn: Any) -> None:
         self.commits += 1
 
+    def _collection(self, phase: str, info: dict[str, int]) -> None:
+        # Wall time: a collection holds the GIL and runs start to stop without sleeping.
+        if phase == "start":
+            self._gc_started = time.perf_counter()
+        else:
+            self.gc_s += time.perf_counter() - self._gc_started
+            self.gc_by_generation[info["generation"]] += 1
+
     def _snapshot(self, signum: int, frame: FrameType | None) -> None:
         self.snapshots += 1
         data = {"cpu_s": time.process_time(), "sql": self.sql, "sql_by_verb": self.sql_by_verb,
-                "commits": self.commits, "log_records": self.log_records, "snapshot": self.snapshots}
+                "commits": self.commits, "log_records": self.log_records, "snapshot": self.snapshots,
+                "gc_s": self.gc_s, "gc_by_generation": self.gc_by_generation}
         tmp = self.out.with_suffix(".tmp")
         tmp.write_text(json.dumps(data), encoding="utf-8")
         tmp.replace(self.out)  # the reader never sees half a file

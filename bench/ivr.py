@@ -187,6 +187,9 @@ class Figures:
             "sql_by_verb": +sql,
             "commits": self.app["commits"] - before.app["commits"],
             "log_lines": self.app["log_records"] - before.app["log_records"],
+            "gc_s": self.app["gc_s"] - before.app["gc_s"],
+            "gc_by_generation": [a - b for a, b in zip(self.app["gc_by_generation"],
+                                                       before.app["gc_by_generation"], strict=True)],
             "requests": requests,
             "events": events,
         }
@@ -259,6 +262,8 @@ def per_call(d: dict[str, Any], calls: int) -> list[tuple[str, str]]:
         ("SQL statements per call", f"{d['sql'] / calls:.2f}"),
         ("SQL transactions per call", f"{d['commits'] / calls:.2f}"),
         ("log lines per call (INFO)", f"{d['log_lines'] / calls:.1f}"),
+        ("app's garbage collections per call (generation 0 / 1 / 2), and their time (ms)",
+         " / ".join(f"{n / calls:.2f}" for n in d["gc_by_generation"]) + f"; {d['gc_s'] / calls * 1000:.2f}"),
         ("stand-in and callers' CPU per call (ms; this process, not the app's)",
          f"{d['bench_cpu_s'] / calls * 1000:.2f}"),
     ]
