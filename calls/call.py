@@ -193,6 +193,12 @@ class Call:
         except CALL_GONE:
             pass  # already gone
 
+    @property
+    def may_listen(self) -> bool:
+        """Whether the caller may be heard at all (speech is on in this process); a menu's
+        :meth:`listen` may still fall back to DTMF (no recognizer free)."""
+        return self.svc.listeners is not None
+
     async def listen(self, menu: str, *, can_ask: bool = False) -> bool:
         """Let the caller say their choice in ``menu``; False means DTMF only this time.
         ``can_ask``: the menu asks the caller to confirm a choice heard by a thin margin (a

@@ -59,13 +59,23 @@ class Answering(BaseState):
         return Welcome(self.menus)
 
 
+def welcome_prompts(call: Call) -> tuple[str, str]:
+    """The call's line's welcome, then the notice that calls are recorded."""
+    return f"welcome_{call.data.business_line}", "recording_notice"
+
+
 @dataclass
 class Welcome(BaseState):
     name: ClassVar[str] = "welcome"
     menus: Menus
 
     async def enter(self, call: Call) -> State:
-        await call.play(f"welcome_{call.data.business_line}", "recording_notice")
+        if not call.may_listen:
+            # DTMF only: the welcome and the menu go as one playback (a request, its end's
+            # event and a state saved fewer a call). With speech, the menu listens and the
+            # welcome does not: a caller's "hello?" over it is no answer to the menu.
+            return MainMenu(self.menus, welcome=True)
+        await call.play(*welcome_prompts(call))
         return self
 
     async def resume(self, call: Call) -> State:
@@ -87,6 +97,9 @@ class MainMenu(BaseState):
     menus: Menus
     #: Why the menu is (re)played: "" the first time, else "no_input" / "no_match".
     reason: str = ""
+    #: The welcome goes before the menu in the same playback (a call without speech; not
+    #: stored: a call resumed in the menu hears the menu alone).
+    welcome: bool = False
 
     async def enter(self, call: Call) -> State:
         if call.data.attempt > self.menus.max_attempts:
@@ -95,6 +108,8 @@ class MainMenu(BaseState):
         # say it over the prompt (barge-in).
         await call.listen(self.name, can_ask=True)
         prompts = [self.reason, "main_menu"] if self.reason else ["main_menu"]
+        if self.welcome:
+            prompts = [*welcome_prompts(call), *prompts]
         await call.play(*prompts)
         return self
 

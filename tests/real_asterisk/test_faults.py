@@ -479,7 +479,11 @@ async def test_calls_go_on_when_the_events_websocket_is_cut_while_they_are_in_me
     real_asterisk: AsteriskInstance, on_real_asterisk: Settings, redis: Redis, prompts: PromptCatalogue
 ) -> None:
     engine = engine_of(on_real_asterisk, redis)
-    menu = prompt_sounds(prompts, "main_menu")["main_menu"]
+    sounds = prompt_sounds(prompts, "welcome_general", "recording_notice", "main_menu", "no_input")
+    menu = sounds["main_menu"]
+    # Without speech the welcome, the recording notice and the menu are one playback.
+    first_prompt_s = sum(len(sounds[k]) for k in ("welcome_general", "recording_notice", "main_menu")) / audio.RATE
+    reprompt_s = (len(sounds["no_input"]) + len(menu)) / audio.RATE
     proxy = await TcpProxy("127.0.0.1", real_asterisk.http_port).start()
     try:
         async with app_behind(on_real_asterisk, proxy) as app, phones(real_asterisk, "1001") as (carrier, desk), \
@@ -492,13 +496,14 @@ async def test_calls_go_on_when_the_events_websocket_is_cut_while_they_are_in_me
             menu_answered = time.monotonic()
             queued, queued_channel = await call_in(carrier, real_asterisk, "13800138002")
             await eventually_call_state(store, queued_channel, "in_queue")
-            assert (await store.load(menu_channel)).state == "welcome"  # type: ignore[union-attr]
+            assert (await store.load(menu_channel)).state == "main_menu"  # type: ignore[union-attr]
 
-            # The events connection drops and stays out while the welcome (10.5 s) ends, while the
-            # waiting caller's "you are queued" ends, and while an agent's phone rings and answers:
-            # ARI tells nobody of these, and replays nothing when the application is back.
-            await asyncio.sleep(max(0.0, menu_answered + 6.0 - time.monotonic()))
-            proxy.refuse_for(7.0, ari_events)
+            # The events connection drops and stays out while the first prompt (welcome and menu,
+            # 17 s) ends, while the waiting caller's "you are queued" (6.8 s, from about 2 s) ends,
+            # and while an agent's phone rings and answers: ARI tells nobody of these, and replays
+            # nothing when the application is back.
+            await asyncio.sleep(max(0.0, menu_answered + 7.0 - time.monotonic()))
+            proxy.refuse_for(max(0.0, menu_answered + first_prompt_s + 1.0 - time.monotonic()), ari_events)
             assert proxy.cut(ari_events) == 1
             await asyncio.sleep(1.0)
             assert not app.events.connected.is_set()
@@ -509,9 +514,10 @@ async def test_calls_go_on_when_the_events_websocket_is_cut_while_they_are_in_me
             back = len(in_menu.rtp.received)
             assert proxy.refused, "the application did not try to reconnect during the outage"
 
-            # The caller in the menu hears the menu, with no key pressed.
+            # The caller in the menu, whose prompt ended unseen, is asked again ("no input", the
+            # menu) once the silence after it runs out, with no key pressed.
             await eventually_call_state(store, menu_channel, "main_menu", timeout=5)
-            await asyncio.sleep(len(menu) / audio.RATE + 0.5)
+            await asyncio.sleep(on_real_asterisk.ivr.no_input_timeout_s + reprompt_s + 1.0)
             after = audio.pcm(ulaw_to_linear(bytes(in_menu.rtp.received[back:])))
             assert audio.find(menu, after) is not None, "the caller in the menu heard no menu after the outage"
 
