@@ -36,6 +36,10 @@ log = logging.getLogger(__name__)
 Query = dict[str, str | Sequence[str]]
 
 
+def _sources(event_source: str | Sequence[str]) -> list[str]:
+    return [event_source] if isinstance(event_source, str) else list(event_source)
+
+
 def _query(**params: Any) -> list[tuple[str, str]]:
     """ARI query parameters; ``None`` is left out, sequences become one comma-separated value.
 
@@ -102,6 +106,9 @@ class AriRest:
         #: The requests' own connections (ari/http.py: aiohttp's client cost a tenth of the
         #: application's CPU per call); the session above is for downloads.
         self._http = KeptAliveClient(base_url)
+        #: (application, event source) pairs this client subscribed since the last
+        #: :meth:`forget_subscriptions` (see :meth:`follows`).
+        self._subscribed: set[tuple[str, str]] = set()
 
     # --- transport ------------------------------------------------------------
 
@@ -172,7 +179,19 @@ class AriRest:
         """
         subscribed: Application = await self.request(
             "POST", f"/applications/{app}/subscription", _query(eventSource=event_source))
+        self._subscribed.update((app, source) for source in _sources(event_source))
         return subscribed
+
+    def follows(self, app: str, event_source: str) -> bool:
+        """Whether this client subscribed ``app`` to ``event_source`` (and has not unsubscribed
+        it) since the last :meth:`forget_subscriptions`. False says only "not known": Asterisk
+        counts subscriptions, and a source subscribed elsewhere is not seen here."""
+        return (app, event_source) in self._subscribed
+
+    def forget_subscriptions(self) -> None:
+        """At every (re)connect, before the features subscribe again: a restarted Asterisk
+        has forgotten the application's subscriptions."""
+        self._subscribed.clear()
 
     async def filter_events(self, app: str, allowed: Iterable[str]) -> Application:
         """Have Asterisk send ``app`` only events of the ``allowed`` types (and no list of
@@ -183,6 +202,7 @@ class AriRest:
         return filtered
 
     async def unsubscribe(self, app: str, event_source: str | Sequence[str]) -> Application:
+        self._subscribed.difference_update((app, source) for source in _sources(event_source))
         unsubscribed: Application = await self.request(
             "DELETE", f"/applications/{app}/subscription", _query(eventSource=event_source))
         return unsubscribed

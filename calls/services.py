@@ -97,13 +97,20 @@ class CallService:
         # Answer (unless the dialplan has) and first prompt go out before any storage round
         # trip (latency target); begin() persists the new call after them.
         await flow.begin()
-        await self._follow(channel.id)
+        await self._follow(channel)
 
-    async def _follow(self, channel_id: str) -> None:
+    async def _follow(self, channel: Channel) -> None:
         """Ask Asterisk for the caller's channel events until it is destroyed. An application
         hears of a channel only while it is in Stasis: without this, a caller's hang-up ends
         with StasisEnd and the final cause (ChannelDestroyed) never comes
-        (docs/asterisk-behaviour.md). After the first prompt: off the caller's latency path."""
+        (docs/asterisk-behaviour.md). After the first prompt: off the caller's latency path.
+        Not when the application follows the caller's endpoint technology (the desktops'
+        phones follow ``endpoint:PJSIP``): every event of the channel, its destruction too,
+        comes through that already, and the request would only bring copies."""
+        channel_id = channel.id
+        technology = channel.name.partition("/")[0]
+        if technology and self.svc.ari.follows(self._app, f"endpoint:{technology}"):
+            return
         try:
             await self.svc.ari.subscribe(self._app, f"channel:{channel_id}")
         except AriError as exc:  # gone already: its events say so; anything else costs only the cause

@@ -167,6 +167,7 @@ class Application:
 
     async def _resync(self) -> None:
         """After every (re)connect, each feature in build order; one failing does not stop the rest."""
+        self.clients.ari.forget_subscriptions()
         await self._filter_events()
         for name, resync in self.parts.resyncs():
             try:

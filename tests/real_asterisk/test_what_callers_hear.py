@@ -7,10 +7,12 @@ import asyncio
 
 import pytest
 
+from core.settings import Settings
 from devtools import audio
 from devtools.asterisk import AsteriskInstance
 from hotline.app import Application
 from ivr.prompts.catalogue import PromptCatalogue
+from tests.fixtures.app import running
 from tests.fixtures.real_asterisk import (
     dial,
     eventually_one_channel,
@@ -77,3 +79,32 @@ async def test_a_caller_who_hangs_up_leaves_a_record_that_says_so_not_none(
     # A BYE without a Reason header: Asterisk's final cause is 0, "Unknown"; the record says who.
     assert record.hangup_cause == "caller hung up"
     assert record.outcome == "abandoned_in_menu"
+
+
+@pytest.mark.parametrize("phone_mode", ["sip", "simulated"])
+async def test_a_caller_hung_up_by_the_switch_leaves_its_final_cause_on_the_record(
+    real_asterisk: AsteriskInstance, on_real_asterisk: Settings, phone_mode: str
+) -> None:
+    # The caller's destruction, after it left the application, comes through endpoint:PJSIP when
+    # the desktops' phones are SIP endpoints the application follows (production), else through
+    # a subscription to the caller's own channel: either way the record gets Asterisk's cause.
+    desktop = on_real_asterisk.desktop.model_copy(update={
+        "phone_mode": phone_mode, "sip_ws_url": "wss://pbx.example:8089/ws", "sip_domain": "pbx.example"})
+    async with running(on_real_asterisk.model_copy(update={"desktop": desktop})) as app, \
+            phones(real_asterisk) as (carrier, _):
+        assert app.ari.follows(app.settings.ari.app, "endpoint:PJSIP") == (phone_mode == "sip")
+        await dial(carrier, "12315")
+        channel = await eventually_one_channel(real_asterisk)
+        await eventually_state(app, channel)
+        await asyncio.sleep(0.5)
+        await asyncio.to_thread(real_asterisk.ari, "DELETE", f"/channels/{channel}", reason_code="17")
+
+        async def with_cause():  # type: ignore[no-untyped-def]
+            await app.dispatcher.drain()
+            await app.records.flush()
+            record = await app.call_records.by_channel(channel)
+            return record if record is not None and record.hangup_cause else None
+
+        record = await eventually(with_cause, timeout=10)
+        assert record.hangup_cause == "User busy (17)"
+        assert not app.ivr._ending  # nothing kept waiting for a destruction that came
