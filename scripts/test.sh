@@ -13,9 +13,10 @@ bash scripts/lint.sh || exit 1
 # cores. Then the real-time tests (real Asterisk, audio checked), alone, as before: their
 # timing must not share the cores with a browser or a second Asterisk.
 # A phase that selects nothing (exit 5, e.g. with -k) is fine if the other ran tests.
-.venv/bin/python -m pytest -n 2 -m "not real_time" "$@"
+# Each phase ends with its slowest tests: the whole command must stay under 15 minutes.
+.venv/bin/python -m pytest -n 2 -m "not real_time" --durations=10 "$@"
 rc_parallel=$?
-.venv/bin/python -m pytest -p no:xdist -m real_time "$@"
+.venv/bin/python -m pytest -p no:xdist -m real_time --durations=15 "$@"
 rc_real_time=$?
 if [ "$rc_parallel" -eq 5 ] && [ "$rc_real_time" -eq 5 ]; then
   echo "scripts/test.sh: pytest collected no tests — treating that as a failure" >&2
