@@ -9,6 +9,7 @@ import pytest
 from hotline.app import Application
 from ivr.prompts.catalogue import PromptCatalogue
 from tests.fixtures.app import app_settings
+from tests.support.calls import requests_to
 
 LINES = {
     "12315": "general",
@@ -68,13 +69,11 @@ async def test_without_speech_the_welcome_the_notice_and_the_menu_are_one_prompt
     pbx_sim, hotline_app: Application, prompts: PromptCatalogue
 ) -> None:
     # One playback: one request, one end to hear of, one state saved, and no gap between them.
-    plays: list[list[tuple[str, str]]] = []
-    pbx_sim.contract.then = lambda kind, p: plays.append(p["query"]) if (
-        kind == "request" and p["method"] == "POST" and p["path"].endswith("/play")) else None
+    plays = requests_to(pbx_sim, "POST", "/play")
     call = await pbx_sim.place_call("12365", caller_id="13900000005")
     await call.wait_for_playback_finished(prefix=prompts.media("main_menu"))
     media = ",".join(prompts.media(k) for k in ("welcome_quality", "recording_notice", "main_menu"))
-    assert [dict(query)["media"] for query in plays] == [media]
+    assert [query["media"] for query in plays] == [media]
     stored = await hotline_app.ivr.svc.store.load(call.channel_id)
     assert stored is not None and stored.state == "main_menu"
 

@@ -18,7 +18,7 @@ from hotline.app import Application
 from ivr.prompts.catalogue import PromptCatalogue
 from tests.fixtures.app import running
 from tests.fixtures.waiting import eventually
-from tests.support.calls import ended_record
+from tests.support.calls import ended_record, requests_to
 
 pytestmark = pytest.mark.slow
 
@@ -78,18 +78,6 @@ async def test_the_cause_comes_from_the_event_that_has_one_in_either_order_and_t
     assert not hotline_app.ivr._ending  # nothing kept once the channel is destroyed
 
 
-def channel_subscriptions(pbx_sim: PbxSim) -> list[str]:
-    """The event sources of every ``POST /applications/{app}/subscription`` from now on."""
-    sources: list[str] = []
-
-    def seen(kind: str, payload: dict) -> None:  # type: ignore[type-arg]
-        if kind == "request" and payload["method"] == "POST" and payload["path"].endswith("/subscription"):
-            sources.append(dict(payload["query"])["eventSource"])
-
-    pbx_sim.contract.then = seen  # type: ignore[attr-defined]
-    return sources
-
-
 @pytest.fixture
 async def app_following_phones(settings: Settings) -> AsyncIterator[Application]:
     """The application as in production: the desktops' phones are SIP endpoints it follows."""
@@ -106,12 +94,12 @@ async def test_a_caller_on_a_followed_endpoint_gets_the_final_cause_without_a_su
     # channel, a caller's destruction after it left the application too.
     app = app_following_phones
     assert app.ari.follows(app.settings.ari.app, "endpoint:PJSIP")
-    sources = channel_subscriptions(pbx_sim)
+    subscriptions = requests_to(pbx_sim, "POST", "/subscription")
     call = await in_the_menu(pbx_sim, prompts)
     pbx_sim.engine.hangup(pbx_sim.channel(call.channel_id), 1)
     await pbx_sim.wait_idle()
     await eventually(lambda: cause_is(app, call, "Unallocated (unassigned) number (1)"))
-    assert sources == []
+    assert [s["eventSource"] for s in subscriptions] == []
 
 
 async def test_a_caller_whose_endpoint_is_not_followed_is_followed_by_its_channel_for_the_final_cause(
@@ -119,10 +107,10 @@ async def test_a_caller_whose_endpoint_is_not_followed_is_followed_by_its_channe
 ) -> None:
     # Simulated phones (the test profile): nobody follows the SIP endpoints.
     assert not hotline_app.ari.follows(hotline_app.settings.ari.app, "endpoint:PJSIP")
-    sources = channel_subscriptions(pbx_sim)
+    subscriptions = requests_to(pbx_sim, "POST", "/subscription")
     call = await in_the_menu(pbx_sim, prompts)
     await hotline_app.dispatcher.drain()  # the subscription goes after the first prompt
-    assert sources == [f"channel:{call.channel_id}"]
+    assert [s["eventSource"] for s in subscriptions] == [f"channel:{call.channel_id}"]
     pbx_sim.engine.hangup(pbx_sim.channel(call.channel_id), 1)
     await pbx_sim.wait_idle()
     await eventually(lambda: cause_is(hotline_app, call, "Unallocated (unassigned) number (1)"))

@@ -93,3 +93,16 @@ class AgentNews:
     def states_of(self, agent_id: str) -> list[tuple[str, str | None]]:
         return [(m["state"], m["reason"]) for m in self.seen
                 if m["type"] == "agent.state" and m["agent_id"] == agent_id]
+
+
+def requests_to(pbx_sim: PbxSim, method: str, path_end: str) -> list[dict[str, str]]:
+    """The query parameters of every ARI request ``method`` to a path ending in ``path_end``
+    that the stand-in gets from now on (its contract checker hands them on), in order."""
+    seen: list[dict[str, str]] = []
+
+    def note(kind: str, payload: dict[str, Any]) -> None:
+        if kind == "request" and payload["method"] == method and payload["path"].endswith(path_end):
+            seen.append(dict(payload.get("query") or []))
+
+    pbx_sim.contract.then = note  # type: ignore[attr-defined]
+    return seen
