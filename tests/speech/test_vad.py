@@ -72,6 +72,19 @@ def test_speech_ends_only_after_the_configured_silence(phone_line: PhoneLine) ->
     assert voice_end + silent_frames <= ended_at <= voice_end + silent_frames + 10
 
 
+def test_noise_right_after_the_last_word_does_not_hold_the_turn_open(phone_line: PhoneLine) -> None:
+    # A door or a passing car after the caller's last word: webrtcvad calls it a voice for
+    # as long as it lasts, the voice model does not; the end comes as it does in silence.
+    speech = phone_line.say(SENTENCE)
+    voice_end = voiced_span(speech, rms=100)[1]
+    after = phone_line.carry(noise(2000, rms=1000))
+    detector = EndpointDetector(end_silence_ms=200, no_word_timeout_s=30, max_utterance_s=30)
+    events = push_all(detector, frames(speech + after + silence(1000)))
+    assert [e for _, e in events] == [STARTED, ENDED]
+    assert detector.end_reason == "silence"
+    assert events[1][0] <= voice_end + 200 // FRAME_MS + 5  # not 2 s later, when the noise ends
+
+
 def test_a_short_pause_between_words_does_not_end_the_utterance(phone_line: PhoneLine) -> None:
     first, second = (trimmed(phone_line.say(w)) for w in ("담당자", "바꿔 주세요"))
     events = push_all(EndpointDetector(), frames(first + silence(200) + second + silence(1000)))
