@@ -40,6 +40,8 @@ from ivr.speech.vad import (
     ENDED,
     FRAME_BYTES,
     FRAME_MS,
+    RETRO_FRAMES,
+    RETRO_PREROLL_FRAMES,
     SAMPLE_RATE,
     STARTED,
     EndpointDetector,
@@ -216,7 +218,9 @@ class SpeechStream:
         )
         self._level = LevelControl()
         self._decoder: _Decoder | None = _Decoder(engine.model, grammar.json)
-        self._preroll: deque[bytes] = deque(maxlen=PREROLL_MS // FRAME_MS)
+        #: The frames before a start: the pre-roll, and in a stream's first seconds all of them
+        #: (a start found afterwards reaches back to the first frame: EndpointDetector._rejudge).
+        self._preroll: deque[bytes] = deque(maxlen=RETRO_FRAMES)
         self._batch: list[bytes] = []
         #: The batch Vosk is decoding now (at most one: a stream's batches run in order).
         self._inflight: asyncio.Future[tuple[str, ...]] | None = None
@@ -245,7 +249,7 @@ class SpeechStream:
                 return []
             if event == STARTED:
                 # The voiced frames that started it are the pre-roll's last ones.
-                self._batch.extend(self._preroll)
+                self._batch.extend(self._before(detector.start_frame or 0, detector.frames - 1))
                 self._preroll.clear()
                 self._batch.append(frame)
                 return await self._send_batch()
@@ -256,6 +260,14 @@ class SpeechStream:
             if len(self._batch) >= BATCH_FRAMES:
                 events += await self._send_batch()
             return events
+
+    def _before(self, start: int, now: int) -> list[bytes]:
+        """The kept frames the recognizer gets with a start at frame ``start`` said at frame
+        ``now``: the last PREROLL_MS, or from shortly before a start found afterwards."""
+        kept = list(self._preroll)
+        first_kept = now - len(kept)
+        begin = min(now - PREROLL_MS // FRAME_MS, start - RETRO_PREROLL_FRAMES)
+        return kept[max(0, begin - first_kept):]
 
     async def finish(self) -> Recognized:
         """Decide now (a no-input timer ran out): on what was heard, or "timeout"."""

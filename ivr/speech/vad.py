@@ -15,6 +15,14 @@ utterance now starts only where two things agree:
   background's frames stray from it is learnt too: babble's loud moments come 10-14 dB above
   its floor, so on such a line the margin grows by 2 dB per dB of spread.
 
+The first 300 ms learn the line, and nothing starts in them; the floor follows every frame
+then (held while a voice might be starting, as later, it stayed in a lull of babble, whose
+next loud moment started an utterance before the caller spoke: 4 to 6 turns of 60 at 5 dB
+SNR). Where most of them are a voice (babble, or a caller already talking: they look alike
+that early), how far they stray counts as the spread too. Babble then keeps its level; a
+caller stops, and the background falls well below what was learnt: the first seconds are
+judged again against it, and the caller's utterance starts where it began (late, but heard).
+
 Four such frames among six (80 ms of voice) *start* an utterance: the recognizer gets its
 audio from there (with a pre-roll). Eight (160 ms) *confirm* it if its level rose and fell by
 8 dB or more as syllables do (a hum or a held note keeps one level, and the model calls a
@@ -74,6 +82,19 @@ BACKGROUND_UP = 0.05
 #: Nothing starts in a stream's first frames (300 ms): the background, its spread and the
 #: voice model are still learning the line (a caller already talking is backdated to).
 LEARN_FRAMES = 15
+#: Where most of the learning frames are a voice (babble, or a caller already talking), how
+#: far their levels stray counts as the line's spread, up to this (dB): babble's loud moments
+#: then need 17 dB above the floor (a floor learnt in 300 ms of babble sits in its lulls).
+LEARNT_SPREAD_CAP = 6.0
+#: A stream's first frames are kept (level, voice probability) this long (3 s): a caller who
+#: spoke from the first frames taught the floor their voice (see ``_rejudge``).
+RETRO_FRAMES = 150
+#: A floor learnt from a voice shows itself when the background falls this far (dB) below it
+#: and stays there this many frames (200 ms): the caller has stopped.
+REVEAL_DB = 4.0
+REVEAL_FRAMES = 10
+#: Frames before a start found afterwards that the recognizer also gets (100 ms).
+RETRO_PREROLL_FRAMES = 5
 #: Frames after the voice model's last voice that still count as the voice: the pauses
 #: inside a phrase. On a noisy line by our own rule, on a quiet one as long as webrtcvad
 #: says voiced. 60 ms rather than webrtcvad's own 100-180: in the noisy set (2026-12-07) the
@@ -154,6 +175,12 @@ class EndpointDetector:
         self.level = 0.0
         self.voice = False
         self._recent_levels: list[float] = []
+        #: (level, voice probability) of the stream's first frames (index = frame), until
+        #: anything starts or they are judged again; then None.
+        self._heard: list[tuple[float, float]] | None = []
+        self._learnt_floor: float | None = None
+        self._learnt_on_voice = False
+        self._revealing = 0
         self.listen_again()
 
     def listen_again(self) -> None:
@@ -225,7 +252,9 @@ class EndpointDetector:
         voice = probability >= VOICE_ON and above >= START_MARGIN_DB + raised
         self.level, self.voice = level, voice
         if self.start_frame is None:
-            return self._before_start(index, level, background, voice)
+            if self._heard is not None and index < RETRO_FRAMES:
+                self._heard.append((level, probability))
+            return self._before_start(index, level, background, voice) or self._rejudge(index)
         if level < background and probability < VOICE_KEEP:
             # A pause shows the line's floor (a caller who spoke from the first frame set it
             # too high); the caller never raises it, and babble's dips are no pause.
@@ -243,13 +272,18 @@ class EndpointDetector:
         window = self._start_frames + START_SLACK
         self._recent_levels = [*self._recent_levels[1 - window - BACKDATE_FRAMES:], level]
         self._recent_voice = [*self._recent_voice[1 - window:], voice]
-        if not any(self._recent_voice):  # the background is held while a voice may be starting
+        # The background is held while a voice may be starting, but not while it is learnt:
+        # babble is a voice, and a floor held from a lull in it let its next loud moment in.
+        if index < LEARN_FRAMES or not any(self._recent_voice):
             rate = BACKGROUND_DOWN if level < background else BACKGROUND_UP
             self.background = background + rate * (level - background)
             if level < background + START_MARGIN_DB:  # not babble's loud moments, nor a caller's
                 self.spread += SPREAD_RATE * (abs(level - background) - self.spread)
+        if index == LEARN_FRAMES - 1:
+            self._learnt()
         if not voice or sum(self._recent_voice) < self._start_frames or index < LEARN_FRAMES:
             return None
+        self._heard = None  # a start: the first frames are no longer needed
         back = len(self._recent_voice) - self._recent_voice.index(True)  # frames since the first voice
         first = index - back + 1
         levels = self._recent_levels[:-back]
@@ -265,6 +299,54 @@ class EndpointDetector:
         self._voice_frames = sum(self._recent_voice)
         voiced = [lv for lv, v in zip(self._recent_levels[-back:], self._recent_voice[-back:], strict=True) if v]
         self._loudest, self._quietest = max(voiced), min(voiced)
+        return STARTED
+
+    def _learnt(self) -> None:
+        """The end of the learning frames: where most were a voice, their spread counts."""
+        heard = self._heard or []
+        self._learnt_floor = self.background
+        self._learnt_on_voice = 2 * sum(p >= VOICE_ON for _, p in heard) >= LEARN_FRAMES
+        if self._learnt_on_voice:
+            learnt = np.asarray([lv for lv, _ in heard])
+            wide = float(np.mean(np.abs(learnt - learnt.mean())))
+            self.spread = max(self.spread, min(LEARNT_SPREAD_CAP, wide))
+
+    def _rejudge(self, index: int) -> str | None:
+        """A caller who spoke from the stream's first frames taught the floor (and the spread)
+        their voice, and was not heard against it: in 300 ms they and babble look alike, and
+        a floor learnt from babble must hold. The difference comes later: the caller stops and
+        the background falls well below the learnt floor. The stream's first frames are then
+        judged again against the floor and spread that pause shows, once, and an utterance
+        found there starts now, where it began (its audio goes to the recognizer:
+        ``SpeechStream._before``); it is over, so its end follows at once."""
+        floor, background, heard = self._learnt_floor, self.background, self._heard
+        if heard is None or floor is None or background is None or not self._learnt_on_voice:
+            return None
+        self._revealing = self._revealing + 1 if background < floor - REVEAL_DB else 0
+        if self._revealing < REVEAL_FRAMES:
+            if index >= RETRO_FRAMES - 1:
+                self._heard = None  # no pause in the first seconds: a floor learnt from the line
+            return None
+        self._heard = None  # judged once
+        pause = np.asarray([lv for lv, _ in heard[-REVEAL_FRAMES:]])
+        spread = float(np.mean(np.abs(pause - pause.mean())))
+        margin = START_MARGIN_DB + SPREAD_WEIGHT * max(0.0, spread - SPREAD_ALLOWED)
+        voice = [p >= VOICE_ON and lv >= background + margin for lv, p in heard]
+        first = _first_run(voice, self._start_frames, self._start_frames + START_SLACK)
+        if first is None:
+            return None
+        for _ in range(BACKDATE_FRAMES):  # as at a start: the voice began before the model was sure
+            if first == 0 or heard[first - 1][0] < background + START_MARGIN_DB:
+                break
+            first -= 1
+        voiced = [lv for (lv, _), v in zip(heard[first:], voice[first:], strict=True) if v]
+        self.start_frame = first
+        self.spread = spread
+        self._voice_frames = len(voiced)
+        self._loudest, self._quietest = max(voiced), min(voiced)
+        self._last_model_voice = max(i for i, (_, p) in enumerate(heard) if p >= VOICE_KEEP or i == first)
+        self._silent_run = index - self._last_model_voice
+        self._vad = webrtcvad.Vad(self._aggressiveness)
         return STARTED
 
     def _during(self, index: int, level: float, going: bool, background: float,
@@ -296,6 +378,15 @@ class EndpointDetector:
         self.ended = True
         self.end_reason = reason
         return ENDED
+
+
+def _first_run(voice: list[bool], needed: int, window: int) -> int | None:
+    """Index of the first voice of the first ``window`` frames holding ``needed`` voices."""
+    for end in range(len(voice)):
+        span = voice[max(0, end - window + 1):end + 1]
+        if voice[end] and sum(span) >= needed:
+            return end - len(span) + 1 + span.index(True)
+    return None
 
 
 # --- pitch: is there a voice at all? ------------------------------------------------------

@@ -171,6 +171,19 @@ async def test_a_cough_before_the_phrase_does_not_end_the_turn_the_phrase_is_hea
     assert (recognized.choice, recognized.transcript) == ("operator", "사람 연결")
 
 
+async def test_a_caller_who_speaks_as_the_menu_starts_listening_is_recognized_on_a_noisy_line(
+    engine: SpeechEngine, phone_line: PhoneLine
+) -> None:
+    # The start is found after the word (see the detector's tests): its audio, kept from the
+    # stream's first frame, still reaches the recognizer whole.
+    stream = engine.open("main_menu", can_ask=True)
+    assert stream is not None
+    events = await play(stream, frames(phone_line.say_over_noise("환불", 15.0, lead_ms=0)))
+    assert [type(e) for e in events] == [SpeechStarted, Recognized]
+    assert events[0].at_ms <= (voiced_span(phone_line.say("환불"))[0] + 2) * FRAME_MS
+    assert (events[1].proposed, events[1].transcript) == ("complaint", "환불")
+
+
 async def test_a_phrase_on_a_line_20_db_down_is_recognized(engine: SpeechEngine, phone_line: PhoneLine) -> None:
     speech = np.frombuffer(phone_line.say("환불"), dtype="<i2").astype(np.float64)
     stream = engine.open("main_menu")

@@ -136,6 +136,28 @@ def test_noise_on_the_line_does_not_start_speech_before_the_caller_speaks(
     assert [e for e in events if e[0] < onset] == []  # the prompt plays on while nobody talks
 
 
+def test_babble_whose_first_moment_is_a_lull_does_not_start_speech_before_the_caller(phone_line: PhoneLine) -> None:
+    # This draw's first frames fall in a lull of the babble: a floor learnt there and held
+    # let the babble's next loud moment start (and confirm) a voice 700 ms before the caller.
+    clean, onset = turn(phone_line, SENTENCE)
+    noisy = lc.mix_at_snr(clean, lc.babble(len(clean), seed=7), 5.0)
+    events = every_event(EndpointDetector(), frames(phone_line.carry(noisy)))
+    assert [e for e in events if e[0] < onset] == []
+
+
+def test_a_caller_who_speaks_from_the_first_frame_over_street_noise_is_heard_from_the_first_syllable(
+    phone_line: PhoneLine,
+) -> None:
+    # Their voice is all the line the detector learns from at first, so it is not heard
+    # against it; when they stop, the floor shows, and the first frames are judged again.
+    pcm = phone_line.say_over_noise("민원", 15.0, lead_ms=0)
+    onset = voiced_span(phone_line.say("민원"))[0]
+    detector = EndpointDetector()
+    events = push_all(detector, frames(pcm))
+    assert [e for _, e in events] == [STARTED, ENDED]
+    assert detector.start_frame is not None and detector.start_frame <= onset + 2
+
+
 def test_at_15_db_of_babble_the_caller_is_still_heard_from_start_to_end(phone_line: PhoneLine) -> None:
     clean, onset = turn(phone_line, SENTENCE)
     noisy = lc.mix_at_snr(clean, lc.babble(len(clean), seed=2), 15.0)
