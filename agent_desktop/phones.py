@@ -7,10 +7,14 @@ the agent on break for a "missed" call and play the caller the callback offer ag
 So the desktop follows Asterisk's endpoint states and never lets such an agent take calls:
 
 - after every (re)connect of the ARI events WebSocket (:meth:`PhoneService.resync`) the
-  application subscribes to ``endpoint:PJSIP`` events, then reads the endpoint of every agent
-  logged in to the queues (``GET /endpoints/PJSIP/{resource}``); events that arrive meanwhile
-  wait in the socket and are handled after, in order, so nothing is missed or applied out of
-  order;
+  application subscribes to the endpoint of every agent logged in to the queues
+  (``endpoint:PJSIP/1001``, fifty to a request), then reads each (``GET
+  /endpoints/PJSIP/{resource}``); events that arrive meanwhile wait in the socket and are
+  handled after, in order, so nothing is missed or applied out of order. An agent who logs in
+  later is followed from their login (or, logged in through another process, from the first
+  state this one hears of): subscribe, then read. Only agents' phones: ``endpoint:PJSIP``
+  would bring every event of every SIP channel, the callers' on the trunk too, once more than
+  their call's own subscription does (issue 15: a third of a call's events were such copies);
 - then it follows ``EndpointStateChange`` (:meth:`PhoneService.on_endpoint_state_change`);
 - the states are kept in Redis, where every process's desktop API reads them;
 - an available agent (or one in wrap-up, who becomes available by itself when it ends) whose
@@ -31,12 +35,13 @@ import asyncio
 import json
 import logging
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from redis.asyncio import Redis
 
-from ari.errors import AriError, AriNotFound
+from ari.errors import AriError, AriNotFound, AriUnprocessable
 from ari.models import Endpoint, EndpointStateChange
 from ari.rest import AriRest
 from core.settings import DesktopSettings
@@ -50,12 +55,14 @@ PHONE_OFFLINE = "phone_offline"
 TECHNOLOGY = "PJSIP"
 #: At most this many endpoint reads at once after a reconnect (hundreds of agents log in).
 RESYNC_CONCURRENCY = 8
+#: Endpoints subscribed to in one request (their names go in its query string).
+SUBSCRIBE_BATCH = 50
 #: How long a state this process heard in an ``EndpointStateChange`` is trusted without reading
 #: Redis. Asterisk sends the event for every channel that comes to or leaves an endpoint (the
 #: trunk's and the agent's, twice per call each) though the state stays ``online``: without
 #: this each was three Redis round trips, a log line and a message to the desktops (issue 15).
 #: Bounded so that a state another process stored is read again within this time, when this
-#: process could not follow the endpoints (its subscription failed): while it follows them, it
+#: process could not follow the endpoint (its subscription failed): while it follows it, it
 #: hears every change Asterisk makes, and what it heard stays true until the next resync.
 SEEN_TRUST_S = 30.0
 
@@ -103,8 +110,6 @@ class PhoneService:
         self._seen: dict[str, tuple[str, float]] = {}
         #: Agent -> endpoint, as remembered by this process (a login here, a resync, a read).
         self._endpoint_of: dict[str, str] = {}
-        #: Subscribed to the endpoints' events since the last resync: every change is heard.
-        self._following = False
 
     @property
     def enabled(self) -> bool:
@@ -144,7 +149,7 @@ class PhoneService:
     def _heard(self, endpoint: str) -> str | None:
         """The state of ``endpoint`` this process heard and stored less than SEEN_TRUST_S ago."""
         seen = self._seen.get(endpoint)
-        if seen is None or (not self._following and time.monotonic() - seen[1] > SEEN_TRUST_S):
+        if seen is None or (not self.following(endpoint) and time.monotonic() - seen[1] > SEEN_TRUST_S):
             return None
         return seen[0]
 
@@ -174,41 +179,66 @@ class PhoneService:
 
     # ----------------------------------------------------------------- after every (re)connect
 
+    # ----------------------------------------------------------------- following the phones
+
+    def following(self, endpoint: str) -> bool:
+        """Whether this process has subscribed to ``endpoint``'s events since the last resync."""
+        return self.ari.follows(self.app_name, f"endpoint:{endpoint}")
+
+    async def follow(self, endpoints: Iterable[str]) -> None:
+        """Subscribe the application to these phones' events (those not followed yet). A batch
+        Asterisk refuses (an endpoint it does not have: 422) is asked for one by one; a phone
+        that cannot be followed is still checked when its agent chooses Available."""
+        todo = [e for e in dict.fromkeys(endpoints) if not self.following(e)]
+        for i in range(0, len(todo), SUBSCRIBE_BATCH):
+            batch = todo[i:i + SUBSCRIBE_BATCH]
+            try:
+                await self.ari.subscribe(self.app_name, [f"endpoint:{e}" for e in batch])
+            except AriUnprocessable as exc:  # Asterisk checks them all first: one it does not have
+                if len(batch) > 1:
+                    for endpoint in batch:
+                        await self.follow([endpoint])
+                    continue
+                log.warning("phones: Asterisk has no endpoint %s to follow (%s)", batch[0], exc)
+            except AriError as exc:
+                log.warning("phones: following %d phone(s) failed (%s); each is checked when its agent "
+                            "chooses Available, and followed at the next reconnect", len(batch), exc)
+
+    # ----------------------------------------------------------------- after every (re)connect
+
     async def resync(self) -> None:
-        """Subscribe to endpoint events, then read every logged-in agent's endpoint and put the
-        available ones whose phone is offline on break. Never raises: the calls' own resync
-        must not fail because of the phones (it is logged, and done again at the next connect)."""
+        """Subscribe to the logged-in agents' endpoints, then read each and put the available
+        agents whose phone is offline on break. Never raises: the calls' own resync must not
+        fail because of the phones (it is logged, and done again at the next connect)."""
         if not self.enabled:
             return
         self._seen.clear()
-        self._following = False
-        try:
-            # Subscribe first: a change after this point arrives as an event, handled after
-            # the reads below (events wait in the socket until the resync is done).
-            await self.ari.subscribe(self.app_name, f"endpoint:{TECHNOLOGY}")
-            self._following = True
-        except AriError as exc:
-            log.warning("phones: subscribing to endpoint events failed (%s); agents' phones are checked only "
-                        "when they choose Available", exc)
         agents = await self.engine.logged_in()
         limit = asyncio.Semaphore(RESYNC_CONCURRENCY)
 
-        async def one(agent_id: str) -> str | None:
+        async def endpoint_of(agent_id: str) -> tuple[str, str] | None:
             async with limit:
-                return await self._resync_agent(agent_id)
+                agent = await self.engine.agent(agent_id)
+            return (agent_id, agent["endpoint"]) if agent is not None and agent["endpoint"] else None
 
-        results = await asyncio.gather(*(one(a) for a in agents), return_exceptions=True)
+        found = await asyncio.gather(*(endpoint_of(a) for a in agents), return_exceptions=True)
+        phones = [f for f in found if isinstance(f, tuple)]
+        # Subscribe first: a change after this point arrives as an event, handled after the
+        # reads below (events wait in the socket until the resync is done).
+        await self.follow(endpoint for _, endpoint in phones)
+
+        async def one(agent_id: str, endpoint: str) -> str | None:
+            async with limit:
+                return await self._resync_agent(agent_id, endpoint)
+
+        results = await asyncio.gather(*(one(*p) for p in phones), return_exceptions=True)
         offline = sum(1 for r in results if r in UNREACHABLE)
-        failed = [r for r in results if isinstance(r, BaseException)]
+        failed = [r for r in (*found, *results) if isinstance(r, BaseException)]
         for error in failed[:3]:
             log.warning("phones: resync of an agent's phone failed: %s", error or type(error).__name__)
         log.info("phones: %d logged-in agent(s) checked, %d phone(s) offline", len(agents), offline)
 
-    async def _resync_agent(self, agent_id: str) -> str | None:
-        agent = await self.engine.agent(agent_id)
-        if agent is None or not agent["endpoint"]:
-            return None
-        endpoint = agent["endpoint"]
+    async def _resync_agent(self, agent_id: str, endpoint: str) -> str | None:
         await self.remember(agent_id, endpoint)
         try:
             state = await self.read(endpoint)
@@ -269,8 +299,9 @@ class PhoneService:
         # An agent who logged in through another process: whose phone it is, for next time
         # (an agent's endpoint is their SIP account's, the same at every login).
         self._endpoint_of[agent_id] = agent["endpoint"]
+        await self.follow([agent["endpoint"]])  # before the read: a change after it is heard
         state = await self.state(agent["endpoint"])
-        if self._following and state.state != "unseen":
+        if self.following(agent["endpoint"]) and state.state != "unseen":
             # Not over a state an event brought meanwhile: that one is newer than the read.
             self._seen.setdefault(agent["endpoint"], (state.state, time.monotonic()))
         if not state.reachable:

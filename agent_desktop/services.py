@@ -221,9 +221,10 @@ class DesktopService:
         await self.queues.login(agent)
         if self.settings.phone_mode == "sip":
             await self.phones.remember(agent.agent_id, agent.endpoint)
+            # Followed from now on (only logged-in agents' phones are), then asked afresh: what
+            # is stored of a phone whose agent was not logged in may be old.
+            await self.phones.follow([agent.endpoint])
             try:
-                # Asked afresh: what is stored of a phone whose agent was not logged in may date
-                # from before a reconnect (only logged-in agents' phones are read again then).
                 await self.phones.read(agent.endpoint)
             except (AriError, ValueError) as exc:
                 log.info("desktop: agent %s's phone state is not known yet: %s", agent.agent_id, exc)

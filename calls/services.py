@@ -104,13 +104,9 @@ class CallService:
         hears of a channel only while it is in Stasis: without this, a caller's hang-up ends
         with StasisEnd and the final cause (ChannelDestroyed) never comes
         (docs/asterisk-behaviour.md). After the first prompt: off the caller's latency path.
-        Not when the application follows the caller's endpoint technology (the desktops'
-        phones follow ``endpoint:PJSIP``): every event of the channel, its destruction too,
-        comes through that already, and the request would only bring copies."""
+        Nothing else brings them: the desktops' phones follow only the agents' own endpoints,
+        not the callers' trunk (``endpoint:PJSIP`` would send every event of the call twice)."""
         channel_id = channel.id
-        technology = channel.name.partition("/")[0]
-        if technology and self.svc.ari.follows(self._app, f"endpoint:{technology}"):
-            return
         try:
             await self.svc.ari.subscribe(self._app, f"channel:{channel_id}")
         except AriError as exc:  # gone already: its events say so; anything else costs only the cause

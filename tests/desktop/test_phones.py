@@ -107,6 +107,46 @@ async def test_logging_in_to_the_queues_reads_the_phones_state_afresh(desk: Desk
     assert (status, refusal["code"]) == (409, "phone_not_registered")
 
 
+async def test_only_logged_in_agents_phones_are_followed_so_a_callers_events_come_once(desk: Desk) -> None:
+    """Following ``endpoint:PJSIP`` would bring every event of every SIP channel, the callers'
+    on the trunk too, once more than their call's own subscription does (issue 15)."""
+    app = desk.app.settings.ari.app
+    assert sorted(desk.pbx.apps.endpoint_sources(app).elements()) == []  # nobody logged in yet
+    agent = await agent_in_queues(desk)
+    assert sorted(desk.pbx.apps.endpoint_sources(app).elements()) == [PHONE]  # from the login on
+
+    caller = await desk.pbx.place_call("057112315", caller_id="13800138000")
+    await caller.wait_for_playback(desk.prompts.media("main_menu"))
+    channel = desk.pbx.channel(caller.channel_id)
+    assert channel is not None and desk.pbx.engine.channel_audience(channel) == {app: 1}
+
+    # Still heard: the agent's phone going offline takes them out of the queue.
+    await agent.ok("POST", "/api/desktop/state", {"state": "available"})
+    desk.pbx.set_registered(PHONE, False)
+    after = await eventually(lambda: _agent_is(desk, AgentState.BREAK))
+    assert after["reason"] == "phone_offline"
+
+
+async def test_an_agent_logged_in_elsewhere_has_their_phone_followed_once_they_are_heard_of(desk: Desk) -> None:
+    await agent_in_queues(desk)
+    phones = desk.parts.phones
+    desk.app.ari.forget_subscriptions()  # as in a process the agent did not log in through
+    phones._endpoint_of.clear()
+    assert not phones.following(PHONE)
+    await phones.agent_changed({"type": "agent.state", "agent_id": "1001", "state": "available"})
+    assert phones.following(PHONE)
+
+
+async def test_a_phone_the_switch_does_not_have_keeps_no_other_from_being_followed(desk: Desk) -> None:
+    # Asterisk checks every source of a subscription before it takes any: one unknown endpoint
+    # refuses the whole request (422), so the phones are then followed one by one.
+    phones = desk.parts.phones
+    desk.pbx.faults.inject(r"/subscription$", method="POST", query="9999", status=422, count=2,
+                           message="Event source does not exist")
+    await phones.follow(["PJSIP/1002", "PJSIP/9999", "PJSIP/1003"])
+    assert [phones.following(e) for e in ("PJSIP/1002", "PJSIP/9999", "PJSIP/1003")] == [True, False, True]
+
+
 async def test_an_available_agent_whose_phone_goes_offline_is_put_on_break_and_offered_no_call(desk: Desk) -> None:
     agent = await agent_in_queues(desk)
     await agent.ok("POST", "/api/desktop/state", {"state": "available"})
@@ -203,8 +243,9 @@ async def test_calls_coming_and_going_on_a_phone_cost_no_redis_work_and_tell_the
 async def test_an_agent_logged_in_through_another_process_costs_redis_reads_once_not_at_every_call(
     desk: Desk,
 ) -> None:
-    """Each process follows every phone's events, so what it heard or read once stays true
-    until the next resync: an agent's calls after the first cost the phones no Redis read."""
+    """Each process follows the phone of every agent it has heard of, so what it heard or read
+    once stays true until the next resync: an agent's calls after the first cost the phones no
+    Redis read."""
     agent = await agent_in_queues(desk)
     await agent.ok("POST", "/api/desktop/state", {"state": "available"})
     phones = desk.parts.phones

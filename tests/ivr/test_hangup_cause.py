@@ -7,16 +7,12 @@ BYE without one, never "None" and never a flag."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import pytest
 
-from core.settings import Settings
 from devtools.pbx_sim.callers import SimCall
 from devtools.pbx_sim.server import PbxSim
 from hotline.app import Application
 from ivr.prompts.catalogue import PromptCatalogue
-from tests.fixtures.app import running
 from tests.fixtures.waiting import eventually
 from tests.support.calls import ended_record, requests_to
 
@@ -78,35 +74,11 @@ async def test_the_cause_comes_from_the_event_that_has_one_in_either_order_and_t
     assert not hotline_app.ivr._ending  # nothing kept once the channel is destroyed
 
 
-@pytest.fixture
-async def app_following_phones(settings: Settings) -> AsyncIterator[Application]:
-    """The application as in production: the desktops' phones are SIP endpoints it follows."""
-    desktop = settings.desktop.model_copy(update={
-        "phone_mode": "sip", "sip_ws_url": "wss://pbx.example:8089/ws", "sip_domain": "pbx.example"})
-    async with running(settings.model_copy(update={"desktop": desktop})) as app:
-        yield app
-
-
-async def test_a_caller_on_a_followed_endpoint_gets_the_final_cause_without_a_subscription_of_its_own(
-    pbx_sim: PbxSim, app_following_phones: Application, prompts: PromptCatalogue
-) -> None:
-    # The desktops' phones follow endpoint:PJSIP, which carries every event of every SIP
-    # channel, a caller's destruction after it left the application too.
-    app = app_following_phones
-    assert app.ari.follows(app.settings.ari.app, "endpoint:PJSIP")
-    subscriptions = requests_to(pbx_sim, "POST", "/subscription")
-    call = await in_the_menu(pbx_sim, prompts)
-    pbx_sim.engine.hangup(pbx_sim.channel(call.channel_id), 1)
-    await pbx_sim.wait_idle()
-    await eventually(lambda: cause_is(app, call, "Unallocated (unassigned) number (1)"))
-    assert [s["eventSource"] for s in subscriptions] == []
-
-
-async def test_a_caller_whose_endpoint_is_not_followed_is_followed_by_its_channel_for_the_final_cause(
+async def test_a_caller_is_followed_by_its_channel_for_the_final_cause(
     pbx_sim: PbxSim, hotline_app: Application, prompts: PromptCatalogue
 ) -> None:
-    # Simulated phones (the test profile): nobody follows the SIP endpoints.
-    assert not hotline_app.ari.follows(hotline_app.settings.ari.app, "endpoint:PJSIP")
+    # Nothing else follows a caller's endpoint: the desktops' SIP phones follow only the agents'
+    # own (tests/desktop/test_phones.py).
     subscriptions = requests_to(pbx_sim, "POST", "/subscription")
     call = await in_the_menu(pbx_sim, prompts)
     await hotline_app.dispatcher.drain()  # the subscription goes after the first prompt

@@ -81,18 +81,17 @@ async def test_a_caller_who_hangs_up_leaves_a_record_that_says_so_not_none(
     assert record.outcome == "abandoned_in_menu"
 
 
-@pytest.mark.parametrize("phone_mode", ["sip", "simulated"])
 async def test_a_caller_hung_up_by_the_switch_leaves_its_final_cause_on_the_record(
-    real_asterisk: AsteriskInstance, on_real_asterisk: Settings, phone_mode: str
+    real_asterisk: AsteriskInstance, on_real_asterisk: Settings
 ) -> None:
-    # The caller's destruction, after it left the application, comes through endpoint:PJSIP when
-    # the desktops' phones are SIP endpoints the application follows (production), else through
-    # a subscription to the caller's own channel: either way the record gets Asterisk's cause.
+    # The caller's destruction, after it left the application, comes through the subscription to
+    # its own channel: the desktops' SIP phones (production, as here) follow only the agents'
+    # endpoints, not the callers' trunk.
     desktop = on_real_asterisk.desktop.model_copy(update={
-        "phone_mode": phone_mode, "sip_ws_url": "wss://pbx.example:8089/ws", "sip_domain": "pbx.example"})
+        "phone_mode": "sip", "sip_ws_url": "wss://pbx.example:8089/ws", "sip_domain": "pbx.example"})
     async with running(on_real_asterisk.model_copy(update={"desktop": desktop})) as app, \
             phones(real_asterisk) as (carrier, _):
-        assert app.ari.follows(app.settings.ari.app, "endpoint:PJSIP") == (phone_mode == "sip")
+        assert not app.ari.follows(app.settings.ari.app, "endpoint:PJSIP")
         await dial(carrier, "12315")
         channel = await eventually_one_channel(real_asterisk)
         await eventually_state(app, channel)
