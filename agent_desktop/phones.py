@@ -177,8 +177,6 @@ class PhoneService:
             return stored
         return await self.read(endpoint)
 
-    # ----------------------------------------------------------------- after every (re)connect
-
     # ----------------------------------------------------------------- following the phones
 
     def following(self, endpoint: str) -> bool:

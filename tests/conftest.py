@@ -22,15 +22,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     still miss a bound by a hair. The rerun shows in the summary ("R", "rerun"), so a test that
     needs it is seen, not hidden; a second failure fails the run."""
     for item in items:
-        if any(part in REAL_TIME for part in item.path.parts) and not _on_the_stand_in(item):
+        if any(part in REAL_TIME for part in item.path.parts):
             item.add_marker(pytest.mark.real_time)
             item.add_marker(pytest.mark.flaky(reruns=1, reruns_delay=1))
-
-
-def _on_the_stand_in(item: pytest.Item) -> bool:
-    """A conformance scenario's stand-in half: no real switch, so it runs with the rest."""
-    callspec = getattr(item, "callspec", None)
-    return callspec is not None and callspec.params.get("switch") == "stand-in"
 
 
 @pytest.fixture(autouse=True)
