@@ -136,9 +136,9 @@ def test_noise_on_the_line_does_not_start_speech_before_the_caller_speaks(
     assert [e for e in events if e[0] < onset] == []  # the prompt plays on while nobody talks
 
 
-def test_babble_whose_first_moment_is_a_lull_does_not_start_speech_before_the_caller(phone_line: PhoneLine) -> None:
-    # This draw's first frames fall in a lull of the babble: a floor learnt there and held
-    # let the babble's next loud moment start (and confirm) a voice 700 ms before the caller.
+def test_babble_from_the_first_frame_does_not_start_speech_before_the_caller(phone_line: PhoneLine) -> None:
+    # With the floor held from the first frames (a voice might be starting), this draw of
+    # babble started and confirmed a voice right after the learning, 700 ms before the caller.
     clean, onset = turn(phone_line, SENTENCE)
     noisy = lc.mix_at_snr(clean, lc.babble(len(clean), seed=7), 5.0)
     events = every_event(EndpointDetector(), frames(phone_line.carry(noisy)))
