@@ -248,7 +248,7 @@ class EndpointDetector:
             return None
         background = level if self.background is None else self.background
         above = level - background
-        raised = SPREAD_WEIGHT * max(0.0, self.spread - SPREAD_ALLOWED)
+        raised = _raised(self.spread)
         voice = probability >= VOICE_ON and above >= START_MARGIN_DB + raised
         self.level, self.voice = level, voice
         if self.start_frame is None:
@@ -307,9 +307,7 @@ class EndpointDetector:
         self._learnt_floor = self.background
         self._learnt_on_voice = 2 * sum(p >= VOICE_ON for _, p in heard) >= LEARN_FRAMES
         if self._learnt_on_voice:
-            learnt = np.asarray([lv for lv, _ in heard])
-            wide = float(np.mean(np.abs(learnt - learnt.mean())))
-            self.spread = max(self.spread, min(LEARNT_SPREAD_CAP, wide))
+            self.spread = max(self.spread, min(LEARNT_SPREAD_CAP, _stray(heard)))
 
     def _rejudge(self, index: int) -> str | None:
         """A caller who spoke from the stream's first frames taught the floor (and the spread)
@@ -328,9 +326,8 @@ class EndpointDetector:
                 self._heard = None  # no pause in the first seconds: a floor learnt from the line
             return None
         self._heard = None  # judged once
-        pause = np.asarray([lv for lv, _ in heard[-REVEAL_FRAMES:]])
-        spread = float(np.mean(np.abs(pause - pause.mean())))
-        margin = START_MARGIN_DB + SPREAD_WEIGHT * max(0.0, spread - SPREAD_ALLOWED)
+        spread = _stray(heard[-REVEAL_FRAMES:])
+        margin = START_MARGIN_DB + _raised(spread)
         voice = [p >= VOICE_ON and lv >= background + margin for lv, p in heard]
         first = _first_run(voice, self._start_frames, self._start_frames + START_SLACK)
         if first is None:
@@ -378,6 +375,17 @@ class EndpointDetector:
         self.ended = True
         self.end_reason = reason
         return ENDED
+
+
+def _raised(spread: float) -> float:
+    """How much a line's spread (dB) raises the margins: by SPREAD_WEIGHT per dB past SPREAD_ALLOWED."""
+    return SPREAD_WEIGHT * max(0.0, spread - SPREAD_ALLOWED)
+
+
+def _stray(heard: list[tuple[float, float]]) -> float:
+    """How far these frames' levels stray from their mean (dB, mean absolute deviation)."""
+    levels = np.asarray([level for level, _ in heard])
+    return float(np.mean(np.abs(levels - levels.mean())))
 
 
 def _first_run(voice: list[bool], needed: int, window: int) -> int | None:
