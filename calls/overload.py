@@ -265,7 +265,7 @@ class OverloadGuard:
     async def run(self, every_s: float = 1.0) -> None:
         """:meth:`tick` every ``every_s`` while shedding, until cancelled. Between episodes it
         sleeps until one starts: a tick a second with nothing to do was the most frequent timer
-        of an idle process (the heartbeat and the due loop wake it every two seconds; issue 15)."""
+        of an idle process (the heartbeat and the due loop wake it once a beat, core.beat; issue 15)."""
         while True:
             await self._episode.wait()
             await asyncio.sleep(every_s)

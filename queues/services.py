@@ -65,9 +65,9 @@ LEFTOVER_SWEEP_EVERY_S = 30.0
 #: loop sleeps until the earliest one is due, so it is exact for what is known when it looks,
 #: and what this process makes due meanwhile wakes it (``QueueEngine.schedule``); this bounds
 #: how late one that another process set (and could not end itself: it died) is found. It was a
-#: fixed 0.2 s tick with two reads: ten Redis round trips a second on an idle server, then 0.5 s
-#: (issue 15).
-DUE_LOOK_MAX_S = 2.0
+#: fixed 0.2 s tick with two reads: ten Redis round trips a second on an idle server, then 0.5 s,
+#: then 2 s (issue 15); now the process's common beat (core.beat), with the heartbeat's.
+DUE_LOOK_MAX_S = 4.0
 #: The pause before looking again when more may be due than one look saw: all the wrap-ups it
 #: read were due, or a callback retry was (only the first retry is read). A pause, not at once:
 #: entries that stay due for whatever reason must not make the loop spin.
