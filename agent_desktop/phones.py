@@ -296,14 +296,28 @@ class PhoneService:
             return
         # An agent who logged in through another process: whose phone it is, for next time
         # (an agent's endpoint is their SIP account's, the same at every login).
-        self._endpoint_of[agent_id] = agent["endpoint"]
-        await self.follow([agent["endpoint"]])  # before the read: a change after it is heard
-        state = await self.state(agent["endpoint"])
-        if self.following(agent["endpoint"]) and state.state != "unseen":
+        endpoint = self._endpoint_of[agent_id] = agent["endpoint"]
+        await self.follow([endpoint])  # before the read: a change after it is heard
+        state = await self.state(endpoint)
+        if state.state == "unseen" and self.following(endpoint):
+            state = await self._ask(endpoint, state)
+        if self.following(endpoint) and state.state != "unseen":
             # Not over a state an event brought meanwhile: that one is newer than the read.
-            self._seen.setdefault(agent["endpoint"], (state.state, time.monotonic()))
+            self._seen.setdefault(endpoint, (state.state, time.monotonic()))
         if not state.reachable:
             await self.keep_from_calls(agent_id)
+
+    async def _ask(self, endpoint: str, stored: PhoneState) -> PhoneState:
+        """Asterisk's state of a phone nobody has read yet (its agent was put in a queue
+        without a login through a desktop: a supervisor's tool, a benchmark), stored: once
+        followed, its changes come as events, and the agent's later events read nothing (the
+        two reads of an unseen phone were at every wrap-up and every available: four Redis
+        round trips a call, issue 15). ``stored`` when Asterisk cannot say."""
+        try:
+            return await self.read(endpoint)
+        except AriError as exc:
+            log.warning("phones: the state of %s not read: %s", endpoint, exc or type(exc).__name__)
+            return stored
 
     async def keep_from_calls(self, agent_id: str) -> None:
         """Put the agent on break ``phone_offline`` if they could be offered a call (or were

@@ -16,7 +16,7 @@ import pytest
 from agent_desktop.phones import PhoneService
 from ari.models import parse_event
 from core.settings import Settings
-from queues.engine import AgentState
+from queues.engine import Agent, AgentState
 from tests.fixtures.waiting import eventually
 from tests.support.desktop import Browser, Desk, next_message
 from tests.support.jurisdictions import HANGZHOU
@@ -264,6 +264,32 @@ async def test_an_agent_logged_in_through_another_process_costs_redis_reads_once
     desk.pbx.set_registered(PHONE, False)  # a change is still heard, and acted on
     after = await eventually(lambda: _agent_is(desk, AgentState.BREAK))
     assert after["reason"] == "phone_offline"
+
+
+async def test_an_agent_put_in_the_queues_without_a_desktop_has_their_phone_asked_about_once(desk: Desk) -> None:
+    """Nobody read the phone of an agent a supervisor's tool (or a benchmark) put in the queues:
+    their first event asks Asterisk, and the state then stored is trusted; before, each of the
+    agent's events read the unseen phone's state again (four Redis round trips a call)."""
+    engine, phones = desk.app.queue_engine, desk.parts.phones
+    await engine.login(Agent("1001", HANGZHOU, frozenset({"general"}), frozenset({"zh-CN"}), PHONE))
+    assert (await phones.state(PHONE)).state == "unseen"
+    available = {"type": "agent.state", "agent_id": "1001", "state": "available"}
+    await phones.agent_changed(available)
+    assert (await phones.state(PHONE)).state == "online" and phones.following(PHONE)
+    with redis_commands_counted(desk.app.redis) as later:
+        for _ in range(5):
+            await phones.agent_changed(available)
+    assert later == []
+
+
+async def test_an_agent_put_in_the_queues_whose_phone_is_not_registered_is_put_on_break(desk: Desk) -> None:
+    desk.pbx.set_registered(PHONE, False)
+    engine = desk.app.queue_engine
+    await engine.login(Agent("1001", HANGZHOU, frozenset({"general"}), frozenset({"zh-CN"}), PHONE))
+    await engine.set_available("1001")
+    await desk.parts.phones.agent_changed({"type": "agent.state", "agent_id": "1001", "state": "available"})
+    agent = await agent_state(desk)
+    assert (agent["state"], agent["reason"]) == (AgentState.BREAK, "phone_offline")
 
 
 async def test_after_a_reconnect_the_phones_read_then_are_trusted_until_the_next(desk: Desk) -> None:
