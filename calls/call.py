@@ -62,9 +62,13 @@ class CallServices:
     def new_id(self) -> str:
         return f"pb-{self._run}-{next(self._ids)}"
 
-    async def persist(self, state: CallState, *, new: bool = True) -> None:
-        """The live state in Redis and the call's record; ``new``: see :meth:`CallStateStore.save`."""
-        await self.store.save(state, new=new)
+    async def persist(self, state: CallState, *, new: bool = True, ahead: bool = False) -> None:
+        """The live state in Redis and the call's record; ``new``: see :meth:`CallStateStore.save`;
+        ``ahead``: with the next Redis command (:meth:`CallStateStore.save_ahead`)."""
+        if ahead:
+            await self.store.save_ahead(state, new=new)
+        else:
+            await self.store.save(state, new=new)
         self.records.save(state.to_record())
 
 

@@ -31,6 +31,9 @@ class State(Protocol):
     name: ClassVar[str]
     #: Platform outcome when the caller hangs up in this state.
     outcome_on_hangup: ClassVar[str]
+    #: The state's first durable act is a Redis command (or the next state's save): its own
+    #: save goes in the same write, ahead of it (see CallStateStore.save_ahead).
+    saved_ahead: ClassVar[bool]
 
     async def enter(self, call: Call) -> State: ...
     async def resume(self, call: Call) -> State: ...
@@ -54,6 +57,7 @@ class BaseState:
 
     name: ClassVar[str] = "base"
     outcome_on_hangup: ClassVar[str] = ABANDONED_IN_MENU
+    saved_ahead: ClassVar[bool] = False
 
     async def enter(self, call: Call) -> State:
         return self
@@ -150,13 +154,13 @@ class CallFlow:
             if store_first or isinstance(nxt, Ended):
                 # Stored before the state's commands go out: whatever the caller hears
                 # next (a choice confirmed, "you are queued") survives a crash of ours.
-                await self._persist()
+                await self._persist(ahead=nxt.saved_ahead)
             if isinstance(nxt, Ended):
                 return
             nxt = await nxt.enter(self.call)
         if not store_first:
             await self._persist()
 
-    async def _persist(self) -> None:
-        await self.call.svc.persist(self.call.data, new=not self.call.stored)
+    async def _persist(self, *, ahead: bool = False) -> None:
+        await self.call.svc.persist(self.call.data, new=not self.call.stored, ahead=ahead)
         self.call.stored = True

@@ -107,6 +107,8 @@ class _Wire(asyncio.Protocol):
             request.replies.append(reply)
             if len(request.replies) == request.count + request.skip:
                 self._waiting.popleft()
+                if request.skip:
+                    _refused_riders(request.replies[:request.skip])
                 if not request.future.done():  # its caller may have been cancelled: the replies are read anyway
                     request.future.set_result(request.replies[request.skip:])
 
@@ -251,6 +253,14 @@ class _Link:
                 wire.close()
                 raise reply
         return wire
+
+
+def _refused_riders(replies: list[Any]) -> None:
+    """Nobody waits for a rider's reply: one Redis refused (out of memory, a read-only
+    replica) is logged, or a state saved ahead (calls/store.py) would be lost in silence."""
+    for reply in replies:
+        if isinstance(reply, Exception):
+            log.warning("redis: a command sent along with another was refused: %s", reply)
 
 
 def _name(args: Sequence[Any]) -> str:

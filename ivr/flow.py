@@ -237,6 +237,10 @@ class Routed(BaseState):
 
     name: ClassVar[str] = "routed"
     outcome_on_hangup: ClassVar[str] = "abandoned_in_queue"
+    # Routing acts first in Redis (the queue's script) or in the next state, saved before its
+    # own acts: this save needs no round trip of its own (issue 15). Only the listener's
+    # hang-up goes before it, which a resumed menu makes good.
+    saved_ahead: ClassVar[bool] = True
     menus: Menus
     choice: str = "operator"
     reason: str = ""

@@ -201,3 +201,12 @@ async def test_news_waiting_to_ride_goes_out_when_the_client_closes(redis_server
     finally:
         await listener.aclose()
 
+
+
+async def test_a_command_sent_along_that_redis_refuses_is_logged_and_the_command_it_rode_with_answers(
+        lean: LeanRedis, redis_prefix: str, caplog: pytest.LogCaptureFixture) -> None:
+    key = redis_prefix + ":a-list"
+    await lean.rpush(key, "x")
+    lean.send_soon("INCR", key, within_s=30)  # WRONGTYPE: nobody waits for this reply
+    assert await lean.llen(key) == 1
+    assert any("refused" in r.getMessage() and "WRONGTYPE" in r.getMessage() for r in caplog.records)
