@@ -1,7 +1,7 @@
 """Side by side on one real Asterisk 22: the project's ARI path against the dialplan + app_queue.
 
 One Asterisk (the build of ../shared/asterisk, installed by scripts/install_asterisk.sh),
-configured by ``hotline asterisk install``, serves three paths in turns, at each load:
+configured by ``hotline asterisk install``, serves these paths in turns, at each load:
 
 - ``ari``: the project's dialplan hands the call to ``hotline serve`` (its own process): the
   welcome and the main menu, the key 1 (complaint), the queue engine, an agent's phone rung and
@@ -12,6 +12,10 @@ configured by ``hotline asterisk install``, serves three paths in turns, at each
   its CPU in a column of its own, outside the total: it is the platform's, not ours).
 - ``dialplan``: the same job written for Asterisk alone (bench/side_by_side_files/): Answer, the
   same prompts in Background() (the key stops them), Queue() whose static members are the same agents.
+- ``floor`` (on request): the thinnest ARI application that serves the same calls
+  (bench/ari_floor.py: the dialplan path's job on ARI, kept in memory, nothing more), in place of
+  ``hotline serve``: what any application on ARI costs on this machine, against which the
+  application's own cost is read.
 
 The same sipp callers (carrier trunk, silence sent from the answer on as a phone does, the key
 sent as an RFC 4733 event 1.5 s after the answer, then what they hear sent back, and the caller
@@ -83,12 +87,14 @@ FIRST_AGENT = 2001
 RTP_START, RTP_END = 40000, 49998
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 #: The paths a step may take; those served by ``hotline serve``.
-PATHS = ("ari", "ari-full", "dialplan")
-APP_PATHS = ("ari", "ari-full")
+PATHS = ("ari", "ari-full", "floor", "dialplan")
+#: The paths whose calls go to the ARI application: ``hotline serve``, or for ``floor`` the
+#: thinnest application that serves them (bench/ari_floor.py: what any ARI application costs).
+APP_PATHS = ("ari", "ari-full", "floor")
 #: The language of each path's calls (the queue offers a call only to agents who speak it):
 #: the full row speaks Korean, the language of the one real speech model at hand (as in
 #: tests/real_asterisk, whose Mandarin production model cannot be downloaded here).
-LANGUAGE = {"ari": "zh-CN", "ari-full": "ko-KR", "dialplan": "zh-CN"}
+LANGUAGE = {"ari": "zh-CN", "ari-full": "ko-KR", "floor": "zh-CN", "dialplan": "zh-CN"}
 #: Where the application sends the callers it turns away (load shedding): a busy message.
 SHED_CONTEXT = "hotline-shed"
 #: Asterisk's verbose log of the benchmark (log/<this>), read for first audio and shedding.
@@ -286,7 +292,10 @@ def postgres_pid(pg: PostgresProcess) -> int | None:
 
 async def log_agents_in(redis_url: str, prefix: str, agents: list[AgentPhone], language: str) -> None:
     """As the desktop's Login and Available do: every agent at Hangzhou, line general, speaking
-    ``language`` (logging in again replaces the profile)."""
+    ``language`` (logging in again replaces the profile), their phone's state read (online: a
+    static contact) and stored where the application keeps it (agent_desktop/phones.py). Without
+    that state an application process that meets an agent for the first time asks Asterisk for
+    it, an ARI request and two Redis round trips a call in a step of fresh processes."""
     from redis.asyncio import Redis
 
     from queues.engine import Agent, QueueEngine
@@ -294,10 +303,13 @@ async def log_agents_in(redis_url: str, prefix: str, agents: list[AgentPhone], l
     redis = Redis.from_url(redis_url)
     try:
         engine = QueueEngine(redis, f"{prefix}:queues")
+        since = int(time.time() * 1000)
         for a in agents:
             await engine.login(Agent(a.endpoint, HANGZHOU, frozenset({"general"}), frozenset({language}),
                                      f"PJSIP/{a.endpoint}"))
             await engine.set_available(a.endpoint)
+            await redis.hset(f"{prefix}:desktop:phones:state", f"PJSIP/{a.endpoint}",
+                             json.dumps({"state": "online", "since_ms": since}))
     finally:
         await redis.aclose()
 
@@ -512,7 +524,13 @@ class Bench:
         env = self.app_env(path)
         self.app_path = path
         out = open(self.work / "app.log", "ab")
-        self.app = subprocess.Popen([sys.executable, "-m", "hotline.cli", "serve"], env=env, cwd=ROOT,
+        command = [sys.executable, "-m", "hotline.cli", "serve"]
+        if path == "floor":
+            command = [sys.executable, str(ROOT / "bench" / "ari_floor.py"), "--url", inst.ari_url,
+                       "--user", env["HOTLINE_ARI__USERNAME"],
+                       "--agents", ",".join(f"PJSIP/{a.endpoint}" for a in self.agents),
+                       "--wrap-up", f"{self.args.wrap_up:g}"]
+        self.app = subprocess.Popen(command, env=env, cwd=ROOT,
                                     stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
                                     start_new_session=True)
         out.close()
@@ -530,7 +548,7 @@ class Bench:
         wait_for(connected, 90, "hotline serve connecting to ARI")
         # Its start-up work (resync, phone states; the speech model's loading) done before
         # anything is measured.
-        time.sleep(3.0 if path == "ari" else 8.0)
+        time.sleep(8.0 if path == "ari-full" else 3.0)
 
     def stop_app(self) -> None:
         stop_process(self.app)
@@ -724,6 +742,24 @@ def ratios_table(steps: list[Step]) -> str:
                   "first audio p95 ari/dialplan"], rows)
 
 
+def floor_table(steps: list[Step]) -> str:
+    """The ari row against the floor row (the thinnest ARI application) of the same rate: what
+    the application costs above what any application on ARI costs, and that floor against the
+    dialplan."""
+    by = {(s.path, s.rate): s for s in steps}
+    rows = []
+    for rate in sorted({s.rate for s in steps}):
+        ari, floor, plan = by.get(("ari", rate)), by.get(("floor", rate)), by.get(("dialplan", rate))
+        if ari is None or floor is None:
+            continue
+        rows.append([f"{rate:g}", fmt(ari.per_call("app")), fmt(floor.per_call("app")),
+                     fmt(ari.per_call("app") - floor.per_call("app")), ratio(ari.total_ms, floor.total_ms),
+                     ratio(floor.total_ms, plan.total_ms) if plan is not None else "–",
+                     ratio(percentile(floor.setup_ms, 50), percentile(plan.setup_ms, 50)) if plan is not None else "–"])
+    return table(["calls/s", "app ms/call ari", "app ms/call floor", "ari above the floor ms/call",
+                  "whole system CPU ari/floor", "whole system CPU floor/dialplan", "set-up p50 floor/dialplan"], rows)
+
+
 def highest_held(steps: list[Step], path: str) -> str:
     held = [s.rate for s in steps if s.path == path and s.held]
     failed = [s.rate for s in steps if s.path == path and not s.held]
@@ -755,8 +791,10 @@ def report(steps: list[Step], args: argparse.Namespace) -> str:
     lines = [steps_table(steps, args.database), ""]
     if any(s.path == "dialplan" for s in steps) and any(s.path == "ari" for s in steps):
         lines += [ratios_table(steps), ""]
+    if any(s.path == "floor" for s in steps) and any(s.path == "ari" for s in steps):
+        lines += [floor_table(steps), ""]
     lines.append("Highest load held: " + "; ".join(f"{p} {highest_held(steps, p)}" for p in paths) + ".")
-    ours = [p for p in paths if p in APP_PATHS]
+    ours = [p for p in paths if p in APP_PATHS and p != "floor"]  # the floor sheds nothing on purpose
     if ours:
         lines.append("Shedding: " + "; ".join(shedding(steps, p) for p in ours) + ".")
     if done := evidence(steps):
@@ -784,7 +822,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--step-seconds", type=float, default=60.0, help="how long callers arrive at each step (60)")
     parser.add_argument("--paths", default="ari,ari-full,dialplan",
                         help="which paths, in this order at each rate: ari, ari-full (speech, recording "
-                             "and delivery on), dialplan (ari,ari-full,dialplan)")
+                             "and delivery on), floor (the thinnest ARI application: bench/ari_floor.py), "
+                             "dialplan (ari,ari-full,dialplan)")
     parser.add_argument("--agents", type=int, default=0,
                         help="agents' phones (default: enough for the highest rate: "
                              "rate x (call + wrap-up + 3 s) + 10)")

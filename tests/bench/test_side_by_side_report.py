@@ -87,6 +87,18 @@ def test_rounds_are_reported_together_weighted_by_their_calls_with_each_rounds_r
     assert parse_args(["--rounds", "2"]).rounds == 2
 
 
+def test_the_application_is_set_against_the_thinnest_ari_application_serving_the_same_calls() -> None:
+    thin = step("floor", 1)
+    thin.cpu_ms["app"] = 6.0
+    parts = report([step("ari", 1), thin, step("dialplan", 1)], args("--paths", "ari,floor,dialplan")).split("\n\n")
+    floor = parts[2]
+    assert column(floor, "app ms/call ari", 0) == "15.0" and column(floor, "app ms/call floor", 0) == "6.0"
+    assert column(floor, "ari above the floor ms/call", 0) == "9.0"
+    assert column(floor, "whole system CPU ari/floor", 0) == "1.13"  # 76 / 67
+    assert column(floor, "whole system CPU floor/dialplan", 0) == "1.10"  # 67 / 61
+    assert "floor turned" not in parts[3]  # it sheds nothing on purpose: no shedding line for it
+
+
 def test_every_other_round_runs_the_paths_in_reverse_so_a_steady_drift_cancels_out() -> None:
     order = list(iter_steps(parse_args(["--rates", "1,5", "--rounds", "3", "--paths", "ari,dialplan"])))
     assert order == [("ari", 1), ("dialplan", 1), ("dialplan", 1), ("ari", 1), ("ari", 1), ("dialplan", 1),
