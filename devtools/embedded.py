@@ -102,7 +102,7 @@ class RedisProcess:
             [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.workdir),
              "--appendonly", "yes", "--appendfsync", "everysec", "--save", "", "--protected-mode", "no",
              # Its periodic work (expiring keys nobody reads, statistics) once a second, not ten
-             # times: idle, that cost 6.5 ms of CPU a second on a virtual host, 1.5 at 1 (issue 15).
+             # times: an idle server cost 6.5 ms of CPU a second on a virtual host, 1.5 now (issue 15).
              # Nothing of ours waits for it: an expired key is gone when read, blocked clients'
              # timeouts are kept without it (Redis 6 and later), and the append-only file is
              # still synced every second.
