@@ -98,12 +98,15 @@ class Floor:
         await self.rest.add_channel(f"{cid}-call", cid, leg)
 
     async def _gone(self, cid: str) -> None:
-        if cid in self.legs:  # the agent hung up: so does the caller
+        if cid in self.legs:  # the agent's leg has gone: their caller too, then the wrap-up
             caller, agent = self.legs.pop(cid)
+            if self.callers.pop(caller, None) is not None:  # the agent hung up first
+                with contextlib.suppress(AriError):
+                    await self.rest.hangup(caller)
+                with contextlib.suppress(AriError):
+                    await self.rest.destroy_bridge(f"{caller}-call")
             await asyncio.sleep(self.wrap_up_s)
             self.free.append(agent)
-            if self.callers.pop(caller, None) is not None:
-                await self.rest.hangup(caller)
             return
         leg = self.callers.pop(cid, None)
         if leg is None:
