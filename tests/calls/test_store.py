@@ -12,7 +12,6 @@ from redis.asyncio import Redis
 
 from calls.store import SAVE_AHEAD_S, CallState, CallStateStore
 from core.lean_redis import LeanRedis
-from devtools.embedded import RedisProcess
 from tests.support.redis import redis_round_trips
 
 
@@ -61,34 +60,26 @@ def test_a_state_stored_by_a_version_with_other_fields_still_reads() -> None:
 
 
 async def test_a_state_saved_ahead_goes_with_the_next_command_in_front_of_it(
-    redis_server: RedisProcess, redis_prefix: str
+    lean: LeanRedis, redis_prefix: str
 ) -> None:
     """Routing's save needs no round trip of its own: it is written with the queue's script
     that follows, ahead of it, so the script never acts on a call whose state is not stored."""
-    lean = LeanRedis.from_url(redis_server.url)
-    try:
-        store = CallStateStore(lean, redis_prefix)
-        call = a_call()
-        await store.save(call)
-        call.state, call.choice = "routed", "complaint"
-        with redis_round_trips(lean) as trips:
-            await store.save_ahead(call, new=False)
-            stored = await lean.get(f"{redis_prefix}:ivr:call:ch1")  # the next command: it sees the save
-        assert trips == [["get"]] and CallState.from_json(stored) == call
-    finally:
-        await lean.aclose()
+    store = CallStateStore(lean, redis_prefix)
+    call = a_call()
+    await store.save(call)
+    call.state, call.choice = "routed", "complaint"
+    with redis_round_trips(lean) as trips:
+        await store.save_ahead(call, new=False)
+        stored = await lean.get(f"{redis_prefix}:ivr:call:ch1")  # the next command: it sees the save
+    assert trips == [["get"]] and CallState.from_json(stored) == call
 
 
 async def test_a_state_saved_ahead_with_no_command_after_it_goes_alone_a_moment_later(
-    redis_server: RedisProcess, redis: Redis, redis_prefix: str
+    lean: LeanRedis, redis: Redis, redis_prefix: str
 ) -> None:
-    lean = LeanRedis.from_url(redis_server.url)
-    try:
-        store = CallStateStore(lean, redis_prefix)
-        call = a_call()
-        await store.save_ahead(call)  # its first: counted among the live calls too
-        await asyncio.sleep(SAVE_AHEAD_S + 0.1)
-        assert await CallStateStore(redis, redis_prefix).load("ch1") == call
-        assert await redis.smembers(f"{redis_prefix}:ivr:live") == {b"ch1"}
-    finally:
-        await lean.aclose()
+    store = CallStateStore(lean, redis_prefix)
+    call = a_call()
+    await store.save_ahead(call)  # its first: counted among the live calls too
+    await asyncio.sleep(SAVE_AHEAD_S + 0.1)
+    assert await CallStateStore(redis, redis_prefix).load("ch1") == call
+    assert await redis.smembers(f"{redis_prefix}:ivr:live") == {b"ch1"}

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -15,13 +14,6 @@ from redis.exceptions import DataError, NoScriptError, ResponseError
 from core.lean_redis import LeanRedis, lean_from_pool
 from devtools.embedded import RedisProcess
 from tests.support.redis import redis_commands_counted
-
-
-@pytest.fixture
-async def lean(redis_server: RedisProcess) -> AsyncIterator[LeanRedis]:
-    client = lean_from_pool(BlockingConnectionPool.from_url(redis_server.url, max_connections=4))
-    yield client
-    await client.aclose()
 
 
 async def everyday_commands(r: Redis, p: str) -> list[Any]:
@@ -200,7 +192,6 @@ async def test_news_waiting_to_ride_goes_out_when_the_client_closes(redis_server
             assert await next_messages(pubsub, 1) == [b"last words"]
     finally:
         await listener.aclose()
-
 
 
 async def test_a_command_sent_along_that_redis_refuses_is_logged_and_the_command_it_rode_with_answers(
