@@ -96,12 +96,22 @@ def split_endpoint(endpoint: str) -> tuple[str, str]:
     return tech, resource
 
 
+def states_key(prefix: str) -> str:
+    """The hash of the phones' stored states, endpoint -> :func:`stored_state`."""
+    return f"{prefix}:desktop:phones:state"
+
+
+def stored_state(state: str, since_ms: int | None) -> str:
+    """A phone's state as kept in :func:`states_key` (what every process's desktop API reads)."""
+    return json.dumps({"state": state, "since_ms": since_ms}, separators=(",", ":"))
+
+
 class PhoneService:
     def __init__(self, *, ari: AriRest, engine: QueueEngine, redis: Redis, prefix: str, app_name: str,
                  settings: DesktopSettings, events_channel: str) -> None:
         self.ari, self.engine, self.redis, self.app_name = ari, engine, redis, app_name
         self.settings = settings
-        self._states_key = f"{prefix}:desktop:phones:state"
+        self._states_key = states_key(prefix)
         self._agents_key = f"{prefix}:desktop:phones:agents"
         #: Where the queue engine announces agents (``AgentEvents``): the desktops listen there.
         self._events_channel = events_channel
@@ -137,8 +147,7 @@ class PhoneService:
         if before.state == state and before.since_ms is not None:
             return before, False
         now = PhoneState(endpoint, state, now_ms())
-        await self.redis.hset(self._states_key, endpoint,
-                              json.dumps({"state": state, "since_ms": now.since_ms}, separators=(",", ":")))
+        await self.redis.hset(self._states_key, endpoint, stored_state(state, now.since_ms))
         return now, True
 
     async def remember(self, agent_id: str, endpoint: str) -> None:
@@ -298,10 +307,11 @@ class PhoneService:
         # (an agent's endpoint is their SIP account's, the same at every login).
         endpoint = self._endpoint_of[agent_id] = agent["endpoint"]
         await self.follow([endpoint])  # before the read: a change after it is heard
+        followed = self.following(endpoint)
         state = await self.state(endpoint)
-        if state.state == "unseen" and self.following(endpoint):
+        if state.state == "unseen" and followed:
             state = await self._ask(endpoint, state)
-        if self.following(endpoint) and state.state != "unseen":
+        if followed and state.state != "unseen":
             # Not over a state an event brought meanwhile: that one is newer than the read.
             self._seen.setdefault(endpoint, (state.state, time.monotonic()))
         if not state.reachable:

@@ -298,6 +298,7 @@ async def log_agents_in(redis_url: str, prefix: str, agents: list[AgentPhone], l
     it, an ARI request and two Redis round trips a call in a step of fresh processes."""
     from redis.asyncio import Redis
 
+    from agent_desktop.phones import states_key, stored_state
     from queues.engine import Agent, QueueEngine
 
     redis = Redis.from_url(redis_url)
@@ -308,8 +309,7 @@ async def log_agents_in(redis_url: str, prefix: str, agents: list[AgentPhone], l
             await engine.login(Agent(a.endpoint, HANGZHOU, frozenset({"general"}), frozenset({language}),
                                      f"PJSIP/{a.endpoint}"))
             await engine.set_available(a.endpoint)
-            await redis.hset(f"{prefix}:desktop:phones:state", f"PJSIP/{a.endpoint}",
-                             json.dumps({"state": "online", "since_ms": since}))
+            await redis.hset(states_key(prefix), f"PJSIP/{a.endpoint}", stored_state("online", since))
     finally:
         await redis.aclose()
 
