@@ -26,7 +26,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from contextlib import suppress
-from typing import Any
+from typing import Any, Protocol
 
 from aiohttp import web
 from redis.asyncio import Redis
@@ -95,6 +95,14 @@ class Outlet:
                 await asyncio.wait_for(self.ws.close(code=code), 2.0)
 
 
+class AgentEventHook(Protocol):
+    """Told of the agent events it wants, in order per agent (see DesktopNotifier)."""
+
+    def wants(self, message: dict[str, Any]) -> bool: ...
+
+    async def agent_changed(self, message: dict[str, Any]) -> None: ...
+
+
 class _Serial:
     """Runs jobs one after another per key (an agent's events stay in order), keys in parallel."""
 
@@ -123,7 +131,7 @@ class _Serial:
 class DesktopNotifier:
     def __init__(self, redis: Redis, prefix: str, *, desktop: DesktopService, wallboard: WallboardService,
                  tickets: TicketService, throttle_s: float = 0.1, socket_queue: int = 64,
-                 on_agent_event: Callable[[dict[str, Any]], Awaitable[None]] | None = None) -> None:
+                 on_agent_event: AgentEventHook | None = None) -> None:
         self.redis, self.desktop, self.wallboard, self.tickets = redis, desktop, wallboard, tickets
         #: Also told of every agent event, in order per agent (the phones keep an agent whose
         #: phone is offline from becoming available by the end of a wrap-up).
@@ -235,8 +243,8 @@ class DesktopNotifier:
             self.wallboard_changed()
         agent_id = str(message.get("agent_id", ""))
         hook = self.on_agent_event
-        if hook is not None and agent_id:
-            self._serial.run(f"agent-hook:{agent_id}", lambda: hook(message))
+        if hook is not None and agent_id and hook.wants(message):
+            self._serial.run(f"agent-hook:{agent_id}", lambda: hook.agent_changed(message))
         if agent_id in self._agents:
             self._serial.run(f"agent:{agent_id}", lambda: self._push_agent(agent_id, message))
 

@@ -282,6 +282,20 @@ class PhoneService:
             await self.keep_from_calls(agent_id)
         await self._announce(agent_id, state)
 
+    def wants(self, message: dict[str, Any]) -> bool:
+        """Whether :meth:`agent_changed` has anything to do for this agent event: decided here,
+        without a task, for the many that need nothing (several a call, issue 15)."""
+        if not self.enabled or message.get("type") != "agent.state":
+            return False
+        state, reason = message.get("state"), message.get("reason")
+        if not (state in (AgentState.AVAILABLE, AgentState.WRAP_UP)
+                or (state == AgentState.BREAK and reason == "no_answer")):
+            return False
+        known = self._endpoint_of.get(str(message.get("agent_id") or ""))
+        heard = self._heard(known) if known is not None else None
+        # The phone this process last heard of can ring: nothing to look at (two Redis reads a call).
+        return heard is None or heard in UNREACHABLE
+
     async def agent_changed(self, message: dict[str, Any]) -> None:
         """An agent event of the queue engine (``<prefix>:events:agents``), from any process.
 
@@ -289,17 +303,9 @@ class PhoneService:
         wrap-up to available by themselves; an agent offered a call their phone could not
         ring is put on break "no_answer". Either way, while the phone is offline they belong
         on break ``phone_offline``, which also says why."""
-        if not self.enabled or message.get("type") != "agent.state":
-            return
-        state, reason = message.get("state"), message.get("reason")
-        if not (state in (AgentState.AVAILABLE, AgentState.WRAP_UP)
-                or (state == AgentState.BREAK and reason == "no_answer")):
+        if not self.wants(message):
             return
         agent_id = str(message.get("agent_id") or "")
-        known = self._endpoint_of.get(agent_id)
-        heard = self._heard(known) if known is not None else None
-        if heard is not None and heard not in UNREACHABLE:
-            return  # the phone this process last heard of can ring (two Redis reads saved per call)
         agent = await self.engine.agent(agent_id) if agent_id else None
         if agent is None or not agent["endpoint"]:
             return

@@ -85,7 +85,7 @@ async def build(*, settings: Settings, ari: AriRest, redis: Redis, db: AsyncEngi
     monitor = MonitorService(ari=ari, engine=queues.engine, store=store, redis=redis,
                              prefix=s.redis.prefix, app_name=s.ari.app, ring_timeout_s=s.queues.ring_timeout_s)
     notifier = DesktopNotifier(redis, s.redis.prefix, desktop=desktop, wallboard=wallboard, tickets=tickets,
-                               on_agent_event=phones.agent_changed)
+                               on_agent_event=phones)
     desk = Desktop(desktop, wallboard, monitor, notifier, phones)
     accounts.on_logout.append(desktop.on_logout)
     stasis = DesktopStasis(ivr.service, monitor, phones)

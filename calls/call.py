@@ -64,11 +64,13 @@ class CallServices:
 
     async def persist(self, state: CallState, *, new: bool = True, ahead: bool = False) -> None:
         """The live state in Redis and the call's record; ``new``: see :meth:`CallStateStore.save`;
-        ``ahead``: with the next Redis command (:meth:`CallStateStore.save_ahead`)."""
+        ``ahead``: with the next Redis command (:meth:`CallStateStore.save_ahead`), else written
+        now, its reply not waited for (:meth:`CallStateStore.tell`): stored before the state's
+        acts go out either way."""
         if ahead:
             await self.store.save_ahead(state, new=new)
         else:
-            await self.store.save(state, new=new)
+            await self.store.tell(state, new=new)
         self.records.save(state.to_record())
 
 

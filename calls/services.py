@@ -260,7 +260,7 @@ class CallService:
         # committed, then the state is deleted: the record waits up to the writer's pause in
         # memory, and a crash meanwhile left nothing to end it by (or the call's last live
         # state, ended at the resync as "found gone"). Now the next resync writes it again.
-        await self.svc.store.save(data)
+        await self.svc.store.tell(data)
         self.svc.records.save(data.to_record())
         channel_id = data.channel_id
         self.svc.records.when_written(data.call_id, lambda: self.svc.store.forget_soon(channel_id))

@@ -135,6 +135,22 @@ class CallStateStore:
             pipe.sadd(self._live, state.channel_id)
             await pipe.execute()
 
+    async def tell(self, state: CallState, *, new: bool = True) -> None:
+        """Store the call's state in a write of its own now, without Redis's reply (see
+        ``LeanRedis.tell``): applied before anything this process sends after it, as an awaited
+        save is, with no wake-up for the answer (issue 15: four a whole call). A save Redis
+        refuses goes unheard; the call's next script or read fails with the same cause. Without
+        the shared connection: saved as :meth:`save`."""
+        rider = riding(self._redis)
+        if rider is None:
+            await self.save(state, new=new)
+            return
+        key = self._prefix + state.channel_id
+        if new:  # a set's member: re-adding is no change, so no transaction is needed for it
+            await rider.tell(("SET", key, state.to_json()), ("SADD", self._live, state.channel_id))
+        else:
+            await rider.tell(("SET", key, state.to_json()))
+
     async def save_ahead(self, state: CallState, *, new: bool = True) -> None:
         """Store the call's state in the same write as, and ahead of, the next command this
         process sends to Redis, without a round trip of its own; alone within SAVE_AHEAD_S.

@@ -16,7 +16,14 @@ connection of its own goes through redis-py's pool: blocking reads, per-connecti
 
 The shared connection speaks what redis-py's own does (RESP3 after ``HELLO 3``, parsed by the
 same hiredis reader, replies shaped by the same callbacks), so a command answers the same
-either way. A reply lost with the connection raises ``redis.exceptions.ConnectionError`` and
+either way.
+
+Writes nobody needs an answer to (a call's state saved, news published) can also go without
+one (:meth:`LeanRedis.tell`, each behind ``CLIENT REPLY SKIP``): on this kind of host a
+process woken for a reply spends more than the command costs (issue 15), and a write sent
+before the next act is applied before it, in order, as an awaited one is. What is lost is
+hearing that Redis refused it (out of memory, a read-only replica): the next awaited command
+says so. A reply lost with the connection raises ``redis.exceptions.ConnectionError`` and
 is not sent again: a script may have run (see ``queues/engine.py``). The next command
 connects again, with a short backoff while Redis is away.
 """
@@ -58,6 +65,20 @@ RIDE_MAX_S = 0.05
 MAX_RIDERS = 10_000
 #: hiredis's answer for "not a whole reply yet" (its default, False, is also a RESP3 boolean).
 _MORE = object()
+
+
+def _command(*words: str) -> bytes:
+    args: tuple[Any, ...] = words  # hiredis's stub types a tuple of one
+    packed: bytes = hiredis.pack_command(args)
+    return packed
+
+
+#: In front of a command sent without a reply: Redis skips the next command's reply (and makes
+#: none for this one).
+_SKIP_REPLY = _command("CLIENT", "REPLY", "SKIP")
+#: Whether the server skips replies, asked once a connection: the probe's last word comes back
+#: alone when it does (a server that refuses CLIENT, by an ACL or a renamed command, answers all three).
+_PROBE = (_SKIP_REPLY, _command("ECHO", "skipped"), _command("ECHO", "told"))
 
 log = logging.getLogger(__name__)
 
@@ -130,6 +151,12 @@ class _Wire(asyncio.Protocol):
         self._transport.writelines(packed)
         return future
 
+    def tell(self, packed: Sequence[bytes]) -> None:
+        """Write ``packed`` at once, each command with no reply (``CLIENT REPLY SKIP``)."""
+        if self.closed or self._transport is None:
+            raise RedisConnectionError("Connection closed by server.")
+        self._transport.writelines([part for command in packed for part in (_SKIP_REPLY, command)])
+
     def close(self) -> None:
         if self._transport is not None and not self.closed:
             self._transport.close()
@@ -161,20 +188,44 @@ class _Link:
         self._flushes: set[asyncio.Task[None]] = set()
         #: Riders lost (the connection failed under them): news nobody waited for.
         self.riders_lost = 0
+        #: Whether the server skips replies (see _PROBE); until a connection says no, it does.
+        self.tells = True
 
     async def call(self, packed: Sequence[bytes], count: int) -> list[Any]:
         wire = self._wire
         if wire is None or wire.closed:
             wire = await self._connected()
-        riders, self._riders = self._riders, []
-        if self._ride_timer is not None:
-            self._ride_timer.cancel()
-            self._ride_timer = None
+        riders = self._take_riders()
         try:
             return await wire.send([*riders, *packed] if riders else packed, count, len(riders))
         except RedisConnectionError:  # refused at once or lost on the way: the riders with it
             self.riders_lost += len(riders)
             raise
+
+    async def tell(self, packed: Sequence[bytes]) -> None:
+        """Write what rides and ``packed`` now, without their replies (a server that cannot skip
+        them: as a request, its first refusal raised)."""
+        wire = self._wire
+        if wire is None or wire.closed:
+            wire = await self._connected()
+        if not self.tells:
+            for reply in await self.call(packed, len(packed)):
+                if isinstance(reply, Exception):
+                    raise reply
+            return
+        riders = self._take_riders()
+        try:
+            wire.tell([*riders, *packed])
+        except RedisConnectionError:
+            self.riders_lost += len(riders)
+            raise
+
+    def _take_riders(self) -> list[bytes]:
+        riders, self._riders = self._riders, []
+        if self._ride_timer is not None:
+            self._ride_timer.cancel()
+            self._ride_timer = None
+        return riders
 
     def ride(self, packed: bytes, within_s: float) -> None:
         """``packed`` goes out with the next request, or alone after ``within_s``."""
@@ -192,6 +243,11 @@ class _Link:
 
     def _send_riders(self) -> None:
         self._ride_timer = None
+        wire = self._wire
+        if self._riders and self.tells and wire is not None and not wire.closed:
+            # Nobody waits for them: no reply to wake this process again for.
+            with contextlib.suppress(RedisConnectionError):  # closed meanwhile: the flush below connects
+                wire.tell(self._take_riders())
         if self._riders:  # a flush of earlier riders may still wait for its replies: one more
             flush = asyncio.get_running_loop().create_task(self._flush(), name="redis-riders")
             self._flushes.add(flush)
@@ -252,7 +308,24 @@ class _Link:
             if isinstance(reply, Exception):
                 wire.close()
                 raise reply
+        if self.tells and not await self._skips(wire):
+            return await self._connect()  # that connection's replies are out of step: a fresh one
         return wire
+
+    async def _skips(self, wire: _Wire) -> bool:
+        """Whether the server skips a reply when asked (else :meth:`tell` awaits replies)."""
+        try:
+            (reply,) = await wire.send(_PROBE, 1)
+        except BaseException:
+            wire.close()
+            raise
+        if reply == b"told":
+            return True
+        log.warning("redis: the server does not skip replies (%s): writes nobody waits for are answered",
+                    reply)
+        self.tells = False
+        wire.close()
+        return False
 
 
 def _refused_riders(replies: list[Any]) -> None:
@@ -338,6 +411,14 @@ class LeanRedis(Redis):
         if self._link is None:
             raise RuntimeError("send_soon needs the shared connection (a plain redis:// URL)")
         self._link.ride(self._packer.pack(args), within_s)
+
+    async def tell(self, *commands: Sequence[Any]) -> None:
+        """Send ``commands`` (each a command's arguments, as to ``execute_command``) in one write
+        now, with what rides, and read no reply: for writes whose answer nobody needs (see the
+        module's doc). Raises only when Redis cannot be reached."""
+        if self._link is None:
+            raise RuntimeError("tell needs the shared connection (a plain redis:// URL)")
+        await self._link.tell([self._packer.pack(args) for args in commands])
 
     @property
     def riders_lost(self) -> int:

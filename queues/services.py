@@ -113,8 +113,8 @@ class AgentEvents:
         self._wake = asyncio.Event()
         self.dropped = 0
         #: The client's ride-along publish when it has one (core/lean_redis.py), else the task's pipeline.
-        rider = riding(redis)
-        self._publish_soon = rider.publish_soon if rider is not None else None
+        self._rider = riding(redis)
+        self._publish_soon = self._rider.publish_soon if self._rider is not None else None
 
     def agent_state(self, agent_id: str, state: str, *, reason: str | None = None, call_id: str | None = None) -> None:
         self.emit({"type": "agent.state", "agent_id": agent_id, "state": state, "reason": reason or None,
@@ -137,6 +137,17 @@ class AgentEvents:
             return
         self._pending.append(text)
         self._wake.set()
+
+    async def send_now(self) -> None:
+        """What was emitted and waits to ride goes now, in a write of its own without a reply,
+        for a caller with no command of its own to follow (the wrap-up loop): riding, it would
+        go alone a moment later, the process woken again for it (issue 15)."""
+        if self._rider is not None:
+            try:
+                await self._rider.tell()
+            except Exception as exc:  # noqa: BLE001 - news for desktops; the state is in the engine
+                log.warning("agent events: not sent now (%s); they go with the next command",
+                            exc or type(exc).__name__)
 
     async def run(self) -> None:
         """Publish until cancelled; what is pending when cancelled is sent first (bounded by the caller)."""
@@ -815,6 +826,8 @@ class QueueService:
         waits; one that fails does not keep the others in wrap-up: the first failure is raised
         after all were tried (the loop logs it and looks again)."""
         ended = await asyncio.gather(*(self.engine.set_available(a) for a in agent_ids), return_exceptions=True)
+        if agent_ids and isinstance(self.engine, AnnouncingEngine):
+            await self.engine.events.send_now()  # "available": nothing of this loop's follows to ride with
         for result in ended:
             if not isinstance(result, BaseException):
                 self.deliver(result)

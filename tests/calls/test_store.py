@@ -83,3 +83,19 @@ async def test_a_state_saved_ahead_with_no_command_after_it_goes_alone_a_moment_
     await asyncio.sleep(SAVE_AHEAD_S + 0.1)
     assert await CallStateStore(redis, redis_prefix).load("ch1") == call
     assert await redis.smembers(f"{redis_prefix}:ivr:live") == {b"ch1"}
+
+
+async def test_a_state_told_is_stored_before_the_next_command_without_a_reply_of_its_own(
+    lean: LeanRedis, redis_prefix: str
+) -> None:
+    """The flow's saves are written before the state acts, and nobody waits for Redis's "OK":
+    the process is not woken for it (issue 15); the next command sees them."""
+    store = CallStateStore(lean, redis_prefix)
+    call = a_call()
+    with redis_round_trips(lean) as trips:
+        await store.tell(call)  # its first: counted among the live calls too
+        call.state = "routed"
+        await store.tell(call, new=False)
+        assert await store.live_channel_ids() == {"ch1"}
+        assert await store.load("ch1") == call
+    assert trips == [["smembers"], ["get"]]

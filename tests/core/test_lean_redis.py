@@ -201,3 +201,44 @@ async def test_a_command_sent_along_that_redis_refuses_is_logged_and_the_command
     lean.send_soon("INCR", key, within_s=30)  # WRONGTYPE: nobody waits for this reply
     assert await lean.llen(key) == 1
     assert any("refused" in r.getMessage() and "WRONGTYPE" in r.getMessage() for r in caplog.records)
+
+
+async def test_writes_told_without_a_reply_are_applied_in_order_behind_what_rode_and_replies_stay_in_step(
+        lean: LeanRedis, redis_prefix: str) -> None:
+    key, items = redis_prefix + ":told", redis_prefix + ":told-list"
+    lean.send_soon("SET", key, "rode", within_s=30)  # queued before the told writes: applied before them
+    await lean.tell(("APPEND", key, "+told"), ("RPUSH", items, "a"))
+    await lean.tell(("RPUSH", items, "b"))
+    assert await lean.get(key) == b"rode+told"  # the next reply read is this command's own
+    assert await lean.lrange(items, 0, -1) == [b"a", b"b"]
+
+
+async def test_a_server_that_refuses_to_skip_replies_gets_told_writes_as_requests(
+        redis: Redis, redis_server: RedisProcess, redis_prefix: str, caplog: pytest.LogCaptureFixture) -> None:
+    """A user an ACL keeps from CLIENT: the writes still land, answered, and the connection
+    stays in step."""
+    user = redis_prefix.replace(":", "-") + "-noclient"
+    await redis.execute_command("ACL", "SETUSER", user, "on", ">pw", "~*", "&*", "+@all", "-client")
+    limited = lean_from_pool(BlockingConnectionPool.from_url(
+        redis_server.url.replace("redis://", f"redis://{user}:pw@"), max_connections=2))
+    try:
+        key = redis_prefix + ":answered"
+        await limited.tell(("SET", key, "1"), ("INCR", key))
+        assert await limited.get(key) == b"2"
+        with pytest.raises(ResponseError, match="WRONGTYPE"):  # refused: heard, as a request is
+            await limited.tell(("LPUSH", key, "x"))
+        assert await limited.get(key) == b"2"
+        assert any("does not skip replies" in r.getMessage() for r in caplog.records)
+    finally:
+        await limited.aclose()
+        await redis.execute_command("ACL", "DELUSER", user)
+
+
+async def test_telling_nothing_sends_what_rides_at_once(lean: LeanRedis, redis_prefix: str) -> None:
+    channel = redis_prefix + ":now"
+    async with lean.pubsub(ignore_subscribe_messages=True) as pubsub:
+        await pubsub.subscribe(channel)
+        lean.publish_soon(channel, "at once", within_s=30)
+        await lean.tell()
+        async with asyncio.timeout(2):  # not 30 s
+            assert await next_messages(pubsub, 1) == [b"at once"]

@@ -96,3 +96,24 @@ async def test_on_the_applications_client_the_events_ride_with_the_next_command_
     assert [(e["type"], e.get("state")) for e in heard] == [
         ("agent.state", "break"), ("agent.state", "available"), ("agent.state", "ringing"), ("call.offered", None),
         ("agent.state", "on_call")]
+
+
+async def test_events_with_no_command_to_follow_go_at_once_when_sent_now(
+    redis_server: RedisProcess, redis_prefix: str, clock: MillisClock
+) -> None:
+    """The wrap-up loop ends a wrap-up and has nothing more to send: its "available" goes in
+    that moment, not in a wake-up of its own once the ride's wait is over."""
+    lean = lean_from_pool(BlockingConnectionPool.from_url(redis_server.url, max_connections=4))
+    events = AgentEvents(lean, redis_prefix)
+    events._publish_soon = lambda channel, text: lean.publish_soon(channel, text, within_s=30)  # a long ride
+    try:
+        async with lean.pubsub(ignore_subscribe_messages=True) as pubsub:
+            await pubsub.subscribe(events.channel)
+            events.agent_state("a1", "available")
+            await events.send_now()
+            async with asyncio.timeout(2):  # not 30 s
+                while (message := await pubsub.get_message(timeout=1)) is None:
+                    pass
+    finally:
+        await lean.aclose()
+    assert json.loads(message["data"])["state"] == "available"
