@@ -295,6 +295,8 @@ class QueueEngine:
         #: ``QueueService``) wakes up for it instead of looking at Redis every fraction of a second.
         self.scheduled = asyncio.Event()
         self.scheduled_ms: int | None = None
+        #: Agent -> when the wrap-up this process started for them ends (see :meth:`wrap_ups_due`).
+        self._wrap_ups_ending: dict[str, int] = {}
 
     def key(self, *parts: str) -> str:
         return ":".join((self.prefix, *parts))
@@ -312,11 +314,22 @@ class QueueEngine:
             if name not in _READ_ONLY:  # even a refusal may have moved something (an offer put back)
                 self.changed.set()
 
-    def schedule(self, due_ms: int) -> None:
-        """Something this process put in Redis is due at ``due_ms``: wake the due loop for it."""
+    def schedule(self, due_ms: int, *, wrap_up_of: str | None = None) -> None:
+        """Something this process put in Redis is due at ``due_ms``: wake the due loop for it.
+        ``wrap_up_of``: it is that agent's wrap-up (:meth:`wrap_ups_due` names them)."""
+        if wrap_up_of is not None:
+            self._wrap_ups_ending[wrap_up_of] = due_ms
         if self.scheduled_ms is None or due_ms < self.scheduled_ms:
             self.scheduled_ms = due_ms
         self.scheduled.set()
+
+    def wrap_ups_due(self, now_ms: int) -> list[str]:
+        """The agents whose wrap-up, started by this process, ends by ``now_ms`` (named once:
+        the due loop ends them with :meth:`end_wrap_up`, in the round trip of its look)."""
+        due = [agent_id for agent_id, ends in self._wrap_ups_ending.items() if ends <= now_ms]
+        for agent_id in due:
+            del self._wrap_ups_ending[agent_id]
+        return due
 
     def parties_soon(self, call_id: str) -> asyncio.Future[tuple[str | None, str | None]]:
         """The call's channel and agent as they are before the next script this coroutine
@@ -436,6 +449,12 @@ class QueueEngine:
         """The agent is ready: offered the best call waiting in their home queues, else waits."""
         return _offer(await self._run("set_available", _ident("agent_id", agent_id)))
 
+    async def end_wrap_up(self, agent_id: str) -> tuple[bool, Offer | None]:
+        """The agent available, as :meth:`set_available`, if their wrap-up is due; (False, None)
+        and no change when it is not (ended already, or the agent on break or logged out since)."""
+        result = await self._run("set_available", _ident("agent_id", agent_id), "due")
+        return (False, None) if result == 0 else (True, _offer(result))
+
     async def set_break(self, agent_id: str, reason: str) -> None:
         await self._run("set_break", _ident("agent_id", agent_id), _ident("reason", reason))
 
@@ -455,12 +474,13 @@ class QueueEngine:
         pause_ms = max(0, round(pause_s * 1000))
         offer = _offer(await self._run("connect_failed", _ident("call_id", call_id), _ident("agent_id", agent_id),
                                        pause_ms))
-        self.schedule(self.clock_ms() + pause_ms)
+        self.schedule(self.clock_ms() + pause_ms, wrap_up_of=agent_id)
         return offer
 
     async def hung_up(self, call_id: str, agent_id: str) -> None:
         """The conversation is over: the call is gone, the agent in wrap-up for the queue's wrap-up time."""
-        await self._with_wrap_up("hung_up", _ident("call_id", call_id), _ident("agent_id", agent_id))
+        agent_id = _ident("agent_id", agent_id)
+        await self._with_wrap_up("hung_up", _ident("call_id", call_id), agent_id, wrap_up_of=agent_id)
 
     async def wrap_up_due(self, now_ms: int | None = None) -> list[str]:
         """Agents whose wrap-up has ended by ``now_ms``: call set_available for each (any
@@ -512,7 +532,7 @@ class QueueEngine:
                 return round(float(spec[name]) * 1000)
         return round(DEFAULT_WRAP_UP_S * 1000)
 
-    async def _with_wrap_up(self, script: str, *args: EncodableT) -> Any:
+    async def _with_wrap_up(self, script: str, *args: EncodableT, wrap_up_of: str | None = None) -> Any:
         # The wrap-up depends on the queue that answered, known only in Redis. Try a guess: a
         # flat wrap-up fits any queue ('*'); with a mapping the script names the queue and the
         # second run is exact (an answered call's queue never changes).
@@ -522,7 +542,7 @@ class QueueEngine:
             result = await self._run(script, *args, ms, guess, now=now)
             if not (isinstance(result, list) and _s(result[0]) == "retry"):
                 if result:
-                    self.schedule(now + ms)  # an agent's wrap-up (if the call had one) ends then
+                    self.schedule(now + ms, wrap_up_of=wrap_up_of)  # an agent's wrap-up (if the call had one) ends then
                 return result
             queue, line = _s(result[1]), _s(result[2])
             guess, ms = f"{queue}:{line}", self.wrap_up_ms(queue, line)

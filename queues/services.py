@@ -216,6 +216,12 @@ class AnnouncingEngine(QueueEngine):
             self.events.agent_state(agent_id, "available")
         return self._offered(offer)
 
+    async def end_wrap_up(self, agent_id: str) -> tuple[bool, Offer | None]:
+        ended, offer = await super().end_wrap_up(agent_id)
+        if ended and offer is None:
+            self.events.agent_state(agent_id, "available")
+        return ended, self._offered(offer)
+
     async def set_break(self, agent_id: str, reason: str) -> None:
         await super().set_break(agent_id, reason)
         self.events.agent_state(agent_id, "break", reason=reason)
@@ -808,9 +814,14 @@ class QueueService:
         both (one round trip when none is); the seconds until the next look: when the first
         wrap-up or retry not yet due is, at most DUE_LOOK_MAX_S."""
         now = self.engine.clock_ms()
-        wrap_ups, retry = await self.engine.wrap_ups_ahead(DUE_LOOK_WRAP_UPS, first_of=self._retry_key())
+        # The wrap-ups this process started and knows due are ended in the same moment as the
+        # look is sent, so that their replies come back together (one wake-up, not two, issue 15).
+        mine = self.engine.wrap_ups_due(now)
+        (wrap_ups, retry), _ = await asyncio.gather(
+            self.engine.wrap_ups_ahead(DUE_LOOK_WRAP_UPS, first_of=self._retry_key()),
+            self._end_wrap_ups(mine, only_due=True))
         due = [agent_id for agent_id, ends in wrap_ups if ends <= now]
-        await self._end_wrap_ups(due)
+        await self._end_wrap_ups([agent_id for agent_id in due if agent_id not in mine])
         if retry is not None and retry <= now:
             await self._requeue_due_callbacks()
             return DUE_AGAIN_S  # the retries read were the due ones: when the next is, is not known
@@ -821,12 +832,17 @@ class QueueService:
         later = [ends for _, ends in wrap_ups if ends > now][:1] + ([] if retry is None else [retry])
         return min([DUE_LOOK_MAX_S, *((ends - now) / 1000 for ends in later)])
 
-    async def _end_wrap_ups(self, agent_ids: list[str]) -> None:
+    async def _end_wrap_ups(self, agent_ids: list[str], *, only_due: bool = False) -> None:
         """Each agent available (their scripts in one pipeline) and offered a call if one
-        waits; one that fails does not keep the others in wrap-up: the first failure is raised
-        after all were tried (the loop logs it and looks again)."""
-        ended = await asyncio.gather(*(self.engine.set_available(a) for a in agent_ids), return_exceptions=True)
-        if agent_ids and isinstance(self.engine, AnnouncingEngine):
+        waits; ``only_due``: only if their wrap-up is due by Redis's own record (an agent who
+        chose a break meanwhile stays on it). One that fails does not keep the others in
+        wrap-up: the first failure is raised after all were tried (the loop logs it and looks
+        again; a wrap-up that did not end is still in Redis, seen at the next look)."""
+        if not agent_ids:
+            return
+        ending = (self._end_due(a) if only_due else self.engine.set_available(a) for a in agent_ids)
+        ended = await asyncio.gather(*ending, return_exceptions=True)
+        if isinstance(self.engine, AnnouncingEngine):
             await self.engine.events.send_now()  # "available": nothing of this loop's follows to ride with
         for result in ended:
             if not isinstance(result, BaseException):
@@ -834,6 +850,9 @@ class QueueService:
         failed = [result for result in ended if isinstance(result, BaseException)]
         if failed:  # a cancellation (the loop is closing) first: it is not a failure to log
             raise next((f for f in failed if not isinstance(f, Exception)), failed[0])
+
+    async def _end_due(self, agent_id: str) -> Offer | None:
+        return (await self.engine.end_wrap_up(agent_id))[1]
 
     async def close(self) -> None:
         await cancel_and_wait(self._tasks, what="the queues")

@@ -1,5 +1,11 @@
--- ARGV: agent id. Returns an offer, or nil when the agent now waits for a call.
+-- ARGV: agent id, and 'due' to end only a wrap-up that is due (else 0: nothing changed; the
+-- wrap-up loop ends the ones it started without reading them first). Returns an offer, or nil
+-- when the agent now waits for a call.
 local aid = ARGV[3]
+if ARGV[4] == 'due' then
+  local ends = redis.call('ZSCORE', P .. 'wrapup', aid)
+  if not ends or tonumber(ends) > NOW then return 0 end
+end
 local a = read(P .. 'agent:' .. aid, AGENT)
 if not a then return fail('UNKNOWN_AGENT', 'no agent ' .. aid) end
 if a.state == 'available' then return false end

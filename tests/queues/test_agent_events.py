@@ -58,6 +58,22 @@ async def test_the_end_of_a_conversation_names_the_callers_channel_with_no_round
     ]
 
 
+async def test_a_wrap_up_ended_when_due_says_available_and_one_not_due_says_nothing(
+    announcing: AnnouncingEngine, events: AgentEvents, clock: MillisClock
+) -> None:
+    await ready(announcing, agent("a1"))
+    await announcing.enqueue(call("c1"))
+    await announcing.answered("c1", "a1")
+    await announcing.hung_up("c1", "a1")
+    emitted(events)
+    assert await announcing.end_wrap_up("a1") == (False, None)
+    assert emitted(events) == []
+    clock.advance(5)
+    assert await announcing.end_wrap_up("a1") == (True, None)
+    assert emitted(events) == [
+        {"type": "agent.state", "agent_id": "a1", "state": "available", "reason": None, "call_id": None}]
+
+
 async def test_an_answer_names_the_channel_and_a_refused_change_names_nothing(
     announcing: AnnouncingEngine, events: AgentEvents
 ) -> None:

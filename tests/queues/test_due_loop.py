@@ -43,7 +43,8 @@ async def test_a_wake_up_for_a_due_wrap_up_reads_redis_once_and_sleeps_until_the
     clock.advance(WRAP_UP_S - 1.5)
     with redis_round_trips(engine.redis) as trips:
         wait = await service._end_what_is_due()
-    assert trips == [["zrange", "zrange"], ["evalsha"]]  # the look, then a1's set_available
+    # The look, and a1's end sent with it: this process started that wrap-up and knew when it ends.
+    assert sorted(trips) == [["evalsha"], ["zrange", "zrange"]]
     assert await state(engine, "a1") == AgentState.AVAILABLE
     assert await state(engine, "a2") == AgentState.WRAP_UP
     assert wait == pytest.approx(1.5, abs=0.0025)  # no look in between: nothing is due before a2
@@ -64,6 +65,7 @@ async def test_more_wrap_ups_due_than_one_look_reads_are_all_ended(
 ) -> None:
     agent_ids = [f"a{i}" for i in range(DUE_LOOK_WRAP_UPS + 2)]
     await in_wrap_up(engine, clock, *agent_ids)
+    engine.wrap_ups_due(clock() + 60_000)  # started by another process: found by looking only
     clock.advance(WRAP_UP_S)
     assert await service._end_what_is_due() == DUE_AGAIN_S  # all it read were due: more may be
     assert [await state(engine, a) for a in agent_ids[-2:]] == [AgentState.WRAP_UP] * 2
@@ -108,3 +110,26 @@ async def test_a_due_callback_retry_is_queued_again_and_the_loop_looks_again_soo
     clock.advance(1)
     assert await service._end_what_is_due() == DUE_AGAIN_S  # only the first retry was read
     assert (await engine.call("cb1"))["state"] == "waiting"  # type: ignore[index]
+
+
+async def test_a_wrap_up_another_process_started_is_ended_after_the_look_that_found_it(
+    engine: QueueEngine, clock: MillisClock, service: QueueService
+) -> None:
+    await in_wrap_up(engine, clock, "a1")
+    engine.wrap_ups_due(clock() + 60_000)  # as if another process had started it: not known here
+    clock.advance(WRAP_UP_S)
+    with redis_round_trips(engine.redis) as trips:
+        assert await service._end_what_is_due() == DUE_LOOK_MAX_S
+    assert trips == [["zrange", "zrange"], ["evalsha"]]
+    assert await state(engine, "a1") == AgentState.AVAILABLE
+
+
+async def test_an_agent_who_chose_a_break_during_their_wrap_up_stays_on_it_when_it_was_due(
+    engine: QueueEngine, clock: MillisClock, service: QueueService
+) -> None:
+    await in_wrap_up(engine, clock, "a1", "a2")
+    await engine.set_break("a1", "lunch")
+    clock.advance(WRAP_UP_S)
+    await service._end_what_is_due()
+    assert await state(engine, "a1") == AgentState.BREAK
+    assert await state(engine, "a2") == AgentState.AVAILABLE

@@ -279,6 +279,27 @@ async def test_a_caller_who_hangs_up_mid_conversation_puts_the_agent_in_wrap_up(
     assert await state(engine, "a1") is AgentState.WRAP_UP
 
 
+async def test_a_wrap_up_this_engine_started_is_named_once_when_due_and_ends_only_if_redis_says_so(
+    engine: QueueEngine, clock: MillisClock
+) -> None:
+    await ready(engine, agent("a1"), agent("a2"))
+    for c, a in (("c1", "a1"), ("c2", "a2")):
+        offer = await engine.enqueue(call(c))
+        assert offer is not None and offer.agent_id == a
+        await engine.answered(c, a)
+        await engine.hung_up(c, a)
+    assert engine.wrap_ups_due(clock.now) == []
+    assert await engine.end_wrap_up("a1") == (False, None)  # not due yet: nothing changed
+    assert await state(engine, "a1") is AgentState.WRAP_UP
+    await engine.set_break("a2", "lunch")
+    clock.advance(10)  # the default wrap-up
+    assert engine.wrap_ups_due(clock.now) == ["a1", "a2"]
+    assert engine.wrap_ups_due(clock.now) == []  # named once
+    assert await engine.end_wrap_up("a1") == (True, None)
+    assert await engine.end_wrap_up("a2") == (False, None)  # on the break they chose
+    assert [await state(engine, a) for a in ("a1", "a2")] == [AgentState.AVAILABLE, AgentState.BREAK]
+
+
 async def test_hung_up_starts_the_wrap_up_of_the_queue_that_answered(
     redis: Redis, redis_prefix: str, clock: MillisClock
 ) -> None:
