@@ -34,6 +34,7 @@ from redis.asyncio import Redis
 from agent_desktop.services import DesktopService, DesktopUser
 from agent_desktop.wallboard import WallboardService
 from agent_desktop.wording import for_agents
+from core.lean_redis import listen
 from core.problems import Problem
 from core.tasks import cancel_and_wait
 from queues.figures import WATCHED_TTL_MS, mark_watched
@@ -205,22 +206,18 @@ class DesktopNotifier:
 
     async def _listen(self) -> None:
         while True:
-            pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
             try:
-                await pubsub.subscribe(*self.channels.values())
-                if self.subscribed.is_set():
-                    self._catch_up()  # events may have been missed while the connection was down
-                self.subscribed.set()
-                async for message in pubsub.listen():
-                    self._dispatch(_text(message["channel"]), message["data"])
+                await listen(self.redis, list(self.channels.values()), self._dispatch, self._on_subscribed)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - Redis restarts: subscribe again
                 log.warning("desktop notifier: subscription lost (%s); subscribing again", exc or type(exc).__name__)
                 await asyncio.sleep(1.0)
-            finally:
-                with suppress(Exception):
-                    await pubsub.aclose()
+
+    def _on_subscribed(self) -> None:
+        if self.subscribed.is_set():
+            self._catch_up()  # events may have been missed while the connection was down
+        self.subscribed.set()
 
     def _dispatch(self, channel: str, data: Any) -> None:
         try:
@@ -346,7 +343,3 @@ def _worded(problems: Any) -> Any:
         else:
             worded.append(item)
     return worded
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)

@@ -35,7 +35,7 @@ import contextlib
 import inspect
 import logging
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -171,6 +171,60 @@ class _Wire(asyncio.Protocol):
             request = self._waiting.popleft()
             if not request.future.done():
                 request.future.set_exception(error)
+
+
+class _Listener(asyncio.Protocol):
+    """A subscribed connection: each message handed on as it is read (see :func:`listen`)."""
+
+    def __init__(self, on_message: Callable[[str, bytes], None]) -> None:
+        self._reader = hiredis.Reader(protocolError=InvalidResponse, replyError=_Errors.parse_error,
+                                      notEnoughData=_MORE)
+        self._on_message = on_message
+        self._transport: asyncio.WriteTransport | None = None
+        loop = asyncio.get_running_loop()
+        #: HELLO's reply; then the count of channels whose subscription Redis confirmed.
+        self.hello: asyncio.Future[Any] = loop.create_future()
+        self.confirmed, self.all_confirmed = 0, loop.create_future()
+        self.wanted = 0
+        #: Set (to an error) when the connection is lost.
+        self.lost: asyncio.Future[None] = loop.create_future()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = transport  # type: ignore[assignment]  # a stream transport (uvloop's is no asyncio.Transport)
+
+    def write(self, packed: bytes) -> None:
+        assert self._transport is not None
+        self._transport.write(packed)
+
+    def data_received(self, data: bytes) -> None:
+        self._reader.feed(data)
+        while (reply := self._reader.gets()) is not _MORE:
+            if not self.hello.done():
+                self.hello.set_result(reply)
+            elif isinstance(reply, list) and len(reply) == 3 and reply[0] == b"message":
+                try:
+                    self._on_message(reply[1].decode(), reply[2])
+                except Exception:  # one listener's mistake must not end the subscription
+                    log.exception("redis: handling a message on %s failed", reply[1])
+            elif isinstance(reply, list) and reply and reply[0] == b"subscribe":
+                self.confirmed += 1
+                if self.confirmed >= self.wanted and not self.all_confirmed.done():
+                    self.all_confirmed.set_result(None)
+            elif isinstance(reply, Exception):
+                self._lose(reply)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._lose(RedisConnectionError(f"Connection closed by server.{f' ({exc})' if exc else ''}"))
+
+    def _lose(self, error: Exception) -> None:
+        for waiting in (self.hello, self.all_confirmed, self.lost):
+            if not waiting.done():
+                waiting.set_exception(error)
+        self.close()
+
+    def close(self) -> None:
+        if self._transport is not None:
+            self._transport.close()
 
 
 class _Link:
@@ -311,6 +365,31 @@ class _Link:
         if self.tells and not await self._skips(wire):
             return await self._connect()  # that connection's replies are out of step: a fresh one
         return wire
+
+    async def listen(self, channels: Sequence[str], on_message: Callable[[str, bytes], None],
+                     on_subscribed: Callable[[], None]) -> None:
+        """See :func:`listen`: on a connection of its own (a subscribed one takes no commands)."""
+        loop = asyncio.get_running_loop()
+        async with asyncio.timeout(self._timeout):
+            _, listener = await loop.create_connection(lambda: _Listener(on_message), self._host, self._port)
+        try:
+            hello: list[Any] = ["HELLO", 3]
+            if self._password is not None:
+                hello += ["AUTH", self._username or "default", self._password]
+            listener.wanted = len(channels)
+            listener.write(hiredis.pack_command(tuple(hello)))
+            listener.write(_command("SUBSCRIBE", *channels))
+            async with asyncio.timeout(self._timeout):
+                if isinstance(reply := await listener.hello, Exception):
+                    raise reply
+                await listener.all_confirmed
+            on_subscribed()
+            await listener.lost  # raises: the connection is gone
+        finally:
+            listener.close()
+            for waiting in (listener.hello, listener.all_confirmed, listener.lost):
+                if waiting.done() and not waiting.cancelled():
+                    waiting.exception()  # retrieved: the error raised above says it
 
     async def _skips(self, wire: _Wire) -> bool:
         """Whether the server skips a reply when asked (else :meth:`tell` awaits replies)."""
@@ -481,6 +560,34 @@ class LeanPipeline(Pipeline):
         return results
 
 
+async def listen(redis: Redis, channels: Sequence[str], on_message: Callable[[str, bytes], None],
+                 on_subscribed: Callable[[], None]) -> None:
+    """Subscribe to ``channels`` and hand each message to ``on_message(channel, data)``, in the
+    order published, until the connection is lost (raises ``redis.exceptions.ConnectionError``:
+    subscribe again, what was published meanwhile is gone) or the caller is cancelled.
+    ``on_subscribed`` is called once Redis confirmed every channel.
+
+    Why not redis-py's ``PubSub``: each message read there went through its parser, retry,
+    push-handler and logging layers and a coroutine of its own, about twenty calls of Python for
+    a few bytes, and every process reads every agent event of the centre (several a call, issue
+    15). Here a message is one parsed push and one call. On another client than the
+    application's (a Unix socket, TLS): redis-py's ``PubSub``, the same contract."""
+    link = redis._link if isinstance(redis, LeanRedis) else None
+    if link is not None:
+        await link.listen(channels, on_message, on_subscribed)
+        return
+    pubsub = redis.pubsub(ignore_subscribe_messages=True)
+    try:
+        await pubsub.subscribe(*channels)
+        on_subscribed()
+        async for message in pubsub.listen():
+            channel = message["channel"]
+            on_message(channel.decode() if isinstance(channel, bytes) else str(channel), message["data"])
+    finally:
+        with contextlib.suppress(Exception):
+            await pubsub.aclose()
+
+
 def riding(redis: Redis) -> LeanRedis | None:
     """``redis`` when it can send commands along with others (:meth:`LeanRedis.send_soon`), else None."""
     return redis if isinstance(redis, LeanRedis) and redis.rides else None
@@ -493,4 +600,4 @@ def lean_from_pool(pool: Any) -> LeanRedis:
     return client
 
 
-__all__ = ["HOLDS_CONNECTION", "LeanPipeline", "LeanRedis", "lean_from_pool", "riding"]
+__all__ = ["HOLDS_CONNECTION", "LeanPipeline", "LeanRedis", "lean_from_pool", "listen", "riding"]

@@ -11,7 +11,7 @@ from redis.asyncio import BlockingConnectionPool, Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import DataError, NoScriptError, ResponseError
 
-from core.lean_redis import LeanRedis, lean_from_pool
+from core.lean_redis import LeanRedis, lean_from_pool, listen
 from devtools.embedded import RedisProcess
 from tests.support.redis import redis_commands_counted
 
@@ -242,3 +242,50 @@ async def test_telling_nothing_sends_what_rides_at_once(lean: LeanRedis, redis_p
         await lean.tell()
         async with asyncio.timeout(2):  # not 30 s
             assert await next_messages(pubsub, 1) == [b"at once"]
+
+
+@pytest.mark.parametrize("client", ["lean", "redis"])
+async def test_a_listener_hears_every_message_of_its_channels_in_order_once_subscribed(
+        client: str, lean: LeanRedis, redis: Redis, redis_prefix: str) -> None:
+    """On the application's client a connection of its own; on another, redis-py's PubSub."""
+    listening = lean if client == "lean" else redis
+    news, other = redis_prefix + ":news", redis_prefix + ":other"
+    heard: list[tuple[str, bytes]] = []
+    subscribed, three = asyncio.Event(), asyncio.Event()
+
+    def hear(channel: str, data: bytes) -> None:
+        heard.append((channel, data))
+        if len(heard) == 3:
+            three.set()
+
+    task = asyncio.create_task(listen(listening, [news, other], hear, subscribed.set))
+    try:
+        async with asyncio.timeout(2):
+            await subscribed.wait()
+        for channel, text in ((news, "1"), (redis_prefix + ":not-ours", "x"), (other, "2"), (news, "3")):
+            await redis.publish(channel, text)
+        async with asyncio.timeout(2):
+            await three.wait()
+    finally:
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    assert heard == [(news, b"1"), (other, b"2"), (news, b"3")]
+
+
+async def test_a_listener_whose_connection_is_lost_says_so(tmp_path: Path) -> None:
+    server = RedisProcess(tmp_path)  # a private server: this one is stopped
+    server.start()
+    client = lean_from_pool(BlockingConnectionPool.from_url(server.url, max_connections=2))
+    subscribed = asyncio.Event()
+    try:
+        task = asyncio.create_task(listen(client, ["news"], lambda c, d: None, subscribed.set))
+        async with asyncio.timeout(2):
+            await subscribed.wait()
+        server.stop()
+        with pytest.raises(RedisConnectionError):
+            async with asyncio.timeout(5):
+                await task
+    finally:
+        await client.aclose()
+        server.stop()
