@@ -347,10 +347,7 @@ class _Link:
         loop = asyncio.get_running_loop()
         async with asyncio.timeout(self._timeout):
             _, wire = await loop.create_connection(_Wire, self._host, self._port)
-            hello: list[Any] = ["HELLO", 3]
-            if self._password is not None:
-                hello += ["AUTH", self._username or "default", self._password]
-            commands: list[tuple[Any, ...]] = [tuple(hello)]
+            commands: list[tuple[Any, ...]] = [self._hello()]
             if self._db:
                 commands.append(("SELECT", self._db))
             try:
@@ -358,13 +355,19 @@ class _Link:
             except BaseException:
                 wire.close()
                 raise
-        for reply in replies:
-            if isinstance(reply, Exception):
-                wire.close()
-                raise reply
-        if self.tells and not await self._skips(wire):
-            return await self._connect()  # that connection's replies are out of step: a fresh one
-        return wire
+            for reply in replies:
+                if isinstance(reply, Exception):
+                    wire.close()
+                    raise reply
+            # A server that would not skip has answered the probe's every word: closed, out of step.
+            refused = self.tells and not await self._skips(wire)
+        return await self._connect() if refused else wire
+
+    def _hello(self) -> tuple[Any, ...]:
+        hello: list[Any] = ["HELLO", 3]
+        if self._password is not None:
+            hello += ["AUTH", self._username or "default", self._password]
+        return tuple(hello)
 
     async def listen(self, channels: Sequence[str], on_message: Callable[[str, bytes], None],
                      on_subscribed: Callable[[], None]) -> None:
@@ -373,11 +376,8 @@ class _Link:
         async with asyncio.timeout(self._timeout):
             _, listener = await loop.create_connection(lambda: _Listener(on_message), self._host, self._port)
         try:
-            hello: list[Any] = ["HELLO", 3]
-            if self._password is not None:
-                hello += ["AUTH", self._username or "default", self._password]
             listener.wanted = len(channels)
-            listener.write(hiredis.pack_command(tuple(hello)))
+            listener.write(hiredis.pack_command(self._hello()))
             listener.write(_command("SUBSCRIBE", *channels))
             async with asyncio.timeout(self._timeout):
                 if isinstance(reply := await listener.hello, Exception):
