@@ -15,8 +15,9 @@ Measures, on this machine, in one run:
 
 The stand-in and the scripted callers run in this process; the application runs in its own
 (as in production), under ``bench/app_probe.py``, which counts what only its process sees (SQL,
-log records, its CPU). Redis is counted with INFO (CPU, commands, reads = round trips), the ARI
-traffic at the stand-in. ``BENCH_PROFILE=<file>`` writes a cProfile of the app over the
+log records, its CPU). Redis is counted with INFO (CPU, commands, reads: the writes that reached
+it, each a round trip unless sent without a reply, ``LeanRedis.tell``), the ARI traffic at the
+stand-in. ``BENCH_PROFILE=<file>`` writes a cProfile of the app over the
 whole-call phase only (``python -m pstats <file>``).
 
     .venv/bin/python bench/ivr.py [--whole 500] [--whole-rate 20] [--agents 80] [--talk 1.0]
@@ -141,7 +142,7 @@ class AppProbe:
 
 
 async def redis_figures(client: Redis) -> dict[str, Any]:
-    """Redis's CPU, commands by name and reads (round trips), in one INFO: the INFO itself is
+    """Redis's CPU, commands by name and reads (writes received), in one INFO: the INFO itself is
     one command and one read, left out of the differences (see ``Figures.since``)."""
     info = await client.info("everything")
     return {
@@ -258,7 +259,7 @@ def per_call(d: dict[str, Any], calls: int) -> list[tuple[str, str]]:
         ("ARI requests per call", f"{sum(d['requests'].values()) / calls:.1f}"),
         ("ARI events per call", f"{sum(d['events'].values()) / calls:.1f}"),
         ("Redis commands per call", f"{sum(d['redis_commands'].values()) / calls:.1f}"),
-        ("Redis round trips (reads) per call", f"{d['redis_reads'] / calls:.1f}"),
+        ("Redis reads (the app's writes, answered or told) per call", f"{d['redis_reads'] / calls:.1f}"),
         ("SQL statements per call", f"{d['sql'] / calls:.2f}"),
         ("SQL transactions per call", f"{d['commits'] / calls:.2f}"),
         ("log lines per call (INFO)", f"{d['log_lines'] / calls:.1f}"),

@@ -207,9 +207,9 @@ def lua_source(name: str) -> str:
 
 
 _SCRIPTS = ("enqueue", "overflow", "remove", "login", "logout", "set_available", "set_break", "answered",
-            "ring_no_answer", "connect_failed", "hung_up", "position", "waiting", "parties")
+            "ring_no_answer", "connect_failed", "hung_up", "position", "waiting", "parties", "wrap_ups_ahead")
 #: Scripts that only read: they never change a wallboard figure.
-_READ_ONLY = frozenset({"position", "waiting", "parties"})
+_READ_ONLY = frozenset({"position", "waiting", "parties", "wrap_ups_ahead"})
 
 
 class _Batcher:
@@ -492,12 +492,12 @@ class QueueEngine:
         """The first ``limit`` agents in wrap-up with the ms each one's ends, earliest first,
         and the lowest score (a due time in ms) in the sorted set ``first_of``, None when it is
         empty, in one round trip: the due loop sees in one read the wrap-ups that are due (to
-        end with :meth:`set_available`) and, after them, when the next one is."""
-        async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.zrange(self.key("wrapup"), 0, limit - 1, withscores=True)
-            pipe.zrange(first_of, 0, 0, withscores=True)
-            wrap_ups, first = await pipe.execute()
-        return [(_s(agent_id), int(ms)) for agent_id, ms in wrap_ups], int(first[0][1]) if first else None
+        end with :meth:`set_available`) and, after them, when the next one is. A script, so that
+        it goes in the same pipeline as the scripts the loop sends in that moment (the ends it
+        knows are due)."""
+        wrap_ups, first = await self._run("wrap_ups_ahead", int(limit), first_of)
+        ahead = [(_s(wrap_ups[i]), int(float(_s(wrap_ups[i + 1])))) for i in range(0, len(wrap_ups), 2)]
+        return ahead, int(float(_s(first))) if first else None
 
     async def agent(self, agent_id: str) -> dict[str, Any] | None:
         raw = await self.redis.hgetall(self.key("agent", agent_id))

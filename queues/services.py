@@ -814,12 +814,16 @@ class QueueService:
         both (one round trip when none is); the seconds until the next look: when the first
         wrap-up or retry not yet due is, at most DUE_LOOK_MAX_S."""
         now = self.engine.clock_ms()
-        # The wrap-ups this process started and knows due are ended in the same moment as the
-        # look is sent, so that their replies come back together (one wake-up, not two, issue 15).
+        # The wrap-ups this process started and knows due are ended in the moment of the look:
+        # every script submitted in one turn of the loop goes in one pipeline, so their replies
+        # come back with the look's (one wake-up, not two, issue 15).
         mine = self.engine.wrap_ups_due(now)
-        (wrap_ups, retry), _ = await asyncio.gather(
-            self.engine.wrap_ups_ahead(DUE_LOOK_WRAP_UPS, first_of=self._retry_key()),
-            self._end_wrap_ups(mine, only_due=True))
+        ending = [asyncio.ensure_future(end) for end in self._ends(mine, only_due=True)]
+        look = asyncio.ensure_future(self.engine.wrap_ups_ahead(DUE_LOOK_WRAP_UPS, first_of=self._retry_key()))
+        try:
+            await self._after_ends(list(await asyncio.gather(*ending, return_exceptions=True)))
+        finally:
+            wrap_ups, retry = await look
         due = [agent_id for agent_id, ends in wrap_ups if ends <= now]
         await self._end_wrap_ups([agent_id for agent_id in due if agent_id not in mine])
         if retry is not None and retry <= now:
@@ -832,16 +836,22 @@ class QueueService:
         later = [ends for _, ends in wrap_ups if ends > now][:1] + ([] if retry is None else [retry])
         return min([DUE_LOOK_MAX_S, *((ends - now) / 1000 for ends in later)])
 
-    async def _end_wrap_ups(self, agent_ids: list[str], *, only_due: bool = False) -> None:
+    async def _end_wrap_ups(self, agent_ids: list[str]) -> None:
         """Each agent available (their scripts in one pipeline) and offered a call if one
-        waits; ``only_due``: only if their wrap-up is due by Redis's own record (an agent who
-        chose a break meanwhile stays on it). One that fails does not keep the others in
-        wrap-up: the first failure is raised after all were tried (the loop logs it and looks
-        again; a wrap-up that did not end is still in Redis, seen at the next look)."""
-        if not agent_ids:
+        waits; one that fails does not keep the others in wrap-up: the first failure is raised
+        after all were tried (the loop logs it and looks again)."""
+        if agent_ids:
+            await self._after_ends(await asyncio.gather(*self._ends(agent_ids), return_exceptions=True))
+
+    def _ends(self, agent_ids: list[str], *, only_due: bool = False) -> list[Awaitable[Offer | None]]:
+        """``only_due``: only if their wrap-up is due by Redis's own record (an agent who chose a
+        break meanwhile stays on it; one that did not end is still in Redis, seen at a look)."""
+        return [self._end_due(a) if only_due else self.engine.set_available(a) for a in agent_ids]
+
+    async def _after_ends(self, ended: list[Offer | None | BaseException]) -> None:
+        """Offers delivered and the agents' news sent; the first failure raised."""
+        if not ended:
             return
-        ending = (self._end_due(a) if only_due else self.engine.set_available(a) for a in agent_ids)
-        ended = await asyncio.gather(*ending, return_exceptions=True)
         if isinstance(self.engine, AnnouncingEngine):
             await self.engine.events.send_now()  # "available": nothing of this loop's follows to ride with
         for result in ended:
