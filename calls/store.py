@@ -145,11 +145,7 @@ class CallStateStore:
         if rider is None:
             await self.save(state, new=new)
             return
-        key = self._prefix + state.channel_id
-        if new:  # a set's member: re-adding is no change, so no transaction is needed for it
-            await rider.tell(("SET", key, state.to_json()), ("SADD", self._live, state.channel_id))
-        else:
-            await rider.tell(("SET", key, state.to_json()))
+        await rider.tell(*self._writes(state, new=new))
 
     async def save_ahead(self, state: CallState, *, new: bool = True) -> None:
         """Store the call's state in the same write as, and ahead of, the next command this
@@ -163,9 +159,15 @@ class CallStateStore:
         if rider is None:
             await self.save(state, new=new)
             return
-        rider.send_soon("SET", self._prefix + state.channel_id, state.to_json(), within_s=SAVE_AHEAD_S)
+        for command in self._writes(state, new=new):
+            rider.send_soon(*command, within_s=SAVE_AHEAD_S)
+
+    def _writes(self, state: CallState, *, new: bool) -> list[tuple[str, ...]]:
+        """The commands that store ``state`` outside a transaction (:meth:`tell`, :meth:`save_ahead`)."""
+        writes: list[tuple[str, ...]] = [("SET", self._prefix + state.channel_id, state.to_json())]
         if new:  # a set's member: re-adding is no change, so no transaction is needed for it
-            rider.send_soon("SADD", self._live, state.channel_id, within_s=SAVE_AHEAD_S)
+            writes.append(("SADD", self._live, state.channel_id))
+        return writes
 
     async def load(self, channel_id: str) -> CallState | None:
         raw = await self._redis.get(self._prefix + channel_id)
