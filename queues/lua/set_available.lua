@@ -1,6 +1,6 @@
 -- ARGV: agent id, and 'due' to end only a wrap-up that is due (else 0: nothing changed; the
--- wrap-up loop ends the ones it started without reading them first). Returns an offer, or nil
--- when the agent now waits for a call.
+-- wrap-up loop ends the ones it started by name, in the pipeline of its look, before reading
+-- them). Returns an offer, or nil when the agent now waits for a call.
 local aid = ARGV[3]
 if ARGV[4] == 'due' then
   local ends = redis.call('ZSCORE', P .. 'wrapup', aid)
