@@ -246,9 +246,7 @@ class _Link:
         self.tells = True
 
     async def call(self, packed: Sequence[bytes], count: int) -> list[Any]:
-        wire = self._wire
-        if wire is None or wire.closed:
-            wire = await self._connected()
+        wire = await self._live_wire()
         riders = self._take_riders()
         try:
             return await wire.send([*riders, *packed] if riders else packed, count, len(riders))
@@ -259,9 +257,7 @@ class _Link:
     async def tell(self, packed: Sequence[bytes]) -> None:
         """Write what rides and ``packed`` now, without their replies (a server that cannot skip
         them: as a request, its first refusal raised)."""
-        wire = self._wire
-        if wire is None or wire.closed:
-            wire = await self._connected()
+        wire = await self._live_wire()
         if not self.tells:
             for reply in await self.call(packed, len(packed)):
                 if isinstance(reply, Exception):
@@ -273,6 +269,10 @@ class _Link:
         except RedisConnectionError:
             self.riders_lost += len(riders)
             raise
+
+    async def _live_wire(self) -> _Wire:
+        wire = self._wire
+        return wire if wire is not None and not wire.closed else await self._connected()
 
     def _take_riders(self) -> list[bytes]:
         riders, self._riders = self._riders, []

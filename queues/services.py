@@ -840,8 +840,7 @@ class QueueService:
         """Each agent available (their scripts in one pipeline) and offered a call if one
         waits; one that fails does not keep the others in wrap-up: the first failure is raised
         after all were tried (the loop logs it and looks again)."""
-        if agent_ids:
-            await self._after_ends(await asyncio.gather(*self._ends(agent_ids), return_exceptions=True))
+        await self._after_ends(await asyncio.gather(*self._ends(agent_ids), return_exceptions=True))
 
     def _ends(self, agent_ids: list[str], *, only_due: bool = False) -> list[Awaitable[Offer | None]]:
         """``only_due``: only if their wrap-up is due by Redis's own record (an agent who chose a
