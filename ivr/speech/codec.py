@@ -179,6 +179,15 @@ _JOIN_S = 0.004  # cross-fade into the real audio after a gap (and out of it whe
 _VOICED_CORRELATION = 0.3  # below this the last audio has no period worth repeating
 
 
+class FilledSilence(bytes):
+    """A frame of silence the RTP receiver made up for time no packet covered: RTP that began
+    late or stopped, a sender's silence suppression. It is audio, and plays as silence; but it
+    is not the line, and the endpoint detector learns nothing of the line's sound from it
+    (a floor learnt from it sat far under the noise that followed, issue 16)."""
+
+    __slots__ = ()
+
+
 class Concealer:
     """Fills the frames a loss took out of one audio stream, at the stream's own rate.
 

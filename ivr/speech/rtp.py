@@ -41,6 +41,9 @@ overdue, silence for the slots due so far, then a frame at each slot's due time.
 detector downstream sees the caller has stopped without waiting for a packet that may never
 come, at the line's own pace. A packet due 40 ms ago is late past what jitter explains;
 waiting longer only delays every decision on a line that went quiet.
+
+Silence made up (idle fill, and DTX gaps) is handed out as ``codec.FilledSilence``: the
+detector hears that the caller is quiet, but learns nothing of the line's noise from it.
 """
 
 from __future__ import annotations
@@ -58,6 +61,7 @@ import numpy as np
 from ivr.speech.codec import (
     Concealer,
     Downsampler2x,
+    FilledSilence,
     Upsampler2x,
     be_to_le,
     pcm_from_bytes,
@@ -242,7 +246,7 @@ class JitterBuffer:
         self.stats.silence_filled += 1
         self._idle_run += 1
         self._next_ts = (self._next_ts + self._fmt.ticks) & 0xFFFFFFFF
-        return self._render(self._concealer.silence())
+        return FilledSilence(self._render(self._concealer.silence()))
 
     # --- internals -----------------------------------------------------------------
 
@@ -317,7 +321,7 @@ class JitterBuffer:
             out = [self._render(self._concealer.conceal()) for _ in range(gap)]
             self.stats.lost += gap
         else:
-            out = [self._render(self._concealer.silence()) for _ in range(gap)]
+            out = [FilledSilence(self._render(self._concealer.silence())) for _ in range(gap)]
             self.stats.silence_filled += gap
         samples = self._concealer.real(self._decode(p.payload))
         self._played[p.seq % WINDOW_FRAMES] = p.seq

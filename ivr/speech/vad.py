@@ -49,9 +49,12 @@ cannot keep a menu waiting), and ``max_utterance_s`` stays as the last guard.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import webrtcvad
 
+from ivr.speech.codec import FilledSilence
 from ivr.speech.neural import VoiceModel
 
 SAMPLE_RATE = 16_000
@@ -180,6 +183,8 @@ class EndpointDetector:
         self._heard: list[tuple[float, float]] | None = []
         self._learnt_floor: float | None = None
         self._learnt_on_voice = False
+        #: Frames of the line heard so far, for the learning (silence filled in is not the line).
+        self._line_frames = 0
         self._revealing = 0
         self.listen_again()
 
@@ -198,6 +203,8 @@ class EndpointDetector:
         self._last_word: int | None = None
         #: The last frame the voice model called a voice (webrtcvad counts only near it).
         self._last_model_voice = -1
+        #: An utterance found afterwards that was over when found (see ``_rejudge``).
+        self._over = False
 
     @property
     def started(self) -> bool:
@@ -231,7 +238,9 @@ class EndpointDetector:
         return True
 
     def push(self, frame: bytes) -> str | None:
-        """One 20 ms frame (640 bytes); None or one of the three events."""
+        """One 20 ms frame (640 bytes); None or one of the three events. A
+        :class:`~ivr.speech.codec.FilledSilence` frame (RTP that was late or stopped) is quiet,
+        and no sound of the line: it ends a voice, but never moves the floor or teaches it."""
         if len(frame) != FRAME_BYTES:
             raise ValueError(
                 f"a frame is {FRAME_BYTES} bytes (20 ms of 16 kHz 16-bit PCM), got {len(frame)}"
@@ -246,16 +255,22 @@ class EndpointDetector:
         voiced = self._vad.is_speech(frame, SAMPLE_RATE)
         if self.ended:
             return None
+        filled = isinstance(frame, FilledSilence)
+        if filled and self.background is None:
+            self.level, self.voice = level, False
+            if self._heard is not None and index < RETRO_FRAMES:
+                self._heard.append((math.nan, 0.0))
+            return None  # nothing of the line yet: nothing to learn, nothing to start
         background = level if self.background is None else self.background
         above = level - background
         raised = _raised(self.spread)
-        voice = probability >= VOICE_ON and above >= START_MARGIN_DB + raised
+        voice = not filled and probability >= VOICE_ON and above >= START_MARGIN_DB + raised
         self.level, self.voice = level, voice
         if self.start_frame is None:
             if self._heard is not None and index < RETRO_FRAMES:
-                self._heard.append((level, probability))
-            return self._before_start(index, level, background, voice) or self._rejudge(index)
-        if level < background and probability < VOICE_KEEP:
+                self._heard.append((math.nan, 0.0) if filled else (level, probability))
+            return self._before_start(index, level, background, voice, filled) or self._rejudge(index)
+        if level < background and probability < VOICE_KEEP and not filled:
             # A pause shows the line's floor (a caller who spoke from the first frame set it
             # too high); the caller never raises it, and babble's dips are no pause.
             self.background = background + BACKGROUND_DOWN * (level - background)
@@ -268,20 +283,25 @@ class EndpointDetector:
             self._last_model_voice = index
         return self._during(index, level, going, background, voice, voiced)
 
-    def _before_start(self, index: int, level: float, background: float, voice: bool) -> str | None:
+    def _before_start(self, index: int, level: float, background: float, voice: bool,
+                      filled: bool) -> str | None:
         window = self._start_frames + START_SLACK
         self._recent_levels = [*self._recent_levels[1 - window - BACKDATE_FRAMES:], level]
         self._recent_voice = [*self._recent_voice[1 - window:], voice]
+        if filled:
+            return None  # silence made up: no voice, and nothing of the line to learn
+        learning = self._line_frames < LEARN_FRAMES
+        self._line_frames += 1
         # The background is held while a voice may be starting, but not while it is learnt:
         # babble is a voice, and a floor held from a lull in it let its next loud moment in.
-        if index < LEARN_FRAMES or not any(self._recent_voice):
+        if learning or not any(self._recent_voice):
             rate = BACKGROUND_DOWN if level < background else BACKGROUND_UP
             self.background = background + rate * (level - background)
             if level < background + START_MARGIN_DB:  # not babble's loud moments, nor a caller's
                 self.spread += SPREAD_RATE * (abs(level - background) - self.spread)
-        if index == LEARN_FRAMES - 1:
+        if self._line_frames == LEARN_FRAMES:
             self._learnt()
-        if not voice or sum(self._recent_voice) < self._start_frames or index < LEARN_FRAMES:
+        if not voice or sum(self._recent_voice) < self._start_frames or learning:
             return None
         self._heard = None  # a start: the first frames are no longer needed
         back = len(self._recent_voice) - self._recent_voice.index(True)  # frames since the first voice
@@ -303,7 +323,7 @@ class EndpointDetector:
 
     def _learnt(self) -> None:
         """The end of the learning frames: where most were a voice, their spread counts."""
-        heard = self._heard or []
+        heard = [h for h in self._heard or [] if not math.isnan(h[0])]  # the line's own frames
         self._learnt_floor = self.background
         self._learnt_on_voice = 2 * sum(p >= VOICE_ON for _, p in heard) >= LEARN_FRAMES
         if self._learnt_on_voice:
@@ -343,12 +363,19 @@ class EndpointDetector:
         self._loudest, self._quietest = max(voiced), min(voiced)
         self._last_model_voice = max(i for i, (_, p) in enumerate(heard) if p >= VOICE_KEEP or i == first)
         self._silent_run = index - self._last_model_voice
+        # What showed the floor is the caller's silence: where their voice, judged against it,
+        # ended long enough ago, the utterance is over and ends at the next frame (babble's
+        # voices would hold it open until their next lull: 0.5-1 s more at 5 dB SNR).
+        last_voice = max(i for i, v in enumerate(voice) if v)
+        self._over = index - last_voice >= self._end_frames + HANG_OVER_FRAMES
         self._vad = webrtcvad.Vad(self._aggressiveness)
         return STARTED
 
     def _during(self, index: int, level: float, going: bool, background: float,
                 voice: bool, voiced: bool) -> str | None:
         assert self.start_frame is not None
+        if self._over:
+            return self._end("silence")
         if voice:
             self._voice_frames += 1
             self._loudest, self._quietest = max(self._loudest, level), min(self._quietest, level)
@@ -384,8 +411,8 @@ def _raised(spread: float) -> float:
 
 def _stray(heard: list[tuple[float, float]]) -> float:
     """How far these frames' levels stray from their mean (dB, mean absolute deviation)."""
-    levels = np.asarray([level for level, _ in heard])
-    return float(np.mean(np.abs(levels - levels.mean())))
+    levels = np.asarray([level for level, _ in heard if not math.isnan(level)])
+    return float(np.mean(np.abs(levels - levels.mean()))) if levels.size else 0.0
 
 
 def _first_run(voice: list[bool], needed: int, window: int) -> int | None:

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from ivr.speech import codec
+from ivr.speech.codec import FilledSilence
 from ivr.speech.rtp import FRAME_BYTES, WINDOW_FRAMES, JitterBuffer, RtpReceiver
 from tests.fixtures.waiting import eventually
 
@@ -157,6 +158,8 @@ def test_a_timestamp_jump_after_silence_suppression_is_filled_with_silence():
     assert out[0] == expected(0) and faded_out(out[1]) and out[2:] == [SILENCE] * 4 + [expected(1)]
     assert jb.stats.silence_filled == 5
     assert jb.stats.lost == 0
+    # Made up, and said so: the detector learns nothing of the line from these frames.
+    assert [isinstance(f, FilledSilence) for f in out] == [False] + [True] * 5 + [False]
 
 
 def test_a_short_timestamp_gap_without_a_new_talkspurt_is_concealed_as_a_loss():
@@ -180,6 +183,7 @@ def test_idle_silence_already_handed_out_is_not_filled_again_after_a_timestamp_g
     idle = [jb.idle_frame() for _ in range(4)]
     out = feed(jb, [slin16(1, ts=7 * 320, marker=True)])
     assert faded_out(idle[0]) and idle[1:] == [SILENCE] * 3
+    assert all(isinstance(f, FilledSilence) for f in idle)
     assert out == [SILENCE] * 2 + [expected(1)]
     assert jb.stats.silence_filled == 6
 

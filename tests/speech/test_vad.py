@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from ivr.speech.codec import FilledSilence
 from ivr.speech.vad import CONFIRMED, ENDED, FRAME_BYTES, FRAME_MS, STARTED, EndpointDetector
 from tests.support import line_conditions as lc
 from tests.support.speech import PhoneLine, frames, noise, silence, trimmed, voiced_span
@@ -145,6 +146,19 @@ def test_babble_from_the_first_frame_does_not_start_speech_before_the_caller(pho
     assert [e for e in events if e[0] < onset] == []
 
 
+@pytest.mark.parametrize("gap_at_ms", [0, 600])
+def test_silence_the_receiver_fills_in_does_not_teach_the_line_s_floor(phone_line: PhoneLine, gap_at_ms: int) -> None:
+    # RTP that starts late (or pauses) is filled with digital silence by the receiver; a floor
+    # learnt from it sat 50 dB under the babble, whose next loud moment cut the prompt off
+    # (the noisy set: every false barge-in at 5 dB was a turn with filled silence).
+    clean, onset = turn(phone_line, SENTENCE)
+    line = frames(phone_line.carry(lc.mix_at_snr(clean, lc.babble(len(clean), seed=2), 5.0)))
+    at, gap = gap_at_ms // FRAME_MS, 400 // FRAME_MS
+    chunks = [*line[:at], *(FilledSilence(f) for f in frames(silence(400))), *line[at:]]
+    events = every_event(EndpointDetector(), chunks)
+    assert [e for e in events if e[0] < onset + gap] == []
+
+
 def test_a_caller_who_speaks_from_the_first_frame_over_street_noise_is_heard_from_the_first_syllable(
     phone_line: PhoneLine,
 ) -> None:
@@ -156,6 +170,17 @@ def test_a_caller_who_speaks_from_the_first_frame_over_street_noise_is_heard_fro
     events = push_all(detector, frames(pcm))
     assert [e for _, e in events] == [STARTED, ENDED]
     assert detector.start_frame is not None and detector.start_frame <= onset + 2
+
+
+def test_a_caller_found_afterwards_who_had_stopped_is_decided_at_once(phone_line: PhoneLine) -> None:
+    # Their silence showed the floor; the voice, judged against it, ended 200 ms and more
+    # before: waiting for the noise's next lull only delays the decision (at 5 dB of babble
+    # by 0.5-1 s).
+    pcm = phone_line.say_over_noise("민원", 15.0, lead_ms=0)
+    detector = EndpointDetector()
+    (found, started), (ended, end) = push_all(detector, frames(pcm))
+    assert (started, end, detector.end_reason) == (STARTED, ENDED, "silence")
+    assert ended == found + 1
 
 
 def test_at_15_db_of_babble_the_caller_is_still_heard_from_start_to_end(phone_line: PhoneLine) -> None:
