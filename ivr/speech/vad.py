@@ -357,16 +357,20 @@ class EndpointDetector:
                 break
             first -= 1
         voiced = [lv for (lv, _), v in zip(heard[first:], voice[first:], strict=True) if v]
+        last_voice = max(i for i, v in enumerate(voice) if v)
+        # How the voice rose and fell: over every frame of the span the voice model heard, not
+        # only those that stood out against the floor (a caller at 5 dB SNR stands out by their
+        # loudest syllables only, and those alone look like a hum's one level).
+        span = [lv for lv, p in heard[first:last_voice + 1] if p >= VOICE_KEEP]
         self.start_frame = first
         self.spread = spread
         self._voice_frames = len(voiced)
-        self._loudest, self._quietest = max(voiced), min(voiced)
+        self._loudest, self._quietest = max(voiced), min([*voiced, *span])
         self._last_model_voice = max(i for i, (_, p) in enumerate(heard) if p >= VOICE_KEEP or i == first)
         self._silent_run = index - self._last_model_voice
         # What showed the floor is the caller's silence: where their voice, judged against it,
         # ended long enough ago, the utterance is over and ends at the next frame (babble's
         # voices would hold it open until their next lull: 0.5-1 s more at 5 dB SNR).
-        last_voice = max(i for i, v in enumerate(voice) if v)
         self._over = index - last_voice >= self._end_frames + HANG_OVER_FRAMES
         self._vad = webrtcvad.Vad(self._aggressiveness)
         return STARTED
