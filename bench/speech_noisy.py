@@ -663,7 +663,8 @@ async def run(args: argparse.Namespace, conditions: Sequence[Condition],
     # The model first: a pack whose words it does not know fails here, before minutes of synthesis.
     log(f"loading {args.model} ...")
     engine = await SpeechEngine.load(Path(args.model), load_speech_pack(args.locale),
-                                     max_streams=args.callers + 4, threads=SpeechSettings().threads)
+                                     max_streams=args.callers + 4, threads=SpeechSettings().threads,
+                                     noise_reduction=args.noise_reduction)
     log(f"synthesizing speech ({args.locale}, espeak-ng voice {args.voice}) ...")
     phrases, oog = build_utterances(args.locale, args.menu, args.voice, args.quick, args.seed, cache)
     # Babble in the callers' language where there are sentences for it, Korean otherwise.
@@ -745,7 +746,7 @@ def measure(args: argparse.Namespace, conditions: Sequence[Condition]) -> tuple[
             loop_name = "uvloop"  # as `hotline serve` runs
             heard, wall_s = uvloop.run(coro)
     meta = {k: str(v) for k, v in vars(args).items() if k in ("model", "locale", "menu", "voice", "callers",
-                                                               "seed", "note", "quick", "only")}
+                                                               "seed", "note", "quick", "only", "noise_reduction")}
     meta |= {"command": command_line(sys.argv[1:]), "cores": str(len(os.sched_getaffinity(0))),
              "loop": loop_name, "date": time.strftime("%Y-%m-%dT%H:%M:%S"), "wall_s": str(round(wall_s))}
     if args.json:
@@ -769,6 +770,8 @@ def main() -> int:
     parser.add_argument("--report", type=Path, help="no run: the tables of an earlier --json")
     parser.add_argument("--compare", type=Path, help="an earlier --json: print old -> new per condition")
     parser.add_argument("--markdown", action="store_true", help="print the README block as well")
+    parser.add_argument("--no-noise-reduction", dest="noise_reduction", action="store_false",
+                        help="the recognizer hears the line's noise as it is ([speech] noise_reduction = false)")
     parser.add_argument("--note", default="", help="a sentence for the README block (what code was measured)")
     parser.add_argument("--write-readme", action="store_true")
     parser.add_argument("--asyncio", action="store_true", help="the default event loop instead of uvloop")

@@ -113,6 +113,10 @@ class SpeechSettings(BaseModel):
     #: on such a line Vosk gave wrong choices with nothing else in its lattice (issue 16). As
     #: ivr/speech/engine.py's CONFIRM_BELOW_DB; 0: never asked for the line's sake.
     confirm_below_db: float = Field(default=30.0, ge=0, le=96)
+    #: Take a noisy line's steady noise out of what the recognizer hears (a Wiener filter learnt
+    #: from the line before the caller speaks; ivr/speech/denoise.py). Quiet lines are never
+    #: changed. On the noisy set (issue 16): pink noise at 15 dB SNR 63 -> 80 % right, babble 28 -> 47.
+    noise_reduction: bool = True
 
     @model_validator(mode="after")
     def _margins_in_order(self) -> SpeechSettings:

@@ -74,7 +74,7 @@ async def load_speech(settings: Settings) -> SpeechEngine | None:
         model_dir, pack, max_streams=settings.speech.max_streams, threads=settings.speech.threads,
         no_word_timeout_s=settings.speech.no_word_timeout_s, max_utterance_s=settings.speech.max_utterance_s,
         margins=Margins(accept=settings.speech.accept_margin, confirm=settings.speech.confirm_margin),
-        confirm_below_db=settings.speech.confirm_below_db,
+        confirm_below_db=settings.speech.confirm_below_db, noise_reduction=settings.speech.noise_reduction,
     )
     log.info("speech menus on: %s, model %s, %d recognizer(s)", pack.locale, model_dir.name, engine.capacity)
     return engine

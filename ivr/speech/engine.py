@@ -28,9 +28,12 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import vosk
 
 from calls.speech import Recognized, SpeechEvent, SpeechStarted
+from ivr.speech.codec import FilledSilence
+from ivr.speech.denoise import NoiseReducer
 from ivr.speech.grammar import MAX_ALTERNATIVES, UNKNOWN_TOKENS, Grammar, Margins, compile_grammar, decide
 from ivr.speech.level import LevelControl
 from ivr.speech.locale import SpeechPack
@@ -80,7 +83,7 @@ class SpeechEngine:
     def __init__(
         self, model: vosk.Model, pack: SpeechPack, *, max_streams: int = 8, threads: int = 2,
         no_word_timeout_s: float = 3.0, max_utterance_s: float = 10.0, margins: Margins | None = None,
-        confirm_below_db: float = CONFIRM_BELOW_DB,
+        confirm_below_db: float = CONFIRM_BELOW_DB, noise_reduction: bool = True,
     ) -> None:
         if max_streams < 1 or threads < 1:
             raise ValueError("max_streams and threads must be at least 1")
@@ -93,6 +96,8 @@ class SpeechEngine:
         self.no_word_timeout_s = no_word_timeout_s
         self.max_utterance_s = max_utterance_s
         self.confirm_below_db = confirm_below_db
+        #: Steady line noise taken out of what the recognizer hears (ivr/speech/denoise.py).
+        self.noise_reduction = noise_reduction
         #: One neural voice model per live stream, reused from call to call.
         self.voices = VoiceModels()
         # Every word is checked now, at start-up: a typo in a pack must not surface as a
@@ -110,7 +115,7 @@ class SpeechEngine:
     async def load(
         cls, model_dir: Path, pack: SpeechPack, *, max_streams: int = 8, threads: int = 2,
         no_word_timeout_s: float = 3.0, max_utterance_s: float = 10.0, margins: Margins | None = None,
-        confirm_below_db: float = CONFIRM_BELOW_DB,
+        confirm_below_db: float = CONFIRM_BELOW_DB, noise_reduction: bool = True,
     ) -> SpeechEngine:
         """Load the model (seconds of work, in a thread) and compile every menu's grammar."""
         vosk.SetLogLevel(-1)  # Kaldi logs every grammar it builds: once per call otherwise
@@ -119,7 +124,7 @@ class SpeechEngine:
         model = await asyncio.to_thread(vosk.Model, str(model_dir))
         engine = cls(model, pack, max_streams=max_streams, threads=threads,
                      no_word_timeout_s=no_word_timeout_s, max_utterance_s=max_utterance_s, margins=margins,
-                     confirm_below_db=confirm_below_db)
+                     confirm_below_db=confirm_below_db, noise_reduction=noise_reduction)
         # Voice models take ~45 ms each to build: a few now, off the event loop, the rest
         # as calls first need them.
         await asyncio.to_thread(engine.voices.warm, min(max_streams, WARM_VOICE_MODELS))
@@ -217,6 +222,7 @@ class SpeechStream:
             self._voice, no_word_timeout_s=engine.no_word_timeout_s, max_utterance_s=engine.max_utterance_s
         )
         self._level = LevelControl()
+        self._denoise = NoiseReducer() if engine.noise_reduction else None
         self._decoder: _Decoder | None = _Decoder(engine.model, grammar.json)
         #: The frames before a start: the pre-roll, and in a stream's first seconds all of them
         #: (a start found afterwards reaches back to the first frame: EndpointDetector._rejudge).
@@ -246,6 +252,9 @@ class SpeechStream:
                 self._level.voice(detector.level)
             if not detector.started:
                 self._preroll.append(frame)
+                if self._denoise is not None and not detector.voice and not isinstance(frame, FilledSilence) \
+                        and detector.background is not None:
+                    self._denoise.learn(np.frombuffer(frame, dtype="<i2"), detector.background)
                 return []
             if event == STARTED:
                 # The voiced frames that started it are the pre-roll's last ones.
@@ -347,12 +356,17 @@ class SpeechStream:
         if self._decoder is None:
             return events
         audio, self._batch = self._level.apply(b"".join(self._batch)), []
+        if self._denoise is not None:
+            audio = self._denoise.apply(audio, self._level.gain_db)
         self._inflight = self._engine._run(_listen, self._decoder, audio)
         return events
 
     async def _decide(self) -> Recognized:
         await self._settle()
         decoder, audio, self._batch = self._decoder, self._level.apply(b"".join(self._batch)), []
+        if self._denoise is not None:
+            audio = self._denoise.apply(audio, self._level.gain_db) + self._denoise.flush()
+            self._denoise.restart()
         if decoder is None:  # closed meanwhile
             return TIMEOUT
         result = await self._engine._run(decoder.final, audio)
