@@ -56,11 +56,14 @@ class NoiseReducer:
         self._pending, self._tail, self._last_clean, self._started = np.zeros(0), np.zeros(HOP), None, False
 
     def learn(self, samples: np.ndarray, background_db: float) -> None:
-        """A frame of the line alone (no voice): its spectrum is the noise's."""
+        """A frame of the line alone (no voice): its spectrum is the noise's. Only on a noisy
+        line (``background_db``, the detector's floor): a quiet one costs no spectrum a frame."""
+        self.active = background_db >= QUIET_DB
+        if not self.active:
+            return
         x = np.asarray(samples, dtype=np.float64)
         power = np.abs(np.fft.rfft(x[:WINDOW] * _WINDOW)) ** 2
         self.noise = power if self.noise is None else self.noise + NOISE_RATE * (power - self.noise)
-        self.active = background_db >= QUIET_DB
 
     def apply(self, pcm: bytes, gain_db: float = 0.0) -> bytes:
         """The next stretch of audio with the noise turned down (``gain_db``: the level control's
