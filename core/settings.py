@@ -115,7 +115,7 @@ class SpeechSettings(BaseModel):
     confirm_below_db: float = Field(default=30.0, ge=0, le=96)
     #: Take a noisy line's steady noise out of what the recognizer hears (a Wiener filter learnt
     #: from the line before the caller speaks; ivr/speech/denoise.py). Quiet lines are never
-    #: changed. On the noisy set (issue 16): pink noise at 15 dB SNR 63 -> 80 % right, babble 28 -> 47.
+    #: changed. On the noisy set (issue 16): pink noise at 15 dB SNR 63 -> 80-82 % right, babble 28 -> 47-48.
     noise_reduction: bool = True
 
     @model_validator(mode="after")
