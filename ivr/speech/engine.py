@@ -252,9 +252,7 @@ class SpeechStream:
                 self._level.voice(detector.level)
             if not detector.started:
                 self._preroll.append(frame)
-                if self._denoise is not None and not detector.voice and not isinstance(frame, FilledSilence) \
-                        and detector.background is not None:
-                    self._denoise.learn(np.frombuffer(frame, dtype="<i2"), detector.background)
+                self._learn_the_line(frame)
                 return []
             if event == STARTED:
                 # The voiced frames that started it are the pre-roll's last ones.
@@ -269,6 +267,26 @@ class SpeechStream:
             if len(self._batch) >= BATCH_FRAMES:
                 events += await self._send_batch()
             return events
+
+    def _learn_the_line(self, frame: bytes) -> None:
+        """A frame before the caller speaks that is no voice: the line's noise (silence the
+        receiver made up is none)."""
+        detector = self._detector
+        if self._denoise is None or detector.voice or detector.background is None or isinstance(frame, FilledSilence):
+            return
+        self._denoise.learn(np.frombuffer(frame, dtype="<i2"), detector.background)
+
+    def _take_batch(self, *, last: bool = False) -> bytes:
+        """The collected frames as the recognizer hears them: at the caller's level, a noisy
+        line's noise turned down (``last``: the utterance's end, with what the filter held)."""
+        audio, self._batch = self._level.apply(b"".join(self._batch)), []
+        if self._denoise is None:
+            return audio
+        audio = self._denoise.apply(audio, self._level.gain_db)
+        if last:
+            audio += self._denoise.flush()
+            self._denoise.restart()
+        return audio
 
     def _before(self, start: int, now: int) -> list[bytes]:
         """The kept frames the recognizer gets with a start at frame ``start`` said at frame
@@ -355,18 +373,12 @@ class SpeechStream:
         events = self._heard(await self._settle())
         if self._decoder is None:
             return events
-        audio, self._batch = self._level.apply(b"".join(self._batch)), []
-        if self._denoise is not None:
-            audio = self._denoise.apply(audio, self._level.gain_db)
-        self._inflight = self._engine._run(_listen, self._decoder, audio)
+        self._inflight = self._engine._run(_listen, self._decoder, self._take_batch())
         return events
 
     async def _decide(self) -> Recognized:
         await self._settle()
-        decoder, audio, self._batch = self._decoder, self._level.apply(b"".join(self._batch)), []
-        if self._denoise is not None:
-            audio = self._denoise.apply(audio, self._level.gain_db) + self._denoise.flush()
-            self._denoise.restart()
+        decoder, audio = self._decoder, self._take_batch(last=True)
         if decoder is None:  # closed meanwhile
             return TIMEOUT
         result = await self._engine._run(decoder.final, audio)
