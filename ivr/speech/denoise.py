@@ -10,7 +10,9 @@ noise alone are turned down, not cut out, which keeps the speech's own quiet ban
 leaves no "musical" tones behind.
 
 Only noisy lines: where the background is quieter than ``QUIET_DB`` nothing is changed, so
-a clean line reaches the recognizer exactly as before.
+a clean line reaches the recognizer exactly as before. On a noisy one it costs about 50 µs of
+CPU a 20 ms frame while an utterance runs and 9 µs a frame while it learns (the voice model:
+~120 µs per 32 ms).
 
 Tried and not kept (2026-12-07; pink noise and babble at 15 dB SNR, 60 turns each, 81.7 and
 48.3 % right with this filter): a noise estimate that follows the line more slowly (0.03 a
