@@ -54,14 +54,14 @@ class NoiseReducer:
     def __init__(self) -> None:
         self.noise: np.ndarray | None = None  # power per band, at the line's own scale
         self.active = False
+        self.restart()
+
+    def restart(self) -> None:
+        """A new utterance (after a burst): the filter's state starts over, the noise is kept."""
         self._pending = np.zeros(0)  # input not yet a whole window
         self._tail = np.zeros(HOP)  # the overlap still to add to the next output
         self._last_clean: np.ndarray | None = None  # last frame's clean power estimate
         self._started = False
-
-    def restart(self) -> None:
-        """A new utterance (after a burst): the filter's state starts over, the noise is kept."""
-        self._pending, self._tail, self._last_clean, self._started = np.zeros(0), np.zeros(HOP), None, False
 
     def learn(self, samples: np.ndarray, background_db: float) -> None:
         """A frame of the line alone (no voice): its spectrum is the noise's. Only on a noisy

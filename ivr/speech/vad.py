@@ -256,11 +256,6 @@ class EndpointDetector:
         if self.ended:
             return None
         filled = isinstance(frame, FilledSilence)
-        if filled and self.background is None:
-            self.level, self.voice = level, False
-            if self._heard is not None and index < RETRO_FRAMES:
-                self._heard.append((math.nan, 0.0))
-            return None  # nothing of the line yet: nothing to learn, nothing to start
         background = level if self.background is None else self.background
         above = level - background
         raised = _raised(self.spread)
@@ -323,7 +318,7 @@ class EndpointDetector:
 
     def _learnt(self) -> None:
         """The end of the learning frames: where most were a voice, their spread counts."""
-        heard = [h for h in self._heard or [] if not math.isnan(h[0])]  # the line's own frames
+        heard = self._heard or []  # made-up silence in it: no voice, and no level (_stray)
         self._learnt_floor = self.background
         self._learnt_on_voice = 2 * sum(p >= VOICE_ON for _, p in heard) >= LEARN_FRAMES
         if self._learnt_on_voice:
