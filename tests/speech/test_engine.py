@@ -213,6 +213,22 @@ async def test_on_a_noisy_line_a_choice_heard_clearly_is_asked_about_not_taken(
                      (30.0, False): ("complaint", None, "match")}
 
 
+async def test_a_short_word_in_babble_looking_as_steady_as_a_hum_is_asked_about_not_dropped(
+    engine: SpeechEngine, phone_line: PhoneLine
+) -> None:
+    # Babble at 15 dB SNR hides the rise and fall of "이" under the floor: what the detector
+    # sees of it keeps one level, as a hum does. Vosk hears the word, and on a noisy line the
+    # caller is asked about it (it was dropped as a burst and the turn ran out unheard).
+    speech = np.frombuffer(phone_line.say("이", "ko+f5"), dtype="<i2").astype(np.float64)
+    turn = np.concatenate([np.zeros(16000), speech, np.zeros(16000)])
+    noisy = phone_line.carry(lc.mix_at_snr(turn, lc.babble(len(turn), seed=1), 15.0))
+    stream = engine.open("main_menu", can_ask=True)
+    assert stream is not None
+    events = await play(stream, frames(noisy))
+    assert [type(e) for e in events] == [SpeechStarted, Recognized]
+    assert (events[1].proposed, events[1].transcript, stream.bursts) == ("report", "이", 0)
+
+
 def test_a_negative_level_to_ask_below_is_refused(korean_model: vosk.Model, pack: SpeechPack) -> None:
     with pytest.raises(ValueError, match="confirm_below_db"):
         SpeechEngine(korean_model, pack, confirm_below_db=-1.0)
