@@ -348,7 +348,8 @@ class EndpointDetector:
         if first is None:
             return None
         for _ in range(BACKDATE_FRAMES):  # as at a start: the voice began before the model was sure
-            if first == 0 or heard[first - 1][0] < background + START_MARGIN_DB:
+            # Made-up silence (its level NaN, which no comparison holds for) is no voice either.
+            if first == 0 or not heard[first - 1][0] >= background + START_MARGIN_DB:
                 break
             first -= 1
         voiced = [lv for (lv, _), v in zip(heard[first:], voice[first:], strict=True) if v]

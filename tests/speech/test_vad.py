@@ -172,6 +172,20 @@ def test_a_caller_who_speaks_from_the_first_frame_over_street_noise_is_heard_fro
     assert detector.start_frame is not None and detector.start_frame <= onset + 2
 
 
+def test_a_caller_found_afterwards_after_rtp_that_began_late_starts_on_the_line_not_on_made_up_silence(
+    phone_line: PhoneLine,
+) -> None:
+    # RTP began 60 ms late (the receiver filled the gap) and the caller spoke from its first
+    # packet; judged again, their start was moved back into the made-up silence (frame 1).
+    speech = signal(trimmed(phone_line.say("일 번")))
+    clean = np.concatenate([speech, np.zeros(16000)])
+    line = frames(phone_line.carry(lc.mix_at_snr(clean, lc.pink_noise(len(clean), seed=1), 15.0)))
+    detector = EndpointDetector()
+    events = push_all(detector, [*(FilledSilence(f) for f in frames(silence(60))), *line])
+    assert [e for _, e in events] == [STARTED, ENDED]
+    assert detector.start_frame == 3
+
+
 def test_a_caller_found_afterwards_who_had_stopped_is_decided_at_once(phone_line: PhoneLine) -> None:
     # Their silence showed the floor; the voice, judged against it, ended 200 ms and more
     # before: waiting for the noise's next lull only delays the decision (at 5 dB of babble
