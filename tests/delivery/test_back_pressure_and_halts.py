@@ -8,6 +8,7 @@ Against the platform stand-in, on a real database and a real Redis."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import json
 import logging
@@ -114,6 +115,8 @@ class LoopPulse:
     async def __aexit__(self, *exc: object) -> None:
         assert self._task is not None
         self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
 
     async def _beat(self) -> None:
         while True:
