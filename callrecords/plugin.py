@@ -29,7 +29,7 @@ class CallRecords:
 async def build(*, settings: Settings, db: AsyncEngine, outbox: Outbox) -> Feature:
     s = settings.callrecords
     # Ended calls are queued for the national platform in the transaction that saves them.
-    writer = CallRecordWriter(db, after_write=CallRecordFeed(outbox))
+    writer = CallRecordWriter(db, after_write=CallRecordFeed(outbox), batch_delay_s=s.batch_delay_s)
     cdr_import = None
     if s.cdr_file is not None:
         # Calls Asterisk served without us (its fallback while we were down, numbers that are

@@ -17,10 +17,13 @@ from sqlalchemy import text
 from sqlalchemy.exc import StatementError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from callrecords.plugin import CallRecords, build
 from callrecords.services import CallRecordRepository, CallRecordWriter, upsert_statement
 from calls.store import CallState
 from core.db import make_engine, sessionmaker
 from core.migrate import create_schema
+from core.settings import SettingsError, load_settings
+from delivery.outbox import Outbox
 from tests.fixtures.waiting import eventually
 
 T0 = datetime(2026, 11, 24, 9, 30, 15, 123456, tzinfo=UTC)
@@ -405,3 +408,37 @@ async def test_what_waits_for_a_calls_record_runs_once_its_latest_snapshot_is_co
         assert record is not None and record.hangup_cause == "16 Normal Clearing"
         writer.when_written(one.call_id, lambda: ran.append("at once"))  # nothing of it waits
         assert ran == ["run", "at once"]
+
+
+async def test_the_served_writer_gathers_ended_calls_for_the_configured_pause_into_one_transaction(
+    engine: AsyncEngine, repository: CallRecordRepository
+) -> None:
+    """``[callrecords] batch_delay_s``: at a quiet hour each call's end was a transaction of its
+    own; the pause gathers the ends of the calls that finish within it."""
+    settings = load_settings(callrecords={"batch_delay_s": 0.3})
+    feature = await build(settings=settings, db=engine, outbox=Outbox(engine))
+    assert isinstance(feature.api, CallRecords)
+    writer = feature.api.writer
+    assert feature.start is not None
+    await feature.start()
+    try:
+        first, second = (replace(call(n), state="ended", outcome="abandoned", ended_at=T0 + timedelta(seconds=9))
+                         for n in (1, 2))
+        writer.save(first.to_record())
+        await asyncio.sleep(0.1)  # the second caller hangs up a moment later
+        writer.save(second.to_record())
+        await asyncio.sleep(0.05)
+        assert await repository.all() == []  # the pause is not over
+
+        async def both_written() -> bool:
+            return len(await repository.all()) == 2
+
+        await eventually(both_written)
+        assert writer.batches_written == 1
+    finally:
+        await writer.close()
+
+
+def test_a_batch_delay_out_of_range_is_refused_by_name() -> None:
+    with pytest.raises(SettingsError, match=r"callrecords\.batch_delay_s = -1: must be from 0 to 60"):
+        load_settings(callrecords={"batch_delay_s": -1})

@@ -10,7 +10,7 @@ import pytest
 
 from core.settings import QueueSettings
 from queues.engine import AgentState, QueueEngine, UnknownAgentError
-from queues.services import DUE_AGAIN_S, DUE_LOOK_MAX_S, DUE_LOOK_WRAP_UPS, QueueService
+from queues.services import DUE_AGAIN_S, DUE_LOOK_MAX_S, DUE_LOOK_WRAP_UPS, DUE_MARGIN_S, QueueService
 from tests.support.clock import MillisClock
 from tests.support.queues import COUNTY, LINE, QUALITY, agent, call, ready, state
 from tests.support.redis import redis_round_trips
@@ -106,11 +106,26 @@ async def test_a_due_callback_retry_is_queued_again_and_the_loop_looks_again_soo
     retry = {"call_id": "cb1", "channel_id": "ch-cb1", "jurisdiction": COUNTY, "line": LINE,
              "language": "zh-CN", "enqueued_at_ms": clock() - 60_000}
     await engine.redis.zadd(service._retry_key(), {json.dumps(retry): clock() + 1000})
-    assert await service._end_what_is_due() == pytest.approx(1.0)
+    assert await service._end_what_is_due() == pytest.approx(1.0 + DUE_MARGIN_S)
     assert await engine.call("cb1") is None
     clock.advance(1)
     assert await service._end_what_is_due() == DUE_AGAIN_S  # only the first retry was read
     assert (await engine.call("cb1"))["state"] == "waiting"  # type: ignore[index]
+
+
+async def test_the_look_for_a_known_due_time_finds_it_due_even_when_its_timer_fires_a_moment_early(
+    engine: QueueEngine, clock: MillisClock, service: QueueService
+) -> None:
+    """The clock counts whole milliseconds and timers may fire a little early: a look right on
+    time found the wrap-up not yet due and slept again for under a millisecond."""
+    await in_wrap_up(engine, clock, "a1")
+    engine.wrap_ups_due(clock() + 60_000)  # as if another process had started it: found by the look
+    clock.advance(WRAP_UP_S - 1)
+    wait = await service._end_what_is_due()
+    assert wait == pytest.approx(1 - 0.001 + DUE_MARGIN_S)  # it ends 1 s from now (started 1 ms ago)
+    clock.advance(wait - 0.001)
+    assert await service._end_what_is_due() == DUE_LOOK_MAX_S
+    assert await state(engine, "a1") == AgentState.AVAILABLE
 
 
 async def test_a_wrap_up_another_process_started_is_ended_after_the_look_that_found_it(
