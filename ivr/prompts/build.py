@@ -25,6 +25,7 @@ The voice is set per locale in ``<locale>.toml`` ``[meta] voice``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
 import os
@@ -116,10 +117,17 @@ def _read_manifest(path: Path) -> dict[str, str]:
 
 
 def _write_manifest(path: Path, entries: dict[str, str], conversion: str = CONVERSION) -> None:
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"conversion": conversion, "prompts": entries}, indent=1, sort_keys=True),
-                   encoding="utf-8")
-    os.replace(tmp, path)
+    # A temporary file of its own: two builds of one directory at once (two benchmarks' switches
+    # sharing a cache of prompts) each replace the manifest whole, neither loses the other's file.
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f"{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            out.write(json.dumps({"conversion": conversion, "prompts": entries}, indent=1, sort_keys=True))
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
 
 
 def _run(cmd: list[str], what: str, *, stdin: bytes | None = None) -> None:
@@ -203,6 +211,7 @@ def _build_set(
     target_dir.mkdir(parents=True, exist_ok=True)
     manifest_path = target_dir / MANIFEST
     manifest = _read_manifest(manifest_path)
+    as_read = dict(manifest)
     made: list[Path] = []
     try:
         for index, sound in enumerate(sounds, first):
@@ -217,7 +226,8 @@ def _build_set(
                 progress(index, total, sound.key, path, fresh)
     finally:
         # Keep what was made even if a later file failed: the next run resumes.
-        _write_manifest(manifest_path, manifest, conversion)
+        if manifest != as_read or not manifest_path.is_file():
+            _write_manifest(manifest_path, manifest, conversion)
     return made
 
 

@@ -7,6 +7,7 @@ import json
 import subprocess
 import wave
 from array import array
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import MappingProxyType
 
@@ -264,6 +265,22 @@ def test_a_deleted_file_or_a_damaged_manifest_is_made_again(tmp_path: Path) -> N
     (digits / "7.wav").unlink()
     assert build_prompts("en-US", tmp_path) == [digits / "7.wav"]
     assert build_numbers("en-US", tmp_path) == []
+
+
+def test_builds_of_one_directory_at_once_all_succeed_and_leave_one_manifest(tmp_path: Path) -> None:
+    """Two benchmarks' switches share one cache of prompts and configure it at the same moment:
+    a temporary manifest of a shared name was replaced by one build under the other's feet."""
+    build_prompts("en-US", tmp_path)
+    catalogue = PromptCatalogue.load("en-US")
+    changed = dataclasses.replace(
+        catalogue, texts=MappingProxyType({**catalogue.texts, "goodbye": "Thank you. Goodbye for now."})
+    )
+    goodbye = tmp_path / "en_US" / "hotline" / "goodbye.wav"
+    with ThreadPoolExecutor(max_workers=4) as pool:  # each finds the change and writes the manifest
+        assert list(pool.map(lambda _: build_prompts("en-US", tmp_path, catalogue=changed), range(4))) == [
+            [goodbye]] * 4
+    assert build_prompts("en-US", tmp_path, catalogue=changed) == []  # the manifest holds the change
+    assert [p.name for p in goodbye.parent.iterdir() if p.name.endswith(".tmp")] == []
 
 
 def test_the_command_builds_shows_progress_and_says_where_the_files_are(
