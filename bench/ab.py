@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import statistics
 import subprocess
 import sys
@@ -88,6 +89,9 @@ def run_side(root: Path, rtp_base: int, rate: float, step_seconds: float, steps:
     """Start a switch and ``root``'s application; run the steps; print each as a JSON line."""
     from bench import side_by_side as sbs
 
+    # Stopped by the other side's failure (SIGTERM) as by Ctrl-C: the ExitStack stops Asterisk,
+    # sipp, Redis and the application, which run in sessions of their own.
+    signal.signal(signal.SIGTERM, sbs._interrupted)
     # The application (``python -m hotline.cli serve``) runs from ``root``'s tree.
     sbs.ROOT = root
     sbs.RTP_START, sbs.RTP_END = rtp_base, rtp_base + RTP_SPAN
@@ -132,12 +136,14 @@ def run_half(args: argparse.Namespace, roots: tuple[Path, Path], logs: Path,
              f"{args.step_seconds:g}", str(args.steps), str(args.agents)],
             cwd=ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=err, text=True), err))
     outputs = []
-    for proc, err in procs:
+    for i, (proc, err) in enumerate(procs):
         out, _ = proc.communicate()
         err.close()
         if proc.returncode != 0:
-            raise SystemExit(f"bench.ab: the side of {roots[len(outputs)]} failed ({proc.returncode}); "
-                             f"see {err.name}")
+            for other, _ in procs[i + 1:]:  # a half with one side is no comparison
+                other.terminate()
+                other.communicate()
+            raise SystemExit(f"bench.ab: the side of {roots[i]} failed ({proc.returncode}); see {err.name}")
         outputs.append(read_steps(out))
     return outputs[0], outputs[1]
 

@@ -365,10 +365,10 @@ class CallRecordSettings(BaseModel):
     cdr_settle_s: float = Field(default=3.0, ge=0)
     #: How long the call-record writer gathers ended calls before it commits them (with their
     #: rows for the national platform, which the delivery sends as soon as they are committed).
-    #: A transaction costs about a millisecond of CPU at a quiet hour, a row in one a tenth of
-    #: that: at one call a second on the real switch, 2 s cost the application 1.1-1.2 ms of CPU
-    #: a call less than 0.5 s (eight simultaneous A/B runs, 2026-12-07); records reach the
-    #: platform up to that much later. 0 writes each as soon as the writer is free.
+    #: A transaction found cold costs about 1.5 ms of CPU, a row in one a tenth of that: at one
+    #: call a second on the real switch, 2 s cost the application 1.1-1.2 ms of CPU a call less
+    #: than 0.5 s (simultaneous A/B runs, 2026-12-07); records reach the platform up to that
+    #: much later. 0 writes each as soon as the writer is free.
     batch_delay_s: float = Field(default=2.0, ge=0, le=60)
 
 
