@@ -58,7 +58,7 @@ def refused_data(exc: BaseException) -> bool:
 #: of its own: 1.3 to 2.5 per call and a fifth of the app's CPU, bench/ivr.py). Meanwhile the live
 #: state is in Redis, this process reads the record through the writer (CallRecordRepository),
 #: and :meth:`CallRecordWriter.flush` does not wait the pause out. ``hotline serve`` takes it
-#: from ``[callrecords] batch_delay_s`` (2 s there: at a quiet hour most calls' ends were a
+#: from ``[callrecords] batch_delay_s`` (4 s there: at a quiet hour most calls' ends were a
 #: transaction each at half a second, issue 15).
 BATCH_DELAY_S = 0.5
 #: How long a live call's snapshot may wait to be written: the later transitions of the call
