@@ -415,7 +415,9 @@ async def test_the_served_writer_gathers_ended_calls_for_the_configured_pause_in
 ) -> None:
     """``[callrecords] batch_delay_s``: at a quiet hour each call's end was a transaction of its
     own; the pause gathers the ends of the calls that finish within it."""
-    settings = load_settings(callrecords={"batch_delay_s": 0.3})
+    # A pause long beside the test's own steps: a loop held up a moment (the other test worker,
+    # garbage collection) must not end it between the two ends.
+    settings = load_settings(callrecords={"batch_delay_s": 1.0})
     feature = await build(settings=settings, db=engine, outbox=Outbox(engine))
     assert isinstance(feature.api, CallRecords)
     writer = feature.api.writer
