@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 
 from bench.side_by_side import Step, iter_steps, merged, parse_args, report, steps_table, until_quiet
+from tests.support.clock import EpochClock
 
 
 def step(path: str, rate: float, *, calls: int = 100, connected: int = 100, turned_away: int = 0, failed: int = 0,
@@ -105,33 +106,20 @@ def test_every_other_round_runs_the_paths_in_reverse_so_a_steady_drift_cancels_o
                      ("ari", 5), ("dialplan", 5), ("dialplan", 5), ("ari", 5), ("ari", 5), ("dialplan", 5)]
 
 
-class Clock:
-    """A clock that moves only when the code under test sleeps."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.now += seconds
-
-
 def test_the_full_rows_deliveries_are_counted_once_they_have_been_quiet_for_the_writers_pause() -> None:
     # Records gathered 4 s by the writer arrive at the platform in bursts after the channels
     # are gone: the count is taken once nothing has arrived for longer than that pause.
-    clock = Clock()
+    clock = EpochClock(0.0)  # moved by the code under test's sleeps
     arrivals = {1.0: 50, 4.5: 58, 5.0: 60}
 
     def stored() -> int:
         return max((n for t, n in arrivals.items() if t <= clock.now), default=40)
 
-    assert until_quiet(stored, quiet_s=6.0, timeout=30.0, clock=clock, sleep=clock.sleep) == 60
+    assert until_quiet(stored, quiet_s=6.0, timeout=30.0, clock=clock, sleep=clock.advance) == 60
     assert 11.0 <= clock.now <= 11.5
 
 
 def test_a_count_that_never_settles_is_read_at_the_timeout() -> None:
-    clock = Clock()
-    assert until_quiet(lambda: int(clock.now * 10), quiet_s=6.0, timeout=10.0, clock=clock, sleep=clock.sleep) >= 100
+    clock = EpochClock(0.0)  # moved by the code under test's sleeps
+    assert until_quiet(lambda: int(clock.now * 10), quiet_s=6.0, timeout=10.0, clock=clock, sleep=clock.advance) >= 100
     assert clock.now == 10.0
