@@ -220,13 +220,16 @@ class CallService:
         await flow.call.close_listener()
         if self.svc.listeners is not None:
             self.svc.listeners.forget(channel_id)
+        data = flow.call.data
+        outcome = flow.state.outcome_on_hangup
+        # The call's end is known before the state lets go of what it holds: a queue's script
+        # that ends the agent's part stores the ended call with its own change (issue 15).
+        self._close(data, outcome=data.outcome or outcome, cause=cause)
         try:
             await flow.state.on_caller_gone(flow.call)
         except Exception:
             # Whatever the state held, the call record must still be closed below.
             log.exception("call %s: releasing %s after the hang-up failed", flow.call.data.call_id, flow.state.name)
-        data = flow.call.data
-        outcome = flow.state.outcome_on_hangup
         await self._finish(data, outcome=data.outcome or outcome, cause=cause)
         flow.state = Ended()
         if rank < HangupCause.DESTROYED:  # more may come: the channel's last event is its destruction
@@ -251,11 +254,15 @@ class CallService:
         self.svc.records.save(data.to_record())
         log.debug("call %s: hang-up cause %s", data.call_id, cause)
 
-    async def _finish(self, data: CallState, *, outcome: str, cause: str | None) -> None:
+    @staticmethod
+    def _close(data: CallState, *, outcome: str, cause: str | None) -> None:
         data.ended_at = data.ended_at or utcnow()
         data.outcome = outcome
         data.hangup_cause = data.hangup_cause or cause
         data.state = Ended.name
+
+    async def _finish(self, data: CallState, *, outcome: str, cause: str | None) -> None:
+        self._close(data, outcome=outcome, cause=cause)
         # The end goes to Redis (where the live state was) until the record holding it is
         # committed, then the state is deleted: the record waits up to the writer's pause in
         # memory, and a crash meanwhile left nothing to end it by (or the call's last live

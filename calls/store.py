@@ -122,16 +122,38 @@ class CallStateStore:
         self._prefix = f"{prefix}:ivr:call:"
         #: Deletions under way where the client cannot send them along (see forget_soon).
         self._forgetting: set[asyncio.Task[None]] = set()
+        #: Key -> the state a queue's script stored with its own change (:meth:`stored_by_script`),
+        #: until the next save of that call: the same state is then not written again.
+        self._by_script: dict[str, str] = {}
+
+    def write(self, state: CallState) -> tuple[str, str, str]:
+        """``state``'s save as a write for a queue's script to make with its own change
+        (``queues.engine.Write``: the call's state and the queue's move in one write to Redis,
+        and the state saved only if the move is made). Once made, say so (:meth:`stored_by_script`)."""
+        return ("SET", self._prefix + state.channel_id, state.to_json())
+
+    def stored_by_script(self, write: tuple[str, str, str]) -> None:
+        """A script made ``write`` (from :meth:`write`): the call's next save, if of that same
+        state (as the flow's save after the script's transition is), is not written again."""
+        self._by_script[write[1]] = write[2]
+
+    def _unsaved(self, state: CallState) -> str | None:
+        """``state`` as stored text, None when a script stored exactly that already."""
+        text = state.to_json()
+        return None if self._by_script.pop(self._prefix + state.channel_id, None) == text else text
 
     async def save(self, state: CallState, *, new: bool = True) -> None:
         """Store the call's state. ``new``: it may not be in the set of live calls yet (its
         first save, or a caller that does not know); a call saved before is only overwritten,
         one command instead of four (MULTI, SET, SADD, EXEC) at every transition."""
+        text = self._unsaved(state)
+        if text is None:
+            return
         if not new:
-            await self._redis.set(self._prefix + state.channel_id, state.to_json())
+            await self._redis.set(self._prefix + state.channel_id, text)
             return
         async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.set(self._prefix + state.channel_id, state.to_json())
+            pipe.set(self._prefix + state.channel_id, text)
             pipe.sadd(self._live, state.channel_id)
             await pipe.execute()
 
@@ -145,7 +167,9 @@ class CallStateStore:
         if rider is None:
             await self.save(state, new=new)
             return
-        await rider.tell(*self._writes(state, new=new))
+        writes = self._writes(state, new=new)
+        if writes:
+            await rider.tell(*writes)
 
     async def save_ahead(self, state: CallState, *, new: bool = True) -> None:
         """Store the call's state in the same write as, and ahead of, the next command this
@@ -163,8 +187,12 @@ class CallStateStore:
             rider.send_soon(*command, within_s=SAVE_AHEAD_S)
 
     def _writes(self, state: CallState, *, new: bool) -> list[tuple[str, ...]]:
-        """The commands that store ``state`` outside a transaction (:meth:`tell`, :meth:`save_ahead`)."""
-        writes: list[tuple[str, ...]] = [("SET", self._prefix + state.channel_id, state.to_json())]
+        """The commands that store ``state`` outside a transaction (:meth:`tell`, :meth:`save_ahead`);
+        none when a script stored it already."""
+        text = self._unsaved(state)
+        if text is None:
+            return []
+        writes: list[tuple[str, ...]] = [("SET", self._prefix + state.channel_id, text)]
         if new:  # a set's member: re-adding is no change, so no transaction is needed for it
             writes.append(("SADD", self._live, state.channel_id))
         return writes
@@ -174,6 +202,7 @@ class CallStateStore:
         return CallState.from_json(raw) if raw else None
 
     async def delete(self, channel_id: str) -> None:
+        self._by_script.pop(self._prefix + channel_id, None)
         async with self._redis.pipeline(transaction=True) as pipe:
             pipe.delete(self._prefix + channel_id)
             pipe.srem(self._live, channel_id)
@@ -183,6 +212,7 @@ class CallStateStore:
         """Delete an ended call's state without waiting: with the next command this process
         sends (or alone within a second). Nothing needs it gone at once: a resync ends a stored
         ended call again the same way, and a state missing from the set is no call."""
+        self._by_script.pop(self._prefix + channel_id, None)
         rider = riding(self._redis)
         if rider is not None:
             rider.send_soon("DEL", self._prefix + channel_id, within_s=FORGET_WITHIN_S)

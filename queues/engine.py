@@ -58,7 +58,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from functools import cache
@@ -187,6 +187,23 @@ class Agent:
         # frozen: normalise through object.__setattr__ (lists and sets are accepted).
         object.__setattr__(self, "lines", _codes("lines", self.lines))
         object.__setattr__(self, "languages", _codes("languages", self.languages))
+
+
+#: A write a script makes with its own change, and only if it makes it: ``("SET", key, value)``
+#: (a call's state saved) or ``("PUBLISH", channel, message)`` (news of the change). One write
+#: to Redis less a transition than the same sent after the script's reply (issue 15).
+Write = tuple[str, str, str]
+_WRITES = frozenset({"SET", "PUBLISH"})
+
+
+def _also(writes: Iterable[Write]) -> list[str]:
+    """The script arguments that carry ``writes`` (see ``also`` in ``queues/lua/_lib.lua``)."""
+    out: list[str] = []
+    for write in writes:
+        if len(write) != 3 or write[0] not in _WRITES or not all(isinstance(part, str) for part in write):
+            raise ValueError(f"a script's write is (SET or PUBLISH, key, value) as strings, got {write!r}")
+        out += write
+    return out
 
 
 @dataclass(frozen=True)
@@ -480,9 +497,10 @@ class QueueEngine:
     async def set_break(self, agent_id: str, reason: str) -> None:
         await self._run("set_break", _ident("agent_id", agent_id), _ident("reason", reason))
 
-    async def answered(self, call_id: str, agent_id: str) -> None:
-        """The agent picked up: ringing -> on_call (and counted for the service level)."""
-        await self._run("answered", _ident("call_id", call_id), _ident("agent_id", agent_id))
+    async def answered(self, call_id: str, agent_id: str, *, then: Iterable[Write] = ()) -> None:
+        """The agent picked up: ringing -> on_call (and counted for the service level).
+        ``then``: writes made in the same script, only if it makes the change (see :data:`Write`)."""
+        await self._run("answered", _ident("call_id", call_id), _ident("agent_id", agent_id), *_also(then))
 
     async def ring_no_answer(self, call_id: str, agent_id: str) -> Offer | None:
         """Agent on break ("no_answer"); the call back at its place, offered again if someone is free."""
@@ -499,10 +517,12 @@ class QueueEngine:
         self.schedule(self.clock_ms() + pause_ms, wrap_up_of=agent_id)
         return offer
 
-    async def hung_up(self, call_id: str, agent_id: str) -> None:
-        """The conversation is over: the call is gone, the agent in wrap-up for the queue's wrap-up time."""
+    async def hung_up(self, call_id: str, agent_id: str, *, then: Iterable[Write] = ()) -> None:
+        """The conversation is over: the call is gone, the agent in wrap-up for the queue's wrap-up
+        time. ``then``: writes made in the same script, only if it makes the change (see :data:`Write`)."""
         agent_id = _ident("agent_id", agent_id)
-        await self._with_wrap_up("hung_up", _ident("call_id", call_id), agent_id, wrap_up_of=agent_id)
+        await self._with_wrap_up("hung_up", _ident("call_id", call_id), agent_id, wrap_up_of=agent_id,
+                                 also=_also(then))
 
     async def wrap_up_due(self, now_ms: int | None = None) -> list[str]:
         """Agents whose wrap-up has ended by ``now_ms``: call set_available for each (any
@@ -556,14 +576,15 @@ class QueueEngine:
                 return round(float(spec[name]) * 1000)
         return round(DEFAULT_WRAP_UP_S * 1000)
 
-    async def _with_wrap_up(self, script: str, *args: EncodableT, wrap_up_of: str | None = None) -> Any:
+    async def _with_wrap_up(self, script: str, *args: EncodableT, wrap_up_of: str | None = None,
+                            also: Sequence[str] = ()) -> Any:
         # The wrap-up depends on the queue that answered, known only in Redis. Try a guess: a
         # flat wrap-up fits any queue ('*'); with a mapping the script names the queue and the
         # second run is exact (an answered call's queue never changes).
         guess, ms = ("*", self.wrap_up_ms(None, None)) if not isinstance(self.wrap_up_s, Mapping) else ("?", 0)
         for _ in range(3):
             now = self.clock_ms()
-            result = await self._run(script, *args, ms, guess, now=now)
+            result = await self._run(script, *args, ms, guess, *also, now=now)
             if not (isinstance(result, list) and _s(result[0]) == "retry"):
                 if result:
                     self.schedule(now + ms, wrap_up_of=wrap_up_of)  # an agent's wrap-up (if the call had one) ends then

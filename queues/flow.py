@@ -9,6 +9,7 @@ in the queue engine.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass
 from typing import ClassVar, Protocol
@@ -48,7 +49,7 @@ class CallQueues(Protocol):
     async def callback_failed(self, call: Call) -> None: ...
     def agent_leg_id(self, call: Call) -> str: ...
     def alias(self, call: Call, key: str) -> None: ...
-    async def connect(self, call: Call) -> bool: ...
+    async def connect(self, call: Call, *, as_state: str) -> bool: ...
     async def ring_no_answer(self, call: Call, agent_id: str) -> Offer | None: ...
     async def give_back(self, call: Call, agent_id: str) -> Offer | None: ...
     async def hung_up(self, call: Call, agent_id: str) -> None: ...
@@ -335,7 +336,7 @@ class Connecting(BaseState):
         if channel_id != call.data.agent_channel:
             await self.queues.release_stray(call, channel_id)
             return self
-        if not await self.queues.connect(call):
+        if not await self.queues.connect(call, as_state=Connected.name):
             # The agent's phone answered: whatever failed, it was not the agent.
             return await self._give_back(call)
         return Connected(self.queues)
@@ -441,10 +442,10 @@ class Connected(BaseState):
         svc = self.queues
         # Stopped first, so that the file ends with the conversation, not with our clean-up.
         await svc.stop_recording(call)
-        if call.data.agent_channel:
-            await svc.hang_up_leg(call, call.data.agent_channel)
-        if call.data.call_bridge:
-            await svc.destroy_bridge(call, call.data.call_bridge)
+        # Side by side: their answers come back together, mostly in one wake-up (issue 15).
+        bridge = call.data.call_bridge
+        await asyncio.gather(svc.hang_up_leg(call, call.data.agent_channel or ""),
+                             *([svc.destroy_bridge(call, bridge)] if bridge else []))
         if call.data.agent_id:
             await svc.hung_up(call, call.data.agent_id)
 

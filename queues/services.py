@@ -15,9 +15,9 @@ import json
 import logging
 import uuid
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from contextlib import suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -39,7 +39,7 @@ from core.lean_redis import riding
 from core.settings import QueueSettings
 from core.tasks import cancel_and_wait
 from core.vocabulary import utcnow
-from queues.engine import PRIORITY_MAX, Agent, Offer, QueueEngine, QueueError, WaitingCall
+from queues.engine import PRIORITY_MAX, Agent, Offer, QueueEngine, QueueError, WaitingCall, Write
 from queues.figures import FiguresPublisher
 from queues.flow import AfterHours, AskCity, CallingBack, Connecting, InQueue
 from queues.resolve import JurisdictionResolver
@@ -122,11 +122,15 @@ class AgentEvents:
         self._publish_soon = self._rider.publish_soon if self._rider is not None else None
 
     def agent_state(self, agent_id: str, state: str, *, reason: str | None = None, call_id: str | None = None) -> None:
-        self.emit({"type": "agent.state", "agent_id": agent_id, "state": state, "reason": reason or None,
-                   "call_id": call_id or None})
+        self.emit(_agent_state(agent_id, state, reason=reason, call_id=call_id))
 
     def call(self, kind: str, agent_id: str, call_id: str, channel_id: str | None) -> None:
-        self.emit({"type": f"call.{kind}", "agent_id": agent_id, "call_id": call_id, "channel_id": channel_id})
+        self.emit(_call_event(kind, agent_id, call_id, channel_id))
+
+    def writes(self, *messages: dict[str, Any]) -> list[Write]:
+        """``messages`` as writes a queue script makes with its change (published only if it
+        makes it, in the same write as the script: see :data:`queues.engine.Write`)."""
+        return [("PUBLISH", self.channel, orjson.dumps(message).decode()) for message in messages]
 
     def emit(self, message: dict[str, Any]) -> None:
         text = orjson.dumps(message).decode()  # compact, UTF-8 as it is
@@ -176,6 +180,15 @@ class AgentEvents:
             except Exception as exc:  # noqa: BLE001 - news for desktops; the state is in the engine
                 self.dropped += len(batch)
                 log.warning("agent events: %d not published: %s", len(batch), exc or type(exc).__name__)
+
+
+def _agent_state(agent_id: str, state: str, *, reason: str | None = None, call_id: str | None = None) -> dict[str, Any]:
+    return {"type": "agent.state", "agent_id": agent_id, "state": state, "reason": reason or None,
+            "call_id": call_id or None}
+
+
+def _call_event(kind: str, agent_id: str, call_id: str, channel_id: str | None) -> dict[str, Any]:
+    return {"type": f"call.{kind}", "agent_id": agent_id, "call_id": call_id, "channel_id": channel_id}
 
 
 class AnnouncingEngine(QueueEngine):
@@ -231,9 +244,17 @@ class AnnouncingEngine(QueueEngine):
         await super().set_break(agent_id, reason)
         self.events.agent_state(agent_id, "break", reason=reason)
 
-    async def answered(self, call_id: str, agent_id: str) -> None:
+    async def answered(self, call_id: str, agent_id: str, *, then: Iterable[Write] = (),
+                       channel_id: str | None = None) -> None:
+        """``channel_id``: the call's, known to the caller: the events go in the script (with
+        ``then``), published with its change and only then, instead of in a write after it."""
+        if channel_id is not None:
+            news = self.events.writes(_agent_state(agent_id, "on_call", call_id=call_id),
+                                      _call_event("connected", agent_id, call_id, channel_id))
+            await super().answered(call_id, agent_id, then=[*then, *news])
+            return
         parties = self.parties_soon(call_id)  # in the script's own round trip, read before it
-        await super().answered(call_id, agent_id)
+        await super().answered(call_id, agent_id, then=then)
         channel_id, _ = await parties
         self.events.agent_state(agent_id, "on_call", call_id=call_id)
         self.events.call("connected", agent_id, call_id, channel_id)
@@ -254,9 +275,16 @@ class AnnouncingEngine(QueueEngine):
         self.events.agent_state(agent_id, "wrap_up", reason="connect_failed")
         return self._offered(offer)
 
-    async def hung_up(self, call_id: str, agent_id: str) -> None:
+    async def hung_up(self, call_id: str, agent_id: str, *, then: Iterable[Write] = (),
+                      channel_id: str | None = None) -> None:
+        """``channel_id``: as for :meth:`answered`."""
+        if channel_id is not None:
+            news = self.events.writes(_call_event("ended", agent_id, call_id, channel_id),
+                                      _agent_state(agent_id, "wrap_up", call_id=call_id))
+            await super().hung_up(call_id, agent_id, then=[*then, *news])
+            return
         parties = self.parties_soon(call_id)
-        await super().hung_up(call_id, agent_id)
+        await super().hung_up(call_id, agent_id, then=then)
         channel_id, _ = await parties
         self.events.call("ended", agent_id, call_id, channel_id)
         self.events.agent_state(agent_id, "wrap_up", call_id=call_id)
@@ -522,8 +550,9 @@ class QueueService:
         """Events of a channel (or ``bridge:<id>``) we make for the call go to the call's FIFO."""
         self.dispatcher.alias(key, call.key)
 
-    async def connect(self, call: Call) -> bool:
+    async def connect(self, call: Call, *, as_state: str) -> bool:
         """The agent answered: caller and agent into a bridge of their own; False if that failed.
+        ``as_state``: the call's state once connected, stored with the engine's change.
 
         Any step that fails or times out fails the attempt: its agent leg is hung up and its
         bridge destroyed (:meth:`_abandon`); the flow then gives the agent back and the caller
@@ -555,11 +584,30 @@ class QueueService:
                 return False
         data.call_bridge = bridge_id
         data.answered_at = data.answered_at or utcnow()
-        await self.engine.answered(data.call_id, data.agent_id or "")
+        await self._with_state(call, as_state, lambda then, news: self.engine.answered(
+            data.call_id, data.agent_id or "", then=then, **news))
         log.info("call %s connected to agent %s", data.call_id, data.agent_id)
         # From answer to hang-up; after a transfer, the next agent's part is a new segment.
         await self._record(call, bridge_id)
         return True
+
+    async def _with_state(self, call: Call, state: str,
+                          change: Callable[[list[Write], dict[str, str]], Awaitable[None]]) -> None:
+        """The engine's ``change`` storing the call's state as ``state``, and the agents' news,
+        in its own script: the queue's move and the call's state are stored together or not at
+        all (a crash between the two left a call stored as ringing that the queues had connected,
+        which a restarted process then failed to give back), in one write to Redis instead of
+        two (issue 15). ``change`` gets the script's writes and, for an engine that announces,
+        the call's channel as keyword arguments (``channel_id``). The flow's own save of that
+        same state is then not written again (``CallStateStore.stored_by_script``). A call this
+        process has not stored yet is saved by the flow as before (it joins the live calls there)."""
+        store = call.svc.store
+        if not call.stored:
+            await change([], {})
+            return
+        write = store.write(replace(call.data, state=state))
+        await change([write], {"channel_id": call.key} if isinstance(self.engine, AnnouncingEngine) else {})
+        store.stored_by_script(write)
 
     async def _stop_music(self, call: Call) -> None:
         """Stop the caller's music before the bridge; a caller put through without waiting has
@@ -583,8 +631,10 @@ class QueueService:
         return await self.engine.ring_no_answer(call.data.call_id, agent_id)
 
     async def hung_up(self, call: Call, agent_id: str) -> None:
-        """The conversation is over: the agent goes to wrap-up."""
-        await self.engine.hung_up(call.data.call_id, agent_id)
+        """The conversation is over: the agent goes to wrap-up, the call's state as it is (ended,
+        by now) stored with it (:meth:`_with_state`)."""
+        await self._with_state(call, call.data.state, lambda then, news: self.engine.hung_up(
+            call.data.call_id, agent_id, then=then, **news))
 
     async def give_back(self, call: Call, agent_id: str) -> Offer | None:
         """The agent's phone answered (or may have) but the call could not be put through to

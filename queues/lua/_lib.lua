@@ -45,6 +45,23 @@ local function fail(code, message)
   return redis.error_reply(code .. ' ' .. message)
 end
 
+-- What the caller asked to write with the script's own change, and only if it is made (a
+-- call's state saved, news of the change published): ARGV from `first` on, in threes
+-- (command, key, value). One write less a transition than saving after the reply (issue 15).
+-- Checked before the script's first write (`also_check`), so that nothing fails after it.
+local ALSO = {SET = true, PUBLISH = true}
+
+local function also_check(first)
+  if (#ARGV - first + 1) % 3 ~= 0 then return fail('BAD_ALSO', 'writes come in threes') end
+  for i = first, #ARGV, 3 do
+    if not ALSO[ARGV[i]] then return fail('BAD_ALSO', 'not a write a script makes: ' .. ARGV[i]) end
+  end
+end
+
+local function also(first)
+  for i = first, #ARGV, 3 do redis.call(ARGV[i], ARGV[i + 1], ARGV[i + 2]) end
+end
+
 -- Agents -------------------------------------------------------------------------------------
 
 -- Moves the agent to a state; `extra` are more field/value pairs for the same HSET. (Agents by

@@ -99,3 +99,25 @@ async def test_a_state_told_is_stored_before_the_next_command_without_a_reply_of
         assert await store.live_channel_ids() == {"ch1"}
         assert await store.load("ch1") == call
     assert trips == [["smembers"], ["get"]]
+
+
+async def test_a_state_a_queue_script_stored_is_not_written_again_but_a_changed_one_is(
+    lean: LeanRedis, redis_prefix: str
+) -> None:
+    """The script that connects an agent stores the call's next state with its change; the
+    flow's own save of that state after it is no second write (issue 15). Anything changed
+    since goes as before."""
+    store = CallStateStore(lean, redis_prefix)
+    call = a_call()
+    await store.tell(call)
+    call.state = "connected"
+    write = store.write(call)
+    assert write[:2] == ("SET", f"{redis_prefix}:ivr:call:ch1")
+    store.stored_by_script(write)  # said, not done: what the flow saves next shows which was written
+    await store.tell(call, new=False)
+    assert (await store.load("ch1") or a_call()).state == "answering"
+    call.state = "ended"
+    store.stored_by_script(store.write(call))
+    call.outcome = "answered"  # changed after the script
+    await store.tell(call, new=False)
+    assert await store.load("ch1") == call
