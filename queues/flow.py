@@ -9,7 +9,6 @@ in the queue engine.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from dataclasses import dataclass
 from typing import ClassVar, Protocol
@@ -442,10 +441,10 @@ class Connected(BaseState):
         svc = self.queues
         # Stopped first, so that the file ends with the conversation, not with our clean-up.
         await svc.stop_recording(call)
-        # Side by side: their answers come back together, mostly in one wake-up (issue 15).
-        bridge = call.data.call_bridge
-        await asyncio.gather(svc.hang_up_leg(call, call.data.agent_channel or ""),
-                             *([svc.destroy_bridge(call, bridge)] if bridge else []))
+        if call.data.agent_channel:
+            await svc.hang_up_leg(call, call.data.agent_channel)
+        if call.data.call_bridge:
+            await svc.destroy_bridge(call, call.data.call_bridge)
         if call.data.agent_id:
             await svc.hung_up(call, call.data.agent_id)
 

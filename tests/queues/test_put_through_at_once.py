@@ -55,3 +55,20 @@ async def test_a_caller_who_waited_with_music_has_it_stopped_before_the_agent_is
     assert not call.on_hold_music
     await call.hangup()
     await pbx_sim.wait_idle()
+
+
+async def test_a_connected_call_is_stored_as_connected_with_its_agent_and_bridge_as_the_queues_say(
+    pbx_sim: PbxSim, app: Application, prompts: PromptCatalogue
+) -> None:
+    """The queue's "answered" script stores the call's connected state with its own change (one
+    write, issue 15): what a restarted process reads agrees with the queue engine."""
+    await agent_ready(app, "1403", HANGZHOU, {"general"}, "PJSIP/1403")
+    call = await pbx_sim.place_call("057112315", caller_id="13800138000")
+    await press(call, prompts)
+    leg = await talking_to(pbx_sim, call, "PJSIP/1403")
+    stored = await app.ivr.svc.store.load(call.channel_id)
+    assert stored is not None and stored.state == "connected" and stored.agent_id == "1403"
+    assert stored.agent_channel == leg and stored.call_bridge == pbx_sim.channel(call.channel_id).bridge_id
+    assert (await app.queue_engine.call(stored.call_id) or {})["state"] == "on_call"
+    await call.hangup()
+    await pbx_sim.wait_idle()
