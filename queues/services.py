@@ -246,18 +246,11 @@ class AnnouncingEngine(QueueEngine):
 
     async def answered(self, call_id: str, agent_id: str, *, then: Iterable[Write] = (),
                        channel_id: str | None = None) -> None:
-        """``channel_id``: the call's, known to the caller: the events go in the script (with
-        ``then``), published with its change and only then, instead of in a write after it."""
-        if channel_id is not None:
-            news = self.events.writes(_agent_state(agent_id, "on_call", call_id=call_id),
-                                      _call_event("connected", agent_id, call_id, channel_id))
-            await super().answered(call_id, agent_id, then=[*then, *news])
-            return
-        parties = self.parties_soon(call_id)  # in the script's own round trip, read before it
-        await super().answered(call_id, agent_id, then=then)
-        channel_id, _ = await parties
-        self.events.agent_state(agent_id, "on_call", call_id=call_id)
-        self.events.call("connected", agent_id, call_id, channel_id)
+        """``channel_id``: the call's, known to the caller: see :meth:`_announced`."""
+        await self._announced(lambda writes: super(AnnouncingEngine, self).answered(call_id, agent_id, then=writes),
+                              call_id, then, channel_id,
+                              lambda channel: (_agent_state(agent_id, "on_call", call_id=call_id),
+                                               _call_event("connected", agent_id, call_id, channel)))
 
     async def ring_no_answer(self, call_id: str, agent_id: str) -> Offer | None:
         parties = self.parties_soon(call_id)
@@ -278,16 +271,25 @@ class AnnouncingEngine(QueueEngine):
     async def hung_up(self, call_id: str, agent_id: str, *, then: Iterable[Write] = (),
                       channel_id: str | None = None) -> None:
         """``channel_id``: as for :meth:`answered`."""
+        await self._announced(lambda writes: super(AnnouncingEngine, self).hung_up(call_id, agent_id, then=writes),
+                              call_id, then, channel_id,
+                              lambda channel: (_call_event("ended", agent_id, call_id, channel),
+                                               _agent_state(agent_id, "wrap_up", call_id=call_id)))
+
+    async def _announced(self, change: Callable[[list[Write]], Awaitable[None]], call_id: str,
+                         then: Iterable[Write], channel_id: str | None,
+                         news: Callable[[str | None], tuple[dict[str, Any], ...]]) -> None:
+        """Make ``change`` (with the writes ``then``) and publish its ``news`` (of the call's
+        channel): where the caller names the channel, in the script itself, with the change and
+        only if it is made; else after it, the channel read in the script's own round trip."""
         if channel_id is not None:
-            news = self.events.writes(_call_event("ended", agent_id, call_id, channel_id),
-                                      _agent_state(agent_id, "wrap_up", call_id=call_id))
-            await super().hung_up(call_id, agent_id, then=[*then, *news])
+            await change([*then, *self.events.writes(*news(channel_id))])
             return
-        parties = self.parties_soon(call_id)
-        await super().hung_up(call_id, agent_id, then=then)
-        channel_id, _ = await parties
-        self.events.call("ended", agent_id, call_id, channel_id)
-        self.events.agent_state(agent_id, "wrap_up", call_id=call_id)
+        parties = self.parties_soon(call_id)  # in the script's own round trip, read before it
+        await change(list(then))
+        channel, _ = await parties
+        for message in news(channel):
+            self.events.emit(message)
 
     async def remove(self, call_id: str, reason: str) -> bool:
         parties = self.parties_soon(call_id)
