@@ -58,15 +58,44 @@ class Dispatcher:
         self._queues: dict[str, deque[Event]] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._aliases: dict[str, str] = {}
+        #: The keys aliased to each owner, so that a call's end lets go of them all
+        #: (:meth:`release`): a call's agent legs and bridges were kept here for good.
+        self._owned: dict[str, set[str]] = {}
 
     # --- routing ----------------------------------------------------------------
 
     def alias(self, key: str, owner: str) -> None:
-        """Route events of ``key`` (e.g. ``bridge:b1``) to ``owner``'s FIFO."""
+        """Route events of ``key`` (e.g. ``bridge:b1``) to ``owner``'s FIFO (from another
+        owner's, if it had it)."""
+        before = self._aliases.get(key)
+        if before is not None and before != owner:
+            self._let_go(before, key)
         self._aliases[key] = owner
+        self._owned.setdefault(owner, set()).add(key)
 
     def unalias(self, key: str) -> None:
-        self._aliases.pop(key, None)
+        owner = self._aliases.pop(key, None)
+        if owner is not None:
+            self._let_go(owner, key)
+
+    def release(self, owner: str) -> None:
+        """``owner`` is over (a call ended): the keys aliased to it route as themselves again.
+        Their late events (an agent leg's destruction) then reach no call, as they would have."""
+        for key in self._owned.pop(owner, ()):
+            if self._aliases.get(key) == owner:
+                del self._aliases[key]
+
+    @property
+    def aliases(self) -> int:
+        """How many keys route to another key's FIFO (for tests and the benches)."""
+        return len(self._aliases)
+
+    def _let_go(self, owner: str, key: str) -> None:
+        keys = self._owned.get(owner)
+        if keys is not None:
+            keys.discard(key)
+            if not keys:
+                del self._owned[owner]
 
     def owner_of(self, key: str) -> str:
         return self._aliases.get(key, key)

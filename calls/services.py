@@ -232,6 +232,9 @@ class CallService:
             log.exception("call %s: releasing %s after the hang-up failed", flow.call.data.call_id, flow.state.name)
         await self._finish(data, outcome=data.outcome or outcome, cause=cause)
         flow.state = Ended()
+        # The agent legs and bridges the call had routed to its FIFO: else one entry each a call
+        # for the life of the process.
+        self._dispatcher.release(channel_id)
         if rank < HangupCause.DESTROYED:  # more may come: the channel's last event is its destruction
             if len(self._ending) >= MAX_ENDING:
                 self._ending.pop(next(iter(self._ending)))

@@ -85,6 +85,26 @@ async def test_aliased_bridge_events_join_the_owners_queue() -> None:
     assert keys == ["c1"]
 
 
+async def test_a_released_owner_lets_go_of_its_keys_but_not_of_one_routed_to_another_since() -> None:
+    """A call's end releases its agent legs and bridges: kept, they grew by two a call for good."""
+    keys: list[str] = []
+
+    async def sink(key: str, event) -> None:
+        keys.append(key)
+
+    dispatcher = Dispatcher(sink)
+    dispatcher.alias("c1-agent-1", "c1")
+    dispatcher.alias("bridge:kept", "c1")
+    dispatcher.alias("bridge:kept", "c2")  # the next call has it now
+    dispatcher.release("c1")
+    assert dispatcher.aliases == 1 and dispatcher.owner_of("bridge:kept") == "c2"
+    dispatcher.dispatch(parse_event(dtmf("c1-agent-1", "1")))
+    await dispatcher.drain()
+    assert keys == ["c1-agent-1"]
+    dispatcher.release("c2")
+    assert dispatcher.aliases == 0 and dispatcher.owner_of("bridge:kept") == "bridge:kept"
+
+
 async def test_a_timer_arrives_as_an_event_in_the_calls_queue_and_can_be_cancelled() -> None:
     fired: list[TimerFired] = []
 

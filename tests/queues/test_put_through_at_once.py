@@ -72,3 +72,19 @@ async def test_a_connected_call_is_stored_as_connected_with_its_agent_and_bridge
     assert (await app.queue_engine.call(stored.call_id) or {})["state"] == "on_call"
     await call.hangup()
     await pbx_sim.wait_idle()
+
+
+async def test_a_call_that_ended_leaves_no_routes_of_its_agent_leg_or_bridge_behind(
+    pbx_sim: PbxSim, app: Application, prompts: PromptCatalogue
+) -> None:
+    """The agent's leg and the bridge go to the caller's FIFO while the call lives; after it, the
+    dispatcher holds nothing of them (it held two entries a call for the life of the process)."""
+    await agent_ready(app, "1404", HANGZHOU, {"general"}, "PJSIP/1404")
+    call = await pbx_sim.place_call("057112315", caller_id="13800138000")
+    await press(call, prompts)
+    await talking_to(pbx_sim, call, "PJSIP/1404")
+    assert app.dispatcher.aliases >= 2
+    await call.hangup()
+    await pbx_sim.wait_idle()
+    await app.dispatcher.drain()
+    assert app.dispatcher.aliases == 0
