@@ -26,6 +26,7 @@ from core.settings import Settings
 from devtools.embedded import free_port
 from pbx_config.install import install
 from pbx_config.render import AgentPhone
+from queues.kept_bridges import is_kept_idle
 
 ROOT = Path(__file__).resolve().parent.parent
 VERSION = "22.10.1"
@@ -181,6 +182,11 @@ class AsteriskInstance:
 
     def bridges(self) -> list[dict[str, Any]]:
         return list(self.ari("GET", "/bridges"))
+
+    def left_bridges(self) -> list[dict[str, Any]]:
+        """The bridges that are not an agent's, empty between their calls (``queues.kept_bridges``):
+        what a call that ended left behind."""
+        return [b for b in self.bridges() if not is_kept_idle(b.get("name", ""), b.get("channels", []))]
 
     def wait_idle(self, timeout: float = 8.0) -> list[dict[str, Any]]:
         """Channels still up after ``timeout`` (none, once calls have ended as they should)."""

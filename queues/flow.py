@@ -54,9 +54,8 @@ class CallQueues(Protocol):
     async def hung_up(self, call: Call, agent_id: str) -> None: ...
     async def release_stray(self, call: Call, channel_id: str) -> None: ...
     async def agent_held(self, call: Call, held: bool) -> None: ...
-    async def hang_up_leg(self, call: Call, channel_id: str) -> None: ...
-    async def destroy_bridge(self, call: Call, bridge_id: str, *, missing_ok: bool = True) -> None: ...
-    async def stop_recording(self, call: Call) -> None: ...
+    async def hang_up_leg(self, call: Call, channel_id: str) -> bool: ...
+    async def end_conversation(self, call: Call) -> None: ...
 
 
 class Farewell(BaseState):
@@ -392,7 +391,7 @@ class Connecting(BaseState):
 
 @dataclass
 class Connected(BaseState):
-    """Caller and agent talk in a bridge of their own."""
+    """Caller and agent talk in the agent's bridge."""
 
     name: ClassVar[str] = "connected"
     outcome_on_hangup: ClassVar[str] = "answered"
@@ -438,15 +437,7 @@ class Connected(BaseState):
         return self
 
     async def on_caller_gone(self, call: Call) -> None:
-        svc = self.queues
-        # Stopped first, so that the file ends with the conversation, not with our clean-up.
-        await svc.stop_recording(call)
-        if call.data.agent_channel:
-            await svc.hang_up_leg(call, call.data.agent_channel)
-        if call.data.call_bridge:
-            await svc.destroy_bridge(call, call.data.call_bridge)
-        if call.data.agent_id:
-            await svc.hung_up(call, call.data.agent_id)
+        await self.queues.end_conversation(call)
 
 
 def register_states(registry: StateRegistry, queues: CallQueues) -> None:

@@ -42,6 +42,7 @@ from core.vocabulary import utcnow
 from queues.engine import PRIORITY_MAX, Agent, Offer, QueueEngine, QueueError, WaitingCall, Write
 from queues.figures import FiguresPublisher
 from queues.flow import AfterHours, AskCity, CallingBack, Connecting, InQueue
+from queues.kept_bridges import AgentBridges, bridge_name
 from queues.resolve import JurisdictionResolver
 
 log = logging.getLogger(__name__)
@@ -326,7 +327,7 @@ class CallRecorder(Protocol):
     """Records conversations (``recordings.capture``): a segment per bridging of caller and agent."""
 
     async def start(self, data: CallState, bridge_id: str) -> None: ...
-    async def stop(self, call_id: str) -> None: ...
+    async def stop(self, call_id: str) -> bool: ...
 
 
 class QueueService:
@@ -342,6 +343,8 @@ class QueueService:
         self._run = uuid.uuid4().hex[:6]
         self._serial = itertools.count(1)
         self._tasks: list[asyncio.Task[None]] = []
+        #: Each agent's bridge, kept between their calls (two requests a call fewer).
+        self.bridges = AgentBridges()
 
     # --- the router -------------------------------------------------------------------------
 
@@ -396,6 +399,9 @@ class QueueService:
             log.exception("call %s: queueing the transfer failed", data.call_id)
             offer = None
         if bridge:
+            # The caller is still in it: destroying it lets them go (one request, as
+            # removing them would be); a transfer is rare, the agent gets a new one.
+            self.bridges.forget(bridge)
             await self.destroy_bridge_quietly(bridge)
         if leg:
             await self.hangup_quietly(leg)
@@ -541,8 +547,9 @@ class QueueService:
         return f"{call.key}{AGENT_MARK}{self._run}-{next(self._serial)}"
 
     def bridge_id_for(self, call: Call) -> str:
-        """The bridge of the attempt whose agent leg is on the call: ``<caller>-call-<attempt>``.
-        One connect per leg, and a leg's attempt token is never reused, so neither is the bridge id."""
+        """A bridge made for the attempt whose agent leg is on the call: ``<caller>-call-<attempt>``.
+        One connect per leg, and a leg's attempt token is never reused, so neither is the bridge id
+        (the agent then keeps it for their next calls: :mod:`queues.kept_bridges`)."""
         caller, mark, attempt = (call.data.agent_channel or "").rpartition(AGENT_MARK)
         if not (mark and caller == call.key and attempt):
             attempt = f"{self._run}-{next(self._serial)}"
@@ -553,19 +560,25 @@ class QueueService:
         self.dispatcher.alias(key, call.key)
 
     async def connect(self, call: Call, *, as_state: str) -> bool:
-        """The agent answered: caller and agent into a bridge of their own; False if that failed.
-        ``as_state``: the call's state once connected, stored with the engine's change.
+        """The agent answered: caller and agent into the agent's bridge (made now if they have
+        none yet); False if that failed. ``as_state``: the call's state once connected, stored
+        with the engine's change.
 
-        Any step that fails or times out fails the attempt: its agent leg is hung up and its
-        bridge destroyed (:meth:`_abandon`); the flow then gives the agent back and the caller
-        their place (:meth:`give_back`). Only the recording, once they talk, is best effort.
+        Any step that fails or times out fails the attempt: its agent leg is hung up and the
+        bridge destroyed, never used again (:meth:`_abandon`); the flow then gives the agent back
+        and the caller their place (:meth:`give_back`). Only the recording, once they talk, is
+        best effort.
         """
         data = call.data
         leg = data.agent_channel or ""
-        bridge_id = self.bridge_id_for(call)
+        bridge_id, make = self.bridges.take(data.agent_id or "", self.bridge_id_for(call))
         self.alias(call, f"bridge:{bridge_id}")
+        name = bridge_name(data.agent_id or "")
+        making: tuple[tuple[str, Callable[[], Awaitable[object]]], ...] = (
+            ("creating the bridge", lambda: self.ari.create_bridge(bridge_id=bridge_id, name=name)),
+        ) if make else ()
         steps: tuple[tuple[str, Callable[[], Awaitable[object]]], ...] = (
-            ("creating the bridge", lambda: self.ari.create_bridge(bridge_id=bridge_id, name=f"call {data.call_id}")),
+            *making,
             # A prompt that already finished is fine (Call.stop_prompt); anything else is not.
             ("stopping the prompt", call.stop_prompt),
             # Not Call.stop_music, which hides every error: a caller whose music cannot be
@@ -581,6 +594,7 @@ class QueueService:
                 log.warning("call %s: connecting agent %s failed %s (bridge %s, leg %s): %s", data.call_id,
                             data.agent_id, what, bridge_id, leg, exc)
                 # A bridge whose creation got no answer may yet be made by Asterisk.
+                self.bridges.forget(bridge_id)
                 await self._abandon(call, bridge_id, leg, bridge_may_appear=what == "creating the bridge"
                                     and isinstance(exc, AriUnavailable))
                 return False
@@ -685,19 +699,38 @@ class QueueService:
         except Exception:
             log.exception("call %s: starting the recording failed", call.data.call_id)
 
-    async def stop_recording(self, call: Call) -> None:
+    async def stop_recording(self, call: Call) -> bool:
+        """Stop the call's recording; False if Asterisk may still be recording its bridge."""
         if self.recorder is None or not call.data.call_bridge:
-            return
+            return True
         try:
-            await self.recorder.stop(call.data.call_id)
+            return await self.recorder.stop(call.data.call_id)
         except Exception:
             log.exception("call %s: stopping the recording failed", call.data.call_id)
+            return False
 
-    async def hang_up_leg(self, call: Call, channel_id: str) -> None:
+    async def end_conversation(self, call: Call) -> None:
+        """The caller is gone from a connected call: the recording stops, the agent's leg is hung
+        up, and the agent keeps the bridge for their next call when all of that went cleanly
+        (else it is destroyed: nothing of this call may be in it when the next one joins); then
+        the agent goes to wrap-up."""
+        data = call.data
+        # Stopped first, so that the file ends with the conversation, not with our clean-up.
+        clean = await self.stop_recording(call)
+        if data.agent_channel:
+            clean = await self.hang_up_leg(call, data.agent_channel) and clean
+        if data.call_bridge:
+            if not (clean and self.bridges.release(data.call_bridge)):
+                self.bridges.forget(data.call_bridge)
+                await self.destroy_bridge(call, data.call_bridge)
+        if data.agent_id:
+            await self.hung_up(call, data.agent_id)
+
+    async def hang_up_leg(self, call: Call, channel_id: str) -> bool:
         """Hang up one of the call's agent legs; already gone is fine, any other failure is
-        logged with the id and left to the sweep."""
+        logged with the id and left to the sweep (False)."""
         if not channel_id:
-            return
+            return True
         try:
             await self.ari.hangup(channel_id)
         except CALL_GONE:
@@ -706,6 +739,8 @@ class QueueService:
             log.error("call %s: agent leg %s could not be hung up (%s); left for the sweep", call.data.call_id,
                       channel_id, exc)
             await self._leave_for_sweep("channel", channel_id)
+            return False
+        return True
 
     async def destroy_bridge(self, call: Call, bridge_id: str, *, missing_ok: bool = True) -> None:
         """Destroy one of the call's bridges. Already gone is fine when ``missing_ok`` (else it
@@ -773,17 +808,32 @@ class QueueService:
 
     async def _sweep_orphans(self, live: set[str]) -> None:
         """Agents' legs and conversation bridges whose caller is gone: an agent must not be
-        left alone on a line nobody will ever hang up."""
+        left alone on a line nobody will ever hang up. A conversation bridge is named after the
+        caller it was made for; kept for its agent, it may hold another caller since: it goes
+        when neither is here and this process does not use it (a process before it kept it)."""
         for channel_id in live:
             caller, mark, _ = channel_id.partition(AGENT_MARK)
             if mark and caller not in live:
                 log.info("resync: hanging up an agent's leg whose caller is gone")
                 await self.hangup_quietly(channel_id)
-        for bridge in await self.ari.list_bridges():
+        bridges = await self.ari.list_bridges()
+        for bridge_id in self.bridges.missing(b.id for b in bridges):
+            log.info("resync: agents' bridge %s is gone from Asterisk; a new one is made at the next call", bridge_id)
+        for bridge in bridges:
             bridge_caller = call_bridge_caller(bridge.id)
-            if bridge_caller is not None and bridge_caller not in live:
-                log.info("resync: destroying bridge %s, whose caller is gone", bridge.id)
-                await self.destroy_bridge_quietly(bridge.id)
+            if bridge_caller is None or bridge_caller in live or self.bridges.owns(bridge.id):
+                continue
+            if any(ch in live and AGENT_MARK not in ch for ch in bridge.channels):
+                continue  # a call restored after a restart talks in it: it goes at that call's end
+            log.info("resync: destroying bridge %s, whose caller is gone", bridge.id)
+            await self.destroy_bridge_quietly(bridge.id)
+
+    async def tidy_kept_bridges(self) -> None:
+        """The bridges kept for agents who have logged out since (by any process) go."""
+        if not self.bridges.kept:
+            return
+        for bridge_id in self.bridges.idle_of_others(set(await self.engine.logged_in())):
+            await self.destroy_bridge_quietly(bridge_id)
 
     # Legs and bridges that a failed clean-up left behind (ids in Redis, so that any process,
     # also after a restart, removes them): retried at every resync and now and then meanwhile.
@@ -842,6 +892,7 @@ class QueueService:
                 if loop.time() >= next_sweep:
                     next_sweep = loop.time() + LEFTOVER_SWEEP_EVERY_S
                     await self._sweep_leftovers()
+                    await self.tidy_kept_bridges()
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -922,3 +973,6 @@ class QueueService:
 
     async def close(self) -> None:
         await cancel_and_wait(self._tasks, what="the queues")
+        # The agents' idle bridges go with the process that kept them (a call in one goes on:
+        # the next process destroys its bridge at its end). Side by side: the stop is bounded.
+        await asyncio.gather(*(self.destroy_bridge_quietly(b) for b in self.bridges.idle()))

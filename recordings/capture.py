@@ -92,23 +92,27 @@ class CallRecorder:
         row.add_done_callback(lambda _t: self._rows.pop(name, None))
         self._spawn(self._after(row, self._store.show_call_state(data.call_id)), f"recording-state:{name}")
 
-    async def stop(self, call_id: str) -> None:
-        """The call is over: stop its current segment (Asterisk then finishes the file)."""
+    async def stop(self, call_id: str) -> bool:
+        """The call is over: stop its current segment (Asterisk then finishes the file). False
+        if Asterisk may still be recording it (the bridge must then not be used again)."""
         segment = await self._redis.get(self._segment_key(call_id))
         if segment is None:
-            return
+            return True
         name = recording_name(call_id, int(segment))
+        stopped = True
         try:
             await self._ari.stop_recording(name)
         except AriNotFound:
             pass  # it ended with its bridge, or never started
         except AriError as exc:
             log.warning("call %s: stopping recording %s failed: %s", call_id, name, exc)
+            stopped = False
         # A real Asterisk sends a bridge recording's RecordingFinished through the bridge's
         # topic, after the recorder has finished; when the bridge is destroyed first (a
         # transfer, a hang-up: stopping is asynchronous) the application is no longer
         # subscribed to it and the event is lost. So the end of the segment is checked here.
         self._spawn(self._settle(name), f"recording-settle:{name}")
+        return stopped
 
     async def _settle(self, name: str) -> None:
         """Once Asterisk no longer records ``name``, keep it unless its event did (or does)."""

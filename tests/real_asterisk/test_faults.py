@@ -138,7 +138,7 @@ async def nothing_left(instance: AsteriskInstance, engine: QueueEngine, records:
                        *agents: str, timeout: float = 10) -> None:
     """No bridge, no queued call, no open call record, every agent available again."""
     async def clean() -> bool:
-        if instance.bridges() or await engine.live_calls() or await records.open_records():
+        if instance.left_bridges() or await engine.live_calls() or await records.open_records():
             return False
         states = [(await agent_state(engine, a))[0] for a in agents]
         return all(state == AgentState.AVAILABLE for state in states)
@@ -147,7 +147,7 @@ async def nothing_left(instance: AsteriskInstance, engine: QueueEngine, records:
         await eventually(clean, timeout=timeout)
     except AssertionError:
         raise AssertionError(
-            f"left behind: bridges {[b['id'] for b in instance.bridges()]}, queued {await engine.live_calls()}, "
+            f"left behind: bridges {[b['id'] for b in instance.left_bridges()]}, queued {await engine.live_calls()}, "
             f"open records {[r.channel_id for r in await records.open_records()]}, "
             f"agents {[await agent_state(engine, a) for a in agents]}") from None
 
@@ -204,7 +204,7 @@ async def test_with_the_application_down_a_caller_hears_the_apology_a_duty_agent
         await call.hang_up()
         hung_up = time.time()
         await agent_call.wait_ended(10)  # Asterisk's queue releases the agent with the caller
-    assert not real_asterisk.bridges()
+    assert not real_asterisk.left_bridges()
 
     # The application comes back and imports the call from Asterisk's CDRs: one record, once,
     # also after another restart reads the file again.

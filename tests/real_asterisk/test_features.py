@@ -151,7 +151,7 @@ async def bridged_with(instance: AsteriskInstance, *channel_names: str) -> dict[
 async def nothing_left(instance: AsteriskInstance) -> None:
     """No bridge of ours is left in Asterisk (the fixture checks the channels)."""
     async def clean() -> bool:
-        return not instance.bridges()
+        return not instance.left_bridges()
 
     await eventually(clean, timeout=8)
 
