@@ -612,8 +612,10 @@ class Bench:
         step = Step(path, rate)
         self.step_no += 1
         if path in APP_PATHS:
-            self.start_app(path)
+            # Logged in first, as at a centre whose desktops this process serves: the process
+            # starting finds them (and makes their bridges ahead, queues.kept_bridges).
             self.agents_speak(LANGUAGE[path])
+            self.start_app(path)
         else:
             self.stop_app()
         self.steps_run += 1  # a folder per step: with --rounds a path runs at a rate more than once

@@ -5,6 +5,10 @@ A bridge made and destroyed for every call cost two of its ten requests to Aster
 first call is put through in stays theirs: when the call is over, caller and agent leave it
 (the caller hangs up, the agent's leg is hung up) and the agent's next call joins it again.
 
+An agent's bridge is made ahead of their first call when this process sees them log in, and for
+every logged-in agent after a start or a reconnect (``QueueService.prepare_bridges``): their first
+call is then put through without it too. Made at the call otherwise (they logged in elsewhere).
+
 The rules that kept failed connects clean still hold:
 
 - a bridge is made under a new attempt's id (``<caller>-call-<attempt>``, never used before),
@@ -44,6 +48,22 @@ class AgentBridges:
         self._agent_of: dict[str, str] = {}
         #: Bridges a call is being put through in or talks in (kept or not yet).
         self._busy: set[str] = set()
+
+    def has(self, agent_id: str) -> bool:
+        return agent_id in self._of_agent
+
+    def making(self, bridge_id: str) -> None:
+        """``bridge_id`` is being made ahead of a call: the sweep must leave it meanwhile."""
+        self._busy.add(bridge_id)
+
+    def prepared(self, agent_id: str, bridge_id: str) -> bool:
+        """``bridge_id``, made ahead, is ``agent_id``'s; False if they got one meanwhile (a call
+        came first): then it is not needed."""
+        self._busy.discard(bridge_id)
+        if agent_id in self._of_agent:
+            return False
+        self._of_agent[agent_id], self._agent_of[bridge_id] = bridge_id, agent_id
+        return True
 
     def take(self, agent_id: str, new_id: str) -> tuple[str, bool]:
         """The bridge to put ``agent_id``'s call through in, and whether it must be made first:

@@ -55,6 +55,9 @@ log = logging.getLogger(__name__)
 #: already exists``) -- it only waits for the sweep.
 AGENT_MARK = "-agent-"
 CALL_BRIDGE_MARK = "-call-"
+#: Bridges made for an agent ahead of their first call (``agent-call-<run>-<serial>``): named as
+#: a conversation bridge whose "caller" is never a channel, so that the same sweep applies.
+PREPARED_BRIDGE_CALLER = "agent"
 #: The one bridge id per call of earlier versions (``<caller channel>-call``): still swept.
 LEGACY_CALL_BRIDGE_SUFFIX = "-call"
 #: Seconds an agent whose phone answered, but to whom the call could not be put through, waits
@@ -345,6 +348,7 @@ class QueueService:
         self._tasks: list[asyncio.Task[None]] = []
         #: Each agent's bridge, kept between their calls (two requests a call fewer).
         self.bridges = AgentBridges()
+        self._preparing: asyncio.Task[None] | None = None
 
     # --- the router -------------------------------------------------------------------------
 
@@ -769,7 +773,29 @@ class QueueService:
     # --- agents -------------------------------------------------------------------------------------
 
     async def login(self, agent: Agent) -> None:
+        """Into the queues (on a break until available), with their bridge made ahead."""
         await self.engine.login(agent)
+        await self.prepare_bridges([agent.agent_id])
+
+    async def prepare_bridges(self, agent_ids: Iterable[str]) -> None:
+        """Make the bridges of agents who have none here yet, so that their first call is put
+        through without one more request. One at a time (gentle on a switch that just came
+        back); one that cannot be made is made at the agent's call instead."""
+        for agent_id in agent_ids:
+            if self.bridges.has(agent_id):
+                continue
+            bridge_id = f"{PREPARED_BRIDGE_CALLER}{CALL_BRIDGE_MARK}{self._run}-{next(self._serial)}"
+            self.bridges.making(bridge_id)
+            try:
+                await self.ari.create_bridge(bridge_id=bridge_id, name=bridge_name(agent_id))
+            except AriError as exc:
+                self.bridges.forget(bridge_id)
+                log.warning("agent %s: their bridge could not be made ahead (%s); made at their call", agent_id, exc)
+                if isinstance(exc, AriUnavailable):  # no answer: Asterisk may make it yet
+                    await self._leave_for_sweep("bridge", bridge_id)
+                continue
+            if not self.bridges.prepared(agent_id, bridge_id):
+                await self.destroy_bridge_quietly(bridge_id)
 
     async def available(self, agent_id: str) -> Offer | None:
         """The agent is ready for a call; the offer (if any) is on its way to the call."""
@@ -805,6 +831,10 @@ class QueueService:
             log.info("resync: %d queued call(s) had hung up while we were away", gone)
         await self._sweep_orphans(live)
         await self._sweep_leftovers()
+        # In the background: a resync must not wait for a bridge for each of a thousand agents.
+        if self._preparing is None or self._preparing.done():
+            self._preparing = asyncio.get_running_loop().create_task(
+                self.prepare_bridges(await self.engine.logged_in()), name="queue-agents-bridges")
 
     async def _sweep_orphans(self, live: set[str]) -> None:
         """Agents' legs and conversation bridges whose caller is gone: an agent must not be
@@ -972,7 +1002,7 @@ class QueueService:
         return (await self.engine.end_wrap_up(agent_id))[1]
 
     async def close(self) -> None:
-        await cancel_and_wait(self._tasks, what="the queues")
+        await cancel_and_wait([*self._tasks, *([self._preparing] if self._preparing else [])], what="the queues")
         # The agents' idle bridges go with the process that kept them (a call in one goes on:
         # the next process destroys its bridge at its end). Side by side: the stop is bounded.
         await asyncio.gather(*(self.destroy_bridge_quietly(b) for b in self.bridges.idle()))

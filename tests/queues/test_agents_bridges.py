@@ -1,8 +1,8 @@
-"""An agent keeps the bridge their first call was put through in: their next calls join it (two
-requests to Asterisk a call fewer, issue 15). A bridge that anything failed with is destroyed and
-never used again; the idle bridges of agents who logged out, of a stopped process and of a
-process before a restart go; a call restored after a restart ends in its old bridge, which goes
-with it."""
+"""An agent has a bridge of their own, made when they log in (or at their first call) and kept:
+their calls join it (two requests to Asterisk a call fewer, issue 15). A bridge that anything
+failed with is destroyed and never used again; the idle bridges of agents who logged out, of a
+stopped process and of a process before a restart go; a call restored after a restart ends in
+its old bridge, which goes with it."""
 
 from __future__ import annotations
 
@@ -60,13 +60,14 @@ async def hang_up_and_wrap_up(pbx_sim: PbxSim, app: Application, call: SimCall, 
     await eventually(available)
 
 
-async def test_an_agents_next_call_is_put_through_in_the_bridge_of_their_first(
+async def test_an_agents_calls_are_put_through_in_the_bridge_made_when_they_logged_in(
     pbx_sim: PbxSim, app: Application, prompts: PromptCatalogue
 ) -> None:
     await agent_ready(app, "1501", HANGZHOU, {"general"}, "PJSIP/1501")
+    [made] = pbx_sim.engine.bridges.values()
+    assert made.name == bridge_name("1501") and made.channels == []
     first, bridge = await a_call_with(pbx_sim, prompts, "PJSIP/1501")
-    made = pbx_sim.engine.bridges[bridge]
-    assert made.name == bridge_name("1501")
+    assert bridge == made.id
     await hang_up_and_wrap_up(pbx_sim, app, first, "1501")
     # Between the calls it stays, empty.
     assert list(pbx_sim.engine.bridges) == [bridge] and made.channels == []
@@ -74,6 +75,18 @@ async def test_an_agents_next_call_is_put_through_in_the_bridge_of_their_first(
     second, again = await a_call_with(pbx_sim, prompts, "PJSIP/1501")
     assert again == bridge and pbx_sim.engine.bridges[bridge] is made
     await hang_up_and_wrap_up(pbx_sim, app, second, "1501")
+
+
+async def test_a_bridge_that_could_not_be_made_at_the_login_is_made_at_the_agents_call(
+    pbx_sim: PbxSim, app: Application, prompts: PromptCatalogue
+) -> None:
+    pbx_sim.faults.inject(method="POST", path=r"^/ari/bridges$", status=500, message="Internal Server Error")
+    await agent_ready(app, "1509", HANGZHOU, {"general"}, "PJSIP/1509")
+    assert pbx_sim.faults.applied and not pbx_sim.engine.bridges
+    call, bridge = await a_call_with(pbx_sim, prompts, "PJSIP/1509")
+    assert pbx_sim.engine.bridges[bridge].name == bridge_name("1509")
+    await hang_up_and_wrap_up(pbx_sim, app, call, "1509")
+    assert list(pbx_sim.engine.bridges) == [bridge]
 
 
 async def test_a_bridge_a_connect_failed_in_is_destroyed_and_the_agent_gets_a_new_one(
@@ -137,14 +150,16 @@ async def test_after_a_restart_a_call_goes_on_in_its_bridge_which_goes_with_it_a
     assert bridge in pbx_sim.engine.bridges  # a call is in it: it stays
 
     async with running(kept_settings) as second:
-        await eventually(lambda: _only(pbx_sim, bridge))
-        assert sorted(pbx_sim.engine.bridges[bridge].channels)[0] == call.channel_id
+        # The dead process's idle bridge is swept; the logged-in agent gets one of this process's.
+        await eventually(lambda: _names(pbx_sim, [bridge_name("1506"), bridge_name("1506")]))
+        assert call.channel_id in pbx_sim.engine.bridges[bridge].channels
         await call.hangup()
         await pbx_sim.wait_idle()
-        # Not one this process made: it goes with the call, not kept.
-        assert not pbx_sim.engine.bridges
+        # Not one this process made: it goes with the call; the agent's own stays.
+        assert bridge not in pbx_sim.engine.bridges
+        assert await _names(pbx_sim, [bridge_name("1506")])
         assert await agent_state(second, "1506") in (AgentState.WRAP_UP, AgentState.AVAILABLE)
 
 
-async def _only(pbx_sim: PbxSim, bridge: str) -> bool:
-    return list(pbx_sim.engine.bridges) == [bridge]
+async def _names(pbx_sim: PbxSim, names: list[str]) -> bool:
+    return sorted(b.name for b in pbx_sim.engine.bridges.values()) == names

@@ -42,6 +42,7 @@ from devtools.tcp_proxy import TcpProxy, ari_events
 from hotline.app import Application
 from ivr.prompts.catalogue import PromptCatalogue
 from queues.engine import Agent, AgentState, QueueEngine
+from queues.kept_bridges import bridge_name
 from tests.fixtures.app import running
 from tests.fixtures.real_asterisk import dial, phones, prompt_sounds
 from tests.fixtures.waiting import eventually
@@ -228,10 +229,11 @@ async def test_with_the_application_down_a_caller_hears_the_apology_a_duty_agent
 # --- 6. one ARI step failing while an agent is connected ---------------------------------------------
 
 
-async def spoil_by_taking_the_bridge_id(instance: AsteriskInstance, caller: str, leg: str) -> None:
-    """The attempt's bridge id is its leg's with -call- for -agent- (queues.services.bridge_id_for):
-    made now, creating it answers 409 when the agent answers."""
-    instance.ari("POST", "/bridges", bridgeId=leg.replace("-agent-", "-call-", 1), type="mixing")
+async def spoil_by_destroying_the_agents_bridge(instance: AsteriskInstance, caller: str, leg: str) -> None:
+    """The agent's bridge, made when they logged in (queues.kept_bridges), destroyed behind the
+    application's back (an operator, a module reload): putting the call through in it answers 404."""
+    [bridge] = [b for b in instance.bridges() if b["name"] == bridge_name("1001")]
+    instance.ari("DELETE", f"/bridges/{bridge['id']}")
 
 
 async def spoil_by_a_prompt_the_app_does_not_know(instance: AsteriskInstance, caller: str, leg: str) -> None:
@@ -241,8 +243,8 @@ async def spoil_by_a_prompt_the_app_does_not_know(instance: AsteriskInstance, ca
     instance.ari("POST", f"/channels/{caller}/play", media="sound:hotline/welcome-price", lang="zh_CN")
 
 
-@pytest.mark.parametrize("spoil", [spoil_by_taking_the_bridge_id, spoil_by_a_prompt_the_app_does_not_know],
-                         ids=["409", "timeout"])
+@pytest.mark.parametrize("spoil", [spoil_by_destroying_the_agents_bridge, spoil_by_a_prompt_the_app_does_not_know],
+                         ids=["404", "timeout"])
 async def test_a_failed_step_while_connecting_an_agent_puts_the_caller_through_to_the_next_agent_and_blames_nobody(
     real_asterisk: AsteriskInstance, real_app: Application, on_real_asterisk: Settings, redis: Redis,
     spoil: Callable[[AsteriskInstance, str, str], Awaitable[None]]
