@@ -349,6 +349,7 @@ class QueueService:
         #: Each agent's bridge, kept between their calls (two requests a call fewer).
         self.bridges = AgentBridges()
         self._preparing: asyncio.Task[None] | None = None
+        self._logins: set[asyncio.Task[None]] = set()
 
     # --- the router -------------------------------------------------------------------------
 
@@ -773,9 +774,14 @@ class QueueService:
     # --- agents -------------------------------------------------------------------------------------
 
     async def login(self, agent: Agent) -> None:
-        """Into the queues (on a break until available), with their bridge made ahead."""
+        """Into the queues (on a break until available); their bridge is made meanwhile, after
+        the answer (a struggling switch must not hold up the desktop's login request)."""
         await self.engine.login(agent)
-        await self.prepare_bridges([agent.agent_id])
+        if not self.bridges.has(agent.agent_id):
+            task = asyncio.get_running_loop().create_task(self.prepare_bridges([agent.agent_id]),
+                                                          name=f"queue-agent-bridge:{agent.agent_id}")
+            self._logins.add(task)
+            task.add_done_callback(self._logins.discard)
 
     async def prepare_bridges(self, agent_ids: Iterable[str]) -> None:
         """Make the bridges of agents who have none here yet, so that their first call is put
@@ -848,7 +854,7 @@ class QueueService:
                 await self.hangup_quietly(channel_id)
         bridges = await self.ari.list_bridges()
         for bridge_id in self.bridges.missing(b.id for b in bridges):
-            log.info("resync: agents' bridge %s is gone from Asterisk; a new one is made at the next call", bridge_id)
+            log.info("resync: agents' bridge %s is gone from Asterisk; the agent gets a new one", bridge_id)
         for bridge in bridges:
             bridge_caller = call_bridge_caller(bridge.id)
             if bridge_caller is None or bridge_caller in live or self.bridges.owns(bridge.id):
@@ -1002,7 +1008,8 @@ class QueueService:
         return (await self.engine.end_wrap_up(agent_id))[1]
 
     async def close(self) -> None:
-        await cancel_and_wait([*self._tasks, *([self._preparing] if self._preparing else [])], what="the queues")
+        preparing = [*([self._preparing] if self._preparing else []), *self._logins]
+        await cancel_and_wait([*self._tasks, *preparing], what="the queues")
         # The agents' idle bridges go with the process that kept them (a call in one goes on:
         # the next process destroys its bridge at its end). Side by side: the stop is bounded.
         await asyncio.gather(*(self.destroy_bridge_quietly(b) for b in self.bridges.idle()))
