@@ -13,7 +13,7 @@ import pytest
 from agent_desktop.notifier import Outlet
 from delivery.notifier import DeliveryNotifier
 from devtools.pbx_sim.server import PbxSim
-from tests.fixtures.waiting import eventually
+from tests.fixtures.waiting import eventually, eventually_true
 from tests.support.desktop import (
     Browser,
     Desk,
@@ -250,15 +250,12 @@ async def test_a_socket_that_stops_reading_is_closed_and_the_others_still_get_ev
         for outlet in outlets:
             outlet.send(str(n))
         await asyncio.sleep(0)
-    await eventually(lambda: _true(stuck.closed))
+    await eventually_true(lambda: stuck.closed)
     assert stuck.close_code == 1013  # "try again later": the page reconnects
     assert reading.received == [str(n) for n in range(20)] and not reading.closed
     for outlet in outlets:
         await outlet.close()
 
-
-async def _true(value: bool) -> bool:
-    return value
 
 
 async def test_the_stand_ins_control_api_makes_a_phone_wait_for_the_desktop_to_answer(pbx_sim: PbxSim) -> None:

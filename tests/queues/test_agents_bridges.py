@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from core.settings import RecordingSettings, Settings
+from core.settings import Settings
 from devtools.pbx_sim.callers import SimCall
 from devtools.pbx_sim.server import PbxSim
 from hotline.app import Application
@@ -19,8 +19,8 @@ from ivr.prompts.catalogue import PromptCatalogue
 from queues.engine import AgentState
 from queues.kept_bridges import bridge_name
 from tests.fixtures.app import running
-from tests.fixtures.waiting import eventually
-from tests.support.calls import agent_ready, agent_state, press, talking_to
+from tests.fixtures.waiting import eventually, eventually_true
+from tests.support.calls import agent_ready, agent_state, press, recording, talking_to
 from tests.support.jurisdictions import HANGZHOU
 
 pytestmark = pytest.mark.slow
@@ -64,7 +64,7 @@ async def test_an_agents_calls_are_put_through_in_the_bridge_made_when_they_logg
     pbx_sim: PbxSim, app: Application, prompts: PromptCatalogue
 ) -> None:
     await agent_ready(app, "1501", HANGZHOU, {"general"}, "PJSIP/1501")
-    await eventually(lambda: _names(pbx_sim, [bridge_name("1501")]))  # made after the login's answer
+    await eventually_true(lambda: _names(pbx_sim, [bridge_name("1501")]))  # made after the login's answer
     [made] = pbx_sim.engine.bridges.values()
     assert made.name == bridge_name("1501") and made.channels == []
     first, bridge = await a_call_with(pbx_sim, prompts, "PJSIP/1501")
@@ -83,7 +83,7 @@ async def test_a_bridge_that_could_not_be_made_at_the_login_is_made_at_the_agent
 ) -> None:
     pbx_sim.faults.inject(method="POST", path=r"^/ari/bridges$", status=500, message="Internal Server Error")
     await agent_ready(app, "1509", HANGZHOU, {"general"}, "PJSIP/1509")
-    await eventually(lambda: _true(pbx_sim.faults.applied))
+    await eventually_true(lambda: pbx_sim.faults.applied)
     assert not pbx_sim.engine.bridges
     call, bridge = await a_call_with(pbx_sim, prompts, "PJSIP/1509")
     assert pbx_sim.engine.bridges[bridge].name == bridge_name("1509")
@@ -110,8 +110,7 @@ async def test_a_recording_that_could_not_be_stopped_takes_its_bridge_with_it(
     pbx_sim: PbxSim, kept_settings: Settings, prompts: PromptCatalogue, tmp_path: Path
 ) -> None:
     """Asterisk may still be recording that bridge: the agent's next call must not be in the file."""
-    settings = kept_settings.model_copy(update={"recordings": RecordingSettings(enabled=True,
-                                                                                root=tmp_path / "store")})
+    settings = recording(kept_settings, tmp_path / "store")
     async with running(settings) as app:
         await agent_ready(app, "1503", HANGZHOU, {"general"}, "PJSIP/1503")
         call, bridge = await a_call_with(pbx_sim, prompts, "PJSIP/1503")
@@ -153,19 +152,16 @@ async def test_after_a_restart_a_call_goes_on_in_its_bridge_which_goes_with_it_a
 
     async with running(kept_settings) as second:
         # The dead process's idle bridge is swept; the logged-in agent gets one of this process's.
-        await eventually(lambda: _names(pbx_sim, [bridge_name("1506"), bridge_name("1506")]))
+        await eventually_true(lambda: _names(pbx_sim, [bridge_name("1506"), bridge_name("1506")]))
         assert call.channel_id in pbx_sim.engine.bridges[bridge].channels
         await call.hangup()
         await pbx_sim.wait_idle()
         # Not one this process made: it goes with the call; the agent's own stays.
         assert bridge not in pbx_sim.engine.bridges
-        assert await _names(pbx_sim, [bridge_name("1506")])
+        assert _names(pbx_sim, [bridge_name("1506")])
         assert await agent_state(second, "1506") in (AgentState.WRAP_UP, AgentState.AVAILABLE)
 
 
-async def _names(pbx_sim: PbxSim, names: list[str]) -> bool:
+def _names(pbx_sim: PbxSim, names: list[str]) -> bool:
     return sorted(b.name for b in pbx_sim.engine.bridges.values()) == names
 
-
-async def _true(value: object) -> bool:
-    return bool(value)

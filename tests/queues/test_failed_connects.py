@@ -15,14 +15,14 @@ from typing import Any
 
 import pytest
 
-from core.settings import RecordingSettings, Settings
+from core.settings import Settings
 from devtools.pbx_sim.server import PbxSim
 from hotline.app import Application
 from ivr.prompts.catalogue import PromptCatalogue
 from queues.engine import Agent, AgentState
 from tests.fixtures.app import running
-from tests.fixtures.waiting import eventually
-from tests.support.calls import AgentNews, agent_state, press, record_of, talking_to
+from tests.fixtures.waiting import eventually, eventually_true
+from tests.support.calls import AgentNews, agent_state, press, record_of, recording, talking_to
 from tests.support.jurisdictions import HANGZHOU
 
 pytestmark = pytest.mark.slow
@@ -176,8 +176,7 @@ async def test_with_nobody_else_free_the_caller_waits_at_the_head_with_music_and
 async def test_a_failed_recording_start_does_not_fail_the_call(
     pbx_sim: PbxSim, fault_settings: Settings, prompts: PromptCatalogue, tmp_path: Path
 ) -> None:
-    settings = fault_settings.model_copy(update={"recordings": RecordingSettings(enabled=True,
-                                                                                root=tmp_path / "store")})
+    settings = recording(fault_settings, tmp_path / "store")
     async with started(settings) as app:
         await logged_in(app, "1301")
         await logged_in(app, "1302")
@@ -186,7 +185,7 @@ async def test_a_failed_recording_start_does_not_fail_the_call(
         await app.queues.available("1301")
         await app.queues.available("1302")
         leg = await talking_to(pbx_sim, call, "PJSIP/1301")
-        await eventually(lambda: _true(pbx_sim.faults.applied))
+        await eventually_true(lambda: pbx_sim.faults.applied)
         await asyncio.sleep(0.2)
         assert pbx_sim.channel(leg) is not None and pbx_sim.channel(call.channel_id).bridge_id is not None
         assert await agent_state(app, "1301") == AgentState.ON_CALL
@@ -194,9 +193,6 @@ async def test_a_failed_recording_start_does_not_fail_the_call(
         await call.hangup()
         await pbx_sim.wait_idle()
 
-
-async def _true(value: object) -> bool:
-    return bool(value)
 
 
 async def test_a_bridge_that_could_not_be_destroyed_is_logged_by_its_id_and_removed_by_the_next_resync(

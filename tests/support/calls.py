@@ -6,14 +6,20 @@ from __future__ import annotations
 
 import asyncio
 import json
+from pathlib import Path
 from typing import Any
 
-from core.settings import Settings
+from core.settings import RecordingSettings, Settings
 from devtools.pbx_sim.callers import SimCall
 from devtools.pbx_sim.server import PbxSim
 from hotline.app import Application
 from ivr.prompts.catalogue import PromptCatalogue
 from queues.engine import Agent, AgentState
+
+
+def recording(settings: Settings, root: Path) -> Settings:
+    """``settings`` with conversations recorded into ``root``."""
+    return settings.model_copy(update={"recordings": RecordingSettings(enabled=True, root=root)})
 
 
 async def agent_ready(app: Application, agent_id: str, home: str, lines: set[str], endpoint: str) -> None:
