@@ -95,16 +95,10 @@ class AgentBridges:
         """Whether this process uses ``bridge_id`` now (kept, or a call in it): the sweep leaves it."""
         return bridge_id in self._agent_of or bridge_id in self._busy
 
-    def idle_of_others(self, agents: Collection[str]) -> list[str]:
-        """Forget and return the idle bridges of agents not in ``agents`` (logged out)."""
-        gone = [b for a, b in self._of_agent.items() if a not in agents and b not in self._busy]
-        for bridge_id in gone:
-            self.forget(bridge_id)
-        return gone
-
-    def idle(self) -> list[str]:
-        """Forget and return every idle bridge (the process stops)."""
-        gone = [b for b in self._of_agent.values() if b not in self._busy]
+    def idle(self, *, but: Collection[str] = ()) -> list[str]:
+        """Forget and return the idle bridges of every agent not in ``but``: all of them when the
+        process stops, those of agents who logged out when ``but`` is the logged-in ones."""
+        gone = [b for a, b in self._of_agent.items() if a not in but and b not in self._busy]
         for bridge_id in gone:
             self.forget(bridge_id)
         return gone

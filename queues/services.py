@@ -868,7 +868,7 @@ class QueueService:
         """The bridges kept for agents who have logged out since (by any process) go."""
         if not self.bridges.kept:
             return
-        for bridge_id in self.bridges.idle_of_others(set(await self.engine.logged_in())):
+        for bridge_id in self.bridges.idle(but=set(await self.engine.logged_in())):
             await self.destroy_bridge_quietly(bridge_id)
 
     # Legs and bridges that a failed clean-up left behind (ids in Redis, so that any process,
