@@ -549,7 +549,11 @@ class QueueService:
 
     def agent_leg_id(self, call: Call) -> str:
         """A new attempt's agent leg: ``<caller channel>-agent-<attempt>``, never used before."""
-        return f"{call.key}{AGENT_MARK}{self._run}-{next(self._serial)}"
+        return f"{call.key}{AGENT_MARK}{self._attempt()}"
+
+    def _attempt(self) -> str:
+        """A token never used before: this process's run id and a serial."""
+        return f"{self._run}-{next(self._serial)}"
 
     def bridge_id_for(self, call: Call) -> str:
         """A bridge made for the attempt whose agent leg is on the call: ``<caller>-call-<attempt>``.
@@ -557,7 +561,7 @@ class QueueService:
         (the agent then keeps it for their next calls: :mod:`queues.kept_bridges`)."""
         caller, mark, attempt = (call.data.agent_channel or "").rpartition(AGENT_MARK)
         if not (mark and caller == call.key and attempt):
-            attempt = f"{self._run}-{next(self._serial)}"
+            attempt = self._attempt()
         return f"{call.key}{CALL_BRIDGE_MARK}{attempt}"
 
     def alias(self, call: Call, key: str) -> None:
@@ -790,7 +794,7 @@ class QueueService:
         for agent_id in agent_ids:
             if self.bridges.has(agent_id):
                 continue
-            bridge_id = f"{PREPARED_BRIDGE_CALLER}{CALL_BRIDGE_MARK}{self._run}-{next(self._serial)}"
+            bridge_id = f"{PREPARED_BRIDGE_CALLER}{CALL_BRIDGE_MARK}{self._attempt()}"
             self.bridges.making(bridge_id)
             try:
                 await self.ari.create_bridge(bridge_id=bridge_id, name=bridge_name(agent_id))
