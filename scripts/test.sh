@@ -14,9 +14,11 @@ bash scripts/lint.sh || exit 1
 # timing must not share the cores with a browser or a second Asterisk.
 # A phase that selects nothing (exit 5, e.g. with -k) is fine if the other ran tests.
 # Each phase ends with its slowest tests: the whole command must stay under 15 minutes.
+# A real-time test that passed only on its rerun prints the first try's traceback in the
+# summary, so that the cause of the flake is in the CI log, not only its name.
 .venv/bin/python -m pytest -n 2 -m "not real_time" --durations=10 "$@"
 rc_parallel=$?
-.venv/bin/python -m pytest -p no:xdist -m real_time --durations=15 "$@"
+.venv/bin/python -m pytest -p no:xdist -m real_time --durations=15 --rerun-show-tracebacks "$@"
 rc_real_time=$?
 if [ "$rc_parallel" -eq 5 ] && [ "$rc_real_time" -eq 5 ]; then
   echo "scripts/test.sh: pytest collected no tests — treating that as a failure" >&2
