@@ -37,7 +37,7 @@ from core.hours import is_open
 from core.jurisdictions import JurisdictionTree
 from core.lean_redis import riding
 from core.settings import QueueSettings
-from core.tasks import cancel_and_wait
+from core.tasks import BackgroundTasks, cancel_and_wait
 from core.vocabulary import utcnow
 from queues.engine import PRIORITY_MAX, Agent, Offer, QueueEngine, QueueError, WaitingCall, Write
 from queues.figures import FiguresPublisher
@@ -348,8 +348,9 @@ class QueueService:
         self._tasks: list[asyncio.Task[None]] = []
         #: Each agent's bridge, kept between their calls (two requests a call fewer).
         self.bridges = AgentBridges()
+        #: Agents' bridges made ahead, behind a login's answer or a resync (held until done).
+        self._bridge_work = BackgroundTasks("the agents' bridges")
         self._preparing: asyncio.Task[None] | None = None
-        self._logins: set[asyncio.Task[None]] = set()
 
     # --- the router -------------------------------------------------------------------------
 
@@ -782,10 +783,8 @@ class QueueService:
         the answer (a struggling switch must not hold up the desktop's login request)."""
         await self.engine.login(agent)
         if not self.bridges.has(agent.agent_id):
-            task = asyncio.get_running_loop().create_task(self.prepare_bridges([agent.agent_id]),
-                                                          name=f"queue-agent-bridge:{agent.agent_id}")
-            self._logins.add(task)
-            task.add_done_callback(self._logins.discard)
+            self._bridge_work.spawn(self.prepare_bridges([agent.agent_id]),
+                                    name=f"queue-agent-bridge:{agent.agent_id}")
 
     async def prepare_bridges(self, agent_ids: Iterable[str]) -> None:
         """Make the bridges of agents who have none here yet, so that their first call is put
@@ -843,7 +842,7 @@ class QueueService:
         await self._sweep_leftovers()
         # In the background: a resync must not wait for a bridge for each of a thousand agents.
         if self._preparing is None or self._preparing.done():
-            self._preparing = asyncio.get_running_loop().create_task(
+            self._preparing = self._bridge_work.spawn(
                 self.prepare_bridges(await self.engine.logged_in()), name="queue-agents-bridges")
 
     async def _sweep_orphans(self, live: set[str]) -> None:
@@ -1012,8 +1011,8 @@ class QueueService:
         return (await self.engine.end_wrap_up(agent_id))[1]
 
     async def close(self) -> None:
-        preparing = [*([self._preparing] if self._preparing else []), *self._logins]
-        await cancel_and_wait([*self._tasks, *preparing], what="the queues")
+        await cancel_and_wait(self._tasks, what="the queues")
+        await self._bridge_work.close()
         # The agents' idle bridges go with the process that kept them (a call in one goes on:
         # the next process destroys its bridge at its end). Side by side: the stop is bounded.
         await asyncio.gather(*(self.destroy_bridge_quietly(b) for b in self.bridges.idle()))

@@ -257,7 +257,6 @@ async def test_a_socket_that_stops_reading_is_closed_and_the_others_still_get_ev
         await outlet.close()
 
 
-
 async def test_the_stand_ins_control_api_makes_a_phone_wait_for_the_desktop_to_answer(pbx_sim: PbxSim) -> None:
     auth = {"Authorization": "Basic " + base64.b64encode(b"hotline:hotline").decode()}
     async with aiohttp.ClientSession(headers=auth) as http:

@@ -164,4 +164,3 @@ async def test_after_a_restart_a_call_goes_on_in_its_bridge_which_goes_with_it_a
 
 def _names(pbx_sim: PbxSim, names: list[str]) -> bool:
     return sorted(b.name for b in pbx_sim.engine.bridges.values()) == names
-

@@ -194,7 +194,6 @@ async def test_a_failed_recording_start_does_not_fail_the_call(
         await pbx_sim.wait_idle()
 
 
-
 async def test_a_bridge_that_could_not_be_destroyed_is_logged_by_its_id_and_removed_by_the_next_resync(
     pbx_sim: PbxSim, app: Application, prompts: PromptCatalogue, caplog: pytest.LogCaptureFixture
 ) -> None:
